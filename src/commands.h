@@ -1,0 +1,18 @@
+/*
+ * commands.h: the subcommands of the virt-autoscaler binary.
+ *
+ * Each takes the arguments after the subcommand name (argv[0] is the
+ * subcommand itself, so getopt works as usual) and returns the process
+ * exit status: 0 success, 1 failure, 2 usage error.
+ */
+#ifndef VA_COMMANDS_H
+#define VA_COMMANDS_H
+
+/* Options shared by every subcommand, parsed before the subcommand name. */
+struct global_opts {
+	const char *config_path; /* -c FILE, or the built-in default */
+};
+
+extern struct global_opts global_opts;
+
+#endif
