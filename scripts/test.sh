@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Set up and run virt-autoscaler's whole test suite:
+#   1. install the Debian packages the project needs (scripts/setup.sh),
+#   2. start the services the integration tests use (project scripts),
+#   3. build with gcc (warnings as errors) and run every suite,
+#   4. build with AddressSanitizer + UndefinedBehaviorSanitizer and run
+#      every suite but the slow real-guest one again,
+#   5. build the libFuzzer targets with clang and fuzz each for a bounded time,
+# and end with one line "N passed, N failed" (exit status 0 only if none failed).
+#
+# Options:
+#   --quick            only the gcc build's fast suites (no sanitizers, no fuzzing)
+#   --heavy            also the long runs kept out of CI (see README, "Tests")
+#   --fuzz-seconds N   seconds per fuzz target (default 60)
+#   --no-setup         do not install packages or start services
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+quick=0 heavy=0 fuzz_seconds=60 setup=1
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--quick) quick=1 ;;
+	--heavy) heavy=1 ;;
+	--fuzz-seconds) fuzz_seconds=$2; shift ;;
+	--no-setup) setup=0 ;;
+	-h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+	*) echo "test.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
+	esac
+	shift
+done
+
+say() { printf '\n==> %s\n' "$*" >&2; }
+
+if [ "$setup" = 1 ]; then
+	say "installing packages"
+	scripts/setup.sh --all
+fi
+
+# Services for integration tests; each script is idempotent and prints
+# the environment (VA_TEST_*) that tests use to find it.
+export VA_TEST_STATE_DIR=${VA_TEST_STATE_DIR:-/var/tmp/virt-autoscaler-test}
+mkdir -p "$VA_TEST_STATE_DIR"
+if [ "$setup" = 1 ]; then
+	for svc in scripts/services/*.sh; do
+		[ -e "$svc" ] || continue
+		say "starting $(basename "$svc" .sh)"
+		eval "$("$svc" start)"
+	done
+fi
+
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+
+# meson test, recording the per-test results of this build for the summary.
+run_suites() {
+	local builddir=$1 label=$2
+	shift 2
+	local rc=0
+	meson test -C "$builddir" --print-errorlogs --num-processes 2 "$@" || rc=$?
+	cp "$builddir/meson-logs/testlog.json" "$results/$label.json" 2>/dev/null || true
+	return $rc
+}
+
+setup_build() {
+	local dir=$1
+	shift
+	if [ -f "$dir/build.ninja" ]; then
+		meson configure "$dir" "$@" >/dev/null
+	else
+		meson setup "$dir" "$@" >/dev/null
+	fi
+	ninja -C "$dir" >&2
+}
+
+failed_steps=()
+
+say "gcc build (warnings as errors)"
+setup_build build-test -Dbuildtype=debugoptimized
+heavy_args=()
+[ "$heavy" = 1 ] || heavy_args=(--no-suite heavy)
+if [ "$quick" = 1 ]; then
+	run_suites build-test gcc --no-suite guest --no-suite heavy || failed_steps+=(gcc)
+else
+	run_suites build-test gcc "${heavy_args[@]}" || failed_steps+=(gcc)
+fi
+
+if [ "$quick" = 0 ]; then
+	say "AddressSanitizer + UndefinedBehaviorSanitizer build"
+	setup_build build-asan -Dbuildtype=debug -Db_sanitize=address,undefined \
+		-Db_lundef=false
+	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+	run_suites build-asan asan --no-suite guest --no-suite heavy || failed_steps+=(asan)
+
+	say "libFuzzer targets (clang), ${fuzz_seconds}s each"
+	CC=clang setup_build build-fuzz -Dfuzz=true -Dtests=false \
+		-Dbuildtype=debugoptimized -Db_sanitize=address,undefined \
+		-Db_lundef=false
+	for exe in build-fuzz/fuzz/fuzz_*; do
+		[ -x "$exe" ] || continue
+		name=$(basename "$exe")
+		name=${name#fuzz_}
+		work="build-fuzz/corpus-work/$name"
+		mkdir -p "$work"
+		log="$results/fuzz-$name.log"
+		if "$exe" -max_total_time="$fuzz_seconds" -timeout=10 \
+			-rss_limit_mb=1024 -print_final_stats=1 \
+			"$work" "fuzz/corpus/$name" >"$log" 2>&1; then
+			echo "fuzz $name: ok ($(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?') runs)" >&2
+			echo pass >"$results/fuzz-$name.result"
+		else
+			echo "fuzz $name: FAILED, last lines:" >&2
+			tail -40 "$log" >&2
+			echo fail >"$results/fuzz-$name.result"
+		fi
+	done
+fi
+
+python3 - "$results" <<'PY'
+import glob, json, os, sys
+d = sys.argv[1]
+passed = failed = skipped = 0
+bad = []
+for f in sorted(glob.glob(os.path.join(d, '*.json'))):
+    label = os.path.basename(f)[:-5]
+    for line in open(f):
+        line = line.strip()
+        if not line:
+            continue
+        t = json.loads(line)
+        r = t.get('result')
+        if r in ('OK', 'EXPECTEDFAIL'):
+            passed += 1
+        elif r == 'SKIP':
+            skipped += 1
+        else:
+            failed += 1
+            bad.append('%s: %s (%s)' % (label, t.get('name'), r))
+for f in sorted(glob.glob(os.path.join(d, 'fuzz-*.result'))):
+    name = os.path.basename(f)[5:-7]
+    if open(f).read().strip() == 'pass':
+        passed += 1
+    else:
+        failed += 1
+        bad.append('fuzz: %s' % name)
+for b in bad:
+    print('FAILED ' + b)
+line = '%d passed, %d failed' % (passed, failed)
+if skipped:
+    line += ', %d skipped' % skipped
+print(line)
+sys.exit(1 if failed or passed == 0 else 0)
+PY
