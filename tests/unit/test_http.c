@@ -1,0 +1,571 @@
+/*
+ * Tests for http.c: the parsers (table-driven), and the real server on
+ * 127.0.0.1 driven with libcurl: routing, authentication, rate limiting,
+ * size limits and TLS. The daemon side is a small stub recording calls.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <curl/curl.h>
+
+#include "http.h"
+#include "log.h"
+#include "util.h"
+
+#define GOOD_SECRET "s3cret-AbC_123"
+#define ADMIN_TOKEN "admin-token-xyz"
+
+struct stub {
+	int checkins;
+	char last_id[128];
+	char last_form_id[128];
+	char last_hostname[128];
+	int heartbeats;
+	bool last_busy;
+	unsigned last_n_metrics;
+	int desired;
+	bool paused;
+};
+
+static unsigned
+stub_checkin(void *ctx, const struct http_checkin *in, struct http_reply *out)
+{
+	struct stub *s = ctx;
+
+	if (strcmp(in->secret, GOOD_SECRET) != 0)
+		return http_reply_error(out, 401, "bad secret");
+	s->checkins++;
+	snprintf(s->last_id, sizeof(s->last_id), "%s", in->instance_id);
+	snprintf(s->last_form_id, sizeof(s->last_form_id), "%s",
+		 in->form_instance_id ? in->form_instance_id : "(null)");
+	snprintf(s->last_hostname, sizeof(s->last_hostname), "%s",
+		 in->hostname ? in->hostname : "(null)");
+	strbuf_adds(&out->body, "{\"ok\":true}\n");
+	return out->status = 200;
+}
+
+static unsigned
+stub_heartbeat(void *ctx, const struct http_heartbeat *in,
+	       struct http_reply *out)
+{
+	struct stub *s = ctx;
+
+	if (strcmp(in->secret, GOOD_SECRET) != 0)
+		return http_reply_error(out, 401, "bad secret");
+	s->heartbeats++;
+	s->last_busy = in->busy;
+	s->last_n_metrics = in->n_metrics;
+	strbuf_adds(&out->body, "{}\n");
+	return out->status = 200;
+}
+
+static unsigned
+stub_groups(void *ctx, struct http_reply *out)
+{
+	strbuf_adds(&out->body, "[\"web\"]\n");
+	return out->status = 200;
+}
+
+static unsigned
+stub_group(void *ctx, const char *name, struct http_reply *out)
+{
+	if (strcmp(name, "web") != 0)
+		return http_reply_error(out, 404, "no group '%s'", name);
+	strbuf_adds(&out->body, "{\"name\":\"web\"}\n");
+	return out->status = 200;
+}
+
+static unsigned
+stub_events(void *ctx, const char *group, unsigned limit,
+	    struct http_reply *out)
+{
+	strbuf_addf(&out->body, "{\"group\":\"%s\",\"limit\":%u}\n",
+		    group ? group : "", limit);
+	return out->status = 200;
+}
+
+static unsigned
+stub_set_desired(void *ctx, const char *group, int desired,
+		 struct http_reply *out)
+{
+	struct stub *s = ctx;
+
+	s->desired = desired;
+	return out->status = 200;
+}
+
+static unsigned
+stub_set_paused(void *ctx, const char *group, bool paused,
+		struct http_reply *out)
+{
+	struct stub *s = ctx;
+
+	s->paused = paused;
+	return out->status = 200;
+}
+
+static unsigned
+stub_metrics(void *ctx, struct http_reply *out)
+{
+	strbuf_adds(&out->body, "va_up 1\n");
+	return out->status = 200;
+}
+
+static const struct http_api stub_api = {
+	.checkin = stub_checkin,
+	.heartbeat = stub_heartbeat,
+	.groups = stub_groups,
+	.group = stub_group,
+	.events = stub_events,
+	.set_desired = stub_set_desired,
+	.set_paused = stub_set_paused,
+	.metrics = stub_metrics,
+};
+
+struct fixture {
+	struct stub stub;
+	struct http_server *srv;
+	char base[64];
+};
+
+static size_t
+collect(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	strbuf_add(ud, ptr, size * nmemb);
+	return size * nmemb;
+}
+
+/* Perform one request; returns the status, body into *body if given. */
+static long
+request(const char *base, const char *method, const char *path,
+	const char *auth, const char *ctype, const char *data,
+	struct strbuf *body)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = NULL;
+	struct strbuf sink = STRBUF_INIT;
+	char *url = xasprintf("%s%s", base, path);
+	long code = -1;
+
+	assert_non_null(c);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, body ? body : &sink);
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+	if (auth) {
+		char *hdr = xasprintf("Authorization: %s", auth);
+
+		h = curl_slist_append(h, hdr);
+		free(hdr);
+	}
+	if (ctype) {
+		char *hdr = xasprintf("Content-Type: %s", ctype);
+
+		h = curl_slist_append(h, hdr);
+		free(hdr);
+	}
+	if (h)
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	if (data)
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, data);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	strbuf_release(&sink);
+	free(url);
+	return code;
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *f = xcalloc(1, sizeof(*f));
+	struct http_options o = {
+		.listen = "127.0.0.1:0",
+		.admin_token = ADMIN_TOKEN,
+		.max_body = 1024,
+		.auth_fail_limit = 3,
+	};
+
+	f->srv = http_start(&o, &stub_api, &f->stub);
+	if (!f->srv)
+		fail_msg("http_start: %s", err_msg());
+	snprintf(f->base, sizeof(f->base), "http://127.0.0.1:%u",
+		 http_port(f->srv));
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	http_stop(f->srv);
+	free(f);
+	return 0;
+}
+
+static void
+test_healthz_and_metrics(void **state)
+{
+	struct fixture *f = *state;
+	struct strbuf b = STRBUF_INIT;
+
+	assert_int_equal(request(f->base, "GET", "/healthz", NULL, NULL, NULL, &b), 200);
+	assert_string_equal(strbuf_str(&b), "ok\n");
+	strbuf_reset(&b);
+	assert_int_equal(request(f->base, "GET", "/metrics", NULL, NULL, NULL, &b), 200);
+	assert_string_equal(strbuf_str(&b), "va_up 1\n");
+	strbuf_release(&b);
+	assert_int_equal(request(f->base, "GET", "/nope", NULL, NULL, NULL, NULL), 404);
+	assert_int_equal(request(f->base, "GET", "/v1/checkin/a%2Fb/x", NULL, NULL, NULL, NULL), 404);
+}
+
+static void
+test_checkin(void **state)
+{
+	struct fixture *f = *state;
+
+	/* cloud-init phone_home posts form fields */
+	assert_int_equal(request(f->base, "POST", "/v1/checkin/i-0001/" GOOD_SECRET,
+				 NULL, "application/x-www-form-urlencoded",
+				 "instance_id=i-0001&hostname=web-1&pub_key_ed25519=ssh-ed25519+AAAA%2Bx",
+				 NULL), 200);
+	assert_int_equal(f->stub.checkins, 1);
+	assert_string_equal(f->stub.last_id, "i-0001");
+	assert_string_equal(f->stub.last_form_id, "i-0001");
+	assert_string_equal(f->stub.last_hostname, "web-1");
+	assert_int_equal(request(f->base, "GET", "/v1/checkin/i-0001/" GOOD_SECRET,
+				 NULL, NULL, NULL, NULL), 405);
+}
+
+static void
+test_auth_rate_limit(void **state)
+{
+	struct fixture *f = *state;
+
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(request(f->base, "POST", "/v1/checkin/i-1/wrong",
+					 NULL, NULL, "x=1", NULL), 401);
+	/* limit reached: even the right secret is refused for a while */
+	assert_int_equal(request(f->base, "POST", "/v1/checkin/i-1/" GOOD_SECRET,
+				 NULL, NULL, "x=1", NULL), 429);
+	assert_int_equal(f->stub.checkins, 0);
+	assert_int_equal(request(f->base, "GET", "/v1/groups", "Bearer " ADMIN_TOKEN,
+				 NULL, NULL, NULL), 429);
+}
+
+static void
+test_heartbeat(void **state)
+{
+	struct fixture *f = *state;
+	struct strbuf b = STRBUF_INIT;
+
+	assert_int_equal(request(f->base, "POST", "/v1/heartbeat/i-2/" GOOD_SECRET,
+				 NULL, "application/json",
+				 "{\"busy\": true, \"metrics\": {\"queue\": 12.5, \"conns\": 3}}",
+				 NULL), 200);
+	assert_int_equal(f->stub.heartbeats, 1);
+	assert_true(f->stub.last_busy);
+	assert_int_equal(f->stub.last_n_metrics, 2);
+	assert_int_equal(request(f->base, "POST", "/v1/heartbeat/i-2/" GOOD_SECRET,
+				 NULL, "application/json", "{\"busy\": \"yes\"}", &b),
+			 400);
+	assert_non_null(strstr(strbuf_str(&b), "busy"));
+	strbuf_release(&b);
+	assert_int_equal(request(f->base, "POST", "/v1/heartbeat/i-2/" GOOD_SECRET,
+				 NULL, "application/json", "{not json", NULL), 400);
+	/* an empty body is a plain heartbeat */
+	assert_int_equal(request(f->base, "POST", "/v1/heartbeat/i-2/" GOOD_SECRET,
+				 NULL, NULL, "", NULL), 200);
+	assert_false(f->stub.last_busy);
+}
+
+static void
+test_body_limit(void **state)
+{
+	struct fixture *f = *state;
+	char *big = xmalloc(4096);
+
+	memset(big, 'a', 4095);
+	big[4095] = '\0';
+	assert_int_equal(request(f->base, "POST", "/v1/heartbeat/i-3/" GOOD_SECRET,
+				 NULL, "application/json", big, NULL), 413);
+	assert_int_equal(f->stub.heartbeats, 0);
+	free(big);
+}
+
+static void
+test_admin(void **state)
+{
+	struct fixture *f = *state;
+	struct strbuf b = STRBUF_INIT;
+
+	assert_int_equal(request(f->base, "GET", "/v1/groups", NULL, NULL, NULL, NULL), 401);
+	assert_int_equal(request(f->base, "GET", "/v1/groups", "Bearer nope",
+				 NULL, NULL, NULL), 401);
+	assert_int_equal(request(f->base, "GET", "/v1/groups", "Bearer " ADMIN_TOKEN,
+				 NULL, NULL, &b), 200);
+	assert_string_equal(strbuf_str(&b), "[\"web\"]\n");
+	assert_int_equal(request(f->base, "GET", "/v1/groups/db", "Bearer " ADMIN_TOKEN,
+				 NULL, NULL, NULL), 404);
+	strbuf_reset(&b);
+	assert_int_equal(request(f->base, "GET", "/v1/events?group=web&limit=5",
+				 "Bearer " ADMIN_TOKEN, NULL, NULL, &b), 200);
+	assert_string_equal(strbuf_str(&b), "{\"group\":\"web\",\"limit\":5}\n");
+	assert_int_equal(request(f->base, "GET", "/v1/events?limit=0",
+				 "Bearer " ADMIN_TOKEN, NULL, NULL, NULL), 400);
+	assert_int_equal(request(f->base, "GET", "/v1/events?group=a%20b",
+				 "Bearer " ADMIN_TOKEN, NULL, NULL, NULL), 400);
+	assert_int_equal(request(f->base, "PUT", "/v1/groups/web/desired",
+				 "Bearer " ADMIN_TOKEN, "application/json",
+				 "{\"desired\": 4}", NULL), 200);
+	assert_int_equal(f->stub.desired, 4);
+	assert_int_equal(request(f->base, "PUT", "/v1/groups/web/desired",
+				 "Bearer " ADMIN_TOKEN, "application/json",
+				 "{\"desired\": -1}", NULL), 400);
+	assert_int_equal(request(f->base, "PUT", "/v1/groups/web/desired",
+				 "Bearer " ADMIN_TOKEN, "application/json",
+				 "{\"desired\": \"4\"}", NULL), 400);
+	assert_int_equal(request(f->base, "POST", "/v1/groups/web/pause",
+				 "Bearer " ADMIN_TOKEN, NULL, "", NULL), 200);
+	assert_true(f->stub.paused);
+	assert_int_equal(request(f->base, "POST", "/v1/groups/web/resume",
+				 "Bearer " ADMIN_TOKEN, NULL, "", NULL), 200);
+	assert_false(f->stub.paused);
+	/* no instances callback in the stub: 404, not a crash */
+	assert_int_equal(request(f->base, "GET", "/v1/instances",
+				 "Bearer " ADMIN_TOKEN, NULL, NULL, NULL), 404);
+	strbuf_release(&b);
+}
+
+static void
+test_admin_disabled(void **state)
+{
+	struct stub stub = {0};
+	struct http_options o = {.listen = "[::1]:0"};
+	struct http_server *srv = http_start(&o, &stub_api, &stub);
+	char base[64];
+
+	if (!srv) {
+		/* a machine without IPv6 loopback */
+		o.listen = "127.0.0.1:0";
+		srv = http_start(&o, &stub_api, &stub);
+		assert_non_null(srv);
+		snprintf(base, sizeof(base), "http://127.0.0.1:%u", http_port(srv));
+	} else {
+		snprintf(base, sizeof(base), "http://[::1]:%u", http_port(srv));
+	}
+	assert_int_equal(request(base, "GET", "/v1/groups", "Bearer x", NULL,
+				 NULL, NULL), 403);
+	http_stop(srv);
+}
+
+static void
+test_start_errors(void **state)
+{
+	struct fixture *f = *state;
+	struct stub stub = {0};
+	char *listen = xasprintf("127.0.0.1:%u", http_port(f->srv));
+	struct http_options o = {.listen = listen};
+
+	assert_null(http_start(&o, &stub_api, &stub));
+	assert_non_null(strstr(err_msg(), "cannot listen"));
+	free(listen);
+	o.listen = "127.0.0.1";
+	assert_null(http_start(&o, &stub_api, &stub));
+	o.listen = "127.0.0.1:99999";
+	assert_null(http_start(&o, &stub_api, &stub));
+	o.listen = "127.0.0.1:0";
+	o.tls_cert_path = "/nonexistent.pem";
+	o.tls_key_path = "/nonexistent.key";
+	assert_null(http_start(&o, &stub_api, &stub));
+	assert_non_null(strstr(err_msg(), "TLS certificate"));
+}
+
+static void
+test_tls(void **state)
+{
+	char dir[] = "/tmp/va-http-tls-XXXXXX";
+	char *cmd;
+	struct http_options o = {.listen = "127.0.0.1:0"};
+	struct stub stub = {0};
+	struct http_server *srv;
+	char base[64];
+
+	assert_non_null(mkdtemp(dir));
+	cmd = xasprintf("cd %s && printf 'cn = localhost\\nexpiration_days = 2\\ntls_www_server\\n' > tmpl && "
+			"certtool --generate-privkey --key-type=ecdsa --outfile key.pem 2>/dev/null && "
+			"certtool --generate-self-signed --load-privkey key.pem --template tmpl "
+			"--outfile cert.pem >/dev/null 2>&1", dir);
+	if (system(cmd) != 0) {
+		free(cmd);
+		fail_msg("certtool failed (package gnutls-bin, installed by scripts/setup.sh)");
+	}
+	free(cmd);
+	o.tls_cert_path = cmd = xasprintf("%s/cert.pem", dir);
+	o.tls_key_path = xasprintf("%s/key.pem", dir);
+	srv = http_start(&o, &stub_api, &stub);
+	if (!srv)
+		fail_msg("http_start with TLS: %s", err_msg());
+	snprintf(base, sizeof(base), "https://127.0.0.1:%u", http_port(srv));
+	assert_int_equal(request(base, "GET", "/healthz", NULL, NULL, NULL, NULL), 200);
+	/* plain HTTP to a TLS port does not get an answer */
+	snprintf(base, sizeof(base), "http://127.0.0.1:%u", http_port(srv));
+	assert_int_not_equal(request(base, "GET", "/healthz", NULL, NULL, NULL, NULL), 200);
+	http_stop(srv);
+	free((char *)o.tls_key_path);
+	free(cmd);
+	cmd = xasprintf("rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+	free(cmd);
+}
+
+static void
+test_form_parse(void **state)
+{
+	static const struct {
+		const char *body, *field, *want;
+	} cases[] = {
+		{"instance_id=i-1&hostname=h", "instance_id", "i-1"},
+		{"instance_id=i-1&hostname=h", "hostname", "h"},
+		{"a=1&b=hello+world%21", "b", "hello world!"},
+		{"a=1&b=", "b", ""},
+		{"a=1&b", "b", NULL},
+		{"ab=1", "a", NULL},
+		{"", "a", NULL},
+		{"&&&=&a=%zz", "a", "%zz"},
+		{"a=%00x", "a", ""},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char *v = http_form_get(cases[i].body, strlen(cases[i].body),
+					cases[i].field);
+
+		if (!cases[i].want) {
+			assert_null(v);
+		} else {
+			assert_non_null(v);
+			assert_string_equal(v, cases[i].want);
+		}
+		free(v);
+	}
+}
+
+static void
+test_heartbeat_parse(void **state)
+{
+	static const struct {
+		const char *body;
+		int ok;
+		bool busy;
+		unsigned n;
+	} cases[] = {
+		{"", 1, false, 0},
+		{"{}", 1, false, 0},
+		{"{\"busy\":true}", 1, true, 0},
+		{"{\"busy\":false,\"other\":[1,2]}", 1, false, 0},
+		{"{\"metrics\":{\"a\":1,\"b.c\":2.5}}  \n", 1, false, 2},
+		{"[]", 0, false, 0},
+		{"{\"busy\":1}", 0, false, 0},
+		{"{\"metrics\":[1]}", 0, false, 0},
+		{"{\"metrics\":{\"a b\":1}}", 0, false, 0},
+		{"{\"metrics\":{\"a\":\"1\"}}", 0, false, 0},
+		{"{} {}", 0, false, 0},
+		{"{\"a\":{\"b\":{\"c\":{\"d\":{\"e\":{\"f\":{\"g\":{\"h\":{}}}}}}}}}", 0, false, 0},
+		{"{\"busy\":tru", 0, false, 0},
+		{"{\"metrics\":{\"a\":1,\"b\":1,\"c\":1,\"d\":1,\"e\":1,\"f\":1,\"g\":1,\"h\":1,"
+		 "\"i\":1,\"j\":1,\"k\":1,\"l\":1,\"m\":1,\"n\":1,\"o\":1,\"p\":1,\"q\":1}}", 0, false, 0},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct http_heartbeat hb;
+		int rc;
+
+		memset(&hb, 0, sizeof(hb));
+		rc = http_heartbeat_parse(cases[i].body, strlen(cases[i].body), &hb);
+		if (cases[i].ok) {
+			if (rc != 0)
+				fail_msg("case %zu: %s", i, err_msg());
+			assert_int_equal(hb.busy, cases[i].busy);
+			assert_int_equal(hb.n_metrics, cases[i].n);
+		} else {
+			if (rc != -1)
+				fail_msg("case %zu accepted: %s", i, cases[i].body);
+		}
+	}
+}
+
+static void
+test_listen_parse(void **state)
+{
+	static const struct {
+		const char *in, *host;
+		unsigned port;
+	} cases[] = {
+		{"127.0.0.1:8470", "127.0.0.1", 8470},
+		{"[::1]:80", "::1", 80},
+		{"localhost:0", "localhost", 0},
+		{":8470", "", 8470},
+		{"127.0.0.1", NULL, 0},
+		{"::1:80", NULL, 0},
+		{"[::1]80", NULL, 0},
+		{"h:-1", NULL, 0},
+		{"h:65536", NULL, 0},
+		{"h:", NULL, 0},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char *host = NULL;
+		unsigned port = 0;
+		int rc = http_listen_parse(cases[i].in, &host, &port);
+
+		if (cases[i].host) {
+			assert_int_equal(rc, 0);
+			assert_string_equal(host, cases[i].host);
+			assert_int_equal(port, cases[i].port);
+		} else {
+			assert_int_equal(rc, -1);
+			assert_non_null(strstr(err_msg(), cases[i].in));
+		}
+		free(host);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_form_parse),
+		cmocka_unit_test(test_heartbeat_parse),
+		cmocka_unit_test(test_listen_parse),
+		cmocka_unit_test_setup_teardown(test_healthz_and_metrics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checkin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auth_rate_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_heartbeat, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_body_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_admin, setup, teardown),
+		cmocka_unit_test(test_admin_disabled),
+		cmocka_unit_test_setup_teardown(test_start_errors, setup, teardown),
+		cmocka_unit_test(test_tls),
+	};
+	int rc;
+
+	log_set_level(LOG_LEVEL_WARN);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	curl_global_cleanup();
+	return rc;
+}
