@@ -502,7 +502,7 @@ route(struct http_server *srv, struct MHD_Connection *c, const char *url,
 	bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 	bool post = strcmp(method, "POST") == 0;
 	bool put = strcmp(method, "PUT") == 0;
-	const char *group;
+	const char *group, *kind;
 
 	if (n < 0)
 		return http_reply_error(r, 404, "no such endpoint");
@@ -540,6 +540,9 @@ route(struct http_server *srv, struct MHD_Connection *c, const char *url,
 	group = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "group");
 	if (group && !segment_ok(group, strlen(group)))
 		return http_reply_error(r, 400, "bad group name");
+	kind = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "kind");
+	if (kind && !segment_ok(kind, strlen(kind)))
+		return http_reply_error(r, 400, "bad event kind");
 	if (n == 2 && strcmp(segs[1], "groups") == 0 && get && srv->api->groups)
 		return srv->api->groups(srv->ctx, r);
 	if (n == 3 && strcmp(segs[1], "groups") == 0 && get && srv->api->group)
@@ -554,7 +557,7 @@ route(struct http_server *srv, struct MHD_Connection *c, const char *url,
 
 		if (ls && util_parse_int64(ls, 1, 10000, &limit) != 0)
 			return http_reply_error(r, 400, "limit: %s", err_msg());
-		return srv->api->events(srv->ctx, group, (unsigned)limit, r);
+		return srv->api->events(srv->ctx, group, kind, (unsigned)limit, r);
 	}
 	if (n == 4 && strcmp(segs[1], "groups") == 0 &&
 	    strcmp(segs[3], "desired") == 0 && srv->api->set_desired) {

@@ -16,7 +16,7 @@
  *   GET  /metrics                  Prometheus text format
  *   admin, with "Authorization: Bearer TOKEN":
  *   GET  /v1/groups                GET /v1/groups/NAME
- *   GET  /v1/instances[?group=G]   GET /v1/events[?group=G&limit=N]
+ *   GET  /v1/instances[?group=G]   GET /v1/events[?group=G&kind=K&limit=N]
  *   PUT  /v1/groups/NAME/desired   {"desired": N}
  *   POST /v1/groups/NAME/pause     POST /v1/groups/NAME/resume
  */
@@ -96,7 +96,8 @@ struct http_api {
 	unsigned (*instances)(void *ctx, const char *group /* or NULL */,
 			      struct http_reply *out);
 	unsigned (*events)(void *ctx, const char *group /* or NULL */,
-			   unsigned limit, struct http_reply *out);
+			   const char *kind /* or NULL */, unsigned limit,
+			   struct http_reply *out);
 	unsigned (*set_desired)(void *ctx, const char *group, int desired,
 				struct http_reply *out);
 	unsigned (*set_paused)(void *ctx, const char *group, bool paused,

@@ -82,11 +82,11 @@ stub_group(void *ctx, const char *name, struct http_reply *out)
 }
 
 static unsigned
-stub_events(void *ctx, const char *group, unsigned limit,
+stub_events(void *ctx, const char *group, const char *kind, unsigned limit,
 	    struct http_reply *out)
 {
-	strbuf_addf(&out->body, "{\"group\":\"%s\",\"limit\":%u}\n",
-		    group ? group : "", limit);
+	strbuf_addf(&out->body, "{\"group\":\"%s\",\"kind\":\"%s\",\"limit\":%u}\n",
+		    group ? group : "", kind ? kind : "", limit);
 	return out->status = 200;
 }
 
@@ -322,9 +322,9 @@ test_admin(void **state)
 	assert_int_equal(request(f->base, "GET", "/v1/groups/db", "Bearer " ADMIN_TOKEN,
 				 NULL, NULL, NULL), 404);
 	strbuf_reset(&b);
-	assert_int_equal(request(f->base, "GET", "/v1/events?group=web&limit=5",
+	assert_int_equal(request(f->base, "GET", "/v1/events?group=web&kind=decision&limit=5",
 				 "Bearer " ADMIN_TOKEN, NULL, NULL, &b), 200);
-	assert_string_equal(strbuf_str(&b), "{\"group\":\"web\",\"limit\":5}\n");
+	assert_string_equal(strbuf_str(&b), "{\"group\":\"web\",\"kind\":\"decision\",\"limit\":5}\n");
 	assert_int_equal(request(f->base, "GET", "/v1/events?limit=0",
 				 "Bearer " ADMIN_TOKEN, NULL, NULL, NULL), 400);
 	assert_int_equal(request(f->base, "GET", "/v1/events?group=a%20b",
