@@ -1,0 +1,2155 @@
+/*
+ * store.c: the state store's operations, written once over the driver
+ * table of src/store/driver.h (SQLite and MariaDB backends). Every write
+ * runs in one transaction that starts with the lease fence check; every
+ * row read back is validated before it reaches the caller.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+
+#include "log.h"
+#include "store.h"
+#include "store/driver.h"
+#include "util.h"
+
+LOG_TAG("store");
+
+struct store {
+	const struct store_driver *drv;
+	struct store_conn *conn;
+	pthread_mutex_t lock;
+	char *fence_name;   /* NULL: unfenced */
+	int64_t fence_epoch;
+};
+
+/* ---- names and enums --------------------------------------------------- */
+
+static const char *const rc_names[] = {
+	"ok", "error", "not found", "conflict", "fenced",
+	"illegal transition", "lease held", "exists",
+};
+
+const char *
+store_rc_name(int rc)
+{
+	if (rc > 0 || rc <= STORE_E_LAST)
+		return "unknown";
+	return rc_names[-rc];
+}
+
+static const char *const state_names[STORE_INSTANCE_LAST] = {
+	[STORE_INSTANCE_REQUESTED] = "requested",
+	[STORE_INSTANCE_PROVISIONING] = "provisioning",
+	[STORE_INSTANCE_BOOTING] = "booting",
+	[STORE_INSTANCE_READY] = "ready",
+	[STORE_INSTANCE_DRAINING] = "draining",
+	[STORE_INSTANCE_DELETING] = "deleting",
+	[STORE_INSTANCE_GONE] = "gone",
+	[STORE_INSTANCE_UNHEALTHY] = "unhealthy",
+	[STORE_INSTANCE_LOST] = "lost",
+};
+
+const char *
+store_instance_state_name(enum store_instance_state st)
+{
+	if ((unsigned)st >= STORE_INSTANCE_LAST)
+		return NULL;
+	return state_names[st];
+}
+
+static int
+parse_enum(const char *s, const char *const *names, size_t n, const char *what,
+	   int *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (names[i] && strcmp(s, names[i]) == 0) {
+			*out = (int)i;
+			return 0;
+		}
+	}
+	err_set("unknown %s '%.64s'", what, s);
+	return -1;
+}
+
+int
+store_instance_state_parse(const char *s, enum store_instance_state *out)
+{
+	int v;
+
+	if (parse_enum(s, state_names, STORE_INSTANCE_LAST, "instance state",
+		       &v) < 0)
+		return -1;
+	*out = (enum store_instance_state)v;
+	return 0;
+}
+
+#define B(st) STORE_STATE_BIT(STORE_INSTANCE_##st)
+/* allowed[from] = the states `from` may move to. */
+static const unsigned transitions[STORE_INSTANCE_LAST] = {
+	[STORE_INSTANCE_REQUESTED] = B(PROVISIONING) | B(DELETING) | B(GONE),
+	[STORE_INSTANCE_PROVISIONING] = B(BOOTING) | B(DELETING) | B(LOST),
+	[STORE_INSTANCE_BOOTING] = B(READY) | B(UNHEALTHY) | B(DRAINING) |
+				   B(DELETING) | B(LOST),
+	[STORE_INSTANCE_READY] = B(DRAINING) | B(UNHEALTHY) | B(DELETING) |
+				 B(LOST),
+	[STORE_INSTANCE_UNHEALTHY] = B(READY) | B(DRAINING) | B(DELETING) |
+				     B(LOST),
+	[STORE_INSTANCE_DRAINING] = B(READY) | B(DELETING) | B(LOST),
+	[STORE_INSTANCE_DELETING] = B(GONE),
+	[STORE_INSTANCE_LOST] = B(READY) | B(UNHEALTHY) | B(DELETING) | B(GONE),
+	[STORE_INSTANCE_GONE] = 0,
+};
+#undef B
+
+bool
+store_instance_transition_ok(enum store_instance_state from,
+			     enum store_instance_state to)
+{
+	if ((unsigned)from >= STORE_INSTANCE_LAST ||
+	    (unsigned)to >= STORE_INSTANCE_LAST)
+		return false;
+	return (transitions[from] & STORE_STATE_BIT(to)) != 0;
+}
+
+static const char *
+state_or_q(enum store_instance_state st)
+{
+	const char *n = store_instance_state_name(st);
+
+	return n ? n : "?";
+}
+
+/* States in which an instance must have a host. */
+static bool
+state_needs_host(enum store_instance_state st)
+{
+	return st != STORE_INSTANCE_REQUESTED && st != STORE_INSTANCE_GONE;
+}
+
+static const char *const action_names[STORE_JOURNAL_LAST] = {
+	[STORE_JOURNAL_PROVISION] = "provision",
+	[STORE_JOURNAL_REMOVE] = "remove",
+};
+static const char *const step_names[STORE_STEP_LAST] = {
+	[STORE_STEP_NONE] = "none",
+	[STORE_STEP_VOLUME_CREATED] = "volume_created",
+	[STORE_STEP_SEED_CREATED] = "seed_created",
+	[STORE_STEP_DOMAIN_DEFINED] = "domain_defined",
+	[STORE_STEP_STARTED] = "started",
+	[STORE_STEP_DOMAIN_STOPPED] = "domain_stopped",
+	[STORE_STEP_DOMAIN_UNDEFINED] = "domain_undefined",
+	[STORE_STEP_VOLUMES_DELETED] = "volumes_deleted",
+};
+static const char *const status_names[STORE_JOURNAL_STATUS_LAST] = {
+	[STORE_JOURNAL_PENDING] = "pending",
+	[STORE_JOURNAL_DONE] = "done",
+	[STORE_JOURNAL_FAILED] = "failed",
+};
+
+const char *
+store_journal_action_name(enum store_journal_action a)
+{
+	return (unsigned)a < STORE_JOURNAL_LAST ? action_names[a] : NULL;
+}
+
+int
+store_journal_action_parse(const char *s, enum store_journal_action *out)
+{
+	int v;
+
+	if (parse_enum(s, action_names, STORE_JOURNAL_LAST, "journal action",
+		       &v) < 0)
+		return -1;
+	*out = (enum store_journal_action)v;
+	return 0;
+}
+
+const char *
+store_journal_step_name(enum store_journal_step st)
+{
+	return (unsigned)st < STORE_STEP_LAST ? step_names[st] : NULL;
+}
+
+int
+store_journal_step_parse(const char *s, enum store_journal_step *out)
+{
+	int v;
+
+	if (parse_enum(s, step_names, STORE_STEP_LAST, "journal step", &v) < 0)
+		return -1;
+	*out = (enum store_journal_step)v;
+	return 0;
+}
+
+const char *
+store_journal_status_name(enum store_journal_status st)
+{
+	return (unsigned)st < STORE_JOURNAL_STATUS_LAST ? status_names[st]
+							 : NULL;
+}
+
+static int
+journal_status_parse(const char *s, enum store_journal_status *out)
+{
+	int v;
+
+	if (parse_enum(s, status_names, STORE_JOURNAL_STATUS_LAST,
+		       "journal status", &v) < 0)
+		return -1;
+	*out = (enum store_journal_status)v;
+	return 0;
+}
+
+bool
+store_journal_step_valid(enum store_journal_action a, enum store_journal_step st)
+{
+	switch (a) {
+	case STORE_JOURNAL_PROVISION:
+		return st <= STORE_STEP_STARTED;
+	case STORE_JOURNAL_REMOVE:
+		return st == STORE_STEP_NONE ||
+		       (st >= STORE_STEP_DOMAIN_STOPPED && st < STORE_STEP_LAST);
+	case STORE_JOURNAL_LAST:
+		break;
+	}
+	return false;
+}
+
+/* ---- input validation -------------------------------------------------- */
+
+static bool
+name_char(unsigned char c, bool lower_only)
+{
+	if (c >= 'a' && c <= 'z')
+		return true;
+	if (!lower_only && c >= 'A' && c <= 'Z')
+		return true;
+	return (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+}
+
+/* Names: [A-Za-z0-9_.-]{1,63} (event kinds: lowercase only). */
+static int
+check_name_len(const char *s, size_t len, const char *what, bool lower_only)
+{
+	if (len == 0 || len > STORE_NAME_MAX) {
+		err_set("%s must be 1 to %d characters, not %zu", what,
+			STORE_NAME_MAX, len);
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (!name_char((unsigned char)s[i], lower_only)) {
+			err_set("%s '%.*s' has a character outside %s", what,
+				(int)len, s,
+				lower_only ? "[a-z0-9_.-]" : "[A-Za-z0-9_.-]");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+check_name(const char *s, const char *what)
+{
+	if (!s) {
+		err_set("%s is missing", what);
+		return -1;
+	}
+	return check_name_len(s, strlen(s), what, false);
+}
+
+/* Lowercase UUID text: 8-4-4-4-12 hex digits. */
+static int
+check_id_len(const char *s, size_t len)
+{
+	if (len != STORE_ID_LEN)
+		goto bad;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (c != '-')
+				goto bad;
+		} else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+			goto bad;
+		}
+	}
+	return 0;
+bad:
+	err_set("instance id '%.*s' is not a lowercase UUID", (int)(len > 64 ? 64 : len), s);
+	return -1;
+}
+
+static int
+check_id(const char *s)
+{
+	if (!s) {
+		err_set("instance id is missing");
+		return -1;
+	}
+	return check_id_len(s, strlen(s));
+}
+
+/* Free text: at most max bytes, no control characters but tab/newline. */
+static int
+check_text_len(const char *s, size_t len, size_t max, const char *what,
+	       bool allow_newlines)
+{
+	if (len > max) {
+		err_set("%s is %zu bytes long, the limit is %zu", what, len, max);
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == 0x7f || (c < 0x20 && !(allow_newlines &&
+						 (c == '\n' || c == '\t' ||
+						  c == '\r')))) {
+			err_set("%s contains a control character (0x%02x)",
+				what, c);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+check_text(const char *s, size_t max, const char *what, bool nullable,
+	   bool allow_newlines)
+{
+	if (!s) {
+		if (nullable)
+			return 0;
+		err_set("%s is missing", what);
+		return -1;
+	}
+	return check_text_len(s, strlen(s), max, what, allow_newlines);
+}
+
+static int
+check_hash_len(const char *s, size_t len)
+{
+	if (len != STORE_HASH_LEN)
+		goto bad;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			goto bad;
+	return 0;
+bad:
+	err_set("secret hash is not %d lowercase hex digits", STORE_HASH_LEN);
+	return -1;
+}
+
+/* ---- reading rows ------------------------------------------------------ */
+
+/*
+ * Column accessors for row callbacks: each validates what the database
+ * handed back (NULLs, lengths, embedded NULs, numbers) and says which
+ * column is wrong. Row callbacks prefix the table and key.
+ */
+static int
+col_raw(const struct store_row *r, size_t i, const char *col, bool nullable,
+	const char **s, size_t *len)
+{
+	if (i >= r->ncols) {
+		err_set("column %s is missing from the result", col);
+		return -1;
+	}
+	*s = r->vals[i];
+	*len = r->lens[i];
+	if (!*s) {
+		if (nullable)
+			return 0;
+		err_set("column %s is NULL", col);
+		return -1;
+	}
+	if (memchr(*s, '\0', *len)) {
+		err_set("column %s contains a NUL byte", col);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+col_int(const struct store_row *r, size_t i, const char *col, int64_t min,
+	int64_t max, int64_t *out)
+{
+	const char *s;
+	size_t len;
+	char buf[32];
+
+	if (col_raw(r, i, col, false, &s, &len) < 0)
+		return -1;
+	if (len == 0 || len >= sizeof(buf)) {
+		err_set("column %s: '%.32s' is not a number", col, s);
+		return -1;
+	}
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	if (util_parse_int64(buf, min, max, out) < 0) {
+		err_prefix("column %s", col);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+col_bool(const struct store_row *r, size_t i, const char *col, bool *out)
+{
+	int64_t v;
+
+	if (col_int(r, i, col, 0, 1, &v) < 0)
+		return -1;
+	*out = v != 0;
+	return 0;
+}
+
+enum col_kind {
+	COL_NAME,   /* check_name_len */
+	COL_KIND,   /* lowercase name */
+	COL_ID,     /* UUID */
+	COL_HASH,   /* 64 hex */
+	COL_LINE,   /* text without newlines, max */
+	COL_TEXT,   /* text with newlines, max */
+};
+
+static int
+col_str(const struct store_row *r, size_t i, const char *col,
+	enum col_kind kind, size_t max, bool nullable, char **out)
+{
+	const char *s;
+	size_t len;
+	int rc = 0;
+
+	*out = NULL;
+	if (col_raw(r, i, col, nullable, &s, &len) < 0)
+		return -1;
+	if (!s)
+		return 0;
+	switch (kind) {
+	case COL_NAME:
+		rc = check_name_len(s, len, "value", false);
+		break;
+	case COL_KIND:
+		rc = check_name_len(s, len, "value", true);
+		break;
+	case COL_ID:
+		rc = check_id_len(s, len);
+		break;
+	case COL_HASH:
+		rc = check_hash_len(s, len);
+		break;
+	case COL_LINE:
+		rc = check_text_len(s, len, max, "value", false);
+		break;
+	case COL_TEXT:
+		rc = check_text_len(s, len, max, "value", true);
+		break;
+	}
+	if (rc < 0) {
+		err_prefix("column %s", col);
+		return -1;
+	}
+	*out = xstrndup(s, len);
+	return 0;
+}
+
+/* A column holding the name of an enum value. */
+static int
+col_enum(const struct store_row *r, size_t i, const char *col,
+	 int (*parse)(const char *, void *), void *out)
+{
+	const char *s;
+	size_t len;
+	char buf[STORE_NAME_MAX + 1];
+
+	if (col_raw(r, i, col, false, &s, &len) < 0)
+		return -1;
+	if (len > STORE_NAME_MAX) {
+		err_set("column %s: unknown value (%zu bytes long)", col, len);
+		return -1;
+	}
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	if (parse(buf, out) < 0) {
+		err_prefix("column %s", col);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+parse_state_cb(const char *s, void *out)
+{
+	return store_instance_state_parse(s, out);
+}
+
+static int
+parse_action_cb(const char *s, void *out)
+{
+	return store_journal_action_parse(s, out);
+}
+
+static int
+parse_step_cb(const char *s, void *out)
+{
+	return store_journal_step_parse(s, out);
+}
+
+static int
+parse_status_cb(const char *s, void *out)
+{
+	return journal_status_parse(s, out);
+}
+
+/* A short printable form of a row's key for error messages. */
+static void
+row_key(const struct store_row *r, size_t i, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	if (i < r->ncols && r->vals[i]) {
+		n = r->lens[i] < size - 1 ? r->lens[i] : size - 1;
+		memcpy(buf, r->vals[i], n);
+		for (size_t k = 0; k < n; k++)
+			if ((unsigned char)buf[k] < 0x20 || buf[k] == 0x7f)
+				buf[k] = '?';
+	}
+	buf[n] = '\0';
+}
+
+static int
+corrupt(const struct store_row *r, const char *table, size_t keycol)
+{
+	char key[80];
+
+	row_key(r, keycol, key, sizeof(key));
+	err_prefix("state store: bad row in table %s (key '%s')", table, key);
+	return -1;
+}
+
+struct count_ctx {
+	size_t n;
+};
+
+static int
+count_cb(void *ctx, const struct store_row *r)
+{
+	struct count_ctx *c = ctx;
+
+	(void)r;
+	c->n++;
+	return 0;
+}
+
+/* ---- open, transactions, fencing --------------------------------------- */
+
+static void
+lock(struct store *s)
+{
+	pthread_mutex_lock(&s->lock);
+}
+
+static void
+unlock(struct store *s)
+{
+	pthread_mutex_unlock(&s->lock);
+}
+
+static int
+q(struct store *s, const char *sql, const struct store_val *p, size_t n,
+  store_row_fn fn, void *ctx)
+{
+	return s->drv->query(s->conn, sql, p, n, fn, ctx);
+}
+
+static int
+x(struct store *s, const char *sql, const struct store_val *p, size_t n,
+  int64_t *changes, int64_t *last_id)
+{
+	return s->drv->exec(s->conn, sql, p, n, changes, last_id);
+}
+
+/*
+ * Begin a write transaction and, if the handle is fenced, check the lease
+ * epoch inside it: the conditional UPDATE matches the lease row only while
+ * it still carries our epoch, and it locks that row until we commit, so a
+ * takeover (which updates the same row) is ordered before or after the
+ * whole transaction, never in the middle.
+ */
+static int
+tx_begin(struct store *s)
+{
+	int64_t changes = 0;
+	int rc;
+
+	if (s->drv->begin(s->conn, true) < 0)
+		return STORE_E_ERROR;
+	if (!s->fence_name)
+		return STORE_OK;
+	rc = x(s, "UPDATE leases SET epoch = epoch WHERE name = ? AND epoch = ?",
+	       (struct store_val[]){SV_TEXT(s->fence_name),
+				    SV_INT(s->fence_epoch)},
+	       2, &changes, NULL);
+	if (rc < 0) {
+		s->drv->rollback(s->conn);
+		return STORE_E_ERROR;
+	}
+	if (changes != 1) {
+		s->drv->rollback(s->conn);
+		err_set("state store: fenced: lease '%s' is no longer at epoch "
+			"%" PRId64 " (another daemon took over)",
+			s->fence_name, s->fence_epoch);
+		return STORE_E_FENCED;
+	}
+	return STORE_OK;
+}
+
+/* Commit if rc is STORE_OK, else roll back; returns the final rc. */
+static int
+tx_end(struct store *s, int rc)
+{
+	if (rc == STORE_OK) {
+		if (s->drv->commit(s->conn) < 0)
+			return STORE_E_ERROR;
+		return STORE_OK;
+	}
+	s->drv->rollback(s->conn);
+	return rc;
+}
+
+struct version_ctx {
+	size_t rows;
+	int64_t version;
+};
+
+static int
+version_cb(void *ctx, const struct store_row *r)
+{
+	struct version_ctx *v = ctx;
+
+	v->rows++;
+	if (col_int(r, 0, "version", 0, INT32_MAX, &v->version) < 0)
+		return corrupt(r, "schema_version", 0);
+	return 0;
+}
+
+static int
+read_version(struct store *s, int64_t *out)
+{
+	struct version_ctx v = {0, 0};
+	bool exists = false;
+
+	if (s->drv->table_exists(s->conn, "schema_version", &exists) < 0)
+		return -1;
+	if (!exists) {
+		bool other = false;
+
+		if (s->drv->table_exists(s->conn, "instances", &other) < 0)
+			return -1;
+		if (other) {
+			err_set("the database has an 'instances' table but no "
+				"schema_version: not a virt-autoscaler state "
+				"store, or a damaged one");
+			return -1;
+		}
+		*out = 0;
+		return 0;
+	}
+	if (q(s, "SELECT version FROM schema_version", NULL, 0, version_cb,
+	      &v) < 0)
+		return -1;
+	if (v.rows > 1) {
+		err_set("table schema_version has %zu rows, expected one",
+			v.rows);
+		return -1;
+	}
+	*out = v.rows ? v.version : 0;
+	return 0;
+}
+
+static int
+migrate(struct store *s)
+{
+	const struct store_driver *d = s->drv;
+	int64_t version;
+	bool ok = false;
+
+	if (d->migrate_begin(s->conn) < 0)
+		return -1;
+	if (read_version(s, &version) < 0)
+		goto cleanup;
+	if (version > STORE_SCHEMA_VERSION) {
+		err_set("the database schema is version %" PRId64 ", newer than "
+			"this virt-autoscaler knows (%d): upgrade "
+			"virt-autoscaler (a newer version migrated it)",
+			version, STORE_SCHEMA_VERSION);
+		goto cleanup;
+	}
+	for (size_t i = 0; i < d->nmigrations; i++) {
+		const struct store_migration *m = &d->migrations[i];
+
+		if (m->version <= version)
+			continue;
+		log_info("migrating the %s state store schema from version "
+			 "%" PRId64 " to %d", d->name, version, m->version);
+		for (const char *const *st = m->stmts; *st; st++) {
+			if (x(s, *st, NULL, 0, NULL, NULL) < 0) {
+				err_prefix("schema migration to version %d",
+					   m->version);
+				goto cleanup;
+			}
+		}
+		if (x(s, "DELETE FROM schema_version", NULL, 0, NULL, NULL) < 0 ||
+		    x(s, "INSERT INTO schema_version (version) VALUES (?)",
+		      (struct store_val[]){SV_INT(m->version)}, 1, NULL,
+		      NULL) < 0) {
+			err_prefix("schema migration to version %d",
+				   m->version);
+			goto cleanup;
+		}
+		version = m->version;
+	}
+	if (version != STORE_SCHEMA_VERSION)
+		fatal("store: %s migrations end at version %" PRId64
+		      ", expected %d", d->name, version, STORE_SCHEMA_VERSION);
+	ok = true;
+cleanup:
+	if (d->migrate_end(s->conn, ok) < 0)
+		ok = false;
+	return ok ? 0 : -1;
+}
+
+struct store *
+store_open(const char *url, const char *password)
+{
+	static const struct {
+		const char *prefix;
+		const struct store_driver *drv;
+	} schemes[] = {
+		{"sqlite://", &store_driver_sqlite},
+		{"mysql://", &store_driver_mysql},
+		{"mariadb://", &store_driver_mysql},
+	};
+	const struct store_driver *drv = NULL;
+	const char *rest = NULL;
+	struct store *s;
+
+	if (!url || !*url) {
+		err_set("state store URL is empty (expected sqlite:///PATH or "
+			"mysql://USER@HOST:PORT/DB)");
+		return NULL;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(schemes); i++) {
+		size_t n = strlen(schemes[i].prefix);
+
+		if (strncmp(url, schemes[i].prefix, n) == 0) {
+			drv = schemes[i].drv;
+			rest = url + n;
+			break;
+		}
+	}
+	if (!drv) {
+		err_set("state store URL '%.200s': unsupported scheme (expected "
+			"sqlite:///PATH or mysql://USER@HOST:PORT/DB)", url);
+		return NULL;
+	}
+	s = xcalloc(1, sizeof(*s));
+	s->drv = drv;
+	pthread_mutex_init(&s->lock, NULL);
+	s->conn = drv->open(rest, password);
+	if (!s->conn) {
+		err_prefix("state store %s", drv->name);
+		goto fail;
+	}
+	if (migrate(s) < 0) {
+		err_prefix("state store %s", drv->name);
+		goto fail;
+	}
+	return s;
+fail:
+	store_close(s);
+	return NULL;
+}
+
+void
+store_close(struct store *s)
+{
+	if (!s)
+		return;
+	if (s->conn)
+		s->drv->close(s->conn);
+	pthread_mutex_destroy(&s->lock);
+	free(s->fence_name);
+	free(s);
+}
+
+const char *
+store_backend(const struct store *s)
+{
+	return s->drv->name;
+}
+
+int
+store_schema_version(struct store *s, int *version)
+{
+	int64_t v;
+	int rc;
+
+	lock(s);
+	rc = read_version(s, &v) < 0 ? STORE_E_ERROR : STORE_OK;
+	unlock(s);
+	if (rc == STORE_OK)
+		*version = (int)v;
+	return rc;
+}
+
+void
+store_fence_set(struct store *s, const char *name, int64_t epoch)
+{
+	lock(s);
+	free(s->fence_name);
+	s->fence_name = NULL;
+	s->fence_epoch = 0;
+	if (name && epoch > 0) {
+		s->fence_name = xstrdup(name);
+		s->fence_epoch = epoch;
+	}
+	unlock(s);
+}
+
+/* ---- groups ------------------------------------------------------------ */
+
+#define DESIRED_MAX 1000000
+
+void
+store_group_release(struct store_group *g)
+{
+	if (!g)
+		return;
+	free(g->name);
+	memset(g, 0, sizeof(*g));
+}
+
+void
+store_group_list_release(struct store_group_list *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->n; i++)
+		store_group_release(&l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+#define GROUP_COLS "name, desired, paused, config_gen, created_ms, updated_ms"
+
+static int
+group_from_row(const struct store_row *r, struct store_group *g)
+{
+	memset(g, 0, sizeof(*g));
+	if (col_str(r, 0, "name", COL_NAME, 0, false, &g->name) < 0 ||
+	    col_int(r, 1, "desired", 0, DESIRED_MAX, &g->desired) < 0 ||
+	    col_bool(r, 2, "paused", &g->paused) < 0 ||
+	    col_int(r, 3, "config_gen", 0, INT64_MAX, &g->config_gen) < 0 ||
+	    col_int(r, 4, "created_ms", 0, INT64_MAX, &g->created_ms) < 0 ||
+	    col_int(r, 5, "updated_ms", 0, INT64_MAX, &g->updated_ms) < 0) {
+		store_group_release(g);
+		return corrupt(r, "instance_groups", 0);
+	}
+	return 0;
+}
+
+static int
+group_list_cb(void *ctx, const struct store_row *r)
+{
+	struct store_group_list *l = ctx;
+	struct store_group g;
+
+	if (group_from_row(r, &g) < 0)
+		return -1;
+	l->v = xreallocarray(l->v, l->n + 1, sizeof(*l->v));
+	l->v[l->n++] = g;
+	return 0;
+}
+
+static int
+check_group(const struct store_group *g)
+{
+	if (check_name(g->name, "group name") < 0)
+		return -1;
+	if (g->desired < 0 || g->desired > DESIRED_MAX) {
+		err_set("group %s: desired size %" PRId64 " is outside 0..%d",
+			g->name, g->desired, DESIRED_MAX);
+		return -1;
+	}
+	if (g->config_gen < 0) {
+		err_set("group %s: negative config generation", g->name);
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_group_upsert(struct store *s, const struct store_group *g)
+{
+	int64_t now = util_wall_ms(), changes = 0;
+	int rc;
+
+	if (check_group(g) < 0)
+		return STORE_E_ERROR;
+	lock(s);
+	rc = tx_begin(s);
+	if (rc < 0)
+		goto cleanup;
+	if (x(s, "UPDATE instance_groups SET desired = ?, paused = ?, "
+		 "config_gen = ?, updated_ms = ? WHERE name = ?",
+	      (struct store_val[]){SV_INT(g->desired), SV_INT(g->paused),
+				   SV_INT(g->config_gen), SV_INT(now),
+				   SV_TEXT(g->name)},
+	      5, &changes, NULL) < 0) {
+		rc = STORE_E_ERROR;
+	} else if (changes == 0) {
+		rc = x(s, "INSERT INTO instance_groups (" GROUP_COLS
+			  ") VALUES (?, ?, ?, ?, ?, ?)",
+		       (struct store_val[]){SV_TEXT(g->name), SV_INT(g->desired),
+					    SV_INT(g->paused),
+					    SV_INT(g->config_gen), SV_INT(now),
+					    SV_INT(now)},
+		       6, NULL, NULL);
+		if (rc == STORE_E_EXISTS)
+			err_set("group %s was created concurrently; retry",
+				g->name);
+	}
+	rc = tx_end(s, rc);
+cleanup:
+	unlock(s);
+	if (rc < 0)
+		err_prefix("group %s", g->name);
+	return rc;
+}
+
+int
+store_group_get(struct store *s, const char *name, struct store_group *out)
+{
+	struct store_group_list l = {NULL, 0};
+	int rc = STORE_OK;
+
+	memset(out, 0, sizeof(*out));
+	if (check_name(name, "group name") < 0)
+		return STORE_E_ERROR;
+	lock(s);
+	if (q(s, "SELECT " GROUP_COLS " FROM instance_groups WHERE name = ?",
+	      (struct store_val[]){SV_TEXT(name)}, 1, group_list_cb, &l) < 0)
+		rc = STORE_E_ERROR;
+	unlock(s);
+	if (rc == STORE_OK && l.n == 0) {
+		err_set("no group '%s' in the state store", name);
+		rc = STORE_E_NOTFOUND;
+	}
+	if (rc == STORE_OK) {
+		*out = l.v[0];
+		l.n = 0;
+	}
+	store_group_list_release(&l);
+	return rc;
+}
+
+int
+store_group_list(struct store *s, struct store_group_list *out)
+{
+	int rc = STORE_OK;
+
+	out->v = NULL;
+	out->n = 0;
+	lock(s);
+	if (q(s, "SELECT " GROUP_COLS " FROM instance_groups ORDER BY name",
+	      NULL, 0, group_list_cb, out) < 0)
+		rc = STORE_E_ERROR;
+	unlock(s);
+	if (rc < 0)
+		store_group_list_release(out);
+	return rc;
+}
+
+/* UPDATE one group's column in a fenced transaction. */
+static int
+group_set(struct store *s, const char *name, const char *sql, int64_t v)
+{
+	int64_t changes = 0;
+	int rc;
+
+	if (check_name(name, "group name") < 0)
+		return STORE_E_ERROR;
+	lock(s);
+	rc = tx_begin(s);
+	if (rc < 0)
+		goto cleanup;
+	if (x(s, sql,
+	      (struct store_val[]){SV_INT(v), SV_INT(util_wall_ms()),
+				   SV_TEXT(name)},
+	      3, &changes, NULL) < 0) {
+		rc = STORE_E_ERROR;
+	} else if (changes == 0) {
+		err_set("no group '%s' in the state store", name);
+		rc = STORE_E_NOTFOUND;
+	}
+	rc = tx_end(s, rc);
+cleanup:
+	unlock(s);
+	return rc;
+}
+
+int
+store_group_set_desired(struct store *s, const char *name, int64_t desired)
+{
+	if (desired < 0 || desired > DESIRED_MAX) {
+		err_set("desired size %" PRId64 " is outside 0..%d", desired,
+			DESIRED_MAX);
+		return STORE_E_ERROR;
+	}
+	return group_set(s, name,
+			 "UPDATE instance_groups SET desired = ?, updated_ms = ? "
+			 "WHERE name = ?",
+			 desired);
+}
+
+int
+store_group_set_paused(struct store *s, const char *name, bool paused)
+{
+	return group_set(s, name,
+			 "UPDATE instance_groups SET paused = ?, updated_ms = ? "
+			 "WHERE name = ?",
+			 paused);
+}
+
+/* ---- instances --------------------------------------------------------- */
+
+void
+store_instance_release(struct store_instance *inst)
+{
+	if (!inst)
+		return;
+	free(inst->id);
+	free(inst->group);
+	free(inst->host);
+	free(inst->domain);
+	free(inst->secret_hash);
+	free(inst->address);
+	free(inst->notes);
+	memset(inst, 0, sizeof(*inst));
+}
+
+void
+store_instance_list_release(struct store_instance_list *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->n; i++)
+		store_instance_release(&l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+int
+store_instance_new_id(char out[STORE_ID_LEN + 1])
+{
+	unsigned char b[16];
+	int rc;
+
+	rc = gnutls_rnd(GNUTLS_RND_NONCE, b, sizeof(b));
+	if (rc < 0) {
+		err_set("random bytes for an instance id: %s",
+			gnutls_strerror(rc));
+		return -1;
+	}
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	snprintf(out, STORE_ID_LEN + 1,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+		 "%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
+		 b[10], b[11], b[12], b[13], b[14], b[15]);
+	return 0;
+}
+
+#define INST_COLS                                                          \
+	"id, group_name, host, domain, state, secret_hash, created_ms, "   \
+	"updated_ms, ready_ms, heartbeat_ms, busy, busy_since_ms, "        \
+	"config_gen, address, notes"
+
+static int
+instance_from_row(const struct store_row *r, struct store_instance *in)
+{
+	memset(in, 0, sizeof(*in));
+	if (col_str(r, 0, "id", COL_ID, 0, false, &in->id) < 0 ||
+	    col_str(r, 1, "group_name", COL_NAME, 0, false, &in->group) < 0 ||
+	    col_str(r, 2, "host", COL_NAME, 0, true, &in->host) < 0 ||
+	    col_str(r, 3, "domain", COL_LINE, STORE_DOMAIN_MAX, true,
+		    &in->domain) < 0 ||
+	    col_enum(r, 4, "state", parse_state_cb, &in->state) < 0 ||
+	    col_str(r, 5, "secret_hash", COL_HASH, 0, true,
+		    &in->secret_hash) < 0 ||
+	    col_int(r, 6, "created_ms", 0, INT64_MAX, &in->created_ms) < 0 ||
+	    col_int(r, 7, "updated_ms", 0, INT64_MAX, &in->updated_ms) < 0 ||
+	    col_int(r, 8, "ready_ms", 0, INT64_MAX, &in->ready_ms) < 0 ||
+	    col_int(r, 9, "heartbeat_ms", 0, INT64_MAX, &in->heartbeat_ms) < 0 ||
+	    col_bool(r, 10, "busy", &in->busy) < 0 ||
+	    col_int(r, 11, "busy_since_ms", 0, INT64_MAX,
+		    &in->busy_since_ms) < 0 ||
+	    col_int(r, 12, "config_gen", 0, INT64_MAX, &in->config_gen) < 0 ||
+	    col_str(r, 13, "address", COL_LINE, STORE_ADDRESS_MAX, true,
+		    &in->address) < 0 ||
+	    col_str(r, 14, "notes", COL_TEXT, STORE_TEXT_MAX, true,
+		    &in->notes) < 0)
+		goto bad;
+	if (!in->host && state_needs_host(in->state)) {
+		err_set("column host is NULL but the instance is %s",
+			state_names[in->state]);
+		goto bad;
+	}
+	return 0;
+bad:
+	store_instance_release(in);
+	return corrupt(r, "instances", 0);
+}
+
+static int
+instance_list_cb(void *ctx, const struct store_row *r)
+{
+	struct store_instance_list *l = ctx;
+	struct store_instance in;
+
+	if (instance_from_row(r, &in) < 0)
+		return -1;
+	l->v = xreallocarray(l->v, l->n + 1, sizeof(*l->v));
+	l->v[l->n++] = in;
+	return 0;
+}
+
+static int
+check_instance(const struct store_instance *in)
+{
+	if (check_id(in->id) < 0)
+		return -1;
+	if (check_name(in->group, "group name") < 0 ||
+	    (in->host && check_name(in->host, "host name") < 0) ||
+	    check_text(in->domain, STORE_DOMAIN_MAX, "domain name", true,
+		       false) < 0 ||
+	    check_text(in->address, STORE_ADDRESS_MAX, "address", true,
+		       false) < 0 ||
+	    check_text(in->notes, STORE_TEXT_MAX, "notes", true, true) < 0 ||
+	    (in->secret_hash &&
+	     check_hash_len(in->secret_hash, strlen(in->secret_hash)) < 0))
+		goto bad;
+	if (in->domain && !*in->domain) {
+		err_set("domain name is empty (use NULL for none)");
+		goto bad;
+	}
+	if ((unsigned)in->state >= STORE_INSTANCE_LAST) {
+		err_set("instance state %d is out of range", (int)in->state);
+		goto bad;
+	}
+	if (!in->host && state_needs_host(in->state)) {
+		err_set("an instance in state %s needs a host",
+			state_names[in->state]);
+		goto bad;
+	}
+	if (in->created_ms < 0 || in->ready_ms < 0 || in->heartbeat_ms < 0 ||
+	    in->busy_since_ms < 0 || in->config_gen < 0) {
+		err_set("negative timestamp or generation");
+		goto bad;
+	}
+	return 0;
+bad:
+	err_prefix("instance %.40s", in->id ? in->id : "(no id)");
+	return -1;
+}
+
+struct state_ctx {
+	bool found;
+	enum store_instance_state state;
+	char *group;
+	bool has_host;
+};
+
+static int
+state_cb(void *ctx, const struct store_row *r)
+{
+	struct state_ctx *c = ctx;
+	const char *h;
+	size_t hl;
+
+	if (col_enum(r, 0, "state", parse_state_cb, &c->state) < 0 ||
+	    (r->ncols > 1 &&
+	     col_str(r, 1, "group_name", COL_NAME, 0, false, &c->group) < 0) ||
+	    (r->ncols > 2 && col_raw(r, 2, "host", true, &h, &hl) < 0))
+		return corrupt(r, "instances", 0);
+	if (r->ncols > 2)
+		c->has_host = h != NULL;
+	c->found = true;
+	return 0;
+}
+
+int
+store_instance_put(struct store *s, const struct store_instance *in)
+{
+	struct state_ctx cur = {false, 0, NULL, false};
+	struct count_ctx grp = {0};
+	int64_t now = util_wall_ms();
+	int rc;
+
+	if (check_instance(in) < 0)
+		return STORE_E_ERROR;
+	lock(s);
+	rc = tx_begin(s);
+	if (rc < 0)
+		goto cleanup;
+	if (q(s, "SELECT state, group_name FROM instances WHERE id = ?",
+	      (struct store_val[]){SV_TEXT(in->id)}, 1, state_cb, &cur) < 0) {
+		rc = STORE_E_ERROR;
+		goto end;
+	}
+	if (cur.found) {
+		if (cur.state != in->state) {
+			err_set("it is %s, not %s (change states with "
+				"store_instance_set_state)",
+				state_names[cur.state], state_names[in->state]);
+			rc = STORE_E_CONFLICT;
+			goto end;
+		}
+		if (strcmp(cur.group, in->group) != 0) {
+			err_set("it belongs to group %s, not %s", cur.group,
+				in->group);
+			rc = STORE_E_CONFLICT;
+			goto end;
+		}
+		if (x(s, "UPDATE instances SET host = ?, domain = ?, "
+			 "secret_hash = ?, config_gen = ?, address = ?, "
+			 "notes = ?, updated_ms = ? WHERE id = ? AND state = ?",
+		      (struct store_val[]){
+			      SV_OPT(in->host), SV_OPT(in->domain),
+			      SV_OPT(in->secret_hash), SV_INT(in->config_gen),
+			      SV_OPT(in->address), SV_OPT(in->notes),
+			      SV_INT(now), SV_TEXT(in->id),
+			      SV_TEXT(state_names[in->state])},
+		      9, NULL, NULL) < 0)
+			rc = STORE_E_ERROR;
+		goto end;
+	}
+	if (q(s, "SELECT name FROM instance_groups WHERE name = ?",
+	      (struct store_val[]){SV_TEXT(in->group)}, 1, count_cb,
+	      &grp) < 0) {
+		rc = STORE_E_ERROR;
+		goto end;
+	}
+	if (grp.n == 0) {
+		err_set("no group '%s' in the state store", in->group);
+		rc = STORE_E_NOTFOUND;
+		goto end;
+	}
+	rc = x(s, "INSERT INTO instances (" INST_COLS ") VALUES "
+		  "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	       (struct store_val[]){
+		       SV_TEXT(in->id), SV_TEXT(in->group), SV_OPT(in->host),
+		       SV_OPT(in->domain), SV_TEXT(state_names[in->state]),
+		       SV_OPT(in->secret_hash),
+		       SV_INT(in->created_ms ? in->created_ms : now),
+		       SV_INT(now), SV_INT(in->ready_ms),
+		       SV_INT(in->heartbeat_ms), SV_INT(in->busy),
+		       SV_INT(in->busy ? in->busy_since_ms : 0),
+		       SV_INT(in->config_gen), SV_OPT(in->address),
+		       SV_OPT(in->notes)},
+	       15, NULL, NULL);
+	if (rc == STORE_E_EXISTS)
+		err_set("it was created concurrently");
+end:
+	rc = tx_end(s, rc);
+cleanup:
+	unlock(s);
+	free(cur.group);
+	if (rc < 0)
+		err_prefix("instance %s", in->id);
+	return rc;
+}
+
+int
+store_instance_get(struct store *s, const char *id, struct store_instance *out)
+{
+	struct store_instance_list l = {NULL, 0};
+	int rc = STORE_OK;
+
+	memset(out, 0, sizeof(*out));
+	if (check_id(id) < 0)
+		return STORE_E_ERROR;
+	lock(s);
+	if (q(s, "SELECT " INST_COLS " FROM instances WHERE id = ?",
+	      (struct store_val[]){SV_TEXT(id)}, 1, instance_list_cb, &l) < 0)
+		rc = STORE_E_ERROR;
+	unlock(s);
+	if (rc == STORE_OK && l.n == 0) {
+		err_set("no instance %s in the state store", id);
+		rc = STORE_E_NOTFOUND;
+	}
+	if (rc == STORE_OK) {
+		*out = l.v[0];
+		l.n = 0;
+	}
+	store_instance_list_release(&l);
+	return rc;
+}
+
+int
+store_instance_list(struct store *s, const struct store_instance_filter *f,
+		    struct store_instance_list *out)
+{
+	static const struct store_instance_filter all = {NULL, NULL, 0};
+	struct strbuf sql = STRBUF_INIT;
+	struct store_val p[2 + STORE_INSTANCE_LAST];
+	size_t n = 0;
+	int rc = STORE_OK;
+
+	out->v = NULL;
+	out->n = 0;
+	if (!f)
+		f = &all;
+	if ((f->group && check_name(f->group, "group name") < 0) ||
+	    (f->host && check_name(f->host, "host name") < 0))
+		return STORE_E_ERROR;
+	strbuf_adds(&sql, "SELECT " INST_COLS " FROM instances WHERE 1 = 1");
+	if (f->group) {
+		strbuf_adds(&sql, " AND group_name = ?");
+		p[n++] = SV_TEXT(f->group);
+	}
+	if (f->host) {
+		strbuf_adds(&sql, " AND host = ?");
+		p[n++] = SV_TEXT(f->host);
+	}
+	if (f->state_mask) {
+		const char *sep = " AND state IN (";
+
+		for (int st = 0; st < STORE_INSTANCE_LAST; st++) {
+			if (!(f->state_mask & STORE_STATE_BIT(st)))
+				continue;
+			strbuf_adds(&sql, sep);
+			strbuf_adds(&sql, "?");
+			sep = ", ";
+			p[n++] = SV_TEXT(state_names[st]);
+		}
+		if (n == (size_t)(f->group != NULL) + (f->host != NULL)) {
+			err_set("instance filter: state mask 0x%x has no known "
+				"state", f->state_mask);
+			strbuf_release(&sql);
+			return STORE_E_ERROR;
+		}
+		strbuf_adds(&sql, ")");
+	}
+	strbuf_adds(&sql, " ORDER BY created_ms, id");
+	lock(s);
+	if (q(s, strbuf_str(&sql), p, n, instance_list_cb, out) < 0)
+		rc = STORE_E_ERROR;
+	unlock(s);
+	strbuf_release(&sql);
+	if (rc < 0)
+		store_instance_list_release(out);
+	return rc;
+}
+
+/* After a conditional UPDATE matched nothing: why? */
+static int
+instance_why_not(struct store *s, const char *id, struct state_ctx *cur)
+{
+	if (q(s, "SELECT state, group_name, host FROM instances WHERE id = ?",
+	      (struct store_val[]){SV_TEXT(id)}, 1, state_cb, cur) < 0)
+		return STORE_E_ERROR;
+	if (!cur->found) {
+		err_set("no instance %s in the state store", id);
+		return STORE_E_NOTFOUND;
+	}
+	return STORE_OK;
+}
+
+int
+store_instance_set_state(struct store *s, const char *id,
+			 enum store_instance_state from,
+			 enum store_instance_state to)
+{
+	struct state_ctx cur = {false, 0, NULL, false};
+	int64_t now = util_wall_ms(), changes = 0;
+	int rc;
+
+	if (check_id(id) < 0)
+		return STORE_E_ERROR;
+	if (!store_instance_transition_ok(from, to)) {
+		err_set("instance %s: %s -> %s is not a legal transition", id,
+			state_or_q(from), state_or_q(to));
+		return STORE_E_ILLEGAL;
+	}
+	lock(s);
+	rc = tx_begin(s);
+	if (rc < 0)
+		goto cleanup;
+	if (x(s, "UPDATE instances SET state = ?, updated_ms = ?, "
+		 "ready_ms = CASE WHEN ? = 1 AND ready_ms = 0 THEN ? "
+		 "ELSE ready_ms END "
+		 "WHERE id = ? AND state = ? AND (host IS NOT NULL OR ? = 0)",
+	      (struct store_val[]){SV_TEXT(state_names[to]), SV_INT(now),
+				   SV_INT(to == STORE_INSTANCE_READY),
+				   SV_INT(now), SV_TEXT(id),
+				   SV_TEXT(state_names[from]),
+				   SV_INT(state_needs_host(to))},
+	      7, &changes, NULL) < 0) {
+		rc = STORE_E_ERROR;
+		goto end;
+	}
+	if (changes == 1)
+		goto end;
+	rc = instance_why_not(s, id, &cur);
+	if (rc < 0)
+		goto end;
+	if (cur.state != from) {
+		err_set("instance %s is %s, not %s", id, state_names[cur.state],
+			state_names[from]);
+		rc = STORE_E_CONFLICT;
+	} else if (!cur.has_host) {
+		err_set("instance %s has no host; put one before it becomes %s",
+			id, state_names[to]);
+		rc = STORE_E_ILLEGAL;
+	} else {
+		err_set("instance %s: update matched %" PRId64 " rows", id,
+			changes);
+		rc = STORE_E_ERROR;
+	}
+end:
+	rc = tx_end(s, rc);
+cleanup:
+	unlock(s);
+	free(cur.group);
+	return rc;
+}
+
+int
+store_instance_heartbeat(struct store *s, const char *id, int64_t time_ms,
+			 bool busy)
+{
+	struct state_ctx cur = {false, 0, NULL, false};
+	int64_t changes = 0;
+	int rc;
+
+	if (check_id(id) < 0)
+		return STORE_E_ERROR;
+	if (time_ms <= 0) {
+		err_set("heartbeat time %" PRId64 " is not a timestamp", time_ms);
+		return STORE_E_ERROR;
+	}
+	lock(s);
+	rc = tx_begin(s);
+	if (rc < 0)
+		goto cleanup;
+	/* busy_since_ms is assigned before busy: MariaDB evaluates SET
+	 * left to right with new values, SQLite with old ones. */
+	if (x(s, "UPDATE instances SET "
+		 "busy_since_ms = CASE WHEN ? = 0 THEN 0 "
+		 "WHEN busy = 1 THEN busy_since_ms ELSE ? END, "
+		 "busy = ?, "
+		 "heartbeat_ms = CASE WHEN heartbeat_ms > ? THEN heartbeat_ms "
+		 "ELSE ? END, "
+		 "updated_ms = ? "
+		 "WHERE id = ? AND state NOT IN ('deleting', 'gone')",
+	      (struct store_val[]){SV_INT(busy), SV_INT(time_ms), SV_INT(busy),
+				   SV_INT(time_ms), SV_INT(time_ms),
+				   SV_INT(util_wall_ms()), SV_TEXT(id)},
+	      7, &changes, NULL) < 0) {
+		rc = STORE_E_ERROR;
+		goto end;
+	}
+	if (changes == 1)
+		goto end;
+	rc = instance_why_not(s, id, &cur);
+	if (rc == STORE_OK) {
+		err_set("instance %s is %s: heartbeat refused", id,
+			state_names[cur.state]);
+		rc = STORE_E_CONFLICT;
+	}
+end:
+	rc = tx_end(s, rc);
+cleanup:
+	unlock(s);
+	free(cur.group);
+	return rc;
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+#define LIST_LIMIT_MAX 100000
+
+void
+store_event_release(struct store_event *e)
+{
+	if (!e)
+		return;
+	free(e->group);
+	free(e->instance);
+	free(e->kind);
+	free(e->message);
+	free(e->details);
+	memset(e, 0, sizeof(*e));
+}
+
+void
+store_event_list_release(struct store_event_list *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->n; i++)
+		store_event_release(&l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+#define EVENT_COLS "id, time_ms, group_name, instance_id, kind, message, details"
+
+static int
+event_list_cb(void *ctx, const struct store_row *r)
+{
+	struct store_event_list *l = ctx;
+	struct store_event e;
+
+	memset(&e, 0, sizeof(e));
+	if (col_int(r, 0, "id", 1, INT64_MAX, &e.id) < 0 ||
+	    col_int(r, 1, "time_ms", 0, INT64_MAX, &e.time_ms) < 0 ||
+	    col_str(r, 2, "group_name", COL_NAME, 0, true, &e.group) < 0 ||
+	    col_str(r, 3, "instance_id", COL_ID, 0, true, &e.instance) < 0 ||
+	    col_str(r, 4, "kind", COL_KIND, 0, false, &e.kind) < 0 ||
+	    col_str(r, 5, "message", COL_TEXT, STORE_TEXT_MAX, false,
+		    &e.message) < 0 ||
+	    col_str(r, 6, "details", COL_TEXT, STORE_JSON_MAX, true,
+		    &e.details) < 0) {
+		store_event_release(&e);
+		return corrupt(r, "events", 0);
+	}
+	l->v = xreallocarray(l->v, l->n + 1, sizeof(*l->v));
+	l->v[l->n++] = e;
+	return 0;
+}
+
+int
+store_event_append(struct store *s, const struct store_event *e,
+		   int64_t *id_out)
+{
+	int64_t id = 0;
+	int rc;
+
+	if ((e->group && check_name(e->group, "group name") < 0) ||
+	    (e->instance && check_id(e->instance) < 0) ||
+	    (!e->kind && (err_set("event kind is missing"), 1)) ||
+	    (e->kind && check_name_len(e->kind, strlen(e->kind), "event kind",
+				       true) < 0) ||
+	    check_text(e->message, STORE_TEXT_MAX, "event message", false,
+		       true) < 0 ||
+	    check_text(e->details, STORE_JSON_MAX, "event details", true,
+		       true) < 0 ||
+	    (e->time_ms < 0 && (err_set("negative event time"), 1))) {
+		err_prefix("event");
+		return STORE_E_ERROR;
+	}
+	lock(s);
+	rc = tx_begin(s);
+	if (rc < 0)
+		goto cleanup;
+	if (x(s, "INSERT INTO events (time_ms, group_name, instance_id, kind, "
+		 "message, details) VALUES (?, ?, ?, ?, ?, ?)",
+	      (struct store_val[]){SV_INT(e->time_ms ? e->time_ms
+						      : util_wall_ms()),
+				   SV_OPT(e->group), SV_OPT(e->instance),
+				   SV_TEXT(e->kind), SV_TEXT(e->message),
+				   SV_OPT(e->details)},
+	      6, NULL, &id) < 0)
+		rc = STORE_E_ERROR;
+	rc = tx_end(s, rc);
+cleanup:
+	unlock(s);
+	if (rc == STORE_OK && id_out)
+		*id_out = id;
+	return rc;
+}
+
+static int
+check_limit(size_t limit)
+{
+	if (limit == 0 || limit > LIST_LIMIT_MAX) {
+		err_set("list limit %zu is outside 1..%d", limit,
+			LIST_LIMIT_MAX);
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_event_list_recent(struct store *s, const char *group, size_t limit,
+			struct store_event_list *out)
+{
+	int rc = STORE_OK;
+
+	out->v = NULL;
+	out->n = 0;
+	if ((group && check_name(group, "group name") < 0) ||
+	    check_limit(limit) < 0)
+		return STORE_E_ERROR;
+	lock(s);
+	if (group)
+		rc = q(s, "SELECT " EVENT_COLS " FROM events WHERE "
+			  "group_name = ? ORDER BY id DESC LIMIT ?",
+		       (struct store_val[]){SV_TEXT(group),
+					    SV_INT((int64_t)limit)},
+		       2, event_list_cb, out);
+	else
+		rc = q(s, "SELECT " EVENT_COLS " FROM events "
+			  "ORDER BY id DESC LIMIT ?",
+		       (struct store_val[]){SV_INT((int64_t)limit)}, 1,
+		       event_list_cb, out);
+	unlock(s);
+	if (rc < 0) {
+		store_event_list_release(out);
+		return STORE_E_ERROR;
+	}
+	return STORE_OK;
+}
+
+int
+store_event_list_since(struct store *s, int64_t after_id, size_t limit,
+		       struct store_event_list *out)
+{
+	int rc;
+
+	out->v = NULL;
+	out->n = 0;
+	if (check_limit(limit) < 0)
+		return STORE_E_ERROR;
+	lock(s);
+	rc = q(s, "SELECT " EVENT_COLS " FROM events WHERE id > ? "
+		  "ORDER BY id LIMIT ?",
+	       (struct store_val[]){SV_INT(after_id), SV_INT((int64_t)limit)},
+	       2, event_list_cb, out);
+	unlock(s);
+	if (rc < 0) {
+		store_event_list_release(out);
+		return STORE_E_ERROR;
+	}
+	return STORE_OK;
+}
+
+/* ---- journal ----------------------------------------------------------- */
+
+void
+store_journal_entry_release(struct store_journal_entry *e)
+{
+	if (!e)
+		return;
+	free(e->instance);
+	free(e->payload);
+	free(e->error);
+	memset(e, 0, sizeof(*e));
+}
+
+void
+store_journal_list_release(struct store_journal_list *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->n; i++)
+		store_journal_entry_release(&l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+#define JOURNAL_COLS                                                       \
+	"id, instance_id, action, step, status, payload, error, created_ms, " \
+	"updated_ms"
+
+static int
+journal_list_cb(void *ctx, const struct store_row *r)
+{
+	struct store_journal_list *l = ctx;
+	struct store_journal_entry e;
+
+	memset(&e, 0, sizeof(e));
+	if (col_int(r, 0, "id", 1, INT64_MAX, &e.id) < 0 ||
+	    col_str(r, 1, "instance_id", COL_ID, 0, false, &e.instance) < 0 ||
+	    col_enum(r, 2, "action", parse_action_cb, &e.action) < 0 ||
+	    col_enum(r, 3, "step", parse_step_cb, &e.step) < 0 ||
+	    col_enum(r, 4, "status", parse_status_cb, &e.status) < 0 ||
+	    col_str(r, 5, "payload", COL_TEXT, STORE_JSON_MAX, true,
+		    &e.payload) < 0 ||
+	    col_str(r, 6, "error", COL_TEXT, STORE_TEXT_MAX, true, &e.error) < 0 ||
+	    col_int(r, 7, "created_ms", 0, INT64_MAX, &e.created_ms) < 0 ||
+	    col_int(r, 8, "updated_ms", 0, INT64_MAX, &e.updated_ms) < 0)
+		goto bad;
+	if (!store_journal_step_valid(e.action, e.step)) {
+		err_set("step %s does not belong to action %s",
+			step_names[e.step], action_names[e.action]);
+		goto bad;
+	}
+	l->v = xreallocarray(l->v, l->n + 1, sizeof(*l->v));
+	l->v[l->n++] = e;
+	return 0;
+bad:
+	store_journal_entry_release(&e);
+	return corrupt(r, "journal", 0);
+}
+
+int
+store_journal_begin(struct store *s, const char *instance,
+		    enum store_journal_action action, const char *payload,
+		    int64_t *id_out)
+{
+	struct count_ctx found = {0};
+	int64_t now = util_wall_ms(), id = 0;
+	int rc;
+
+	if (check_id(instance) < 0 ||
+	    check_text(payload, STORE_JSON_MAX, "journal payload", true,
+		       true) < 0)
+		return STORE_E_ERROR;
+	if (!store_journal_action_name(action)) {
+		err_set("journal action %d is out of range", (int)action);
+		return STORE_E_ERROR;
+	}
+	lock(s);
+	rc = tx_begin(s);
+	if (rc < 0)
+		goto cleanup;
+	if (q(s, "SELECT id FROM instances WHERE id = ?",
+	      (struct store_val[]){SV_TEXT(instance)}, 1, count_cb,
+	      &found) < 0) {
+		rc = STORE_E_ERROR;
+	} else if (found.n == 0) {
+		err_set("no instance %s in the state store", instance);
+		rc = STORE_E_NOTFOUND;
+	} else if (x(s, "INSERT INTO journal (instance_id, action, step, "
+			"status, payload, error, created_ms, updated_ms) "
+			"VALUES (?, ?, ?, ?, ?, NULL, ?, ?)",
+		     (struct store_val[]){
+			     SV_TEXT(instance), SV_TEXT(action_names[action]),
+			     SV_TEXT(step_names[STORE_STEP_NONE]),
+			     SV_TEXT(status_names[STORE_JOURNAL_PENDING]),
+			     SV_OPT(payload), SV_INT(now), SV_INT(now)},
+		     7, NULL, &id) < 0) {
+		rc = STORE_E_ERROR;
+	}
+	rc = tx_end(s, rc);
+cleanup:
+	unlock(s);
+	if (rc == STORE_OK && id_out)
+		*id_out = id;
+	if (rc < 0)
+		err_prefix("journal %s for %s", action_names[action], instance);
+	return rc;
+}
+
+/* Read one entry inside the current transaction. */
+static int
+journal_read(struct store *s, int64_t id, struct store_journal_entry *out)
+{
+	struct store_journal_list l = {NULL, 0};
+	int rc = STORE_OK;
+
+	memset(out, 0, sizeof(*out));
+	if (q(s, "SELECT " JOURNAL_COLS " FROM journal WHERE id = ?",
+	      (struct store_val[]){SV_INT(id)}, 1, journal_list_cb, &l) < 0) {
+		rc = STORE_E_ERROR;
+	} else if (l.n == 0) {
+		err_set("no journal entry %" PRId64, id);
+		rc = STORE_E_NOTFOUND;
+	} else {
+		*out = l.v[0];
+		l.n = 0;
+	}
+	store_journal_list_release(&l);
+	return rc;
+}
+
+int
+store_journal_step(struct store *s, int64_t id, enum store_journal_step step,
+		   const char *payload)
+{
+	struct store_journal_entry e;
+	int64_t changes = 0;
+	int rc;
+
+	memset(&e, 0, sizeof(e));
+	if (check_text(payload, STORE_JSON_MAX, "journal payload", true,
+		       true) < 0)
+		return STORE_E_ERROR;
+	if (!store_journal_step_name(step)) {
+		err_set("journal step %d is out of range", (int)step);
+		return STORE_E_ERROR;
+	}
+	lock(s);
+	rc = tx_begin(s);
+	if (rc < 0)
+		goto cleanup;
+	rc = journal_read(s, id, &e);
+	if (rc < 0)
+		goto end;
+	if (e.status != STORE_JOURNAL_PENDING) {
+		err_set("journal entry %" PRId64 " is already %s", id,
+			status_names[e.status]);
+		rc = STORE_E_CONFLICT;
+	} else if (!store_journal_step_valid(e.action, step) ||
+		   step <= e.step) {
+		err_set("journal entry %" PRId64 " (%s, at %s): step %s is "
+			"not a step forward",
+			id, action_names[e.action], step_names[e.step],
+			step_names[step]);
+		rc = STORE_E_ILLEGAL;
+	} else if (x(s, "UPDATE journal SET step = ?, "
+			"payload = COALESCE(?, payload), updated_ms = ? "
+			"WHERE id = ? AND step = ? AND status = 'pending'",
+		     (struct store_val[]){SV_TEXT(step_names[step]),
+					  SV_OPT(payload),
+					  SV_INT(util_wall_ms()), SV_INT(id),
+					  SV_TEXT(step_names[e.step])},
+		     5, &changes, NULL) < 0) {
+		rc = STORE_E_ERROR;
+	} else if (changes != 1) {
+		err_set("journal entry %" PRId64 " changed concurrently", id);
+		rc = STORE_E_CONFLICT;
+	}
+end:
+	rc = tx_end(s, rc);
+cleanup:
+	unlock(s);
+	store_journal_entry_release(&e);
+	return rc;
+}
+
+static int
+journal_close(struct store *s, int64_t id, enum store_journal_status status,
+	      const char *why)
+{
+	struct store_journal_entry e;
+	int64_t changes = 0;
+	int rc;
+
+	memset(&e, 0, sizeof(e));
+	if (check_text(why, STORE_TEXT_MAX, "journal failure reason",
+		       status != STORE_JOURNAL_FAILED, true) < 0)
+		return STORE_E_ERROR;
+	lock(s);
+	rc = tx_begin(s);
+	if (rc < 0)
+		goto cleanup;
+	if (x(s, "UPDATE journal SET status = ?, error = ?, updated_ms = ? "
+		 "WHERE id = ? AND status = 'pending'",
+	      (struct store_val[]){SV_TEXT(status_names[status]), SV_OPT(why),
+				   SV_INT(util_wall_ms()), SV_INT(id)},
+	      4, &changes, NULL) < 0) {
+		rc = STORE_E_ERROR;
+	} else if (changes != 1) {
+		rc = journal_read(s, id, &e);
+		if (rc == STORE_OK) {
+			err_set("journal entry %" PRId64 " is already %s", id,
+				status_names[e.status]);
+			rc = STORE_E_CONFLICT;
+		}
+	}
+	rc = tx_end(s, rc);
+cleanup:
+	unlock(s);
+	store_journal_entry_release(&e);
+	return rc;
+}
+
+int
+store_journal_done(struct store *s, int64_t id)
+{
+	return journal_close(s, id, STORE_JOURNAL_DONE, NULL);
+}
+
+int
+store_journal_fail(struct store *s, int64_t id, const char *why)
+{
+	return journal_close(s, id, STORE_JOURNAL_FAILED, why);
+}
+
+int
+store_journal_get(struct store *s, int64_t id, struct store_journal_entry *out)
+{
+	int rc;
+
+	lock(s);
+	rc = journal_read(s, id, out);
+	unlock(s);
+	return rc;
+}
+
+int
+store_journal_pending(struct store *s, struct store_journal_list *out)
+{
+	int rc;
+
+	out->v = NULL;
+	out->n = 0;
+	lock(s);
+	rc = q(s, "SELECT " JOURNAL_COLS " FROM journal WHERE status = "
+		  "'pending' ORDER BY id",
+	       NULL, 0, journal_list_cb, out);
+	unlock(s);
+	if (rc < 0) {
+		store_journal_list_release(out);
+		return STORE_E_ERROR;
+	}
+	return STORE_OK;
+}
+
+/* ---- lease ------------------------------------------------------------- */
+
+#define LEASE_TTL_MAX (24LL * 3600 * 1000)
+
+void
+store_lease_release_info(struct store_lease *l)
+{
+	if (!l)
+		return;
+	free(l->name);
+	free(l->holder);
+	memset(l, 0, sizeof(*l));
+}
+
+struct lease_ctx {
+	bool found;
+	struct store_lease l;
+};
+
+static int
+lease_cb(void *ctx, const struct store_row *r)
+{
+	struct lease_ctx *c = ctx;
+
+	if (col_str(r, 0, "name", COL_NAME, 0, false, &c->l.name) < 0 ||
+	    col_str(r, 1, "holder", COL_LINE, STORE_HOLDER_MAX, false,
+		    &c->l.holder) < 0 ||
+	    col_int(r, 2, "epoch", 0, INT64_MAX, &c->l.epoch) < 0 ||
+	    col_int(r, 3, "expires_ms", 0, INT64_MAX, &c->l.expires_ms) < 0) {
+		store_lease_release_info(&c->l);
+		return corrupt(r, "leases", 0);
+	}
+	c->found = true;
+	return 0;
+}
+
+static int
+check_lease_args(const char *name, const char *holder, int64_t ttl_ms)
+{
+	if (check_name(name, "lease name") < 0 ||
+	    check_text(holder, STORE_HOLDER_MAX, "lease holder", false,
+		       false) < 0)
+		return -1;
+	if (!*holder) {
+		err_set("lease holder is empty");
+		return -1;
+	}
+	if (ttl_ms < 1 || ttl_ms > LEASE_TTL_MAX) {
+		err_set("lease ttl %" PRId64 " ms is outside 1 ms..24 h", ttl_ms);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+lease_read(struct store *s, const char *name, struct lease_ctx *c)
+{
+	memset(c, 0, sizeof(*c));
+	return q(s, "SELECT name, holder, epoch, expires_ms FROM leases "
+		    "WHERE name = ?",
+		 (struct store_val[]){SV_TEXT(name)}, 1, lease_cb, c);
+}
+
+/* One attempt; STORE_E_CONFLICT means we raced another acquirer: retry. */
+static int
+lease_try(struct store *s, const char *name, const char *holder,
+	  int64_t ttl_ms, int64_t *epoch_out)
+{
+	struct lease_ctx c;
+	int64_t now, changes = 0, epoch = 0;
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	if (s->drv->now_ms(s->conn, &now) < 0)
+		return STORE_E_ERROR;
+	if (s->drv->begin(s->conn, true) < 0)
+		return STORE_E_ERROR;
+	if (lease_read(s, name, &c) < 0) {
+		rc = STORE_E_ERROR;
+		goto end;
+	}
+	if (!c.found) {
+		rc = x(s, "INSERT INTO leases (name, holder, epoch, expires_ms, "
+			  "acquired_ms) VALUES (?, ?, 1, ?, ?)",
+		       (struct store_val[]){SV_TEXT(name), SV_TEXT(holder),
+					    SV_INT(now + ttl_ms), SV_INT(now)},
+		       4, NULL, NULL);
+		if (rc == STORE_E_EXISTS)
+			rc = STORE_E_CONFLICT;
+		epoch = 1;
+		goto end;
+	}
+	if (*c.l.holder && strcmp(c.l.holder, holder) != 0 &&
+	    c.l.expires_ms > now) {
+		err_set("lease '%s' is held by '%s' for another %" PRId64
+			" ms (epoch %" PRId64 ")",
+			name, c.l.holder, c.l.expires_ms - now, c.l.epoch);
+		rc = STORE_E_HELD;
+		goto end;
+	}
+	if (c.l.epoch == INT64_MAX) {
+		err_set("lease '%s': epoch overflow", name);
+		rc = STORE_E_ERROR;
+		goto end;
+	}
+	epoch = c.l.epoch + 1;
+	/* The compare-and-set: only if nobody bumped the epoch since we read it. */
+	if (x(s, "UPDATE leases SET holder = ?, epoch = ?, expires_ms = ?, "
+		 "acquired_ms = ? WHERE name = ? AND epoch = ?",
+	      (struct store_val[]){SV_TEXT(holder), SV_INT(epoch),
+				   SV_INT(now + ttl_ms), SV_INT(now),
+				   SV_TEXT(name), SV_INT(c.l.epoch)},
+	      6, &changes, NULL) < 0)
+		rc = STORE_E_ERROR;
+	else
+		rc = changes == 1 ? STORE_OK : STORE_E_CONFLICT;
+end:
+	rc = tx_end(s, rc);
+	store_lease_release_info(&c.l);
+	if (rc == STORE_OK)
+		*epoch_out = epoch;
+	return rc;
+}
+
+int
+store_lease_acquire(struct store *s, const char *name, const char *holder,
+		    int64_t ttl_ms, int64_t *epoch_out)
+{
+	int64_t epoch = 0;
+	int rc = STORE_E_CONFLICT;
+
+	if (check_lease_args(name, holder, ttl_ms) < 0)
+		return STORE_E_ERROR;
+	lock(s);
+	for (int i = 0; i < 5 && rc == STORE_E_CONFLICT; i++)
+		rc = lease_try(s, name, holder, ttl_ms, &epoch);
+	if (rc == STORE_E_CONFLICT) {
+		err_set("lease '%s': lost the race to acquire it 5 times", name);
+		rc = STORE_E_HELD;
+	}
+	if (rc == STORE_OK) {
+		free(s->fence_name);
+		s->fence_name = xstrdup(name);
+		s->fence_epoch = epoch;
+		*epoch_out = epoch;
+		log_info("acquired lease '%s' as '%s', epoch %" PRId64, name,
+			 holder, epoch);
+	}
+	unlock(s);
+	return rc;
+}
+
+/* UPDATE the lease row if (name, holder, epoch) still match. */
+static int
+lease_update(struct store *s, const char *sql, const char *name,
+	     const char *holder, int64_t epoch, int64_t expires)
+{
+	int64_t changes = 0;
+	int rc = STORE_OK;
+
+	if (s->drv->begin(s->conn, true) < 0)
+		return STORE_E_ERROR;
+	if (x(s, sql,
+	      (struct store_val[]){SV_INT(expires), SV_TEXT(name),
+				   SV_TEXT(holder), SV_INT(epoch)},
+	      4, &changes, NULL) < 0) {
+		rc = STORE_E_ERROR;
+	} else if (changes != 1) {
+		err_set("lease '%s' is no longer held by '%s' at epoch %" PRId64
+			" (another daemon took over)",
+			name, holder, epoch);
+		rc = STORE_E_FENCED;
+	}
+	return tx_end(s, rc);
+}
+
+int
+store_lease_renew(struct store *s, const char *name, const char *holder,
+		  int64_t epoch, int64_t ttl_ms)
+{
+	int64_t now;
+	int rc;
+
+	if (check_lease_args(name, holder, ttl_ms) < 0)
+		return STORE_E_ERROR;
+	lock(s);
+	rc = s->drv->now_ms(s->conn, &now) < 0 ? STORE_E_ERROR : STORE_OK;
+	if (rc == STORE_OK)
+		rc = lease_update(s, "UPDATE leases SET expires_ms = ? WHERE "
+				     "name = ? AND holder = ? AND epoch = ?",
+				  name, holder, epoch, now + ttl_ms);
+	unlock(s);
+	return rc;
+}
+
+int
+store_lease_release(struct store *s, const char *name, const char *holder,
+		    int64_t epoch)
+{
+	int rc;
+
+	if (check_lease_args(name, holder, 1) < 0)
+		return STORE_E_ERROR;
+	lock(s);
+	rc = lease_update(s, "UPDATE leases SET holder = '', expires_ms = ? "
+			     "WHERE name = ? AND holder = ? AND epoch = ?",
+			  name, holder, epoch, 0);
+	if (s->fence_name && strcmp(s->fence_name, name) == 0) {
+		free(s->fence_name);
+		s->fence_name = NULL;
+		s->fence_epoch = 0;
+	}
+	unlock(s);
+	return rc;
+}
+
+int
+store_lease_get(struct store *s, const char *name, struct store_lease *out)
+{
+	struct lease_ctx c;
+	int64_t now = 0;
+	int rc = STORE_OK;
+
+	memset(out, 0, sizeof(*out));
+	if (check_name(name, "lease name") < 0)
+		return STORE_E_ERROR;
+	lock(s);
+	if (s->drv->now_ms(s->conn, &now) < 0 || lease_read(s, name, &c) < 0)
+		rc = STORE_E_ERROR;
+	unlock(s);
+	if (rc < 0)
+		return rc;
+	if (!c.found) {
+		err_set("lease '%s' was never acquired", name);
+		return STORE_E_NOTFOUND;
+	}
+	*out = c.l;
+	out->now_ms = now;
+	return STORE_OK;
+}

@@ -1,0 +1,373 @@
+/*
+ * store.h: the state store. Everything a restarted daemon needs to carry on
+ * lives here: groups (desired size, paused), instances and their lifecycle,
+ * the event history, the intent journal that makes actions crash-safe, and
+ * the lease that lets exactly one of several daemons act (HA).
+ *
+ * Backends, picked by the URL scheme given to store_open():
+ *   sqlite:///abs/path/state.db                  (default; file mode 0600)
+ *   mysql://user@host:port/db                    (MariaDB/MySQL over TCP)
+ *   mysql://user@localhost/db?socket=/path.sock  (over a unix socket)
+ * Both backends sit behind one driver table of SQL primitives
+ * (src/store/driver.h); every operation below is written once in store.c,
+ * so both backends have the same semantics and the same row validation.
+ *
+ * Return values: every int-returning function returns STORE_OK (0) or a
+ * negative enum store_rc. The detail is recorded with err_set() (log.h)
+ * where the failure happened; read it with err_msg().
+ *
+ * Fencing: store_lease_acquire() arms the handle's fence with the lease
+ * name and the new epoch. From then on every mutating operation on that
+ * handle checks, in its own database transaction, that the lease still has
+ * that epoch (a conditional UPDATE of the lease row that also locks it);
+ * if another daemon took the lease meanwhile, the operation changes
+ * nothing and returns STORE_E_FENCED. A handle without a fence (tools,
+ * tests) writes unfenced.
+ *
+ * Threads: a struct store may be shared between threads; operations on one
+ * handle are serialized by a mutex inside it. For parallelism open several
+ * handles.
+ *
+ * Times are milliseconds since the Unix epoch (util_wall_ms()); lease
+ * expiry uses the database's clock (the server's for MariaDB) so daemons
+ * on different machines agree on it.
+ */
+#ifndef VA_STORE_H
+#define VA_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+enum store_rc {
+	STORE_OK = 0,
+	STORE_E_ERROR = -1,    /* database, I/O or validation error */
+	STORE_E_NOTFOUND = -2, /* no such group/instance/journal entry/lease */
+	STORE_E_CONFLICT = -3, /* compare-and-set lost: state is not `from` */
+	STORE_E_FENCED = -4,   /* our lease epoch moved on: stop acting */
+	STORE_E_ILLEGAL = -5,  /* lifecycle transition not allowed */
+	STORE_E_HELD = -6,     /* lease held by another holder, not expired */
+	STORE_E_EXISTS = -7,   /* a row with that key already exists */
+	STORE_E_LAST = -8
+};
+/* "ok", "error", "not found", "conflict", "fenced", ... */
+const char *store_rc_name(int rc);
+
+/* Field limits (bytes, excluding the NUL); longer input is refused on
+ * write and a longer value read back from the database is an error. */
+#define STORE_NAME_MAX 63       /* group names, event kinds, hosts */
+#define STORE_ID_LEN 36         /* instance ids: lowercase UUID text */
+#define STORE_DOMAIN_MAX 255    /* libvirt domain names */
+#define STORE_HASH_LEN 64       /* secret hashes: SHA-256 in hex */
+#define STORE_ADDRESS_MAX 255   /* an IP address or host name */
+#define STORE_TEXT_MAX 4095     /* notes, event messages, journal errors */
+#define STORE_JSON_MAX 65535    /* event details, journal payloads */
+#define STORE_HOLDER_MAX 255    /* lease holder ids */
+
+/* Newest schema version this binary knows (see docs/state.md). */
+#define STORE_SCHEMA_VERSION 2
+
+/* ---- opening ---------------------------------------------------------- */
+
+/*
+ * Open the store at url (see above), create or migrate the schema, and
+ * return a handle (free with store_close()). password is used for MySQL
+ * only (may be NULL); it is never logged. For SQLite the file and its
+ * directory are created if missing (mode 0600 / 0700).
+ * Errors: a malformed or unsupported URL, an unreachable server, a schema
+ * newer than STORE_SCHEMA_VERSION ("upgrade virt-autoscaler"). NULL +
+ * err_set().
+ */
+struct store *store_open(const char *url, const char *password);
+void store_close(struct store *s);
+/* Backend name: "sqlite" or "mysql". */
+const char *store_backend(const struct store *s);
+/* The schema version found in the database after open (== STORE_SCHEMA_VERSION). */
+int store_schema_version(struct store *s, int *version);
+
+/* ---- groups ----------------------------------------------------------- */
+
+struct store_group {
+	char *name;          /* [A-Za-z0-9_.-]{1,63} */
+	int64_t desired;     /* 0 .. 1000000 */
+	bool paused;         /* a paused group is neither scaled nor repaired */
+	int64_t config_gen;  /* generation of the config that wrote it, >= 0 */
+	int64_t created_ms;  /* filled by the store */
+	int64_t updated_ms;  /* filled by the store */
+};
+void store_group_release(struct store_group *g);
+
+struct store_group_list {
+	struct store_group *v;
+	size_t n;
+};
+void store_group_list_release(struct store_group_list *l);
+
+/* Insert the group or overwrite desired, paused and config_gen. */
+int store_group_upsert(struct store *s, const struct store_group *g);
+/* *out is filled (release with store_group_release()); STORE_E_NOTFOUND. */
+int store_group_get(struct store *s, const char *name, struct store_group *out);
+/* All groups by name; release with store_group_list_release(). */
+int store_group_list(struct store *s, struct store_group_list *out);
+int store_group_set_desired(struct store *s, const char *name, int64_t desired);
+int store_group_set_paused(struct store *s, const char *name, bool paused);
+
+/* ---- instances and their lifecycle ------------------------------------ */
+
+/*
+ *   requested ──> provisioning ──> booting ──> ready <──> draining
+ *       │              │              │          │ ^          │
+ *       │              │              │          v │          │
+ *       │              │              └──────> unhealthy      │
+ *       └──────────────┴── (any live state) ──> deleting ─────┴─> gone
+ *   lost: the domain vanished (or its host did); it can come back
+ *   (ready/unhealthy) or be cleaned up (deleting/gone).
+ * store_instance_transition_ok() is the authoritative table; docs/state.md
+ * lists it.
+ */
+enum store_instance_state {
+	STORE_INSTANCE_REQUESTED,
+	STORE_INSTANCE_PROVISIONING,
+	STORE_INSTANCE_BOOTING,
+	STORE_INSTANCE_READY,
+	STORE_INSTANCE_DRAINING,
+	STORE_INSTANCE_DELETING,
+	STORE_INSTANCE_GONE,
+	STORE_INSTANCE_UNHEALTHY,
+	STORE_INSTANCE_LOST,
+	STORE_INSTANCE_LAST
+};
+/* "requested", "provisioning", ...; NULL for an out-of-range value. */
+const char *store_instance_state_name(enum store_instance_state st);
+/* Parse a name; 0 or -1 with err_set(). */
+int store_instance_state_parse(const char *s, enum store_instance_state *out);
+/* Whether the lifecycle allows from -> to (from == to is not a transition). */
+bool store_instance_transition_ok(enum store_instance_state from,
+				  enum store_instance_state to);
+/* Bit for a state filter mask. */
+#define STORE_STATE_BIT(st) (1u << (st))
+
+struct store_instance {
+	char *id;            /* lowercase UUID, 36 chars */
+	char *group;         /* an existing group's name */
+	char *host;          /* host name; NULL only while requested/gone */
+	char *domain;        /* libvirt domain name, or NULL */
+	enum store_instance_state state;
+	char *secret_hash;   /* secret_hash() output (64 hex), or NULL */
+	int64_t created_ms;  /* put: 0 = now */
+	int64_t updated_ms;  /* filled by the store on every change */
+	int64_t ready_ms;    /* first time it became ready, 0 = never */
+	int64_t heartbeat_ms;/* last check-in or heartbeat, 0 = never */
+	bool busy;           /* the guest said it is busy */
+	int64_t busy_since_ms; /* when busy became true, 0 when not busy */
+	int64_t config_gen;  /* config generation it was built from */
+	char *address;       /* reported address, or NULL */
+	char *notes;         /* free text, or NULL */
+};
+void store_instance_release(struct store_instance *inst);
+
+struct store_instance_list {
+	struct store_instance *v;
+	size_t n;
+};
+void store_instance_list_release(struct store_instance_list *l);
+
+/* Mint a random (version 4) UUID string into out[STORE_ID_LEN + 1]. */
+int store_instance_new_id(char out[STORE_ID_LEN + 1]);
+
+/*
+ * Put an instance: insert it, or, if the id exists, update its
+ * attributes (host, domain, secret_hash, config_gen, address, notes). The
+ * state of an existing instance only changes with store_instance_set_state();
+ * a put whose state differs from the stored one is STORE_E_CONFLICT.
+ * ready_ms/heartbeat_ms/busy are taken from inst on insert only.
+ */
+int store_instance_put(struct store *s, const struct store_instance *inst);
+int store_instance_get(struct store *s, const char *id,
+		       struct store_instance *out);
+
+/* NULL/0 fields match everything. Results ordered by created_ms, id. */
+struct store_instance_filter {
+	const char *group;
+	const char *host;
+	unsigned state_mask; /* OR of STORE_STATE_BIT(); 0 = all states */
+};
+int store_instance_list(struct store *s, const struct store_instance_filter *f,
+			struct store_instance_list *out);
+
+/*
+ * Compare-and-set the state: succeeds only if the instance is in `from`
+ * now (so two actors cannot both move it). STORE_E_ILLEGAL if the
+ * lifecycle forbids from -> to (nothing is read or written),
+ * STORE_E_CONFLICT if the current state is not `from`, STORE_E_NOTFOUND.
+ * Entering READY sets ready_ms the first time.
+ */
+int store_instance_set_state(struct store *s, const char *id,
+			     enum store_instance_state from,
+			     enum store_instance_state to);
+/*
+ * Record a check-in/heartbeat at time_ms with the guest's busy flag:
+ * busy_since_ms is set when busy goes false -> true and cleared when it
+ * goes back. Refused with STORE_E_CONFLICT for deleting/gone instances.
+ */
+int store_instance_heartbeat(struct store *s, const char *id, int64_t time_ms,
+			     bool busy);
+
+/* ---- events: the activity history ------------------------------------- */
+
+struct store_event {
+	int64_t id;          /* increasing; assigned by the store */
+	int64_t time_ms;     /* append: 0 = now */
+	char *group;         /* or NULL for daemon-wide events */
+	char *instance;      /* instance id or NULL */
+	char *kind;          /* [a-z0-9_.-]{1,63}, e.g. "scale_out" */
+	char *message;       /* human-readable reason, <= STORE_TEXT_MAX */
+	char *details;       /* optional JSON text, or NULL */
+};
+void store_event_release(struct store_event *e);
+
+struct store_event_list {
+	struct store_event *v;
+	size_t n;
+};
+void store_event_list_release(struct store_event_list *l);
+
+/* Append; *id_out (may be NULL) gets the new id. */
+int store_event_append(struct store *s, const struct store_event *e,
+		       int64_t *id_out);
+/* The newest `limit` events of group (NULL = all), newest first. */
+int store_event_list_recent(struct store *s, const char *group, size_t limit,
+			    struct store_event_list *out);
+/* Events with id > after_id, oldest first, at most limit. */
+int store_event_list_since(struct store *s, int64_t after_id, size_t limit,
+			   struct store_event_list *out);
+
+/* ---- intent journal ---------------------------------------------------- */
+
+/*
+ * Write the intent before acting, record each step right after it is
+ * done, and close the entry. A daemon that starts lists the pending
+ * entries and, for each, finishes or rolls back the action: the recorded
+ * step is the last one known complete; the next one may or may not have
+ * happened (the crash can fall between doing it and recording it), so
+ * recovery checks libvirt for it. See docs/state.md.
+ */
+enum store_journal_action {
+	STORE_JOURNAL_PROVISION,
+	STORE_JOURNAL_REMOVE,
+	STORE_JOURNAL_LAST
+};
+/* Steps in the order they happen; each belongs to one action. */
+enum store_journal_step {
+	STORE_STEP_NONE,              /* intent recorded, nothing done yet */
+	/* provision */
+	STORE_STEP_VOLUME_CREATED,    /* disk overlay exists */
+	STORE_STEP_SEED_CREATED,      /* cloud-init seed volume exists */
+	STORE_STEP_DOMAIN_DEFINED,    /* domain defined (persistent) */
+	STORE_STEP_STARTED,           /* domain started */
+	/* remove */
+	STORE_STEP_DOMAIN_STOPPED,    /* domain destroyed */
+	STORE_STEP_DOMAIN_UNDEFINED,  /* domain undefined */
+	STORE_STEP_VOLUMES_DELETED,   /* disk and seed volumes deleted */
+	STORE_STEP_LAST
+};
+enum store_journal_status {
+	STORE_JOURNAL_PENDING,
+	STORE_JOURNAL_DONE,
+	STORE_JOURNAL_FAILED,
+	STORE_JOURNAL_STATUS_LAST
+};
+const char *store_journal_action_name(enum store_journal_action a);
+int store_journal_action_parse(const char *s, enum store_journal_action *out);
+const char *store_journal_step_name(enum store_journal_step st);
+int store_journal_step_parse(const char *s, enum store_journal_step *out);
+const char *store_journal_status_name(enum store_journal_status st);
+/* Whether step belongs to action (NONE belongs to both). */
+bool store_journal_step_valid(enum store_journal_action a,
+			      enum store_journal_step st);
+
+struct store_journal_entry {
+	int64_t id;
+	char *instance;      /* instance id */
+	enum store_journal_action action;
+	enum store_journal_step step;
+	enum store_journal_status status;
+	char *payload;       /* JSON text the actor needs to resume, or NULL */
+	char *error;         /* why it failed, or NULL */
+	int64_t created_ms;
+	int64_t updated_ms;
+};
+void store_journal_entry_release(struct store_journal_entry *e);
+
+struct store_journal_list {
+	struct store_journal_entry *v;
+	size_t n;
+};
+void store_journal_list_release(struct store_journal_list *l);
+
+/* Record the intent (step NONE); *id_out gets its id. The instance must exist. */
+int store_journal_begin(struct store *s, const char *instance,
+			enum store_journal_action action, const char *payload,
+			int64_t *id_out);
+/*
+ * Record that `step` is done; steps only move forward and must belong to
+ * the entry's action (STORE_E_ILLEGAL otherwise). payload, if not NULL,
+ * replaces the stored payload (e.g. to add the volume name just created).
+ * STORE_E_CONFLICT if the entry is no longer pending.
+ */
+int store_journal_step(struct store *s, int64_t id, enum store_journal_step step,
+		       const char *payload);
+int store_journal_done(struct store *s, int64_t id);
+int store_journal_fail(struct store *s, int64_t id, const char *why);
+int store_journal_get(struct store *s, int64_t id,
+		      struct store_journal_entry *out);
+/* Every pending entry, oldest first: what recovery must finish or undo. */
+int store_journal_pending(struct store *s, struct store_journal_list *out);
+
+/* ---- lease: one active daemon per state ------------------------------- */
+
+/*
+ * A named lease (the daemon uses STORE_LEASE_LEADER) with a holder id, an
+ * expiry and an epoch that grows by one each time the lease is acquired.
+ *
+ * acquire: succeeds if the lease is free, expired, or already held by the
+ * same holder; bumps the epoch, sets the expiry to now + ttl_ms, stores
+ * the new epoch in *epoch_out and arms this handle's fence with it.
+ * STORE_E_HELD when another holder has it (store_lease_get() tells who
+ * and until when). Holder ids must be unique per running daemon (e.g.
+ * "hostname:pid"): two processes with one holder id would steal the lease
+ * from each other.
+ *
+ * A daemon without HA acquires the lease too and refuses to start on
+ * STORE_E_HELD ("state in use by HOLDER"); with HA it stays standby and
+ * retries every ttl/3 or so. The leader renews every ttl/3; a renew that
+ * returns STORE_E_FENCED means another daemon took over: stop acting.
+ */
+#define STORE_LEASE_LEADER "leader"
+
+struct store_lease {
+	char *name;
+	char *holder;        /* "" when released */
+	int64_t epoch;       /* 0 = never acquired */
+	int64_t expires_ms;  /* database clock */
+	int64_t now_ms;      /* the database clock when read */
+};
+void store_lease_release_info(struct store_lease *l);
+
+int store_lease_acquire(struct store *s, const char *name, const char *holder,
+			int64_t ttl_ms, int64_t *epoch_out);
+/* Extend to now + ttl_ms; STORE_E_FENCED if the epoch moved on. */
+int store_lease_renew(struct store *s, const char *name, const char *holder,
+		      int64_t epoch, int64_t ttl_ms);
+/* Give it up (keeps the epoch, so the next acquire bumps it); disarms the
+ * fence. STORE_E_FENCED if it was no longer ours. */
+int store_lease_release(struct store *s, const char *name, const char *holder,
+			int64_t epoch);
+/* Read the lease; STORE_E_NOTFOUND if never acquired. */
+int store_lease_get(struct store *s, const char *name, struct store_lease *out);
+/* Arm (epoch > 0) or disarm (epoch 0, name may be NULL) the fence by hand. */
+void store_fence_set(struct store *s, const char *name, int64_t epoch);
+
+#endif

@@ -1,0 +1,655 @@
+/*
+ * store/mysql.c: the MariaDB/MySQL state-store backend (libmariadb), for
+ * people who run several controllers against one database (HA).
+ *
+ * URLs:
+ *   mysql://USER@HOST[:PORT]/DB                  TCP (PORT defaults to 3306)
+ *   mysql://USER@localhost/DB?socket=/run/x.sock  unix socket
+ * The password is passed to store_open() (read by the caller from a secret
+ * file or the environment); a password inside the URL is refused. It is
+ * kept in memory for reconnects, never logged, never put on a command line.
+ *
+ * Sessions run in READ COMMITTED with strict SQL mode and UTC; tables are
+ * InnoDB with a binary collation (names compare like SQLite's). Affected
+ * row counts are "found rows" (CLIENT_FOUND_ROWS), so a conditional
+ * UPDATE that matches a row counts it even when no value changed: the
+ * fence check and the compare-and-set updates rely on that, and on
+ * InnoDB's row locks held until commit.
+ *
+ * A dropped connection (server restart, idle timeout) is reopened: a
+ * query outside a transaction and a transaction's BEGIN are retried once
+ * on a fresh connection; inside a transaction the loss fails the
+ * operation (the server rolled it back) and the next one reconnects.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <errmsg.h>
+#include <mysql.h>
+#include <mysqld_error.h>
+
+#include "log.h"
+#include "store/driver.h"
+#include "util.h"
+
+LOG_TAG("store-mysql");
+
+#define MAX_COLS 32
+#define CONNECT_TIMEOUT_S 5
+#define IO_TIMEOUT_S 30
+#define LOCK_WAIT_TIMEOUT_S 10
+#define MIGRATE_LOCK_TIMEOUT_S 60
+
+struct store_conn {
+	MYSQL *my;          /* NULL after a lost connection */
+	char *user, *host, *db, *socket;
+	unsigned port;
+	char *password;     /* may be NULL; zeroed on close */
+	char *where;        /* "user@host:port/db" for messages (no secret) */
+	bool in_tx;
+	struct strbuf sql;  /* the statement being built */
+	struct log_complain lost;
+};
+
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+static int lib_rc;
+
+static void
+lib_init(void)
+{
+	lib_rc = mysql_library_init(0, NULL, NULL);
+}
+
+/* ---- URL --------------------------------------------------------------- */
+
+static bool
+span_ok(const char *s, size_t n, const char *extra)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || strchr(extra, ch)))
+			return false;
+	}
+	return true;
+}
+
+static int
+parse_url(struct store_conn *c, const char *rest)
+{
+	const char *at, *slash, *hp, *he, *qm, *db_end;
+	int64_t port = 3306;
+
+	at = strchr(rest, '@');
+	slash = strchr(rest, '/');
+	if (!at || (slash && slash < at)) {
+		err_set("mysql URL needs a user: mysql://USER@HOST:PORT/DB");
+		return -1;
+	}
+	if (memchr(rest, ':', (size_t)(at - rest))) {
+		err_set("mysql URL must not carry a password: put it in the "
+			"state password file or environment variable");
+		return -1;
+	}
+	if (!span_ok(rest, (size_t)(at - rest), "_.-") || at - rest > 80) {
+		err_set("mysql URL: bad user name '%.*s'", (int)(at - rest > 80 ? 80 : at - rest), rest);
+		return -1;
+	}
+	c->user = xstrndup(rest, (size_t)(at - rest));
+	hp = at + 1;
+	if (!slash) {
+		err_set("mysql URL needs a database: mysql://USER@HOST:PORT/DB");
+		return -1;
+	}
+	/* host, [v6], and an optional :port */
+	if (*hp == '[') {
+		const char *rb = memchr(hp, ']', (size_t)(slash - hp));
+
+		if (!rb || !span_ok(hp + 1, (size_t)(rb - hp - 1), ":.")) {
+			err_set("mysql URL: bad IPv6 host");
+			return -1;
+		}
+		c->host = xstrndup(hp + 1, (size_t)(rb - hp - 1));
+		he = rb + 1;
+		if (he != slash && *he != ':') {
+			err_set("mysql URL: junk after the IPv6 host");
+			return -1;
+		}
+	} else {
+		he = memchr(hp, ':', (size_t)(slash - hp));
+		if (!he)
+			he = slash;
+		if (!span_ok(hp, (size_t)(he - hp), ".-") || he - hp > 255) {
+			err_set("mysql URL: bad host name '%.*s'",
+				(int)(he - hp > 255 ? 255 : he - hp), hp);
+			return -1;
+		}
+		c->host = xstrndup(hp, (size_t)(he - hp));
+	}
+	if (*he == ':') {
+		char buf[8];
+		size_t n = (size_t)(slash - he - 1);
+
+		if (n == 0 || n >= sizeof(buf)) {
+			err_set("mysql URL: bad port");
+			return -1;
+		}
+		memcpy(buf, he + 1, n);
+		buf[n] = '\0';
+		if (util_parse_int64(buf, 1, 65535, &port) < 0) {
+			err_prefix("mysql URL: port");
+			return -1;
+		}
+	}
+	c->port = (unsigned)port;
+	qm = strchr(slash, '?');
+	db_end = qm ? qm : slash + strlen(slash);
+	if (!span_ok(slash + 1, (size_t)(db_end - slash - 1), "_$") ||
+	    db_end - slash - 1 > 64) {
+		err_set("mysql URL: bad database name '%.*s' (letters, digits, "
+			"_ and $; at most 64)",
+			(int)(db_end - slash - 1 > 64 ? 64 : db_end - slash - 1),
+			slash + 1);
+		return -1;
+	}
+	c->db = xstrndup(slash + 1, (size_t)(db_end - slash - 1));
+	if (qm) {
+		const char *v = qm + 1;
+
+		if (strncmp(v, "socket=", 7) != 0 || v[7] != '/' ||
+		    strchr(v, '&') || strchr(v, '%') || strlen(v + 7) > 107) {
+			err_set("mysql URL: the only option is ?socket=/abs/path "
+				"(got '?%.80s')", v);
+			return -1;
+		}
+		if (strcmp(c->host, "localhost") != 0) {
+			err_set("mysql URL: a socket needs the host 'localhost', "
+				"not '%s'", c->host);
+			return -1;
+		}
+		c->socket = xstrdup(v + 7);
+	}
+	if (c->socket)
+		c->where = xasprintf("%s@localhost/%s (socket %s)", c->user,
+				     c->db, c->socket);
+	else
+		c->where = xasprintf("%s@%s:%u/%s", c->user, c->host, c->port,
+				     c->db);
+	return 0;
+}
+
+/* ---- connection -------------------------------------------------------- */
+
+static int
+my_error(struct store_conn *c, MYSQL *my, const char *what)
+{
+	unsigned e = mysql_errno(my);
+
+	err_set("mysql %s: %s: %s (error %u)", c->where, what, mysql_error(my),
+		e);
+	return e == ER_DUP_ENTRY ? STORE_E_EXISTS : STORE_E_ERROR;
+}
+
+static int
+my_connect(struct store_conn *c)
+{
+	static const char *const session[] = {
+		"SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,"
+		"ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'",
+		"SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+		"SET SESSION time_zone = '+00:00'",
+		"SET SESSION innodb_lock_wait_timeout = 10",
+	};
+	unsigned connect_to = CONNECT_TIMEOUT_S, io_to = IO_TIMEOUT_S;
+	MYSQL *my;
+
+	my = mysql_init(NULL);
+	if (!my)
+		fatal("mysql_init: out of memory");
+	mysql_options(my, MYSQL_OPT_CONNECT_TIMEOUT, &connect_to);
+	mysql_options(my, MYSQL_OPT_READ_TIMEOUT, &io_to);
+	mysql_options(my, MYSQL_OPT_WRITE_TIMEOUT, &io_to);
+	mysql_options(my, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+	if (c->socket) {
+		unsigned proto = MYSQL_PROTOCOL_SOCKET;
+
+		mysql_options(my, MYSQL_OPT_PROTOCOL, &proto);
+	} else {
+		unsigned proto = MYSQL_PROTOCOL_TCP;
+
+		mysql_options(my, MYSQL_OPT_PROTOCOL, &proto);
+	}
+	if (!mysql_real_connect(my, c->socket ? "localhost" : c->host, c->user,
+				c->password, c->db, c->socket ? 0 : c->port,
+				c->socket, CLIENT_FOUND_ROWS)) {
+		my_error(c, my, "connect");
+		mysql_close(my);
+		return -1;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(session); i++) {
+		if (mysql_query(my, session[i]) != 0) {
+			my_error(c, my, session[i]);
+			mysql_close(my);
+			return -1;
+		}
+	}
+	c->my = my;
+	c->in_tx = false;
+	return 0;
+}
+
+static void
+drop(struct store_conn *c)
+{
+	if (c->my)
+		mysql_close(c->my);
+	c->my = NULL;
+	c->in_tx = false;
+}
+
+static void my_close(struct store_conn *c);
+
+static struct store_conn *
+my_open(const char *rest, const char *password)
+{
+	struct store_conn *c;
+
+	pthread_once(&lib_once, lib_init);
+	if (lib_rc != 0) {
+		err_set("mysql: cannot initialise the client library");
+		return NULL;
+	}
+	c = xcalloc(1, sizeof(*c));
+	strbuf_init(&c->sql);
+	if (parse_url(c, rest) < 0) {
+		err_prefix("'mysql://%.200s'", rest);
+		goto fail;
+	}
+	if (password)
+		c->password = xstrdup(password);
+	if (my_connect(c) < 0)
+		goto fail;
+	log_debug("connected to %s", c->where);
+	return c;
+fail:
+	my_close(c);
+	return NULL;
+}
+
+static void
+my_close(struct store_conn *c)
+{
+	if (!c)
+		return;
+	drop(c);
+	if (c->password) {
+		explicit_bzero(c->password, strlen(c->password));
+		free(c->password);
+	}
+	free(c->user);
+	free(c->host);
+	free(c->db);
+	free(c->socket);
+	free(c->where);
+	strbuf_release(&c->sql);
+	free(c);
+}
+
+/* ---- statements -------------------------------------------------------- */
+
+/* Replace each ? with its parameter, escaped for this connection. */
+static int
+build(struct store_conn *c, const char *sql, const struct store_val *p,
+      size_t n)
+{
+	size_t k = 0;
+
+	strbuf_reset(&c->sql);
+	for (const char *s = sql; *s; s++) {
+		if (*s != '?') {
+			strbuf_addc(&c->sql, *s);
+			continue;
+		}
+		if (k >= n)
+			goto mismatch;
+		switch (p[k].type) {
+		case STORE_VAL_NULL:
+			strbuf_adds(&c->sql, "NULL");
+			break;
+		case STORE_VAL_INT:
+			strbuf_addf(&c->sql, "%" PRId64, p[k].i);
+			break;
+		case STORE_VAL_TEXT: {
+			size_t len = strlen(p[k].s);
+			char *esc = xmalloc(2 * len + 1);
+			unsigned long m;
+
+			m = mysql_real_escape_string(c->my, esc, p[k].s,
+						     (unsigned long)len);
+			strbuf_addc(&c->sql, '\'');
+			strbuf_add(&c->sql, esc, m);
+			strbuf_addc(&c->sql, '\'');
+			free(esc);
+			break;
+		}
+		}
+		k++;
+	}
+	if (k == n)
+		return 0;
+mismatch:
+	err_set("mysql: statement and parameters do not match (%zu given)", n);
+	return -1;
+}
+
+static bool
+lost_error(unsigned e)
+{
+	return e == CR_SERVER_GONE_ERROR || e == CR_SERVER_LOST;
+}
+
+/*
+ * Send sql (with params) on a live connection; reconnect first if the
+ * last one was lost. With retry, a lost connection is reopened and the
+ * statement sent once more (only for statements that are safe to repeat:
+ * reads outside transactions and BEGIN).
+ */
+static int
+run(struct store_conn *c, const char *sql, const struct store_val *p,
+    size_t n, bool retry)
+{
+	unsigned e;
+
+	for (int attempt = 0;; attempt++) {
+		if (!c->my && my_connect(c) < 0)
+			return STORE_E_ERROR;
+		if (build(c, sql, p, n) < 0)
+			return STORE_E_ERROR;
+		if (mysql_real_query(c->my, c->sql.buf,
+				     (unsigned long)c->sql.len) == 0)
+			return 0;
+		e = mysql_errno(c->my);
+		if (!lost_error(e))
+			return my_error(c, c->my, "query");
+		my_error(c, c->my, "query");
+		log_complain(&c->lost, LOG_LEVEL_WARN, log_tag,
+			     "%s; reconnecting", err_msg());
+		drop(c);
+		if (!retry || attempt > 0)
+			return STORE_E_ERROR;
+	}
+}
+
+static int
+my_exec(struct store_conn *c, const char *sql, const struct store_val *p,
+	size_t n, int64_t *changes, int64_t *last_id)
+{
+	MYSQL_RES *res;
+	int rc;
+
+	rc = run(c, sql, p, n, false);
+	if (rc < 0)
+		return rc;
+	/* A statement that returns rows (SELECT GET_LOCK) must be drained. */
+	res = mysql_store_result(c->my);
+	if (res)
+		mysql_free_result(res);
+	else if (mysql_field_count(c->my) != 0)
+		return my_error(c, c->my, "result");
+	if (changes)
+		*changes = (int64_t)mysql_affected_rows(c->my);
+	if (last_id)
+		*last_id = (int64_t)mysql_insert_id(c->my);
+	return 0;
+}
+
+static int
+my_query(struct store_conn *c, const char *sql, const struct store_val *p,
+	 size_t n, store_row_fn fn, void *ctx)
+{
+	const char *vals[MAX_COLS];
+	size_t lens[MAX_COLS];
+	struct store_row row = {0, vals, lens};
+	MYSQL_RES *res;
+	MYSQL_ROW r;
+	int ret = 0;
+
+	if (run(c, sql, p, n, !c->in_tx) < 0)
+		return -1;
+	res = mysql_store_result(c->my);
+	if (!res) {
+		if (mysql_field_count(c->my) == 0)
+			return 0;
+		my_error(c, c->my, "result");
+		if (lost_error(mysql_errno(c->my)))
+			drop(c);
+		return -1;
+	}
+	row.ncols = mysql_num_fields(res);
+	if (row.ncols > MAX_COLS)
+		fatal("store-mysql: query with %zu columns", row.ncols);
+	while ((r = mysql_fetch_row(res))) {
+		unsigned long *l = mysql_fetch_lengths(res);
+
+		for (size_t i = 0; i < row.ncols; i++) {
+			vals[i] = r[i];
+			lens[i] = l[i];
+		}
+		if (fn(ctx, &row) < 0) {
+			ret = -1;
+			break;
+		}
+	}
+	mysql_free_result(res);
+	return ret;
+}
+
+static int
+my_begin(struct store_conn *c, bool write)
+{
+	(void)write; /* InnoDB: row locks taken by the statements */
+	if (run(c, "START TRANSACTION", NULL, 0, true) < 0)
+		return -1;
+	c->in_tx = true;
+	return 0;
+}
+
+static int
+my_commit(struct store_conn *c)
+{
+	int rc = run(c, "COMMIT", NULL, 0, false);
+
+	/* If the connection died during COMMIT the outcome is unknown;
+	 * the caller reports an error and the next read shows the truth. */
+	c->in_tx = false;
+	return rc < 0 ? -1 : 0;
+}
+
+static void
+my_rollback(struct store_conn *c)
+{
+	if (c->my && c->in_tx && mysql_query(c->my, "ROLLBACK") != 0) {
+		log_warn("mysql %s: ROLLBACK: %s", c->where, mysql_error(c->my));
+		if (lost_error(mysql_errno(c->my)))
+			drop(c);
+	}
+	c->in_tx = false;
+}
+
+static int
+int_cb(void *ctx, const struct store_row *r)
+{
+	int64_t *out = ctx;
+	char buf[32];
+
+	if (r->ncols != 1 || !r->vals[0] || r->lens[0] == 0 ||
+	    r->lens[0] >= sizeof(buf)) {
+		err_set("mysql: expected one number, got something else");
+		return -1;
+	}
+	memcpy(buf, r->vals[0], r->lens[0]);
+	buf[r->lens[0]] = '\0';
+	return util_parse_int64(buf, INT64_MIN, INT64_MAX, out);
+}
+
+static int
+my_now_ms(struct store_conn *c, int64_t *out)
+{
+	*out = -1;
+	if (my_query(c, "SELECT CAST(FLOOR(UNIX_TIMESTAMP(NOW(3)) * 1000) "
+			"AS SIGNED)",
+		     NULL, 0, int_cb, out) < 0)
+		return -1;
+	if (*out <= 0) {
+		err_set("mysql %s: the server clock gave no time", c->where);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+my_migrate_begin(struct store_conn *c)
+{
+	int64_t got = -1;
+
+	if (my_query(c, "SELECT GET_LOCK(CONCAT('virt_autoscaler_schema.', "
+			"DATABASE()), ?)",
+		     (struct store_val[]){SV_INT(MIGRATE_LOCK_TIMEOUT_S)}, 1,
+		     int_cb, &got) < 0)
+		return -1;
+	if (got != 1) {
+		err_set("mysql %s: another process holds the schema migration "
+			"lock for more than %d s",
+			c->where, MIGRATE_LOCK_TIMEOUT_S);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+my_migrate_end(struct store_conn *c, bool ok)
+{
+	int64_t got = -1;
+
+	(void)ok; /* DDL committed as it ran; statements are idempotent */
+	if (c->my)
+		my_query(c, "SELECT RELEASE_LOCK(CONCAT('virt_autoscaler_schema.', "
+			    "DATABASE()))",
+			 NULL, 0, int_cb, &got);
+	return 0;
+}
+
+static int
+exists_cb(void *ctx, const struct store_row *r)
+{
+	(void)r;
+	*(bool *)ctx = true;
+	return 0;
+}
+
+static int
+my_table_exists(struct store_conn *c, const char *table, bool *out)
+{
+	*out = false;
+	return my_query(c, "SELECT TABLE_NAME FROM information_schema.TABLES "
+			   "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+			(struct store_val[]){SV_TEXT(table)}, 1, exists_cb, out);
+}
+
+/*
+ * The schema (docs/state.md). DDL commits implicitly in MariaDB, so every
+ * statement is idempotent: a migration cut short is simply run again.
+ */
+#define TABLE_OPTS " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+
+static const char *const v1[] = {
+	"CREATE TABLE IF NOT EXISTS schema_version (version INT NOT NULL)"
+	TABLE_OPTS,
+	"CREATE TABLE IF NOT EXISTS instance_groups ("
+	" name VARCHAR(63) NOT NULL PRIMARY KEY,"
+	" desired BIGINT NOT NULL,"
+	" paused TINYINT NOT NULL DEFAULT 0,"
+	" config_gen BIGINT NOT NULL DEFAULT 0,"
+	" created_ms BIGINT NOT NULL,"
+	" updated_ms BIGINT NOT NULL)" TABLE_OPTS,
+	"CREATE TABLE IF NOT EXISTS instances ("
+	" id VARCHAR(64) NOT NULL PRIMARY KEY,"
+	" group_name VARCHAR(63) NOT NULL,"
+	" host VARCHAR(255) NULL,"
+	" domain VARCHAR(255) NULL,"
+	" state VARCHAR(32) NOT NULL,"
+	" secret_hash VARCHAR(128) NULL,"
+	" created_ms BIGINT NOT NULL,"
+	" updated_ms BIGINT NOT NULL,"
+	" ready_ms BIGINT NOT NULL DEFAULT 0,"
+	" heartbeat_ms BIGINT NOT NULL DEFAULT 0,"
+	" busy TINYINT NOT NULL DEFAULT 0,"
+	" busy_since_ms BIGINT NOT NULL DEFAULT 0,"
+	" config_gen BIGINT NOT NULL DEFAULT 0,"
+	" address VARCHAR(255) NULL,"
+	" notes TEXT NULL,"
+	" KEY instances_group_state (group_name, state),"
+	" KEY instances_host (host),"
+	" CONSTRAINT instances_group_fk FOREIGN KEY (group_name)"
+	"  REFERENCES instance_groups (name))" TABLE_OPTS,
+	"CREATE TABLE IF NOT EXISTS events ("
+	" id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
+	" time_ms BIGINT NOT NULL,"
+	" group_name VARCHAR(63) NULL,"
+	" instance_id VARCHAR(64) NULL,"
+	" kind VARCHAR(63) NOT NULL,"
+	" message TEXT NOT NULL,"
+	" details MEDIUMTEXT NULL,"
+	" KEY events_group (group_name, id))" TABLE_OPTS,
+	NULL,
+};
+
+static const char *const v2[] = {
+	"CREATE TABLE IF NOT EXISTS journal ("
+	" id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
+	" instance_id VARCHAR(64) NOT NULL,"
+	" action VARCHAR(32) NOT NULL,"
+	" step VARCHAR(32) NOT NULL,"
+	" status VARCHAR(16) NOT NULL,"
+	" payload MEDIUMTEXT NULL,"
+	" error TEXT NULL,"
+	" created_ms BIGINT NOT NULL,"
+	" updated_ms BIGINT NOT NULL,"
+	" KEY journal_status (status, id),"
+	" CONSTRAINT journal_instance_fk FOREIGN KEY (instance_id)"
+	"  REFERENCES instances (id))" TABLE_OPTS,
+	"CREATE TABLE IF NOT EXISTS leases ("
+	" name VARCHAR(63) NOT NULL PRIMARY KEY,"
+	" holder VARCHAR(255) NOT NULL,"
+	" epoch BIGINT NOT NULL,"
+	" expires_ms BIGINT NOT NULL,"
+	" acquired_ms BIGINT NOT NULL)" TABLE_OPTS,
+	NULL,
+};
+
+static const struct store_migration migrations[] = {
+	{1, v1},
+	{2, v2},
+};
+
+const struct store_driver store_driver_mysql = {
+	.name = "mysql",
+	.open = my_open,
+	.close = my_close,
+	.begin = my_begin,
+	.commit = my_commit,
+	.rollback = my_rollback,
+	.exec = my_exec,
+	.query = my_query,
+	.now_ms = my_now_ms,
+	.migrate_begin = my_migrate_begin,
+	.migrate_end = my_migrate_end,
+	.table_exists = my_table_exists,
+	.migrations = migrations,
+	.nmigrations = ARRAY_SIZE(migrations),
+};
