@@ -5,7 +5,9 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -304,14 +306,17 @@ policy_params_defaults(struct policy_params *p)
 	p->tolerance = 0.10;
 	p->cooldown_ms = 0;
 	p->warmup_ms = 60000;
-	p->scale_up_window_ms = 0;
-	p->scale_down_window_ms = 300000;
+	p->scale_up_window_ms = 20000;
+	p->scale_up_window_skip_pct = 20;
+	p->scale_down_window_ms = 180000;
 	p->scale_up_limit.instances = 0;
 	p->scale_up_limit.percent = 0;
 	p->scale_up_limit.period_ms = 0;
 	p->scale_down_limit.instances = 0;
 	p->scale_down_limit.percent = 0;
 	p->scale_down_limit.period_ms = 0;
+	p->saturation_pct = 95;
+	p->saturation_scale_up_pct = 100;
 }
 
 void
@@ -349,4 +354,708 @@ policy_params_copy(struct policy_params *dst, const struct policy_params *src)
 				? xstrdup(src->schedules[i].name) : NULL;
 		}
 	}
+}
+
+/* ---- engine state ----------------------------------------------------- */
+
+#define NO_TIME INT64_MIN
+
+struct rec {
+	int64_t t;
+	int v;
+};
+
+/* A growable ring of (time, value), oldest first. */
+struct ring {
+	struct rec *v;
+	unsigned head, len, cap;
+};
+
+static struct rec *
+ring_at(struct ring *r, unsigned i)
+{
+	return &r->v[(r->head + i) % r->cap];
+}
+
+static void
+ring_push(struct ring *r, int64_t t, int v)
+{
+	if (r->len == r->cap) {
+		unsigned ncap = r->cap ? r->cap * 2 : 16;
+		struct rec *nv = xcalloc(ncap, sizeof(*nv));
+
+		for (unsigned i = 0; i < r->len; i++)
+			nv[i] = *ring_at(r, i);
+		free(r->v);
+		r->v = nv;
+		r->cap = ncap;
+		r->head = 0;
+	}
+	r->v[(r->head + r->len) % r->cap] = (struct rec){t, v};
+	r->len++;
+}
+
+static void
+ring_pop_front(struct ring *r)
+{
+	r->head = (r->head + 1) % r->cap;
+	r->len--;
+}
+
+static void
+ring_pop_back(struct ring *r)
+{
+	r->len--;
+}
+
+struct policy_state {
+	/* Monotonic deques over the recommendations: values increase from
+	 * front to back in `up` (front = lowest in the scale-up window) and
+	 * decrease in `down` (front = highest in the scale-down window). */
+	struct ring up, down;
+	struct ring changes;      /* (time, delta) of each change */
+	bool have_change;
+	int64_t last_change_ms;
+	int64_t *step_since;      /* per step rule: condition holds since */
+	unsigned n_step_since;
+};
+
+struct policy_state *
+policy_state_new(void)
+{
+	struct policy_state *st = xcalloc(1, sizeof(*st));
+
+	st->last_change_ms = NO_TIME;
+	return st;
+}
+
+void
+policy_state_free(struct policy_state *st)
+{
+	if (!st)
+		return;
+	free(st->up.v);
+	free(st->down.v);
+	free(st->changes.v);
+	free(st->step_since);
+	free(st);
+}
+
+static void
+state_add_rec(struct policy_state *st, int64_t now, int v)
+{
+	while (st->up.len && ring_at(&st->up, st->up.len - 1)->v >= v)
+		ring_pop_back(&st->up);
+	ring_push(&st->up, now, v);
+	while (st->down.len && ring_at(&st->down, st->down.len - 1)->v <= v)
+		ring_pop_back(&st->down);
+	ring_push(&st->down, now, v);
+}
+
+/* Drop all but the newest entry older than the window (t <= now - w). */
+static void
+ring_prune(struct ring *r, int64_t now, int64_t window)
+{
+	while (r->len > 1 && ring_at(r, 0)->t <= now - window)
+		ring_pop_front(r);
+}
+
+static void
+state_add_change(struct policy_state *st, int64_t now, int from, int to)
+{
+	if (from == to)
+		return;
+	ring_push(&st->changes, now, to - from);
+	st->have_change = true;
+	st->last_change_ms = now;
+}
+
+void
+policy_state_note_change(struct policy_state *st, int64_t now_ms, int from,
+			 int to)
+{
+	state_add_change(st, now_ms, from, to);
+	state_add_rec(st, now_ms, to);
+}
+
+/* ---- inputs ------------------------------------------------------------ */
+
+void
+policy_input_from_instances(struct policy_input *in,
+			    const struct policy_params *p,
+			    const struct policy_instance_sample *inst,
+			    unsigned n)
+{
+	double sum[POLICY_METRIC_LAST] = {0};
+	unsigned cnt[POLICY_METRIC_LAST] = {0};
+
+	in->ready = 0;
+	in->warming = 0;
+	in->instances = (int)n;
+	for (unsigned i = 0; i < n; i++) {
+		const struct policy_instance_sample *s = &inst[i];
+
+		if (!s->ready) {
+			in->warming++;
+			continue;
+		}
+		in->ready++;
+		if (in->now_ms - s->ready_ms < p->warmup_ms) {
+			in->warming++;
+			continue;
+		}
+		for (unsigned m = 0; m < POLICY_METRIC_LAST; m++) {
+			if (s->metric_present[m] && isfinite(s->metric[m])) {
+				sum[m] += s->metric[m];
+				cnt[m]++;
+			}
+		}
+	}
+	for (unsigned m = 0; m < POLICY_METRIC_LAST; m++) {
+		in->metric_present[m] = cnt[m] > 0;
+		in->metric[m] = cnt[m] ? sum[m] / cnt[m] : 0;
+	}
+}
+
+/* ---- decisions ------------------------------------------------------- */
+
+const char *
+policy_outcome_name(enum policy_outcome o)
+{
+	switch (o) {
+	case POLICY_OUTCOME_HOLD:
+		return "hold";
+	case POLICY_OUTCOME_SCALE_OUT:
+		return "scale out";
+	case POLICY_OUTCOME_SCALE_IN:
+		return "scale in";
+	case POLICY_OUTCOME_LAST:
+		break;
+	}
+	return "?";
+}
+
+/* The reason, built in the decision's fixed buffer ("; " between parts). */
+struct reason {
+	char *buf;
+	size_t len;
+};
+
+static void reason_add(struct reason *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+reason_add(struct reason *r, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (r->len + 1 >= POLICY_REASON_MAX)
+		return;
+	if (r->len) {
+		n = snprintf(r->buf + r->len, POLICY_REASON_MAX - r->len, "; ");
+		r->len += (size_t)n;
+		if (r->len >= POLICY_REASON_MAX) {
+			r->len = POLICY_REASON_MAX - 1;
+			return;
+		}
+	}
+	va_start(ap, fmt);
+	n = vsnprintf(r->buf + r->len, POLICY_REASON_MAX - r->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		r->len += (size_t)n;
+	if (r->len >= POLICY_REASON_MAX)
+		r->len = POLICY_REASON_MAX - 1;
+}
+
+/* "87%" or "1250" in the metric's unit, into buf. */
+static const char *
+fmt_value(char *buf, size_t len, enum policy_metric m, double v)
+{
+	if (policy_metric_is_percent(m))
+		snprintf(buf, len, "%.0f%%", v);
+	else
+		snprintf(buf, len, "%.6g/s", v);
+	return buf;
+}
+
+/* "90s", "5m", "1h30m" (small, no allocation) */
+static const char *
+fmt_dur(char *buf, size_t len, int64_t ms)
+{
+	if (ms % 60000 == 0 && ms >= 60000)
+		snprintf(buf, len, "%" PRId64 "m", ms / 60000);
+	else if (ms % 1000 == 0)
+		snprintf(buf, len, "%" PRId64 "s", ms / 1000);
+	else
+		snprintf(buf, len, "%" PRId64 "ms", ms);
+	return buf;
+}
+
+/* ceil() that ignores floating-point dust: 3.0000000001 -> 3. */
+static int
+ceil_int(double x)
+{
+	double c = ceil(x - 1e-9);
+
+	if (c < 0)
+		return 0;
+	if (c > 1e9)
+		return 1000000000;
+	return (int)c;
+}
+
+static void
+effective_bounds(const struct policy_params *p, const struct policy_input *in,
+		 struct policy_decision *d)
+{
+	bool smin_set = false, smax_set = false;
+	int smin = 0, smax = 0;
+
+	d->min = p->min;
+	d->max = p->max;
+	d->schedule = -1;
+	if (in->have_local_time) {
+		for (unsigned i = 0; i < p->n_schedules; i++) {
+			const struct policy_schedule *s = &p->schedules[i];
+
+			if (!policy_cron_match(&s->when, &in->local_time))
+				continue;
+			if (s->min >= 0 && (!smin_set || s->min > smin)) {
+				smin = s->min;
+				smin_set = true;
+				d->schedule = (int)i;
+			}
+			if (s->max >= 0 && (!smax_set || s->max > smax)) {
+				smax = s->max;
+				smax_set = true;
+				if (d->schedule < 0)
+					d->schedule = (int)i;
+			}
+		}
+	}
+	if (smin_set)
+		d->min = smin;
+	if (smax_set)
+		d->max = smax;
+	if (d->min > d->max) {
+		/* A schedule's bound beats the group's; otherwise min wins. */
+		if (smax_set && !smin_set)
+			d->min = d->max;
+		else
+			d->max = d->min;
+	}
+	if (d->min < 0)
+		d->min = 0;
+}
+
+/* Target tracking: the maximum over tracked metrics, or -1 without data. */
+static int
+target_tracking(const struct policy_params *p, const struct policy_input *in,
+		int cur, bool *saturated, struct reason *r)
+{
+	int want = -1;
+	unsigned tracked = 0, missing = 0;
+	const char *missing_name = NULL;
+	char vb[32], tb[32];
+
+	for (unsigned i = 0; i < POLICY_METRIC_LAST; i++) {
+		enum policy_metric m = (enum policy_metric)i;
+		double target = p->target[m], v, ratio, raw;
+		int w;
+
+		if (!(target > 0))
+			continue;
+		tracked++;
+		if (!in->metric_present[m] || in->ready <= 0 ||
+		    !isfinite(in->metric[m])) {
+			missing++;
+			missing_name = policy_metric_name(m);
+			continue;
+		}
+		v = in->metric[m] < 0 ? 0 : in->metric[m];
+		ratio = v / target;
+		raw = ratio * in->ready;
+		fmt_value(vb, sizeof(vb), m, v);
+		fmt_value(tb, sizeof(tb), m, target);
+		if (p->saturation_pct > 0 && policy_metric_is_percent(m) &&
+		    v >= p->saturation_pct) {
+			int sat = ceil_int(in->ready *
+					   (1 + p->saturation_scale_up_pct / 100));
+
+			w = ceil_int(raw);
+			if (sat > w)
+				w = sat;
+			if (w < cur)
+				w = cur;
+			*saturated = true;
+			reason_add(r, "%s %s saturated (>= %.0f%%) over %d ready "
+				   "-> want %d (+%.0f%% of ready)",
+				   policy_metric_name(m), vb, p->saturation_pct,
+				   in->ready, w, p->saturation_scale_up_pct);
+		} else if (ratio > 1 + p->tolerance) {
+			w = ceil_int(raw);
+			if (raw <= cur * (1 + p->tolerance)) {
+				w = cur;
+				reason_add(r, "%s %s > target %s (±%.0f%%) over %d "
+					   "ready -> %.1f instances, covered by "
+					   "%d desired (%d warming)",
+					   policy_metric_name(m), vb, tb,
+					   p->tolerance * 100, in->ready, raw,
+					   cur, in->warming);
+			} else {
+				if (w < cur)
+					w = cur;
+				reason_add(r, "%s %s > target %s (±%.0f%%) over %d "
+					   "ready -> want %d",
+					   policy_metric_name(m), vb, tb,
+					   p->tolerance * 100, in->ready, w);
+			}
+		} else if (ratio < 1 - p->tolerance) {
+			w = ceil_int(raw);
+			if (w > cur)
+				w = cur;
+			reason_add(r, "%s %s < target %s (±%.0f%%) over %d ready "
+				   "-> want %d", policy_metric_name(m), vb, tb,
+				   p->tolerance * 100, in->ready, w);
+		} else {
+			w = cur;
+			reason_add(r, "%s %s within target %s ±%.0f%% -> keep %d",
+				   policy_metric_name(m), vb, tb,
+				   p->tolerance * 100, cur);
+		}
+		if (w > want)
+			want = w;
+	}
+	if (!tracked)
+		return -1;
+	if (missing == tracked) {
+		reason_add(r, "no %s data%s: target tracking holds",
+			   missing == 1 ? missing_name : "metric",
+			   in->ready <= 0 ? " (no ready instance)" : "");
+		return -1;
+	}
+	if (missing && want < cur) {
+		reason_add(r, "%s missing: no scale-in -> keep %d", missing_name,
+			   cur);
+		want = cur;
+	}
+	return want;
+}
+
+static void
+state_fit_steps(struct policy_state *st, unsigned n)
+{
+	if (st->n_step_since == n)
+		return;
+	free(st->step_since);
+	st->step_since = n ? xcalloc(n, sizeof(*st->step_since)) : NULL;
+	for (unsigned i = 0; i < n; i++)
+		st->step_since[i] = NO_TIME;
+	st->n_step_since = n;
+}
+
+/* Step rules: the largest wanted size among rules that fire, or -1. */
+static int
+step_rules(const struct policy_params *p, const struct policy_input *in,
+	   struct policy_state *st, int cur, struct reason *r)
+{
+	int want = -1;
+	char vb[32], tb[32], db[32];
+
+	state_fit_steps(st, p->n_steps);
+	for (unsigned i = 0; i < p->n_steps; i++) {
+		const struct policy_step *s = &p->steps[i];
+		enum policy_metric m = s->metric;
+		bool above = s->dir == POLICY_STEP_ABOVE;
+		double v;
+		int delta, base, w;
+
+		if ((unsigned)m >= POLICY_METRIC_LAST ||
+		    !in->metric_present[m] || in->ready <= 0) {
+			st->step_since[i] = NO_TIME;
+			continue;
+		}
+		v = in->metric[m];
+		if (above ? !(v > s->threshold) : !(v < s->threshold)) {
+			st->step_since[i] = NO_TIME;
+			continue;
+		}
+		if (st->step_since[i] == NO_TIME)
+			st->step_since[i] = in->now_ms;
+		fmt_value(vb, sizeof(vb), m, v);
+		fmt_value(tb, sizeof(tb), m, s->threshold);
+		if (in->now_ms - st->step_since[i] < s->for_ms) {
+			reason_add(r, "step %u: %s %s %s %s for %s of %s", i + 1,
+				   policy_metric_name(m), vb,
+				   above ? ">" : "<", tb,
+				   fmt_dur(db, sizeof(db),
+					   in->now_ms - st->step_since[i]),
+				   fmt_dur(tb, sizeof(tb), s->for_ms));
+			continue;
+		}
+		if (s->change_pct != 0) {
+			double pct = fabs(s->change_pct);
+			int sign = s->change_pct > 0 ? 1 : -1;
+
+			base = sign > 0 ? cur - in->warming : cur;
+			if (base < 0)
+				base = 0;
+			delta = ceil_int(base * pct / 100);
+			if (delta < s->min_step)
+				delta = s->min_step;
+			if (delta < 1)
+				delta = 1;
+			delta *= sign;
+		} else {
+			delta = s->change;
+		}
+		/* Scale-out applies to warm capacity: instances still warming
+		 * already answer an earlier firing of the same condition. */
+		base = delta > 0 ? cur - in->warming : cur;
+		if (base < 0)
+			base = 0;
+		w = base + delta;
+		if (w < 0)
+			w = 0;
+		if (delta > 0 && w < cur)
+			w = cur;
+		if (w != cur)
+			st->step_since[i] = in->now_ms;
+		if (delta > 0 && in->warming && w == cur)
+			reason_add(r, "step %u: %s %s %s %s -> %+d on %d warm, "
+				   "covered by %d warming", i + 1,
+				   policy_metric_name(m), vb, above ? ">" : "<",
+				   tb, delta, base, in->warming);
+		else
+			reason_add(r, "step %u: %s %s %s %s for %s -> %+d -> want "
+				   "%d", i + 1, policy_metric_name(m), vb,
+				   above ? ">" : "<", tb,
+				   fmt_dur(db, sizeof(db), s->for_ms), delta, w);
+		if (w > want)
+			want = w;
+	}
+	return want;
+}
+
+/* Period start size and the allowance of one rate limit, or -1 if none. */
+static int
+rate_limit(const struct policy_rate_limit *l, struct policy_state *st,
+	   int64_t now, int cur, int *start_out)
+{
+	int added = 0, deleted = 0, start, allow;
+
+	if (l->period_ms <= 0 || (l->instances <= 0 && l->percent <= 0))
+		return -1;
+	for (unsigned i = 0; i < st->changes.len; i++) {
+		struct rec *c = ring_at(&st->changes, i);
+
+		if (c->t <= now - l->period_ms)
+			continue;
+		if (c->v > 0)
+			added += c->v;
+		else
+			deleted -= c->v;
+	}
+	start = cur - added + deleted;
+	if (start < 0)
+		start = 0;
+	allow = l->instances > 0 ? l->instances : 0;
+	if (l->percent > 0 && ceil_int(start * l->percent / 100) > allow)
+		allow = ceil_int(start * l->percent / 100);
+	if (allow < 1)
+		allow = 1;
+	*start_out = start;
+	return allow;
+}
+
+void
+policy_decide(const struct policy_params *p, const struct policy_input *in,
+	      struct policy_state *st, struct policy_decision *d)
+{
+	struct reason r = {d->reason, 0};
+	int cur = in->desired < 0 ? 0 : in->desired;
+	int rec, tt, steps, v;
+	bool saturated = false;
+	int64_t now = in->now_ms, maxper;
+	char db[32], db2[32];
+
+	memset(d, 0, sizeof(*d));
+	d->reason[0] = '\0';
+	d->from = cur;
+	d->now_ms = now;
+	d->ready = in->ready;
+	d->warming = in->warming;
+	d->instances = in->instances;
+	d->capacity_left = in->capacity_left;
+	for (unsigned m = 0; m < POLICY_METRIC_LAST; m++) {
+		d->metric[m] = in->metric[m];
+		d->metric_present[m] = in->metric_present[m];
+	}
+	effective_bounds(p, in, d);
+
+	/* 1. recommendation */
+	tt = target_tracking(p, in, cur, &saturated, &r);
+	steps = step_rules(p, in, st, cur, &r);
+	rec = tt > steps ? tt : steps;
+	d->recommendation = rec;
+	if (rec < 0 && p->n_steps == 0 && !r.len)
+		reason_add(&r, "no scaling rule");
+	else if (rec < 0 && !r.len)
+		reason_add(&r, "no step rule fires");
+
+	/* 2. stabilization windows */
+	v = cur;
+	ring_prune(&st->up, now, p->scale_up_window_ms);
+	ring_prune(&st->down, now, p->scale_down_window_ms);
+	if (rec >= 0) {
+		int lo, hi;
+
+		state_add_rec(st, now, rec);
+		ring_prune(&st->up, now, p->scale_up_window_ms);
+		ring_prune(&st->down, now, p->scale_down_window_ms);
+		lo = ring_at(&st->up, 0)->v;
+		hi = ring_at(&st->down, 0)->v;
+		/* Saturated: demand is unknown and above capacity now;
+		 * waiting for confirmation only adds under-provisioning. */
+		if (lo < rec && rec > cur) {
+			if (saturated && tt == rec) {
+				reason_add(&r, "saturated: scale-up window "
+					   "skipped");
+				lo = rec;
+			} else if (p->scale_up_window_skip_pct > 0 &&
+				   rec > cur * (1 + p->scale_up_window_skip_pct /
+						100) + 1e-9) {
+				reason_add(&r, "+%d is over %.0f%% of %d: "
+					   "scale-up window skipped", rec - cur,
+					   p->scale_up_window_skip_pct, cur);
+				lo = rec;
+			}
+		}
+		if (v < lo)
+			v = lo;
+		if (v > hi)
+			v = hi;
+		if (rec > cur && v < rec)
+			reason_add(&r, "scale-up window %s: lowest recent %d -> %d",
+				   fmt_dur(db, sizeof(db), p->scale_up_window_ms),
+				   lo, v);
+		else if (rec < cur && v > rec)
+			reason_add(&r, "scale-down window %s: highest recent %d "
+				   "(%s ago) -> %d",
+				   fmt_dur(db, sizeof(db), p->scale_down_window_ms),
+				   hi, fmt_dur(db2, sizeof(db2),
+					       now - ring_at(&st->down, 0)->t),
+				   v);
+	}
+	d->stabilized = v;
+
+	/* 3. cooldown and rate limits */
+	if (v != cur && st->have_change && p->cooldown_ms > 0 &&
+	    now - st->last_change_ms < p->cooldown_ms) {
+		reason_add(&r, "cooldown: last change %s ago, %s cooldown -> "
+			   "keep %d",
+			   fmt_dur(db, sizeof(db), now - st->last_change_ms),
+			   fmt_dur(db2, sizeof(db2), p->cooldown_ms), cur);
+		v = cur;
+	}
+	maxper = p->scale_up_limit.period_ms > p->scale_down_limit.period_ms
+		? p->scale_up_limit.period_ms : p->scale_down_limit.period_ms;
+	while (st->changes.len > 0 &&
+	       ring_at(&st->changes, 0)->t <= now - maxper)
+		ring_pop_front(&st->changes);
+	if (v > cur) {
+		int start, allow = rate_limit(&p->scale_up_limit, st, now, cur,
+					      &start);
+
+		if (allow >= 0 && v > start + allow) {
+			int lim = start + allow > cur ? start + allow : cur;
+
+			reason_add(&r, "scale-up limited to +%d per %s -> %d",
+				   allow,
+				   fmt_dur(db, sizeof(db),
+					   p->scale_up_limit.period_ms), lim);
+			v = lim;
+		}
+	} else if (v < cur) {
+		int start, allow = rate_limit(&p->scale_down_limit, st, now,
+					      cur, &start);
+
+		if (allow >= 0 && v < start - allow) {
+			int lim = start - allow < cur ? start - allow : cur;
+
+			reason_add(&r, "scale-down limited to -%d per %s -> %d",
+				   allow,
+				   fmt_dur(db, sizeof(db),
+					   p->scale_down_limit.period_ms), lim);
+			v = lim;
+		}
+	}
+	d->limited = v;
+
+	/* 4. bounds, then what placement can still add */
+	if (v > d->max) {
+		v = d->max;
+		reason_add(&r, "clamped to max %d%s%s%s", v,
+			   d->schedule >= 0 ? " (schedule '" : "",
+			   d->schedule >= 0 && p->schedules[d->schedule].name
+				   ? p->schedules[d->schedule].name : "",
+			   d->schedule >= 0 ? "')" : "");
+	}
+	if (v < d->min) {
+		v = d->min;
+		reason_add(&r, "raised to min %d%s%s%s", v,
+			   d->schedule >= 0 ? " (schedule '" : "",
+			   d->schedule >= 0 && p->schedules[d->schedule].name
+				   ? p->schedules[d->schedule].name : "",
+			   d->schedule >= 0 ? "')" : "");
+	}
+	if (v > cur && in->capacity_left >= 0) {
+		int room = in->instances + in->capacity_left;
+
+		if (room < cur)
+			room = cur;
+		if (v > room) {
+			reason_add(&r, "placement has room for %d more -> %d",
+				   in->capacity_left, room);
+			v = room;
+		}
+	}
+	d->to = v;
+	d->outcome = v > cur ? POLICY_OUTCOME_SCALE_OUT
+		: v < cur ? POLICY_OUTCOME_SCALE_IN : POLICY_OUTCOME_HOLD;
+	if (v != cur)
+		state_add_change(st, now, cur, v);
+}
+
+void
+policy_decision_format(const struct policy_decision *d,
+		       const struct policy_params *p, struct strbuf *out)
+{
+	char vb[32];
+	bool any = false;
+
+	(void)p;
+	if (d->outcome == POLICY_OUTCOME_HOLD)
+		strbuf_addf(out, "%d (hold): ", d->from);
+	else
+		strbuf_addf(out, "%d -> %d (%s): ", d->from, d->to,
+			    policy_outcome_name(d->outcome));
+	strbuf_adds(out, d->reason[0] ? d->reason : "-");
+	strbuf_addf(out, " [ready %d, warming %d", d->ready, d->warming);
+	for (unsigned m = 0; m < POLICY_METRIC_LAST; m++) {
+		if (!d->metric_present[m])
+			continue;
+		strbuf_addf(out, ", %s %s", policy_metric_name(m),
+			    fmt_value(vb, sizeof(vb), (enum policy_metric)m,
+				      d->metric[m]));
+		any = true;
+	}
+	if (!any)
+		strbuf_adds(out, ", no metrics");
+	strbuf_addf(out, ", bounds %d..%d", d->min, d->max);
+	if (d->capacity_left >= 0)
+		strbuf_addf(out, ", room %d", d->capacity_left);
+	strbuf_adds(out, "]");
 }

@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "util.h"
+
 /* Metrics a policy may scale on; per-instance values, averaged per group. */
 enum policy_metric {
 	POLICY_METRIC_CPU,        /* % of the instance's allotted vCPU time */
@@ -106,6 +108,27 @@ struct policy_params {
 	int64_t scale_down_window_ms;     /* stabilization: highest recent rec. */
 	struct policy_rate_limit scale_up_limit;
 	struct policy_rate_limit scale_down_limit;
+
+	/*
+	 * Saturation (YAML: saturation: { above: 95%, scale_up: 100% }).
+	 * A percentage metric (cpu, memory) whose average is at or above
+	 * saturation_pct no longer measures demand: a CPU at 100 % may be
+	 * short by 10 % or by 300 %. Target tracking then grows the warm
+	 * capacity by at least saturation_scale_up_pct percent instead of
+	 * the formula's value. saturation_pct 0 turns this off (the plain
+	 * HPA formula); policy_params_defaults() turns it on.
+	 */
+	double saturation_pct;          /* 0..100; 0 = off */
+	double saturation_scale_up_pct; /* > 0, e.g. 100 = double */
+
+	/*
+	 * The scale-up window filters small, noisy increases. An increase
+	 * of more than this percent of the current desired size (or one
+	 * from a saturated metric) is no noise and skips the window.
+	 * 0 = the window applies to every increase (HPA). YAML:
+	 * scale_up_window_skip: 20%.
+	 */
+	double scale_up_window_skip_pct;
 };
 
 /* Fill the shipped defaults (what autoscale.yaml(5) documents). */
@@ -114,5 +137,137 @@ void policy_params_defaults(struct policy_params *p);
 void policy_params_release(struct policy_params *p);
 /* Deep copy; dst is overwritten. */
 void policy_params_copy(struct policy_params *dst, const struct policy_params *src);
+
+/* ---- the engine ------------------------------------------------------ */
+
+/*
+ * What the engine sees of a group at one decision. Counts:
+ *   desired   the group's current desired size (what the last decision or
+ *             `scale` set; instances still being placed or booting are in it)
+ *   ready     instances that serve load (checked in), including those still
+ *             in warm-up
+ *   warming   instances whose metrics do not count yet: started but not
+ *             ready, or ready for less than warmup_ms
+ * The load estimate of metric m is metric[m] x ready: the average over
+ * warm instances (ready and past warm-up) times the instances serving.
+ * On scale-out the warming instances count as capacity (they are in
+ * desired), so a burst is not answered twice while VMs boot.
+ *
+ * metric[m] is meaningful only when metric_present[m]; a tracked metric
+ * that is absent blocks scale-in (missing data is not low load).
+ * policy_input_from_instances() fills counts and averages from
+ * per-instance samples, honouring warm-up.
+ */
+struct policy_input {
+	int64_t now_ms;        /* monotonic clock, milliseconds */
+	struct tm local_time;  /* broken-down local time, for schedules */
+	bool have_local_time;  /* false: schedules are not evaluated */
+	int desired;
+	int ready;
+	int warming;
+	double metric[POLICY_METRIC_LAST];
+	bool metric_present[POLICY_METRIC_LAST];
+	int capacity_left;     /* instances placement can still add; -1 unknown */
+	int instances;         /* instances that exist now (for capacity_left) */
+};
+
+/* One instance's view, for policy_input_from_instances(). */
+struct policy_instance_sample {
+	bool ready;            /* checked in and serving */
+	int64_t ready_ms;      /* monotonic time it became ready */
+	double metric[POLICY_METRIC_LAST];
+	bool metric_present[POLICY_METRIC_LAST];
+};
+
+/*
+ * Fill in->ready, in->warming, in->instances, in->metric[] and
+ * in->metric_present[] from n samples (averages over instances ready for
+ * at least p->warmup_ms at in->now_ms). Other fields are left alone.
+ */
+void policy_input_from_instances(struct policy_input *in,
+				 const struct policy_params *p,
+				 const struct policy_instance_sample *inst,
+				 unsigned n);
+
+/*
+ * What the engine remembers between decisions of one group: recent
+ * recommendations (stabilization windows), the time of the last change
+ * (cooldown), when each step rule's condition began to hold, and recent
+ * changes (rate limits). Opaque; one per group, kept by the caller.
+ * A new state knows no history: the first decisions may scale in at once
+ * (policy_state_note_change() can seed it, e.g. after a restart).
+ */
+struct policy_state;
+
+struct policy_state *policy_state_new(void);
+void policy_state_free(struct policy_state *st);
+/*
+ * Record a change of desired size made outside policy_decide() (manual
+ * `scale`, a restart that restores the size): starts the cooldown, counts
+ * towards rate limits, and enters `to` as a recommendation at now_ms so
+ * the scale-down window holds it.
+ */
+void policy_state_note_change(struct policy_state *st, int64_t now_ms,
+			      int from, int to);
+
+enum policy_outcome {
+	POLICY_OUTCOME_HOLD,      /* desired stays */
+	POLICY_OUTCOME_SCALE_OUT, /* desired grows */
+	POLICY_OUTCOME_SCALE_IN,  /* desired shrinks */
+	POLICY_OUTCOME_LAST
+};
+
+#define POLICY_REASON_MAX 480
+
+/*
+ * A decision with everything needed to explain it later: the inputs, the
+ * effective bounds and the steps from recommendation to result. Plain
+ * data (no pointers), so a caller can copy and store it as an event.
+ */
+struct policy_decision {
+	enum policy_outcome outcome;
+	int from;              /* desired before */
+	int to;                /* desired after (== from on HOLD) */
+	int64_t now_ms;
+	/* inputs */
+	int ready, warming, instances, capacity_left;
+	double metric[POLICY_METRIC_LAST];
+	bool metric_present[POLICY_METRIC_LAST];
+	/* effective bounds (schedules applied) */
+	int min, max;
+	int schedule;          /* index of the schedule that set a bound, -1 */
+	/* the pipeline: -1 where a stage had nothing to say */
+	int recommendation;    /* from target tracking and steps */
+	int stabilized;        /* after the stabilization windows */
+	int limited;           /* after cooldown and rate limits */
+	/* human-readable: "cpu 87% > target 60% (±10%) over 3 ready -> want 5;
+	 * ..." */
+	char reason[POLICY_REASON_MAX];
+};
+
+/*
+ * Decide. Pure: reads p and in, updates st, fills *d. The pipeline:
+ *   bounds: min/max, replaced by the schedules whose window matches
+ *   recommendation: target tracking (max over metrics) and step rules;
+ *                   the largest wins; none without data
+ *   stabilization: scale-up window (lowest recent), scale-down (highest)
+ *   cooldown, then rate limits per period
+ *   clamp to [min, max] (always, also during a cooldown), then to what
+ *   placement can still add (capacity_left; never causes a scale-in)
+ * With zero instances there are no metrics: the group follows its
+ * effective min (schedules included) and step/target rules do nothing.
+ */
+void policy_decide(const struct policy_params *p,
+		   const struct policy_input *in, struct policy_state *st,
+		   struct policy_decision *d);
+
+/*
+ * Append one line explaining d: "5 -> 8 (scale out): REASON [inputs:
+ * ready 3, warming 0, cpu 87%, ...]". p (may be NULL) names schedules.
+ */
+void policy_decision_format(const struct policy_decision *d,
+			    const struct policy_params *p, struct strbuf *out);
+
+const char *policy_outcome_name(enum policy_outcome o);
 
 #endif
