@@ -104,6 +104,16 @@ text_valid(const char *what, const char *s)
 }
 
 static int
+path_valid(const char *what, const char *s)
+{
+	if (s[0] != '/') {
+		err_set("%s '%s' is not an absolute path", what, s);
+		return -1;
+	}
+	return text_valid(what, s);
+}
+
+static int
 uuid_valid(const char *s)
 {
 	if (strlen(s) != 36)
@@ -220,14 +230,10 @@ spec_valid(const struct domxml_spec *s, bool from_template)
 	if (disk_valid("disk", &s->disk, true) < 0 ||
 	    disk_valid("seed", &s->seed, false) < 0)
 		return -1;
-	if ((s->kernel && (s->kernel[0] != '/' ||
-			   text_valid("kernel", s->kernel) < 0)) ||
-	    (s->initrd && (s->initrd[0] != '/' ||
-			   text_valid("initrd", s->initrd) < 0))) {
-		if (!strstr(err_msg(), "control"))
-			err_set("kernel and initrd must be absolute paths");
+	if (s->kernel && path_valid("kernel", s->kernel) < 0)
 		return -1;
-	}
+	if (s->initrd && path_valid("initrd", s->initrd) < 0)
+		return -1;
 	if ((s->initrd || s->cmdline) && !s->kernel) {
 		err_set("initrd or cmdline given without a kernel");
 		return -1;
@@ -242,13 +248,8 @@ spec_valid(const struct domxml_spec *s, bool from_template)
 	}
 	if (s->mac && mac_valid(s->mac) < 0)
 		return -1;
-	if (s->console_log && (s->console_log[0] != '/' ||
-			       text_valid("console log", s->console_log) < 0)) {
-		if (!strstr(err_msg(), "control"))
-			err_set("console log '%s' is not an absolute path",
-				s->console_log);
+	if (s->console_log && path_valid("console log", s->console_log) < 0)
 		return -1;
-	}
 	(void)from_template;
 	return 0;
 }
@@ -639,24 +640,19 @@ cleanup:
 	return rc;
 }
 
+/* Our <instance> among the children of a domain's first <metadata>. */
 static xmlNodePtr
-find_meta(xmlNodePtr n, int depth)
+find_meta(xmlNodePtr dom)
 {
-	if (depth > 8)
-		return NULL;
-	for (; n; n = n->next) {
-		xmlNodePtr r;
+	xmlNodePtr md = find_child(dom, "metadata");
 
-		if (n->type != XML_ELEMENT_NODE)
-			continue;
-		if (n->ns && n->ns->href &&
+	if (!md)
+		return NULL;
+	for (xmlNodePtr n = md->children; n; n = n->next)
+		if (n->type == XML_ELEMENT_NODE && n->ns && n->ns->href &&
 		    xmlStrEqual(n->ns->href, BAD_CAST_(DOMXML_NS_URI)) &&
 		    xmlStrEqual(n->name, BAD_CAST_("instance")))
 			return n;
-		r = find_meta(n->children, depth + 1);
-		if (r)
-			return r;
-	}
 	return NULL;
 }
 
@@ -699,9 +695,21 @@ domxml_meta_parse(const char *xml, size_t len, struct domxml_meta *out)
 		err_set("metadata is not well-formed XML");
 		goto cleanup;
 	}
-	n = find_meta(xmlDocGetRootElement(doc), 0);
+	n = xmlDocGetRootElement(doc);
+	/*
+	 * virDomainGetMetadata(ELEMENT, our URI) hands back the element with
+	 * its namespace stripped: a bare root <instance> is ours. Inside a
+	 * whole domain XML only the element in our namespace counts.
+	 */
+	if (n && !n->ns && xmlStrEqual(n->name, BAD_CAST_("domain")))
+		n = find_meta(n);
+	else if (!n || !xmlStrEqual(n->name, BAD_CAST_("instance")) ||
+		 (n->ns && !(n->ns->href &&
+			     xmlStrEqual(n->ns->href, BAD_CAST_(DOMXML_NS_URI)))))
+		n = NULL;
 	if (!n) {
-		err_set("no <instance> element in namespace %s", DOMXML_NS_URI);
+		err_set("no <instance> element in namespace %s in <metadata>",
+			DOMXML_NS_URI);
 		goto cleanup;
 	}
 	memset(out, 0, sizeof(*out));

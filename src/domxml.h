@@ -119,9 +119,11 @@ struct domxml_meta {
 };
 
 /*
- * Find our <instance> element (namespace DOMXML_NS_URI, any prefix) in xml:
- * the element alone as virDomainGetMetadata() returns it, or a whole domain
- * XML. Returns 0 and fills out, -1 with err_set() when absent or invalid.
+ * Find our <instance> element in xml: the element alone as
+ * virDomainGetMetadata(VIR_DOMAIN_METADATA_ELEMENT, DOMXML_NS_URI) returns
+ * it (libvirt strips the namespace, so a bare root <instance> is taken as
+ * ours), or in a whole domain XML (there only in namespace DOMXML_NS_URI,
+ * any prefix). Returns 0 and fills out, -1 with err_set() when absent or invalid.
  */
 int domxml_meta_parse(const char *xml, size_t len, struct domxml_meta *out);
 
