@@ -762,7 +762,7 @@ step_rules(const struct policy_params *p, const struct policy_input *in,
 	   struct policy_state *st, int cur, struct reason *r)
 {
 	int want = -1;
-	char vb[32], tb[32], db[32];
+	char vb[32], tb[32], db[32], fb[32];
 
 	state_fit_steps(st, p->n_steps);
 	for (unsigned i = 0; i < p->n_steps; i++) {
@@ -792,7 +792,7 @@ step_rules(const struct policy_params *p, const struct policy_input *in,
 				   above ? ">" : "<", tb,
 				   fmt_dur(db, sizeof(db),
 					   in->now_ms - st->step_since[i]),
-				   fmt_dur(tb, sizeof(tb), s->for_ms));
+				   fmt_dur(fb, sizeof(fb), s->for_ms));
 			continue;
 		}
 		if (s->change_pct != 0) {
