@@ -1,0 +1,275 @@
+/*
+ * Integration test of volume.c on the real libvirt daemons of
+ * scripts/services/libvirt.sh (pool $VA_TEST_POOL on both hosts):
+ *   - a small base image is uploaded to host 2's pool, which lacks it,
+ *     through a libvirt stream, and reused on the next call;
+ *   - an interrupted upload (marker volume left behind) is redone;
+ *   - a qcow2 overlay is created on it; its backing store is checked in
+ *     virStorageVolGetXMLDesc;
+ *   - a seed ISO is uploaded and downloaded back byte for byte;
+ *   - everything is deleted (twice: deleting is idempotent) and nothing of
+ *     ours is left in the pool.
+ * Exits 77 (skip) without VA_TEST_LIBVIRT_URI / _URI2 / VA_TEST_POOL.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#include "log.h"
+#include "seed.h"
+#include "util.h"
+#include "volume.h"
+
+#define MiB (UINT64_C(1) << 20)
+
+static const char *uri1, *uri2, *pool;
+static char base_file[256], base_name[128], prefix[64];
+
+static void
+quiet(void *opaque, virErrorPtr e)
+{
+}
+
+static virConnectPtr
+open_conn(const char *uri)
+{
+	virConnectPtr c = virConnectOpen(uri);
+
+	if (!c)
+		fail_msg("cannot connect to %s: %s", uri, virGetLastErrorMessage());
+	return c;
+}
+
+/* Names of the volumes in the pool that start with our prefix. */
+static int
+count_ours(virConnectPtr c)
+{
+	virStoragePoolPtr p = virStoragePoolLookupByName(c, pool);
+	virStorageVolPtr *vols = NULL;
+	int n, ours = 0;
+
+	assert_non_null(p);
+	assert_int_equal(virStoragePoolRefresh(p, 0), 0);
+	n = virStoragePoolListAllVolumes(p, &vols, 0);
+	assert_true(n >= 0);
+	for (int i = 0; i < n; i++) {
+		if (strncmp(virStorageVolGetName(vols[i]), prefix,
+			    strlen(prefix)) == 0) {
+			print_message("left behind: %s\n",
+				      virStorageVolGetName(vols[i]));
+			ours++;
+		}
+		virStorageVolFree(vols[i]);
+	}
+	free(vols);
+	virStoragePoolFree(p);
+	return ours;
+}
+
+/* Download a volume (sizes up to a few MiB) into memory. */
+struct sink {
+	struct strbuf sb;
+};
+
+static int
+sink_write(virStreamPtr st, const char *data, size_t n, void *opaque)
+{
+	struct sink *s = opaque;
+
+	strbuf_add(&s->sb, data, n);
+	return (int)n;
+}
+
+static char *
+download(virConnectPtr c, const char *name, size_t *len)
+{
+	virStoragePoolPtr p = virStoragePoolLookupByName(c, pool);
+	virStorageVolPtr v = virStorageVolLookupByName(p, name);
+	virStreamPtr st = virStreamNew(c, 0);
+	struct sink s = {STRBUF_INIT};
+
+	assert_non_null(v);
+	assert_int_equal(virStorageVolDownload(v, st, 0, 0, 0), 0);
+	assert_int_equal(virStreamRecvAll(st, sink_write, &s), 0);
+	assert_int_equal(virStreamFinish(st), 0);
+	virStreamFree(st);
+	virStorageVolFree(v);
+	virStoragePoolFree(p);
+	*len = s.sb.len;
+	return strbuf_detach(&s.sb);
+}
+
+static void
+test_upload_overlay_seed(void **state)
+{
+	virConnectPtr c = open_conn(uri2);
+	char *path = NULL, *fmt = NULL, *path2 = NULL, *opath = NULL, *xml;
+	char *ov = xasprintf("%s-ov.qcow2", prefix);
+	char *seedname = xasprintf("%s-seed.iso", prefix);
+	char *marker = xasprintf("%s.va-uploading", base_name);
+	struct seed_spec spec = {.instance_id = "vol-test", .hostname = "vol-test",
+				 .public_url = "http://10.0.2.2:1", .secret = "x"};
+	unsigned char *iso = NULL;
+	size_t iso_len = 0, got_len = 0;
+	char *got;
+	bool uploaded = true;
+	int64_t t0;
+
+	(void)state;
+	assert_int_equal(volume_exists(c, pool, base_name), 0);
+	t0 = util_now_ms();
+	if (volume_ensure_base(c, pool, base_file, &path, &fmt, &uploaded) < 0)
+		fail_msg("%s", err_msg());
+	print_message("uploaded %s to host 2 in %" PRId64 " ms\n", base_name,
+		      util_now_ms() - t0);
+	assert_true(uploaded);
+	assert_string_equal(fmt, "qcow2");
+	assert_non_null(strstr(path, base_name));
+	assert_int_equal(volume_exists(c, pool, marker), 0);
+
+	/* Reused, not uploaded again. */
+	assert_int_equal(volume_ensure_base(c, pool, base_file, &path2, NULL,
+					    &uploaded), 0);
+	assert_false(uploaded);
+	assert_string_equal(path, path2);
+	free(path2);
+
+	/* An interrupted upload leaves the marker: the next call redoes it. */
+	assert_int_equal(volume_upload_bytes(c, pool, marker, "x", 1, NULL), 0);
+	assert_int_equal(volume_ensure_base(c, pool, base_file, &path2, NULL,
+					    &uploaded), 0);
+	assert_true(uploaded);
+	assert_int_equal(volume_exists(c, pool, marker), 0);
+	free(path2);
+
+	/* Overlay: capacity raised to the base's 64 MiB when asked for less. */
+	if (volume_create_overlay(c, pool, ov, path, fmt, 16 * MiB, &opath) < 0)
+		fail_msg("%s", err_msg());
+	{
+		virStoragePoolPtr p = virStoragePoolLookupByName(c, pool);
+		virStorageVolPtr v = virStorageVolLookupByName(p, ov);
+		virStorageVolInfo info;
+		char *want = xasprintf("<path>%s</path>", path);
+
+		assert_non_null(v);
+		xml = virStorageVolGetXMLDesc(v, 0);
+		assert_non_null(xml);
+		if (!strstr(xml, "<backingStore>") || !strstr(xml, want) ||
+		    !strstr(xml, "<format type='qcow2'/>"))
+			fail_msg("overlay XML lacks the backing store %s:\n%s",
+				 path, xml);
+		assert_int_equal(virStorageVolGetInfo(v, &info), 0);
+		assert_true(info.capacity == 64 * MiB);
+		free(want);
+		free(xml);
+		virStorageVolFree(v);
+		virStoragePoolFree(p);
+	}
+	/* An overlay of that name exists already: refused. */
+	assert_int_equal(volume_create_overlay(c, pool, ov, path, fmt, 0, NULL),
+			 -1);
+	assert_non_null(strstr(err_msg(), ov));
+
+	/* Seed ISO, downloaded back byte for byte. */
+	assert_int_equal(seed_build_iso(&spec, &iso, &iso_len), 0);
+	if (volume_upload_bytes(c, pool, seedname, iso, iso_len, NULL) < 0)
+		fail_msg("%s", err_msg());
+	got = download(c, seedname, &got_len);
+	assert_int_equal(got_len, iso_len);
+	assert_memory_equal(got, iso, iso_len);
+	free(got);
+
+	/* Delete everything, twice. */
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(volume_delete(c, pool, ov), 0);
+		assert_int_equal(volume_delete(c, pool, seedname), 0);
+		assert_int_equal(volume_delete(c, pool, base_name), 0);
+	}
+	assert_int_equal(count_ours(c), 0);
+	assert_int_equal(access(opath, F_OK), -1); /* host 2's pool is local */
+
+	free(iso);
+	free(opath);
+	free(path);
+	free(fmt);
+	free(ov);
+	free(seedname);
+	free(marker);
+	virConnectClose(c);
+}
+
+/* Host 1 (the system daemon): the same calls, and errors named. */
+static void
+test_host1_and_errors(void **state)
+{
+	virConnectPtr c = open_conn(uri1);
+	char *path = NULL, *fmt = NULL;
+	char *ov = xasprintf("%s-h1.qcow2", prefix);
+
+	(void)state;
+	assert_int_equal(volume_ensure_base(c, pool, base_file, &path, &fmt, NULL),
+			 0);
+	assert_int_equal(volume_create_overlay(c, pool, ov, path, fmt, 128 * MiB,
+					       NULL), 0);
+	assert_int_equal(volume_delete(c, pool, ov), 0);
+	assert_int_equal(volume_delete(c, pool, base_name), 0);
+	assert_int_equal(count_ours(c), 0);
+
+	assert_int_equal(volume_ensure_base(c, "no-such-pool", base_file, &path,
+					    NULL, NULL), -1);
+	assert_non_null(strstr(err_msg(), "storage pool no-such-pool"));
+	assert_int_equal(volume_ensure_base(c, pool, "/nonexistent/x.qcow2",
+					    &path, NULL, NULL), -1);
+	assert_non_null(strstr(err_msg(), "/nonexistent/x.qcow2"));
+	assert_int_equal(volume_delete(c, pool, "no-such-volume"), 0);
+	assert_int_equal(volume_delete(c, pool, "../etc"), -1);
+	assert_null(volume_overlay_name("a/b"));
+	free(path);
+	free(fmt);
+	free(ov);
+	virConnectClose(c);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_upload_overlay_seed),
+		cmocka_unit_test(test_host1_and_errors),
+	};
+	char *cmd;
+	int rc;
+
+	uri1 = getenv("VA_TEST_LIBVIRT_URI");
+	uri2 = getenv("VA_TEST_LIBVIRT_URI2");
+	pool = getenv("VA_TEST_POOL");
+	if (!uri1 || !uri2 || !pool) {
+		fprintf(stderr, "skip: VA_TEST_LIBVIRT_URI, VA_TEST_LIBVIRT_URI2 "
+				"and VA_TEST_POOL unset: run eval \"$(scripts/"
+				"services/libvirt.sh start)\"\n");
+		return 77;
+	}
+	virSetErrorFunc(NULL, quiet);
+	snprintf(prefix, sizeof(prefix), "va-voltest-%d", (int)getpid());
+	snprintf(base_name, sizeof(base_name), "%s-base.qcow2", prefix);
+	snprintf(base_file, sizeof(base_file), "/tmp/%s", base_name);
+	cmd = xasprintf("qemu-img create -q -f qcow2 %s 64M", base_file);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "qemu-img failed: run scripts/setup.sh --virt\n");
+		return 1;
+	}
+	free(cmd);
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	unlink(base_file);
+	return rc;
+}
