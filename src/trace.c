@@ -104,13 +104,18 @@ trace_load(const char *path, struct trace *out)
 		}
 		strbuf_add(&sb, buf, (size_t)r);
 	}
-	if (r < 0) {
+	{
 		int zerr;
 		const char *msg = gzerror(gz, &zerr);
 
-		err_set("%s: cannot read: %s", path,
-			zerr == Z_ERRNO ? strerror(errno) : msg);
-		goto cleanup;
+		/* A truncated gzip stream ends with Z_BUF_ERROR, not r < 0. */
+		if (r < 0 || (zerr != Z_OK && zerr != Z_STREAM_END)) {
+			err_set("%s: cannot read: %s", path,
+				zerr == Z_ERRNO ? strerror(errno)
+				: zerr == Z_BUF_ERROR ? "truncated gzip data"
+				: msg);
+			goto cleanup;
+		}
 	}
 	ret = trace_parse(strbuf_str(&sb), sb.len, path, out);
 cleanup:

@@ -1,0 +1,252 @@
+/*
+ * Unit tests for simulate.c on small synthetic traces whose figures were
+ * worked out by hand (the derivations are in the comments).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "log.h"
+#include "policy.h"
+#include "simulate.h"
+#include "util.h"
+
+static void
+hpa(struct policy_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->min = 1;
+	p->max = 10;
+	p->interval_ms = 10000;
+	p->target[POLICY_METRIC_CPU] = 60;
+	p->tolerance = 0.10;
+}
+
+static uint32_t *
+make_trace(size_t n, size_t step_at, uint32_t before, uint32_t after)
+{
+	uint32_t *v = xcalloc(n, sizeof(*v));
+
+	for (size_t i = 0; i < n; i++)
+		v[i] = i < step_at ? before : after;
+	return v;
+}
+
+struct expect {
+	double vm_seconds;
+	uint64_t under, excess, actions;
+	int min_vms, max_vms;
+};
+
+static void
+check(const struct sim_result *r, const struct expect *e)
+{
+	assert_float_equal(r->vm_hours, e->vm_seconds / 3600.0, 1e-9);
+	assert_int_equal(r->under_provisioned_seconds, e->under);
+	assert_int_equal(r->excess_requests, e->excess);
+	assert_int_equal(r->scale_actions, e->actions);
+	assert_int_equal(r->min_vms, e->min_vms);
+	assert_int_equal(r->max_vms, e->max_vms);
+}
+
+/* A fixed fleet of 2 under 50 req/s: 80 req/s of capacity, never short. */
+static void
+test_constant_enough(void **state)
+{
+	struct policy_params p;
+	struct sim_options o;
+	struct sim_result r;
+	uint32_t *t = make_trace(100, 0, 50, 50);
+	struct expect e = {200, 0, 0, 0, 2, 2};
+
+	(void)state;
+	hpa(&p);
+	p.min = p.max = 2;
+	sim_options_defaults(&o);
+	assert_int_equal(sim_run(&p, t, 100, &o, &r), 0);
+	check(&r, &e);
+	assert_int_equal(r.decisions, 9); /* t = 10, 20, ..., 90 */
+	free(t);
+}
+
+/* A fixed fleet of 1 under 50 req/s: short every second by 10 req/s. */
+static void
+test_constant_saturated(void **state)
+{
+	struct policy_params p;
+	struct sim_options o;
+	struct sim_result r;
+	uint32_t *t = make_trace(100, 0, 50, 50);
+	struct expect e = {100, 100, 1000, 0, 1, 1};
+
+	(void)state;
+	hpa(&p);
+	p.max = 1;
+	sim_options_defaults(&o);
+	assert_int_equal(sim_run(&p, t, 100, &o, &r), 0);
+	check(&r, &e);
+	free(t);
+}
+
+/*
+ * A step from 20 to 100 req/s at t=60, capacity 40, boot 30 s, HPA rules:
+ *   t<60:  1 VM at 50 % -> hold.
+ *   60-69: 100 % (saturated); t=70: ceil(1 x 100/60) = 2, ready at 100.
+ *   t=80, 90: 1.67 instances are covered by the 2 desired.
+ *   t=100: VM 1 saw 100 % over 90..99, 2 ready -> ceil(3.33) = 4, ready 130.
+ *   t=130: 4 ready x 100 % -> ceil(6.67) = 7, ready at 160.
+ *   130-169: 4 ready at 62.5 %, within 10 % of 60 -> hold.
+ *   t=170: 7 ready at 35.7 % -> ceil(4.17) = 5; then 50 %: ceil(4.17) = 5.
+ * Short: 60..99 by 60 (40 s), 100..129 by 20 (30 s): 70 s, 3000 requests.
+ * VM-seconds: 70x1 + 30x2 + 30x4 + 40x7 + 130x5 = 1180.
+ */
+static void
+test_step_hpa(void **state)
+{
+	struct policy_params p;
+	struct sim_options o;
+	struct sim_result r;
+	uint32_t *t = make_trace(300, 60, 20, 100);
+	struct expect e = {1180, 70, 3000, 4, 1, 7};
+
+	(void)state;
+	hpa(&p);
+	sim_options_defaults(&o);
+	o.boot_delay_ms = 30000;
+	assert_int_equal(sim_run(&p, t, 300, &o, &r), 0);
+	check(&r, &e);
+	free(t);
+}
+
+/*
+ * The same step with saturation (>= 95 % -> at least double the ready
+ * VMs): t=130 wants max(7, 2 x 4) = 8; t=170: 8 ready at 31 % -> 5.
+ * VM-seconds: 70 + 60 + 120 + 40x8 + 650 = 1220.
+ */
+static void
+test_step_saturation(void **state)
+{
+	struct policy_params p;
+	struct sim_options o;
+	struct sim_result r;
+	uint32_t *t = make_trace(300, 60, 20, 100);
+	struct expect e = {1220, 70, 3000, 4, 1, 8};
+
+	(void)state;
+	hpa(&p);
+	p.saturation_pct = 95;
+	p.saturation_scale_up_pct = 100;
+	sim_options_defaults(&o);
+	o.boot_delay_ms = 30000;
+	assert_int_equal(sim_run(&p, t, 300, &o, &r), 0);
+	check(&r, &e);
+	free(t);
+}
+
+/*
+ * Load drops from 100 to 20 req/s at t=60 on 5 VMs (50 %), with a 60 s
+ * scale-down window: t=70 recommends ceil(5 x 10/60) = 1 but t=60's 5 is
+ * in the window until t=120 (recommendations at t <= now - 60 drop out);
+ * the 1 applies at t=120. VM-seconds 120 x 5 + 180 x 1 = 780.
+ */
+static void
+test_drop_window(void **state)
+{
+	struct policy_params p;
+	struct sim_options o;
+	struct sim_result r;
+	uint32_t *t = make_trace(300, 60, 100, 20);
+	struct expect e = {780, 0, 0, 1, 1, 5};
+
+	(void)state;
+	hpa(&p);
+	p.scale_down_window_ms = 60000;
+	sim_options_defaults(&o);
+	o.initial = 5;
+	assert_int_equal(sim_run(&p, t, 300, &o, &r), 0);
+	check(&r, &e);
+	free(t);
+}
+
+struct count {
+	unsigned decisions, changes, seconds;
+	uint64_t last_t;
+};
+
+static void
+on_decision(void *arg, uint64_t t, const struct policy_decision *d,
+	    const struct policy_params *p)
+{
+	struct count *c = arg;
+
+	(void)p;
+	c->decisions++;
+	c->changes += d->to != d->from;
+	assert_true(d->reason[0] != '\0');
+	c->last_t = t;
+}
+
+static void
+on_second(void *arg, uint64_t t, uint32_t demand, int ready, int vms)
+{
+	struct count *c = arg;
+
+	assert_int_equal(t, c->seconds);
+	assert_true(ready <= vms);
+	(void)demand;
+	c->seconds++;
+}
+
+static void
+test_observers_and_errors(void **state)
+{
+	struct policy_params p;
+	struct sim_options o;
+	struct sim_result r;
+	uint32_t *t = make_trace(300, 60, 20, 100);
+	struct count c = {0, 0, 0, 0};
+
+	(void)state;
+	hpa(&p);
+	sim_options_defaults(&o);
+	o.on_decision = on_decision;
+	o.on_second = on_second;
+	o.arg = &c;
+	assert_int_equal(sim_run(&p, t, 300, &o, &r), 0);
+	assert_int_equal(c.decisions, r.decisions);
+	assert_int_equal(c.changes, r.scale_actions);
+	assert_int_equal(c.seconds, 300);
+	assert_int_equal(c.last_t, 290);
+
+	o.capacity = 0;
+	assert_int_equal(sim_run(&p, t, 300, &o, &r), -1);
+	assert_non_null(strstr(err_msg(), "capacity"));
+	sim_options_defaults(&o);
+	o.boot_delay_ms = -1;
+	assert_int_equal(sim_run(&p, t, 300, &o, &r), -1);
+	sim_options_defaults(&o);
+	assert_int_equal(sim_run(&p, t, 0, &o, &r), -1);
+	p.interval_ms = 0;
+	assert_int_equal(sim_run(&p, t, 300, &o, &r), -1);
+	free(t);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_constant_enough),
+		cmocka_unit_test(test_constant_saturated),
+		cmocka_unit_test(test_step_hpa),
+		cmocka_unit_test(test_step_saturation),
+		cmocka_unit_test(test_drop_window),
+		cmocka_unit_test(test_observers_and_errors),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
