@@ -9,7 +9,8 @@
 # listening on 127.0.0.1:3307 (not the default 3306, to keep clear of a system
 # server) and on its own socket. It holds a database `va_test` and a user
 # `va`@`localhost`/`va`@`127.0.0.1` whose random password is kept in a 0600
-# file. Logs go to stderr; stdout carries only `export VAR=value` lines:
+# file. The user may also create databases named va_test* so that tests that
+# run at the same time can each use their own (e.g. va_test_store). Logs go to stderr; stdout carries only `export VAR=value` lines:
 #   VA_TEST_MARIADB_URL=mysql://va@127.0.0.1:3307/va_test
 #   VA_TEST_MARIADB_PASSWORD_FILE=.../va.password
 #   VA_TEST_MARIADB_SOCKET=.../mysqld.sock
@@ -104,8 +105,8 @@ CREATE USER IF NOT EXISTS 'va'@'localhost' IDENTIFIED BY '$pw';
 CREATE USER IF NOT EXISTS 'va'@'127.0.0.1' IDENTIFIED BY '$pw';
 ALTER USER 'va'@'localhost' IDENTIFIED BY '$pw';
 ALTER USER 'va'@'127.0.0.1' IDENTIFIED BY '$pw';
-GRANT ALL PRIVILEGES ON va_test.* TO 'va'@'localhost';
-GRANT ALL PRIVILEGES ON va_test.* TO 'va'@'127.0.0.1';
+GRANT ALL PRIVILEGES ON \`va\_test%\`.* TO 'va'@'localhost';
+GRANT ALL PRIVILEGES ON \`va\_test%\`.* TO 'va'@'127.0.0.1';
 SQL
 	echo "export VA_TEST_MARIADB_URL='mysql://va@127.0.0.1:$port/va_test'"
 	echo "export VA_TEST_MARIADB_PASSWORD_FILE='$pwf'"

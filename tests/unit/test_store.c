@@ -1,0 +1,1335 @@
+/*
+ * The state-store test suite, run against every backend:
+ *   test_store sqlite    SQLite on a temporary file (suite 'unit')
+ *   test_store mariadb   the MariaDB of scripts/services/mariadb.sh, found
+ *                        through VA_TEST_MARIADB_URL and
+ *                        VA_TEST_MARIADB_PASSWORD_FILE (or _PASSWORD),
+ *                        VA_TEST_MARIADB_SOCKET (suite 'integration');
+ *                        exits 77 (skip) when they are not set.
+ * The same cases run on both: CRUD, compare-and-set conflicts, illegal
+ * transitions, journal recovery, events, the lease and its fencing,
+ * migrations from a hand-made v1 schema, corrupted rows written with raw
+ * SQL, concurrent handles, and (MariaDB) a dropped connection.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <mysql.h>
+#include <sqlite3.h>
+
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+#define STORE_TEST_DB "va_test_store"
+
+static bool mariadb;
+static char *base_url;     /* the backend's URL for this run */
+static char *password;     /* MariaDB only */
+static const char *socket_path;
+static char tmpdir[256];
+static int db_counter;
+static char *sqlite_path;  /* current test's file (SQLite) */
+static MYSQL *raw_my;      /* raw connection for hand-written SQL */
+static char cur_url[512];  /* the URL of the current test's database */
+
+/* ---- raw SQL, bypassing the store ------------------------------------ */
+
+static void
+raw_exec(const char *sql)
+{
+	if (mariadb) {
+		if (mysql_query(raw_my, sql) != 0)
+			fail_msg("raw SQL failed: %s: %s", sql,
+				 mysql_error(raw_my));
+		MYSQL_RES *res = mysql_store_result(raw_my);
+		if (res)
+			mysql_free_result(res);
+	} else {
+		sqlite3 *db = NULL;
+		char *msg = NULL;
+
+		assert_int_equal(sqlite3_open(sqlite_path, &db), SQLITE_OK);
+		sqlite3_busy_timeout(db, 5000);
+		if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+			fail_msg("raw SQL failed: %s: %s", sql, msg);
+		sqlite3_close(db);
+	}
+}
+
+static void
+raw_connect(void)
+{
+	char user[64], host[128], db[64];
+	unsigned port = 3306;
+
+	if (sscanf(base_url, "mysql://%63[^@]@%127[^:/]:%u/%63s", user, host,
+		   &port, db) != 4 &&
+	    sscanf(base_url, "mysql://%63[^@]@%127[^:/]/%63s", user, host,
+		   db) != 3)
+		fail_msg("cannot parse VA_TEST_MARIADB_URL '%s'", base_url);
+	raw_my = mysql_init(NULL);
+	assert_non_null(raw_my);
+	if (!mysql_real_connect(raw_my, host, user, password, db, port, NULL, 0))
+		fail_msg("raw connection to %s: %s", base_url,
+			 mysql_error(raw_my));
+}
+
+/* A fresh, empty database for each test; returns the URL to open. */
+static const char *
+fresh_db(void)
+{
+	char *url = cur_url;
+
+	if (mariadb) {
+		raw_exec("SET FOREIGN_KEY_CHECKS = 0");
+		raw_exec("DROP TABLE IF EXISTS journal, events, instances, "
+			 "instance_groups, leases, schema_version");
+		raw_exec("SET FOREIGN_KEY_CHECKS = 1");
+		snprintf(url, sizeof(cur_url), "%s", base_url);
+	} else {
+		free(sqlite_path);
+		sqlite_path = xasprintf("%s/t%d/state.db", tmpdir, db_counter++);
+		snprintf(url, sizeof(cur_url), "sqlite://%s", sqlite_path);
+	}
+	return url;
+}
+
+static struct store *
+open_ok(const char *url)
+{
+	struct store *s = store_open(url, password);
+
+	if (!s)
+		fail_msg("store_open(%s): %s", url, err_msg());
+	return s;
+}
+
+static int
+setup(void **state)
+{
+	*state = open_ok(fresh_db());
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	store_close(*state);
+	return 0;
+}
+
+static void
+expect_msg(const char *needle)
+{
+	if (!strstr(err_msg(), needle))
+		fail_msg("expected '%s' in the error, got: %s", needle,
+			 err_msg());
+}
+
+static void
+put_group(struct store *s, const char *name, int64_t desired)
+{
+	struct store_group g = {(char *)name, desired, false, 1, 0, 0};
+
+	assert_int_equal(store_group_upsert(s, &g), STORE_OK);
+}
+
+/* An instance in `state` on host kvm1 (NULL host for requested). */
+static void
+put_instance(struct store *s, const char *group,
+	     enum store_instance_state state, char id[STORE_ID_LEN + 1])
+{
+	struct store_instance in;
+
+	memset(&in, 0, sizeof(in));
+	assert_int_equal(store_instance_new_id(id), 0);
+	in.id = id;
+	in.group = (char *)group;
+	in.state = state;
+	in.host = state == STORE_INSTANCE_REQUESTED ? NULL : (char *)"kvm1";
+	if (store_instance_put(s, &in) != STORE_OK)
+		fail_msg("put: %s", err_msg());
+}
+
+/* ---- URL handling ----------------------------------------------------- */
+
+static void
+test_bad_urls(void **state)
+{
+	static const struct {
+		const char *url;
+		const char *msg;
+	} cases[] = {
+		{"", "empty"},
+		{"postgres://u@h/db", "unsupported scheme"},
+		{"/var/lib/state.db", "unsupported scheme"},
+		{"sqlite://relative.db", "absolute"},
+		{"sqlite://", "absolute"},
+		{"sqlite:///", "absolute"},
+		{"sqlite:///tmp/x.db?mode=ro", "query"},
+		{"sqlite:///tmp/dir/", "directory"},
+		{"mysql://host/db", "needs a user"},
+		{"mysql://va:secret@host/db", "must not carry a password"},
+		{"mysql://va@host", "needs a database"},
+		{"mysql://va@host:0/db", "port"},
+		{"mysql://va@host:99999/db", "port"},
+		{"mysql://va@host:x/db", "port"},
+		{"mysql://va@host/", "bad database name"},
+		{"mysql://va@host/db;drop", "bad database name"},
+		{"mysql://va@ho st/db", "bad host"},
+		{"mysql://va@host/db?ssl=1", "only option"},
+		{"mysql://va@127.0.0.1/db?socket=/tmp/s", "needs the host"},
+		{"mysql://va@localhost/db?socket=rel", "only option"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct store *s = store_open(cases[i].url, NULL);
+
+		if (s)
+			fail_msg("store_open('%s') succeeded", cases[i].url);
+		expect_msg(cases[i].msg);
+	}
+}
+
+static void
+test_sqlite_file(void **state)
+{
+	struct store *s;
+	struct stat st;
+	char *path, *url, *wal;
+
+	(void)state;
+	if (mariadb)
+		skip();
+	path = xasprintf("%s/new/deeper/state.db", tmpdir);
+	url = xasprintf("sqlite://%s", path);
+	s = open_ok(url);
+	put_group(s, "web", 1);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	wal = xasprintf("%s-wal", path);
+	assert_int_equal(stat(wal, &st), 0); /* WAL mode */
+	assert_int_equal(st.st_mode & 0777, 0600);
+	*strrchr(path, '/') = '\0';
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	assert_string_equal(store_backend(s), "sqlite");
+	store_close(s);
+	/* Not a database at all. */
+	free(path);
+	path = xasprintf("%s/junk.db", tmpdir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("this is not an SQLite database, just some text........"
+	      "..........................................................",
+	      f);
+	fclose(f);
+	free(url);
+	url = xasprintf("sqlite://%s", path);
+	assert_null(store_open(url, NULL));
+	expect_msg("not a database");
+	free(path);
+	free(url);
+	free(wal);
+}
+
+/* ---- names and the lifecycle table ------------------------------------ */
+
+static void
+test_names(void **state)
+{
+	static const struct {
+		enum store_instance_state from, to;
+		bool ok;
+	} t[] = {
+		{STORE_INSTANCE_REQUESTED, STORE_INSTANCE_PROVISIONING, true},
+		{STORE_INSTANCE_PROVISIONING, STORE_INSTANCE_BOOTING, true},
+		{STORE_INSTANCE_BOOTING, STORE_INSTANCE_READY, true},
+		{STORE_INSTANCE_READY, STORE_INSTANCE_DRAINING, true},
+		{STORE_INSTANCE_DRAINING, STORE_INSTANCE_DELETING, true},
+		{STORE_INSTANCE_DELETING, STORE_INSTANCE_GONE, true},
+		{STORE_INSTANCE_READY, STORE_INSTANCE_UNHEALTHY, true},
+		{STORE_INSTANCE_UNHEALTHY, STORE_INSTANCE_READY, true},
+		{STORE_INSTANCE_READY, STORE_INSTANCE_LOST, true},
+		{STORE_INSTANCE_LOST, STORE_INSTANCE_READY, true},
+		{STORE_INSTANCE_REQUESTED, STORE_INSTANCE_READY, false},
+		{STORE_INSTANCE_GONE, STORE_INSTANCE_REQUESTED, false},
+		{STORE_INSTANCE_GONE, STORE_INSTANCE_READY, false},
+		{STORE_INSTANCE_DELETING, STORE_INSTANCE_READY, false},
+		{STORE_INSTANCE_READY, STORE_INSTANCE_READY, false},
+		{STORE_INSTANCE_READY, STORE_INSTANCE_BOOTING, false},
+		{STORE_INSTANCE_READY, STORE_INSTANCE_LAST, false},
+		{STORE_INSTANCE_LAST, STORE_INSTANCE_READY, false},
+	};
+	enum store_instance_state st;
+
+	(void)state;
+	for (int i = 0; i < STORE_INSTANCE_LAST; i++) {
+		const char *n = store_instance_state_name(i);
+
+		assert_non_null(n);
+		assert_int_equal(store_instance_state_parse(n, &st), 0);
+		assert_int_equal(st, i);
+	}
+	assert_null(store_instance_state_name(STORE_INSTANCE_LAST));
+	assert_int_equal(store_instance_state_parse("Ready", &st), -1);
+	assert_int_equal(store_instance_state_parse("", &st), -1);
+	for (size_t i = 0; i < ARRAY_SIZE(t); i++)
+		assert_int_equal(store_instance_transition_ok(t[i].from, t[i].to),
+				 t[i].ok);
+	/* gone is terminal */
+	for (int i = 0; i < STORE_INSTANCE_LAST; i++)
+		assert_false(store_instance_transition_ok(STORE_INSTANCE_GONE, i));
+	for (int i = 0; i < STORE_STEP_LAST; i++) {
+		enum store_journal_step s;
+
+		assert_int_equal(store_journal_step_parse(
+					 store_journal_step_name(i), &s), 0);
+		assert_int_equal(s, i);
+	}
+	assert_true(store_journal_step_valid(STORE_JOURNAL_PROVISION,
+					     STORE_STEP_STARTED));
+	assert_false(store_journal_step_valid(STORE_JOURNAL_PROVISION,
+					      STORE_STEP_DOMAIN_UNDEFINED));
+	assert_false(store_journal_step_valid(STORE_JOURNAL_REMOVE,
+					      STORE_STEP_VOLUME_CREATED));
+	assert_string_equal(store_rc_name(STORE_E_FENCED), "fenced");
+	assert_string_equal(store_rc_name(42), "unknown");
+}
+
+/* ---- groups ----------------------------------------------------------- */
+
+static void
+test_groups(void **state)
+{
+	struct store *s = *state;
+	struct store_group g;
+	struct store_group_list l;
+	int v = 0;
+
+	assert_int_equal(store_schema_version(s, &v), STORE_OK);
+	assert_int_equal(v, STORE_SCHEMA_VERSION);
+	put_group(s, "web", 3);
+	put_group(s, "db", 1);
+	put_group(s, "Web", 2); /* names are case-sensitive on both backends */
+	assert_int_equal(store_group_get(s, "web", &g), STORE_OK);
+	assert_string_equal(g.name, "web");
+	assert_int_equal(g.desired, 3);
+	assert_false(g.paused);
+	assert_int_equal(g.config_gen, 1);
+	assert_true(g.created_ms > 0);
+	store_group_release(&g);
+
+	/* upsert overwrites */
+	struct store_group up = {(char *)"web", 5, true, 7, 0, 0};
+	assert_int_equal(store_group_upsert(s, &up), STORE_OK);
+	assert_int_equal(store_group_set_desired(s, "web", 4), STORE_OK);
+	assert_int_equal(store_group_set_paused(s, "web", false), STORE_OK);
+	assert_int_equal(store_group_get(s, "web", &g), STORE_OK);
+	assert_int_equal(g.desired, 4);
+	assert_false(g.paused);
+	assert_int_equal(g.config_gen, 7);
+	store_group_release(&g);
+	assert_int_equal(store_group_set_paused(s, "db", true), STORE_OK);
+
+	assert_int_equal(store_group_list(s, &l), STORE_OK);
+	assert_int_equal(l.n, 3);
+	assert_string_equal(l.v[0].name, "Web");
+	assert_string_equal(l.v[1].name, "db");
+	assert_true(l.v[1].paused);
+	assert_string_equal(l.v[2].name, "web");
+	store_group_list_release(&l);
+
+	assert_int_equal(store_group_get(s, "nope", &g), STORE_E_NOTFOUND);
+	expect_msg("nope");
+	assert_int_equal(store_group_set_desired(s, "nope", 1), STORE_E_NOTFOUND);
+	assert_int_equal(store_group_set_desired(s, "web", -1), STORE_E_ERROR);
+	assert_int_equal(store_group_set_desired(s, "web", 2000000), STORE_E_ERROR);
+	struct store_group bad = {(char *)"we b", 1, false, 0, 0, 0};
+	assert_int_equal(store_group_upsert(s, &bad), STORE_E_ERROR);
+	expect_msg("character");
+	bad.name = (char *)"0123456789012345678901234567890123456789012345678901234567890123";
+	assert_int_equal(store_group_upsert(s, &bad), STORE_E_ERROR);
+	bad.name = (char *)"x'; DROP TABLE instances; --";
+	assert_int_equal(store_group_get(s, bad.name, &g), STORE_E_ERROR);
+}
+
+/* ---- instances -------------------------------------------------------- */
+
+static void
+test_instances(void **state)
+{
+	struct store *s = *state;
+	struct store_instance in, got;
+	struct store_instance_list l;
+	char id[STORE_ID_LEN + 1], id2[STORE_ID_LEN + 1], id3[STORE_ID_LEN + 1];
+	static const char hash[] =
+		"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+	put_group(s, "web", 2);
+	put_group(s, "db", 1);
+	memset(&in, 0, sizeof(in));
+	assert_int_equal(store_instance_new_id(id), 0);
+	in.id = id;
+	in.group = (char *)"web";
+	in.host = (char *)"kvm1";
+	in.domain = (char *)"va-web-1";
+	in.state = STORE_INSTANCE_BOOTING;
+	in.secret_hash = (char *)hash;
+	in.created_ms = 1000;
+	in.config_gen = 3;
+	in.address = (char *)"192.0.2.10";
+	in.notes = (char *)"adopted\nfrom kvm1 with 'quotes' and \\ backslash";
+	assert_int_equal(store_instance_put(s, &in), STORE_OK);
+	assert_int_equal(store_instance_get(s, id, &got), STORE_OK);
+	assert_string_equal(got.id, id);
+	assert_string_equal(got.group, "web");
+	assert_string_equal(got.host, "kvm1");
+	assert_string_equal(got.domain, "va-web-1");
+	assert_int_equal(got.state, STORE_INSTANCE_BOOTING);
+	assert_string_equal(got.secret_hash, hash);
+	assert_int_equal(got.created_ms, 1000);
+	assert_true(got.updated_ms > 1000);
+	assert_int_equal(got.ready_ms, 0);
+	assert_int_equal(got.config_gen, 3);
+	assert_string_equal(got.address, "192.0.2.10");
+	assert_string_equal(got.notes, in.notes);
+	store_instance_release(&got);
+
+	/* put again: attributes change, state may not */
+	in.address = NULL;
+	in.host = (char *)"kvm2";
+	assert_int_equal(store_instance_put(s, &in), STORE_OK);
+	assert_int_equal(store_instance_get(s, id, &got), STORE_OK);
+	assert_null(got.address);
+	assert_string_equal(got.host, "kvm2");
+	store_instance_release(&got);
+	in.state = STORE_INSTANCE_READY;
+	assert_int_equal(store_instance_put(s, &in), STORE_E_CONFLICT);
+	expect_msg("set_state");
+	in.state = STORE_INSTANCE_BOOTING;
+	in.group = (char *)"db";
+	assert_int_equal(store_instance_put(s, &in), STORE_E_CONFLICT);
+	in.group = (char *)"web";
+
+	/* validation */
+	in.group = (char *)"nogroup";
+	char idx[STORE_ID_LEN + 1];
+	assert_int_equal(store_instance_new_id(idx), 0);
+	in.id = idx;
+	assert_int_equal(store_instance_put(s, &in), STORE_E_NOTFOUND);
+	in.group = (char *)"web";
+	in.host = NULL;
+	assert_int_equal(store_instance_put(s, &in), STORE_E_ERROR);
+	expect_msg("needs a host");
+	in.host = (char *)"kvm1";
+	in.id = (char *)"ABCDEF00-0000-4000-8000-000000000000";
+	assert_int_equal(store_instance_put(s, &in), STORE_E_ERROR);
+	expect_msg("UUID");
+	in.id = idx;
+	in.secret_hash = (char *)"short";
+	assert_int_equal(store_instance_put(s, &in), STORE_E_ERROR);
+	in.secret_hash = NULL;
+	in.domain = (char *)"bad\001name";
+	assert_int_equal(store_instance_put(s, &in), STORE_E_ERROR);
+	expect_msg("control character");
+	in.domain = NULL;
+	assert_int_equal(store_instance_get(s, idx, &got), STORE_E_NOTFOUND);
+
+	put_instance(s, "web", STORE_INSTANCE_REQUESTED, id2);
+	put_instance(s, "db", STORE_INSTANCE_READY, id3);
+
+	struct store_instance_filter f = {"web", NULL, 0};
+	assert_int_equal(store_instance_list(s, &f, &l), STORE_OK);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.v[0].id, id); /* created_ms 1000: oldest */
+	assert_string_equal(l.v[1].id, id2);
+	assert_null(l.v[1].host);
+	store_instance_list_release(&l);
+	f = (struct store_instance_filter){NULL, NULL,
+		STORE_STATE_BIT(STORE_INSTANCE_READY) |
+		STORE_STATE_BIT(STORE_INSTANCE_REQUESTED)};
+	assert_int_equal(store_instance_list(s, &f, &l), STORE_OK);
+	assert_int_equal(l.n, 2);
+	store_instance_list_release(&l);
+	f = (struct store_instance_filter){"db", "kvm1",
+		STORE_STATE_BIT(STORE_INSTANCE_READY)};
+	assert_int_equal(store_instance_list(s, &f, &l), STORE_OK);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.v[0].id, id3);
+	store_instance_list_release(&l);
+	f = (struct store_instance_filter){NULL, "kvm2", 0};
+	assert_int_equal(store_instance_list(s, &f, &l), STORE_OK);
+	assert_int_equal(l.n, 1);
+	store_instance_list_release(&l);
+	assert_int_equal(store_instance_list(s, NULL, &l), STORE_OK);
+	assert_int_equal(l.n, 3);
+	store_instance_list_release(&l);
+	f = (struct store_instance_filter){NULL, NULL, 1u << 30};
+	assert_int_equal(store_instance_list(s, &f, &l), STORE_E_ERROR);
+}
+
+static void
+test_cas(void **state)
+{
+	struct store *s = *state;
+	struct store_instance got;
+	char id[STORE_ID_LEN + 1], id2[STORE_ID_LEN + 1];
+
+	put_group(s, "web", 1);
+	put_instance(s, "web", STORE_INSTANCE_REQUESTED, id);
+	/* no host yet: cannot leave requested for provisioning */
+	assert_int_equal(store_instance_set_state(s, id, STORE_INSTANCE_REQUESTED,
+						  STORE_INSTANCE_PROVISIONING),
+			 STORE_E_ILLEGAL);
+	expect_msg("no host");
+	assert_int_equal(store_instance_get(s, id, &got), STORE_OK);
+	got.host = xstrdup("kvm1");
+	assert_int_equal(store_instance_put(s, &got), STORE_OK);
+	store_instance_release(&got);
+
+	assert_int_equal(store_instance_set_state(s, id, STORE_INSTANCE_REQUESTED,
+						  STORE_INSTANCE_PROVISIONING),
+			 STORE_OK);
+	/* a second actor with the same expectation loses */
+	assert_int_equal(store_instance_set_state(s, id, STORE_INSTANCE_REQUESTED,
+						  STORE_INSTANCE_PROVISIONING),
+			 STORE_E_CONFLICT);
+	expect_msg("is provisioning, not requested");
+	/* illegal transitions are refused before touching the database */
+	assert_int_equal(store_instance_set_state(s, id,
+						  STORE_INSTANCE_PROVISIONING,
+						  STORE_INSTANCE_READY),
+			 STORE_E_ILLEGAL);
+	assert_int_equal(store_instance_set_state(s, id, STORE_INSTANCE_GONE,
+						  STORE_INSTANCE_READY),
+			 STORE_E_ILLEGAL);
+	assert_int_equal(store_instance_get(s, id, &got), STORE_OK);
+	assert_int_equal(got.state, STORE_INSTANCE_PROVISIONING);
+	assert_int_equal(got.ready_ms, 0);
+	store_instance_release(&got);
+
+	assert_int_equal(store_instance_set_state(s, id,
+						  STORE_INSTANCE_PROVISIONING,
+						  STORE_INSTANCE_BOOTING), STORE_OK);
+	assert_int_equal(store_instance_set_state(s, id, STORE_INSTANCE_BOOTING,
+						  STORE_INSTANCE_READY), STORE_OK);
+	assert_int_equal(store_instance_get(s, id, &got), STORE_OK);
+	int64_t ready = got.ready_ms;
+	assert_true(ready > 0);
+	store_instance_release(&got);
+	assert_int_equal(store_instance_set_state(s, id, STORE_INSTANCE_READY,
+						  STORE_INSTANCE_UNHEALTHY), STORE_OK);
+	assert_int_equal(store_instance_set_state(s, id, STORE_INSTANCE_UNHEALTHY,
+						  STORE_INSTANCE_READY), STORE_OK);
+	assert_int_equal(store_instance_get(s, id, &got), STORE_OK);
+	assert_int_equal(got.ready_ms, ready); /* the first time only */
+	store_instance_release(&got);
+	assert_int_equal(store_instance_set_state(s, id, STORE_INSTANCE_READY,
+						  STORE_INSTANCE_DRAINING), STORE_OK);
+	assert_int_equal(store_instance_set_state(s, id, STORE_INSTANCE_DRAINING,
+						  STORE_INSTANCE_DELETING), STORE_OK);
+	assert_int_equal(store_instance_set_state(s, id, STORE_INSTANCE_DELETING,
+						  STORE_INSTANCE_GONE), STORE_OK);
+	assert_int_equal(store_instance_set_state(s, id, STORE_INSTANCE_GONE,
+						  STORE_INSTANCE_DELETING),
+			 STORE_E_ILLEGAL);
+
+	assert_int_equal(store_instance_new_id(id2), 0);
+	assert_int_equal(store_instance_set_state(s, id2, STORE_INSTANCE_READY,
+						  STORE_INSTANCE_DRAINING),
+			 STORE_E_NOTFOUND);
+	/* requested -> gone needs no host */
+	put_instance(s, "web", STORE_INSTANCE_REQUESTED, id2);
+	assert_int_equal(store_instance_set_state(s, id2, STORE_INSTANCE_REQUESTED,
+						  STORE_INSTANCE_GONE), STORE_OK);
+}
+
+static void
+test_heartbeat(void **state)
+{
+	struct store *s = *state;
+	struct store_instance got;
+	char id[STORE_ID_LEN + 1], id2[STORE_ID_LEN + 1];
+
+	put_group(s, "web", 1);
+	put_instance(s, "web", STORE_INSTANCE_READY, id);
+	assert_int_equal(store_instance_heartbeat(s, id, 5000, false), STORE_OK);
+	assert_int_equal(store_instance_heartbeat(s, id, 6000, true), STORE_OK);
+	assert_int_equal(store_instance_heartbeat(s, id, 7000, true), STORE_OK);
+	assert_int_equal(store_instance_get(s, id, &got), STORE_OK);
+	assert_int_equal(got.heartbeat_ms, 7000);
+	assert_true(got.busy);
+	assert_int_equal(got.busy_since_ms, 6000); /* since it became busy */
+	store_instance_release(&got);
+	/* a late heartbeat does not move the clock back */
+	assert_int_equal(store_instance_heartbeat(s, id, 6500, false), STORE_OK);
+	assert_int_equal(store_instance_get(s, id, &got), STORE_OK);
+	assert_int_equal(got.heartbeat_ms, 7000);
+	assert_false(got.busy);
+	assert_int_equal(got.busy_since_ms, 0);
+	store_instance_release(&got);
+
+	put_instance(s, "web", STORE_INSTANCE_DELETING, id2);
+	assert_int_equal(store_instance_heartbeat(s, id2, 8000, false),
+			 STORE_E_CONFLICT);
+	expect_msg("deleting");
+	assert_int_equal(store_instance_new_id(id2), 0);
+	assert_int_equal(store_instance_heartbeat(s, id2, 8000, false),
+			 STORE_E_NOTFOUND);
+	assert_int_equal(store_instance_heartbeat(s, id, 0, false), STORE_E_ERROR);
+}
+
+/* ---- events ----------------------------------------------------------- */
+
+static void
+test_events(void **state)
+{
+	struct store *s = *state;
+	struct store_event_list l;
+	char id[STORE_ID_LEN + 1];
+	int64_t ids[10];
+
+	put_group(s, "web", 1);
+	put_instance(s, "web", STORE_INSTANCE_READY, id);
+	for (int i = 0; i < 9; i++) {
+		char msg[64];
+		struct store_event e = {0, 1000 + i,
+			(char *)(i < 5 ? "web" : i < 8 ? "db" : NULL),
+			(char *)(i == 2 ? id : NULL),
+			(char *)(i < 5 ? "scale_out" : "checkin"), msg,
+			(char *)(i == 2 ? "{\"from\": 1, \"to\": 2}" : NULL)};
+
+		snprintf(msg, sizeof(msg), "event %d: cpu 'high'", i);
+		assert_int_equal(store_event_append(s, &e, &ids[i]), STORE_OK);
+		if (i > 0)
+			assert_true(ids[i] > ids[i - 1]);
+	}
+	assert_int_equal(store_event_list_recent(s, "web", 3, &l), STORE_OK);
+	assert_int_equal(l.n, 3);
+	assert_int_equal(l.v[0].id, ids[4]); /* newest first */
+	assert_int_equal(l.v[2].id, ids[2]);
+	assert_string_equal(l.v[2].instance, id);
+	assert_string_equal(l.v[2].details, "{\"from\": 1, \"to\": 2}");
+	assert_string_equal(l.v[2].message, "event 2: cpu 'high'");
+	assert_string_equal(l.v[2].kind, "scale_out");
+	assert_int_equal(l.v[2].time_ms, 1002);
+	assert_null(l.v[0].details);
+	store_event_list_release(&l);
+	assert_int_equal(store_event_list_recent(s, NULL, 100, &l), STORE_OK);
+	assert_int_equal(l.n, 9);
+	assert_null(l.v[0].group);
+	store_event_list_release(&l);
+	assert_int_equal(store_event_list_since(s, ids[3], 4, &l), STORE_OK);
+	assert_int_equal(l.n, 4);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(l.v[i].id, ids[4 + i]); /* oldest first */
+	store_event_list_release(&l);
+	assert_int_equal(store_event_list_since(s, ids[8], 10, &l), STORE_OK);
+	assert_int_equal(l.n, 0);
+	store_event_list_release(&l);
+
+	struct store_event bad = {0, 0, NULL, NULL, (char *)"Scale Out",
+				  (char *)"x", NULL};
+	assert_int_equal(store_event_append(s, &bad, NULL), STORE_E_ERROR);
+	bad.kind = (char *)"ok";
+	bad.message = NULL;
+	assert_int_equal(store_event_append(s, &bad, NULL), STORE_E_ERROR);
+	assert_int_equal(store_event_list_recent(s, NULL, 0, &l), STORE_E_ERROR);
+}
+
+/* ---- journal ---------------------------------------------------------- */
+
+static void
+test_journal(void **state)
+{
+	struct store *s = *state;
+	struct store_journal_list l;
+	struct store_journal_entry e;
+	char id[STORE_ID_LEN + 1], id2[STORE_ID_LEN + 1];
+	int64_t j1, j2, j3;
+
+	put_group(s, "web", 1);
+	put_instance(s, "web", STORE_INSTANCE_PROVISIONING, id);
+	put_instance(s, "web", STORE_INSTANCE_DELETING, id2);
+	assert_int_equal(store_journal_begin(s, id, STORE_JOURNAL_PROVISION,
+					     "{\"host\":\"kvm1\"}", &j1), STORE_OK);
+	assert_int_equal(store_journal_begin(s, id2, STORE_JOURNAL_REMOVE, NULL,
+					     &j2), STORE_OK);
+	assert_int_equal(store_journal_begin(s, id, STORE_JOURNAL_PROVISION,
+					     NULL, &j3), STORE_OK);
+	assert_true(j1 < j2 && j2 < j3);
+
+	assert_int_equal(store_journal_step(s, j1, STORE_STEP_VOLUME_CREATED,
+					    "{\"host\":\"kvm1\",\"volume\":\"v1\"}"),
+			 STORE_OK);
+	assert_int_equal(store_journal_step(s, j1, STORE_STEP_SEED_CREATED, NULL),
+			 STORE_OK);
+	/* backwards, repeated, or another action's step */
+	assert_int_equal(store_journal_step(s, j1, STORE_STEP_VOLUME_CREATED, NULL),
+			 STORE_E_ILLEGAL);
+	assert_int_equal(store_journal_step(s, j1, STORE_STEP_SEED_CREATED, NULL),
+			 STORE_E_ILLEGAL);
+	assert_int_equal(store_journal_step(s, j1, STORE_STEP_DOMAIN_UNDEFINED,
+					    NULL), STORE_E_ILLEGAL);
+	assert_int_equal(store_journal_step(s, j2, STORE_STEP_DOMAIN_STOPPED, NULL),
+			 STORE_OK);
+	assert_int_equal(store_journal_step(s, 999999, STORE_STEP_DOMAIN_STOPPED,
+					    NULL), STORE_E_NOTFOUND);
+
+	assert_int_equal(store_journal_done(s, j3), STORE_OK);
+	assert_int_equal(store_journal_done(s, j3), STORE_E_CONFLICT);
+	assert_int_equal(store_journal_step(s, j3, STORE_STEP_STARTED, NULL),
+			 STORE_E_CONFLICT);
+	assert_int_equal(store_journal_fail(s, j3, "late"), STORE_E_CONFLICT);
+	assert_int_equal(store_journal_done(s, 999999), STORE_E_NOTFOUND);
+
+	/* "crash": close the handle with j1 and j2 pending, open another */
+	store_close(s);
+	s = *state = open_ok(cur_url);
+	assert_int_equal(store_journal_pending(s, &l), STORE_OK);
+	assert_int_equal(l.n, 2);
+	assert_int_equal(l.v[0].id, j1);
+	assert_string_equal(l.v[0].instance, id);
+	assert_int_equal(l.v[0].action, STORE_JOURNAL_PROVISION);
+	assert_int_equal(l.v[0].step, STORE_STEP_SEED_CREATED);
+	assert_int_equal(l.v[0].status, STORE_JOURNAL_PENDING);
+	assert_string_equal(l.v[0].payload, "{\"host\":\"kvm1\",\"volume\":\"v1\"}");
+	assert_int_equal(l.v[1].id, j2);
+	assert_int_equal(l.v[1].action, STORE_JOURNAL_REMOVE);
+	assert_int_equal(l.v[1].step, STORE_STEP_DOMAIN_STOPPED);
+	assert_null(l.v[1].payload);
+	store_journal_list_release(&l);
+
+	/* recovery rolls j1 back and finishes j2 */
+	assert_int_equal(store_journal_fail(s, j1, "daemon restarted at seed_created; "
+					    "rolled back"), STORE_OK);
+	assert_int_equal(store_journal_step(s, j2, STORE_STEP_VOLUMES_DELETED, NULL),
+			 STORE_OK);
+	assert_int_equal(store_journal_done(s, j2), STORE_OK);
+	assert_int_equal(store_journal_pending(s, &l), STORE_OK);
+	assert_int_equal(l.n, 0);
+	store_journal_list_release(&l);
+	assert_int_equal(store_journal_get(s, j1, &e), STORE_OK);
+	assert_int_equal(e.status, STORE_JOURNAL_FAILED);
+	assert_non_null(strstr(e.error, "rolled back"));
+	store_journal_entry_release(&e);
+	assert_int_equal(store_journal_fail(s, j2, NULL), STORE_E_ERROR);
+
+	char nope[STORE_ID_LEN + 1];
+	assert_int_equal(store_instance_new_id(nope), 0);
+	assert_int_equal(store_journal_begin(s, nope, STORE_JOURNAL_REMOVE, NULL,
+					     &j3), STORE_E_NOTFOUND);
+}
+
+/* ---- lease and fencing ------------------------------------------------ */
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+static void
+test_lease(void **state)
+{
+	struct store *a = *state, *b;
+	struct store_lease info;
+	struct store_group g;
+	int64_t ea = 0, eb = 0;
+
+	b = open_ok(cur_url);
+	put_group(a, "web", 1);
+	assert_int_equal(store_lease_get(a, STORE_LEASE_LEADER, &info),
+			 STORE_E_NOTFOUND);
+
+	assert_int_equal(store_lease_acquire(a, STORE_LEASE_LEADER, "node-a:1",
+					     60000, &ea), STORE_OK);
+	assert_int_equal(ea, 1);
+	/* a second daemon is refused while the lease is live */
+	assert_int_equal(store_lease_acquire(b, STORE_LEASE_LEADER, "node-b:2",
+					     60000, &eb), STORE_E_HELD);
+	expect_msg("node-a:1");
+	assert_int_equal(store_lease_get(b, STORE_LEASE_LEADER, &info), STORE_OK);
+	assert_string_equal(info.holder, "node-a:1");
+	assert_int_equal(info.epoch, 1);
+	assert_true(info.expires_ms > info.now_ms);
+	store_lease_release_info(&info);
+	assert_int_equal(store_lease_renew(a, STORE_LEASE_LEADER, "node-a:1", ea,
+					   60000), STORE_OK);
+	assert_int_equal(store_group_set_desired(a, "web", 2), STORE_OK);
+
+	/* A lets it lapse (short ttl); B takes over with a new epoch */
+	assert_int_equal(store_lease_renew(a, STORE_LEASE_LEADER, "node-a:1", ea,
+					   50), STORE_OK);
+	sleep_ms(300);
+	assert_int_equal(store_lease_acquire(b, STORE_LEASE_LEADER, "node-b:2",
+					     60000, &eb), STORE_OK);
+	assert_int_equal(eb, 2);
+
+	/* every write of the old leader is fenced and changes nothing */
+	assert_int_equal(store_group_set_desired(a, "web", 7), STORE_E_FENCED);
+	expect_msg("fenced");
+	char id[STORE_ID_LEN + 1];
+	assert_int_equal(store_instance_new_id(id), 0);
+	struct store_instance in = {.id = id, .group = (char *)"web",
+				    .state = STORE_INSTANCE_REQUESTED};
+	assert_int_equal(store_instance_put(a, &in), STORE_E_FENCED);
+	struct store_event ev = {0, 0, NULL, NULL, (char *)"x", (char *)"y", NULL};
+	assert_int_equal(store_event_append(a, &ev, NULL), STORE_E_FENCED);
+	assert_int_equal(store_lease_renew(a, STORE_LEASE_LEADER, "node-a:1", ea,
+					   60000), STORE_E_FENCED);
+	assert_int_equal(store_lease_release(a, STORE_LEASE_LEADER, "node-a:1",
+					     ea), STORE_E_FENCED);
+	/* reads still work for the fenced handle */
+	assert_int_equal(store_group_get(a, "web", &g), STORE_OK);
+	assert_int_equal(g.desired, 2);
+	store_group_release(&g);
+	assert_int_equal(store_instance_get(b, id, &in), STORE_E_NOTFOUND);
+
+	/* the new leader writes */
+	assert_int_equal(store_group_set_desired(b, "web", 3), STORE_OK);
+	put_instance(b, "web", STORE_INSTANCE_REQUESTED, id);
+
+	/* release: the next acquire (by anyone) bumps the epoch again */
+	assert_int_equal(store_lease_release(b, STORE_LEASE_LEADER, "node-b:2", eb),
+			 STORE_OK);
+	assert_int_equal(store_group_set_desired(b, "web", 4), STORE_OK); /* unfenced */
+	assert_int_equal(store_lease_acquire(a, STORE_LEASE_LEADER, "node-a:1",
+					     60000, &ea), STORE_OK);
+	assert_int_equal(ea, 3);
+	assert_int_equal(store_group_set_desired(a, "web", 5), STORE_OK);
+	/* the same holder (a restarted daemon) takes its lease back at once */
+	int64_t ea2 = 0;
+	assert_int_equal(store_lease_acquire(b, STORE_LEASE_LEADER, "node-a:1",
+					     60000, &ea2), STORE_OK);
+	assert_int_equal(ea2, 4);
+	assert_int_equal(store_group_set_desired(a, "web", 6), STORE_E_FENCED);
+	assert_int_equal(store_group_get(b, "web", &g), STORE_OK);
+	assert_int_equal(g.desired, 5);
+	store_group_release(&g);
+
+	/* other leases are independent; bad arguments */
+	assert_int_equal(store_lease_acquire(a, "other", "node-a:1", 1000, &ea),
+			 STORE_OK);
+	assert_int_equal(ea, 1);
+	assert_int_equal(store_lease_acquire(a, "other", "", 1000, &ea),
+			 STORE_E_ERROR);
+	assert_int_equal(store_lease_acquire(a, "other", "x", 0, &ea),
+			 STORE_E_ERROR);
+	store_fence_set(a, NULL, 0);
+	assert_int_equal(store_group_set_desired(a, "web", 1), STORE_OK);
+	store_close(b);
+}
+
+/* ---- schema versions -------------------------------------------------- */
+
+/* The version-1 schema exactly as the first release created it. */
+static const char *const v1_sqlite[] = {
+	"CREATE TABLE schema_version (version INTEGER NOT NULL)",
+	"CREATE TABLE instance_groups (name TEXT NOT NULL PRIMARY KEY, desired "
+	"INTEGER NOT NULL, paused INTEGER NOT NULL DEFAULT 0, config_gen INTEGER "
+	"NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT "
+	"NULL)",
+	"CREATE TABLE instances (id TEXT NOT NULL PRIMARY KEY, group_name TEXT "
+	"NOT NULL REFERENCES instance_groups(name), host TEXT, domain TEXT, "
+	"state TEXT NOT NULL, secret_hash TEXT, created_ms INTEGER NOT NULL, "
+	"updated_ms INTEGER NOT NULL, ready_ms INTEGER NOT NULL DEFAULT 0, "
+	"heartbeat_ms INTEGER NOT NULL DEFAULT 0, busy INTEGER NOT NULL DEFAULT "
+	"0, busy_since_ms INTEGER NOT NULL DEFAULT 0, config_gen INTEGER NOT NULL "
+	"DEFAULT 0, address TEXT, notes TEXT)",
+	"CREATE INDEX instances_group_state ON instances (group_name, state)",
+	"CREATE INDEX instances_host ON instances (host)",
+	"CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, time_ms "
+	"INTEGER NOT NULL, group_name TEXT, instance_id TEXT, kind TEXT NOT NULL, "
+	"message TEXT NOT NULL, details TEXT)",
+	"CREATE INDEX events_group ON events (group_name, id)",
+	NULL,
+};
+
+#define MY_OPTS " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+static const char *const v1_mysql[] = {
+	"CREATE TABLE schema_version (version INT NOT NULL)" MY_OPTS,
+	"CREATE TABLE instance_groups (name VARCHAR(63) NOT NULL PRIMARY KEY, "
+	"desired BIGINT NOT NULL, paused TINYINT NOT NULL DEFAULT 0, config_gen "
+	"BIGINT NOT NULL DEFAULT 0, created_ms BIGINT NOT NULL, updated_ms BIGINT "
+	"NOT NULL)" MY_OPTS,
+	"CREATE TABLE instances (id VARCHAR(64) NOT NULL PRIMARY KEY, group_name "
+	"VARCHAR(63) NOT NULL, host VARCHAR(255) NULL, domain VARCHAR(255) NULL, "
+	"state VARCHAR(32) NOT NULL, secret_hash VARCHAR(128) NULL, created_ms "
+	"BIGINT NOT NULL, updated_ms BIGINT NOT NULL, ready_ms BIGINT NOT NULL "
+	"DEFAULT 0, heartbeat_ms BIGINT NOT NULL DEFAULT 0, busy TINYINT NOT NULL "
+	"DEFAULT 0, busy_since_ms BIGINT NOT NULL DEFAULT 0, config_gen BIGINT "
+	"NOT NULL DEFAULT 0, address VARCHAR(255) NULL, notes TEXT NULL, KEY "
+	"instances_group_state (group_name, state), KEY instances_host (host), "
+	"CONSTRAINT instances_group_fk FOREIGN KEY (group_name) REFERENCES "
+	"instance_groups (name))" MY_OPTS,
+	"CREATE TABLE events (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, "
+	"time_ms BIGINT NOT NULL, group_name VARCHAR(63) NULL, instance_id "
+	"VARCHAR(64) NULL, kind VARCHAR(63) NOT NULL, message TEXT NOT NULL, "
+	"details MEDIUMTEXT NULL, KEY events_group (group_name, id))" MY_OPTS,
+	NULL,
+};
+
+#define ID1 "11111111-2222-4333-8444-555555555555"
+
+static void
+test_migrate_v1(void **state)
+{
+	const char *url = fresh_db();
+	const char *const *v1 = mariadb ? v1_mysql : v1_sqlite;
+	struct store *s;
+	struct store_instance in;
+	struct store_event_list l;
+	int64_t j;
+	int v = 0;
+
+	(void)state;
+	if (!mariadb) { /* the directory of a fresh SQLite file */
+		char *dir = xstrdup(sqlite_path);
+
+		*strrchr(dir, '/') = '\0';
+		mkdir(dir, 0700);
+		free(dir);
+	}
+	for (const char *const *st = v1; *st; st++)
+		raw_exec(*st);
+	raw_exec("INSERT INTO schema_version (version) VALUES (1)");
+	raw_exec("INSERT INTO instance_groups VALUES ('web', 2, 0, 1, 10, 10)");
+	raw_exec("INSERT INTO instances (id, group_name, host, domain, state, "
+		 "created_ms, updated_ms) VALUES ('" ID1 "', 'web', 'kvm1', "
+		 "'va-web-1', 'ready', 10, 10)");
+	raw_exec("INSERT INTO events (time_ms, group_name, kind, message) "
+		 "VALUES (10, 'web', 'scale_out', 'from v1')");
+
+	s = open_ok(url);
+	assert_int_equal(store_schema_version(s, &v), STORE_OK);
+	assert_int_equal(v, STORE_SCHEMA_VERSION);
+	assert_int_equal(store_instance_get(s, ID1, &in), STORE_OK);
+	assert_string_equal(in.domain, "va-web-1");
+	assert_int_equal(in.state, STORE_INSTANCE_READY);
+	store_instance_release(&in);
+	assert_int_equal(store_event_list_recent(s, "web", 10, &l), STORE_OK);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.v[0].message, "from v1");
+	store_event_list_release(&l);
+	/* the v2 tables work */
+	assert_int_equal(store_journal_begin(s, ID1, STORE_JOURNAL_REMOVE, NULL,
+					     &j), STORE_OK);
+	int64_t epoch;
+	assert_int_equal(store_lease_acquire(s, STORE_LEASE_LEADER, "me", 1000,
+					     &epoch), STORE_OK);
+	store_close(s);
+	/* opening again changes nothing */
+	s = open_ok(url);
+	assert_int_equal(store_schema_version(s, &v), STORE_OK);
+	assert_int_equal(v, STORE_SCHEMA_VERSION);
+	store_close(s);
+}
+
+static void
+test_newer_schema(void **state)
+{
+	const char *url = fresh_db();
+	struct store *s = open_ok(url);
+
+	(void)state;
+	store_close(s);
+	raw_exec("UPDATE schema_version SET version = 99");
+	assert_null(store_open(url, password));
+	expect_msg("newer than this virt-autoscaler");
+	expect_msg("99");
+	raw_exec("INSERT INTO schema_version (version) VALUES (2)");
+	assert_null(store_open(url, password));
+	expect_msg("2 rows");
+}
+
+static void
+test_foreign_db(void **state)
+{
+	const char *url = fresh_db();
+
+	(void)state;
+	if (!mariadb) {
+		char *dir = xstrdup(sqlite_path);
+
+		*strrchr(dir, '/') = '\0';
+		mkdir(dir, 0700);
+		free(dir);
+	}
+	raw_exec("CREATE TABLE instances (x INT)");
+	assert_null(store_open(url, password));
+	expect_msg("not a virt-autoscaler");
+}
+
+/* ---- corrupted rows --------------------------------------------------- */
+
+static void
+test_corrupt_rows(void **state)
+{
+	struct store *s = *state;
+	struct store_instance in;
+	struct store_instance_list il;
+	struct store_event_list el;
+	struct store_journal_list jl;
+	struct store_group_list gl;
+	char *big, *sql;
+
+	put_group(s, "web", 1);
+	raw_exec("INSERT INTO instances (id, group_name, host, state, created_ms, "
+		 "updated_ms) VALUES ('" ID1 "', 'web', 'kvm1', 'bogus', 1, 1)");
+	assert_int_equal(store_instance_get(s, ID1, &in), STORE_E_ERROR);
+	expect_msg("column state");
+	expect_msg("bogus");
+	expect_msg(ID1);
+	assert_int_equal(store_instance_list(s, NULL, &il), STORE_E_ERROR);
+	assert_int_equal(il.n, 0);
+	assert_null(il.v);
+
+	/* a NULL where a value is needed: a ready instance without a host */
+	raw_exec("UPDATE instances SET state = 'ready', host = NULL");
+	assert_int_equal(store_instance_get(s, ID1, &in), STORE_E_ERROR);
+	expect_msg("host is NULL");
+	/* an overlong field */
+	big = xmalloc(STORE_TEXT_MAX + 100);
+	memset(big, 'n', STORE_TEXT_MAX + 99);
+	big[STORE_TEXT_MAX + 99] = '\0';
+	sql = xasprintf("UPDATE instances SET host = 'kvm1', notes = '%s'", big);
+	raw_exec(sql);
+	assert_int_equal(store_instance_get(s, ID1, &in), STORE_E_ERROR);
+	expect_msg("column notes");
+	expect_msg("limit");
+	free(sql);
+	free(big);
+	raw_exec("UPDATE instances SET notes = NULL, secret_hash = 'zz'");
+	assert_int_equal(store_instance_get(s, ID1, &in), STORE_E_ERROR);
+	expect_msg("secret_hash");
+	raw_exec("UPDATE instances SET secret_hash = NULL, created_ms = -5");
+	assert_int_equal(store_instance_get(s, ID1, &in), STORE_E_ERROR);
+	expect_msg("created_ms");
+	raw_exec("UPDATE instances SET created_ms = 1, busy = 7");
+	assert_int_equal(store_instance_get(s, ID1, &in), STORE_E_ERROR);
+	expect_msg("busy");
+	raw_exec("UPDATE instances SET busy = 0");
+	assert_int_equal(store_instance_get(s, ID1, &in), STORE_OK);
+	store_instance_release(&in);
+
+	/* a bad id in the key column */
+	raw_exec("INSERT INTO instances (id, group_name, host, state, created_ms, "
+		 "updated_ms) VALUES ('not-a-uuid', 'web', 'kvm1', 'ready', 1, 1)");
+	assert_int_equal(store_instance_list(s, NULL, &il), STORE_E_ERROR);
+	expect_msg("not-a-uuid");
+
+	raw_exec("INSERT INTO events (time_ms, group_name, kind, message) VALUES "
+		 "(1, 'web', 'Bad Kind', 'm')");
+	assert_int_equal(store_event_list_recent(s, "web", 10, &el), STORE_E_ERROR);
+	expect_msg("column kind");
+	raw_exec("INSERT INTO journal (instance_id, action, step, status, "
+		 "created_ms, updated_ms) VALUES ('" ID1 "', 'remove', 'started', "
+		 "'pending', 1, 1)");
+	assert_int_equal(store_journal_pending(s, &jl), STORE_E_ERROR);
+	expect_msg("does not belong");
+	raw_exec("UPDATE journal SET step = 'none', status = 'maybe'");
+	assert_int_equal(store_journal_pending(s, &jl), STORE_OK);
+	assert_int_equal(jl.n, 0); /* not 'pending' */
+	store_journal_list_release(&jl);
+	raw_exec("UPDATE journal SET status = 'pending', action = 'explode'");
+	assert_int_equal(store_journal_pending(s, &jl), STORE_E_ERROR);
+	expect_msg("explode");
+	raw_exec("UPDATE instance_groups SET desired = -3");
+	assert_int_equal(store_group_list(s, &gl), STORE_E_ERROR);
+	expect_msg("desired");
+	if (!mariadb) {
+		/* SQLite's type affinity lets text into an integer column */
+		raw_exec("UPDATE instance_groups SET desired = 'many'");
+		assert_int_equal(store_group_list(s, &gl), STORE_E_ERROR);
+		expect_msg("desired");
+		raw_exec("UPDATE instance_groups SET desired = 1, name = "
+			 "'web' || char(10) || 'x'");
+		assert_int_equal(store_group_list(s, &gl), STORE_E_ERROR);
+		raw_exec("INSERT INTO leases VALUES ('leader', 'x', 'two', 0, 0)");
+	} else {
+		raw_exec("INSERT INTO leases VALUES ('leader', 'x', -1, 0, 0)");
+	}
+	struct store_lease li;
+	int64_t e;
+	assert_int_equal(store_lease_get(s, "leader", &li), STORE_E_ERROR);
+	expect_msg("epoch");
+	assert_int_equal(store_lease_acquire(s, "leader", "me", 1000, &e),
+			 STORE_E_ERROR);
+}
+
+/* ---- concurrency ------------------------------------------------------ */
+
+#define CONC_INSTANCES 20
+#define CONC_EVENTS 40
+
+struct worker {
+	struct store *s;
+	char (*ids)[STORE_ID_LEN + 1];
+	int wins, conflicts, errors;
+	pthread_t th;
+};
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	for (int i = 0; i < CONC_INSTANCES; i++) {
+		int rc = store_instance_set_state(w->s, w->ids[i],
+						  STORE_INSTANCE_REQUESTED,
+						  STORE_INSTANCE_GONE);
+		if (rc == STORE_OK)
+			w->wins++;
+		else if (rc == STORE_E_CONFLICT)
+			w->conflicts++;
+		else
+			w->errors++;
+		struct store_event e = {0, 0, (char *)"web", w->ids[i],
+					(char *)"race", (char *)"x", NULL};
+		if (store_event_append(w->s, &e, NULL) != STORE_OK)
+			w->errors++;
+	}
+	for (int i = 0; i < CONC_EVENTS - CONC_INSTANCES; i++) {
+		struct store_event e = {0, 0, (char *)"web", NULL,
+					(char *)"more", (char *)"y", NULL};
+		if (store_event_append(w->s, &e, NULL) != STORE_OK)
+			w->errors++;
+	}
+	return NULL;
+}
+
+static void
+test_concurrent(void **state)
+{
+	struct store *a = *state;
+	char ids[CONC_INSTANCES][STORE_ID_LEN + 1];
+	struct worker w[2];
+	struct store_event_list l;
+	const char *url = cur_url;
+
+	put_group(a, "web", 1);
+	for (int i = 0; i < CONC_INSTANCES; i++)
+		put_instance(a, "web", STORE_INSTANCE_REQUESTED, ids[i]);
+	for (int i = 0; i < 2; i++) {
+		memset(&w[i], 0, sizeof(w[i]));
+		w[i].s = open_ok(url);
+		w[i].ids = ids;
+		assert_int_equal(pthread_create(&w[i].th, NULL, worker_main,
+						&w[i]), 0);
+	}
+	/* the main thread reads meanwhile, on a shared handle */
+	for (int i = 0; i < 10; i++) {
+		struct store_instance_list il;
+
+		assert_int_equal(store_instance_list(a, NULL, &il), STORE_OK);
+		assert_int_equal(il.n, CONC_INSTANCES);
+		store_instance_list_release(&il);
+	}
+	for (int i = 0; i < 2; i++)
+		pthread_join(w[i].th, NULL);
+	if (w[0].errors || w[1].errors)
+		fail_msg("errors in workers: %d, %d (last: %s)", w[0].errors,
+			 w[1].errors, err_msg());
+	/* every instance moved exactly once */
+	assert_int_equal(w[0].wins + w[1].wins, CONC_INSTANCES);
+	assert_int_equal(w[0].conflicts + w[1].conflicts, CONC_INSTANCES);
+	assert_int_equal(store_event_list_recent(a, "web", 1000, &l), STORE_OK);
+	assert_int_equal(l.n, 2 * CONC_EVENTS);
+	for (size_t i = 1; i < l.n; i++)
+		assert_true(l.v[i - 1].id > l.v[i].id);
+	store_event_list_release(&l);
+	for (int i = 0; i < 2; i++)
+		store_close(w[i].s);
+}
+
+/* ---- MariaDB specifics ------------------------------------------------ */
+
+static void
+test_reconnect(void **state)
+{
+	struct store *s = *state;
+	struct store_group_list l;
+	MYSQL_RES *res;
+	MYSQL_ROW row;
+	int killed = 0;
+
+	if (!mariadb)
+		skip();
+	put_group(s, "web", 1);
+	/* kill every other connection of our user: the store's among them */
+	assert_int_equal(mysql_query(raw_my, "SELECT ID FROM "
+				     "information_schema.PROCESSLIST WHERE "
+				     "ID <> CONNECTION_ID() AND DB = '"
+				     STORE_TEST_DB "' AND USER = "
+				     "SUBSTRING_INDEX(CURRENT_USER(), '@', 1)"),
+			 0);
+	res = mysql_store_result(raw_my);
+	assert_non_null(res);
+	while ((row = mysql_fetch_row(res))) {
+		char *sql = xasprintf("KILL CONNECTION %s", row[0]);
+
+		if (mysql_query(raw_my, sql) == 0)
+			killed++;
+		free(sql);
+	}
+	mysql_free_result(res);
+	assert_true(killed >= 1);
+	/* a read retries on a new connection */
+	assert_int_equal(store_group_list(s, &l), STORE_OK);
+	assert_int_equal(l.n, 1);
+	store_group_list_release(&l);
+	/* and writes work again */
+	assert_int_equal(store_group_set_desired(s, "web", 2), STORE_OK);
+}
+
+static void
+test_mariadb_auth(void **state)
+{
+	struct store *s;
+	char *url;
+
+	(void)state;
+	if (!mariadb)
+		skip();
+	s = store_open(base_url, "wrong-password-xyzzy");
+	assert_null(s);
+	expect_msg("Access denied");
+	assert_null(strstr(err_msg(), "xyzzy"));
+	if (socket_path) {
+		url = xasprintf("mysql://va@localhost/" STORE_TEST_DB
+				"?socket=%s", socket_path);
+		s = open_ok(url);
+		assert_string_equal(store_backend(s), "mysql");
+		put_group(s, "via-socket", 1);
+		store_close(s);
+		free(url);
+	}
+	url = xasprintf("mysql://va@127.0.0.1:1/va_test");
+	assert_null(store_open(url, password));
+	expect_msg("connect");
+	free(url);
+}
+
+/* ---- main ------------------------------------------------------------- */
+
+static char *
+read_password(void)
+{
+	const char *f = getenv("VA_TEST_MARIADB_PASSWORD_FILE");
+	const char *p = getenv("VA_TEST_MARIADB_PASSWORD");
+	char *s;
+	size_t len;
+
+	if (p)
+		return xstrdup(p);
+	if (!f)
+		return NULL;
+	s = util_read_file(f, 4096, &len);
+	if (!s) {
+		fprintf(stderr, "test_store: %s\n", err_msg());
+		exit(1);
+	}
+	while (len && (s[len - 1] == '\n' || s[len - 1] == '\r'))
+		s[--len] = '\0';
+	return s;
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bad_urls),
+		cmocka_unit_test(test_sqlite_file),
+		cmocka_unit_test(test_names),
+		cmocka_unit_test_setup_teardown(test_groups, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_instances, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cas, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_heartbeat, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lease, setup, teardown),
+		cmocka_unit_test(test_migrate_v1),
+		cmocka_unit_test(test_newer_schema),
+		cmocka_unit_test(test_foreign_db),
+		cmocka_unit_test_setup_teardown(test_corrupt_rows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
+		cmocka_unit_test(test_mariadb_auth),
+	};
+	int rc;
+
+	log_set_level(LOG_LEVEL_ERROR);
+	if (argc != 2 || (strcmp(argv[1], "sqlite") && strcmp(argv[1], "mariadb"))) {
+		fprintf(stderr, "usage: test_store sqlite|mariadb\n");
+		return 2;
+	}
+	if (strcmp(argv[1], "mariadb") == 0) {
+		const char *u = getenv("VA_TEST_MARIADB_URL");
+
+		if (!u || !*u) {
+			printf("SKIP: VA_TEST_MARIADB_URL is not set; run "
+			       "eval \"$(scripts/services/mariadb.sh start)\"\n");
+			return 77;
+		}
+		mariadb = true;
+		base_url = xstrdup(u);
+		password = read_password();
+		socket_path = getenv("VA_TEST_MARIADB_SOCKET");
+		raw_connect();
+		/* Our own database (the user may create va_test*): other
+		 * integration tests use va_test at the same time, and this
+		 * suite drops every table between cases. */
+		raw_exec("CREATE DATABASE IF NOT EXISTS " STORE_TEST_DB);
+		if (mysql_select_db(raw_my, STORE_TEST_DB) != 0) {
+			fprintf(stderr, "test_store: %s\n", mysql_error(raw_my));
+			return 1;
+		}
+		char *slash = strrchr(base_url, '/');
+		char *nu = xasprintf("%.*s/" STORE_TEST_DB,
+				     (int)(slash - base_url), base_url);
+		free(base_url);
+		base_url = nu;
+	} else {
+		const char *t = getenv("TMPDIR");
+
+		snprintf(tmpdir, sizeof(tmpdir), "%s/test_store.XXXXXX",
+			 t ? t : "/tmp");
+		if (!mkdtemp(tmpdir)) {
+			perror("mkdtemp");
+			return 1;
+		}
+	}
+	rc = cmocka_run_group_tests_name(mariadb ? "store-mariadb"
+						 : "store-sqlite",
+					 tests, NULL, NULL);
+	if (raw_my)
+		mysql_close(raw_my);
+	mysql_library_end();
+	if (!mariadb && rc == 0) {
+		char *cmd = xasprintf("rm -rf '%s'", tmpdir);
+
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", tmpdir);
+		free(cmd);
+	}
+	free(base_url);
+	free(password);
+	free(sqlite_path);
+	return rc;
+}
