@@ -15,4 +15,6 @@ struct global_opts {
 
 extern struct global_opts global_opts;
 
+int cmd_check(int argc, char **argv);
+
 #endif

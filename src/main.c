@@ -21,6 +21,7 @@ struct command {
 };
 
 static const struct command commands[] = {
+	{"check", cmd_check, "validate the configuration and print it with defaults filled in"},
 	{NULL, NULL, NULL},
 };
 
