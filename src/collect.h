@@ -1,0 +1,192 @@
+/*
+ * collect.h: per-host bulk collection of domain statistics and host
+ * capacity, turned into per-instance rates.
+ *
+ * Per host and tick the collector makes ONE libvirt call,
+ * virConnectGetAllDomainStats(STATE | CPU_TOTAL | BALLOON | INTERFACE |
+ * BLOCK, ACTIVE | NOWAIT). The vCPU count and our metadata come from the
+ * domain XML, read once per domain (virDomainGetXMLDesc, one call) and
+ * cached by UUID; the cache entry is re-read after a lifecycle event for
+ * that domain or a reconnection. Domains without our metadata are cached
+ * as "not ours" and skipped (their vCPUs and memory still count as
+ * allocated on the host). Host capacity (virNodeGetInfo once per
+ * connection; virNodeGetMemoryStats and virNodeGetCPUStats every
+ * capacity period, default 60 s) adds two calls per period.
+ *
+ * Hosts are collected independently: each host has a worker thread that
+ * makes its calls, so a slow or dead host delays nobody; collect_tick()
+ * never blocks, collect_wait() waits at most its timeout, and
+ * collect_take() hands over the results of the hosts that finished.
+ *
+ * Our metadata, written by provisioning into the domain XML:
+ *   <metadata>
+ *     <va:instance xmlns:va="https://virt-autoscaler.org/xmlns/1"
+ *                  group="web" id="web-0001" generation="3"/>
+ *   </metadata>
+ */
+#ifndef VA_COLLECT_H
+#define VA_COLLECT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libvirt/libvirt.h>
+
+#include "host.h"
+#include "rates.h"
+
+#define VA_XMLNS_URI "https://virt-autoscaler.org/xmlns/1"
+#define VA_XMLNS_PREFIX "va"
+#define VA_XMLNS_ELEMENT "instance"
+
+/* The stats groups and flags of the one bulk call per host and tick. */
+#define COLLECT_STATS                                                        \
+	(VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_CPU_TOTAL |               \
+	 VIR_DOMAIN_STATS_BALLOON | VIR_DOMAIN_STATS_INTERFACE |             \
+	 VIR_DOMAIN_STATS_BLOCK)
+#define COLLECT_FLAGS                                                        \
+	(VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE |                          \
+	 VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT)
+
+/* Facts from a domain's XML. Strings owned; collect_facts_release(). */
+struct collect_facts {
+	bool ours;          /* has our <va:instance> metadata */
+	char *group;        /* group="..." (NULL when not ours) */
+	char *id;           /* id="..." */
+	uint64_t generation;
+	unsigned vcpus;     /* current vCPUs */
+	uint64_t mem_kib;   /* <currentMemory>, else <memory> */
+	unsigned disks;     /* <disk device='disk'> elements */
+};
+
+/*
+ * Parse domain XML (outside input: fuzzed). Returns 0, or -1 with
+ * err_set() when the text is not a domain's XML. A malformed
+ * <va:instance> (missing group or id, bad generation) leaves ours false
+ * and says why in *why (static string) when why is not NULL.
+ */
+int collect_parse_domain_xml(const char *xml, size_t len,
+			     struct collect_facts *out, const char **why);
+void collect_facts_release(struct collect_facts *f);
+
+/*
+ * One domain's typed parameters from the bulk call -> raw sample
+ * (counters summed over disks and interfaces). Every field optional;
+ * any integer type accepted. t_ms and vcpus are left to the caller.
+ */
+void collect_parse_stats(const virTypedParameter *params, int nparams,
+			 struct rates_sample *out);
+
+/* One instance in a host's result. Strings belong to the result. */
+struct collect_instance {
+	unsigned char uuid[VIR_UUID_BUFLEN];
+	char uuid_str[VIR_UUID_STRING_BUFLEN];
+	const char *name;
+	const char *group;
+	const char *id;
+	uint64_t generation;
+	int state;            /* virDomainState, -1 when unknown */
+	unsigned vcpus;
+	uint64_t mem_kib;     /* balloon.current, else from the XML */
+	struct rates rates;   /* over the interval that ended at t_ms */
+	struct rates_sample sample; /* the raw counters */
+};
+
+enum collect_cap_field {
+	COLLECT_CAP_NODEINFO,   /* cpus, mem_kib */
+	COLLECT_CAP_FREE,       /* free_kib */
+	COLLECT_CAP_CPU_UTIL,   /* cpu_util_pct */
+	COLLECT_CAP_LAST
+};
+
+struct collect_capacity {
+	uint32_t present;       /* bit (1u << enum collect_cap_field) */
+	unsigned cpus;          /* logical CPUs */
+	uint64_t mem_kib;       /* physical memory */
+	uint64_t free_kib;      /* free + buffers + cached (reclaimable) */
+	double cpu_util_pct;    /* busy share of all CPUs over the period */
+	int64_t refreshed_ms;   /* when free_kib/cpu_util were measured */
+	/* From the bulk stats call, every active domain (ours or not): */
+	unsigned domains;       /* active domains */
+	unsigned vcpus_alloc;   /* their vCPUs */
+	uint64_t mem_alloc_kib; /* their balloon.current (else XML memory) */
+};
+
+struct collect_host_result {
+	struct host *host;
+	bool ok;                /* the bulk call succeeded */
+	int64_t t_ms;           /* monotonic time of the bulk call */
+	const struct collect_instance *inst; /* ours (or the bench prefix) */
+	size_t n_inst;
+	/* Raw UUIDs of our instances that were in the previous result but
+	 * are not active any more. */
+	const unsigned char (*gone)[VIR_UUID_BUFLEN];
+	size_t n_gone;
+	struct collect_capacity cap;
+	unsigned calls;         /* libvirt calls this round */
+	unsigned calls_stats;   /* of which bulk stats calls */
+	unsigned calls_xml;     /* of which domain XML reads */
+	unsigned calls_node;    /* of which node capacity calls */
+	unsigned calls_other;   /* stats period settings */
+	int64_t duration_us;    /* wall time of the round */
+	unsigned long rounds;   /* rounds completed on this host */
+	unsigned long errors;   /* failed rounds on this host */
+};
+
+struct collect_opts {
+	/* Also collect domains whose name starts with this, with
+	 * group "bench" (the benchmark). NULL: only ours. */
+	const char *name_prefix;
+	/* Period of the two node capacity calls; 0 = every tick. Default
+	 * (collect_opts_defaults) 60 s. */
+	int64_t capacity_period_ms;
+	/* When an instance of ours first shows no balloon stats, set its
+	 * stats period to this many seconds (one call); 0 = never. */
+	int stats_period_s;
+	/* false: collect_tick() collects each host inline (tests). */
+	bool threads;
+};
+void collect_opts_defaults(struct collect_opts *o);
+
+struct collector;
+
+struct collector *collector_new(const struct collect_opts *opts);
+/* Stops the workers (waiting for rounds in flight). Accepts NULL. */
+void collector_free(struct collector *c);
+
+/*
+ * Collect from h (borrowed: it must outlive the collector). The
+ * collector becomes the owner of h's ticks (it calls host_tick()) and of
+ * its domain event callback.
+ */
+void collector_add_host(struct collector *c, struct host *h);
+
+/* Drive connections and start a round on every connected host whose
+ * previous round is done. Never blocks (unless opts.threads is false). */
+void collect_tick(struct collector *c, int64_t now_ms);
+/* Wait until every round started by collect_tick() finished, at most
+ * timeout_ms. Returns true when all finished. */
+bool collect_wait(struct collector *c, int64_t timeout_ms);
+/*
+ * Call fn once per host that finished a round since the last
+ * collect_take(), with its result (valid only during the call; fn must
+ * not call collector functions).
+ */
+void collect_take(struct collector *c,
+		  void (*fn)(const struct collect_host_result *r, void *opaque),
+		  void *opaque);
+
+/* libvirt calls made so far on all hosts. */
+unsigned long collect_total_calls(struct collector *c);
+
+/*
+ * Set the balloon statistics period (seconds) of a running domain (live
+ * only: provisioning also writes <stats period='N'/> into the XML).
+ * Two calls: lookup by UUID and the setting. 0 or -1 with err_set().
+ */
+int collect_set_stats_period(struct host *h,
+			     const unsigned char uuid[VIR_UUID_BUFLEN],
+			     int period_s);
+
+#endif

@@ -1,0 +1,598 @@
+/*
+ * host.c: persistent libvirt connections with keepalive, close
+ * detection, non-blocking reconnection with backoff, and the libvirt
+ * event loop thread. See host.h for the threading model.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libvirt/virterror.h>
+
+#include "host.h"
+#include "log.h"
+#include "util.h"
+
+LOG_TAG("host");
+
+#define BACKOFF_FIRST_MS 1000
+#define BACKOFF_MAX_MS 60000
+#define KEEPALIVE_INTERVAL_S 5
+#define KEEPALIVE_COUNT 3
+
+/* ---- libvirt event loop ------------------------------------------------ */
+
+static pthread_mutex_t ev_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool ev_registered;
+static bool ev_running;
+static atomic_bool ev_stop;
+static pthread_t ev_thread;
+
+static void
+quiet_libvirt_errors(void *opaque, virErrorPtr err)
+{
+	/* Errors are reported by whoever made the call, through log.h. */
+	(void)opaque;
+	(void)err;
+}
+
+static void *
+ev_main(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&ev_stop)) {
+		if (virEventRunDefaultImpl() < 0) {
+			log_error("libvirt event loop: %s",
+				  virGetLastErrorMessage());
+			struct timespec ts = {0, 100 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	return NULL;
+}
+
+static void
+ev_wake(int timer, void *opaque)
+{
+	(void)timer;
+	(void)opaque;
+}
+
+int
+host_events_start(void)
+{
+	int rc = -1;
+
+	pthread_mutex_lock(&ev_lock);
+	if (!ev_registered) {
+		virSetErrorFunc(NULL, quiet_libvirt_errors);
+		if (virInitialize() < 0 || virEventRegisterDefaultImpl() < 0) {
+			err_set("cannot register the libvirt event loop: %s",
+				virGetLastErrorMessage());
+			goto cleanup;
+		}
+		ev_registered = true;
+	}
+	if (!ev_running) {
+		atomic_store(&ev_stop, false);
+		if (pthread_create(&ev_thread, NULL, ev_main, NULL) != 0) {
+			err_set("cannot start the libvirt event loop thread");
+			goto cleanup;
+		}
+		ev_running = true;
+	}
+	rc = 0;
+cleanup:
+	pthread_mutex_unlock(&ev_lock);
+	return rc;
+}
+
+void
+host_events_stop(void)
+{
+	int timer;
+
+	pthread_mutex_lock(&ev_lock);
+	if (!ev_running) {
+		pthread_mutex_unlock(&ev_lock);
+		return;
+	}
+	atomic_store(&ev_stop, true);
+	/* A zero timeout makes virEventRunDefaultImpl() return at once. */
+	timer = virEventAddTimeout(0, ev_wake, NULL, NULL);
+	pthread_join(ev_thread, NULL);
+	if (timer >= 0)
+		virEventRemoveTimeout(timer);
+	ev_running = false;
+	pthread_mutex_unlock(&ev_lock);
+}
+
+/* ---- connection attempts ------------------------------------------------ */
+
+/*
+ * One connection attempt, shared by its thread and the host. Whoever
+ * drops the last reference frees it (and closes an unclaimed connection).
+ */
+struct attempt {
+	pthread_mutex_t lock;
+	int refs;
+	bool done;
+	char *uri;
+	virConnectPtr conn;
+	char err[512];
+};
+
+static void
+attempt_unref(struct attempt *a)
+{
+	int left;
+
+	pthread_mutex_lock(&a->lock);
+	left = --a->refs;
+	pthread_mutex_unlock(&a->lock);
+	if (left > 0)
+		return;
+	if (a->conn)
+		virConnectClose(a->conn);
+	pthread_mutex_destroy(&a->lock);
+	free(a->uri);
+	free(a);
+}
+
+static void *
+attempt_main(void *arg)
+{
+	struct attempt *a = arg;
+	virConnectPtr conn;
+
+	conn = virConnectOpen(a->uri);
+	if (conn) {
+		/* 1: the remote side has no keepalive (local drivers). */
+		if (virConnectSetKeepAlive(conn, KEEPALIVE_INTERVAL_S,
+					   KEEPALIVE_COUNT) < 0)
+			log_debug("%s: no keepalive: %s", a->uri,
+				  virGetLastErrorMessage());
+	}
+	pthread_mutex_lock(&a->lock);
+	a->conn = conn;
+	if (!conn)
+		snprintf(a->err, sizeof(a->err), "%s",
+			 virGetLastErrorMessage());
+	a->done = true;
+	pthread_mutex_unlock(&a->lock);
+	attempt_unref(a);
+	return NULL;
+}
+
+/* ---- hosts -------------------------------------------------------------- */
+
+struct host {
+	char *name;
+	char *uri;
+
+	pthread_mutex_t lock; /* guards everything below; never held across
+				 libvirt calls */
+	virConnectPtr conn;   /* NULL while down */
+	bool closed;          /* the close callback fired for conn */
+	bool close_cb;        /* close callback registered on conn */
+	int lifecycle_id;     /* -1: not registered */
+	struct attempt *attempt;
+	bool attempt_due_now;
+	int64_t next_attempt_ms;
+	int64_t backoff_ms;
+	char last_err[512];
+	struct log_complain complain;
+	struct host_counters counters;
+
+	host_domain_event_fn ev_fn;
+	void *ev_opaque;
+};
+
+struct host *
+host_new(const char *name, const char *uri)
+{
+	struct host *h = xcalloc(1, sizeof(*h));
+
+	h->name = xstrdup(name);
+	h->uri = xstrdup(uri);
+	pthread_mutex_init(&h->lock, NULL);
+	h->lifecycle_id = -1;
+	h->attempt_due_now = true;
+	h->backoff_ms = BACKOFF_FIRST_MS;
+	return h;
+}
+
+const char *
+host_name(const struct host *h)
+{
+	return h->name;
+}
+
+const char *
+host_uri(const struct host *h)
+{
+	return h->uri;
+}
+
+void
+host_set_domain_event_cb(struct host *h, host_domain_event_fn fn,
+			 void *opaque)
+{
+	pthread_mutex_lock(&h->lock);
+	h->ev_fn = fn;
+	h->ev_opaque = opaque;
+	pthread_mutex_unlock(&h->lock);
+}
+
+static void
+on_close(virConnectPtr conn, int reason, void *opaque)
+{
+	struct host *h = opaque;
+
+	pthread_mutex_lock(&h->lock);
+	if (h->conn == conn)
+		h->closed = true;
+	pthread_mutex_unlock(&h->lock);
+	log_debug("%s: connection closed (reason %d)", h->name, reason);
+}
+
+static void
+notify(struct host *h, const unsigned char *uuid, int event)
+{
+	static const unsigned char zero[VIR_UUID_BUFLEN];
+	host_domain_event_fn fn;
+	void *opaque;
+
+	pthread_mutex_lock(&h->lock);
+	fn = h->ev_fn;
+	opaque = h->ev_opaque;
+	if (event >= 0)
+		h->counters.events++;
+	pthread_mutex_unlock(&h->lock);
+	if (fn)
+		fn(h, uuid ? uuid : zero, event, opaque);
+}
+
+static int
+on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail,
+	     void *opaque)
+{
+	unsigned char uuid[VIR_UUID_BUFLEN];
+
+	(void)conn;
+	(void)detail;
+	if (virDomainGetUUID(dom, uuid) < 0)
+		return 0;
+	notify(opaque, uuid, event);
+	return 0;
+}
+
+/* Unregister and close a connection taken out of the host. */
+static void
+teardown(struct host *h, virConnectPtr conn, bool close_cb, int lifecycle_id)
+{
+	if (lifecycle_id >= 0)
+		virConnectDomainEventDeregisterAny(conn, lifecycle_id);
+	if (close_cb)
+		virConnectUnregisterCloseCallback(conn, on_close);
+	virConnectClose(conn);
+	(void)h;
+}
+
+/* Take the connection out of the host (caller holds the lock); the
+ * caller tears it down after unlocking. */
+static virConnectPtr
+take_conn_locked(struct host *h, bool *close_cb, int *lifecycle_id)
+{
+	virConnectPtr conn = h->conn;
+
+	*close_cb = h->close_cb;
+	*lifecycle_id = h->lifecycle_id;
+	h->conn = NULL;
+	h->closed = false;
+	h->close_cb = false;
+	h->lifecycle_id = -1;
+	if (conn)
+		h->counters.disconnects++;
+	return conn;
+}
+
+static void
+schedule_retry_locked(struct host *h, int64_t now_ms)
+{
+	h->next_attempt_ms = now_ms + h->backoff_ms;
+	h->backoff_ms *= 2;
+	if (h->backoff_ms > BACKOFF_MAX_MS)
+		h->backoff_ms = BACKOFF_MAX_MS;
+}
+
+/* Register callbacks on a fresh connection and publish it. */
+static void
+adopt(struct host *h, virConnectPtr conn)
+{
+	bool close_cb;
+	int id;
+
+	pthread_mutex_lock(&h->lock);
+	h->conn = conn;
+	h->closed = false;
+	h->backoff_ms = BACKOFF_FIRST_MS;
+	h->next_attempt_ms = 0;
+	h->last_err[0] = '\0';
+	h->counters.connects++;
+	pthread_mutex_unlock(&h->lock);
+
+	close_cb = virConnectRegisterCloseCallback(conn, on_close, h,
+						   NULL) == 0;
+	if (!close_cb)
+		log_debug("%s: no close callback: %s", h->name,
+			  virGetLastErrorMessage());
+	id = virConnectDomainEventRegisterAny(
+		conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+		VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), h, NULL);
+	if (id < 0)
+		log_warn("%s: cannot register for domain lifecycle events: %s",
+			 h->name, virGetLastErrorMessage());
+
+	pthread_mutex_lock(&h->lock);
+	if (h->conn == conn) {
+		h->close_cb = close_cb;
+		h->lifecycle_id = id;
+		/* The connection may have died before the callback existed. */
+		if (virConnectIsAlive(conn) != 1)
+			h->closed = true;
+	}
+	pthread_mutex_unlock(&h->lock);
+
+	log_complain_clear(&h->complain, log_tag, "%s: connected to %s",
+			   h->name, h->uri);
+	log_debug("%s: connected to %s", h->name, h->uri);
+	/* Whatever was cached for this host may be stale now. */
+	notify(h, NULL, -1);
+}
+
+static void
+start_attempt_locked(struct host *h)
+{
+	struct attempt *a = xcalloc(1, sizeof(*a));
+	pthread_attr_t attr;
+	pthread_t t;
+
+	pthread_mutex_init(&a->lock, NULL);
+	a->refs = 2;
+	a->uri = xstrdup(h->uri);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, attempt_main, a) != 0) {
+		pthread_attr_destroy(&attr);
+		a->refs = 1;
+		snprintf(a->err, sizeof(a->err), "cannot start a thread");
+		a->done = true;
+	} else {
+		pthread_attr_destroy(&attr);
+	}
+	h->attempt = a;
+	h->attempt_due_now = false;
+	h->counters.attempts++;
+}
+
+bool
+host_tick(struct host *h, int64_t now_ms)
+{
+	virConnectPtr dead = NULL, fresh = NULL;
+	bool close_cb = false, up;
+	int lifecycle_id = -1;
+	struct attempt *finished = NULL;
+
+	if (!ev_running && host_events_start() < 0)
+		log_error("%s", err_msg());
+
+	pthread_mutex_lock(&h->lock);
+	if (h->conn && h->closed) {
+		dead = take_conn_locked(h, &close_cb, &lifecycle_id);
+		snprintf(h->last_err, sizeof(h->last_err),
+			 "connection to %s lost", h->uri);
+		h->next_attempt_ms = now_ms + h->backoff_ms;
+	}
+	if (h->attempt) {
+		pthread_mutex_lock(&h->attempt->lock);
+		if (h->attempt->done) {
+			finished = h->attempt;
+			fresh = finished->conn;
+			finished->conn = NULL;
+			if (!fresh)
+				snprintf(h->last_err, sizeof(h->last_err),
+					 "%s", finished->err);
+		}
+		pthread_mutex_unlock(&h->attempt->lock);
+		if (finished) {
+			h->attempt = NULL;
+			if (!fresh) {
+				h->counters.errors++;
+				schedule_retry_locked(h, now_ms);
+			}
+		}
+	}
+	pthread_mutex_unlock(&h->lock);
+
+	if (dead) {
+		log_complain(&h->complain, LOG_LEVEL_WARN, log_tag,
+			     "%s: connection to %s lost; reconnecting",
+			     h->name, h->uri);
+		teardown(h, dead, close_cb, lifecycle_id);
+	}
+	if (finished) {
+		if (fresh)
+			adopt(h, fresh);
+		else
+			log_complain(&h->complain, LOG_LEVEL_ERROR, log_tag,
+				     "%s: cannot connect to %s: %s", h->name,
+				     h->uri, h->last_err);
+		attempt_unref(finished);
+	}
+
+	pthread_mutex_lock(&h->lock);
+	if (!h->conn && !h->attempt &&
+	    (h->attempt_due_now || now_ms >= h->next_attempt_ms))
+		start_attempt_locked(h);
+	up = h->conn != NULL && !h->closed;
+	pthread_mutex_unlock(&h->lock);
+	return up;
+}
+
+int
+host_connect(struct host *h)
+{
+	pthread_mutex_lock(&h->lock);
+	h->attempt_due_now = true;
+	h->backoff_ms = BACKOFF_FIRST_MS;
+	pthread_mutex_unlock(&h->lock);
+	host_tick(h, util_now_ms());
+	return 0;
+}
+
+int
+host_connect_wait(struct host *h, int64_t timeout_ms)
+{
+	int64_t end = util_now_ms() + timeout_ms;
+	struct timespec ts = {0, 20 * 1000 * 1000};
+
+	for (;;) {
+		if (host_tick(h, util_now_ms()))
+			return 0;
+		if (util_now_ms() >= end)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	pthread_mutex_lock(&h->lock);
+	err_set("%s: not connected to %s: %s", h->name, h->uri,
+		h->last_err[0] ? h->last_err : "connection attempt timed out");
+	pthread_mutex_unlock(&h->lock);
+	return -1;
+}
+
+void
+host_disconnect(struct host *h)
+{
+	virConnectPtr conn;
+	bool close_cb;
+	int id;
+
+	pthread_mutex_lock(&h->lock);
+	conn = take_conn_locked(h, &close_cb, &id);
+	if (conn)
+		h->next_attempt_ms = util_now_ms() + h->backoff_ms;
+	pthread_mutex_unlock(&h->lock);
+	if (conn)
+		teardown(h, conn, close_cb, id);
+}
+
+virConnectPtr
+host_conn(struct host *h)
+{
+	virConnectPtr conn = NULL;
+
+	pthread_mutex_lock(&h->lock);
+	if (h->conn && !h->closed) {
+		conn = h->conn;
+		virConnectRef(conn);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return conn;
+}
+
+bool
+host_is_up(struct host *h)
+{
+	bool up;
+
+	pthread_mutex_lock(&h->lock);
+	up = h->conn && !h->closed;
+	pthread_mutex_unlock(&h->lock);
+	return up;
+}
+
+bool
+host_check_alive(struct host *h)
+{
+	virConnectPtr conn = host_conn(h);
+	bool marked = false;
+
+	if (!conn)
+		return false;
+	if (virConnectIsAlive(conn) != 1) {
+		pthread_mutex_lock(&h->lock);
+		if (h->conn == conn && !h->closed) {
+			h->closed = true;
+			marked = true;
+		}
+		pthread_mutex_unlock(&h->lock);
+	}
+	virConnectClose(conn);
+	return marked;
+}
+
+int64_t
+host_next_attempt_ms(struct host *h)
+{
+	int64_t t;
+
+	pthread_mutex_lock(&h->lock);
+	t = h->conn || h->attempt ? 0 : h->next_attempt_ms;
+	pthread_mutex_unlock(&h->lock);
+	return t;
+}
+
+bool
+host_attempt_running(struct host *h)
+{
+	bool r = false;
+
+	pthread_mutex_lock(&h->lock);
+	if (h->attempt) {
+		pthread_mutex_lock(&h->attempt->lock);
+		r = !h->attempt->done;
+		pthread_mutex_unlock(&h->attempt->lock);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return r;
+}
+
+void
+host_last_error(struct host *h, char *buf, size_t size)
+{
+	pthread_mutex_lock(&h->lock);
+	snprintf(buf, size, "%s", h->last_err);
+	pthread_mutex_unlock(&h->lock);
+}
+
+void
+host_get_counters(struct host *h, struct host_counters *out)
+{
+	pthread_mutex_lock(&h->lock);
+	*out = h->counters;
+	pthread_mutex_unlock(&h->lock);
+}
+
+void
+host_free(struct host *h)
+{
+	struct attempt *a;
+
+	if (!h)
+		return;
+	host_disconnect(h);
+	pthread_mutex_lock(&h->lock);
+	a = h->attempt;
+	h->attempt = NULL;
+	pthread_mutex_unlock(&h->lock);
+	if (a)
+		attempt_unref(a); /* the thread closes what it opened */
+	pthread_mutex_destroy(&h->lock);
+	free(h->name);
+	free(h->uri);
+	free(h);
+}

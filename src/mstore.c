@@ -1,0 +1,313 @@
+/*
+ * mstore.c: bounded per-instance rings of compact samples (see mstore.h).
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mstore.h"
+#include "util.h"
+
+/* One sample: 40 bytes. */
+struct mslot {
+	int32_t t_ds;      /* deciseconds since the store's base time */
+	uint16_t present;  /* bit per base metric */
+	uint16_t pad;
+	float v[RATES_N_BASE];
+};
+_Static_assert(sizeof(struct mslot) == 40, "mstore sample is 40 bytes");
+_Static_assert(RATES_N_BASE <= 16, "presence bits fit in 16 bits");
+
+struct minst {
+	struct minst *next; /* hash chain */
+	unsigned char uuid[MSTORE_UUID_LEN];
+	uint32_t head;      /* index of the next slot to write */
+	uint32_t count;     /* valid samples */
+	struct mslot ring[];
+};
+
+struct mstore {
+	pthread_rwlock_t lock;
+	size_t cap;          /* samples per ring */
+	bool have_base;
+	int64_t base_ms;
+	struct minst **buckets;
+	size_t n_buckets;    /* power of two */
+	size_t count;
+};
+
+struct mstore *
+mstore_new(int64_t retention_ms, int64_t interval_ms)
+{
+	struct mstore *s = xcalloc(1, sizeof(*s));
+
+	if (interval_ms <= 0)
+		interval_ms = 1000;
+	if (retention_ms < interval_ms)
+		retention_ms = interval_ms;
+	s->cap = (size_t)(retention_ms / interval_ms) + 2;
+	pthread_rwlock_init(&s->lock, NULL);
+	s->n_buckets = 64;
+	s->buckets = xcalloc(s->n_buckets, sizeof(*s->buckets));
+	return s;
+}
+
+void
+mstore_free(struct mstore *s)
+{
+	if (!s)
+		return;
+	for (size_t b = 0; b < s->n_buckets; b++) {
+		struct minst *i = s->buckets[b], *next;
+
+		for (; i; i = next) {
+			next = i->next;
+			free(i);
+		}
+	}
+	free(s->buckets);
+	pthread_rwlock_destroy(&s->lock);
+	free(s);
+}
+
+static size_t
+hash_uuid(const unsigned char *u)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (int i = 0; i < MSTORE_UUID_LEN; i++) {
+		h ^= u[i];
+		h *= 1099511628211ull;
+	}
+	return (size_t)h;
+}
+
+static struct minst **
+find_slot(struct mstore *s, const unsigned char *uuid)
+{
+	struct minst **p = &s->buckets[hash_uuid(uuid) & (s->n_buckets - 1)];
+
+	while (*p && memcmp((*p)->uuid, uuid, MSTORE_UUID_LEN) != 0)
+		p = &(*p)->next;
+	return p;
+}
+
+static void
+grow(struct mstore *s)
+{
+	size_t n = s->n_buckets * 2;
+	struct minst **nb = xcalloc(n, sizeof(*nb));
+
+	for (size_t b = 0; b < s->n_buckets; b++) {
+		struct minst *i = s->buckets[b], *next;
+
+		for (; i; i = next) {
+			size_t k = hash_uuid(i->uuid) & (n - 1);
+
+			next = i->next;
+			i->next = nb[k];
+			nb[k] = i;
+		}
+	}
+	free(s->buckets);
+	s->buckets = nb;
+	s->n_buckets = n;
+}
+
+static int32_t
+to_ds(const struct mstore *s, int64_t t_ms)
+{
+	int64_t d = t_ms - s->base_ms;
+
+	/* Floor division so that negative offsets order correctly. */
+	d = d >= 0 ? d / 100 : -((-d + 99) / 100);
+	if (d > INT32_MAX)
+		d = INT32_MAX;
+	if (d < INT32_MIN)
+		d = INT32_MIN;
+	return (int32_t)d;
+}
+
+void
+mstore_put(struct mstore *s, const unsigned char uuid[MSTORE_UUID_LEN],
+	   int64_t t_ms, const struct rates *r)
+{
+	struct minst **p, *i;
+	struct mslot *slot;
+	int32_t t;
+
+	pthread_rwlock_wrlock(&s->lock);
+	if (!s->have_base) {
+		s->base_ms = t_ms;
+		s->have_base = true;
+	}
+	t = to_ds(s, t_ms);
+	p = find_slot(s, uuid);
+	if (!*p) {
+		i = xcalloc(1, sizeof(*i) + s->cap * sizeof(struct mslot));
+		memcpy(i->uuid, uuid, MSTORE_UUID_LEN);
+		*p = i;
+		if (++s->count > s->n_buckets)
+			grow(s);
+	}
+	i = *find_slot(s, uuid);
+	if (i->count > 0) {
+		uint32_t newest = (i->head + (uint32_t)s->cap - 1) % (uint32_t)s->cap;
+
+		if (t <= i->ring[newest].t_ds)
+			goto cleanup;
+	}
+	slot = &i->ring[i->head];
+	memset(slot, 0, sizeof(*slot));
+	slot->t_ds = t;
+	for (int m = 0; m < RATES_N_BASE; m++) {
+		if (rates_has(r, m)) {
+			slot->present |= (uint16_t)(1u << m);
+			slot->v[m] = (float)r->v[m];
+		}
+	}
+	i->head = (i->head + 1) % (uint32_t)s->cap;
+	if (i->count < s->cap)
+		i->count++;
+cleanup:
+	pthread_rwlock_unlock(&s->lock);
+}
+
+static void
+window_add(struct rates_window *w, enum rates_metric m, double v, bool newest)
+{
+	if (!w->n[m] || v > w->max[m])
+		w->max[m] = v;
+	if (newest || !w->n[m])
+		w->last[m] = v;
+	w->mean[m] += v;
+	w->n[m]++;
+	w->present |= 1u << m;
+}
+
+int
+mstore_query(struct mstore *s, const unsigned char uuid[MSTORE_UUID_LEN],
+	     int64_t from_ms, int64_t to_ms, struct rates_window *out)
+{
+	struct minst *i;
+	int rc = -1;
+	int32_t from, to;
+
+	memset(out, 0, sizeof(*out));
+	pthread_rwlock_rdlock(&s->lock);
+	i = *find_slot(s, uuid);
+	if (!i)
+		goto cleanup;
+	rc = 0;
+	from = to_ds(s, from_ms);
+	to = to_ds(s, to_ms);
+	/* Newest first; stop at the first sample older than the window. */
+	for (uint32_t k = 0; k < i->count; k++) {
+		uint32_t idx = (i->head + (uint32_t)s->cap - 1 - k) % (uint32_t)s->cap;
+		const struct mslot *sl = &i->ring[idx];
+		struct rates r = {0};
+
+		if (sl->t_ds < from)
+			break;
+		if (sl->t_ds > to)
+			continue;
+		if (!out->last_t_ms)
+			out->last_t_ms = s->base_ms + (int64_t)sl->t_ds * 100;
+		for (int m = 0; m < RATES_N_BASE; m++)
+			if ((sl->present >> m) & 1u)
+				rates_set(&r, m, sl->v[m]);
+		rates_derive(&r);
+		for (int m = 0; m < RATES_LAST; m++)
+			if (rates_has(&r, m))
+				window_add(out, m, r.v[m], false);
+	}
+	for (int m = 0; m < RATES_LAST; m++)
+		if (out->n[m])
+			out->mean[m] /= out->n[m];
+cleanup:
+	pthread_rwlock_unlock(&s->lock);
+	return rc;
+}
+
+void
+mstore_remove(struct mstore *s, const unsigned char uuid[MSTORE_UUID_LEN])
+{
+	struct minst **p, *i;
+
+	pthread_rwlock_wrlock(&s->lock);
+	p = find_slot(s, uuid);
+	i = *p;
+	if (i) {
+		*p = i->next;
+		free(i);
+		s->count--;
+	}
+	pthread_rwlock_unlock(&s->lock);
+}
+
+size_t
+mstore_prune(struct mstore *s, int64_t before_ms)
+{
+	size_t removed = 0;
+	int32_t before;
+
+	pthread_rwlock_wrlock(&s->lock);
+	before = to_ds(s, before_ms);
+	for (size_t b = 0; b < s->n_buckets; b++) {
+		struct minst **p = &s->buckets[b];
+
+		while (*p) {
+			struct minst *i = *p;
+			uint32_t newest = (i->head + (uint32_t)s->cap - 1) %
+					  (uint32_t)s->cap;
+
+			if (i->count == 0 || i->ring[newest].t_ds < before) {
+				*p = i->next;
+				free(i);
+				s->count--;
+				removed++;
+			} else {
+				p = &i->next;
+			}
+		}
+	}
+	pthread_rwlock_unlock(&s->lock);
+	return removed;
+}
+
+size_t
+mstore_count(struct mstore *s)
+{
+	size_t n;
+
+	pthread_rwlock_rdlock(&s->lock);
+	n = s->count;
+	pthread_rwlock_unlock(&s->lock);
+	return n;
+}
+
+size_t
+mstore_capacity(const struct mstore *s)
+{
+	return s->cap;
+}
+
+size_t
+mstore_bytes_per_instance(const struct mstore *s)
+{
+	/* The hash table keeps about one bucket pointer per instance. */
+	return sizeof(struct minst) + s->cap * sizeof(struct mslot) +
+	       sizeof(struct minst *);
+}
+
+void
+mstore_foreach(struct mstore *s,
+	       void (*fn)(const unsigned char uuid[MSTORE_UUID_LEN], void *),
+	       void *opaque)
+{
+	pthread_rwlock_rdlock(&s->lock);
+	for (size_t b = 0; b < s->n_buckets; b++)
+		for (struct minst *i = s->buckets[b]; i; i = i->next)
+			fn(i->uuid, opaque);
+	pthread_rwlock_unlock(&s->lock);
+}

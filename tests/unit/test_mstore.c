@@ -1,0 +1,204 @@
+/*
+ * Unit tests for mstore.c: windows over a ring that wrapped, presence per
+ * metric, derived sums, removal and pruning, out-of-order samples.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "mstore.h"
+#include "util.h"
+
+static void
+uuid_of(unsigned n, unsigned char u[MSTORE_UUID_LEN])
+{
+	memset(u, 0, MSTORE_UUID_LEN);
+	memcpy(u, &n, sizeof(n));
+	u[15] = 0xa5;
+}
+
+static void
+test_ring_window(void **state)
+{
+	/* 60 s at 10 s: 6 + 2 slots. */
+	struct mstore *s = mstore_new(60000, 10000);
+	unsigned char u[MSTORE_UUID_LEN];
+	struct rates_window w;
+
+	assert_int_equal(mstore_capacity(s), 8);
+	uuid_of(1, u);
+	/* 20 samples: cpu = 1..20 at t = 10 s .. 200 s; memory only on even. */
+	for (int i = 1; i <= 20; i++) {
+		struct rates r = {0};
+
+		rates_set(&r, RATES_CPU, i);
+		if (i % 2 == 0)
+			rates_set(&r, RATES_MEM, 100 - i);
+		mstore_put(s, u, (int64_t)i * 10000, &r);
+	}
+	/* The last 30 s: samples 18, 19, 20. */
+	assert_int_equal(mstore_query(s, u, 180000, 200000, &w), 0);
+	assert_int_equal(w.n[RATES_CPU], 3);
+	assert_float_equal(w.mean[RATES_CPU], 19, 1e-6);
+	assert_float_equal(w.max[RATES_CPU], 20, 1e-6);
+	assert_float_equal(w.last[RATES_CPU], 20, 1e-6);
+	assert_int_equal(w.n[RATES_MEM], 2);
+	assert_float_equal(w.mean[RATES_MEM], 81, 1e-6);
+	assert_float_equal(w.last[RATES_MEM], 80, 1e-6);
+	assert_int_equal(w.last_t_ms, 200000);
+	assert_false(w.present & (1u << RATES_DISK_RD_BPS));
+
+	/* A window reaching past the retention sees only what the ring kept. */
+	assert_int_equal(mstore_query(s, u, 0, 1000000, &w), 0);
+	assert_int_equal(w.n[RATES_CPU], 8);
+	assert_float_equal(w.max[RATES_CPU], 20, 1e-6);
+	assert_float_equal(w.mean[RATES_CPU], 16.5, 1e-6);
+
+	/* A window in the future or the distant past is empty. */
+	assert_int_equal(mstore_query(s, u, 300000, 400000, &w), 0);
+	assert_int_equal(w.present, 0);
+	assert_int_equal(mstore_query(s, u, 0, 5000, &w), 0);
+	assert_int_equal(w.present, 0);
+
+	/* Older or equal timestamps are ignored. */
+	{
+		struct rates r = {0};
+
+		rates_set(&r, RATES_CPU, 1000);
+		mstore_put(s, u, 200000, &r);
+		mstore_put(s, u, 150000, &r);
+	}
+	assert_int_equal(mstore_query(s, u, 0, 1000000, &w), 0);
+	assert_float_equal(w.max[RATES_CPU], 20, 1e-6);
+
+	uuid_of(2, u);
+	assert_int_equal(mstore_query(s, u, 0, 1000000, &w), -1);
+	mstore_free(s);
+}
+
+static void
+test_derived(void **state)
+{
+	struct mstore *s = mstore_new(3600000, 10000);
+	unsigned char u[MSTORE_UUID_LEN];
+	struct rates r = {0};
+	struct rates_window w;
+
+	uuid_of(7, u);
+	rates_set(&r, RATES_DISK_RD_BPS, 100);
+	rates_set(&r, RATES_DISK_WR_BPS, 50);
+	rates_set(&r, RATES_NET_RX_BPS, 10);
+	mstore_put(s, u, 1000, &r);
+	memset(&r, 0, sizeof(r));
+	rates_set(&r, RATES_DISK_RD_BPS, 10);
+	rates_set(&r, RATES_DISK_WR_BPS, 300);
+	rates_set(&r, RATES_NET_RX_BPS, 20);
+	rates_set(&r, RATES_NET_TX_BPS, 5);
+	mstore_put(s, u, 11000, &r);
+
+	assert_int_equal(mstore_query(s, u, 0, 20000, &w), 0);
+	/* max of the per-sample sums (310), not the sum of maxima (400) */
+	assert_float_equal(w.max[RATES_DISK_BPS], 310, 1e-6);
+	assert_float_equal(w.mean[RATES_DISK_BPS], 230, 1e-6);
+	/* net total only where both directions were measured */
+	assert_int_equal(w.n[RATES_NET_BPS], 1);
+	assert_float_equal(w.last[RATES_NET_BPS], 25, 1e-6);
+	assert_int_equal(w.n[RATES_NET_RX_BPS], 2);
+	mstore_free(s);
+}
+
+static void
+test_remove_prune(void **state)
+{
+	struct mstore *s = mstore_new(600000, 10000);
+	unsigned char u[MSTORE_UUID_LEN];
+	struct rates r = {0};
+	struct rates_window w;
+	const unsigned n = 1000;
+
+	rates_set(&r, RATES_CPU, 5);
+	/* Many instances: the table grows. Half stop reporting at 100 s. */
+	for (unsigned i = 0; i < n; i++) {
+		uuid_of(i, u);
+		mstore_put(s, u, 100000, &r);
+		if (i % 2 == 0)
+			mstore_put(s, u, 200000, &r);
+	}
+	assert_int_equal(mstore_count(s), n);
+	uuid_of(4, u);
+	mstore_remove(s, u);
+	mstore_remove(s, u);
+	assert_int_equal(mstore_count(s), n - 1);
+	assert_int_equal(mstore_query(s, u, 0, 300000, &w), -1);
+
+	assert_int_equal(mstore_prune(s, 150000), n / 2);
+	assert_int_equal(mstore_count(s), n / 2 - 1);
+	uuid_of(3, u);
+	assert_int_equal(mstore_query(s, u, 0, 300000, &w), -1);
+	uuid_of(6, u);
+	assert_int_equal(mstore_query(s, u, 0, 300000, &w), 0);
+	assert_int_equal(w.n[RATES_CPU], 2);
+
+	/* 1 h at 10 s: 362 samples of 40 bytes, plus the header. */
+	{
+		struct mstore *h = mstore_new(3600000, 10000);
+
+		assert_int_equal(mstore_capacity(h), 362);
+		assert_true(mstore_bytes_per_instance(h) >= 362 * 40);
+		assert_true(mstore_bytes_per_instance(h) < 362 * 40 + 128);
+		mstore_free(h);
+	}
+	mstore_free(s);
+	mstore_free(NULL);
+}
+
+static void
+count_cb(const unsigned char uuid[MSTORE_UUID_LEN], void *opaque)
+{
+	(void)uuid;
+	(*(unsigned *)opaque)++;
+}
+
+static void
+test_foreach_negative_time(void **state)
+{
+	struct mstore *s = mstore_new(60000, 1000);
+	unsigned char u[MSTORE_UUID_LEN];
+	struct rates r = {0};
+	struct rates_window w;
+	unsigned count = 0;
+
+	/* The base is the first put; a second instance may start earlier. */
+	uuid_of(1, u);
+	rates_set(&r, RATES_CPU, 1);
+	mstore_put(s, u, 50000, &r);
+	uuid_of(2, u);
+	mstore_put(s, u, 20000, &r);
+	rates_set(&r, RATES_CPU, 3);
+	mstore_put(s, u, 21000, &r);
+	assert_int_equal(mstore_query(s, u, 19900, 20500, &w), 0);
+	assert_int_equal(w.n[RATES_CPU], 1);
+	assert_int_equal(mstore_query(s, u, 19900, 21500, &w), 0);
+	assert_int_equal(w.n[RATES_CPU], 2);
+	assert_float_equal(w.mean[RATES_CPU], 2, 1e-6);
+	mstore_foreach(s, count_cb, &count);
+	assert_int_equal(count, 2);
+	mstore_free(s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ring_window),
+		cmocka_unit_test(test_derived),
+		cmocka_unit_test(test_remove_prune),
+		cmocka_unit_test(test_foreach_negative_time),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
