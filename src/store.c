@@ -1204,7 +1204,7 @@ store_instance_put(struct store *s, const struct store_instance *in)
 {
 	struct state_ctx cur = {false, 0, NULL, false};
 	struct count_ctx grp = {0};
-	int64_t now = util_wall_ms();
+	int64_t now = util_wall_ms(), changes = 0;
 	int rc;
 
 	if (check_instance(in) < 0)
@@ -1241,8 +1241,12 @@ store_instance_put(struct store *s, const struct store_instance *in)
 			      SV_OPT(in->address), SV_OPT(in->notes),
 			      SV_INT(now), SV_TEXT(in->id),
 			      SV_TEXT(state_names[in->state])},
-		      9, NULL, NULL) < 0)
+		      9, &changes, NULL) < 0) {
 			rc = STORE_E_ERROR;
+		} else if (changes != 1) {
+			err_set("its state changed meanwhile");
+			rc = STORE_E_CONFLICT;
+		}
 		goto end;
 	}
 	if (q(s, "SELECT name FROM instance_groups WHERE name = ?",
@@ -1436,24 +1440,25 @@ cleanup:
 	return rc;
 }
 
-int
-store_instance_heartbeat(struct store *s, const char *id, int64_t time_ms,
-			 bool busy)
+/*
+ * One heartbeat inside the current transaction: the item's result, with
+ * *fatal set for a database error (which aborts the transaction) as
+ * opposed to a bad item.
+ */
+static int
+heartbeat_one(struct store *s, const struct store_heartbeat *h, bool *fatal)
 {
 	struct state_ctx cur = {false, 0, NULL, false};
 	int64_t changes = 0;
 	int rc;
 
-	if (check_id(id) < 0)
+	if (check_id(h->id) < 0)
 		return STORE_E_ERROR;
-	if (time_ms <= 0) {
-		err_set("heartbeat time %" PRId64 " is not a timestamp", time_ms);
+	if (h->time_ms <= 0) {
+		err_set("heartbeat time %" PRId64 " is not a timestamp",
+			h->time_ms);
 		return STORE_E_ERROR;
 	}
-	lock(s);
-	rc = tx_begin(s);
-	if (rc < 0)
-		goto cleanup;
 	/* busy_since_ms is assigned before busy: MariaDB evaluates SET
 	 * left to right with new values, SQLite with old ones. */
 	if (x(s, "UPDATE instances SET "
@@ -1464,27 +1469,62 @@ store_instance_heartbeat(struct store *s, const char *id, int64_t time_ms,
 		 "ELSE ? END, "
 		 "updated_ms = ? "
 		 "WHERE id = ? AND state NOT IN ('deleting', 'gone')",
-	      (struct store_val[]){SV_INT(busy), SV_INT(time_ms), SV_INT(busy),
-				   SV_INT(time_ms), SV_INT(time_ms),
-				   SV_INT(util_wall_ms()), SV_TEXT(id)},
+	      (struct store_val[]){SV_INT(h->busy), SV_INT(h->time_ms),
+				   SV_INT(h->busy), SV_INT(h->time_ms),
+				   SV_INT(h->time_ms), SV_INT(util_wall_ms()),
+				   SV_TEXT(h->id)},
 	      7, &changes, NULL) < 0) {
-		rc = STORE_E_ERROR;
-		goto end;
+		*fatal = true;
+		return STORE_E_ERROR;
 	}
 	if (changes == 1)
-		goto end;
-	rc = instance_why_not(s, id, &cur);
+		return STORE_OK;
+	rc = instance_why_not(s, h->id, &cur);
 	if (rc == STORE_OK) {
-		err_set("instance %s is %s: heartbeat refused", id,
+		err_set("instance %s is %s: heartbeat refused", h->id,
 			state_names[cur.state]);
 		rc = STORE_E_CONFLICT;
+	} else if (rc == STORE_E_ERROR) {
+		*fatal = true;
 	}
-end:
+	free(cur.group);
+	return rc;
+}
+
+int
+store_instance_heartbeat_batch(struct store *s, struct store_heartbeat *v,
+			       size_t n)
+{
+	int rc;
+
+	lock(s);
+	rc = tx_begin(s);
+	if (rc < 0)
+		goto cleanup;
+	for (size_t i = 0; i < n; i++) {
+		bool fatal = false;
+
+		v[i].rc = heartbeat_one(s, &v[i], &fatal);
+		if (fatal) {
+			rc = STORE_E_ERROR;
+			break;
+		}
+	}
 	rc = tx_end(s, rc);
 cleanup:
 	unlock(s);
-	free(cur.group);
 	return rc;
+}
+
+int
+store_instance_heartbeat(struct store *s, const char *id, int64_t time_ms,
+			 bool busy)
+{
+	struct store_heartbeat h = {id, time_ms, busy, STORE_OK};
+	int rc;
+
+	rc = store_instance_heartbeat_batch(s, &h, 1);
+	return rc == STORE_OK ? h.rc : rc;
 }
 
 /* ---- events ------------------------------------------------------------ */

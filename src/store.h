@@ -214,6 +214,22 @@ int store_instance_set_state(struct store *s, const char *id,
  */
 int store_instance_heartbeat(struct store *s, const char *id, int64_t time_ms,
 			     bool busy);
+/*
+ * Many heartbeats in one transaction (the check-in server collects them
+ * and flushes every second or so: on MariaDB a write transaction costs a
+ * few round trips and a log flush, see bench/README.md). Each v[i].rc gets
+ * that item's result (STORE_OK, STORE_E_NOTFOUND, STORE_E_CONFLICT, or
+ * STORE_E_ERROR for a malformed item). Returns STORE_OK when the batch
+ * was committed, else STORE_E_FENCED/STORE_E_ERROR and nothing was written.
+ */
+struct store_heartbeat {
+	const char *id;
+	int64_t time_ms;
+	bool busy;
+	int rc; /* out */
+};
+int store_instance_heartbeat_batch(struct store *s, struct store_heartbeat *v,
+				   size_t n);
 
 /* ---- events: the activity history ------------------------------------- */
 

@@ -590,6 +590,29 @@ test_heartbeat(void **state)
 	assert_int_equal(store_instance_heartbeat(s, id2, 8000, false),
 			 STORE_E_NOTFOUND);
 	assert_int_equal(store_instance_heartbeat(s, id, 0, false), STORE_E_ERROR);
+
+	/* a batch: per-item results, one transaction */
+	char deleting[STORE_ID_LEN + 1];
+	put_instance(s, "web", STORE_INSTANCE_DELETING, deleting);
+	struct store_heartbeat hb[] = {
+		{id, 9000, true, 99},
+		{deleting, 9000, false, 99},
+		{id2, 9000, false, 99},      /* not in the store */
+		{"garbage", 9000, false, 99},
+		{id, 9500, true, 99},
+	};
+	assert_int_equal(store_instance_heartbeat_batch(s, hb, ARRAY_SIZE(hb)),
+			 STORE_OK);
+	assert_int_equal(hb[0].rc, STORE_OK);
+	assert_int_equal(hb[1].rc, STORE_E_CONFLICT);
+	assert_int_equal(hb[2].rc, STORE_E_NOTFOUND);
+	assert_int_equal(hb[3].rc, STORE_E_ERROR);
+	assert_int_equal(hb[4].rc, STORE_OK);
+	assert_int_equal(store_instance_get(s, id, &got), STORE_OK);
+	assert_int_equal(got.heartbeat_ms, 9500);
+	assert_int_equal(got.busy_since_ms, 9000);
+	store_instance_release(&got);
+	assert_int_equal(store_instance_heartbeat_batch(s, hb, 0), STORE_OK);
 }
 
 /* ---- events ----------------------------------------------------------- */
@@ -791,6 +814,9 @@ test_lease(void **state)
 	assert_int_equal(store_instance_put(a, &in), STORE_E_FENCED);
 	struct store_event ev = {0, 0, NULL, NULL, (char *)"x", (char *)"y", NULL};
 	assert_int_equal(store_event_append(a, &ev, NULL), STORE_E_FENCED);
+	struct store_heartbeat hb = {id, 1000, false, 99};
+	assert_int_equal(store_instance_heartbeat_batch(a, &hb, 1),
+			 STORE_E_FENCED);
 	assert_int_equal(store_lease_renew(a, STORE_LEASE_LEADER, "node-a:1", ea,
 					   60000), STORE_E_FENCED);
 	assert_int_equal(store_lease_release(a, STORE_LEASE_LEADER, "node-a:1",
