@@ -16,5 +16,6 @@ struct global_opts {
 extern struct global_opts global_opts;
 
 int cmd_check(int argc, char **argv);
+int cmd_simulate(int argc, char **argv);
 
 #endif

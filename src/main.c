@@ -22,6 +22,7 @@ struct command {
 
 static const struct command commands[] = {
 	{"check", cmd_check, "validate the configuration and print it with defaults filled in"},
+	{"simulate", cmd_simulate, "replay a load trace through a group's scaling policy"},
 	{NULL, NULL, NULL},
 };
 

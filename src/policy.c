@@ -307,7 +307,7 @@ policy_params_defaults(struct policy_params *p)
 	p->cooldown_ms = 0;
 	p->warmup_ms = 60000;
 	p->scale_up_window_ms = 20000;
-	p->scale_up_window_skip_pct = 20;
+	p->scale_up_window_skip_pct = 30;
 	p->scale_down_window_ms = 180000;
 	p->scale_up_limit.instances = 0;
 	p->scale_up_limit.percent = 0;
@@ -495,7 +495,10 @@ policy_input_from_instances(struct policy_input *in,
 	for (unsigned i = 0; i < n; i++) {
 		const struct policy_instance_sample *s = &inst[i];
 
-		if (!s->ready) {
+		/* Metrics describe the last interval: an instance that did
+		 * not serve through all of it took no part in them and is
+		 * capacity on the way, like a booting one. */
+		if (!s->ready || in->now_ms - s->ready_ms < p->interval_ms) {
 			in->warming++;
 			continue;
 		}

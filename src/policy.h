@@ -144,10 +144,13 @@ void policy_params_copy(struct policy_params *dst, const struct policy_params *s
  * What the engine sees of a group at one decision. Counts:
  *   desired   the group's current desired size (what the last decision or
  *             `scale` set; instances still being placed or booting are in it)
- *   ready     instances that serve load (checked in), including those still
- *             in warm-up
+ *   ready     instances that serve load (checked in) and did so through
+ *             the last interval (the one the metrics describe), including
+ *             those still in warm-up
  *   warming   instances whose metrics do not count yet: started but not
- *             ready, or ready for less than warmup_ms
+ *             ready, ready for less than an interval (they took no part
+ *             in the measurement: capacity on the way, like a booting
+ *             one), or ready for less than warmup_ms
  * The load estimate of metric m is metric[m] x ready: the average over
  * warm instances (ready and past warm-up) times the instances serving.
  * On scale-out the warming instances count as capacity (they are in
@@ -181,8 +184,9 @@ struct policy_instance_sample {
 
 /*
  * Fill in->ready, in->warming, in->instances, in->metric[] and
- * in->metric_present[] from n samples (averages over instances ready for
- * at least p->warmup_ms at in->now_ms). Other fields are left alone.
+ * in->metric_present[] from n samples, as described above: averages over
+ * instances ready for at least max(p->interval_ms, p->warmup_ms) at
+ * in->now_ms. Other fields are left alone.
  */
 void policy_input_from_instances(struct policy_input *in,
 				 const struct policy_params *p,

@@ -610,6 +610,14 @@ test_input_from_instances(void **state)
 	assert_float_equal(in.metric[POLICY_METRIC_MEMORY], 50, 1e-9);
 	assert_false(in.metric_present[POLICY_METRIC_DISK_IOPS]);
 
+	/* ready for less than an interval: capacity on the way, not load */
+	s[2].ready_ms = in.now_ms - 5000;
+	policy_input_from_instances(&in, &p, s, 4);
+	assert_int_equal(in.ready, 2);
+	assert_int_equal(in.warming, 2);
+	assert_float_equal(in.metric[POLICY_METRIC_CPU], 60, 1e-9);
+	s[2].ready_ms = in.now_ms - 30000;
+
 	/* only warming instances: no data */
 	policy_input_from_instances(&in, &p, s + 2, 2);
 	assert_int_equal(in.ready, 1);

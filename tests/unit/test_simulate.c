@@ -94,16 +94,17 @@ test_constant_saturated(void **state)
 }
 
 /*
- * A step from 20 to 100 req/s at t=60, capacity 40, boot 30 s, HPA rules:
+ * A step from 20 to 100 req/s at t=60, capacity 40, boot 30 s, HPA rules.
+ * A VM ready for less than an interval took no part in the last
+ * measurement: it counts as capacity on the way, not as load.
  *   t<60:  1 VM at 50 % -> hold.
  *   60-69: 100 % (saturated); t=70: ceil(1 x 100/60) = 2, ready at 100.
- *   t=80, 90: 1.67 instances are covered by the 2 desired.
- *   t=100: VM 1 saw 100 % over 90..99, 2 ready -> ceil(3.33) = 4, ready 130.
- *   t=130: 4 ready x 100 % -> ceil(6.67) = 7, ready at 160.
- *   130-169: 4 ready at 62.5 %, within 10 % of 60 -> hold.
- *   t=170: 7 ready at 35.7 % -> ceil(4.17) = 5; then 50 %: ceil(4.17) = 5.
- * Short: 60..99 by 60 (40 s), 100..129 by 20 (30 s): 70 s, 3000 requests.
- * VM-seconds: 70x1 + 30x2 + 30x4 + 40x7 + 130x5 = 1180.
+ *   t=80..100: 1.67 instances are covered by the 2 desired (at t=100 the
+ *          new VM has just become ready: not measured yet).
+ *   t=110: 2 ready at 100 % -> ceil(3.33) = 4, ready at 140.
+ *   t=120..140: covered; from t=150: 4 at 62.5 %, within 10 % -> hold.
+ * Short: 60..99 by 60 (40 s), 100..139 by 20 (40 s): 80 s, 3200 requests.
+ * VM-seconds: 70x1 + 40x2 + 190x4 = 910.
  */
 static void
 test_step_hpa(void **state)
@@ -112,7 +113,7 @@ test_step_hpa(void **state)
 	struct sim_options o;
 	struct sim_result r;
 	uint32_t *t = make_trace(300, 60, 20, 100);
-	struct expect e = {1180, 70, 3000, 4, 1, 7};
+	struct expect e = {910, 80, 3200, 2, 1, 4};
 
 	(void)state;
 	hpa(&p);
@@ -124,9 +125,15 @@ test_step_hpa(void **state)
 }
 
 /*
- * The same step with saturation (>= 95 % -> at least double the ready
- * VMs): t=130 wants max(7, 2 x 4) = 8; t=170: 8 ready at 31 % -> 5.
- * VM-seconds: 70 + 60 + 120 + 40x8 + 650 = 1220.
+ * A bigger step, 20 to 200 req/s at t=60 (boot 30 s), with and without
+ * saturation handling (>= 95 % -> at least double the ready VMs).
+ * HPA: t=70 -> 2; t=110: 2 at 100 % -> 4; t=150: 4 at 100 % -> 7;
+ *   t=190: 7 at 71.4 % -> ceil(8.33) = 9; t=230: 9 at 55.6 % -> hold.
+ *   Short: 60..99 by 160, 100..139 by 120, 140..179 by 40: 120 s, 12800.
+ *   VM-seconds: 70 + 40x2 + 40x4 + 40x7 + 110x9 = 1580; 4 actions.
+ * Saturation: the same until t=150: 4 at 100 % -> max(7, 2 x 4) = 8;
+ *   t=190: 8 at 62.5 % -> hold. The same shortfall with one action less:
+ *   VM-seconds 70 + 80 + 160 + 150x8 = 1510; 3 actions.
  */
 static void
 test_step_saturation(void **state)
@@ -134,17 +141,20 @@ test_step_saturation(void **state)
 	struct policy_params p;
 	struct sim_options o;
 	struct sim_result r;
-	uint32_t *t = make_trace(300, 60, 20, 100);
-	struct expect e = {1220, 70, 3000, 4, 1, 8};
+	uint32_t *t = make_trace(300, 60, 20, 200);
+	struct expect e_hpa = {1580, 120, 12800, 4, 1, 9};
+	struct expect e_sat = {1510, 120, 12800, 3, 1, 8};
 
 	(void)state;
 	hpa(&p);
-	p.saturation_pct = 95;
-	p.saturation_scale_up_pct = 100;
 	sim_options_defaults(&o);
 	o.boot_delay_ms = 30000;
 	assert_int_equal(sim_run(&p, t, 300, &o, &r), 0);
-	check(&r, &e);
+	check(&r, &e_hpa);
+	p.saturation_pct = 95;
+	p.saturation_scale_up_pct = 100;
+	assert_int_equal(sim_run(&p, t, 300, &o, &r), 0);
+	check(&r, &e_sat);
 	free(t);
 }
 
