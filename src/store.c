@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -2016,10 +2017,11 @@ lease_read(struct store *s, const char *name, struct lease_ctx *c)
 		 (struct store_val[]){SV_TEXT(name)}, 1, lease_cb, c);
 }
 
-/* One attempt; STORE_E_CONFLICT means we raced another acquirer: retry. */
+/* One attempt; STORE_E_CONFLICT means we raced another acquirer: retry.
+ * prev (may be NULL): a holder whose live lease we may take. */
 static int
 lease_try(struct store *s, const char *name, const char *holder,
-	  int64_t ttl_ms, int64_t *epoch_out)
+	  const char *prev, int64_t ttl_ms, int64_t *epoch_out)
 {
 	struct lease_ctx c;
 	int64_t now, changes = 0, epoch = 0;
@@ -2046,7 +2048,7 @@ lease_try(struct store *s, const char *name, const char *holder,
 		goto end;
 	}
 	if (*c.l.holder && strcmp(c.l.holder, holder) != 0 &&
-	    c.l.expires_ms > now) {
+	    !(prev && strcmp(c.l.holder, prev) == 0) && c.l.expires_ms > now) {
 		err_set("lease '%s' is held by '%s' for another %" PRId64
 			" ms (epoch %" PRId64 ")",
 			name, c.l.holder, c.l.expires_ms - now, c.l.epoch);
@@ -2081,14 +2083,25 @@ int
 store_lease_acquire(struct store *s, const char *name, const char *holder,
 		    int64_t ttl_ms, int64_t *epoch_out)
 {
+	return store_lease_take_over(s, name, holder, NULL, ttl_ms, epoch_out);
+}
+
+int
+store_lease_take_over(struct store *s, const char *name, const char *holder,
+		      const char *prev_holder, int64_t ttl_ms,
+		      int64_t *epoch_out)
+{
 	int64_t epoch = 0;
 	int rc = STORE_E_CONFLICT;
 
-	if (check_lease_args(name, holder, ttl_ms) < 0)
+	if (check_lease_args(name, holder, ttl_ms) < 0 ||
+	    (prev_holder && check_text(prev_holder, STORE_HOLDER_MAX,
+				       "previous lease holder", false,
+				       false) < 0))
 		return STORE_E_ERROR;
 	lock(s);
 	for (int i = 0; i < 5 && rc == STORE_E_CONFLICT; i++)
-		rc = lease_try(s, name, holder, ttl_ms, &epoch);
+		rc = lease_try(s, name, holder, prev_holder, ttl_ms, &epoch);
 	if (rc == STORE_E_CONFLICT) {
 		err_set("lease '%s': lost the race to acquire it 5 times", name);
 		rc = STORE_E_HELD;
@@ -2192,4 +2205,73 @@ store_lease_get(struct store *s, const char *name, struct store_lease *out)
 	*out = c.l;
 	out->now_ms = now;
 	return STORE_OK;
+}
+
+int
+store_lease_holder_default(char *buf, size_t size)
+{
+	char host[256];
+	int n;
+
+	if (gethostname(host, sizeof(host)) < 0) {
+		err_set("gethostname: %s", strerror(errno));
+		return -1;
+	}
+	host[sizeof(host) - 1] = '\0';
+	n = snprintf(buf, size, "%s:%ld", host, (long)getpid());
+	if (n < 0 || (size_t)n >= size) {
+		err_set("lease holder id does not fit in %zu bytes", size);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- housekeeping ------------------------------------------------------ */
+
+int
+store_instance_purge(struct store *s, int64_t before_ms, int64_t *count)
+{
+	int64_t n = 0;
+	int rc;
+
+	lock(s);
+	rc = tx_begin(s);
+	if (rc < 0)
+		goto cleanup;
+	/* closed journal entries of those instances first (foreign key) */
+	if (x(s, "DELETE FROM journal WHERE status <> 'pending' AND "
+		 "instance_id IN (SELECT id FROM instances WHERE state = 'gone' "
+		 "AND updated_ms < ?)",
+	      (struct store_val[]){SV_INT(before_ms)}, 1, NULL, NULL) < 0 ||
+	    x(s, "DELETE FROM instances WHERE state = 'gone' AND updated_ms < ? "
+		 "AND id NOT IN (SELECT instance_id FROM journal)",
+	      (struct store_val[]){SV_INT(before_ms)}, 1, &n, NULL) < 0)
+		rc = STORE_E_ERROR;
+	rc = tx_end(s, rc);
+cleanup:
+	unlock(s);
+	if (rc == STORE_OK && count)
+		*count = n;
+	return rc;
+}
+
+int
+store_event_prune(struct store *s, int64_t before_ms, int64_t *count)
+{
+	int64_t n = 0;
+	int rc;
+
+	lock(s);
+	rc = tx_begin(s);
+	if (rc < 0)
+		goto cleanup;
+	if (x(s, "DELETE FROM events WHERE time_ms < ?",
+	      (struct store_val[]){SV_INT(before_ms)}, 1, &n, NULL) < 0)
+		rc = STORE_E_ERROR;
+	rc = tx_end(s, rc);
+cleanup:
+	unlock(s);
+	if (rc == STORE_OK && count)
+		*count = n;
+	return rc;
 }

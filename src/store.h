@@ -374,6 +374,17 @@ void store_lease_release_info(struct store_lease *l);
 
 int store_lease_acquire(struct store *s, const char *name, const char *holder,
 			int64_t ttl_ms, int64_t *epoch_out);
+/*
+ * Like acquire, but also take the lease while prev_holder still holds it:
+ * for a daemon that knows that holder is dead (same host name in
+ * "host:pid" and no such process), so a restart after a crash need not
+ * wait for the lease to expire. The epoch bump fences the dead holder.
+ */
+int store_lease_take_over(struct store *s, const char *name, const char *holder,
+			  const char *prev_holder, int64_t ttl_ms,
+			  int64_t *epoch_out);
+/* "hostname:pid" into buf: a holder id unique per running daemon. */
+int store_lease_holder_default(char *buf, size_t size);
 /* Extend to now + ttl_ms; STORE_E_FENCED if the epoch moved on. */
 int store_lease_renew(struct store *s, const char *name, const char *holder,
 		      int64_t epoch, int64_t ttl_ms);
@@ -385,5 +396,14 @@ int store_lease_release(struct store *s, const char *name, const char *holder,
 int store_lease_get(struct store *s, const char *name, struct store_lease *out);
 /* Arm (epoch > 0) or disarm (epoch 0, name may be NULL) the fence by hand. */
 void store_fence_set(struct store *s, const char *name, int64_t epoch);
+
+/* ---- housekeeping ------------------------------------------------------ */
+
+/* Delete instances that are gone since before before_ms, with their closed
+ * journal entries (never one with a pending entry). *count (may be NULL)
+ * gets the number of instances deleted. Fenced like every write. */
+int store_instance_purge(struct store *s, int64_t before_ms, int64_t *count);
+/* Delete events older than before_ms; *count (may be NULL) how many. */
+int store_event_prune(struct store *s, int64_t before_ms, int64_t *count);
 
 #endif

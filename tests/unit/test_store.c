@@ -849,6 +849,20 @@ test_lease(void **state)
 	assert_int_equal(g.desired, 5);
 	store_group_release(&g);
 
+	/* taking over from a holder known to be dead, before expiry */
+	assert_int_equal(store_lease_take_over(a, STORE_LEASE_LEADER, "node-c:3",
+					       "node-x:9", 60000, &ea),
+			 STORE_E_HELD);
+	assert_int_equal(store_lease_take_over(a, STORE_LEASE_LEADER, "node-c:3",
+					       "node-a:1", 60000, &ea), STORE_OK);
+	assert_int_equal(ea, 5);
+	assert_int_equal(store_group_set_desired(b, "web", 6), STORE_E_FENCED);
+	assert_int_equal(store_group_set_desired(a, "web", 6), STORE_OK);
+	char holder[300];
+	assert_int_equal(store_lease_holder_default(holder, sizeof(holder)), 0);
+	assert_non_null(strchr(holder, ':'));
+	assert_int_equal(store_lease_holder_default(holder, 3), -1);
+
 	/* other leases are independent; bad arguments */
 	assert_int_equal(store_lease_acquire(a, "other", "node-a:1", 1000, &ea),
 			 STORE_OK);
@@ -860,6 +874,53 @@ test_lease(void **state)
 	store_fence_set(a, NULL, 0);
 	assert_int_equal(store_group_set_desired(a, "web", 1), STORE_OK);
 	store_close(b);
+}
+
+static void
+test_purge(void **state)
+{
+	struct store *s = *state;
+	struct store_instance_list l;
+	struct store_event_list el;
+	char gone1[STORE_ID_LEN + 1], gone2[STORE_ID_LEN + 1];
+	char live[STORE_ID_LEN + 1];
+	int64_t j1, j2, n = -1;
+
+	put_group(s, "web", 1);
+	put_instance(s, "web", STORE_INSTANCE_DELETING, gone1);
+	put_instance(s, "web", STORE_INSTANCE_DELETING, gone2);
+	put_instance(s, "web", STORE_INSTANCE_READY, live);
+	assert_int_equal(store_journal_begin(s, gone1, STORE_JOURNAL_REMOVE, NULL,
+					     &j1), STORE_OK);
+	assert_int_equal(store_journal_done(s, j1), STORE_OK);
+	assert_int_equal(store_journal_begin(s, gone2, STORE_JOURNAL_REMOVE, NULL,
+					     &j2), STORE_OK);
+	assert_int_equal(store_instance_set_state(s, gone1, STORE_INSTANCE_DELETING,
+						  STORE_INSTANCE_GONE), STORE_OK);
+	assert_int_equal(store_instance_set_state(s, gone2, STORE_INSTANCE_DELETING,
+						  STORE_INSTANCE_GONE), STORE_OK);
+	/* nothing is old enough yet */
+	assert_int_equal(store_instance_purge(s, 1000, &n), STORE_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_instance_purge(s, util_wall_ms() + 60000, &n),
+			 STORE_OK);
+	assert_int_equal(n, 1); /* gone2 keeps its pending journal entry */
+	assert_int_equal(store_instance_list(s, NULL, &l), STORE_OK);
+	assert_int_equal(l.n, 2);
+	assert_true(strcmp(l.v[0].id, gone1) != 0 && strcmp(l.v[1].id, gone1) != 0);
+	store_instance_list_release(&l);
+
+	for (int i = 0; i < 10; i++) {
+		struct store_event e = {0, 1000 + i, (char *)"web", NULL,
+					(char *)"k", (char *)"m", NULL};
+		assert_int_equal(store_event_append(s, &e, NULL), STORE_OK);
+	}
+	assert_int_equal(store_event_prune(s, 1005, &n), STORE_OK);
+	assert_int_equal(n, 5);
+	assert_int_equal(store_event_list_recent(s, NULL, 100, &el), STORE_OK);
+	assert_int_equal(el.n, 5);
+	assert_int_equal(el.v[4].time_ms, 1005);
+	store_event_list_release(&el);
 }
 
 /* ---- schema versions -------------------------------------------------- */
@@ -1290,6 +1351,7 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lease, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
 		cmocka_unit_test(test_migrate_v1),
 		cmocka_unit_test(test_newer_schema),
 		cmocka_unit_test(test_foreign_db),
