@@ -1,0 +1,316 @@
+/*
+ * Unit tests for collect.c: the domain XML facts (table-driven), and the
+ * collector on libvirt's test driver (test:///default, no daemon): only
+ * our domains are reported, one libvirt call per host per tick after
+ * warm-up, lifecycle events re-read a domain's XML, gone domains are
+ * reported, host capacity. (The test driver's bulk stats carry only the
+ * state group; rates on real stats are in test_rates.c.)
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "collect.h"
+#include "host.h"
+#include "log.h"
+#include "util.h"
+
+static void
+test_domain_xml(void **state)
+{
+	static const struct {
+		const char *xml;
+		int rc;
+		bool ours;
+		const char *group, *id;
+		uint64_t gen;
+		unsigned vcpus;
+		uint64_t mem_kib;
+		unsigned disks;
+		const char *why;
+	} cases[] = {
+		{"<domain type='kvm'><name>a</name><memory unit='KiB'>1048576</memory>"
+		 "<currentMemory unit='KiB'>524288</currentMemory>"
+		 "<vcpu placement='static' current='2'>4</vcpu>"
+		 "<metadata><va:instance xmlns:va='https://virt-autoscaler.org/xmlns/1'"
+		 " group='web' id='web-0001' generation='3'/></metadata>"
+		 "<devices><disk type='file' device='disk'/><disk device='cdrom'/>"
+		 "<disk type='file' device='disk'/></devices></domain>",
+		 0, true, "web", "web-0001", 3, 2, 524288, 2, NULL},
+		/* other namespaces and elements in <metadata> are not ours */
+		{"<domain><vcpu>1</vcpu><memory unit='MiB'>512</memory><metadata>"
+		 "<x:instance xmlns:x='https://example.org/other' group='g' id='i'/>"
+		 "<va:other xmlns:va='https://virt-autoscaler.org/xmlns/1'/>"
+		 "</metadata></domain>",
+		 0, false, NULL, NULL, 0, 1, 524288, 0, NULL},
+		/* any prefix works: the namespace URI decides */
+		{"<domain><vcpu>8</vcpu><memory>2048</memory><metadata>"
+		 "<q:instance xmlns:q='https://virt-autoscaler.org/xmlns/1' "
+		 "group='db' id='db-7'/></metadata></domain>",
+		 0, true, "db", "db-7", 0, 8, 2048, 0, NULL},
+		{"<domain><metadata><va:instance "
+		 "xmlns:va='https://virt-autoscaler.org/xmlns/1' id='x'/>"
+		 "</metadata></domain>",
+		 0, false, NULL, NULL, 0, 0, 0, 0, "lacks group or id"},
+		{"<domain><metadata><va:instance "
+		 "xmlns:va='https://virt-autoscaler.org/xmlns/1' group='g' id='x' "
+		 "generation='-1'/></metadata></domain>",
+		 0, false, NULL, NULL, 0, 0, 0, 0, "bad generation"},
+		{"<domain><memory unit='parsecs'>5</memory></domain>",
+		 0, false, NULL, NULL, 0, 0, 0, 0, NULL},
+		{"<network/>", -1, false, NULL, NULL, 0, 0, 0, 0, NULL},
+		{"<domain>", -1, false, NULL, NULL, 0, 0, 0, 0, NULL},
+		{"", -1, false, NULL, NULL, 0, 0, 0, 0, NULL},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct collect_facts f;
+		const char *why;
+		int rc = collect_parse_domain_xml(cases[i].xml,
+						  strlen(cases[i].xml), &f, &why);
+
+		if (rc != cases[i].rc)
+			fail_msg("case %zu: rc %d", i, rc);
+		if (rc == 0) {
+			assert_int_equal(f.ours, cases[i].ours);
+			if (cases[i].group) {
+				assert_string_equal(f.group, cases[i].group);
+				assert_string_equal(f.id, cases[i].id);
+			} else {
+				assert_null(f.group);
+			}
+			assert_int_equal(f.generation, cases[i].gen);
+			assert_int_equal(f.vcpus, cases[i].vcpus);
+			assert_int_equal(f.mem_kib, cases[i].mem_kib);
+			assert_int_equal(f.disks, cases[i].disks);
+			if (cases[i].why)
+				assert_non_null(why && strstr(why, cases[i].why));
+			else
+				assert_null(why);
+		}
+		collect_facts_release(&f);
+	}
+}
+
+struct seen {
+	unsigned results;
+	bool ok;
+	size_t n_inst, n_gone;
+	char group[32], id[32], name[32];
+	unsigned vcpus;
+	int state;
+	struct collect_host_result r;
+};
+
+static void
+take_cb(const struct collect_host_result *r, void *opaque)
+{
+	struct seen *s = opaque;
+
+	s->results++;
+	s->ok = r->ok;
+	s->n_inst = r->n_inst;
+	s->n_gone = r->n_gone;
+	s->r = *r;
+	s->group[0] = s->id[0] = s->name[0] = '\0';
+	if (r->n_inst) {
+		snprintf(s->group, sizeof(s->group), "%s", r->inst[0].group);
+		snprintf(s->id, sizeof(s->id), "%s", r->inst[0].id);
+		snprintf(s->name, sizeof(s->name), "%s", r->inst[0].name);
+		s->vcpus = r->inst[0].vcpus;
+		s->state = r->inst[0].state;
+	}
+}
+
+static void
+round_of(struct collector *c, struct seen *s)
+{
+	memset(s, 0, sizeof(*s));
+	collect_tick(c, util_now_ms());
+	assert_true(collect_wait(c, 10000));
+	collect_take(c, take_cb, s);
+}
+
+static const char our_xml[] =
+	"<domain type='test'><name>web-1</name>"
+	"<uuid>0f6e7c2a-1b3d-4e5f-8a9b-0c1d2e3f4a5b</uuid>"
+	"<memory>131072</memory><vcpu>2</vcpu><os><type>hvm</type></os>"
+	"<metadata><va:instance xmlns:va='https://virt-autoscaler.org/xmlns/1'"
+	" group='web' id='web-0001' generation='1'/></metadata></domain>";
+
+static void
+run_collector(bool threads)
+{
+	struct collect_opts o;
+	struct collector *c;
+	struct host *h = host_new("test", "test:///default");
+	struct seen s;
+	virConnectPtr conn;
+	virDomainPtr dom;
+
+	collect_opts_defaults(&o);
+	o.threads = threads;
+	o.capacity_period_ms = 3600000;
+	o.stats_period_s = 0;
+	c = collector_new(&o);
+	collector_add_host(c, h);
+	assert_int_equal(host_connect_wait(h, 10000), 0);
+
+	/* Round 1: the default "test" domain is not ours. */
+	round_of(c, &s);
+	assert_int_equal(s.results, 1);
+	assert_true(s.ok);
+	assert_int_equal(s.n_inst, 0);
+	assert_int_equal(s.r.calls_stats, 1);
+	assert_int_equal(s.r.calls_xml, 1);
+	assert_int_equal(s.r.cap.domains, 1);
+	assert_true(s.r.cap.present & (1u << COLLECT_CAP_NODEINFO));
+	assert_true(s.r.cap.cpus > 0);
+
+	/* Start one of ours: its XML is read once. */
+	conn = host_conn(h);
+	dom = virDomainCreateXML(conn, our_xml, 0);
+	assert_non_null(dom);
+	/* Let the lifecycle event arrive before the round. */
+	{
+		struct timespec ts = {0, 200 * 1000 * 1000};
+
+		nanosleep(&ts, NULL);
+	}
+	round_of(c, &s);
+	assert_int_equal(s.n_inst, 1);
+	assert_string_equal(s.group, "web");
+	assert_string_equal(s.id, "web-0001");
+	assert_string_equal(s.name, "web-1");
+	assert_int_equal(s.vcpus, 2);
+	assert_int_equal(s.state, VIR_DOMAIN_RUNNING);
+	assert_int_equal(s.r.calls_xml, 1);
+	assert_int_equal(s.r.cap.domains, 2);
+	assert_true(s.r.cap.vcpus_alloc >= 3);
+
+	/* Warmed up: exactly one libvirt call per host per tick. */
+	for (int i = 0; i < 3; i++) {
+		round_of(c, &s);
+		assert_int_equal(s.n_inst, 1);
+		assert_int_equal(s.r.calls, 1);
+	}
+
+	/* A lifecycle event (suspend) invalidates that domain's facts. */
+	assert_int_equal(virDomainSuspend(dom), 0);
+	{
+		struct timespec ts = {0, 200 * 1000 * 1000};
+
+		nanosleep(&ts, NULL);
+	}
+	round_of(c, &s);
+	assert_int_equal(s.r.calls_xml, 1);
+	assert_int_equal(s.state, VIR_DOMAIN_PAUSED);
+	round_of(c, &s);
+	assert_int_equal(s.r.calls, 1);
+
+	/* Gone: reported once, then forgotten. */
+	assert_int_equal(virDomainDestroy(dom), 0);
+	virDomainFree(dom);
+	virConnectClose(conn);
+	round_of(c, &s);
+	assert_int_equal(s.n_inst, 0);
+	assert_int_equal(s.n_gone, 1);
+	round_of(c, &s);
+	assert_int_equal(s.n_gone, 0);
+	assert_true(collect_total_calls(c) >= 9);
+
+	/* Nothing new since the last take: no callback. */
+	memset(&s, 0, sizeof(s));
+	collect_take(c, take_cb, &s);
+	assert_int_equal(s.results, 0);
+
+	collector_free(c);
+	host_free(h);
+}
+
+static void
+test_collector_threads(void **state)
+{
+	run_collector(true);
+}
+
+static void
+test_collector_inline(void **state)
+{
+	run_collector(false);
+}
+
+/* The benchmark's mode: domains named with a prefix count as ours. */
+static void
+test_name_prefix(void **state)
+{
+	struct collect_opts o;
+	struct collector *c;
+	struct host *h = host_new("test", "test:///default");
+	struct seen s;
+
+	collect_opts_defaults(&o);
+	o.name_prefix = "te";
+	o.capacity_period_ms = 0;
+	c = collector_new(&o);
+	collector_add_host(c, h);
+	assert_int_equal(host_connect_wait(h, 10000), 0);
+	round_of(c, &s);
+	assert_int_equal(s.n_inst, 1);
+	assert_string_equal(s.group, "bench");
+	assert_string_equal(s.name, "test");
+	/* capacity every tick: node memory and CPU calls each round */
+	round_of(c, &s);
+	assert_int_equal(s.r.calls_node, 2);
+	assert_true(s.r.cap.present & (1u << COLLECT_CAP_FREE));
+	collector_free(c);
+	host_free(h);
+}
+
+/* A host that cannot be reached yields no results and delays nothing. */
+static void
+test_dead_host(void **state)
+{
+	struct collect_opts o;
+	struct collector *c;
+	struct host *bad = host_new("bad", "test:///nonexistent/node.xml");
+	struct host *good = host_new("good", "test:///default");
+	struct seen s;
+
+	collect_opts_defaults(&o);
+	c = collector_new(&o);
+	collector_add_host(c, bad);
+	collector_add_host(c, good);
+	assert_int_equal(host_connect_wait(good, 10000), 0);
+	round_of(c, &s);
+	assert_int_equal(s.results, 1);
+	assert_true(s.ok);
+	assert_ptr_equal(s.r.host, good);
+	collector_free(c);
+	host_free(bad);
+	host_free(good);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_domain_xml),
+		cmocka_unit_test(test_collector_threads),
+		cmocka_unit_test(test_collector_inline),
+		cmocka_unit_test(test_name_prefix),
+		cmocka_unit_test(test_dead_host),
+	};
+	int rc;
+
+	log_set_level(LOG_LEVEL_ERROR);
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	host_events_stop();
+	return rc;
+}
