@@ -17,5 +17,12 @@ extern struct global_opts global_opts;
 
 int cmd_check(int argc, char **argv);
 int cmd_simulate(int argc, char **argv);
+/* client.c: operator commands through the daemon's admin API */
+int cmd_status(int argc, char **argv);
+int cmd_events(int argc, char **argv);
+int cmd_explain(int argc, char **argv);
+int cmd_scale(int argc, char **argv);
+int cmd_pause(int argc, char **argv);
+int cmd_resume(int argc, char **argv);
 
 #endif

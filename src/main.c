@@ -22,6 +22,12 @@ struct command {
 
 static const struct command commands[] = {
 	{"check", cmd_check, "validate the configuration and print it with defaults filled in"},
+	{"status", cmd_status, "show the running daemon's groups and instances"},
+	{"events", cmd_events, "show the activity history"},
+	{"explain", cmd_explain, "show a group's recent scaling decisions and why"},
+	{"scale", cmd_scale, "set a group's desired size by hand"},
+	{"pause", cmd_pause, "stop scaling and repairing a group"},
+	{"resume", cmd_resume, "resume scaling and repairing a group"},
 	{"simulate", cmd_simulate, "replay a load trace through a group's scaling policy"},
 	{NULL, NULL, NULL},
 };

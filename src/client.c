@@ -1,0 +1,484 @@
+/*
+ * client.c: the operator commands that talk to a running daemon through
+ * its admin API (status, events, explain, scale, pause, resume).
+ *
+ * The daemon's address and admin token come from the same configuration
+ * file the daemon reads (daemon.listen, daemon.tls, daemon.admin_token);
+ * --url overrides the address. The token is sent in an Authorization
+ * header, never on a command line or in a log line.
+ */
+#include <curl/curl.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "commands.h"
+#include "config.h"
+#include "log.h"
+#include "util.h"
+
+struct client {
+	char *base;  /* "http://127.0.0.1:8470" */
+	char *token; /* admin token, or NULL */
+	bool insecure; /* TLS without verification (self-signed daemons) */
+};
+
+static void
+client_release(struct client *c)
+{
+	free(c->base);
+	if (c->token) {
+		explicit_bzero(c->token, strlen(c->token));
+		free(c->token);
+	}
+}
+
+/* The address a local client uses to reach daemon.listen. */
+static char *
+client_base_from_config(const struct config *cfg)
+{
+	const char *host = cfg->daemon.listen_host;
+	const char *scheme = cfg->daemon.tls.present ? "https" : "http";
+
+	if (!host || !*host || strcmp(host, "0.0.0.0") == 0)
+		host = "127.0.0.1";
+	else if (strcmp(host, "::") == 0)
+		host = "::1";
+	if (strchr(host, ':'))
+		return xasprintf("%s://[%s]:%d", scheme, host,
+				 cfg->daemon.listen_port);
+	return xasprintf("%s://%s:%d", scheme, host, cfg->daemon.listen_port);
+}
+
+static int
+client_init(struct client *c, const char *url)
+{
+	struct strbuf errors = STRBUF_INIT;
+	struct config *cfg;
+	int rc = -1;
+
+	memset(c, 0, sizeof(*c));
+	cfg = config_load(global_opts.config_path, &errors);
+	if (!cfg) {
+		fprintf(stderr, "%s", strbuf_str(&errors));
+		strbuf_release(&errors);
+		return -1;
+	}
+	c->base = url ? xstrdup(url) : client_base_from_config(cfg);
+	c->insecure = cfg->daemon.tls.present;
+	if (cfg->daemon.admin_token.source != CONFIG_SECRET_NONE &&
+	    config_secret_read(&cfg->daemon.admin_token, &c->token) != 0) {
+		fprintf(stderr, "virt-autoscaler: admin token: %s\n", err_msg());
+		goto cleanup;
+	}
+	rc = 0;
+cleanup:
+	config_free(cfg);
+	strbuf_release(&errors);
+	return rc;
+}
+
+static size_t
+collect_body(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	strbuf_add(ud, ptr, size * nmemb);
+	return size * nmemb;
+}
+
+/*
+ * One request to the daemon. Returns the parsed JSON reply (caller puts
+ * it) when the status is 2xx; otherwise prints the daemon's error and
+ * returns NULL.
+ */
+static struct json_object *
+client_call(const struct client *c, const char *method, const char *path,
+	    const char *body)
+{
+	CURL *h = curl_easy_init();
+	struct curl_slist *hdr = NULL;
+	struct strbuf reply = STRBUF_INIT;
+	struct json_object *json = NULL;
+	char *url = xasprintf("%s%s", c->base, path);
+	long status = 0;
+	CURLcode cc;
+
+	if (!h)
+		fatal("curl_easy_init failed");
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &reply);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+	if (c->insecure) {
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	if (c->token) {
+		struct strbuf auth = STRBUF_INIT;
+
+		strbuf_addf(&auth, "Authorization: Bearer %s", c->token);
+		hdr = curl_slist_append(hdr, strbuf_str(&auth));
+		explicit_bzero(auth.buf, auth.len);
+		strbuf_release(&auth);
+	}
+	if (body) {
+		hdr = curl_slist_append(hdr, "Content-Type: application/json");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+	}
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+	cc = curl_easy_perform(h);
+	if (cc != CURLE_OK) {
+		fprintf(stderr,
+			"virt-autoscaler: cannot reach the daemon at %s: %s\n"
+			"(is `virt-autoscaler run` running with this configuration?)\n",
+			c->base, curl_easy_strerror(cc));
+		goto cleanup;
+	}
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	json = json_tokener_parse(strbuf_str(&reply));
+	if (status < 200 || status > 299) {
+		struct json_object *e;
+
+		if (json && json_object_object_get_ex(json, "error", &e))
+			fprintf(stderr, "virt-autoscaler: %s: %s\n", path,
+				json_object_get_string(e));
+		else
+			fprintf(stderr, "virt-autoscaler: %s: HTTP %ld\n", path,
+				status);
+		json_object_put(json);
+		json = NULL;
+		goto cleanup;
+	}
+	if (!json)
+		fprintf(stderr, "virt-autoscaler: %s: the daemon's reply is not JSON\n",
+			path);
+cleanup:
+	curl_slist_free_all(hdr);
+	curl_easy_cleanup(h);
+	strbuf_release(&reply);
+	free(url);
+	return json;
+}
+
+static const char *
+jstr(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !v)
+		return "-";
+	return json_object_get_string(v);
+}
+
+static int64_t
+jint(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !v)
+		return -1;
+	return json_object_get_int64(v);
+}
+
+static void
+format_time(int64_t ms, char *buf, size_t len)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (ms <= 0) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	localtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+/* Options shared by the client commands: --url and -c after the name. */
+static int
+parse_client_opts(int argc, char **argv, const char *usage, const char **url)
+{
+	static const struct option longopts[] = {
+		{"url", required_argument, NULL, 'u'},
+		{"config", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int opt;
+
+	*url = NULL;
+	while ((opt = getopt_long(argc, argv, "+u:c:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'u':
+			*url = optarg;
+			break;
+		case 'c':
+			global_opts.config_path = optarg;
+			break;
+		case 'h':
+			printf("usage: virt-autoscaler %s\n", usage);
+			return 1;
+		default:
+			fprintf(stderr, "usage: virt-autoscaler %s\n", usage);
+			return 2;
+		}
+	}
+	return 0;
+}
+
+static void
+print_events(struct json_object *events, bool decisions_only)
+{
+	size_t n = json_object_array_length(events);
+
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *e = json_object_array_get_idx(events, i);
+		char when[32];
+
+		if (decisions_only && strcmp(jstr(e, "kind"), "decision") != 0)
+			continue;
+		format_time(jint(e, "time"), when, sizeof(when));
+		if (decisions_only) {
+			printf("%s  %s\n", when, jstr(e, "message"));
+			continue;
+		}
+		printf("%s  %-10s %-12s %s", when, jstr(e, "group"),
+		       jstr(e, "kind"), jstr(e, "message"));
+		if (strcmp(jstr(e, "instance"), "-") != 0)
+			printf("  [%s]", jstr(e, "instance"));
+		printf("\n");
+	}
+}
+
+int
+cmd_status(int argc, char **argv)
+{
+	const char *url;
+	struct client c;
+	struct json_object *groups = NULL, *insts = NULL, *arr;
+	int rc = parse_client_opts(argc, argv, "status [--url URL]", &url);
+
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	if (client_init(&c, url) != 0)
+		return 1;
+	rc = 1;
+	groups = client_call(&c, "GET", "/v1/groups", NULL);
+	if (!groups)
+		goto cleanup;
+	insts = client_call(&c, "GET", "/v1/instances", NULL);
+	if (!insts)
+		goto cleanup;
+	printf("%-16s %5s %5s %7s %7s %5s  %s\n", "GROUP", "MIN", "MAX",
+	       "DESIRED", "CURRENT", "READY", "STATE");
+	if (json_object_object_get_ex(groups, "groups", &arr)) {
+		for (size_t i = 0; i < json_object_array_length(arr); i++) {
+			struct json_object *g = json_object_array_get_idx(arr, i);
+			struct json_object *p;
+			bool paused = json_object_object_get_ex(g, "paused", &p) &&
+				      json_object_get_boolean(p);
+
+			printf("%-16s %5lld %5lld %7lld %7lld %5lld  %s\n",
+			       jstr(g, "name"), (long long)jint(g, "min"),
+			       (long long)jint(g, "max"),
+			       (long long)jint(g, "desired"),
+			       (long long)jint(g, "current"),
+			       (long long)jint(g, "ready"),
+			       paused ? "paused" : "active");
+		}
+	}
+	printf("\n%-38s %-10s %-10s %-12s %-20s %s\n", "INSTANCE", "GROUP",
+	       "HOST", "STATE", "CREATED", "LAST HEARTBEAT");
+	if (json_object_object_get_ex(insts, "instances", &arr)) {
+		for (size_t i = 0; i < json_object_array_length(arr); i++) {
+			struct json_object *in = json_object_array_get_idx(arr, i);
+			char created[32], hb[32];
+
+			format_time(jint(in, "created"), created, sizeof(created));
+			format_time(jint(in, "last_heartbeat"), hb, sizeof(hb));
+			printf("%-38s %-10s %-10s %-12s %-20s %s\n",
+			       jstr(in, "id"), jstr(in, "group"), jstr(in, "host"),
+			       jstr(in, "state"), created, hb);
+		}
+	}
+	rc = 0;
+cleanup:
+	json_object_put(groups);
+	json_object_put(insts);
+	client_release(&c);
+	return rc;
+}
+
+static int
+events_common(int argc, char **argv, bool explain)
+{
+	static const struct option longopts[] = {
+		{"url", required_argument, NULL, 'u'},
+		{"config", required_argument, NULL, 'c'},
+		{"limit", required_argument, NULL, 'n'},
+		{"group", required_argument, NULL, 'g'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *usage = explain ? "explain [--limit N] [--url URL] GROUP"
+				    : "events [--group GROUP] [--limit N] [--url URL]";
+	const char *url = NULL, *group = NULL;
+	int64_t limit = explain ? 20 : 50;
+	struct client c;
+	struct json_object *reply, *arr;
+	struct strbuf path = STRBUF_INIT;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "+u:c:n:g:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'u':
+			url = optarg;
+			break;
+		case 'c':
+			global_opts.config_path = optarg;
+			break;
+		case 'n':
+			if (util_parse_int64(optarg, 1, 10000, &limit) != 0) {
+				fprintf(stderr, "virt-autoscaler: --limit: %s\n",
+					err_msg());
+				return 2;
+			}
+			break;
+		case 'g':
+			group = optarg;
+			break;
+		case 'h':
+			printf("usage: virt-autoscaler %s\n", usage);
+			return 0;
+		default:
+			fprintf(stderr, "usage: virt-autoscaler %s\n", usage);
+			return 2;
+		}
+	}
+	if (explain) {
+		if (optind != argc - 1) {
+			fprintf(stderr, "usage: virt-autoscaler %s\n", usage);
+			return 2;
+		}
+		group = argv[optind];
+	} else if (optind != argc) {
+		fprintf(stderr, "usage: virt-autoscaler %s\n", usage);
+		return 2;
+	}
+	if (client_init(&c, url) != 0)
+		return 1;
+	strbuf_addf(&path, "/v1/events?limit=%lld", (long long)limit);
+	if (explain)
+		strbuf_adds(&path, "&kind=decision");
+	if (group) {
+		char *esc = curl_easy_escape(NULL, group, 0);
+
+		strbuf_addf(&path, "&group=%s", esc);
+		curl_free(esc);
+	}
+	reply = client_call(&c, "GET", strbuf_str(&path), NULL);
+	strbuf_release(&path);
+	if (!reply) {
+		client_release(&c);
+		return 1;
+	}
+	if (json_object_object_get_ex(reply, "events", &arr)) {
+		if (explain && json_object_array_length(arr) == 0)
+			printf("no decisions recorded for group %s yet\n", group);
+		print_events(arr, explain);
+	}
+	json_object_put(reply);
+	client_release(&c);
+	return 0;
+}
+
+int
+cmd_events(int argc, char **argv)
+{
+	return events_common(argc, argv, false);
+}
+
+int
+cmd_explain(int argc, char **argv)
+{
+	return events_common(argc, argv, true);
+}
+
+int
+cmd_scale(int argc, char **argv)
+{
+	const char *url;
+	struct client c;
+	struct json_object *reply;
+	int64_t n;
+	char *path, *body;
+	int rc = parse_client_opts(argc, argv, "scale [--url URL] GROUP N", &url);
+
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	if (optind != argc - 2) {
+		fprintf(stderr, "usage: virt-autoscaler scale [--url URL] GROUP N\n");
+		return 2;
+	}
+	if (util_parse_int64(argv[optind + 1], 0, 100000, &n) != 0) {
+		fprintf(stderr, "virt-autoscaler: scale: N: %s\n", err_msg());
+		return 2;
+	}
+	if (client_init(&c, url) != 0)
+		return 1;
+	path = xasprintf("/v1/groups/%s/desired", argv[optind]);
+	body = xasprintf("{\"desired\": %lld}", (long long)n);
+	reply = client_call(&c, "PUT", path, body);
+	if (reply)
+		printf("group %s: desired size set to %lld (%s)\n", argv[optind],
+		       (long long)n, jstr(reply, "note"));
+	json_object_put(reply);
+	free(path);
+	free(body);
+	client_release(&c);
+	return reply ? 0 : 1;
+}
+
+static int
+pause_common(int argc, char **argv, bool pause)
+{
+	const char *url;
+	struct client c;
+	struct json_object *reply;
+	char *path;
+	const char *usage = pause ? "pause [--url URL] GROUP" : "resume [--url URL] GROUP";
+	int rc = parse_client_opts(argc, argv, usage, &url);
+
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	if (optind != argc - 1) {
+		fprintf(stderr, "usage: virt-autoscaler %s\n", usage);
+		return 2;
+	}
+	if (client_init(&c, url) != 0)
+		return 1;
+	path = xasprintf("/v1/groups/%s/%s", argv[optind], pause ? "pause" : "resume");
+	reply = client_call(&c, "POST", path, "{}");
+	if (reply)
+		printf("group %s %s\n", argv[optind], pause ? "paused" : "resumed");
+	json_object_put(reply);
+	free(path);
+	client_release(&c);
+	return reply ? 0 : 1;
+}
+
+int
+cmd_pause(int argc, char **argv)
+{
+	return pause_common(argc, argv, true);
+}
+
+int
+cmd_resume(int argc, char **argv)
+{
+	return pause_common(argc, argv, false);
+}
