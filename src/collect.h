@@ -33,11 +33,12 @@
 
 #include <libvirt/libvirt.h>
 
+#include "domxml.h"
 #include "host.h"
 #include "rates.h"
 
-#define VA_XMLNS_URI "https://virt-autoscaler.org/xmlns/1"
-#define VA_XMLNS_PREFIX "va"
+/* Our metadata element (domxml.h writes it). */
+#define VA_XMLNS_URI DOMXML_NS_URI
 #define VA_XMLNS_ELEMENT "instance"
 
 /* The stats groups and flags of the one bulk call per host and tick. */
