@@ -8,6 +8,8 @@
  *   sqlite:///abs/path/state.db                  (default; file mode 0600)
  *   mysql://user@host:port/db                    (MariaDB/MySQL over TCP)
  *   mysql://user@localhost/db?socket=/path.sock  (over a unix socket)
+ *   (user@ may be left out: the client library's default, the login name;
+ *   :port defaults to 3306; mariadb:// is accepted as well)
  * Both backends sit behind one driver table of SQL primitives
  * (src/store/driver.h); every operation below is written once in store.c,
  * so both backends have the same semantics and the same row validation.

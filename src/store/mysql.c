@@ -5,6 +5,7 @@
  * URLs:
  *   mysql://USER@HOST[:PORT]/DB                  TCP (PORT defaults to 3306)
  *   mysql://USER@localhost/DB?socket=/run/x.sock  unix socket
+ * USER@ may be left out (the client library then uses the login name).
  * The password is passed to store_open() (read by the caller from a secret
  * file or the environment); a password inside the URL is refused. It is
  * kept in memory for reconnects, never logged, never put on a command line.
@@ -87,21 +88,25 @@ parse_url(struct store_conn *c, const char *rest)
 
 	at = strchr(rest, '@');
 	slash = strchr(rest, '/');
-	if (!at || (slash && slash < at)) {
-		err_set("mysql URL needs a user: mysql://USER@HOST:PORT/DB");
-		return -1;
+	if (at && (!slash || at < slash)) {
+		size_t n = (size_t)(at - rest);
+
+		if (memchr(rest, ':', n)) {
+			err_set("mysql URL must not carry a password: put it in "
+				"the state password file or environment "
+				"variable");
+			return -1;
+		}
+		if (!span_ok(rest, n, "_.-") || n > 80) {
+			err_set("mysql URL: bad user name '%.*s'",
+				(int)(n > 80 ? 80 : n), rest);
+			return -1;
+		}
+		c->user = xstrndup(rest, n);
+		hp = at + 1;
+	} else {
+		hp = rest; /* no user: the client library's default */
 	}
-	if (memchr(rest, ':', (size_t)(at - rest))) {
-		err_set("mysql URL must not carry a password: put it in the "
-			"state password file or environment variable");
-		return -1;
-	}
-	if (!span_ok(rest, (size_t)(at - rest), "_.-") || at - rest > 80) {
-		err_set("mysql URL: bad user name '%.*s'", (int)(at - rest > 80 ? 80 : at - rest), rest);
-		return -1;
-	}
-	c->user = xstrndup(rest, (size_t)(at - rest));
-	hp = at + 1;
 	if (!slash) {
 		err_set("mysql URL needs a database: mysql://USER@HOST:PORT/DB");
 		return -1;
@@ -175,10 +180,12 @@ parse_url(struct store_conn *c, const char *rest)
 		c->socket = xstrdup(v + 7);
 	}
 	if (c->socket)
-		c->where = xasprintf("%s@localhost/%s (socket %s)", c->user,
+		c->where = xasprintf("%s%slocalhost/%s (socket %s)",
+				     c->user ? c->user : "", c->user ? "@" : "",
 				     c->db, c->socket);
 	else
-		c->where = xasprintf("%s@%s:%u/%s", c->user, c->host, c->port,
+		c->where = xasprintf("%s%s%s:%u/%s", c->user ? c->user : "",
+				     c->user ? "@" : "", c->host, c->port,
 				     c->db);
 	return 0;
 }

@@ -179,7 +179,8 @@ test_bad_urls(void **state)
 		{"sqlite:///", "absolute"},
 		{"sqlite:///tmp/x.db?mode=ro", "query"},
 		{"sqlite:///tmp/dir/", "directory"},
-		{"mysql://host/db", "needs a user"},
+		{"mysql://@host/db", "bad user"},
+		{"mysql://host/db;x", "bad database name"},
 		{"mysql://va:secret@host/db", "must not carry a password"},
 		{"mysql://va@host", "needs a database"},
 		{"mysql://va@host:0/db", "port"},
@@ -1306,6 +1307,16 @@ test_mariadb_auth(void **state)
 		put_group(s, "via-socket", 1);
 		store_close(s);
 		free(url);
+		if (getuid() == 0) {
+			/* no user: the login name (root, socket auth) */
+			url = xasprintf("mysql://localhost/" STORE_TEST_DB
+					"?socket=%s", socket_path);
+			s = store_open(url, NULL);
+			if (!s)
+				fail_msg("%s: %s", url, err_msg());
+			store_close(s);
+			free(url);
+		}
 	}
 	url = xasprintf("mysql://va@127.0.0.1:1/va_test");
 	assert_null(store_open(url, password));
