@@ -315,8 +315,8 @@ policy_params_defaults(struct policy_params *p)
 	p->scale_down_limit.instances = 0;
 	p->scale_down_limit.percent = 0;
 	p->scale_down_limit.period_ms = 0;
-	p->saturation_pct = 95;
-	p->saturation_scale_up_pct = 100;
+	p->saturation.above_pct = 95;
+	p->saturation.scale_up_pct = 100;
 }
 
 void
@@ -682,10 +682,10 @@ target_tracking(const struct policy_params *p, const struct policy_input *in,
 		raw = ratio * in->ready;
 		fmt_value(vb, sizeof(vb), m, v);
 		fmt_value(tb, sizeof(tb), m, target);
-		if (p->saturation_pct > 0 && policy_metric_is_percent(m) &&
-		    v >= p->saturation_pct) {
+		if (p->saturation.above_pct > 0 && policy_metric_is_percent(m) &&
+		    v >= p->saturation.above_pct) {
 			int sat = ceil_int(in->ready *
-					   (1 + p->saturation_scale_up_pct / 100));
+					   (1 + p->saturation.scale_up_pct / 100));
 
 			w = ceil_int(raw);
 			if (sat > w)
@@ -695,8 +695,8 @@ target_tracking(const struct policy_params *p, const struct policy_input *in,
 			*saturated = true;
 			reason_add(r, "%s %s saturated (>= %.0f%%) over %d ready "
 				   "-> want %d (+%.0f%% of ready)",
-				   policy_metric_name(m), vb, p->saturation_pct,
-				   in->ready, w, p->saturation_scale_up_pct);
+				   policy_metric_name(m), vb, p->saturation.above_pct,
+				   in->ready, w, p->saturation.scale_up_pct);
 		} else if (ratio > 1 + p->tolerance) {
 			w = ceil_int(raw);
 			if (raw <= cur * (1 + p->tolerance)) {

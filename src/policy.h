@@ -112,14 +112,17 @@ struct policy_params {
 	/*
 	 * Saturation (YAML: saturation: { above: 95%, scale_up: 100% }).
 	 * A percentage metric (cpu, memory) whose average is at or above
-	 * saturation_pct no longer measures demand: a CPU at 100 % may be
-	 * short by 10 % or by 300 %. Target tracking then grows the warm
-	 * capacity by at least saturation_scale_up_pct percent instead of
-	 * the formula's value. saturation_pct 0 turns this off (the plain
-	 * HPA formula); policy_params_defaults() turns it on.
+	 * saturation.above_pct no longer measures demand: a CPU at 100 % may
+	 * be short by 10 % or by 300 %. Target tracking then grows the ready
+	 * capacity by at least saturation.scale_up_pct percent (instead of
+	 * the formula's value, which is only a lower bound), and skips the
+	 * scale-up window. above_pct 0 turns this off (the plain HPA
+	 * formula); policy_params_defaults() turns it on.
 	 */
-	double saturation_pct;          /* 0..100; 0 = off */
-	double saturation_scale_up_pct; /* > 0, e.g. 100 = double */
+	struct policy_saturation {
+		double above_pct;    /* 0..100; 0 = off */
+		double scale_up_pct; /* > 0, e.g. 100 = double */
+	} saturation;
 
 	/*
 	 * The scale-up window filters small, noisy increases. An increase

@@ -79,8 +79,8 @@ setup_minmax4(struct policy_params *p)
 static void
 setup_sat(struct policy_params *p)
 {
-	p->saturation_pct = 95;
-	p->saturation_scale_up_pct = 100;
+	p->saturation.above_pct = 95;
+	p->saturation.scale_up_pct = 100;
 }
 static void
 setup_upwin(struct policy_params *p)
@@ -638,7 +638,7 @@ test_params(void **state)
 	assert_float_equal(p.tolerance, 0.10, 1e-9);
 	assert_int_equal(p.cooldown_ms, 0);
 	assert_true(p.scale_down_window_ms > p.scale_up_window_ms);
-	assert_true(p.saturation_pct > 0);
+	assert_true(p.saturation.above_pct > 0);
 	/* no metric is tracked unless the configuration says so */
 	for (unsigned m = 0; m < POLICY_METRIC_LAST; m++)
 		assert_float_equal(p.target[m], 0, 0);

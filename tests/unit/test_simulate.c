@@ -151,8 +151,8 @@ test_step_saturation(void **state)
 	o.boot_delay_ms = 30000;
 	assert_int_equal(sim_run(&p, t, 300, &o, &r), 0);
 	check(&r, &e_hpa);
-	p.saturation_pct = 95;
-	p.saturation_scale_up_pct = 100;
+	p.saturation.above_pct = 95;
+	p.saturation.scale_up_pct = 100;
 	assert_int_equal(sim_run(&p, t, 300, &o, &r), 0);
 	check(&r, &e_sat);
 	free(t);
