@@ -39,6 +39,12 @@ LOG_TAG("config");
 #define MAX_NODES 100000
 #define MAX_ERRORS 100
 #define MAX_UTF8_ERRORS 10
+/* Far above any real configuration; they keep the checks' time bounded. */
+#define MAX_HOSTS 1000
+#define MAX_GROUPS 1000
+#define MAX_LIST 1000      /* host names of a group, dns servers */
+#define MAX_RULES 100      /* steps, schedules of a group */
+#define MAX_OPTIONS 256    /* placement_options */
 
 /* ------------------------------------------------------------------ */
 /* The YAML tree                                                        */
@@ -780,6 +786,10 @@ parse_strlist(struct pctx *ctx, const struct ynode *n, const char *path,
 		     ynode_describe(n));
 		return -1;
 	}
+	if (n->n > MAX_LIST) {
+		nerr(ctx, n, path, "more than %d entries", MAX_LIST);
+		return -1;
+	}
 	for (unsigned i = 0; i < out->n; i++)
 		free(out->v[i]);
 	free(out->v);
@@ -907,6 +917,10 @@ parse_value(struct pctx *ctx, const struct ynode *n, void *base,
 	case T_PATH:
 	case T_NAME:
 	case T_URL:
+		if (!*s) {
+			nerr(ctx, n, path, "must not be empty");
+			return -1;
+		}
 		if (n->plain && (in_list(s, bool_true) ||
 				 in_list(s, bool_false))) {
 			nerr(ctx, n, path,
@@ -1196,7 +1210,10 @@ parse_section(struct pctx *ctx, const struct ynode *n,
 			if (strcmp(o->name, k->value) == 0)
 				break;
 		if (!o->name) {
-			const char *near = nearest_key(sec, k->value);
+			/* suggestions only while they are still shown */
+			const char *near = ctx->n_errs < MAX_ERRORS
+						   ? nearest_key(sec, k->value)
+						   : NULL;
 
 			if (near)
 				nerr(ctx, k, path,
@@ -1736,6 +1753,10 @@ parse_kvmap(struct pctx *ctx, const struct ynode *n, void *base,
 		     "got %s", ynode_describe(n));
 		return -1;
 	}
+	if (n->n / 2 > MAX_OPTIONS) {
+		nerr(ctx, n, path, "more than %d options", MAX_OPTIONS);
+		return -1;
+	}
 	l->v = xcalloc(n->n / 2 + 1, sizeof(*l->v));
 	for (unsigned i = 0; i + 1 < n->n; i += 2) {
 		const struct ynode *k = n->kids[i], *v = n->kids[i + 1];
@@ -2033,6 +2054,10 @@ parse_steps(struct pctx *ctx, const struct ynode *n, void *base,
 		     ynode_describe(n));
 		return -1;
 	}
+	if (n->n > MAX_RULES) {
+		nerr(ctx, n, path, "more than %d step rules", MAX_RULES);
+		return -1;
+	}
 	free(p->steps);
 	p->steps = xcalloc(n->n + 1, sizeof(*p->steps));
 	p->n_steps = 0;
@@ -2176,6 +2201,10 @@ parse_schedules(struct pctx *ctx, const struct ynode *n, void *base,
 		     ynode_describe(n));
 		return -1;
 	}
+	if (n->n > MAX_RULES) {
+		nerr(ctx, n, path, "more than %d schedules", MAX_RULES);
+		return -1;
+	}
 	for (unsigned i = 0; i < p->n_schedules; i++)
 		free(p->schedules[i].name);
 	free(p->schedules);
@@ -2232,8 +2261,14 @@ parse_schedules(struct pctx *ctx, const struct ynode *n, void *base,
 }
 
 /* The cron text is not kept by policy_cron_parse: print from the bits. */
+/*
+ * star_ok: a full range may be written "*". Not for day-of-month and
+ * day-of-week unless they were "*": cron treats an explicit full range
+ * there differently (either day field matching is enough).
+ */
 static void
-cron_field(struct strbuf *out, uint64_t bits, int lo, int hi, bool any)
+cron_field(struct strbuf *out, uint64_t bits, int lo, int hi, bool any,
+	   bool star_ok)
 {
 	bool first = true;
 
@@ -2248,7 +2283,7 @@ cron_field(struct strbuf *out, uint64_t bits, int lo, int hi, bool any)
 			continue;
 		while (j + 1 <= hi && (bits & (1ULL << (j + 1))))
 			j++;
-		if (i == lo && j == hi) {
+		if (i == lo && j == hi && star_ok) {
 			strbuf_addc(out, '*');
 			return;
 		}
@@ -2265,15 +2300,15 @@ cron_format(const struct policy_cron *c)
 {
 	struct strbuf sb = STRBUF_INIT;
 
-	cron_field(&sb, c->minutes, 0, 59, false);
+	cron_field(&sb, c->minutes, 0, 59, false, true);
 	strbuf_addc(&sb, ' ');
-	cron_field(&sb, c->hours, 0, 23, false);
+	cron_field(&sb, c->hours, 0, 23, false, true);
 	strbuf_addc(&sb, ' ');
-	cron_field(&sb, c->mdays, 1, 31, c->mday_any);
+	cron_field(&sb, c->mdays, 1, 31, c->mday_any, false);
 	strbuf_addc(&sb, ' ');
-	cron_field(&sb, c->months, 1, 12, false);
+	cron_field(&sb, c->months, 1, 12, false, true);
 	strbuf_addc(&sb, ' ');
-	cron_field(&sb, c->wdays, 0, 6, c->wday_any);
+	cron_field(&sb, c->wdays, 0, 6, c->wday_any, false);
 	return strbuf_detach(&sb);
 }
 
@@ -2826,6 +2861,10 @@ parse_hosts(struct pctx *ctx, const struct ynode *n, void *base,
 		nerr(ctx, n, path, "at least one host is needed");
 		return -1;
 	}
+	if (n->n > MAX_HOSTS) {
+		nerr(ctx, n, path, "more than %d hosts", MAX_HOSTS);
+		return -1;
+	}
 	ctx->hosts_node = n;
 	cfg->hosts = xcalloc(n->n, sizeof(*cfg->hosts));
 	for (unsigned i = 0; i < n->n; i++) {
@@ -2912,6 +2951,10 @@ parse_groups(struct pctx *ctx, const struct ynode *n, void *base,
 	if (n->kind != YN_MAP) {
 		nerr(ctx, n, path, "expected a mapping of group names to "
 		     "groups, got %s", ynode_describe(n));
+		return -1;
+	}
+	if (n->n / 2 > MAX_GROUPS) {
+		nerr(ctx, n, path, "more than %d groups", MAX_GROUPS);
 		return -1;
 	}
 	cfg->groups = xcalloc(n->n / 2 + 1, sizeof(*cfg->groups));
