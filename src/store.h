@@ -258,7 +258,10 @@ int store_event_append(struct store *s, const struct store_event *e,
 /* The newest `limit` events of group (NULL = all), newest first. */
 int store_event_list_recent(struct store *s, const char *group, size_t limit,
 			    struct store_event_list *out);
-/* Events with id > after_id, oldest first, at most limit. */
+/* Events with id > after_id, oldest first, at most limit. Exact when
+ * events are written through one handle (the daemon's); with several
+ * concurrent writers on MariaDB an id can commit after a larger one was
+ * already read. */
 int store_event_list_since(struct store *s, int64_t after_id, size_t limit,
 			   struct store_event_list *out);
 

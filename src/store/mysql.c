@@ -206,8 +206,8 @@ static int
 my_connect(struct store_conn *c)
 {
 	static const char *const session[] = {
-		"SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,"
-		"ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'",
+		("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,"
+		 "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'"),
 		"SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
 		"SET SESSION time_zone = '+00:00'",
 		"SET SESSION innodb_lock_wait_timeout = 10",

@@ -1248,19 +1248,14 @@ test_concurrent(void **state)
 
 /* ---- MariaDB specifics ------------------------------------------------ */
 
-static void
-test_reconnect(void **state)
+/* Kill every other connection of our user to our database. */
+static int
+kill_store_connections(void)
 {
-	struct store *s = *state;
-	struct store_group_list l;
 	MYSQL_RES *res;
 	MYSQL_ROW row;
 	int killed = 0;
 
-	if (!mariadb)
-		skip();
-	put_group(s, "web", 1);
-	/* kill every other connection of our user: the store's among them */
 	assert_int_equal(mysql_query(raw_my, "SELECT ID FROM "
 				     "information_schema.PROCESSLIST WHERE "
 				     "ID <> CONNECTION_ID() AND DB = '"
@@ -1277,13 +1272,35 @@ test_reconnect(void **state)
 		free(sql);
 	}
 	mysql_free_result(res);
-	assert_true(killed >= 1);
+	return killed;
+}
+
+static void
+test_reconnect(void **state)
+{
+	struct store *s = *state;
+	struct store_group_list l;
+	struct store_group g;
+	int64_t epoch;
+
+	if (!mariadb)
+		skip();
+	put_group(s, "web", 1);
+	assert_int_equal(store_lease_acquire(s, STORE_LEASE_LEADER, "me", 60000,
+					     &epoch), STORE_OK);
+	assert_true(kill_store_connections() >= 1);
 	/* a read retries on a new connection */
 	assert_int_equal(store_group_list(s, &l), STORE_OK);
 	assert_int_equal(l.n, 1);
 	store_group_list_release(&l);
-	/* and writes work again */
+	/* so does a write (its BEGIN), still fenced by the same lease */
+	assert_true(kill_store_connections() >= 1);
 	assert_int_equal(store_group_set_desired(s, "web", 2), STORE_OK);
+	assert_int_equal(store_lease_renew(s, STORE_LEASE_LEADER, "me", epoch,
+					   60000), STORE_OK);
+	assert_int_equal(store_group_get(s, "web", &g), STORE_OK);
+	assert_int_equal(g.desired, 2);
+	store_group_release(&g);
 }
 
 static void
