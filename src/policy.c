@@ -1062,3 +1062,57 @@ policy_decision_format(const struct policy_decision *d,
 		strbuf_addf(out, ", room %d", d->capacity_left);
 	strbuf_adds(out, "]");
 }
+
+static void
+json_string(struct strbuf *out, const char *s)
+{
+	strbuf_addc(out, '"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			strbuf_addf(out, "\\%c", c);
+		else if (c < 0x20)
+			strbuf_addf(out, "\\u%04x", c);
+		else
+			strbuf_addc(out, (char)c);
+	}
+	strbuf_addc(out, '"');
+}
+
+void
+policy_decision_json(const struct policy_decision *d,
+		     const struct policy_params *p, struct strbuf *out)
+{
+	static const char *const kinds[POLICY_OUTCOME_LAST] = {
+		"hold", "scale_out", "scale_in"};
+	bool first = true;
+
+	strbuf_addf(out, "{\"outcome\": \"%s\", \"from\": %d, \"to\": %d, "
+		    "\"reason\": ", (unsigned)d->outcome < POLICY_OUTCOME_LAST
+		    ? kinds[d->outcome] : "?", d->from, d->to);
+	json_string(out, d->reason);
+	strbuf_addf(out, ", \"ready\": %d, \"warming\": %d, \"instances\": %d, "
+		    "\"capacity_left\": %d, \"metrics\": {", d->ready,
+		    d->warming, d->instances, d->capacity_left);
+	for (unsigned m = 0; m < POLICY_METRIC_LAST; m++) {
+		if (!d->metric_present[m] || !isfinite(d->metric[m]))
+			continue;
+		strbuf_addf(out, "%s\"%s\": %.6g", first ? "" : ", ",
+			    policy_metric_name((enum policy_metric)m),
+			    d->metric[m]);
+		first = false;
+	}
+	strbuf_addf(out, "}, \"min\": %d, \"max\": %d, \"schedule\": ",
+		    d->min, d->max);
+	if (p && d->schedule >= 0 && (unsigned)d->schedule < p->n_schedules &&
+	    p->schedules[d->schedule].name)
+		json_string(out, p->schedules[d->schedule].name);
+	else if (d->schedule >= 0)
+		strbuf_addf(out, "%d", d->schedule);
+	else
+		strbuf_adds(out, "null");
+	strbuf_addf(out, ", \"recommendation\": %d, \"stabilized\": %d, "
+		    "\"limited\": %d}", d->recommendation, d->stabilized,
+		    d->limited);
+}

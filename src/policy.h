@@ -277,4 +277,15 @@ void policy_decision_format(const struct policy_decision *d,
 
 const char *policy_outcome_name(enum policy_outcome o);
 
+/*
+ * Append d as one JSON object, for an event's details in the activity
+ * history: {"outcome": "scale_out", "from": 3, "to": 5, "reason": "...",
+ * "ready": 3, "warming": 0, "instances": 3, "capacity_left": -1,
+ * "metrics": {"cpu": 87.0}, "min": 1, "max": 8, "schedule": "office" or
+ * null, "recommendation": 5, "stabilized": 5, "limited": 5}. Outcomes are
+ * "hold", "scale_out", "scale_in". p (may be NULL) names the schedule.
+ */
+void policy_decision_json(const struct policy_decision *d,
+			  const struct policy_params *p, struct strbuf *out);
+
 #endif

@@ -691,6 +691,15 @@ test_format_and_note(void **state)
 	assert_non_null(strstr(strbuf_str(&sb), "[ready 3, warming 0, cpu 87%, "
 				"bounds 1..8, room 5]"));
 	strbuf_reset(&sb);
+	policy_decision_json(&d, &p, &sb);
+	assert_string_equal(strbuf_str(&sb),
+		"{\"outcome\": \"scale_out\", \"from\": 3, \"to\": 5, "
+		"\"reason\": \"cpu 87% > target 60% (±10%) over 3 ready -> want "
+		"5\", \"ready\": 3, \"warming\": 0, \"instances\": 3, "
+		"\"capacity_left\": 5, \"metrics\": {\"cpu\": 87}, \"min\": 1, "
+		"\"max\": 8, \"schedule\": null, \"recommendation\": 5, "
+		"\"stabilized\": 5, \"limited\": 5}");
+	strbuf_reset(&sb);
 
 	/* A manual change starts the cooldown too. */
 	policy_state_note_change(st, 200000, 5, 2);
