@@ -42,6 +42,9 @@ LOG_TAG("store-mysql");
 #define IO_TIMEOUT_S 30
 #define LOCK_WAIT_TIMEOUT_S 10
 #define MIGRATE_LOCK_TIMEOUT_S 60
+#define IDLE_TX_TIMEOUT_S 3
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 struct store_conn {
 	MYSQL *my;          /* NULL after a lost connection */
@@ -244,6 +247,23 @@ my_connect(struct store_conn *c)
 			mysql_close(my);
 			return -1;
 		}
+	}
+	/*
+	 * A daemon frozen inside a transaction (SIGSTOP, a paused VM) would
+	 * keep the lease row locked, and no standby could take over, until
+	 * wait_timeout (8 h). MariaDB ends such a transaction after this
+	 * long; our transactions last milliseconds. MySQL lacks the
+	 * variable: a takeover there waits for the connection to die.
+	 */
+	if (mysql_query(my, "SET SESSION idle_transaction_timeout = "
+			    STR(IDLE_TX_TIMEOUT_S)) != 0) {
+		if (mysql_errno(my) != ER_UNKNOWN_SYSTEM_VARIABLE) {
+			my_error(c, my, "SET idle_transaction_timeout");
+			mysql_close(my);
+			return -1;
+		}
+		log_debug("%s: no idle_transaction_timeout (not MariaDB)",
+			  c->where);
 	}
 	c->my = my;
 	c->in_tx = false;

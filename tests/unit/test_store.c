@@ -11,8 +11,10 @@
  * migrations from a hand-made v1 schema, corrupted rows written with raw
  * SQL, concurrent handles, and (MariaDB) a dropped connection.
  */
+#include <inttypes.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -1246,6 +1249,159 @@ test_concurrent(void **state)
 		store_close(w[i].s);
 }
 
+/* ---- two daemons, one lease (processes) -------------------------------- */
+
+#define HA_TTL_MS 400
+
+/* A minimal daemon: stand by until it gets the lease, then write ticks
+ * (fenced) and renew every third of the lease; fenced -> stand by again. */
+static _Noreturn void
+ha_child(const char *holder)
+{
+	struct store *s = store_open(cur_url, password);
+	bool leader = false;
+	int64_t epoch = 0, last_renew = 0;
+
+	if (!s)
+		_exit(3);
+	for (;;) {
+		int64_t now = util_now_ms();
+		char msg[128];
+		int rc;
+
+		if (!leader) {
+			if (store_lease_acquire(s, STORE_LEASE_LEADER, holder,
+						HA_TTL_MS, &epoch) == STORE_OK) {
+				leader = true;
+				last_renew = now;
+			} else {
+				sleep_ms(HA_TTL_MS / 4);
+			}
+			continue;
+		}
+		snprintf(msg, sizeof(msg), "epoch=%" PRId64 " holder=%s", epoch,
+			 holder);
+		struct store_event e = {0, 0, NULL, NULL, (char *)"tick", msg,
+					NULL};
+		rc = store_event_append(s, &e, NULL);
+		if (rc == STORE_E_FENCED) {
+			leader = false;
+			continue;
+		}
+		if (now - last_renew >= HA_TTL_MS / 3) {
+			rc = store_lease_renew(s, STORE_LEASE_LEADER, holder, epoch,
+					       HA_TTL_MS);
+			if (rc == STORE_E_FENCED)
+				leader = false;
+			else if (rc == STORE_OK)
+				last_renew = now;
+		}
+		sleep_ms(10);
+	}
+}
+
+/* Poll until a live holder other than not_this has the lease. */
+static char *
+wait_leader(struct store *s, const char *not_this, int64_t *waited_ms)
+{
+	int64_t start = util_now_ms();
+
+	while (util_now_ms() - start < 30000) {
+		struct store_lease l;
+
+		if (store_lease_get(s, STORE_LEASE_LEADER, &l) == STORE_OK) {
+			if (*l.holder && l.expires_ms > l.now_ms &&
+			    (!not_this || strcmp(l.holder, not_this) != 0)) {
+				char *h = xstrdup(l.holder);
+
+				store_lease_release_info(&l);
+				*waited_ms = util_now_ms() - start;
+				return h;
+			}
+			store_lease_release_info(&l);
+		}
+		sleep_ms(10);
+	}
+	fail_msg("no new lease holder (other than %s) within 30 s",
+		 not_this ? not_this : "none");
+	return NULL;
+}
+
+static void
+test_ha_processes(void **state)
+{
+	struct store *s = *state;
+	static const char *const names[2] = {"ha-a", "ha-b"};
+	struct store_event_list l;
+	pid_t pid[2];
+	char *l1, *l2, *l3;
+	int64_t waited, last_epoch = 0, epochs = 0;
+	int i1, i2;
+
+	fflush(NULL);
+	for (int i = 0; i < 2; i++) {
+		pid[i] = fork();
+		assert_true(pid[i] >= 0);
+		if (pid[i] == 0)
+			ha_child(names[i]);
+	}
+	l1 = wait_leader(s, NULL, &waited);
+	i1 = strcmp(l1, names[0]) == 0 ? 0 : 1;
+	sleep_ms(300);
+	if (mariadb) {
+		/* the leader freezes (GC pause, paused VM): the other takes
+		 * over; when it wakes up, its writes are fenced */
+		kill(pid[i1], SIGSTOP);
+		l2 = wait_leader(s, l1, &waited);
+		print_message("leader %s stopped: %s took over after %" PRId64
+			      " ms (lease %d ms)\n", l1, l2, waited, HA_TTL_MS);
+		sleep_ms(300);
+		kill(pid[i1], SIGCONT);
+		sleep_ms(500);
+	} else {
+		l2 = xstrdup(l1);
+	}
+	/* the (current) leader dies */
+	i2 = strcmp(l2, names[0]) == 0 ? 0 : 1;
+	kill(pid[i2], SIGKILL);
+	l3 = wait_leader(s, l2, &waited);
+	print_message("leader %s killed: %s took over after %" PRId64
+		      " ms (lease %d ms)\n", l2, l3, waited, HA_TTL_MS);
+	sleep_ms(300);
+	for (int i = 0; i < 2; i++) {
+		kill(pid[i], SIGKILL);
+		waitpid(pid[i], NULL, 0);
+	}
+
+	/* Fencing's promise: in commit order, the epochs of the writes
+	 * never go back, and each epoch belongs to one holder. */
+	assert_int_equal(store_event_list_since(s, 0, 100000, &l), STORE_OK);
+	char holder_of_last[64] = "";
+	for (size_t k = 0; k < l.n; k++) {
+		long long ep;
+		char h[64];
+
+		assert_int_equal(sscanf(l.v[k].message, "epoch=%lld holder=%63s",
+					&ep, h), 2);
+		if (ep < last_epoch)
+			fail_msg("event %" PRId64 " of %s has epoch %lld after "
+				 "epoch %" PRId64 " wrote", l.v[k].id, h, ep,
+				 last_epoch);
+		if (ep == last_epoch)
+			assert_string_equal(h, holder_of_last);
+		else
+			epochs++;
+		last_epoch = ep;
+		snprintf(holder_of_last, sizeof(holder_of_last), "%s", h);
+	}
+	assert_true(epochs >= (mariadb ? 3 : 2));
+	assert_true(l.n > 10);
+	store_event_list_release(&l);
+	free(l1);
+	free(l2);
+	free(l3);
+}
+
 /* ---- MariaDB specifics ------------------------------------------------ */
 
 /* Kill every other connection of our user to our database. */
@@ -1385,6 +1541,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_foreign_db),
 		cmocka_unit_test_setup_teardown(test_corrupt_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ha_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
 		cmocka_unit_test(test_mariadb_auth),
 	};
