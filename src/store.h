@@ -150,6 +150,9 @@ bool store_instance_transition_ok(enum store_instance_state from,
 				  enum store_instance_state to);
 /* Bit for a state filter mask. */
 #define STORE_STATE_BIT(st) (1u << (st))
+/* Every state but gone: the instances that exist or may exist. */
+#define STORE_STATES_NOT_GONE                                              \
+	(((1u << STORE_INSTANCE_LAST) - 1) & ~STORE_STATE_BIT(STORE_INSTANCE_GONE))
 
 struct store_instance {
 	char *id;            /* lowercase UUID, 36 chars */
@@ -180,8 +183,9 @@ void store_instance_list_release(struct store_instance_list *l);
 int store_instance_new_id(char out[STORE_ID_LEN + 1]);
 
 /*
- * Put an instance: insert it, or, if the id exists, update its
- * attributes (host, domain, secret_hash, config_gen, address, notes). The
+ * Put an instance: insert it, or, if the id exists, overwrite its
+ * attributes (host, domain, secret_hash, config_gen, address, notes; NULL
+ * clears one) with inst's, typically after store_instance_get(). The
  * state of an existing instance only changes with store_instance_set_state();
  * a put whose state differs from the stored one is STORE_E_CONFLICT.
  * ready_ms/heartbeat_ms/busy are taken from inst on insert only.

@@ -481,6 +481,10 @@ test_instances(void **state)
 	assert_int_equal(store_instance_list(s, NULL, &l), STORE_OK);
 	assert_int_equal(l.n, 3);
 	store_instance_list_release(&l);
+	f = (struct store_instance_filter){NULL, NULL, STORE_STATES_NOT_GONE};
+	assert_int_equal(store_instance_list(s, &f, &l), STORE_OK);
+	assert_int_equal(l.n, 3);
+	store_instance_list_release(&l);
 	f = (struct store_instance_filter){NULL, NULL, 1u << 30};
 	assert_int_equal(store_instance_list(s, &f, &l), STORE_E_ERROR);
 }
