@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
@@ -203,9 +204,15 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!path)
+	if (!path) {
 		path = shared ? xasprintf("%s/traces/twitter-rps.txt.gz", shared)
 			      : xstrdup(SRCDIR "/../shared/traces/twitter-rps.txt.gz");
+		if (access(path, R_OK) != 0) {
+			fprintf(stderr, "bench_policy: no trace at %s; set "
+				"VA_SHARED_DIR or give --trace\n", path);
+			return 77; /* meson: skipped */
+		}
+	}
 	if (load_policy("examples/web.yaml", &web, &web_init) != 0 ||
 	    load_policy("bench/hpa-baseline.yaml", &hpa, &hpa_init) != 0 ||
 	    load_policy("bench/fixed-peak.yaml", &fixed, &fixed_init) != 0)
