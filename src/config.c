@@ -2490,8 +2490,9 @@ static const struct opt daemon_opts[] = {
 	 .doc = "HOST:PORT or [IPV6]:PORT of the check-in and admin HTTP API"},
 	{.name = "public_url", .type = T_URL,
 	 .off = offsetof(struct config_daemon, public_url), .flags = R,
-	 .defdoc = "http://10.0.2.2:PORT when listen is a loopback address "
-		   "(QEMU user networking), else http://LISTEN",
+	 .defdoc = "http://10.0.2.2:PORT when listen is on 127.0.0.0/8 or "
+		   "localhost (QEMU user networking maps 10.0.2.2 there), "
+		   "else http://LISTEN; https with tls",
 	 .doc = "URL guests use to check in"},
 	{.name = "state", .type = T_CUSTOM, .parse = parse_state,
 	 .print = print_state, .off = offsetof(struct config_daemon, state),
@@ -3096,8 +3097,8 @@ check_influxdb(struct pctx *ctx, const struct ynode *map, void *base,
 static bool
 is_loopback(const char *host)
 {
-	return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
-	       strcmp(host, "localhost") == 0;
+	/* QEMU user networking maps 10.0.2.2 to the host's 127.0.0.1 */
+	return strncmp(host, "127.", 4) == 0 || strcmp(host, "localhost") == 0;
 }
 
 static void
