@@ -298,10 +298,12 @@ seed_vendor_data(const struct seed_spec *spec)
 	strbuf_addf(&sb, "#va: heartbeat_url=%s\n", hb);
 	strbuf_addf(&sb, "#va: heartbeat_interval=%u\n",
 		    spec->heartbeat_interval ? spec->heartbeat_interval : 30);
-	strbuf_adds(&sb, "phone_home:\n");
-	add_kv(&sb, 2, "url", checkin);
-	strbuf_adds(&sb, "  post: [instance_id, hostname]\n"
-			 "  tries: 10\n");
+	if (!spec->no_phone_home) {
+		strbuf_adds(&sb, "phone_home:\n");
+		add_kv(&sb, 2, "url", checkin);
+		strbuf_adds(&sb, "  post: [instance_id, hostname]\n"
+				 "  tries: 10\n");
+	}
 	ret = strbuf_detach(&sb);
 cleanup:
 	strbuf_release(&sb);

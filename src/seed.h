@@ -33,6 +33,7 @@
 #ifndef VA_SEED_H
 #define VA_SEED_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define SEED_VOLUME_ID "cidata"
@@ -58,6 +59,9 @@ struct seed_spec {
 					 e.g. "http://10.0.2.2:8470" */
 	const char *secret;           /* per-instance secret */
 	unsigned heartbeat_interval;  /* seconds; 0: 30 */
+	bool no_phone_home;           /* group's cloud_init.phone_home: false:
+					 vendor-data without phone_home (the
+					 #va: lines stay) */
 	/* network-config: at most one of these */
 	const char *network_config;   /* user's own file, byte for byte */
 	size_t network_config_len;

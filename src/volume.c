@@ -422,6 +422,42 @@ cleanup:
 }
 
 int
+volume_find(virConnectPtr conn, const char *pool, const char *name,
+	    char **path_out, char **format_out)
+{
+	virStoragePoolPtr p;
+	virStorageVolPtr v = NULL;
+	int rc = -1;
+
+	if (domxml_name_valid("volume name", name) < 0)
+		return -1;
+	p = pool_open(conn, pool);
+	if (!p)
+		return -1;
+	if (virStoragePoolRefresh(p, 0) < 0)
+		log_warn("pool %s: refresh failed: %s", pool, lv_err());
+	if (vol_lookup(p, pool, name, &v) < 0)
+		goto cleanup;
+	if (!v) {
+		rc = 0;
+		goto cleanup;
+	}
+	*path_out = vol_path(v, pool, name);
+	if (!*path_out)
+		goto cleanup;
+	if (format_out) {
+		*format_out = vol_format(v);
+		if (!*format_out)
+			*format_out = xstrdup("raw");
+	}
+	rc = 1;
+cleanup:
+	virStorageVolFree(v);
+	virStoragePoolFree(p);
+	return rc;
+}
+
+int
 volume_create_overlay(virConnectPtr conn, const char *pool, const char *name,
 		      const char *backing_path, const char *backing_format,
 		      uint64_t capacity, char **path_out)

@@ -69,6 +69,14 @@ int volume_create_overlay(virConnectPtr conn, const char *pool,
 int volume_upload_bytes(virConnectPtr conn, const char *pool, const char *name,
 			const void *data, size_t len, char **path_out);
 
+/*
+ * For a base image named by its pool volume (no upload): 1 and *path_out,
+ * *format_out (caller frees; format_out may be NULL) when volume `name`
+ * exists in pool, 0 when it does not, -1 on error. Refreshes the pool first.
+ */
+int volume_find(virConnectPtr conn, const char *pool, const char *name,
+		char **path_out, char **format_out);
+
 /* Delete volume `name`. Returns 0 when deleted or already absent. */
 int volume_delete(virConnectPtr conn, const char *pool, const char *name);
 

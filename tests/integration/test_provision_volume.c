@@ -114,6 +114,7 @@ test_upload_overlay_seed(void **state)
 {
 	virConnectPtr c = open_conn(uri2);
 	char *path = NULL, *fmt = NULL, *path2 = NULL, *opath = NULL, *xml;
+	char *fmt2 = NULL;
 	char *ov = xasprintf("%s-ov.qcow2", prefix);
 	char *seedname = xasprintf("%s-seed.iso", prefix);
 	char *marker = xasprintf("%s.va-uploading", base_name);
@@ -143,6 +144,14 @@ test_upload_overlay_seed(void **state)
 	assert_false(uploaded);
 	assert_string_equal(path, path2);
 	free(path2);
+	/* Found by name, as a base named by its pool volume would be. */
+	assert_int_equal(volume_find(c, pool, base_name, &path2, &fmt2), 1);
+	assert_string_equal(path, path2);
+	assert_string_equal(fmt2, "qcow2");
+	free(path2);
+	free(fmt2);
+	assert_int_equal(volume_find(c, pool, "no-such-base.qcow2", &path2, NULL),
+			 0);
 
 	/* An interrupted upload leaves the marker: the next call redoes it. */
 	assert_int_equal(volume_upload_bytes(c, pool, marker, "x", 1, NULL), 0);

@@ -250,6 +250,15 @@ test_iso_minimal(void **state)
 	iso_close(&r);
 	free(iso);
 
+	/* phone_home off: only the #va: lines */
+	spec.no_phone_home = true;
+	s = seed_vendor_data(&spec);
+	assert_non_null(s);
+	assert_null(strstr(s, "phone_home"));
+	assert_non_null(strstr(s, "\n#va: heartbeat_url=https://"));
+	free(s);
+	spec.no_phone_home = false;
+
 	/* both a network-config file and a static address: refused */
 	spec.net = &(struct seed_net){.address = "192.0.2.1", .prefix = 24};
 	assert_int_equal(seed_build_iso(&spec, &iso, &len), -1);
