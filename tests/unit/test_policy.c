@@ -120,6 +120,11 @@ setup_uplimit_pct(struct policy_params *p)
 	p->scale_up_limit = (struct policy_rate_limit){0, 50, 60000};
 }
 static void
+setup_uplimit_pct_small(struct policy_params *p)
+{
+	p->scale_up_limit = (struct policy_rate_limit){0, 10, 60000};
+}
+static void
 setup_downlimit(struct policy_params *p)
 {
 	p->scale_down_limit = (struct policy_rate_limit){1, 10, 60000};
@@ -192,6 +197,23 @@ setup_sched_min0(struct policy_params *p)
 {
 	setup_sched(p);
 	p->min = 0;
+}
+/* Two overlapping windows: the highest min applies. */
+static struct policy_schedule scheds2[2];
+static void
+setup_sched_overlap(struct policy_params *p)
+{
+	scheds2[0].name = (char *)"day";
+	assert_int_equal(policy_cron_parse("* 8-20 * * *", &scheds2[0].when), 0);
+	scheds2[0].min = 3;
+	scheds2[0].max = -1;
+	scheds2[1].name = (char *)"peak";
+	assert_int_equal(policy_cron_parse("* 12-13 * * *", &scheds2[1].when),
+			 0);
+	scheds2[1].min = 5;
+	scheds2[1].max = 8;
+	p->schedules = scheds2;
+	p->n_schedules = 2;
 }
 static void
 setup_sched_cooldown(struct policy_params *p)
@@ -329,6 +351,20 @@ static const struct policy_case cases[] = {
 		{20, 2, -1, 0, 50, NONE, -1, 12, 6, "raised to min 6"},
 		{30, 6, -1, 0, 50, NONE, -1, 20, 5, "< target"},
 		END}},
+	{"overlapping schedules: the highest min", setup_sched_overlap, {
+		{0, 1, -1, 0, 50, NONE, -1, 9, 3,
+		 "raised to min 3 (schedule 'day')"},
+		{10, 3, -1, 0, 50, NONE, -1, 12, 5,
+		 "raised to min 5 (schedule 'peak')"},
+		{20, 5, -1, 0, 99, NONE, -1, 12, 8,
+		 "clamped to max 8 (schedule 'peak')"},
+		/* windows close: the group's bounds 1..20 again */
+		{30, 8, -1, 0, 20, NONE, -1, 22, 3, "< target"},
+		END}},
+	{"scale in while instances boot (HPA)", setup_plain, {
+		/* 3 ready at 20 % = 1 instance: the booting ones go too */
+		{0, 5, 3, 2, 20, NONE, -1, NOTIME, 1, "-> want 1"},
+		END}},
 	/* ---- rate limits ---- */
 	{"scale-up limit +2 per minute", setup_uplimit, {
 		{0, 4, -1, 0, 100, NONE, -1, NOTIME, 6,
@@ -339,6 +375,11 @@ static const struct policy_case cases[] = {
 	{"scale-up limit 50 % per minute", setup_uplimit_pct, {
 		{0, 10, -1, 0, 100, NONE, -1, NOTIME, 15,
 		 "scale-up limited to +5 per 1m -> 15"},
+		END}},
+	{"a percentage limit still allows one", setup_uplimit_pct_small, {
+		/* 10 % of 2 rounds up to 1 */
+		{0, 2, -1, 0, 100, NONE, -1, NOTIME, 3,
+		 "scale-up limited to +1 per 1m -> 3"},
 		END}},
 	{"scale-down limit max(1, 10 %) per minute", setup_downlimit, {
 		{0, 10, -1, 0, 12, NONE, -1, NOTIME, 9,
