@@ -470,8 +470,16 @@ ynode_describe(const struct ynode *n)
 		return "a mapping";
 	case YN_SEQ:
 		return "a sequence";
-	case YN_SCALAR:
-		return ynode_is_null(n) ? "nothing (null)" : "a scalar";
+	case YN_SCALAR: {
+		static _Thread_local char buf[64];
+
+		if (ynode_is_null(n))
+			return "nothing (null)";
+		if (n->len > 24 || strlen(n->value) != n->len)
+			return "a scalar";
+		snprintf(buf, sizeof(buf), "'%s'", n->value);
+		return buf;
+	}
 	default:
 		return "an alias";
 	}
@@ -865,6 +873,11 @@ parse_secret(struct pctx *ctx, const struct ynode *n, const char *path,
 	s = want_string(ctx, f ? f : e, path, f ? "a path" : "a variable name");
 	if (!s)
 		return -1;
+	if (!*s) {
+		nerr(ctx, f ? f : e, path, "%s must not be empty",
+		     f ? "file" : "env");
+		return -1;
+	}
 	if (e) {
 		for (const char *p = s; *p; p++) {
 			if (!isalnum((unsigned char)*p) && *p != '_') {
