@@ -297,13 +297,62 @@ check_id(const char *s)
 	return check_id_len(s, strlen(s));
 }
 
-/* Free text: at most max bytes, no control characters but tab/newline. */
+/* Whether s[0..len) is well-formed UTF-8 (no overlongs, no surrogates,
+ * nothing above U+10FFFF). Both backends then store the same text:
+ * MariaDB in strict mode refuses what SQLite would keep. */
+static bool
+utf8_valid(const unsigned char *s, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char c = s[i];
+		size_t n;
+		uint32_t cp;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if (len - i <= n)
+			return false;
+		for (size_t k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += n + 1;
+	}
+	return true;
+}
+
+/* Free text: at most max bytes of UTF-8, no control characters but
+ * tab/newline. */
 static int
 check_text_len(const char *s, size_t len, size_t max, const char *what,
 	       bool allow_newlines)
 {
 	if (len > max) {
 		err_set("%s is %zu bytes long, the limit is %zu", what, len, max);
+		return -1;
+	}
+	if (!utf8_valid((const unsigned char *)s, len)) {
+		err_set("%s is not valid UTF-8", what);
 		return -1;
 	}
 	for (size_t i = 0; i < len; i++) {

@@ -398,8 +398,11 @@ run(struct store_conn *c, const char *sql, const struct store_val *p,
 		if (build(c, sql, p, n) < 0)
 			return STORE_E_ERROR;
 		if (mysql_real_query(c->my, c->sql.buf,
-				     (unsigned long)c->sql.len) == 0)
+				     (unsigned long)c->sql.len) == 0) {
+			log_complain_clear(&c->lost, log_tag,
+					   "mysql %s: connected again", c->where);
 			return 0;
+		}
 		e = mysql_errno(c->my);
 		if (!lost_error(e))
 			return my_error(c, c->my, "query");

@@ -395,7 +395,8 @@ test_instances(void **state)
 	in.created_ms = 1000;
 	in.config_gen = 3;
 	in.address = (char *)"192.0.2.10";
-	in.notes = (char *)"adopted\nfrom kvm1 with 'quotes' and \\ backslash";
+	in.notes = (char *)"adopted\nfrom kvm1 with 'quotes', \\ backslash, "
+			   "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x96\xa5";
 	assert_int_equal(store_instance_put(s, &in), STORE_OK);
 	assert_int_equal(store_instance_get(s, id, &got), STORE_OK);
 	assert_string_equal(got.id, id);
@@ -449,6 +450,20 @@ test_instances(void **state)
 	in.domain = (char *)"bad\001name";
 	assert_int_equal(store_instance_put(s, &in), STORE_E_ERROR);
 	expect_msg("control character");
+	in.domain = NULL;
+	static const char *const bad_utf8[] = {
+		"caf\xe9",              /* Latin-1 */
+		"\xc0\xaf",             /* overlong '/' */
+		"\xed\xa0\x80",         /* surrogate */
+		"\xf4\x90\x80\x80",     /* above U+10FFFF */
+		"\xe2\x82",             /* truncated */
+	};
+	for (size_t k = 0; k < ARRAY_SIZE(bad_utf8); k++) {
+		in.notes = (char *)bad_utf8[k];
+		assert_int_equal(store_instance_put(s, &in), STORE_E_ERROR);
+		expect_msg("UTF-8");
+	}
+	in.notes = NULL;
 	in.domain = NULL;
 	assert_int_equal(store_instance_get(s, idx, &got), STORE_E_NOTFOUND);
 
@@ -1149,6 +1164,15 @@ test_corrupt_rows(void **state)
 	assert_int_equal(store_group_list(s, &gl), STORE_E_ERROR);
 	expect_msg("desired");
 	if (!mariadb) {
+		/* SQLite keeps whatever bytes it is given */
+		raw_exec("UPDATE instances SET notes = CAST(X'636166e9' AS TEXT) "
+			 "WHERE id = '" ID1 "'");
+		assert_int_equal(store_instance_get(s, ID1, &in), STORE_E_ERROR);
+		expect_msg("UTF-8");
+		raw_exec("UPDATE instances SET notes = 'a' || char(0) || 'b' "
+			 "WHERE id = '" ID1 "'");
+		assert_int_equal(store_instance_get(s, ID1, &in), STORE_E_ERROR);
+		expect_msg("NUL");
 		/* SQLite's type affinity lets text into an integer column */
 		raw_exec("UPDATE instance_groups SET desired = 'many'");
 		assert_int_equal(store_group_list(s, &gl), STORE_E_ERROR);
