@@ -62,6 +62,11 @@ start() {
 	chown mysql:mysql "$run"
 	# mysqld (user mysql) must reach its socket dir through $state.
 	chmod 0711 "$state"
+	if ! runuser -u mysql -- test -w "$run"; then
+		log "user mysql cannot write $run: make the directories above" \
+			"$state traversable or set VA_TEST_STATE_DIR elsewhere"
+		exit 1
+	fi
 	if [ ! -d "$data/mysql" ]; then
 		log "initialising $data"
 		rm -rf "$data"
