@@ -17,6 +17,8 @@ extern struct global_opts global_opts;
 
 int cmd_check(int argc, char **argv);
 int cmd_simulate(int argc, char **argv);
+/* daemon.c: the daemon */
+int cmd_run(int argc, char **argv);
 /* client.c: operator commands through the daemon's admin API */
 int cmd_status(int argc, char **argv);
 int cmd_events(int argc, char **argv);

@@ -22,6 +22,7 @@ struct command {
 
 static const struct command commands[] = {
 	{"check", cmd_check, "validate the configuration and print it with defaults filled in"},
+	{"run", cmd_run, "run the daemon in the foreground"},
 	{"status", cmd_status, "show the running daemon's groups and instances"},
 	{"events", cmd_events, "show the activity history"},
 	{"explain", cmd_explain, "show a group's recent scaling decisions and why"},

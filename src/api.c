@@ -1,0 +1,514 @@
+/*
+ * api.c: the daemon's answers to HTTP requests (http.c calls these from
+ * its threads), and the Prometheus text behind /metrics.
+ *
+ * Guest check-in: the instance is looked up in the store, the presented
+ * secret is hashed and compared with the stored hash in constant time
+ * (secret_verify); an unknown instance and a wrong secret get the same
+ * 401, so ids cannot be probed. The first check-in (or heartbeat) makes a
+ * booting instance ready. Heartbeats are collected in memory and written
+ * in one batch per tick by the main loop (daemon_flush_heartbeats).
+ */
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon_int.h"
+#include "log.h"
+#include "rates.h"
+#include "secret.h"
+#include "util.h"
+
+LOG_TAG("api");
+
+/* Look up and authenticate an instance; 0, or the HTTP status to answer. */
+static unsigned
+authenticate(struct daemon *d, const char *id, const char *secret,
+	     struct store_instance *si, struct http_reply *out)
+{
+	int rc = store_instance_get(d->store_http, id, si);
+
+	if (rc == STORE_OK) {
+		if (si->secret_hash &&
+		    secret_verify(secret, strlen(secret), si->secret_hash))
+			return 0;
+		store_instance_release(si);
+	} else if (rc != STORE_E_NOTFOUND) {
+		log_warn("check-in of %s: %s", id, err_msg());
+		return http_reply_error(out, 503, "state store unavailable");
+	} else {
+		/* Hash anyway: an unknown id costs what a wrong secret does. */
+		secret_verify(secret, strlen(secret),
+			      "0000000000000000000000000000000000000000000000000000000000000000");
+	}
+	pthread_mutex_lock(&d->lock);
+	d->auth_failures++;
+	pthread_mutex_unlock(&d->lock);
+	return http_reply_error(out, 401, "unknown instance or wrong secret");
+}
+
+static void
+queue_heartbeat(struct daemon *d, const char *id, bool busy)
+{
+	pthread_mutex_lock(&d->lock);
+	if (d->n_hb == d->alloc_hb) {
+		d->alloc_hb = d->alloc_hb ? d->alloc_hb * 2 : 64;
+		d->hb = xreallocarray(d->hb, d->alloc_hb, sizeof(*d->hb));
+	}
+	snprintf(d->hb[d->n_hb].id, sizeof(d->hb[0].id), "%s", id);
+	d->hb[d->n_hb].time_ms = util_wall_ms();
+	d->hb[d->n_hb].busy = busy;
+	d->n_hb++;
+	d->heartbeats++;
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* booting/unhealthy -> ready on the first sign of life. */
+static void
+mark_ready(struct daemon *d, struct store_instance *si, const char *how)
+{
+	enum store_instance_state from = si->state;
+	int rc;
+
+	if (from != STORE_INSTANCE_BOOTING && from != STORE_INSTANCE_UNHEALTHY)
+		return;
+	rc = store_instance_set_state(d->store_http, si->id, from,
+				      STORE_INSTANCE_READY);
+	if (rc != STORE_OK) {
+		log_debug("instance %s: not marked ready: %s", si->id, err_msg());
+		return;
+	}
+	si->state = STORE_INSTANCE_READY;
+	daemon_event(d, si->group, si->id, "ready",
+		     NULL, "%s %s %.1f s after its creation",
+		     si->domain ? si->domain : si->id, how,
+		     (double)(util_wall_ms() - si->created_ms) / 1000.0);
+}
+
+static void
+reply_state(struct http_reply *out, const struct store_instance *si)
+{
+	strbuf_adds(&out->body, "{\"instance\":");
+	http_json_string(&out->body, si->id);
+	strbuf_adds(&out->body, ",\"state\":");
+	http_json_string(&out->body, store_instance_state_name(si->state));
+	strbuf_adds(&out->body, "}\n");
+	out->status = 200;
+}
+
+static unsigned
+api_checkin(void *ctx, const struct http_checkin *in, struct http_reply *out)
+{
+	struct daemon *d = ctx;
+	struct store_instance si;
+	unsigned st = authenticate(d, in->instance_id, in->secret, &si, out);
+
+	if (st)
+		return st;
+	if (in->form_instance_id && *in->form_instance_id &&
+	    strcmp(in->form_instance_id, in->instance_id) != 0) {
+		store_instance_release(&si);
+		return http_reply_error(out, 400,
+					"instance_id field does not match the URL");
+	}
+	pthread_mutex_lock(&d->lock);
+	d->checkins++;
+	pthread_mutex_unlock(&d->lock);
+	mark_ready(d, &si, "checked in");
+	queue_heartbeat(d, si.id, false);
+	reply_state(out, &si);
+	store_instance_release(&si);
+	return out->status;
+}
+
+static unsigned
+api_heartbeat(void *ctx, const struct http_heartbeat *in,
+	      struct http_reply *out)
+{
+	struct daemon *d = ctx;
+	struct store_instance si;
+	unsigned st = authenticate(d, in->instance_id, in->secret, &si, out);
+
+	if (st)
+		return st;
+	mark_ready(d, &si, "sent its first heartbeat");
+	queue_heartbeat(d, si.id, in->busy);
+	reply_state(out, &si);
+	store_instance_release(&si);
+	return out->status;
+}
+
+static void
+group_json(struct daemon *d, const struct dgroup *g, struct strbuf *sb)
+{
+	strbuf_adds(sb, "{\"name\":");
+	http_json_string(sb, g->cfg->name);
+	strbuf_addf(sb, ",\"min\":%d,\"max\":%d,\"desired\":%d,\"current\":%d,"
+		    "\"ready\":%d,\"paused\":%s,\"metrics\":{",
+		    g->cfg->min, g->cfg->max, g->desired, g->current, g->ready,
+		    g->paused ? "true" : "false");
+	for (int m = 0, first = 1; m < POLICY_METRIC_LAST; m++) {
+		if (!g->metric_present[m])
+			continue;
+		strbuf_addf(sb, "%s\"%s\":%.3f", first ? "" : ",",
+			    policy_metric_name((enum policy_metric)m), g->metric[m]);
+		first = 0;
+	}
+	strbuf_adds(sb, "},\"last_decision\":");
+	if (g->have_last)
+		http_json_string(sb, g->last.reason);
+	else
+		strbuf_adds(sb, "null");
+	strbuf_adds(sb, "}");
+}
+
+static unsigned
+api_groups(void *ctx, struct http_reply *out)
+{
+	struct daemon *d = ctx;
+
+	strbuf_adds(&out->body, "{\"groups\":[");
+	pthread_mutex_lock(&d->lock);
+	for (unsigned i = 0; i < d->n_groups; i++) {
+		if (i)
+			strbuf_addc(&out->body, ',');
+		group_json(d, &d->groups[i], &out->body);
+	}
+	pthread_mutex_unlock(&d->lock);
+	strbuf_adds(&out->body, "]}\n");
+	return out->status = 200;
+}
+
+static unsigned
+api_group(void *ctx, const char *name, struct http_reply *out)
+{
+	struct daemon *d = ctx;
+	struct dgroup *g;
+
+	pthread_mutex_lock(&d->lock);
+	g = daemon_group(d, name);
+	if (g) {
+		group_json(d, g, &out->body);
+		strbuf_addc(&out->body, '\n');
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (!g)
+		return http_reply_error(out, 404, "no group '%s'", name);
+	return out->status = 200;
+}
+
+static unsigned
+api_instances(void *ctx, const char *group, struct http_reply *out)
+{
+	struct daemon *d = ctx;
+	struct store_instance_filter f = {.group = group};
+	struct store_instance_list l = {0};
+
+	for (int st = 0; st < STORE_INSTANCE_LAST; st++)
+		if (st != STORE_INSTANCE_GONE)
+			f.state_mask |= STORE_STATE_BIT(st);
+	if (store_instance_list(d->store_http, &f, &l) != STORE_OK)
+		return http_reply_error(out, 503, "state store: %s", err_msg());
+	strbuf_adds(&out->body, "{\"instances\":[");
+	for (size_t i = 0; i < l.n; i++) {
+		const struct store_instance *si = &l.v[i];
+
+		strbuf_adds(&out->body, i ? ",{\"id\":" : "{\"id\":");
+		http_json_string(&out->body, si->id);
+		strbuf_adds(&out->body, ",\"group\":");
+		http_json_string(&out->body, si->group);
+		strbuf_adds(&out->body, ",\"host\":");
+		http_json_string(&out->body, si->host ? si->host : "");
+		strbuf_adds(&out->body, ",\"domain\":");
+		http_json_string(&out->body, si->domain ? si->domain : "");
+		strbuf_adds(&out->body, ",\"state\":");
+		http_json_string(&out->body, store_instance_state_name(si->state));
+		strbuf_addf(&out->body,
+			    ",\"created\":%" PRId64 ",\"ready_at\":%" PRId64
+			    ",\"last_heartbeat\":%" PRId64 ",\"busy\":%s}",
+			    si->created_ms, si->ready_ms, si->heartbeat_ms,
+			    si->busy ? "true" : "false");
+	}
+	strbuf_adds(&out->body, "]}\n");
+	store_instance_list_release(&l);
+	return out->status = 200;
+}
+
+static unsigned
+api_events(void *ctx, const char *group, const char *kind, unsigned limit,
+	   struct http_reply *out)
+{
+	struct daemon *d = ctx;
+	struct store_event_list l = {0};
+	size_t fetch = kind ? (size_t)limit * 20 : limit;
+	size_t shown = 0, first;
+	bool comma = false;
+
+	if (fetch > 10000)
+		fetch = 10000;
+	if (store_event_list_recent(d->store_http, group, fetch, &l) != STORE_OK)
+		return http_reply_error(out, 503, "state store: %s", err_msg());
+	/* newest first from the store; print the newest `limit` matching,
+	 * oldest first */
+	first = l.n;
+	for (size_t i = 0; i < l.n && shown < limit; i++) {
+		if (kind && strcmp(l.v[i].kind, kind) != 0)
+			continue;
+		shown++;
+		first = i;
+	}
+	strbuf_adds(&out->body, "{\"events\":[");
+	for (size_t i = first + 1; i-- > 0;) {
+		const struct store_event *e;
+
+		if (i >= l.n)
+			continue;
+		e = &l.v[i];
+		if (kind && strcmp(e->kind, kind) != 0)
+			continue;
+		strbuf_addf(&out->body, "%s{\"id\":%" PRId64 ",\"time\":%" PRId64
+			    ",\"group\":", comma ? "," : "", e->id, e->time_ms);
+		comma = true;
+		if (e->group)
+			http_json_string(&out->body, e->group);
+		else
+			strbuf_adds(&out->body, "null");
+		strbuf_adds(&out->body, ",\"instance\":");
+		if (e->instance)
+			http_json_string(&out->body, e->instance);
+		else
+			strbuf_adds(&out->body, "null");
+		strbuf_adds(&out->body, ",\"kind\":");
+		http_json_string(&out->body, e->kind);
+		strbuf_adds(&out->body, ",\"message\":");
+		http_json_string(&out->body, e->message ? e->message : "");
+		strbuf_adds(&out->body, "}");
+	}
+	strbuf_adds(&out->body, "]}\n");
+	store_event_list_release(&l);
+	return out->status = 200;
+}
+
+static unsigned
+api_set_desired(void *ctx, const char *name, int desired,
+		struct http_reply *out)
+{
+	struct daemon *d = ctx;
+	struct dgroup *g;
+	int from = 0, to = desired;
+	char note[128] = "";
+
+	pthread_mutex_lock(&d->lock);
+	g = daemon_group(d, name);
+	if (g) {
+		from = g->desired;
+		if (to < g->cfg->min) {
+			to = g->cfg->min;
+			snprintf(note, sizeof(note), "raised to the group's min %d", to);
+		}
+		if (to > g->cfg->max) {
+			to = g->cfg->max;
+			snprintf(note, sizeof(note), "lowered to the group's max %d", to);
+		}
+		g->desired = to;
+		g->manual_pending = true;
+		g->manual_from = from;
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (!g)
+		return http_reply_error(out, 404, "no group '%s'", name);
+	if (store_group_set_desired(d->store_http, name, to) != STORE_OK)
+		return http_reply_error(out, 503, "state store: %s", err_msg());
+	daemon_event(d, name, NULL, "manual_scale", NULL,
+		     "desired size set by hand: %d -> %d%s%s", from, to,
+		     note[0] ? ", " : "", note);
+	strbuf_addf(&out->body, "{\"group\":");
+	http_json_string(&out->body, name);
+	strbuf_addf(&out->body, ",\"desired\":%d,\"note\":", to);
+	http_json_string(&out->body, note[0] ? note : "ok");
+	strbuf_adds(&out->body, "}\n");
+	return out->status = 200;
+}
+
+static unsigned
+api_set_paused(void *ctx, const char *name, bool paused, struct http_reply *out)
+{
+	struct daemon *d = ctx;
+	struct dgroup *g;
+
+	pthread_mutex_lock(&d->lock);
+	g = daemon_group(d, name);
+	if (g)
+		g->paused = paused;
+	pthread_mutex_unlock(&d->lock);
+	if (!g)
+		return http_reply_error(out, 404, "no group '%s'", name);
+	if (store_group_set_paused(d->store_http, name, paused) != STORE_OK)
+		return http_reply_error(out, 503, "state store: %s", err_msg());
+	daemon_event(d, name, NULL, paused ? "pause" : "resume", NULL,
+		     "group %s by an operator", paused ? "paused" : "resumed");
+	strbuf_addf(&out->body, "{\"paused\":%s}\n", paused ? "true" : "false");
+	return out->status = 200;
+}
+
+static unsigned
+api_metrics(void *ctx, struct http_reply *out)
+{
+	struct daemon *d = ctx;
+
+	pthread_mutex_lock(&d->lock);
+	strbuf_add(&out->body, strbuf_str(&d->prom), d->prom.len);
+	pthread_mutex_unlock(&d->lock);
+	return out->status = 200;
+}
+
+const struct http_api daemon_http_api = {
+	.checkin = api_checkin,
+	.heartbeat = api_heartbeat,
+	.groups = api_groups,
+	.group = api_group,
+	.instances = api_instances,
+	.events = api_events,
+	.set_desired = api_set_desired,
+	.set_paused = api_set_paused,
+	.metrics = api_metrics,
+};
+
+static int
+hb_cmp(const void *a, const void *b)
+{
+	const struct pending_hb *x = a, *y = b;
+	int c = strcmp(x->id, y->id);
+
+	if (c)
+		return c;
+	return x->time_ms < y->time_ms ? -1 : x->time_ms > y->time_ms;
+}
+
+void
+daemon_flush_heartbeats(struct daemon *d)
+{
+	struct pending_hb *v;
+	struct store_heartbeat *batch;
+	size_t n, m = 0;
+
+	pthread_mutex_lock(&d->lock);
+	v = d->hb;
+	n = d->n_hb;
+	d->hb = NULL;
+	d->n_hb = d->alloc_hb = 0;
+	pthread_mutex_unlock(&d->lock);
+	if (!n) {
+		free(v);
+		return;
+	}
+	/* keep the newest heartbeat per instance */
+	qsort(v, n, sizeof(*v), hb_cmp);
+	batch = xcalloc(n, sizeof(*batch));
+	for (size_t i = 0; i < n; i++) {
+		if (i + 1 < n && strcmp(v[i].id, v[i + 1].id) == 0)
+			continue;
+		batch[m].id = v[i].id;
+		batch[m].time_ms = v[i].time_ms;
+		batch[m].busy = v[i].busy;
+		m++;
+	}
+	if (store_instance_heartbeat_batch(d->store, batch, m) != STORE_OK)
+		log_warn("cannot record %zu heartbeats: %s", m, err_msg());
+	free(batch);
+	free(v);
+}
+
+static void
+prom_header(struct strbuf *sb, const char *name, const char *type,
+	    const char *help)
+{
+	strbuf_addf(sb, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Rebuild the /metrics text (main thread, once per tick). */
+void
+daemon_render_metrics(struct daemon *d)
+{
+	struct strbuf sb = STRBUF_INIT;
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} gauges[] = {
+		{"va_group_desired", "desired size of the group", offsetof(struct dgroup, desired)},
+		{"va_group_current", "instances that exist (requested to ready)", offsetof(struct dgroup, current)},
+		{"va_group_ready", "instances that checked in and serve", offsetof(struct dgroup, ready)},
+	};
+
+	pthread_mutex_lock(&d->lock);
+	for (size_t k = 0; k < ARRAY_SIZE(gauges); k++) {
+		prom_header(&sb, gauges[k].name, "gauge", gauges[k].help);
+		for (unsigned i = 0; i < d->n_groups; i++)
+			strbuf_addf(&sb, "%s{group=\"%s\"} %d\n", gauges[k].name,
+				    d->groups[i].cfg->name,
+				    *(const int *)(const void *)((const char *)&d->groups[i] +
+								gauges[k].off));
+	}
+	prom_header(&sb, "va_group_min", "gauge", "minimum size");
+	for (unsigned i = 0; i < d->n_groups; i++)
+		strbuf_addf(&sb, "va_group_min{group=\"%s\"} %d\n",
+			    d->groups[i].cfg->name, d->groups[i].cfg->min);
+	prom_header(&sb, "va_group_max", "gauge", "maximum size");
+	for (unsigned i = 0; i < d->n_groups; i++)
+		strbuf_addf(&sb, "va_group_max{group=\"%s\"} %d\n",
+			    d->groups[i].cfg->name, d->groups[i].cfg->max);
+	prom_header(&sb, "va_group_paused", "gauge", "1 when scaling is paused");
+	for (unsigned i = 0; i < d->n_groups; i++)
+		strbuf_addf(&sb, "va_group_paused{group=\"%s\"} %d\n",
+			    d->groups[i].cfg->name, d->groups[i].paused);
+	prom_header(&sb, "va_group_metric", "gauge",
+		    "group average of a scaling metric over the last interval (cpu, memory in percent)");
+	for (unsigned i = 0; i < d->n_groups; i++)
+		for (int m = 0; m < POLICY_METRIC_LAST; m++)
+			if (d->groups[i].metric_present[m])
+				strbuf_addf(&sb, "va_group_metric{group=\"%s\",metric=\"%s\"} %.3f\n",
+					    d->groups[i].cfg->name,
+					    policy_metric_name((enum policy_metric)m),
+					    d->groups[i].metric[m]);
+	prom_header(&sb, "va_host_up", "gauge", "1 when the libvirt connection is open");
+	for (unsigned i = 0; i < d->n_hosts; i++)
+		strbuf_addf(&sb, "va_host_up{host=\"%s\"} %d\n",
+			    d->hosts[i].cfg->name, host_is_up(d->hosts[i].h));
+	prom_header(&sb, "va_host_libvirt_calls_total", "counter",
+		    "libvirt calls made by the collector");
+	for (unsigned i = 0; i < d->n_hosts; i++)
+		strbuf_addf(&sb, "va_host_libvirt_calls_total{host=\"%s\"} %lu\n",
+			    d->hosts[i].cfg->name, d->hosts[i].libvirt_calls);
+	prom_header(&sb, "va_host_errors_total", "counter",
+		    "failed collection rounds");
+	for (unsigned i = 0; i < d->n_hosts; i++)
+		strbuf_addf(&sb, "va_host_errors_total{host=\"%s\"} %lu\n",
+			    d->hosts[i].cfg->name, d->hosts[i].collect_errors);
+	prom_header(&sb, "va_instance_metric", "gauge",
+		    "an instance's metric over the last interval (cpu, memory in percent; others per second)");
+	for (unsigned i = 0; i < d->n_groups; i++)
+		strbuf_add(&sb, strbuf_str(&d->groups[i].prom), d->groups[i].prom.len);
+	prom_header(&sb, "va_tick_seconds", "gauge", "duration of the last loop tick");
+	strbuf_addf(&sb, "va_tick_seconds %.6f\n", (double)d->tick_us / 1e6);
+	prom_header(&sb, "va_ticks_total", "counter", "loop ticks");
+	strbuf_addf(&sb, "va_ticks_total %lu\n", d->ticks);
+	prom_header(&sb, "va_checkins_total", "counter", "guest check-ins accepted");
+	strbuf_addf(&sb, "va_checkins_total %lu\n", d->checkins);
+	prom_header(&sb, "va_heartbeats_total", "counter", "guest heartbeats accepted");
+	strbuf_addf(&sb, "va_heartbeats_total %lu\n", d->heartbeats);
+	prom_header(&sb, "va_auth_failures_total", "counter",
+		    "check-ins and heartbeats refused for a wrong secret");
+	strbuf_addf(&sb, "va_auth_failures_total %lu\n", d->auth_failures);
+	prom_header(&sb, "va_provisioned_total", "counter", "instances provisioned");
+	strbuf_addf(&sb, "va_provisioned_total %lu\n", d->provisioned);
+	prom_header(&sb, "va_provision_errors_total", "counter",
+		    "provisioning attempts that failed");
+	strbuf_addf(&sb, "va_provision_errors_total %lu\n", d->provision_errors);
+	prom_header(&sb, "va_removed_total", "counter", "instances removed");
+	strbuf_addf(&sb, "va_removed_total %lu\n", d->removed);
+	strbuf_release(&d->prom);
+	d->prom = sb;
+	pthread_mutex_unlock(&d->lock);
+}

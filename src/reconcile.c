@@ -1,0 +1,445 @@
+/*
+ * reconcile.c: make the state store and what libvirt runs agree.
+ *
+ * At start (reconcile_startup): journaled actions that a previous run
+ * left half done are finished (a started domain becomes 'booting'; a
+ * removal is completed) or rolled back (a provisioning that did not reach
+ * the start is undone, volumes included); instances that were requested
+ * but never provisioned end. Then the hosts are compared, as every
+ * RECONCILE_PERIOD afterwards (reconcile_hosts):
+ *   - a domain with our metadata that the store does not know is adopted
+ *     (running: ready; not running: unhealthy, so health replaces it);
+ *     one of a group that is not configured is reported and left alone;
+ *   - a domain whose instance the store says is gone or deleting is removed;
+ *   - an instance whose domain is missing from its (reachable) host is
+ *     marked lost and cleaned up, so the group replaces it;
+ *   - a ready instance whose domain is not running becomes unhealthy;
+ *   - volumes named like ours (<uuid>.qcow2, <uuid>-seed.iso) that belong
+ *     to no live instance are deleted.
+ * Nothing here touches an instance that a worker is busy with.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libvirt/virterror.h>
+
+#include "daemon_int.h"
+#include "domxml.h"
+#include "log.h"
+#include "scalein.h"
+#include "util.h"
+#include "volume.h"
+
+LOG_TAG("reconcile");
+
+static bool
+is_uuid(const char *s, size_t n)
+{
+	if (n != 36)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (c != '-')
+				return false;
+		} else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* The instance id a volume of ours belongs to, or false. */
+static bool
+volume_instance(const char *name, char id[STORE_ID_LEN + 1])
+{
+	size_t n = strlen(name);
+
+	if (n == 36 + 6 && strcmp(name + 36, ".qcow2") == 0 && is_uuid(name, 36)) {
+		memcpy(id, name, 36);
+		id[36] = '\0';
+		return true;
+	}
+	if (n == 36 + 9 && strcmp(name + 36, "-seed.iso") == 0 &&
+	    is_uuid(name, 36)) {
+		memcpy(id, name, 36);
+		id[36] = '\0';
+		return true;
+	}
+	return false;
+}
+
+/* Remove domain and volumes of an instance now (recovery, no drain). */
+static int
+remove_now(struct daemon *d, const char *host, const char *domain,
+	   const char *id)
+{
+	struct dhost *dh = daemon_host(d, host);
+	char *overlay = volume_overlay_name(id);
+	char *seedvol = volume_seed_name(id);
+	const char *vols[2] = {overlay, seedvol};
+	struct scalein_remove_spec rs = {
+		.domain = domain,
+		.volumes = vols,
+		.n_volumes = 2,
+		.shutdown_timeout_ms = 0,
+	};
+	virConnectPtr conn;
+	int rc = -1;
+
+	if (!dh || !overlay || !seedvol) {
+		err_set("host %s is not configured", host);
+		goto out;
+	}
+	rs.pool = dh->cfg->pool;
+	conn = host_conn(dh->h);
+	if (!conn) {
+		err_set("host %s is not connected", host);
+		goto out;
+	}
+	rc = scalein_remove(conn, &rs, NULL);
+	virConnectClose(conn);
+out:
+	free(overlay);
+	free(seedvol);
+	return rc;
+}
+
+/* Move an instance to gone through the legal path from where it is. */
+static void
+end_instance(struct daemon *d, const struct store_instance *si)
+{
+	enum store_instance_state st = si->state;
+
+	if (st == STORE_INSTANCE_GONE)
+		return;
+	if (st == STORE_INSTANCE_READY) {
+		store_instance_set_state(d->store, si->id, st,
+					 STORE_INSTANCE_DRAINING);
+		st = STORE_INSTANCE_DRAINING;
+	}
+	if (st != STORE_INSTANCE_DELETING) {
+		if (store_instance_set_state(d->store, si->id, st,
+					     STORE_INSTANCE_DELETING) != STORE_OK) {
+			log_warn("instance %s: %s", si->id, err_msg());
+			return;
+		}
+	}
+	store_instance_set_state(d->store, si->id, STORE_INSTANCE_DELETING,
+				 STORE_INSTANCE_GONE);
+}
+
+/* Recover one journaled action; false when it must wait (host down). */
+static bool
+recover_entry(struct daemon *d, const struct store_journal_entry *e)
+{
+	struct store_instance si;
+	bool done = false;
+
+	if (store_instance_get(d->store, e->instance, &si) != STORE_OK) {
+		store_journal_fail(d->store, e->id, "instance no longer in the store");
+		return true;
+	}
+	if (e->action == STORE_JOURNAL_PROVISION &&
+	    e->step == STORE_STEP_STARTED) {
+		/* Everything was done but the last bookkeeping. */
+		if (si.state == STORE_INSTANCE_PROVISIONING)
+			store_instance_set_state(d->store, si.id,
+						 STORE_INSTANCE_PROVISIONING,
+						 STORE_INSTANCE_BOOTING);
+		store_journal_done(d->store, e->id);
+		daemon_event(d, si.group, si.id, "recovered", NULL,
+			     "provisioning of %s had finished before the restart: kept",
+			     si.domain ? si.domain : si.id);
+		done = true;
+	} else if (!si.host || !si.domain) {
+		end_instance(d, &si);
+		store_journal_fail(d->store, e->id, "nothing was created");
+		done = true;
+	} else if (remove_now(d, si.host, si.domain, si.id) == 0) {
+		end_instance(d, &si);
+		if (e->action == STORE_JOURNAL_PROVISION) {
+			store_journal_fail(d->store, e->id,
+					   "interrupted by a restart; rolled back");
+			daemon_event(d, si.group, si.id, "recovered", NULL,
+				     "provisioning of %s was interrupted at step '%s': rolled back",
+				     si.domain, store_journal_step_name(e->step));
+		} else {
+			store_journal_done(d->store, e->id);
+			daemon_event(d, si.group, si.id, "recovered", NULL,
+				     "removal of %s was interrupted: finished",
+				     si.domain);
+		}
+		done = true;
+	} else {
+		log_warn("instance %s: recovery waits: %s", si.id, err_msg());
+	}
+	store_instance_release(&si);
+	return done;
+}
+
+static void
+recover_journal(struct daemon *d)
+{
+	struct store_journal_list l = {0};
+
+	if (store_journal_pending(d->store, &l) != STORE_OK) {
+		log_error("cannot read the journal: %s", err_msg());
+		return;
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		if (jobs_busy_with(d->jobs, l.v[i].instance))
+			continue;
+		recover_entry(d, &l.v[i]);
+	}
+	store_journal_list_release(&l);
+}
+
+/* Instances whose action has no journal entry (died before it began). */
+static void
+recover_unjournaled(struct daemon *d)
+{
+	struct store_instance_filter f = {
+		.state_mask = STORE_STATE_BIT(STORE_INSTANCE_REQUESTED) |
+			      STORE_STATE_BIT(STORE_INSTANCE_PROVISIONING) |
+			      STORE_STATE_BIT(STORE_INSTANCE_DRAINING) |
+			      STORE_STATE_BIT(STORE_INSTANCE_DELETING),
+	};
+	struct store_instance_list l = {0};
+
+	if (store_instance_list(d->store, &f, &l) != STORE_OK)
+		return;
+	for (size_t i = 0; i < l.n; i++) {
+		struct store_instance *si = &l.v[i];
+
+		if (jobs_busy_with(d->jobs, si->id))
+			continue;
+		if (si->state == STORE_INSTANCE_REQUESTED) {
+			end_instance(d, si);
+			daemon_event(d, si->group, si->id, "recovered", NULL,
+				     "requested instance was never provisioned: dropped");
+		} else if (si->host && si->domain) {
+			/* provisioning without a journal entry, or a removal
+			 * that had not begun: remove whatever exists */
+			if (remove_now(d, si->host, si->domain, si->id) == 0) {
+				end_instance(d, si);
+				daemon_event(d, si->group, si->id, "recovered", NULL,
+					     "%s: unfinished %s completed",
+					     si->domain,
+					     si->state == STORE_INSTANCE_PROVISIONING
+						     ? "provisioning rolled back,"
+						     : "removal");
+			}
+		} else {
+			end_instance(d, si);
+		}
+	}
+	store_instance_list_release(&l);
+}
+
+int
+reconcile_startup(struct daemon *d)
+{
+	recover_journal(d);
+	recover_unjournaled(d);
+	reconcile_hosts(d, util_now_ms());
+	return 0;
+}
+
+struct seen {
+	char id[STORE_ID_LEN + 1];
+	bool running;
+};
+
+static void
+adopt(struct daemon *d, struct dhost *dh, const struct domxml_meta *m,
+      const char *domain, bool running)
+{
+	struct store_instance si;
+
+	if (!daemon_group(d, m->group)) {
+		log_warn("host %s: domain %s belongs to group '%s', which is not configured; left alone",
+			 dh->cfg->name, domain, m->group);
+		return;
+	}
+	memset(&si, 0, sizeof(si));
+	si.id = (char *)m->id;
+	si.group = (char *)m->group;
+	si.host = (char *)dh->cfg->name;
+	si.domain = (char *)domain;
+	si.state = running ? STORE_INSTANCE_READY : STORE_INSTANCE_UNHEALTHY;
+	si.config_gen = (int64_t)m->generation;
+	si.notes = (char *)"adopted: found on its host, unknown to the store";
+	if (store_instance_put(d->store, &si) != STORE_OK) {
+		log_warn("cannot adopt %s: %s", domain, err_msg());
+		return;
+	}
+	daemon_event(d, m->group, m->id, "adopted", NULL,
+		     "%s found on %s with our metadata but not in the state store: adopted as %s",
+		     domain, dh->cfg->name, running ? "ready" : "unhealthy");
+}
+
+static void
+reconcile_host(struct daemon *d, struct dhost *dh)
+{
+	virConnectPtr conn = host_conn(dh->h);
+	virDomainPtr *doms = NULL;
+	virStoragePoolPtr pool = NULL;
+	virStorageVolPtr *vols = NULL;
+	struct seen *seen = NULL;
+	size_t n_seen = 0;
+	struct store_instance_filter f = {.host = dh->cfg->name};
+	struct store_instance_list l = {0};
+	int n, nv = 0;
+
+	if (!conn)
+		return;
+	n = virConnectListAllDomains(conn, &doms, 0);
+	if (n < 0) {
+		host_check_alive(dh->h);
+		goto out;
+	}
+	seen = xcalloc((size_t)n + 1, sizeof(*seen));
+	for (int i = 0; i < n; i++) {
+		char *meta = virDomainGetMetadata(doms[i], VIR_DOMAIN_METADATA_ELEMENT,
+						  DOMXML_NS_URI, 0);
+		struct domxml_meta m;
+		struct store_instance si;
+		const char *name = virDomainGetName(doms[i]);
+		int active = virDomainIsActive(doms[i]);
+		int rc;
+
+		if (!meta) {
+			virResetLastError();
+			continue;
+		}
+		rc = domxml_meta_parse(meta, strlen(meta), &m);
+		free(meta);
+		if (rc != 0 || !name || !is_uuid(m.id, strlen(m.id)))
+			continue;
+		memcpy(seen[n_seen].id, m.id, STORE_ID_LEN + 1);
+		seen[n_seen].running = active == 1;
+		n_seen++;
+		if (jobs_busy_with(d->jobs, m.id))
+			continue;
+		rc = store_instance_get(d->store, m.id, &si);
+		if (rc == STORE_E_NOTFOUND) {
+			adopt(d, dh, &m, name, active == 1);
+			continue;
+		}
+		if (rc != STORE_OK)
+			continue;
+		if (si.state == STORE_INSTANCE_GONE ||
+		    si.state == STORE_INSTANCE_DELETING ||
+		    si.state == STORE_INSTANCE_LOST) {
+			if (remove_now(d, dh->cfg->name, name, m.id) == 0) {
+				end_instance(d, &si);
+				daemon_event(d, si.group, si.id, "reconcile", NULL,
+					     "%s was still on %s although the instance is %s: removed",
+					     name, dh->cfg->name,
+					     store_instance_state_name(si.state));
+			}
+		} else if (si.state == STORE_INSTANCE_READY && active != 1) {
+			if (store_instance_set_state(d->store, si.id,
+						     STORE_INSTANCE_READY,
+						     STORE_INSTANCE_UNHEALTHY) == STORE_OK)
+				daemon_event(d, si.group, si.id, "unhealthy", NULL,
+					     "%s is not running on %s", name,
+					     dh->cfg->name);
+		}
+		store_instance_release(&si);
+	}
+
+	/* Instances whose domain vanished from this host. */
+	f.state_mask = STORE_STATE_BIT(STORE_INSTANCE_BOOTING) |
+		       STORE_STATE_BIT(STORE_INSTANCE_READY) |
+		       STORE_STATE_BIT(STORE_INSTANCE_UNHEALTHY) |
+		       STORE_STATE_BIT(STORE_INSTANCE_DRAINING);
+	if (store_instance_list(d->store, &f, &l) == STORE_OK) {
+		for (size_t i = 0; i < l.n; i++) {
+			struct store_instance *si = &l.v[i];
+			bool found = false;
+
+			for (size_t k = 0; k < n_seen && !found; k++)
+				found = strcmp(seen[k].id, si->id) == 0;
+			if (found || jobs_busy_with(d->jobs, si->id))
+				continue;
+			if (store_instance_set_state(d->store, si->id, si->state,
+						     STORE_INSTANCE_LOST) != STORE_OK)
+				continue;
+			daemon_event(d, si->group, si->id, "lost", NULL,
+				     "%s is gone from %s; the group replaces it",
+				     si->domain ? si->domain : si->id,
+				     dh->cfg->name);
+			si->state = STORE_INSTANCE_LOST;
+			if (store_instance_set_state(d->store, si->id,
+						     STORE_INSTANCE_LOST,
+						     STORE_INSTANCE_DELETING) == STORE_OK)
+				jobs_remove(d, si, 0);
+		}
+		store_instance_list_release(&l);
+	}
+
+	/* Volumes of ours that belong to no live instance. */
+	pool = virStoragePoolLookupByName(conn, dh->cfg->pool);
+	if (!pool) {
+		virResetLastError();
+		goto out;
+	}
+	virStoragePoolRefresh(pool, 0);
+	nv = virStoragePoolListAllVolumes(pool, &vols, 0);
+	for (int i = 0; i < nv; i++) {
+		const char *vname = virStorageVolGetName(vols[i]);
+		char id[STORE_ID_LEN + 1];
+		struct store_instance si;
+		int rc;
+		bool orphan = false;
+
+		if (!vname || !volume_instance(vname, id) ||
+		    jobs_busy_with(d->jobs, id))
+			continue;
+		rc = store_instance_get(d->store, id, &si);
+		if (rc == STORE_E_NOTFOUND) {
+			bool on_host = false;
+
+			for (size_t k = 0; k < n_seen && !on_host; k++)
+				on_host = strcmp(seen[k].id, id) == 0;
+			orphan = !on_host;
+		} else if (rc == STORE_OK) {
+			orphan = si.state == STORE_INSTANCE_GONE;
+			store_instance_release(&si);
+		}
+		if (!orphan)
+			continue;
+		if (virStorageVolDelete(vols[i], 0) == 0)
+			daemon_event(d, NULL, id, "reconcile", NULL,
+				     "deleted orphaned volume %s from pool %s on %s",
+				     vname, dh->cfg->pool, dh->cfg->name);
+		else
+			virResetLastError();
+	}
+out:
+	for (int i = 0; i < nv; i++)
+		virStorageVolFree(vols[i]);
+	free(vols);
+	if (pool)
+		virStoragePoolFree(pool);
+	for (int i = 0; i < n; i++)
+		virDomainFree(doms[i]);
+	free(doms);
+	free(seen);
+	virConnectClose(conn);
+}
+
+void
+reconcile_hosts(struct daemon *d, int64_t now_ms)
+{
+	(void)now_ms;
+	recover_journal(d);
+	for (unsigned i = 0; i < d->n_hosts; i++)
+		if (host_is_up(d->hosts[i].h))
+			reconcile_host(d, &d->hosts[i]);
+}
