@@ -1015,14 +1015,14 @@ policy_decide(const struct policy_params *p, const struct policy_input *in,
 			   d->schedule >= 0 ? "')" : "");
 	}
 	if (v > cur && in->capacity_left >= 0) {
-		int room = in->instances + in->capacity_left;
+		int64_t room = (int64_t)in->instances + in->capacity_left;
 
 		if (room < cur)
 			room = cur;
 		if (v > room) {
 			reason_add(&r, "placement has room for %d more -> %d",
-				   in->capacity_left, room);
-			v = room;
+				   in->capacity_left, (int)room);
+			v = (int)room;
 		}
 	}
 	d->to = v;
