@@ -2518,7 +2518,7 @@ static const struct opt daemon_opts[] = {
 	 .doc = "MySQL/MariaDB password: { file: PATH } or { env: NAME }"},
 	{.name = "admin_token", .type = T_SECRET,
 	 .off = offsetof(struct config_daemon, admin_token),
-	 .flags = F_OMIT | R, .defdoc = "none (admin API only on loopback, unauthenticated)",
+	 .flags = F_OMIT | R, .defdoc = "none (the admin API refuses every request)",
 	 .doc = "bearer token of the admin API: { file: PATH } or { env: NAME }"},
 	{.name = "log_level", .type = T_ENUM,
 	 .off = offsetof(struct config_daemon, log_level), .flags = R,

@@ -15,7 +15,9 @@ import sys
 
 
 def esc(t):
-    return t.replace('\\', '\\e').replace('-', '\\-')
+    t = t.replace('\\', '\\e').replace('-', '\\-')
+    # a line must not start with a control character
+    return '\\&' + t if t[:1] in ('.', "'") else t
 
 
 def generate(binary):
@@ -38,7 +40,7 @@ def generate(binary):
                 info.append('default: ' + default)
             if bounds != '-':
                 info.append(bounds)
-            if reload == 'restart':
+            if reload == 'restart' and typ not in ('mapping', 'sequence'):
                 info.append('restart to change')
             lines.append('.TP')
             lines.append('.BR %s " (%s)"' % (name, esc(', '.join(info))))
