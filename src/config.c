@@ -2540,9 +2540,9 @@ static const struct section daemon_section = {"daemon", daemon_opts,
 
 static const struct opt host_opts[] = {
 	{.name = "name", .type = T_NAME, .off = offsetof(struct config_host, name),
-	 .flags = F_REQ | R, .doc = "unique name of the host"},
+	 .flags = F_REQ, .doc = "unique name of the host"},
 	{.name = "uri", .type = T_STR, .off = offsetof(struct config_host, uri),
-	 .flags = F_REQ | R, .type_name = "URI",
+	 .flags = F_REQ, .type_name = "URI",
 	 .doc = "libvirt connection URI (qemu:///system, qemu+ssh://root@kvm2/system)"},
 	{.name = "pool", .type = T_STR, .off = offsetof(struct config_host, pool),
 	 .flags = R, .def = "default",
@@ -2842,9 +2842,10 @@ static const struct opt root_opts[] = {
 	{.name = "daemon", .type = T_SECTION, .off = offsetof(struct config, daemon),
 	 .sub = &daemon_section, .doc = "settings of the daemon itself"},
 	{.name = "hosts", .type = T_CUSTOM, .parse = parse_hosts,
-	 .print = print_hosts, .flags = F_REQ | R, .sub = &host_section,
+	 .print = print_hosts, .flags = F_REQ, .sub = &host_section,
 	 .elem = "[]", .type_name = "sequence",
-	 .doc = "the libvirt hosts (at least one)"},
+	 .doc = "the libvirt hosts (at least one); adding, removing or "
+		"renaming a host, or changing its uri, needs a restart"},
 	{.name = "groups", .type = T_CUSTOM, .parse = parse_groups,
 	 .print = print_groups, .flags = R, .sub = &group_section, .elem = ".*",
 	 .type_name = "mapping", .defdoc = "none",
@@ -3680,6 +3681,32 @@ config_reload_check(const struct config *old_cfg,
 
 	reload_cmp(&daemon_section, &old_cfg->daemon, &new_cfg->daemon,
 		   "daemon", why, &rc);
+	/* The daemon keeps one connection per host: the set of hosts and
+	 * their URIs stay; their limits and networks may change. */
+	for (unsigned i = 0; i < old_cfg->n_hosts; i++) {
+		const struct config_host *o = &old_cfg->hosts[i];
+		const struct config_host *n = config_host_find(new_cfg, o->name);
+
+		if (!n) {
+			strbuf_addf(why, "hosts: host '%s' was removed; a "
+				    "reload cannot apply this, restart the "
+				    "daemon\n", o->name);
+			rc = -1;
+		} else if (strcmp(o->uri, n->uri) != 0) {
+			strbuf_addf(why, "hosts: the uri of host '%s' changed; "
+				    "a reload cannot apply this, restart the "
+				    "daemon\n", o->name);
+			rc = -1;
+		}
+	}
+	for (unsigned i = 0; i < new_cfg->n_hosts; i++) {
+		if (!config_host_find(old_cfg, new_cfg->hosts[i].name)) {
+			strbuf_addf(why, "hosts: host '%s' was added; a reload "
+				    "cannot apply this, restart the daemon\n",
+				    new_cfg->hosts[i].name);
+			rc = -1;
+		}
+	}
 	return rc;
 }
 

@@ -299,7 +299,10 @@ int config_print(const struct config *cfg, struct strbuf *out);
 /*
  * For a SIGHUP reload: 0 if new only differs from old in keys that a
  * reload may change; otherwise -1, and one line per key that would need
- * a restart ("daemon.listen: ...") appended to why.
+ * a restart ("daemon.listen: ...") appended to why. Needing a restart:
+ * the daemon keys not marked reloadable in autoscale.yaml(5), and the set
+ * of hosts (names) and their uris; so after a successful check every
+ * host of old is in new, under the same name and uri.
  */
 int config_reload_check(const struct config *old_cfg,
 			const struct config *new_cfg, struct strbuf *why);

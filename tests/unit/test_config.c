@@ -347,9 +347,12 @@ collect_key(const struct config_key_info *k, void *arg)
 		print_error("optional key %s documents no default\n", k->key);
 		ks->bad = true;
 	}
-	/* everything about hosts and groups may change on reload */
+	/* everything about groups, and hosts but their identity, may
+	 * change on reload */
 	if ((strncmp(k->key, "hosts[]", 7) == 0 ||
-	     strncmp(k->key, "groups", 6) == 0) && !k->reloadable) {
+	     strncmp(k->key, "groups", 6) == 0) && !k->reloadable &&
+	    strcmp(k->key, "hosts[].name") != 0 &&
+	    strcmp(k->key, "hosts[].uri") != 0) {
 		print_error("key %s is not reloadable\n", k->key);
 		ks->bad = true;
 	}
@@ -388,7 +391,8 @@ test_reload_flags(void **state)
 	assert_int_equal(config_key_reloadable("daemon.interval"), 1);
 	assert_int_equal(config_key_reloadable("groups.*.max"), 1);
 	assert_int_equal(config_key_reloadable("groups.*.scaling.steps[].change"), 1);
-	assert_int_equal(config_key_reloadable("hosts[].uri"), 1);
+	assert_int_equal(config_key_reloadable("hosts[].uri"), 0);
+	assert_int_equal(config_key_reloadable("hosts[].max_instances"), 1);
 	assert_int_equal(config_key_reloadable("no.such.key"), -1);
 
 	a = parse(base_yaml, &errors);
@@ -409,6 +413,25 @@ test_reload_flags(void **state)
 	assert_int_equal(config_reload_check(a, c, &why), -1);
 	assert_non_null(strstr(why.buf, "daemon.listen: changed"));
 	assert_non_null(strstr(why.buf, "daemon.tls.cert: changed"));
+	config_free(c);
+	strbuf_reset(&why);
+
+	/* host limits may change; host identity may not */
+	text = xasprintf("%s", base_yaml);
+	memcpy(strstr(text, "user_net: true"), "bridge: br1   ", 14);
+	c = parse(text, &errors);
+	free(text);
+	assert_non_null(c);
+	assert_int_equal(config_reload_check(a, c, &why), 0);
+	config_free(c);
+	text = xasprintf("%s", base_yaml);
+	memcpy(strstr(text, "name: kvm1"), "name: kvm3", 10);
+	c = parse(text, &errors);
+	free(text);
+	assert_non_null(c);
+	assert_int_equal(config_reload_check(a, c, &why), -1);
+	assert_non_null(strstr(why.buf, "host 'kvm1' was removed"));
+	assert_non_null(strstr(why.buf, "host 'kvm3' was added"));
 	config_free(a);
 	config_free(b);
 	config_free(c);
