@@ -776,8 +776,9 @@ cleanup:
 	return ok ? 0 : -1;
 }
 
-struct store *
-store_open(const char *url, const char *password)
+/* The driver for url's scheme and the rest of the URL after it. */
+static const struct store_driver *
+driver_for(const char *url, const char **rest)
 {
 	static const struct {
 		const char *prefix;
@@ -787,29 +788,55 @@ store_open(const char *url, const char *password)
 		{"mysql://", &store_driver_mysql},
 		{"mariadb://", &store_driver_mysql},
 	};
-	const struct store_driver *drv = NULL;
-	const char *rest = NULL;
-	struct store *s;
 
 	if (!url || !*url) {
 		err_set("state store URL is empty (expected sqlite:///PATH or "
 			"mysql://USER@HOST:PORT/DB)");
 		return NULL;
 	}
+	for (const char *p = url; *p; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			err_set("state store URL contains a control character");
+			return NULL;
+		}
+	}
 	for (size_t i = 0; i < ARRAY_SIZE(schemes); i++) {
 		size_t n = strlen(schemes[i].prefix);
 
 		if (strncmp(url, schemes[i].prefix, n) == 0) {
-			drv = schemes[i].drv;
-			rest = url + n;
-			break;
+			*rest = url + n;
+			return schemes[i].drv;
 		}
 	}
-	if (!drv) {
-		err_set("state store URL '%.200s': unsupported scheme (expected "
-			"sqlite:///PATH or mysql://USER@HOST:PORT/DB)", url);
-		return NULL;
+	err_set("state store URL '%.200s': unsupported scheme (expected "
+		"sqlite:///PATH or mysql://USER@HOST:PORT/DB)", url);
+	return NULL;
+}
+
+int
+store_url_check(const char *url)
+{
+	const char *rest = NULL;
+	const struct store_driver *drv = driver_for(url, &rest);
+
+	if (!drv)
+		return -1;
+	if (drv->check_url(rest) < 0) {
+		err_prefix("state store %s", drv->name);
+		return -1;
 	}
+	return 0;
+}
+
+struct store *
+store_open(const char *url, const char *password)
+{
+	const char *rest = NULL;
+	const struct store_driver *drv = driver_for(url, &rest);
+	struct store *s;
+
+	if (!drv)
+		return NULL;
 	s = xcalloc(1, sizeof(*s));
 	s->drv = drv;
 	pthread_mutex_init(&s->lock, NULL);

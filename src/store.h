@@ -84,6 +84,9 @@ const char *store_rc_name(int rc);
  */
 struct store *store_open(const char *url, const char *password);
 void store_close(struct store *s);
+/* Check the URL's syntax as store_open() would, without creating a file or
+ * connecting (for `check`). 0, or -1 + err_set(). */
+int store_url_check(const char *url);
 /* Backend name: "sqlite" or "mysql". */
 const char *store_backend(const struct store *s);
 /* The schema version found in the database after open (== STORE_SCHEMA_VERSION). */

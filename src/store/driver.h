@@ -61,6 +61,9 @@ struct store_driver {
 	 * never logged.
 	 */
 	struct store_conn *(*open)(const char *rest, const char *password);
+	/* Check the URL (without its scheme) as open would, touching
+	 * nothing: 0, or -1 + err_set(). */
+	int (*check_url)(const char *rest);
 	void (*close)(struct store_conn *c);
 	/* Transactions. write=true takes the write lock up front (SQLite's
 	 * BEGIN IMMEDIATE); MariaDB relies on row locks. rollback never fails

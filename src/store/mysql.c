@@ -308,6 +308,20 @@ fail:
 	return NULL;
 }
 
+static int
+my_check_url(const char *rest)
+{
+	struct store_conn *c = xcalloc(1, sizeof(*c));
+	int rc;
+
+	strbuf_init(&c->sql);
+	rc = parse_url(c, rest);
+	if (rc < 0)
+		err_prefix("'mysql://%.200s'", rest);
+	my_close(c);
+	return rc;
+}
+
 static void
 my_close(struct store_conn *c)
 {
@@ -670,6 +684,7 @@ static const struct store_migration migrations[] = {
 const struct store_driver store_driver_mysql = {
 	.name = "mysql",
 	.open = my_open,
+	.check_url = my_check_url,
 	.close = my_close,
 	.begin = my_begin,
 	.commit = my_commit,

@@ -85,6 +85,32 @@ exec_simple(struct store_conn *c, const char *sql)
 
 static void sq_close(struct store_conn *c);
 
+static int
+sq_check_url(const char *rest)
+{
+	if (rest[0] != '/' || rest[1] == '\0') {
+		err_set("sqlite URL needs an absolute file path: "
+			"sqlite:///abs/path/state.db, not 'sqlite://%.200s'",
+			rest);
+		return -1;
+	}
+	if (strchr(rest, '?') || strchr(rest, '#')) {
+		err_set("sqlite URL 'sqlite://%.200s': query strings are not "
+			"supported", rest);
+		return -1;
+	}
+	if (rest[strlen(rest) - 1] == '/') {
+		err_set("sqlite URL 'sqlite://%.200s' names a directory, not a "
+			"file", rest);
+		return -1;
+	}
+	if (strlen(rest) > 4000) {
+		err_set("sqlite URL: the path is longer than 4000 bytes");
+		return -1;
+	}
+	return 0;
+}
+
 static struct store_conn *
 sq_open(const char *rest, const char *password)
 {
@@ -95,22 +121,8 @@ sq_open(const char *rest, const char *password)
 	int fd;
 
 	(void)password;
-	if (rest[0] != '/' || rest[1] == '\0') {
-		err_set("sqlite URL needs an absolute file path: "
-			"sqlite:///abs/path/state.db, not 'sqlite://%.200s'",
-			rest);
+	if (sq_check_url(rest) < 0)
 		return NULL;
-	}
-	if (strchr(rest, '?') || strchr(rest, '#')) {
-		err_set("sqlite URL 'sqlite://%.200s': query strings are not "
-			"supported", rest);
-		return NULL;
-	}
-	if (rest[strlen(rest) - 1] == '/') {
-		err_set("sqlite URL 'sqlite://%.200s' names a directory, not a "
-			"file", rest);
-		return NULL;
-	}
 	if (make_parents(rest) < 0)
 		return NULL;
 	/* Create it ourselves so the mode is 0600 whatever the umask;
@@ -480,6 +492,7 @@ static const struct store_migration migrations[] = {
 const struct store_driver store_driver_sqlite = {
 	.name = "sqlite",
 	.open = sq_open,
+	.check_url = sq_check_url,
 	.close = sq_close,
 	.begin = sq_begin,
 	.commit = sq_commit,

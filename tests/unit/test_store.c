@@ -195,6 +195,20 @@ test_bad_urls(void **state)
 		{"mysql://va@host/db?ssl=1", "only option"},
 		{"mysql://va@127.0.0.1/db?socket=/tmp/s", "needs the host"},
 		{"mysql://va@localhost/db?socket=rel", "only option"},
+		{"sqlite:///tmp/a\nb.db", "control character"},
+		{"mysql://va@[::1/db", "IPv6"},
+		{"mysql://va@[::1]x/db", "junk"},
+		{"mysql://va@host:/db", "port"},
+	};
+
+	static const char *const good[] = {
+		"sqlite:///var/lib/virt-autoscaler/state.db",
+		"mysql://va@127.0.0.1:3307/va_test",
+		"mysql://va@db.example.net/autoscaler",
+		"mysql://db.example.net/autoscaler",
+		"mysql://va@[::1]:3306/x",
+		"mysql://va@localhost/db?socket=/run/mysqld/mysqld.sock",
+		"mariadb://va@h/db",
 	};
 
 	(void)state;
@@ -204,7 +218,13 @@ test_bad_urls(void **state)
 		if (s)
 			fail_msg("store_open('%s') succeeded", cases[i].url);
 		expect_msg(cases[i].msg);
+		assert_int_equal(store_url_check(cases[i].url), -1);
+		expect_msg(cases[i].msg);
 	}
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++)
+		if (store_url_check(good[i]) != 0)
+			fail_msg("store_url_check('%s'): %s", good[i], err_msg());
+	assert_int_equal(store_url_check(NULL), -1);
 }
 
 static void
