@@ -368,6 +368,9 @@ int store_journal_pending(struct store *s, struct store_journal_list *out);
  * "hostname:pid"): two processes with one holder id would steal the lease
  * from each other.
  *
+ * A daemon that opened several handles (one per thread) arms the others
+ * with store_fence_set(name, epoch) after each acquisition.
+ *
  * A daemon without HA acquires the lease too and refuses to start on
  * STORE_E_HELD ("state in use by HOLDER"); with HA it stays standby and
  * retries every ttl/3 or so. The leader renews every ttl/3; a renew that
