@@ -358,7 +358,7 @@ test_yaml_quote(void **state)
 		"{flow: [x]}", "&anchor *alias !tag", "\x01\x1f\x7f",
 		"unicode \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
 		"line sep \xe2\x80\xa8 para \xe2\x80\xa9 nel \xc2\x85",
-		"\xef\xbb\xbf" "bom", "'single'", "%YAML 1.1", "---", "...",
+		("\xef\xbb\xbf" "bom"), "'single'", "%YAML 1.1", "---", "...",
 		"null", "~", "true", "0x10",
 	};
 
