@@ -700,18 +700,19 @@ refresh_facts(struct chost *ch, struct centry *e, virDomainPtr dom,
 	char *xml;
 	int rc = -1;
 
+	name = virDomainGetName(dom); /* local: no call to the daemon */
 	(*calls)++;
 	xml = virDomainGetXMLDesc(dom, 0);
 	if (!xml) {
-		err_set("cannot read the XML of domain %s: %s",
-			virDomainGetName(dom), virGetLastErrorMessage());
-		return -1;
+		/* Copy the message before any other libvirt call resets it. */
+		err_set("cannot read the XML of domain %s: %s", name ? name : "?",
+			virGetLastErrorMessage());
+		return virGetLastErrorCode() == VIR_ERR_NO_DOMAIN ? -2 : -1;
 	}
 	if (collect_parse_domain_xml(xml, strlen(xml), &f, &why) < 0) {
 		err_prefix("domain %s", virDomainGetName(dom));
 		goto cleanup;
 	}
-	name = virDomainGetName(dom);
 	if (why)
 		log_warn("%s: domain %s: %s; not collected", host_name(ch->h),
 			 name, why);
@@ -785,7 +786,9 @@ node_capacity(struct chost *ch, virConnectPtr conn, int64_t now_ms,
 			}
 			ch->free_kib = freek;
 			ch->cap_have_free = true;
-			if (have_total && !ch->node_mem_kib)
+			/* The kernel's MemTotal; virNodeGetInfo sums NUMA
+			 * nodes, which some machines under-report. */
+			if (have_total)
 				ch->node_mem_kib = total;
 		} else {
 			unsigned long long bytes;
@@ -870,9 +873,14 @@ one_record(struct chost *ch, virDomainStatsRecordPtr rec, int64_t t_ms,
 	if (e->stale) {
 		unsigned xml_calls = 0;
 
-		if (refresh_facts(ch, e, rec->dom, &xml_calls) < 0)
+		int rc = refresh_facts(ch, e, rec->dom, &xml_calls);
+
+		/* -2: the domain went away since the stats call. */
+		if (rc == -1)
 			log_complain(&ch->complain, LOG_LEVEL_WARN, log_tag,
 				     "%s: %s", host_name(ch->h), err_msg());
+		else if (rc == -2)
+			log_debug("%s: %s", host_name(ch->h), err_msg());
 		p->calls += xml_calls;
 		p->calls_xml += xml_calls;
 	}
@@ -1235,9 +1243,8 @@ collect_set_stats_period(struct host *h, const unsigned char uuid[VIR_UUID_BUFLE
 	}
 	if (virDomainSetMemoryStatsPeriod(dom, period_s,
 					  VIR_DOMAIN_AFFECT_LIVE) < 0) {
-		err_set("%s: domain %s: cannot set the memory stats period: %s",
-			host_name(h), virDomainGetName(dom),
-			virGetLastErrorMessage());
+		err_set("%s: cannot set the memory stats period: %s",
+			host_name(h), virGetLastErrorMessage());
 		goto cleanup;
 	}
 	rc = 0;
