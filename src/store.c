@@ -1853,16 +1853,24 @@ store_journal_begin(struct store *s, const char *instance,
 	} else if (found.n == 0) {
 		err_set("no instance %s in the state store", instance);
 		rc = STORE_E_NOTFOUND;
-	} else if (x(s, "INSERT INTO journal (instance_id, action, step, "
-			"status, payload, error, created_ms, updated_ms) "
-			"VALUES (?, ?, ?, ?, ?, NULL, ?, ?)",
-		     (struct store_val[]){
-			     SV_TEXT(instance), SV_TEXT(action_names[action]),
-			     SV_TEXT(step_names[STORE_STEP_NONE]),
-			     SV_TEXT(status_names[STORE_JOURNAL_PENDING]),
-			     SV_OPT(payload), SV_INT(now), SV_INT(now)},
-		     7, NULL, &id) < 0) {
-		rc = STORE_E_ERROR;
+	} else {
+		rc = x(s, "INSERT INTO journal (instance_id, action, step, "
+			  "status, payload, error, created_ms, updated_ms, "
+			  "pending_instance) "
+			  "VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?)",
+		       (struct store_val[]){
+			       SV_TEXT(instance), SV_TEXT(action_names[action]),
+			       SV_TEXT(step_names[STORE_STEP_NONE]),
+			       SV_TEXT(status_names[STORE_JOURNAL_PENDING]),
+			       SV_OPT(payload), SV_INT(now), SV_INT(now),
+			       SV_TEXT(instance)},
+		       8, NULL, &id);
+		if (rc == STORE_E_EXISTS) {
+			err_set("instance %s already has a pending journal "
+				"entry: settle it first (journal_done/fail)",
+				instance);
+			rc = STORE_E_CONFLICT;
+		}
 	}
 	rc = tx_end(s, rc);
 cleanup:
@@ -1967,8 +1975,8 @@ journal_close(struct store *s, int64_t id, enum store_journal_status status,
 	rc = tx_begin(s);
 	if (rc < 0)
 		goto cleanup;
-	if (x(s, "UPDATE journal SET status = ?, error = ?, updated_ms = ? "
-		 "WHERE id = ? AND status = 'pending'",
+	if (x(s, "UPDATE journal SET status = ?, error = ?, updated_ms = ?, "
+		 "pending_instance = NULL WHERE id = ? AND status = 'pending'",
 	      (struct store_val[]){SV_TEXT(status_names[status]), SV_OPT(why),
 				   SV_INT(util_wall_ms()), SV_INT(id)},
 	      4, &changes, NULL) < 0) {

@@ -335,7 +335,9 @@ struct store_journal_list {
 };
 void store_journal_list_release(struct store_journal_list *l);
 
-/* Record the intent (step NONE); *id_out gets its id. The instance must exist. */
+/* Record the intent (step NONE); *id_out gets its id. The instance must
+ * exist and have no other pending entry (one action in flight per
+ * instance, enforced by a unique key): STORE_E_CONFLICT otherwise. */
 int store_journal_begin(struct store *s, const char *instance,
 			enum store_journal_action action, const char *payload,
 			int64_t *id_out);

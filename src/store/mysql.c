@@ -664,7 +664,9 @@ static const char *const v2[] = {
 	" error TEXT NULL,"
 	" created_ms BIGINT NOT NULL,"
 	" updated_ms BIGINT NOT NULL,"
+	" pending_instance VARCHAR(64) NULL,"
 	" KEY journal_status (status, id),"
+	" UNIQUE KEY journal_pending_instance (pending_instance),"
 	" CONSTRAINT journal_instance_fk FOREIGN KEY (instance_id)"
 	"  REFERENCES instances (id))" TABLE_OPTS,
 	"CREATE TABLE IF NOT EXISTS leases ("

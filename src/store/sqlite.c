@@ -472,7 +472,9 @@ static const char *const v2[] = {
 	" payload TEXT,"
 	" error TEXT,"
 	" created_ms INTEGER NOT NULL,"
-	" updated_ms INTEGER NOT NULL)",
+	" updated_ms INTEGER NOT NULL,"
+	/* = instance_id while pending, else NULL: one action in flight */
+	" pending_instance TEXT UNIQUE)",
 	"CREATE INDEX journal_status ON journal (status, id)",
 	"CREATE INDEX journal_instance ON journal (instance_id)",
 	"CREATE TABLE leases ("

@@ -734,7 +734,13 @@ test_journal(void **state)
 					     "{\"host\":\"kvm1\"}", &j1), STORE_OK);
 	assert_int_equal(store_journal_begin(s, id2, STORE_JOURNAL_REMOVE, NULL,
 					     &j2), STORE_OK);
-	assert_int_equal(store_journal_begin(s, id, STORE_JOURNAL_PROVISION,
+	/* one action in flight per instance */
+	assert_int_equal(store_journal_begin(s, id, STORE_JOURNAL_REMOVE,
+					     NULL, &j3), STORE_E_CONFLICT);
+	expect_msg("pending journal entry");
+	char id3[STORE_ID_LEN + 1];
+	put_instance(s, "web", STORE_INSTANCE_PROVISIONING, id3);
+	assert_int_equal(store_journal_begin(s, id3, STORE_JOURNAL_PROVISION,
 					     NULL, &j3), STORE_OK);
 	assert_true(j1 < j2 && j2 < j3);
 
@@ -793,6 +799,11 @@ test_journal(void **state)
 	assert_non_null(strstr(e.error, "rolled back"));
 	store_journal_entry_release(&e);
 	assert_int_equal(store_journal_fail(s, j2, NULL), STORE_E_ERROR);
+	/* settled: the instance may get its next action */
+	assert_int_equal(store_journal_begin(s, id, STORE_JOURNAL_REMOVE, NULL,
+					     &j3), STORE_OK);
+	assert_int_equal(store_journal_begin(s, id3, STORE_JOURNAL_REMOVE, NULL,
+					     &j3), STORE_OK);
 
 	char nope[STORE_ID_LEN + 1];
 	assert_int_equal(store_instance_new_id(nope), 0);
