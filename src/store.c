@@ -1866,9 +1866,23 @@ store_journal_begin(struct store *s, const char *instance,
 			       SV_TEXT(instance)},
 		       8, NULL, &id);
 		if (rc == STORE_E_EXISTS) {
-			err_set("instance %s already has a pending journal "
-				"entry: settle it first (journal_done/fail)",
-				instance);
+			struct store_journal_list l = {NULL, 0};
+
+			if (q(s, "SELECT " JOURNAL_COLS " FROM journal WHERE "
+				 "pending_instance = ?",
+			      (struct store_val[]){SV_TEXT(instance)}, 1,
+			      journal_list_cb, &l) == 0 && l.n == 1)
+				err_set("instance %s already has pending journal "
+					"entry %" PRId64 " (%s, at step %s): "
+					"resume it (store_journal_find_pending) "
+					"or settle it (done/fail) first",
+					instance, l.v[0].id,
+					action_names[l.v[0].action],
+					step_names[l.v[0].step]);
+			else
+				err_set("instance %s already has a pending "
+					"journal entry", instance);
+			store_journal_list_release(&l);
 			rc = STORE_E_CONFLICT;
 		}
 	}
@@ -2016,6 +2030,35 @@ store_journal_get(struct store *s, int64_t id, struct store_journal_entry *out)
 	lock(s);
 	rc = journal_read(s, id, out);
 	unlock(s);
+	return rc;
+}
+
+int
+store_journal_find_pending(struct store *s, const char *instance,
+			   struct store_journal_entry *out)
+{
+	struct store_journal_list l = {NULL, 0};
+	int rc = STORE_OK;
+
+	memset(out, 0, sizeof(*out));
+	if (check_id(instance) < 0)
+		return STORE_E_ERROR;
+	lock(s);
+	if (q(s, "SELECT " JOURNAL_COLS " FROM journal WHERE instance_id = ? "
+		 "AND status = 'pending' ORDER BY id",
+	      (struct store_val[]){SV_TEXT(instance)}, 1, journal_list_cb,
+	      &l) < 0)
+		rc = STORE_E_ERROR;
+	unlock(s);
+	if (rc == STORE_OK && l.n == 0) {
+		err_set("instance %s has no pending journal entry", instance);
+		rc = STORE_E_NOTFOUND;
+	}
+	if (rc == STORE_OK) {
+		*out = l.v[0];
+		l.v[0] = (struct store_journal_entry){0};
+	}
+	store_journal_list_release(&l);
 	return rc;
 }
 

@@ -353,6 +353,10 @@ int store_journal_done(struct store *s, int64_t id);
 int store_journal_fail(struct store *s, int64_t id, const char *why);
 int store_journal_get(struct store *s, int64_t id,
 		      struct store_journal_entry *out);
+/* The pending entry of an instance (at most one), to resume an action
+ * that failed half-way instead of beginning a new one; STORE_E_NOTFOUND. */
+int store_journal_find_pending(struct store *s, const char *instance,
+			       struct store_journal_entry *out);
 /* Every pending entry, oldest first: what recovery must finish or undo. */
 int store_journal_pending(struct store *s, struct store_journal_list *out);
 

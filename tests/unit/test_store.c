@@ -738,6 +738,11 @@ test_journal(void **state)
 	assert_int_equal(store_journal_begin(s, id, STORE_JOURNAL_REMOVE,
 					     NULL, &j3), STORE_E_CONFLICT);
 	expect_msg("pending journal entry");
+	expect_msg("provision, at step none");
+	assert_int_equal(store_journal_find_pending(s, id, &e), STORE_OK);
+	assert_int_equal(e.id, j1);
+	assert_int_equal(e.action, STORE_JOURNAL_PROVISION);
+	store_journal_entry_release(&e);
 	char id3[STORE_ID_LEN + 1];
 	put_instance(s, "web", STORE_INSTANCE_PROVISIONING, id3);
 	assert_int_equal(store_journal_begin(s, id3, STORE_JOURNAL_PROVISION,
@@ -794,6 +799,7 @@ test_journal(void **state)
 	assert_int_equal(store_journal_pending(s, &l), STORE_OK);
 	assert_int_equal(l.n, 0);
 	store_journal_list_release(&l);
+	assert_int_equal(store_journal_find_pending(s, id, &e), STORE_E_NOTFOUND);
 	assert_int_equal(store_journal_get(s, j1, &e), STORE_OK);
 	assert_int_equal(e.status, STORE_JOURNAL_FAILED);
 	assert_non_null(strstr(e.error, "rolled back"));
