@@ -349,7 +349,8 @@ yaml_build(struct pctx *ctx, const char *data, size_t len)
 	if (!yaml_parser_initialize(&parser))
 		fatal("libyaml: cannot initialize the parser");
 	yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
-	yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING);
+	/* No yaml_parser_set_encoding(): libyaml then skips a UTF-8 byte
+	 * order mark. UTF-16 was refused before (check_utf8). */
 
 	while (!done) {
 		struct ynode *n = NULL;
@@ -419,8 +420,8 @@ yaml_build(struct pctx *ctx, const char *data, size_t len)
 				failed = true;
 				done = true;
 			} else if (depth == 0) {
-				if (root)
-					ynode_free(root); /* cannot happen */
+				/* one document, so one root */
+				ynode_free(root);
 				root = n;
 			} else {
 				ynode_add(stack[depth - 1], n);
@@ -540,7 +541,6 @@ enum ctype {
 #define F_RELOAD 0x02     /* a SIGHUP reload may change it */
 #define F_OMIT 0x04       /* printed only when set (non-NULL, non-zero) */
 #define F_MIN_EXCL 0x08   /* the minimum itself is not allowed */
-#define F_NOPRINT 0x10    /* parse-only helper field */
 
 struct section;
 struct opt;
@@ -1458,8 +1458,6 @@ static void
 print_opt(struct strbuf *out, const void *base, const struct opt *o,
 	  int indent)
 {
-	if (o->flags & F_NOPRINT)
-		return;
 	if (o->show && !o->show(base))
 		return;
 	if ((o->flags & F_OMIT) && !opt_is_set(base, o))
