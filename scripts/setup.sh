@@ -6,6 +6,8 @@
 #   scripts/setup.sh --virt     also libvirt, QEMU and guest-image tools
 #   scripts/setup.sh --servers  also MariaDB and InfluxDB servers
 #   scripts/setup.sh --all      everything
+#   scripts/setup.sh --sysprep  also libguestfs-tools (big; only the heavy
+#                               virt-sysprep test needs it, not in --all)
 set -euo pipefail
 
 BUILD_PKGS=(
@@ -21,14 +23,16 @@ VIRT_PKGS=(
 	debootstrap busybox-static cpio cloud-image-utils genisoimage
 )
 SERVER_PKGS=(mariadb-server influxdb)
+SYSPREP_PKGS=(libguestfs-tools)
 
 want=("${BUILD_PKGS[@]}")
 for arg in "$@"; do
 	case "$arg" in
 	--virt) want+=("${VIRT_PKGS[@]}") ;;
 	--servers) want+=("${SERVER_PKGS[@]}") ;;
+	--sysprep) want+=("${SYSPREP_PKGS[@]}") ;;
 	--all) want+=("${VIRT_PKGS[@]}" "${SERVER_PKGS[@]}") ;;
-	-h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,11p' "$0"; exit 0 ;;
 	*) echo "setup.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
 	esac
 done
