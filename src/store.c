@@ -297,48 +297,83 @@ check_id(const char *s)
 	return check_id_len(s, strlen(s));
 }
 
-/* Whether s[0..len) is well-formed UTF-8 (no overlongs, no surrogates,
- * nothing above U+10FFFF). Both backends then store the same text:
- * MariaDB in strict mode refuses what SQLite would keep. */
+/* Length of the well-formed UTF-8 sequence at s (len bytes left), or 0
+ * (overlongs, surrogates and code points above U+10FFFF are malformed). */
+static size_t
+utf8_seq(const unsigned char *s, size_t len)
+{
+	unsigned char c = s[0];
+	size_t n;
+	uint32_t cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 1;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 2;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 3;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (len <= n)
+		return 0;
+	for (size_t k = 1; k <= n; k++) {
+		if ((s[k] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[k] & 0x3f);
+	}
+	if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n + 1;
+}
+
+/* Whether s[0..len) is well-formed UTF-8. Both backends then store the
+ * same text: MariaDB in strict mode refuses what SQLite would keep. */
 static bool
 utf8_valid(const unsigned char *s, size_t len)
 {
-	size_t i = 0;
+	for (size_t i = 0, n; i < len; i += n)
+		if ((n = utf8_seq(s + i, len - i)) == 0)
+			return false;
+	return true;
+}
 
+/*
+ * Free text from outside (libvirt errors, guest host names) made storable:
+ * malformed UTF-8 and control characters other than tab and newline become
+ * '?', and it is cut to max bytes on a character boundary. Caller frees.
+ */
+static char *
+text_sanitize(const char *in, size_t max)
+{
+	const unsigned char *s = (const unsigned char *)in;
+	size_t len = strlen(in), i = 0;
+	struct strbuf sb = STRBUF_INIT;
+
+	strbuf_add(&sb, "", 0);
 	while (i < len) {
-		unsigned char c = s[i];
-		size_t n;
-		uint32_t cp;
+		size_t n = utf8_seq(s + i, len - i);
 
-		if (c < 0x80) {
-			i++;
+		if (n == 0 || (n == 1 && (s[i] == 0x7f || (s[i] < 0x20 &&
+				s[i] != '\n' && s[i] != '\t')))) {
+			if (sb.len + 1 > max)
+				break;
+			strbuf_addc(&sb, '?');
+			i += n ? n : 1;
 			continue;
 		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (len - i <= n)
-			return false;
-		for (size_t k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (s[i + k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += n + 1;
+		if (sb.len + n > max)
+			break;
+		strbuf_add(&sb, s + i, n);
+		i += n;
 	}
-	return true;
+	return strbuf_detach(&sb);
 }
 
 /* Free text: at most max bytes of UTF-8, no control characters but
@@ -1663,6 +1698,7 @@ int
 store_event_append(struct store *s, const struct store_event *e,
 		   int64_t *id_out)
 {
+	char *msg = NULL;
 	int64_t id = 0;
 	int rc;
 
@@ -1671,14 +1707,14 @@ store_event_append(struct store *s, const struct store_event *e,
 	    (!e->kind && (err_set("event kind is missing"), 1)) ||
 	    (e->kind && check_name_len(e->kind, strlen(e->kind), "event kind",
 				       true) < 0) ||
-	    check_text(e->message, STORE_TEXT_MAX, "event message", false,
-		       true) < 0 ||
+	    (!e->message && (err_set("event message is missing"), 1)) ||
 	    check_text(e->details, STORE_JSON_MAX, "event details", true,
 		       true) < 0 ||
 	    (e->time_ms < 0 && (err_set("negative event time"), 1))) {
 		err_prefix("event");
 		return STORE_E_ERROR;
 	}
+	msg = text_sanitize(e->message, STORE_TEXT_MAX);
 	lock(s);
 	rc = tx_begin(s);
 	if (rc < 0)
@@ -1688,13 +1724,14 @@ store_event_append(struct store *s, const struct store_event *e,
 	      (struct store_val[]){SV_INT(e->time_ms ? e->time_ms
 						      : util_wall_ms()),
 				   SV_OPT(e->group), SV_OPT(e->instance),
-				   SV_TEXT(e->kind), SV_TEXT(e->message),
+				   SV_TEXT(e->kind), SV_TEXT(msg),
 				   SV_OPT(e->details)},
 	      6, NULL, &id) < 0)
 		rc = STORE_E_ERROR;
 	rc = tx_end(s, rc);
 cleanup:
 	unlock(s);
+	free(msg);
 	if (rc == STORE_OK && id_out)
 		*id_out = id;
 	return rc;
@@ -1975,16 +2012,21 @@ cleanup:
 
 static int
 journal_close(struct store *s, int64_t id, enum store_journal_status status,
-	      const char *why)
+	      const char *reason)
 {
 	struct store_journal_entry e;
+	char *why = NULL;
 	int64_t changes = 0;
 	int rc;
 
 	memset(&e, 0, sizeof(e));
-	if (check_text(why, STORE_TEXT_MAX, "journal failure reason",
-		       status != STORE_JOURNAL_FAILED, true) < 0)
-		return STORE_E_ERROR;
+	if (status == STORE_JOURNAL_FAILED) {
+		if (!reason) {
+			err_set("journal failure reason is missing");
+			return STORE_E_ERROR;
+		}
+		why = text_sanitize(reason, STORE_TEXT_MAX);
+	}
 	lock(s);
 	rc = tx_begin(s);
 	if (rc < 0)
@@ -2007,6 +2049,7 @@ journal_close(struct store *s, int64_t id, enum store_journal_status status,
 cleanup:
 	unlock(s);
 	store_journal_entry_release(&e);
+	free(why);
 	return rc;
 }
 

@@ -248,7 +248,10 @@ struct store_event {
 	char *group;         /* or NULL for daemon-wide events */
 	char *instance;      /* instance id or NULL */
 	char *kind;          /* [a-z0-9_.-]{1,63}, e.g. "scale_out" */
-	char *message;       /* human-readable reason, <= STORE_TEXT_MAX */
+	char *message;       /* human-readable reason; stored sanitized: cut
+			      * to STORE_TEXT_MAX bytes on a character
+			      * boundary, malformed UTF-8 and control
+			      * characters but tab/newline become '?' */
 	char *details;       /* optional JSON text, or NULL */
 };
 void store_event_release(struct store_event *e);
@@ -350,6 +353,7 @@ int store_journal_begin(struct store *s, const char *instance,
 int store_journal_step(struct store *s, int64_t id, enum store_journal_step step,
 		       const char *payload);
 int store_journal_done(struct store *s, int64_t id);
+/* why is required; stored sanitized like an event message. */
 int store_journal_fail(struct store *s, int64_t id, const char *why);
 int store_journal_get(struct store *s, int64_t id,
 		      struct store_journal_entry *out);

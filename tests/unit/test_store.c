@@ -707,6 +707,38 @@ test_events(void **state)
 	assert_int_equal(l.n, 0);
 	store_event_list_release(&l);
 
+	/* outside text is stored sanitized, not refused */
+	char *longmsg = xmalloc(STORE_TEXT_MAX + 10);
+	memset(longmsg, 'x', STORE_TEXT_MAX + 9);
+	memcpy(longmsg + STORE_TEXT_MAX - 1, "\xc3\xa9", 2); /* é across the limit */
+	longmsg[STORE_TEXT_MAX + 9] = '\0';
+	static const struct {
+		const char *in, *out;
+	} san[] = {
+		{"caf\xe9 \x1b[31mred\x1b[0m\r\n\tok \xe2\x82\xac",
+		 "caf? ?[31mred?[0m?\n\tok \xe2\x82\xac"},
+		{"", ""},
+		{"\xed\xa0\x80", "???"},
+	};
+	for (size_t k = 0; k < ARRAY_SIZE(san) + 1; k++) {
+		struct store_event ev = {0, 0, NULL, NULL, (char *)"san",
+			(char *)(k < ARRAY_SIZE(san) ? san[k].in : longmsg), NULL};
+		int64_t eid;
+
+		assert_int_equal(store_event_append(s, &ev, &eid), STORE_OK);
+		assert_int_equal(store_event_list_since(s, eid - 1, 1, &l),
+				 STORE_OK);
+		assert_int_equal(l.n, 1);
+		if (k < ARRAY_SIZE(san)) {
+			assert_string_equal(l.v[0].message, san[k].out);
+		} else {
+			assert_int_equal(strlen(l.v[0].message), STORE_TEXT_MAX - 1);
+			assert_int_equal(l.v[0].message[STORE_TEXT_MAX - 2], 'x');
+		}
+		store_event_list_release(&l);
+	}
+	free(longmsg);
+
 	struct store_event bad = {0, 0, NULL, NULL, (char *)"Scale Out",
 				  (char *)"x", NULL};
 	assert_int_equal(store_event_append(s, &bad, NULL), STORE_E_ERROR);
