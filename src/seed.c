@@ -192,6 +192,12 @@ seed_yaml_quote(const char *s)
 			strbuf_addf(&sb, "\\x%02x", *p);
 		} else if (n == 2 && p[0] == 0xc2 && p[1] == 0x85) {
 			strbuf_adds(&sb, "\\N");
+		} else if (n == 2 && p[0] == 0xc2 && p[1] < 0xa0) {
+			/* C1 controls are not printable in YAML */
+			strbuf_addf(&sb, "\\x%02x", p[1]);
+		} else if (n == 3 && p[0] == 0xef && p[1] == 0xbf && p[2] >= 0xbe) {
+			/* the noncharacters U+FFFE and U+FFFF */
+			strbuf_adds(&sb, p[2] == 0xbe ? "\\ufffe" : "\\uffff");
 		} else if (n == 3 && p[0] == 0xe2 && p[1] == 0x80 &&
 			   (p[2] == 0xa8 || p[2] == 0xa9)) {
 			strbuf_adds(&sb, p[2] == 0xa8 ? "\\L" : "\\P");

@@ -97,7 +97,8 @@ int seed_build_iso(const struct seed_spec *spec, unsigned char **iso,
 
 /*
  * s as a YAML double-quoted scalar, quotes included: '"' and '\' escaped,
- * control characters and the Unicode line breaks U+0085, U+2028, U+2029 as
+ * everything YAML does not allow as printable (C0 and C1 controls, DEL,
+ * U+FEFF, U+FFFE, U+FFFF) and the line breaks U+0085, U+2028, U+2029 as
  * escapes. NULL + err_set() if s is not valid UTF-8. Caller frees.
  */
 char *seed_yaml_quote(const char *s);

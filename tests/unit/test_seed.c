@@ -360,6 +360,7 @@ test_yaml_quote(void **state)
 		"line sep \xe2\x80\xa8 para \xe2\x80\xa9 nel \xc2\x85",
 		("\xef\xbb\xbf" "bom"), "'single'", "%YAML 1.1", "---", "...",
 		"null", "~", "true", "0x10",
+		"c1 \xc2\x80 \xc2\x9f nbsp \xc2\xa0 nonchar \xef\xbf\xbe \xef\xbf\xbf",
 	};
 
 	(void)state;
