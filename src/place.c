@@ -490,7 +490,9 @@ place_host_measure(virConnectPtr conn, const char *group,
 		virDomainInfo di;
 		char *meta;
 
-		if (virDomainGetInfo(doms[i], &di) == 0) {
+		/* a shut-off domain commits nothing on the host */
+		if (virDomainGetInfo(doms[i], &di) == 0 &&
+		    di.state != VIR_DOMAIN_SHUTOFF) {
 			h->vcpus_alloc += di.nrVirtCpu;
 			h->mem_alloc += (uint64_t)di.maxMem * 1024;
 		}

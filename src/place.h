@@ -109,8 +109,9 @@ double place_most_free_score(const struct va_placement_host *h,
 /*
  * Measure a host through libvirt: cpus and mem_total (virNodeGetInfo),
  * mem_free (virNodeGetFreeMemory), vcpus_alloc and mem_alloc summed over
- * all defined domains (virDomainGetInfo: nrVirtCpu, maxMem), instances and
- * group_instances counted from our <metadata> (domxml.h; group may be NULL).
+ * the domains that are not shut off (virDomainGetInfo: nrVirtCpu, maxMem),
+ * instances and group_instances counted over all defined domains from our
+ * <metadata> (domxml.h; group may be NULL).
  * Sets up = 1; leaves name, cpu_use and the limits alone. Returns 0, or -1
  * with err_set() (the caller then marks the host down with that reason).
  */

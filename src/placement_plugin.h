@@ -71,7 +71,8 @@ struct va_placement_host {
 	uint64_t mem_free;         /* bytes free now (virNodeGetFreeMemory) */
 	double cpu_use;            /* host CPU use 0.0..1.0; < 0 if unknown */
 
-	/* Committed on the host by all defined domains (ours or not). */
+	/* Committed on the host by its running (or paused) domains, ours or
+	 * not. */
 	uint32_t vcpus_alloc;      /* vCPUs */
 	uint64_t mem_alloc;        /* bytes of (maximum) guest memory */
 	uint32_t instances;        /* virt-autoscaler's VMs, all groups */
