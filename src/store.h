@@ -57,8 +57,11 @@ enum store_rc {
 /* "ok", "error", "not found", "conflict", "fenced", ... */
 const char *store_rc_name(int rc);
 
-/* Field limits (bytes, excluding the NUL); longer input is refused on
- * write and a longer value read back from the database is an error. */
+/* Field limits (bytes, excluding the NUL). Text must be UTF-8 without
+ * control characters (tab/newline allowed in free text); longer or
+ * malformed input is refused on write (event messages and journal failure
+ * reasons are sanitized instead), and such a value read back from the
+ * database is an error. */
 #define STORE_NAME_MAX 63       /* group names, event kinds, hosts */
 #define STORE_ID_LEN 36         /* instance ids: lowercase UUID text */
 #define STORE_DOMAIN_MAX 255    /* libvirt domain names */
