@@ -125,15 +125,11 @@ int store_group_set_paused(struct store *s, const char *name, bool paused);
 /* ---- instances and their lifecycle ------------------------------------ */
 
 /*
- *   requested ──> provisioning ──> booting ──> ready <──> draining
- *       │              │              │          │ ^          │
- *       │              │              │          v │          │
- *       │              │              └──────> unhealthy      │
- *       └──────────────┴── (any live state) ──> deleting ─────┴─> gone
- *   lost: the domain vanished (or its host did); it can come back
- *   (ready/unhealthy) or be cleaned up (deleting/gone).
- * store_instance_transition_ok() is the authoritative table; docs/state.md
- * lists it.
+ *   requested -> provisioning -> booting -> ready <-> draining -> deleting -> gone
+ * with side paths to unhealthy (missed heartbeats; may recover), lost (the
+ * domain vanished; may come back or be cleaned up) and deleting (removal
+ * or rollback from any live state). store_instance_transition_ok() is the
+ * authoritative table; docs/state.md draws it.
  */
 enum store_instance_state {
 	STORE_INSTANCE_REQUESTED,
