@@ -22,7 +22,7 @@ VIRT_PKGS=(
 	qemu-system-x86 qemu-utils dnsmasq-base iptables
 	debootstrap busybox-static cpio cloud-image-utils genisoimage
 )
-SERVER_PKGS=(mariadb-server influxdb)
+SERVER_PKGS=(mariadb-server influxdb curl)
 SYSPREP_PKGS=(libguestfs-tools)
 
 want=("${BUILD_PKGS[@]}")

@@ -1,0 +1,74 @@
+/*
+ * influx.h: the InfluxDB sink (1.x HTTP API, line protocol), used when
+ * the configuration names an InfluxDB.
+ *
+ * Points are formatted at once into a bounded queue; influx_poll() (call
+ * it every tick, or more often) sends them in batches with libcurl's multi
+ * interface and never blocks. While InfluxDB is down or refuses a batch,
+ * the batch is retried with backoff (1 s doubling to 30 s) and new points
+ * keep queueing up to max_points; beyond that the oldest queued points are
+ * dropped and counted. Errors are logged once, then rate-limited.
+ *
+ * Measurements (timestamps in ms, precision=ms):
+ *   va_instance,group=G,host=H,instance=I cpu=..,memory=..,disk_read_bps=..,...
+ *       (only the rates present; names as rates_metric_name())
+ *   va_host,host=H cpus=Ni,mem_kib=Ni,free_kib=Ni,cpu_util=..,domains=Ni,
+ *       vcpus_alloc=Ni,mem_alloc_kib=Ni (only the fields present)
+ *
+ * Not thread-safe: one owner thread (the daemon's loop).
+ */
+#ifndef VA_INFLUX_H
+#define VA_INFLUX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "collect.h"
+#include "rates.h"
+#include "util.h"
+
+struct influx_opts {
+	const char *url;        /* http://127.0.0.1:8086 (no trailing path) */
+	const char *database;   /* autoscaler */
+	const char *username;   /* NULL: no authentication */
+	const char *password;   /* never logged */
+	size_t max_points;      /* queue bound; 0: 100000 */
+	size_t batch_points;    /* points per request; 0: 5000 */
+	int64_t timeout_ms;     /* per request; 0: 10 s */
+};
+
+struct influx_counters {
+	unsigned long queued;   /* points waiting (including in flight) */
+	unsigned long sent;     /* points InfluxDB accepted */
+	unsigned long dropped;  /* points dropped: queue full or rejected */
+	unsigned long errors;   /* failed requests */
+	unsigned long requests; /* requests made */
+};
+
+struct influx;
+
+/* NULL with err_set() when the URL or database is unusable. */
+struct influx *influx_new(const struct influx_opts *opts);
+void influx_free(struct influx *ix); /* unsent points are lost; accepts NULL */
+
+/* Append points (wall clock ms). Never blocks, never fails: a full queue
+ * drops its oldest point. */
+void influx_add_instance(struct influx *ix, const char *group,
+			 const char *host, const char *instance,
+			 int64_t wall_ms, const struct rates *r);
+void influx_add_host(struct influx *ix, const char *host, int64_t wall_ms,
+		     const struct collect_capacity *cap);
+
+/* Make progress: finish/start requests. Never blocks. */
+void influx_poll(struct influx *ix, int64_t now_ms);
+/* Block until the queue is empty or timeout_ms passed (shutdown, tests).
+ * Returns 0 when everything was sent. */
+int influx_flush(struct influx *ix, int64_t timeout_ms);
+
+void influx_get_counters(struct influx *ix, struct influx_counters *out);
+
+/* Line protocol escaping (exposed for tests): measurement, tag key/value
+ * or field key text with ',', '=', ' ' (and '\\') escaped. */
+void influx_escape(struct strbuf *sb, const char *s);
+
+#endif
