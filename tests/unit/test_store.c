@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -125,9 +126,19 @@ setup(void **state)
 	return 0;
 }
 
+/* Child processes of the HA test, killed whatever way a test ends. */
+static pid_t children[2];
+
 static int
 teardown(void **state)
 {
+	for (size_t i = 0; i < ARRAY_SIZE(children); i++) {
+		if (children[i] > 0) {
+			kill(children[i], SIGKILL);
+			waitpid(children[i], NULL, 0);
+			children[i] = 0;
+		}
+	}
 	store_close(*state);
 	return 0;
 }
@@ -1377,10 +1388,15 @@ test_concurrent(void **state)
 static _Noreturn void
 ha_child(const char *holder)
 {
-	struct store *s = store_open(cur_url, password);
+	struct store *s;
 	bool leader = false;
 	int64_t epoch = 0, last_renew = 0;
 
+	/* never outlive the test (a timeout kills the parent) */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() == 1)
+		_exit(4);
+	s = store_open(cur_url, password);
 	if (!s)
 		_exit(3);
 	for (;;) {
@@ -1463,6 +1479,7 @@ test_ha_processes(void **state)
 		assert_true(pid[i] >= 0);
 		if (pid[i] == 0)
 			ha_child(names[i]);
+		children[i] = pid[i];
 	}
 	l1 = wait_leader(s, NULL, &waited);
 	i1 = strcmp(l1, names[0]) == 0 ? 0 : 1;
@@ -1490,6 +1507,7 @@ test_ha_processes(void **state)
 	for (int i = 0; i < 2; i++) {
 		kill(pid[i], SIGKILL);
 		waitpid(pid[i], NULL, 0);
+		children[i] = 0;
 	}
 
 	/* Fencing's promise: in commit order, the epochs of the writes
