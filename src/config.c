@@ -3366,8 +3366,21 @@ check_root(struct pctx *ctx, const struct ynode *map, void *base,
 		const struct ynode *hn = ymap_get(gn, "hosts");
 		char *gpath = xasprintf("groups.%s", g->name);
 
-		if (g->policy.interval_ms < 0)
+		if (g->policy.interval_ms < 0) {
 			g->policy.interval_ms = cfg->daemon.interval_ms;
+		} else if (g->policy.interval_ms < cfg->daemon.interval_ms) {
+			const struct ynode *iv =
+				ymap_get(ymap_get(gn, "scaling"), "interval");
+			char *a = util_format_duration(g->policy.interval_ms);
+			char *b = util_format_duration(cfg->daemon.interval_ms);
+
+			if (!node_has_error(ctx, iv))
+				nerr(ctx, iv, gpath, "scaling.interval (%s) is "
+				     "shorter than daemon.interval (%s), which is "
+				     "how often metrics are collected", a, b);
+			free(a);
+			free(b);
+		}
 		if (!hn) {
 			/* default: every host */
 			strlist_release(&g->hosts);
