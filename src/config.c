@@ -2705,7 +2705,8 @@ static const struct opt scaling_opts[] = {
 	{.name = "interval", .type = T_DURATION,
 	 .off = offsetof(struct policy_params, interval_ms), .flags = R,
 	 .min = SEC, .max = HOUR, .defdoc = "daemon.interval",
-	 .doc = "how often the group's policy is evaluated"},
+	 .doc = "how often the group's policy is evaluated; at least "
+		"daemon.interval"},
 	{.name = "target", .type = T_SECTION, .flags = F_RELOAD,
 	 .off = offsetof(struct policy_params, target), .sub = &target_section,
 	 .defdoc = "none", .doc = "target tracking: metric -> value to hold"},
