@@ -1,0 +1,152 @@
+/*
+ * Unit tests for metrics.c: the Prometheus text of instances, groups,
+ * hosts and the daemon, with label escaping and missing values left out;
+ * every sample line is checked against the exposition format's grammar.
+ */
+#include <regex.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "host.h"
+#include "metrics.h"
+#include "util.h"
+
+/* Every line a comment (# HELP / # TYPE) or "name{labels} value". */
+static void
+check_grammar(const char *text)
+{
+	regex_t sample, comment;
+	char *copy = xstrdup(text), *line, *save = NULL;
+
+	assert_int_equal(regcomp(&sample,
+				 "^[a-zA-Z_:][a-zA-Z0-9_:]*"
+				 "(\\{[a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\]|\\\\.)*\""
+				 "(,[a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\]|\\\\.)*\")*\\})?"
+				 " (-?[0-9.e+-]+|NaN|[+-]Inf)$",
+				 REG_EXTENDED | REG_NOSUB), 0);
+	assert_int_equal(regcomp(&comment,
+				 "^# (HELP [a-z_]+ .+|TYPE [a-z_]+ (gauge|counter))$",
+				 REG_EXTENDED | REG_NOSUB), 0);
+	for (line = strtok_r(copy, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save))
+		if (regexec(&sample, line, 0, NULL, 0) != 0 &&
+		    regexec(&comment, line, 0, NULL, 0) != 0)
+			fail_msg("not exposition format: '%s'", line);
+	regfree(&sample);
+	regfree(&comment);
+	free(copy);
+}
+
+static void
+test_render(void **state)
+{
+	struct host *h = host_new("kvm1", "test:///default");
+	struct collect_instance inst[2];
+	struct collect_host_result r;
+	struct rates_group g;
+	struct rates_window w;
+	struct strbuf sb = STRBUF_INIT;
+	const char *t;
+
+	metrics_reset();
+	memset(inst, 0, sizeof(inst));
+	inst[0].group = "web";
+	inst[0].id = "web-0001";
+	rates_set(&inst[0].rates, RATES_CPU, 42.5);
+	rates_set(&inst[0].rates, RATES_DISK_RD_BPS, 2048);
+	inst[1].group = "we\"ird";
+	inst[1].id = "a\\b\nc";
+	rates_set(&inst[1].rates, RATES_MEM, 10);
+	memset(&r, 0, sizeof(r));
+	r.host = h;
+	r.ok = true;
+	r.inst = inst;
+	r.n_inst = 2;
+	r.calls = 3;
+	r.rounds = 7;
+	r.duration_us = 250000;
+	r.cap.present = 1u << COLLECT_CAP_NODEINFO | 1u << COLLECT_CAP_FREE;
+	r.cap.cpus = 8;
+	r.cap.mem_kib = 1024;
+	r.cap.free_kib = 512;
+	r.cap.domains = 2;
+	metrics_update_host(&r);
+	r.calls = 1;
+	metrics_update_host(&r);
+
+	memset(&w, 0, sizeof(w));
+	w.present = 1u << RATES_CPU;
+	w.n[RATES_CPU] = 1;
+	w.mean[RATES_CPU] = 55;
+	w.max[RATES_CPU] = 80;
+	rates_group_init(&g);
+	rates_group_add(&g, &w);
+	rates_group_finish(&g);
+	metrics_set_group("web", 3, 2, 1, &g);
+	metrics_set_group("gone", 1, 1, 1, NULL);
+	metrics_remove_group("gone");
+	metrics_tick(0.125);
+
+	metrics_render_prometheus(&sb);
+	t = strbuf_str(&sb);
+	check_grammar(t);
+	assert_non_null(strstr(t, "# TYPE va_instance_cpu_percent gauge\n"));
+	assert_non_null(strstr(t, "va_instance_cpu_percent{group=\"web\",host=\"kvm1\","
+				  "instance=\"web-0001\"} 42.5\n"));
+	assert_non_null(strstr(t, "va_instance_disk_read_bytes_per_second{group=\"web\","
+				  "host=\"kvm1\",instance=\"web-0001\"} 2048\n"));
+	/* escaped labels; a rate the instance lacks is absent, not 0 */
+	assert_non_null(strstr(t, "va_instance_memory_percent{group=\"we\\\"ird\","
+				  "host=\"kvm1\",instance=\"a\\\\b\\nc\"} 10\n"));
+	assert_null(strstr(t, "instance=\"web-0001\"} 0"));
+	assert_null(strstr(t, "va_instance_net_rx_bytes_per_second"));
+	assert_non_null(strstr(t, "va_group_desired{group=\"web\"} 3\n"));
+	assert_non_null(strstr(t, "va_group_ready{group=\"web\"} 1\n"));
+	assert_null(strstr(t, "group=\"gone\""));
+	assert_non_null(strstr(t, "va_group_metric{group=\"web\",metric=\"cpu\","
+				  "stat=\"mean\"} 55\n"));
+	assert_non_null(strstr(t, "va_group_metric{group=\"web\",metric=\"cpu\","
+				  "stat=\"max\"} 80\n"));
+	assert_non_null(strstr(t, "va_host_up{host=\"kvm1\"} 1\n"));
+	assert_non_null(strstr(t, "va_host_memory_bytes{host=\"kvm1\"} 1048576\n"));
+	assert_non_null(strstr(t, "va_host_libvirt_calls_total{host=\"kvm1\"} 4\n"));
+	assert_non_null(strstr(t, "va_host_collect_duration_seconds{host=\"kvm1\"} 0.25\n"));
+	assert_null(strstr(t, "va_host_cpu_utilization_percent{"));
+	assert_non_null(strstr(t, "va_tick_duration_seconds 0.125\n"));
+	assert_non_null(strstr(t, "va_ticks_total 1\n"));
+
+	/* A failed round keeps the last capacity and instances but says down. */
+	r.ok = false;
+	r.errors = 1;
+	metrics_update_host(&r);
+	strbuf_reset(&sb);
+	metrics_render_prometheus(&sb);
+	t = strbuf_str(&sb);
+	check_grammar(t);
+	assert_non_null(strstr(t, "va_host_up{host=\"kvm1\"} 0\n"));
+	assert_non_null(strstr(t, "va_host_collect_errors_total{host=\"kvm1\"} 1\n"));
+	assert_non_null(strstr(t, "instance=\"web-0001\"} 42.5\n"));
+
+	metrics_reset();
+	strbuf_reset(&sb);
+	metrics_render_prometheus(&sb);
+	check_grammar(strbuf_str(&sb));
+	assert_null(strstr(strbuf_str(&sb), "va_instance"));
+	strbuf_release(&sb);
+	host_free(h);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_render),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
