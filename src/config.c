@@ -902,6 +902,33 @@ parse_secret(struct pctx *ctx, const struct ynode *n, const char *path,
 	return 0;
 }
 
+static unsigned edit_distance(const char *a, const char *b);
+
+/* Whether d is a plausible typo distance for a word of len characters. */
+static bool
+close_enough(unsigned d, size_t len)
+{
+	return d < len && (d <= 2 || d * 3 <= len);
+}
+
+/* The word of a NULL-terminated list nearest to s, if close enough. */
+static const char *
+nearest_word(const char *const *words, const char *s)
+{
+	const char *best = NULL;
+	unsigned best_d = 100;
+
+	for (; *words; words++) {
+		unsigned d = edit_distance(s, *words);
+
+		if (d < best_d) {
+			best_d = d;
+			best = *words;
+		}
+	}
+	return best && close_enough(best_d, strlen(s)) ? best : NULL;
+}
+
 /* Parse one value of a non-section option into base. */
 static int
 parse_value(struct pctx *ctx, const struct ynode *n, void *base,
@@ -1034,10 +1061,13 @@ parse_value(struct pctx *ctx, const struct ynode *n, void *base,
 		}
 		{
 			struct strbuf sb = STRBUF_INIT;
+			const char *near = nearest_word(o->enums, s);
 
 			for (int i = 0; o->enums[i]; i++)
 				strbuf_addf(&sb, "%s%s", i ? ", " : "",
 					    o->enums[i]);
+			if (near)
+				strbuf_addf(&sb, " (did you mean '%s'?)", near);
 			nerr(ctx, n, path, "'%s' is not one of %s", s,
 			     strbuf_str(&sb));
 			strbuf_release(&sb);
@@ -1116,9 +1146,7 @@ nearest_key(const struct section *sec, const char *key)
 			best = o->name;
 		}
 	}
-	if (best && best_d < len && (best_d <= 2 || best_d * 3 <= len))
-		return best;
-	return NULL;
+	return best && close_enough(best_d, len) ? best : NULL;
 }
 
 static char *
@@ -1724,8 +1752,14 @@ parse_placement(struct pctx *ctx, const struct ynode *n, void *base,
 		set_str(&g->placement_plugin, s + 7);
 		return 0;
 	}
-	nerr(ctx, n, path, "'%s' is not one of round-robin, most-free, "
-	     "fill-first, plugin:/PATH.so", s);
+	{
+		const char *near = nearest_word(names, s);
+
+		nerr(ctx, n, path, "'%s' is not one of round-robin, most-free, "
+		     "fill-first, plugin:/PATH.so%s%s%s", s,
+		     near ? " (did you mean '" : "", near ? near : "",
+		     near ? "'?)" : "");
+	}
 	return -1;
 }
 
