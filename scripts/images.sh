@@ -193,10 +193,12 @@ build_cloud() {
 	sed -i 's/^MODULES=.*/MODULES=list/' \
 		"$rootfs/etc/initramfs-tools/initramfs.conf"
 	chroot "$rootfs" update-initramfs -u -k all >&2
-	# Timers that only cost CPU in short-lived test guests.
+	# Timers that only cost CPU in short-lived test guests; no graphical
+	# target to reach.
 	chroot "$rootfs" systemctl disable --quiet apt-daily.timer \
 		apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer \
 		2>/dev/null || true
+	chroot "$rootfs" systemctl set-default --quiet multi-user.target
 	chroot "$rootfs" passwd -l root >/dev/null
 	# Generalize: every clone gets its own identity from cloud-init.
 	rm -f "$rootfs"/etc/ssh/ssh_host_*

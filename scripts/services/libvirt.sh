@@ -3,8 +3,10 @@
 #
 #   scripts/services/libvirt.sh start    start what is not running (idempotent)
 #                                        and print the export lines tests need
-#   scripts/services/libvirt.sh stop     stop host 2; stop host 1's daemons if
-#                                        no domain runs there (else say so)
+#   scripts/services/libvirt.sh stop [host1|host2]
+#                                        stop host 2 (destroying its domains);
+#                                        stop host 1's daemons if no domain
+#                                        runs there (else say so and leave them)
 #   scripts/services/libvirt.sh status   report on stderr; exit 0 if both answer
 #
 # Host 1 is the machine's system daemon, qemu:///system: virtlogd -d and
@@ -180,8 +182,8 @@ stop_pidfile() {
 	kill -9 "$pid" 2>/dev/null || true
 }
 
-stop() {
-	local dom active
+stop_host2() {
+	local dom
 	# Host 2 belongs to the tests alone: destroy whatever runs there.
 	if pid_alive "$pid2" && answers "$uri2"; then
 		for dom in $(virsh -q -c "$uri2" list --name 2>/dev/null); do
@@ -191,6 +193,10 @@ stop() {
 	fi
 	stop_pidfile "$pid2" "host 2 libvirtd"
 	stop_pidfile "$h2/run/libvirt/virtlogd.pid" "host 2 virtlogd"
+}
+
+stop_host1() {
+	local active
 	# Host 1 is the machine's daemon: leave it if guests still run there.
 	if pid_alive /run/libvirtd.pid; then
 		active=$(virsh -q -c "$uri1" list --name 2>/dev/null | tr '\n' ' ' || true)
@@ -220,9 +226,11 @@ status() {
 	return $rc
 }
 
-case "${1:-}" in
-start) start ;;
-stop) stop ;;
-status) status ;;
-*) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+case "${1:-}:${2:-}" in
+start:) start ;;
+stop:) stop_host2; stop_host1 ;;
+stop:host1) stop_host1 ;;
+stop:host2) stop_host2 ;;
+status:) status ;;
+*) echo "usage: $0 start|stop [host1|host2]|status" >&2; exit 2 ;;
 esac

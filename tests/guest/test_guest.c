@@ -343,7 +343,17 @@ struct run {
 	virDomainPtr dom;
 	struct listener l;
 	char *iid, *token, *host, *workdir, *console, *seed_path, *disk_path;
+	int passed; /* keep the console log of a failed case only */
 };
+
+static void
+remove_in(const char *dir, const char *name)
+{
+	char *path = xasprintf("%s/%s", dir, name);
+
+	unlink(path);
+	free(path);
+}
 
 static void
 run_release(struct run *r)
@@ -360,6 +370,21 @@ run_release(struct run *r)
 	if (r->conn)
 		virConnectClose(r->conn);
 	listener_stop(&r->l);
+	if (r->workdir) {
+		char *seed = xasprintf("%s/seed", r->workdir);
+
+		remove_in(seed, "meta-data");
+		remove_in(seed, "user-data");
+		remove_in(seed, "vendor-data");
+		rmdir(seed);
+		free(seed);
+		remove_in(r->workdir, "seed.iso");
+		rmdir(r->workdir);
+	}
+	if (r->console && r->passed)
+		unlink(r->console);
+	else if (r->console)
+		fprintf(stderr, "console log kept: %s\n", r->console);
 	free(r->iid);
 	free(r->token);
 	free(r->host);
@@ -557,7 +582,7 @@ test_boot(void **state)
 	 * (root for host 1, nobody for host 2): a sticky world-writable dir. */
 	dir = xasprintf("%s/guest-test", sdir);
 	mkdir_mode(dir, 0755);
-	rp->workdir = xasprintf("%s/%s", dir, gc->name);
+	rp->workdir = xasprintf("%s/%s-%ld", dir, gc->name, (long)getpid());
 	mkdir_mode(rp->workdir, 0755);
 	seeddir = xasprintf("%s/seed", rp->workdir);
 	mkdir_mode(seeddir, 0755);
@@ -663,6 +688,7 @@ test_boot(void **state)
 	}
 	printf("%s: ACPI shutdown to off %.1f s\n", gc->name,
 	       (util_now_ms() - t0) / 1000.0);
+	rp->passed = 1;
 
 	free(seeddir);
 	free(iso);
