@@ -1343,6 +1343,38 @@ print_scalar(struct strbuf *out, const char *s)
 	for (const char *p = s; *p; p++) {
 		unsigned char c = (unsigned char)*p;
 
+		if (c >= 0x80) {
+			/* Code points a YAML reader folds (line breaks
+			 * beyond \n) or refuses (C1 controls, U+FFFE/F)
+			 * are written as escapes; the rest as they are. */
+			/* stops at the NUL: never reads past the string */
+			size_t len = utf8_seq((const unsigned char *)p, 4);
+			uint32_t cp = 0;
+
+			if (len == 2)
+				cp = ((c & 0x1Fu) << 6) | (p[1] & 0x3Fu);
+			else if (len == 3)
+				cp = ((c & 0x0Fu) << 12) |
+				     ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu);
+			if (len == 0) {
+				strbuf_addf(out, "\\x%02X", c);
+				continue;
+			}
+			if (cp == 0x85)
+				strbuf_adds(out, "\\N");
+			else if (cp == 0x2028)
+				strbuf_adds(out, "\\L");
+			else if (cp == 0x2029)
+				strbuf_adds(out, "\\P");
+			else if (cp >= 0x80 && cp <= 0x9F)
+				strbuf_addf(out, "\\x%02X", cp);
+			else if (cp == 0xFEFF || cp == 0xFFFE || cp == 0xFFFF)
+				strbuf_addf(out, "\\u%04X", cp);
+			else
+				strbuf_add(out, p, len);
+			p += len - 1;
+			continue;
+		}
 		if (c == '"' || c == '\\')
 			strbuf_addf(out, "\\%c", c);
 		else if (c == '\n')
