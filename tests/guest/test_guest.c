@@ -634,6 +634,8 @@ test_boot(void **state)
 	free(xml);
 	if (!rp->dom)
 		fail_msg("starting %s on %s: %s", name, uri, virGetLastErrorMessage());
+	printf("%s: virDomainCreateXML %.2f s\n", gc->name,
+	       (util_now_ms() - t0) / 1000.0);
 
 	/* Phone-home: cloud-init's form fields, on the secret URL. */
 	url = xasprintf("/ph/%s/%s", rp->iid, rp->token);
