@@ -10,6 +10,10 @@
 #include <string.h>
 #include <time.h>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include <libvirt/virterror.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
@@ -1006,6 +1010,11 @@ collect_round(struct chost *ch, int64_t now_ms)
 	for (int i = 0; i < n; i++)
 		one_record(ch, recs[i], p->t_ms, r);
 	virDomainStatsRecordListFree(recs);
+#ifdef __GLIBC__
+	/* The reply (a few KiB per domain) was freed in small pieces; hand
+	 * the whole pages back so that resident memory stays flat. */
+	malloc_trim(0);
+#endif
 	sweep(ch, r);
 	node_capacity(ch, conn, now_ms, r);
 	virConnectClose(conn);

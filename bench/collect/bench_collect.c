@@ -16,17 +16,23 @@
  *                                     host device; the domain list and XML
  *                                     refreshed on the first tick (collectd:
  *                                     every refresh_interval, 60 s)
+ *   bench_collect groups URI REPS     time the bulk call per stats group
  *   bench_collect qemu-rss             resident memory of the QEMU processes
- *   bench_collect teardown URI        destroy every va-bench-* domain
+ *   bench_collect teardown URI [N]    destroy the va-bench-* domains (those
+ *                                     numbered N and above)
+ *
+ *   bench_collect mstore RET_S INT_S  bytes per instance of the store
  *
  * Each mode runs in a fresh process so that its resident memory is its own.
  * Figures only: nothing here asserts on time.
  */
 #include <dirent.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -160,8 +166,9 @@ cmd_setup(const char *uri, int n, const char *disk)
 	return s.failed ? 1 : 0;
 }
 
+/* Destroy the va-bench-NNNN domains with NNNN >= keep. */
 static int
-cmd_teardown(const char *uri)
+cmd_teardown(const char *uri, int keep)
 {
 	virConnectPtr conn = virConnectOpen(uri);
 	virDomainPtr *doms = NULL;
@@ -171,7 +178,10 @@ cmd_teardown(const char *uri)
 		die("connect");
 	n = virConnectListAllDomains(conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
 	for (int i = 0; i < n; i++) {
-		if (strncmp(virDomainGetName(doms[i]), PREFIX, strlen(PREFIX)) == 0 &&
+		const char *name = virDomainGetName(doms[i]);
+
+		if (strncmp(name, PREFIX, strlen(PREFIX)) == 0 &&
+		    atoi(name + strlen(PREFIX)) >= keep &&
 		    virDomainDestroy(doms[i]) == 0)
 			gone++;
 		virDomainFree(doms[i]);
@@ -199,13 +209,58 @@ bulk_take(const struct collect_host_result *r, void *opaque)
 	t->us = r->duration_us;
 }
 
+/* CPU time (user + system) of this process, ms. */
+static double
+self_cpu_ms(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000.0 +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000.0;
+}
+
+/* CPU time of libvirtd (utime + stime from /proc), ms; -1 if unknown. */
+static double
+libvirtd_cpu_ms(void)
+{
+	char *pid = util_read_file("/run/libvirtd.pid", 64, NULL), *path, *st, *p;
+	unsigned long long ut, stt;
+	double ms = -1;
+
+	if (!pid)
+		return -1;
+	path = xasprintf("/proc/%d/stat", atoi(pid));
+	st = util_read_file(path, 4096, NULL);
+	if (st && (p = strrchr(st, ')')) &&
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+		   &ut, &stt) == 2)
+		ms = (double)(ut + stt) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
+	free(st);
+	free(path);
+	free(pid);
+	return ms;
+}
+
+static double tick_cpu0, tick_lvd0;
+
+static void
+tick_start(void)
+{
+	tick_cpu0 = self_cpu_ms();
+	tick_lvd0 = libvirtd_cpu_ms();
+}
+
 static void
 print_tick(const char *mode, int tick, unsigned n, unsigned calls, double ms,
 	   long rss)
 {
+	double lvd = libvirtd_cpu_ms();
+
 	printf("%-9s tick %2d  domains %4u  libvirt calls %5u  wall %8.1f ms"
-	       "  RSS %6ld KiB (anon %6ld KiB)\n", mode, tick, n, calls, ms, rss,
-	       anon_kib());
+	       "  RSS %6ld KiB (anon %6ld KiB)  CPU %6.1f ms  libvirtd CPU %6.0f ms\n",
+	       mode, tick, n, calls, ms, rss, anon_kib(), self_cpu_ms() - tick_cpu0,
+	       lvd >= 0 && tick_lvd0 >= 0 ? lvd - tick_lvd0 : -1.0);
 	fflush(stdout);
 }
 
@@ -232,6 +287,7 @@ cmd_bulk(const char *uri, int ticks)
 		struct bulk_tick t = {0};
 		int64_t t0 = util_now_ms();
 
+		tick_start();
 		collect_tick(c, t0);
 		collect_wait(c, 120000);
 		collect_take(c, bulk_take, &t);
@@ -322,6 +378,7 @@ cmd_perdomain(const char *uri, int ticks)
 		int64_t t0 = util_now_ms();
 		unsigned calls = 0, ours = 0;
 
+		tick_start();
 		if (tick == 0) {
 			/* Refresh: list domains, read each one's XML for its
 			 * devices (collectd: every refresh_interval). */
@@ -398,6 +455,52 @@ cmd_perdomain(const char *uri, int ticks)
 	return 0;
 }
 
+/* ---- cost of each stats group -------------------------------------------- */
+
+static int
+cmd_groups(const char *uri, int reps)
+{
+	static const struct {
+		const char *name;
+		unsigned stats;
+	} groups[] = {
+		{"state", VIR_DOMAIN_STATS_STATE},
+		{"cpu-total", VIR_DOMAIN_STATS_CPU_TOTAL},
+		{"balloon", VIR_DOMAIN_STATS_BALLOON},
+		{"interface", VIR_DOMAIN_STATS_INTERFACE},
+		{"block", VIR_DOMAIN_STATS_BLOCK},
+		{"vcpu", VIR_DOMAIN_STATS_VCPU},
+		{"ours (all five)", COLLECT_STATS},
+	};
+	virConnectPtr conn = virConnectOpen(uri);
+
+	if (!conn)
+		die("connect");
+	for (size_t g = 0; g < ARRAY_SIZE(groups); g++) {
+		int64_t best = INT64_MAX, sum = 0;
+		int n = 0;
+
+		for (int r = 0; r < reps; r++) {
+			virDomainStatsRecordPtr *recs = NULL;
+			int64_t t0 = util_now_ms(), dt;
+
+			n = virConnectGetAllDomainStats(conn, groups[g].stats, &recs,
+							COLLECT_FLAGS);
+			dt = util_now_ms() - t0;
+			if (n < 0)
+				die("stats");
+			virDomainStatsRecordListFree(recs);
+			sum += dt;
+			if (dt < best)
+				best = dt;
+		}
+		printf("groups    %-16s %4d domains: best %6" PRId64 " ms, mean %6" PRId64
+		       " ms over %d calls\n", groups[g].name, n, best, sum / reps, reps);
+	}
+	virConnectClose(conn);
+	return 0;
+}
+
 /* ---- QEMU memory --------------------------------------------------------- */
 
 static int
@@ -458,10 +561,12 @@ main(int argc, char **argv)
 		return cmd_bulk(argv[2], atoi(argv[3]));
 	if (strcmp(argv[1], "perdomain") == 0 && argc == 4)
 		return cmd_perdomain(argv[2], atoi(argv[3]));
+	if (strcmp(argv[1], "groups") == 0 && argc == 4)
+		return cmd_groups(argv[2], atoi(argv[3]));
 	if (strcmp(argv[1], "qemu-rss") == 0)
 		return cmd_qemu_rss();
-	if (strcmp(argv[1], "teardown") == 0 && argc == 3)
-		return cmd_teardown(argv[2]);
+	if (strcmp(argv[1], "teardown") == 0 && (argc == 3 || argc == 4))
+		return cmd_teardown(argv[2], argc == 4 ? atoi(argv[3]) : 0);
 	if (strcmp(argv[1], "mstore") == 0 && argc == 4) {
 		struct mstore *s = mstore_new(atol(argv[2]) * 1000, atol(argv[3]) * 1000);
 
