@@ -297,6 +297,30 @@ on_collect(const struct collect_host_result *r, void *opaque)
 		mstore_remove(d->mstore, r->gone[i]);
 }
 
+/* Whether pid runs (a zombie does not: it is dead, merely not reaped). */
+static bool
+process_alive(pid_t pid)
+{
+	char path[64], buf[512];
+	FILE *f;
+	bool alive = true;
+
+	if (kill(pid, 0) != 0 && errno == ESRCH)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return true;
+	if (fgets(buf, sizeof(buf), f)) {
+		const char *paren = strrchr(buf, ')');
+
+		if (paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X'))
+			alive = false;
+	}
+	fclose(f);
+	return alive;
+}
+
 static int
 lease_take(struct daemon *d, bool *standby)
 {
@@ -320,7 +344,7 @@ lease_take(struct daemon *d, bool *standby)
 		    strncmp(l.holder, me, (size_t)(colon - me)) == 0) {
 			long pid = strtol(hc + 1, NULL, 10);
 
-			if (pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+			if (pid > 0 && pid != (long)getpid() && !process_alive((pid_t)pid)) {
 				log_info("lease held by %s, a process of this machine that no longer runs: taking over",
 					 l.holder);
 				rc = store_lease_take_over(d->store,
@@ -330,8 +354,9 @@ lease_take(struct daemon *d, bool *standby)
 			}
 		}
 		if (rc == STORE_E_HELD && !ha->enabled) {
-			err_set("the state store is in use by another daemon (%s, lease until %s); stop it, or enable daemon.ha to run several daemons",
-				l.holder, "it expires");
+			err_set("the state store is in use by another daemon (%s; its lease expires in %" PRId64 " s unless renewed); stop it, or enable daemon.ha to run several daemons",
+				l.holder,
+				l.expires_ms > l.now_ms ? (l.expires_ms - l.now_ms + 999) / 1000 : 0);
 		}
 		store_lease_release_info(&l);
 	}
@@ -342,7 +367,8 @@ lease_take(struct daemon *d, bool *standby)
 	if (rc != STORE_OK)
 		return -1;
 	store_fence_set(d->store_http, STORE_LEASE_LEADER, d->epoch);
-	d->lease_renew_ms = util_now_ms() + ttl / 3;
+	d->lease_ok_ms = util_now_ms();
+	d->lease_renew_ms = d->lease_ok_ms + ttl / 3;
 	return 0;
 }
 
@@ -363,11 +389,19 @@ lease_renew(struct daemon *d, int64_t now)
 		return -1;
 	}
 	if (rc != STORE_OK) {
-		/* A database hiccup: try again soon; the lease outlives it. */
+		/* A database hiccup: try again soon; the lease outlives it.
+		 * With HA, once the lease may have expired another daemon may
+		 * lead: stop acting rather than race it. */
 		log_warn("lease renewal failed: %s", err_msg());
+		if (ha->enabled && now - d->lease_ok_ms >= ttl) {
+			log_error("the lease could not be renewed for %" PRId64 " ms: another daemon may lead now; stopping",
+				  now - d->lease_ok_ms);
+			return -1;
+		}
 		d->lease_renew_ms = now + 1000;
 		return 0;
 	}
+	d->lease_ok_ms = now;
 	d->lease_renew_ms = now + ttl / 3;
 	return 0;
 }

@@ -62,7 +62,8 @@ struct dgroup {
 	int64_t next_decide_ms;
 	struct policy_decision last;   /* lock: the last decision */
 	bool have_last;
-	char last_hold_reason[POLICY_REASON_MAX]; /* to log a HOLD once */
+	bool hosts_full;               /* "hosts full" reported */
+	int last_hold_key[4];          /* to record a held decision once */
 	int64_t provision_backoff_until_ms; /* after failures */
 	unsigned provision_failures;   /* in a row */
 	double metric[POLICY_METRIC_LAST];   /* lock: last averages */
@@ -89,6 +90,7 @@ struct daemon {
 	char holder[256];              /* lease holder id */
 	int64_t epoch;                 /* our lease epoch */
 	int64_t lease_renew_ms;        /* monotonic time of the next renewal */
+	int64_t lease_ok_ms;           /* monotonic time of the last renewal */
 
 	struct dhost *hosts;
 	unsigned n_hosts;

@@ -204,6 +204,25 @@ provision_rollback(struct daemon *d, const struct job *j, virConnectPtr conn,
 	free(seedvol);
 }
 
+/*
+ * Record a step. A fenced store means another daemon leads now: what we
+ * were doing is its business (it recovers it from the journal), so stop.
+ */
+static int
+journal_step(struct daemon *d, int64_t jid, enum store_journal_step step)
+{
+	int rc = store_journal_step(d->store, jid, step, NULL);
+
+	if (rc == STORE_E_FENCED) {
+		err_set("fenced: another daemon holds the lease now");
+		return -1;
+	}
+	if (rc != STORE_OK)
+		log_warn("journal step %s: %s", store_journal_step_name(step),
+			 err_msg());
+	return 0;
+}
+
 static int
 base_image(virConnectPtr conn, const struct job *j, char **path,
 	   char **format, struct daemon *d)
@@ -294,7 +313,8 @@ run_provision(struct daemon *d, struct job *j)
 				  base_fmt ? base_fmt : "qcow2", j->disk,
 				  &overlay_path) != 0)
 		goto fail;
-	store_journal_step(d->store, jid, STORE_STEP_VOLUME_CREATED, NULL);
+	if (journal_step(d, jid, STORE_STEP_VOLUME_CREATED) != 0)
+		goto fail;
 	daemon_crash_point(d, "volume_created");
 
 	/* The secret: minted here, handed to the guest in its seed, stored
@@ -331,7 +351,8 @@ run_provision(struct daemon *d, struct job *j)
 	if (volume_upload_bytes(conn, j->pool, seedvol, iso, iso_len,
 				&seed_path) != 0)
 		goto fail;
-	store_journal_step(d->store, jid, STORE_STEP_SEED_CREATED, NULL);
+	if (journal_step(d, jid, STORE_STEP_SEED_CREATED) != 0)
+		goto fail;
 	daemon_crash_point(d, "seed_created");
 	{
 		struct domxml_spec ds = {
@@ -369,13 +390,15 @@ run_provision(struct daemon *d, struct job *j)
 		libvirt_err("define domain");
 		goto fail;
 	}
-	store_journal_step(d->store, jid, STORE_STEP_DOMAIN_DEFINED, NULL);
+	if (journal_step(d, jid, STORE_STEP_DOMAIN_DEFINED) != 0)
+		goto fail;
 	daemon_crash_point(d, "domain_defined");
 	if (virDomainCreate(dom) != 0) {
 		libvirt_err("start domain");
 		goto fail;
 	}
-	store_journal_step(d->store, jid, STORE_STEP_STARTED, NULL);
+	if (journal_step(d, jid, STORE_STEP_STARTED) != 0)
+		goto fail;
 	daemon_crash_point(d, "started");
 	if (store_instance_set_state(d->store, j->id, STORE_INSTANCE_PROVISIONING,
 				     STORE_INSTANCE_BOOTING) != STORE_OK)
@@ -438,12 +461,21 @@ run_remove(struct daemon *d, struct job *j)
 	}
 	payload = xasprintf("{\"host\":\"%s\",\"pool\":\"%s\",\"domain\":\"%s\"}",
 			    j->host_name, j->pool, j->domain);
-	if (store_journal_begin(d->store, j->id, STORE_JOURNAL_REMOVE, payload,
-				&jid) != STORE_OK) {
-		free(payload);
-		log_warn("instance %s: cannot journal removal: %s", j->id,
-			 err_msg());
-		goto out;
+	{
+		struct store_journal_entry e;
+
+		/* A removal that failed before (host down) resumes its entry. */
+		if (store_journal_find_pending(d->store, j->id, &e) == STORE_OK) {
+			jid = e.id;
+			store_journal_entry_release(&e);
+		} else if (store_journal_begin(d->store, j->id,
+					       STORE_JOURNAL_REMOVE, payload,
+					       &jid) != STORE_OK) {
+			free(payload);
+			log_warn("instance %s: cannot journal removal: %s",
+				 j->id, err_msg());
+			goto out;
+		}
 	}
 	free(payload);
 	daemon_crash_point(d, "remove_begin");
@@ -458,7 +490,10 @@ run_remove(struct daemon *d, struct job *j)
 			 err_msg());
 		goto out;
 	}
-	store_journal_step(d->store, jid, STORE_STEP_VOLUMES_DELETED, NULL);
+	if (journal_step(d, jid, STORE_STEP_VOLUMES_DELETED) != 0) {
+		log_warn("instance %s: %s", j->id, err_msg());
+		goto out;
+	}
 	daemon_crash_point(d, "removed");
 	if (si.state == STORE_INSTANCE_DRAINING)
 		store_instance_set_state(d->store, j->id, STORE_INSTANCE_DRAINING,

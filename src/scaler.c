@@ -329,20 +329,25 @@ decide(struct daemon *d, struct dgroup *g, const struct store_instance_list *l,
 		pthread_mutex_unlock(&d->lock);
 		daemon_event(d, g->cfg->name, NULL, "decision", NULL, "%s",
 			     strbuf_str(&msg));
-		g->last_hold_reason[0] = '\0';
+		memset(g->last_hold_key, 0xff, sizeof(g->last_hold_key));
 		strbuf_release(&msg);
-	} else if (dec.recommendation >= 0 && dec.recommendation != dec.from &&
-		   strcmp(g->last_hold_reason, dec.reason) != 0) {
-		/* Something wanted a change and damping held it: worth
-		 * recording, once per distinct reason. */
-		struct strbuf msg = STRBUF_INIT;
+	} else if (dec.recommendation >= 0 && dec.recommendation != dec.from) {
+		/* Something wanted a change and damping or capacity held it:
+		 * worth recording once, not every interval while it lasts. */
+		int key[4] = {dec.from, dec.recommendation, dec.stabilized,
+			      dec.limited};
 
-		policy_decision_format(&dec, p, &msg);
-		daemon_event(d, g->cfg->name, NULL, "decision", NULL, "%s",
-			     strbuf_str(&msg));
-		snprintf(g->last_hold_reason, sizeof(g->last_hold_reason), "%s",
-			 dec.reason);
-		strbuf_release(&msg);
+		if (memcmp(key, g->last_hold_key, sizeof(key)) != 0) {
+			struct strbuf msg = STRBUF_INIT;
+
+			policy_decision_format(&dec, p, &msg);
+			daemon_event(d, g->cfg->name, NULL, "decision", NULL,
+				     "%s", strbuf_str(&msg));
+			memcpy(g->last_hold_key, key, sizeof(key));
+			strbuf_release(&msg);
+		}
+	} else {
+		memset(g->last_hold_key, 0xff, sizeof(g->last_hold_key));
 	}
 }
 
@@ -376,20 +381,20 @@ grow(struct daemon *d, struct dgroup *g, int missing,
 			log_complain(&g->full_complaint, LOG_LEVEL_WARN, "scaler",
 				     "group %s: cannot place a new instance: %s",
 				     g->cfg->name, msg);
-			if (strncmp(g->last_hold_reason, msg,
-				    sizeof(g->last_hold_reason) - 1) != 0) {
+			if (!g->hosts_full) {
+				/* once per episode; the log line repeats,
+				 * rate-limited, while it lasts */
 				daemon_event(d, g->cfg->name, NULL,
 					     pr == PLACE_FULL ? "hosts_full"
 							      : "placement_error",
 					     NULL, "%s", msg);
-				memcpy(g->last_hold_reason, msg,
-				       sizeof(g->last_hold_reason) - 1);
-				g->last_hold_reason[sizeof(g->last_hold_reason) - 1] = '\0';
+				g->hosts_full = true;
 			}
 			return;
 		}
 		log_complain_clear(&g->full_complaint, "scaler",
 				   "group %s: hosts have room again", g->cfg->name);
+		g->hosts_full = false;
 		snprintf(domain, sizeof(domain), "%s-%.8s",
 			 g->cfg->template.name_prefix, id);
 		memset(&si, 0, sizeof(si));
