@@ -269,9 +269,23 @@ groups:
             print("reaction: load step -> 3 ready VMs %.1f s; load removed -> 1 VM %.1f s"
                   % (t_out, t_in))
 
-        # Tear down through the product itself: min 0 by reload, scale to 0.
+        # SIGHUP with a broken file: the old configuration stays.
         with open(cfg) as f:
             text = f.read()
+        with open(cfg, "w") as f:
+            f.write(text.replace("    max: 3\n", "    max: three\n", 1))
+        daemon.proc.send_signal(signal.SIGHUP)
+        time.sleep(3)
+        with open(os.path.join(work, "daemon.log")) as f:
+            if "keeping the old one" not in f.read():
+                raise Fail("an invalid configuration on SIGHUP was not reported")
+        if daemon.proc.poll() is not None:
+            raise Fail("the daemon died on an invalid configuration")
+        if api.group(group)["max"] != 3:
+            raise Fail("the old configuration was not kept")
+        log("SIGHUP with an invalid file: reported, old configuration kept")
+
+        # Tear down through the product itself: min 0 by reload, scale to 0.
         with open(cfg, "w") as f:
             f.write(text.replace("    min: 1\n", "    min: 0\n", 1))
         daemon.proc.send_signal(signal.SIGHUP)
@@ -282,6 +296,9 @@ groups:
         rc_daemon = daemon.stop()
         if rc_daemon != 0:
             raise Fail("daemon exited with %s after SIGTERM" % rc_daemon)
+        with open(os.path.join(work, "daemon.log")) as f:
+            if token in f.read():
+                raise Fail("the admin token appears in the daemon's log")
         doms, vols = leftovers(uri, pool, group, ids)
         if doms or vols:
             raise Fail("leaked: domains %s, volumes %s" % (doms, vols))
