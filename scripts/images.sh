@@ -116,6 +116,11 @@ build_tiny() {
 	local out=$1 tmp=$2
 	local kpkg kver root mod
 	kpkg=$(kernel_package)
+	if [ -z "$kpkg" ]; then
+		log "tiny: no package lists? running apt-get update"
+		apt-get update -q >&2 || true
+		kpkg=$(kernel_package)
+	fi
 	[ -n "$kpkg" ] || die "cannot resolve linux-image-amd64 to a kernel package"
 	log "tiny: downloading $kpkg busybox-static"
 	download "$tmp/debs" "$kpkg" busybox-static
