@@ -13,9 +13,11 @@
  *          to 1 (scalein.c: victims, graceful shutdown, destroy, undefine,
  *          volumes) leaves no domain and no volume of the removed VMs.
  *   cloud  one Debian cloud-init guest on host 2, whose pool lacks the base
- *          image (uploaded through a stream): cloud-init runs the group's
- *          user-data (a runcmd that posts to the listener) and its own
- *          phone_home from our vendor-data reaches the listener.
+ *          image (uploaded through a stream), with a static address in our
+ *          network-config (v2, matched by MAC): cloud-init applies it, runs
+ *          the group's user-data (a runcmd that posts its rendered network
+ *          configuration to the listener) and its own phone_home from our
+ *          vendor-data reaches the listener.
  *
  * It prints the define-and-start time per VM and the time from start to
  * phone-home (bench/README.md, "Provisioning"); nothing asserts on time.
@@ -184,6 +186,14 @@ static const char *pool;
 static char logdir[256];
 static struct thost hosts[2];
 
+/*
+ * What a failed test must not leave behind: the VMs it started and the
+ * base volumes it uploaded (teardown() removes them).
+ */
+static struct vm *live[8];
+static size_t n_live;
+static char uploaded_base[2][256];
+
 static void
 quiet(void *opaque, virErrorPtr e)
 {
@@ -206,6 +216,7 @@ struct kind {
 	unsigned vcpus;
 	uint64_t memory;
 	bool agent;
+	const struct seed_net *net; /* static address (network-config v2) */
 };
 
 static void
@@ -224,6 +235,8 @@ provision(struct vm *vm, const struct kind *k)
 	vm->ov = volume_overlay_name(vm->id);
 	vm->seed = volume_seed_name(vm->id);
 	vm->log = xasprintf("%s/%s.log", logdir, vm->id);
+	if (n_live < ARRAY_SIZE(live))
+		live[n_live++] = vm; /* from now on, teardown cleans up */
 	if (volume_create_overlay(h->conn, pool, vm->ov, h->base_path,
 				  h->base_fmt, 0, NULL) < 0)
 		fail_msg("%s", err_msg());
@@ -234,6 +247,7 @@ provision(struct vm *vm, const struct kind *k)
 	ss.public_url = public_url;
 	ss.secret = vm->secret;
 	ss.heartbeat_interval = 30;
+	ss.net = k->net;
 	if (seed_build_iso(&ss, &iso, &iso_len) < 0 ||
 	    volume_upload_bytes(h->conn, pool, vm->seed, iso, iso_len, NULL) < 0)
 		fail_msg("%s", err_msg());
@@ -249,6 +263,7 @@ provision(struct vm *vm, const struct kind *k)
 	ds.initrd = k->initrd;
 	ds.cmdline = k->cmdline;
 	ds.net = DOMXML_NET_USER;
+	ds.mac = k->net ? k->net->mac : NULL;
 	ds.console_log = vm->log;
 	ds.balloon_period = 10;
 	ds.guest_agent = k->agent;
@@ -377,6 +392,42 @@ assert_clean(struct thost *h, const char *prefix)
 	free(doms);
 }
 
+static int
+teardown(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < n_live; i++) {
+		struct vm *vm = live[i];
+		const char *vols[2] = {vm->ov, vm->seed};
+		struct scalein_remove_spec rs = {.domain = vm->id, .pool = pool,
+						 .volumes = vols, .n_volumes = 2};
+
+		if (vm->removed || !hosts[vm->host].conn)
+			continue;
+		fprintf(stderr, "teardown: removing %s\n", vm->id);
+		if (scalein_remove(hosts[vm->host].conn, &rs, NULL) < 0)
+			fprintf(stderr, "teardown: %s\n", err_msg());
+		vm->removed = true;
+	}
+	n_live = 0;
+	for (size_t i = 0; i < 2; i++) {
+		if (uploaded_base[i][0] && hosts[i].conn) {
+			fprintf(stderr, "teardown: deleting %s\n", uploaded_base[i]);
+			volume_delete(hosts[i].conn, pool, uploaded_base[i]);
+		}
+		uploaded_base[i][0] = '\0';
+		if (hosts[i].conn) {
+			virConnectClose(hosts[i].conn);
+			hosts[i].conn = NULL;
+		}
+	}
+	if (L.d) {
+		listener_stop();
+		L.d = NULL;
+	}
+	return 0;
+}
+
 static void
 hosts_open(void)
 {
@@ -388,10 +439,12 @@ hosts_open(void)
 		hosts[i].conn = virConnectOpen(hosts[i].uri);
 		if (!hosts[i].conn)
 			fail_msg("%s: %s", hosts[i].uri, virGetLastErrorMessage());
+		/*
+		 * No limits: the hosts are shared with other tests whose
+		 * domains count too (limits are unit-tested in test_place).
+		 */
 		hosts[i].rec = (struct va_placement_host){
-			.name = hosts[i].name, .cpu_use = -1,
-			.cpu_overcommit = 8, .mem_overcommit = 1.5,
-			.reserved_memory = 256 * MiB, .max_instances = 8};
+			.name = hosts[i].name, .cpu_use = -1};
 	}
 }
 
@@ -402,6 +455,7 @@ hosts_close(void)
 		free(hosts[i].base_path);
 		free(hosts[i].base_fmt);
 		virConnectClose(hosts[i].conn);
+		hosts[i].conn = NULL;
 	}
 }
 
@@ -415,7 +469,7 @@ test_tiny_group(void **state)
 		.user_data = "#cloud-config\n#tiny: heartbeat=30\n",
 		.vcpus = 1, .memory = 192 * MiB};
 	struct place_strategy *s = place_strategy_new("round-robin", true, NULL, 0);
-	struct vm vms[3];
+	static struct vm vms[3]; /* static: teardown reads them after a failure */
 	struct scalein_instance inst[3];
 	char prefix[32], base[512], *cmd;
 	size_t victims[3], nv;
@@ -433,10 +487,20 @@ test_tiny_group(void **state)
 	for (size_t i = 0; i < 2; i++) {
 		if (place_host_measure(hosts[i].conn, "provtest", &hosts[i].rec) < 0)
 			fail_msg("%s", err_msg());
+		print_message("%s: %u CPUs, %" PRIu64 " MiB, %" PRIu64 " MiB free, "
+			      "%u vCPUs and %" PRIu64 " MiB committed, %u of our "
+			      "VMs (%u of this group)\n", hosts[i].name,
+			      hosts[i].rec.cpus, hosts[i].rec.mem_total / MiB,
+			      hosts[i].rec.mem_free / MiB, hosts[i].rec.vcpus_alloc,
+			      hosts[i].rec.mem_alloc / MiB, hosts[i].rec.instances,
+			      hosts[i].rec.group_instances);
 		if (volume_ensure_base(hosts[i].conn, pool, base,
 				       &hosts[i].base_path, &hosts[i].base_fmt,
 				       &hosts[i].base_uploaded) < 0)
 			fail_msg("%s", err_msg());
+		if (hosts[i].base_uploaded)
+			snprintf(uploaded_base[i], sizeof(uploaded_base[i]), "%s",
+				 strrchr(base, '/') + 1);
 	}
 	for (size_t i = 0; i < 3; i++) {
 		struct va_placement_request req = {.group = "provtest",
@@ -502,7 +566,10 @@ test_tiny_group(void **state)
 		      " %" PRId64 "\n", vms[0].define_ms, vms[1].define_ms,
 		      vms[2].define_ms, vms[0].checkin_ms, vms[1].checkin_ms,
 		      vms[2].checkin_ms);
+	n_live = 0;
+	uploaded_base[0][0] = uploaded_base[1][0] = '\0';
 	listener_stop();
+	L.d = NULL;
 	hosts_close();
 	place_strategy_free(s);
 }
@@ -511,13 +578,17 @@ static void
 test_cloud_guest(void **state)
 {
 	char user_data[1024], prefix[32];
+	static const char *const dns[] = {"10.0.2.3"};
+	const struct seed_net net = {.address = "10.0.2.15", .prefix = 24,
+				     .gateway = "10.0.2.2", .dns = dns, .n_dns = 1,
+				     .mac = "52:54:00:7a:00:01"};
 	struct kind k = {
 		.kernel = getenv("VA_TEST_CLOUD_KERNEL"),
 		.initrd = getenv("VA_TEST_CLOUD_INITRD"),
 		.cmdline = "root=LABEL=rootfs rw console=ttyS0 net.ifnames=0",
 		.user_data = user_data, .vcpus = 2, .memory = 1024 * MiB,
-		.agent = true};
-	struct vm vm;
+		.agent = true, .net = &net};
+	static struct vm vm; /* static: teardown reads it after a failure */
 	int64_t t0, ud;
 	char *url;
 
@@ -525,8 +596,17 @@ test_cloud_guest(void **state)
 	memset(&vm, 0, sizeof(vm));
 	hosts_open();
 	listener_start();
-	snprintf(prefix, sizeof(prefix), "va-provc-%d", (int)getpid());
-	/* The group's user-data: runs in the guest, posts its instance id. */
+	/*
+	 * A short name: a session daemon (host 2) puts the guest agent's
+	 * socket under its config dir, .../channel/target/domain-ID-NAME/
+	 * org.qemu.guest_agent.0, and a UNIX socket path has 107 bytes.
+	 */
+	snprintf(prefix, sizeof(prefix), "vpc%d", (int)getpid());
+	/*
+	 * The group's user-data: runs in the guest and posts its instance id
+	 * and the network configuration cloud-init rendered from our
+	 * network-config (a static address on QEMU's user network).
+	 */
 	snprintf(user_data, sizeof(user_data),
 		 "#cloud-config\n"
 		 "# group user-data of the provisioning test\n"
@@ -534,14 +614,20 @@ test_cloud_guest(void **state)
 		 "  - path: /run/va-user-data\n"
 		 "    content: \"ran\\n\"\n"
 		 "runcmd:\n"
-		 "  - [sh, -c, 'curl -fsS -X POST --data-urlencode "
+		 "  - [sh, -c, 'cat /etc/network/interfaces.d/* > /run/va-net 2>&1; "
+		 "ip -4 addr show eth0 >> /run/va-net 2>&1; "
+		 "curl -fsS -X POST --data-urlencode "
 		 "\"iid@/var/lib/cloud/data/instance-id\" "
+		 "--data-urlencode \"net@/run/va-net\" "
 		 "http://10.0.2.2:%u/user-data-ran']\n", L.port);
 	t0 = util_now_ms();
 	if (volume_ensure_base(hosts[1].conn, pool, getenv("VA_TEST_CLOUD_IMAGE"),
 			       &hosts[1].base_path, &hosts[1].base_fmt,
 			       &hosts[1].base_uploaded) < 0)
 		fail_msg("%s", err_msg());
+	if (hosts[1].base_uploaded)
+		snprintf(uploaded_base[1], sizeof(uploaded_base[1]), "%s",
+			 strrchr(getenv("VA_TEST_CLOUD_IMAGE"), '/') + 1);
 	print_message("cloud base image on host2: %s in %" PRId64 " ms\n",
 		      hosts[1].base_uploaded ? "uploaded" : "present",
 		      util_now_ms() - t0);
@@ -555,6 +641,15 @@ test_cloud_guest(void **state)
 	free(url);
 	if (ud < 0)
 		fail_msg("the group's user-data did not run (phone-home did)");
+	/* our network-config was applied: static, with the address given */
+	if (listener_seen("POST /user-data-ran", "inet+static") < 0 ||
+	    listener_seen("POST /user-data-ran", "address+10.0.2.15") < 0) {
+		pthread_mutex_lock(&L.lock);
+		for (int i = 0; i < L.n; i++)
+			print_message("%s: %s\n", L.reqs[i].url, L.reqs[i].body);
+		pthread_mutex_unlock(&L.lock);
+		fail_msg("the guest did not apply the static network-config");
+	}
 	print_message("bench: cloud define+start %" PRId64
 		      " ms; start->user-data %" PRId64
 		      " ms; start->phone-home %" PRId64 " ms\n", vm.define_ms,
@@ -569,7 +664,10 @@ test_cloud_guest(void **state)
 	free(vm.ov);
 	free(vm.seed);
 	free(vm.log);
+	n_live = 0;
+	uploaded_base[1][0] = '\0';
 	listener_stop();
+	L.d = NULL;
 	hosts_close();
 }
 
@@ -583,9 +681,10 @@ main(int argc, char **argv)
 				    "VA_TEST_CLOUD_INITRD"};
 	const char *state_dir = getenv("VA_TEST_STATE_DIR");
 	bool cloud = argc > 1 && strcmp(argv[1], "cloud") == 0;
-	const struct CMUnitTest tiny_tests[] = {cmocka_unit_test(test_tiny_group)};
+	const struct CMUnitTest tiny_tests[] = {
+		cmocka_unit_test_teardown(test_tiny_group, teardown)};
 	const struct CMUnitTest cloud_tests[] = {
-		cmocka_unit_test(test_cloud_guest)};
+		cmocka_unit_test_teardown(test_cloud_guest, teardown)};
 
 	for (size_t i = 0; i < ARRAY_SIZE(need_tiny); i++) {
 		if (!getenv(need_tiny[i])) {
