@@ -217,10 +217,6 @@ main(int argc, char **argv)
 	    load_policy("bench/hpa-baseline.yaml", &hpa, &hpa_init) != 0 ||
 	    load_policy("bench/fixed-peak.yaml", &fixed, &fixed_init) != 0)
 		return 1;
-	/* autoscale.yaml cannot say "saturation: { above: 0% }" and
-	 * "scale_up_window_skip: 0%" yet; the plain HPA has neither. */
-	hpa.saturation.above_pct = 0;
-	hpa.scale_up_window_skip_pct = 0;
 	if (ndec)
 		bench_decide(&web, ndec);
 

@@ -2767,6 +2767,22 @@ static const struct opt limit_opts[] = {
 static const struct section limit_section = {"limit", limit_opts,
 					     NO_PRESENT, check_limit};
 
+static const struct opt saturation_opts[] = {
+	{.name = "above", .type = T_PERCENT,
+	 .off = offsetof(struct policy_saturation, above_pct), .flags = R,
+	 .min = 0, .max = 100,
+	 .doc = "a cpu or memory average at or above this is saturated "
+		"(demand unknown); 0% = off (the plain HPA formula)"},
+	{.name = "scale_up", .type = T_PERCENT,
+	 .off = offsetof(struct policy_saturation, scale_up_pct), .flags = R,
+	 .min = 1, .max = 1000,
+	 .doc = "when saturated, grow the ready capacity by at least this share"},
+	{0},
+};
+static const struct section saturation_section = {"saturation",
+						  saturation_opts, NO_PRESENT,
+						  NULL};
+
 static const struct opt scaling_opts[] = {
 	{.name = "interval", .type = T_DURATION,
 	 .off = offsetof(struct policy_params, interval_ms), .flags = R,
@@ -2803,6 +2819,15 @@ static const struct opt scaling_opts[] = {
 	 .off = offsetof(struct policy_params, scale_down_window_ms), .flags = R,
 	 .min = 0, .max = DAY,
 	 .doc = "stabilization: shrink only to the highest size recommended in this window"},
+	{.name = "scale_up_window_skip", .type = T_PERCENT,
+	 .off = offsetof(struct policy_params, scale_up_window_skip_pct),
+	 .flags = R, .min = 0, .max = 1000,
+	 .doc = "an increase of more than this share of the size skips the "
+		"scale-up window; 0% = never"},
+	{.name = "saturation", .type = T_SECTION, .flags = F_RELOAD,
+	 .off = offsetof(struct policy_params, saturation),
+	 .sub = &saturation_section,
+	 .doc = "target tracking when a cpu/memory average is saturated"},
 	{.name = "scale_up_limit", .type = T_SECTION, .flags = F_RELOAD,
 	 .off = offsetof(struct policy_params, scale_up_limit),
 	 .sub = &limit_section, .doc = "rate limit on growing"},
