@@ -2,8 +2,9 @@
  * mstore.h: the built-in metrics store (the default sink).
  *
  * One bounded ring per instance, keyed by the domain's raw UUID, holding
- * fixed-size samples (40 bytes: a 100 ms-resolution timestamp, presence
- * bits and the RATES_N_BASE base rates as floats). The ring has room for
+ * fixed-size samples (24 bytes: a 100 ms-resolution timestamp, presence
+ * bits and the RATES_N_BASE base rates as 16-bit floats, 0.05 % relative
+ * precision, see mstore_encode()). The ring has room for
  * retention / interval samples (+2 for jitter); older samples are
  * overwritten. Queries return mean, max and last per metric over a time
  * window, derived sums (disk/net totals) computed per sample.
@@ -57,6 +58,11 @@ size_t mstore_count(struct mstore *s);
 size_t mstore_capacity(const struct mstore *s);
 /* Bytes one instance costs: its ring, its header and its hash slot. */
 size_t mstore_bytes_per_instance(const struct mstore *s);
+
+/* The 16-bit value encoding (exposed for tests): v >= 0, relative error
+ * <= 1/2048 above 8, absolute <= 1/512 below; saturates at 1.7e10. */
+uint16_t mstore_encode(double v);
+double mstore_decode(uint16_t x);
 
 /* Call fn for every instance (under the read lock: fn must not call
  * mstore functions that write). */

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -143,13 +144,13 @@ test_remove_prune(void **state)
 	assert_int_equal(mstore_query(s, u, 0, 300000, &w), 0);
 	assert_int_equal(w.n[RATES_CPU], 2);
 
-	/* 1 h at 10 s: 362 samples of 40 bytes, plus the header. */
+	/* 1 h at 10 s: 362 samples of 24 bytes, plus the header. */
 	{
 		struct mstore *h = mstore_new(3600000, 10000);
 
 		assert_int_equal(mstore_capacity(h), 362);
-		assert_true(mstore_bytes_per_instance(h) >= 362 * 40);
-		assert_true(mstore_bytes_per_instance(h) < 362 * 40 + 128);
+		assert_true(mstore_bytes_per_instance(h) >= 362 * 24);
+		assert_true(mstore_bytes_per_instance(h) < 362 * 24 + 128);
 		mstore_free(h);
 	}
 	mstore_free(s);
@@ -190,6 +191,36 @@ test_foreach_negative_time(void **state)
 	mstore_free(s);
 }
 
+static void
+test_encoding(void **state)
+{
+	static const double values[] = {
+		0, 1.0 / 256, 0.01, 0.5, 1, 7.99, 8, 42.5, 99.99, 100, 123.456,
+		2047, 2048, 4095, 65535, 1e6, 123456789, 3.3e9, 1.7e10,
+	};
+	double prev = -1;
+
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+		double v = values[i], d = mstore_decode(mstore_encode(v));
+		double tol = v > 8 ? v / 2048 : 1.0 / 512;
+
+		if (d < v - tol || d > v + tol)
+			fail_msg("%g decoded as %g", v, d);
+		/* order is kept */
+		assert_true(d >= prev);
+		prev = d;
+	}
+	/* Exact for the small integers the tests use. */
+	assert_true(mstore_decode(mstore_encode(20)) == 20);
+	assert_true(mstore_decode(mstore_encode(310)) == 310);
+	/* Never negative, NaN is 0, beyond the range saturates. */
+	assert_int_equal(mstore_encode(-5), 0);
+	assert_int_equal(mstore_encode(NAN), 0);
+	assert_true(mstore_decode(mstore_encode(1e15)) > 1.7e10);
+	assert_true(mstore_decode(mstore_encode(1e15)) < 1.8e10);
+	assert_int_equal(mstore_encode(1e15), mstore_encode(1e20));
+}
+
 int
 main(void)
 {
@@ -198,6 +229,7 @@ main(void)
 		cmocka_unit_test(test_derived),
 		cmocka_unit_test(test_remove_prune),
 		cmocka_unit_test(test_foreach_negative_time),
+		cmocka_unit_test(test_encoding),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
