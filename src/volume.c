@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -312,24 +313,98 @@ cleanup:
 	return rc;
 }
 
+/*
+ * Within one process, one volume_ensure_base() at a time per (host URI,
+ * pool, image): a second caller would otherwise take the first one's
+ * upload in progress (base volume next to its marker) for an interrupted
+ * one and delete it. Other images and hosts go on in parallel.
+ */
+static pthread_mutex_t ensure_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ensure_cv = PTHREAD_COND_INITIALIZER;
+static char **ensure_keys;
+static size_t ensure_n;
+
+static char *
+ensure_lock(virConnectPtr conn, const char *pool, const char *name)
+{
+	char *uri = virConnectGetURI(conn);
+	char *key = xasprintf("%s\n%s\n%s", uri ? uri : "?", pool, name);
+	bool busy;
+
+	free(uri);
+	pthread_mutex_lock(&ensure_mu);
+	do {
+		busy = false;
+		for (size_t i = 0; i < ensure_n; i++)
+			if (strcmp(ensure_keys[i], key) == 0)
+				busy = true;
+		if (busy)
+			pthread_cond_wait(&ensure_cv, &ensure_mu);
+	} while (busy);
+	ensure_keys = xreallocarray(ensure_keys, ensure_n + 1,
+				    sizeof(*ensure_keys));
+	ensure_keys[ensure_n++] = key;
+	pthread_mutex_unlock(&ensure_mu);
+	return key;
+}
+
+static void
+ensure_unlock(char *key)
+{
+	pthread_mutex_lock(&ensure_mu);
+	for (size_t i = 0; i < ensure_n; i++) {
+		if (ensure_keys[i] == key) {
+			ensure_keys[i] = ensure_keys[--ensure_n];
+			break;
+		}
+	}
+	if (ensure_n == 0) {
+		free(ensure_keys);
+		ensure_keys = NULL;
+	}
+	pthread_cond_broadcast(&ensure_cv);
+	pthread_mutex_unlock(&ensure_mu);
+	free(key);
+}
+
+static int ensure_base_locked(virConnectPtr conn, const char *pool,
+			      const char *local_path, const char *name,
+			      char **path_out, char **format_out,
+			      bool *uploaded);
+
 int
 volume_ensure_base(virConnectPtr conn, const char *pool, const char *local_path,
 		   char **path_out, char **format_out, bool *uploaded)
 {
-	virStoragePoolPtr p = NULL;
-	virStorageVolPtr v = NULL, marker = NULL;
 	const char *slash = strrchr(local_path, '/');
 	const char *name = slash ? slash + 1 : local_path;
+	char *key;
+	int rc;
+
+	if (uploaded)
+		*uploaded = false;
+	if (domxml_name_valid("base image name", name) < 0)
+		return -1;
+	key = ensure_lock(conn, pool, name);
+	rc = ensure_base_locked(conn, pool, local_path, name, path_out,
+				format_out, uploaded);
+	ensure_unlock(key);
+	return rc;
+}
+
+static int
+ensure_base_locked(virConnectPtr conn, const char *pool, const char *local_path,
+		   const char *name, char **path_out, char **format_out,
+		   bool *uploaded)
+{
+	virStoragePoolPtr p = NULL;
+	virStorageVolPtr v = NULL, marker = NULL;
 	char *marker_name = NULL, *xml = NULL;
 	struct src s = {.fd = -1};
 	struct stat stbuf;
 	int64_t t0;
 	int rc = -1;
 
-	if (uploaded)
-		*uploaded = false;
-	if (domxml_name_valid("base image name", name) < 0)
-		return -1;
 	marker_name = xasprintf("%s" MARKER_SUFFIX, name);
 	p = pool_open(conn, pool);
 	if (!p)

@@ -18,8 +18,10 @@
  * volume found next to a marker is an interrupted upload (the daemon died
  * or the host dropped the stream): both are deleted and the upload starts
  * again. A base volume without a marker is complete — including one the
- * administrator put into the pool by other means. Two daemons uploading the
- * same image to the same pool at the same moment are not supported.
+ * administrator put into the pool by other means. Within one process,
+ * concurrent calls for the same host, pool and image wait for each other
+ * (the first uploads, the others reuse); two daemons uploading the same
+ * image to the same pool at the same moment are not supported.
  *
  * Every function takes an open connection that it does not own, returns 0
  * (or a documented positive value) or -1 with err_set() naming the host's

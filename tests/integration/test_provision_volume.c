@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -217,6 +218,55 @@ test_upload_overlay_seed(void **state)
 	virConnectClose(c);
 }
 
+/* Several provisioning workers reach a fresh host at once: one uploads,
+ * the others wait and reuse (none takes the upload in progress for an
+ * interrupted one). */
+struct racer {
+	virConnectPtr conn;
+	char *path;
+	bool uploaded;
+	int rc;
+};
+
+static void *
+race(void *arg)
+{
+	struct racer *r = arg;
+
+	r->rc = volume_ensure_base(r->conn, pool, base_file, &r->path, NULL,
+				   &r->uploaded);
+	return NULL;
+}
+
+static void
+test_concurrent_ensure(void **state)
+{
+	virConnectPtr c = open_conn(uri2);
+	struct racer r[4];
+	pthread_t t[4];
+	int uploads = 0;
+
+	(void)state;
+	memset(r, 0, sizeof(r));
+	for (int i = 0; i < 4; i++) {
+		r[i].conn = c;
+		assert_int_equal(pthread_create(&t[i], NULL, race, &r[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		if (r[i].rc != 0)
+			fail_msg("racer %d failed", i);
+		uploads += r[i].uploaded;
+		assert_string_equal(r[i].path, r[0].path);
+	}
+	assert_int_equal(uploads, 1);
+	for (int i = 0; i < 4; i++)
+		free(r[i].path);
+	assert_int_equal(volume_delete(c, pool, base_name), 0);
+	assert_int_equal(count_ours(c), 0);
+	virConnectClose(c);
+}
+
 /* Host 1 (the system daemon): the same calls, and errors named. */
 static void
 test_host1_and_errors(void **state)
@@ -255,6 +305,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_upload_overlay_seed),
 		cmocka_unit_test(test_host1_and_errors),
+		cmocka_unit_test(test_concurrent_ensure),
 	};
 	char *cmd;
 	int rc;
