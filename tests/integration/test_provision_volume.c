@@ -299,6 +299,37 @@ test_host1_and_errors(void **state)
 	virConnectClose(c);
 }
 
+/* After the tests, pass or fail: no volume of ours stays on either host. */
+static int
+group_teardown(void **state)
+{
+	const char *uris[2] = {uri1, uri2};
+
+	(void)state;
+	for (int h = 0; h < 2; h++) {
+		virConnectPtr c = virConnectOpen(uris[h]);
+		virStoragePoolPtr p = c ? virStoragePoolLookupByName(c, pool) : NULL;
+		virStorageVolPtr *vols = NULL;
+		int n = p ? virStoragePoolListAllVolumes(p, &vols, 0) : 0;
+
+		for (int i = 0; i < n; i++) {
+			if (strncmp(virStorageVolGetName(vols[i]), prefix,
+				    strlen(prefix)) == 0) {
+				fprintf(stderr, "teardown: deleting %s\n",
+					virStorageVolGetName(vols[i]));
+				virStorageVolDelete(vols[i], 0);
+			}
+			virStorageVolFree(vols[i]);
+		}
+		free(vols);
+		if (p)
+			virStoragePoolFree(p);
+		if (c)
+			virConnectClose(c);
+	}
+	return 0;
+}
+
 int
 main(void)
 {
@@ -329,7 +360,7 @@ main(void)
 		return 1;
 	}
 	free(cmd);
-	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	rc = cmocka_run_group_tests(tests, NULL, group_teardown);
 	unlink(base_file);
 	return rc;
 }
