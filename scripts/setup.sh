@@ -6,8 +6,6 @@
 #   scripts/setup.sh --virt     also libvirt, QEMU and guest-image tools
 #   scripts/setup.sh --servers  also MariaDB and InfluxDB servers
 #   scripts/setup.sh --all      everything
-#   scripts/setup.sh --sysprep  also libguestfs-tools (big; only the heavy
-#                               virt-sysprep test needs it, not in --all)
 set -euo pipefail
 
 BUILD_PKGS=(
@@ -21,18 +19,17 @@ VIRT_PKGS=(
 	libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu
 	qemu-system-x86 qemu-utils dnsmasq-base iptables
 	debootstrap busybox-static cpio cloud-image-utils genisoimage
+	libguestfs-tools
 )
 SERVER_PKGS=(mariadb-server influxdb curl)
-SYSPREP_PKGS=(libguestfs-tools)
 
 want=("${BUILD_PKGS[@]}")
 for arg in "$@"; do
 	case "$arg" in
 	--virt) want+=("${VIRT_PKGS[@]}") ;;
 	--servers) want+=("${SERVER_PKGS[@]}") ;;
-	--sysprep) want+=("${SYSPREP_PKGS[@]}") ;;
 	--all) want+=("${VIRT_PKGS[@]}" "${SERVER_PKGS[@]}") ;;
-	-h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,9p' "$0"; exit 0 ;;
 	*) echo "setup.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
 	esac
 done

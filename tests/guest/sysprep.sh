@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# guest-sysprep (suite 'heavy'): generalize the cloud test image with
+# guest-sysprep (suite 'guest'): generalize the cloud test image with
 # virt-sysprep the way docs/images.md tells users to, and check the result.
 #
 # A raw copy of $VA_TEST_CLOUD_IMAGE is first "dirtied" with debugfs the way
@@ -8,9 +8,11 @@
 #   virt-sysprep -a COPY --run-command 'cloud-init clean --logs --seed' \
 #       --truncate /etc/machine-id
 # must remove all three. (--truncate: virt-sysprep's customize step writes a
-# fresh random machine-id after its machine-id operation emptied it.) Installs libguestfs-tools (scripts/setup.sh
-# --sysprep) if missing and extracts a Debian kernel for libguestfs'
-# appliance (no KVM here: LIBGUESTFS_BACKEND_SETTINGS=force_tcg).
+# fresh random machine-id after its machine-id operation emptied it.)
+# Installs libguestfs-tools (scripts/setup.sh --virt) if missing and extracts
+# a Debian kernel for libguestfs' appliance (no KVM here:
+# LIBGUESTFS_BACKEND_SETTINGS=force_tcg). About 30-60 s (a first run builds
+# libguestfs' appliance cache under /var/tmp/.guestfs-0 too).
 # Exits 77 (skip) without VA_TEST_CLOUD_IMAGE or when not root.
 set -euo pipefail
 
@@ -31,8 +33,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 if ! command -v virt-sysprep >/dev/null; then
-	say "installing libguestfs-tools (scripts/setup.sh --sysprep)"
-	"$top/scripts/setup.sh" --sysprep
+	say "installing libguestfs-tools (scripts/setup.sh --virt)"
+	"$top/scripts/setup.sh" --virt
 fi
 
 # A Debian kernel (with its modules) for supermin's appliance, extracted once.
