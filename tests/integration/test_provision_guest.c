@@ -184,6 +184,8 @@ struct vm {
 
 static const char *pool;
 static char logdir[256];
+static char group[32]; /* unique per run: leftovers of a killed run do not
+			  count as VMs of this group */
 static struct thost hosts[2];
 
 /*
@@ -267,7 +269,7 @@ provision(struct vm *vm, const struct kind *k)
 	ds.console_log = vm->log;
 	ds.balloon_period = 10;
 	ds.guest_agent = k->agent;
-	ds.group = "provtest";
+	ds.group = group;
 	ds.instance_id = vm->id;
 	ds.generation = 1;
 	if (domxml_build(&ds, &xml) < 0)
@@ -485,7 +487,7 @@ test_tiny_group(void **state)
 	hosts_open();
 	listener_start();
 	for (size_t i = 0; i < 2; i++) {
-		if (place_host_measure(hosts[i].conn, "provtest", &hosts[i].rec) < 0)
+		if (place_host_measure(hosts[i].conn, group, &hosts[i].rec) < 0)
 			fail_msg("%s", err_msg());
 		print_message("%s: %u CPUs, %" PRIu64 " MiB, %" PRIu64 " MiB free, "
 			      "%u vCPUs and %" PRIu64 " MiB committed, %u of our "
@@ -503,7 +505,7 @@ test_tiny_group(void **state)
 				 strrchr(base, '/') + 1);
 	}
 	for (size_t i = 0; i < 3; i++) {
-		struct va_placement_request req = {.group = "provtest",
+		struct va_placement_request req = {.group = group,
 						   .vcpus = k.vcpus,
 						   .memory = k.memory,
 						   .seq = (uint32_t)i};
@@ -704,6 +706,7 @@ main(int argc, char **argv)
 		}
 	}
 	pool = getenv("VA_TEST_POOL");
+	snprintf(group, sizeof(group), "provtest-%d", (int)getpid());
 	virSetErrorFunc(NULL, quiet);
 	/* Console logs: written by each host's virtlogd (host 2 runs as
 	 * nobody), read by this test. */
