@@ -588,11 +588,32 @@ daemon_setup(struct daemon *d)
 	if (groups_setup(d, NULL, 0) != 0)
 		return -1;
 	d->jobs = jobs_start(d, WORKER_THREADS);
-	/* Give the hosts a moment to connect, so that recovery sees them. */
-	for (unsigned i = 0; i < d->n_hosts; i++)
-		if (host_connect_wait(d->hosts[i].h, 10000) != 0)
-			log_warn("host %s is not reachable yet: %s",
-				 d->hosts[i].cfg->name, err_msg());
+	/* Give the hosts a moment to connect, so that recovery sees them;
+	 * a host that refuses at once is not waited for. */
+	for (int64_t deadline = util_now_ms() + 10000; util_now_ms() < deadline;) {
+		bool settled = true;
+
+		for (unsigned i = 0; i < d->n_hosts; i++) {
+			struct host_counters hc;
+
+			host_tick(d->hosts[i].h, util_now_ms());
+			host_get_counters(d->hosts[i].h, &hc);
+			if (!host_is_up(d->hosts[i].h) && hc.errors == 0)
+				settled = false;
+		}
+		if (settled)
+			break;
+		usleep(50000);
+	}
+	for (unsigned i = 0; i < d->n_hosts; i++) {
+		if (!host_is_up(d->hosts[i].h)) {
+			char why[512];
+
+			host_last_error(d->hosts[i].h, why, sizeof(why));
+			log_warn("host %s is not reachable yet (%s); recovery on it waits",
+				 d->hosts[i].cfg->name, why);
+		}
+	}
 	if (reconcile_startup(d) != 0)
 		return -1;
 	if (http_setup(d) != 0)

@@ -181,10 +181,16 @@ hosts:
     cpu_overcommit: 64
     memory_overcommit: 16
     reserved_memory: 0
+  # a host that is down the whole time: it must not print a line per tick
+  - name: ghost
+    uri: qemu+unix:///system?socket=/nonexistent/libvirt-sock
+    pool: %(pool)s
+    user_net: true
 groups:
   %(group)s:
     min: 1
     max: 3
+    hosts: [local]
     template:
       vcpus: 1
       memory: 160MiB
@@ -221,6 +227,7 @@ groups:
     rc = 1
     try:
         daemon.start()
+        t_start = time.time()
         log("daemon started, group %s, work dir %s" % (group, work))
         wait_for("1 ready VM", lambda g: g["ready"] >= 1, 300, api, group)
 
@@ -297,8 +304,13 @@ groups:
         if rc_daemon != 0:
             raise Fail("daemon exited with %s after SIGTERM" % rc_daemon)
         with open(os.path.join(work, "daemon.log")) as f:
-            if token in f.read():
-                raise Fail("the admin token appears in the daemon's log")
+            text = f.read()
+        if token in text:
+            raise Fail("the admin token appears in the daemon's log")
+        ghost = [l for l in text.splitlines() if "ghost" in l and " debug " not in l]
+        if len(ghost) > 12:
+            raise Fail("a host that is down logged %d lines:\n%s" % (len(ghost), "\n".join(ghost[:20])))
+        log("host that stayed down: %d log lines in %.0f s" % (len(ghost), time.time() - t_start))
         doms, vols = leftovers(uri, pool, group, ids)
         if doms or vols:
             raise Fail("leaked: domains %s, volumes %s" % (doms, vols))
