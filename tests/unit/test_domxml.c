@@ -422,6 +422,25 @@ test_define(void **state)
 	free(meta);
 	free(xml);
 	virDomainFree(dom);
+
+	/* The same from the user template: libvirt accepts it too. */
+	s.disk = (struct domxml_disk){.pool = "default-pool",
+				      .volume = "web-0001.qcow2"};
+	if (domxml_from_template(tmpl, sizeof(tmpl) - 1, "web.xml", &s, &xml) < 0)
+		fail_msg("%s", err_msg());
+	dom = virDomainDefineXML(conn, xml);
+	if (!dom)
+		fail_msg("define from template: %s\n%s", virGetLastErrorMessage(),
+			 xml);
+	meta = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT,
+				    DOMXML_NS_URI, VIR_DOMAIN_AFFECT_CONFIG);
+	assert_non_null(meta);
+	assert_int_equal(domxml_meta_parse(meta, strlen(meta), &m), 0);
+	assert_string_equal(m.id, "web-0001");
+	assert_int_equal(virDomainUndefine(dom), 0);
+	free(meta);
+	free(xml);
+	virDomainFree(dom);
 	virConnectClose(conn);
 }
 
