@@ -15,7 +15,7 @@
 # /var/cache/virt-autoscaler/images), where <hash> covers this script and the
 # image's files under scripts/guest/: a rerun is a no-op unless the recipe
 # changed. Builds go to a temporary directory renamed into place when done;
-# older builds of the same image are removed afterwards.
+# of the older builds of the same image only the newest is kept.
 #
 # Only Debian's archive is used (apt-get download, and debootstrap from the
 # mirror in /etc/apt/sources.list.d/debian.sources). Runs as root.
@@ -257,9 +257,11 @@ ensure() {
 		trap - EXIT
 		log "$name: built in $(($(date +%s) - start)) s: $dir"
 	fi
-	# Older recipes of the same image.
-	for old in "$cache/$name"-*; do
-		[ -d "$old" ] && [ "$old" != "$dir" ] && rm -rf "$old"
+	# Older recipes of the same image: keep the newest one (a test run that
+	# started before the recipe changed may still use it), remove the rest.
+	ls -dt "$cache/$name"-*/ 2>/dev/null | sed 's|/$||' | grep -vxF "$dir" |
+		tail -n +2 | while read -r old; do
+		rm -rf "$old"
 	done
 	exec {lockfd}>&-
 	printf '%s\n' "$dir"

@@ -118,13 +118,13 @@ start_host1() {
 	fi
 	if ! pid_alive /run/virtlogd.pid; then
 		log "starting virtlogd"
-		virtlogd -d
+		virtlogd -d >&2
 	fi
 	if ! pid_alive /run/libvirtd.pid; then
 		# Before the daemon reads its config: no NAT network at start.
 		rm -f /etc/libvirt/qemu/networks/autostart/default.xml
 		log "starting libvirtd"
-		libvirtd -d
+		libvirtd -d >&2
 	fi
 	wait_answers "$uri1" "libvirtd"
 	no_default_network "$uri1"
