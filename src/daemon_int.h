@@ -141,9 +141,11 @@ struct job_queue *jobs_start(struct daemon *d, unsigned threads);
 void jobs_stop(struct job_queue *q);
 /* Jobs queued or running. */
 unsigned jobs_pending(struct job_queue *q);
-/* Create instance inst (already stored as 'requested') on host h. */
+/* Create instance inst (already stored as 'requested') on host h;
+ * address: its static address from the group's pool, or NULL. */
 int jobs_provision(struct daemon *d, const struct dgroup *g,
-		   const struct dhost *h, const char *instance_id);
+		   const struct dhost *h, const char *instance_id,
+		   const char *address);
 /* Remove an instance (already 'deleting' in the store). */
 int jobs_remove(struct daemon *d, const struct store_instance *inst,
 		int64_t drain_ms);

@@ -67,6 +67,14 @@ struct job {
 	size_t domain_template_len;
 	char *public_url;
 	unsigned heartbeat_interval;
+	bool no_phone_home;
+	/* static address from the group's pool (NULL: DHCP or the user's
+	 * network-config) */
+	char *address;
+	unsigned prefix;
+	char *gateway;
+	char **dns;
+	size_t n_dns;
 	int64_t generation;
 	/* remove */
 	int64_t drain_ms;
@@ -114,6 +122,11 @@ job_free(struct job *j)
 	free(j->network_config);
 	free(j->domain_template);
 	free(j->public_url);
+	free(j->address);
+	free(j->gateway);
+	for (size_t i = 0; i < j->n_dns; i++)
+		free(j->dns[i]);
+	free(j->dns);
 	free(j);
 }
 
@@ -240,31 +253,47 @@ base_image(virConnectPtr conn, const struct job *j, char **path,
 				     j->image, j->pool, j->host_name);
 		return 0;
 	} else {
-		virStoragePoolPtr pool = virStoragePoolLookupByName(conn, j->pool);
-		virStorageVolPtr vol;
-		size_t n = strlen(j->image);
+		int rc = volume_find(conn, j->pool, j->image, path, format);
 
-		if (!pool) {
-			libvirt_err(j->pool);
-			return -1;
-		}
-		vol = virStorageVolLookupByName(pool, j->image);
-		virStoragePoolFree(pool);
-		if (!vol) {
-			libvirt_err(j->image);
-			return -1;
-		}
-		*path = virStorageVolGetPath(vol);
-		virStorageVolFree(vol);
-		if (!*path) {
-			libvirt_err(j->image);
-			return -1;
-		}
-		*format = xstrdup(n > 4 && (strcmp(j->image + n - 4, ".raw") == 0 ||
-					    strcmp(j->image + n - 4, ".img") == 0)
-					  ? "raw" : "qcow2");
-		return 0;
+		if (rc == 0)
+			err_set("base image volume '%s' is not in pool %s on %s",
+				j->image, j->pool, j->host_name);
+		return rc == 1 ? 0 : -1;
 	}
+}
+
+/* A MAC address derived from the instance id (stable across retries). */
+static void
+instance_mac(const char *id, char out[18])
+{
+	unsigned b[3] = {0, 0, 0};
+	unsigned n = 0;
+
+	for (const char *p = id; *p && n < 6; p++) {
+		int v;
+
+		if (*p >= '0' && *p <= '9')
+			v = *p - '0';
+		else if (*p >= 'a' && *p <= 'f')
+			v = *p - 'a' + 10;
+		else
+			continue;
+		b[n / 2] = (b[n / 2] << 4) | (unsigned)v;
+		n++;
+	}
+	snprintf(out, 18, "52:54:00:%02x:%02x:%02x", b[0] & 0xff, b[1] & 0xff,
+		 b[2] & 0xff);
+}
+
+/* The guest's host name: the domain name as an RFC 1123 label. */
+static void
+instance_hostname(const char *domain, char out[64])
+{
+	size_t n = 0;
+
+	for (const char *p = domain; *p && n < 63; p++)
+		out[n++] = (*p == '_' || *p == '.') ? '-' : *p;
+	out[n] = '\0';
 }
 
 static bool
@@ -279,6 +308,7 @@ run_provision(struct daemon *d, struct job *j)
 	size_t iso_len = 0;
 	char secret[SECRET_LEN + 1] = "";
 	char hash[SECRET_HASH_LEN + 1];
+	char mac[18], hostname[64];
 	int64_t jid = 0;
 	struct store_instance si;
 	bool ok = false;
@@ -331,10 +361,22 @@ run_provision(struct daemon *d, struct job *j)
 		goto fail;
 	}
 	store_instance_release(&si);
+	instance_mac(j->id, mac);
+	instance_hostname(j->domain, hostname);
 	{
+		struct seed_net net = {
+			.address = j->address,
+			.prefix = j->prefix,
+			.gateway = j->gateway,
+			.dns = (const char *const *)j->dns,
+			.n_dns = j->n_dns,
+			.mac = mac,
+		};
 		struct seed_spec ss = {
 			.instance_id = j->id,
-			.hostname = j->domain,
+			.hostname = hostname,
+			.no_phone_home = j->no_phone_home,
+			.net = j->address ? &net : NULL,
 			.user_data = j->user_data,
 			.user_data_len = j->user_data_len,
 			.public_url = j->public_url,
@@ -370,6 +412,7 @@ run_provision(struct daemon *d, struct job *j)
 			.cmdline = j->cmdline,
 			.net = j->net,
 			.net_source = j->net_source,
+			.mac = mac,
 			.balloon_period = 5,
 			.guest_agent = true,
 			.group = j->group,
@@ -648,7 +691,7 @@ enqueue(struct job_queue *q, struct job *j)
 
 int
 jobs_provision(struct daemon *d, const struct dgroup *g, const struct dhost *h,
-	       const char *instance_id)
+	       const char *instance_id, const char *address)
 {
 	const struct config_group *gc = g->cfg;
 	const struct config_host *hc = h->cfg;
@@ -701,6 +744,19 @@ jobs_provision(struct daemon *d, const struct dgroup *g, const struct dhost *h,
 	if (j->heartbeat_interval < 1)
 		j->heartbeat_interval = 1;
 	j->generation = d->config_gen;
+	j->no_phone_home = !gc->cloud_init.phone_home;
+	if (address && gc->cloud_init.static_addresses.present) {
+		const struct config_static_addresses *sa =
+			&gc->cloud_init.static_addresses;
+
+		j->address = xstrdup(address);
+		j->prefix = (unsigned)sa->prefix;
+		j->gateway = dup_or_null(sa->gateway);
+		j->n_dns = sa->dns.n;
+		j->dns = xcalloc(sa->dns.n ? sa->dns.n : 1, sizeof(*j->dns));
+		for (unsigned i = 0; i < sa->dns.n; i++)
+			j->dns[i] = xstrdup(sa->dns.v[i]);
+	}
 	if (!j->image) {
 		err_set("group %s has no template.image", gc->name);
 		job_free(j);

@@ -4,6 +4,7 @@
  * convergence of the group's instances towards the desired size (new
  * instances placed and handed to the workers; surplus ones drained).
  */
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -351,11 +352,65 @@ decide(struct daemon *d, struct dgroup *g, const struct store_instance_list *l,
 	}
 }
 
+/* a + 1 for an address of 4 or 16 bytes (false on overflow) */
+static bool
+addr_next(unsigned char *a, size_t len)
+{
+	for (size_t i = len; i-- > 0;)
+		if (++a[i] != 0)
+			return true;
+	return false;
+}
+
+static bool
+address_used(const struct store_instance_list *l, char **taken, size_t n_taken,
+	     const char *addr)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].state != STORE_INSTANCE_GONE && l->v[i].address &&
+		    strcmp(l->v[i].address, addr) == 0)
+			return true;
+	for (size_t i = 0; i < n_taken; i++)
+		if (strcmp(taken[i], addr) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The lowest address of the group's static range that no instance of the
+ * group holds (instances that are gone give theirs back). 0, or -1 when
+ * the range is exhausted.
+ */
+static int
+allocate_address(const struct config_static_addresses *sa,
+		 const struct store_instance_list *l, char **taken,
+		 size_t n_taken, char out[INET6_ADDRSTRLEN])
+{
+	unsigned char cur[16], last[16];
+	size_t len = sa->family == AF_INET6 ? 16 : 4;
+
+	if (inet_pton(sa->family, sa->first, cur) != 1 ||
+	    inet_pton(sa->family, sa->last, last) != 1)
+		return -1;
+	for (;;) {
+		inet_ntop(sa->family, cur, out, INET6_ADDRSTRLEN);
+		if (!address_used(l, taken, n_taken, out))
+			return 0;
+		if (memcmp(cur, last, len) >= 0 || !addr_next(cur, len))
+			return -1;
+	}
+}
+
 /* Start new instances up to the desired size. */
 static void
 grow(struct daemon *d, struct dgroup *g, int missing,
-     struct va_placement_host *hosts, size_t n_hosts, int64_t now)
+     struct va_placement_host *hosts, size_t n_hosts, int64_t now,
+     const struct store_instance_list *l)
 {
+	const struct config_static_addresses *sa = &g->cfg->cloud_init.static_addresses;
+	char *taken[MAX_STARTS_PER_TICK];
+	size_t n_taken = 0;
+
 	if (now < g->provision_backoff_until_ms)
 		return;
 	if (missing > MAX_STARTS_PER_TICK)
@@ -365,14 +420,24 @@ grow(struct daemon *d, struct dgroup *g, int missing,
 		struct store_instance si;
 		char id[STORE_ID_LEN + 1];
 		char domain[STORE_DOMAIN_MAX + 1];
+		char address[INET6_ADDRSTRLEN] = "";
 		size_t chosen;
 		enum place_result pr;
 
 		if (store_instance_new_id(id) != STORE_OK) {
 			log_error("cannot mint an instance id: %s", err_msg());
-			return;
+			break;
 		}
 		req.instance_id = id;
+		if (sa->present &&
+		    allocate_address(sa, l, taken, n_taken, address) != 0) {
+			if (!g->hosts_full)
+				daemon_event(d, g->cfg->name, NULL, "addresses_full",
+					     NULL, "every address of %s is in use",
+					     sa->range);
+			g->hosts_full = true;
+			break;
+		}
 		pr = place_choose(g->place, &req, hosts, n_hosts, &chosen);
 		if (pr != PLACE_OK) {
 			char msg[1024];
@@ -390,7 +455,7 @@ grow(struct daemon *d, struct dgroup *g, int missing,
 					     NULL, "%s", msg);
 				g->hosts_full = true;
 			}
-			return;
+			break;
 		}
 		log_complain_clear(&g->full_complaint, "scaler",
 				   "group %s: hosts have room again", g->cfg->name);
@@ -404,17 +469,23 @@ grow(struct daemon *d, struct dgroup *g, int missing,
 		si.domain = domain;
 		si.state = STORE_INSTANCE_REQUESTED;
 		si.config_gen = d->config_gen;
+		si.address = sa->present ? address : NULL;
 		if (store_instance_put(d->store, &si) != STORE_OK) {
 			log_error("group %s: cannot record a new instance: %s",
 				  g->cfg->name, err_msg());
-			return;
+			break;
 		}
+		if (sa->present)
+			taken[n_taken++] = xstrdup(address);
 		place_host_commit(&hosts[chosen], &req);
 		daemon_event(d, g->cfg->name, id, "provision", NULL,
 			     "new instance %s placed on %s by %s", domain,
 			     hosts[chosen].name, place_strategy_name(g->place));
-		jobs_provision(d, g, daemon_host(d, hosts[chosen].name), id);
+		jobs_provision(d, g, daemon_host(d, hosts[chosen].name), id,
+			       sa->present ? address : NULL);
 	}
+	for (size_t i = 0; i < n_taken; i++)
+		free(taken[i]);
 }
 
 static int
@@ -538,7 +609,7 @@ group_tick(struct daemon *d, struct dgroup *g,
 	}
 	if (!paused) {
 		if (live < g->desired)
-			grow(d, g, g->desired - live, hosts, n_hosts, now);
+			grow(d, g, g->desired - live, hosts, n_hosts, now, &l);
 		else if (live > g->desired)
 			shrink(d, g, &l, live - g->desired, wall);
 	}
