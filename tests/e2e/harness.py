@@ -1,0 +1,421 @@
+"""Shared helpers of the end-to-end tests: the real daemon binary, its admin
+API, a generated configuration, and what libvirt really holds (read with
+virsh, never through the daemon).
+
+Used by closed_loop.py, crash_test.py, ha_test.py and health_test.py.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NS = "https://virt-autoscaler.org/xmlns/1"
+UUID_RE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+VOLUME_RE = re.compile(r"^(%s)(\.qcow2|-seed\.iso)$" % UUID_RE)
+LIVE = ("requested", "provisioning", "booting", "ready", "unhealthy")
+
+
+class Fail(Exception):
+    pass
+
+
+def log(msg):
+    print("[%s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def need_env(names, hint):
+    """The VA_TEST_* variables, or exit 77 (meson SKIP) naming the script."""
+    env = {k: os.environ.get(k) for k in names}
+    missing = [k for k, v in env.items() if not v]
+    if missing:
+        print("SKIP: %s not set (%s)" % (", ".join(missing), hint))
+        sys.exit(77)
+    return env
+
+
+GUEST_ENV = ("VA_TEST_LIBVIRT_URI", "VA_TEST_POOL", "VA_TEST_TINY_KERNEL",
+             "VA_TEST_TINY_INITRD")
+GUEST_HINT = ("run scripts/services/libvirt.sh start and "
+              "scripts/services/images.sh start, or scripts/test.sh")
+MARIADB_ENV = ("VA_TEST_MARIADB_URL", "VA_TEST_MARIADB_PASSWORD_FILE",
+               "VA_TEST_MARIADB_SOCKET")
+MARIADB_HINT = "run scripts/services/mariadb.sh start, or scripts/test.sh"
+
+
+def workdir(prefix):
+    state_dir = os.environ.get("VA_TEST_STATE_DIR", "/var/tmp/virt-autoscaler-test")
+    os.makedirs(state_dir, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=prefix, dir=state_dir)
+    os.chmod(work, 0o755)  # libvirt-qemu reads the base image from here
+    return work
+
+
+def write_token(work):
+    token = os.urandom(16).hex()
+    path = os.path.join(work, "admin.token")
+    with open(path, "w") as f:
+        f.write(token)
+    os.chmod(path, 0o600)
+    return token
+
+
+def tiny_disk(work, name):
+    """An empty qcow2 the tiny guest's overlay sits on (it boots from its
+    initramfs; the disk only has to exist)."""
+    base = os.path.join(work, name)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", base, "64M"], check=True)
+    os.chmod(base, 0o644)
+    return base
+
+
+class Daemon:
+    """`virt-autoscaler -c CFG run` as a child process, logging to a file."""
+
+    def __init__(self, binary, cfg, logpath):
+        self.binary = binary
+        self.cfg = cfg
+        self.logpath = logpath
+        self.proc = None
+
+    def start(self, extra_env=None):
+        env = dict(os.environ)
+        env.pop("VA_TEST_CRASH_AT", None)
+        if extra_env:
+            env.update(extra_env)
+        self.logf = open(self.logpath, "a")
+        self.logf.write("==== %s start %s\n" % (time.strftime("%H:%M:%S"),
+                                                 extra_env or ""))
+        self.logf.flush()
+        self.proc = subprocess.Popen([self.binary, "-c", self.cfg, "run"],
+                                     stdout=self.logf, stderr=self.logf, env=env)
+        return self.proc
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_exit(self, timeout):
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill9(self):
+        if self.running():
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                return self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def tail(self, n=60):
+        try:
+            with open(self.logpath) as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+
+class Api:
+    def __init__(self, base, token):
+        self.base = base
+        self.token = token
+
+    def call(self, method, path, body=None, timeout=10):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers={"Authorization": "Bearer " + self.token,
+                                              "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return json.load(r)
+
+    def up(self):
+        try:
+            with urllib.request.urlopen(self.base + "/healthz", timeout=2) as r:
+                return r.status == 200
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def wait_up(self, timeout, daemon=None):
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            if self.up():
+                return time.time() - t0
+            if daemon is not None and not daemon.running():
+                raise Fail("the daemon exited (%s) before its API came up"
+                           % daemon.proc.returncode)
+            time.sleep(0.2)
+        raise Fail("the admin API did not come up within %d s" % timeout)
+
+    def group(self, name):
+        return self.call("GET", "/v1/groups/" + name)
+
+    def instances(self, group):
+        return self.call("GET", "/v1/instances?group=" + group)["instances"]
+
+    def events(self, group=None, kind=None, limit=1000):
+        q = "/v1/events?limit=%d" % limit
+        if group:
+            q += "&group=" + group
+        if kind:
+            q += "&kind=" + kind
+        return self.call("GET", q)["events"]
+
+    def set_desired(self, group, n):
+        return self.call("PUT", "/v1/groups/%s/desired" % group, {"desired": n})
+
+
+def wait_for(what, pred, timeout, api, group, period=3):
+    """Poll the group until pred(group json) holds; log its changes."""
+    t0 = time.time()
+    last = None
+    while time.time() - t0 < timeout:
+        try:
+            g = api.group(group)
+        except Exception as e:  # daemon starting or busy
+            g = {"error": str(e)}
+        state = (g.get("desired"), g.get("current"), g.get("ready"),
+                 g.get("metrics", {}).get("cpu"))
+        if state != last:
+            log("%s: desired %s, current %s, ready %s, cpu %s" % ((what,) + state))
+            last = state
+        if "error" not in g and pred(g):
+            return time.time() - t0
+        time.sleep(period)
+    raise Fail("timed out after %d s waiting for: %s" % (timeout, what))
+
+
+def virsh(uri, *args, check=False):
+    r = subprocess.run(["virsh", "-q", "-c", uri] + list(args),
+                       capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise Fail("virsh %s: %s" % (" ".join(args), r.stderr.strip()))
+    return r.stdout
+
+
+def group_domains(uri, group):
+    """{instance id: (domain name, running)} of the domains that carry our
+    metadata with this group, read from libvirt."""
+    out = {}
+    running = set(virsh(uri, "list", "--name").split())
+    for name in virsh(uri, "list", "--all", "--name").split():
+        meta = virsh(uri, "metadata", name, NS)
+        if 'group="%s"' % group not in meta:
+            continue
+        m = re.search(r'id="(%s)"' % UUID_RE, meta)
+        iid = m.group(1) if m else "?" + name
+        if iid in out:
+            raise Fail("two domains claim instance %s: %s and %s"
+                       % (iid, out[iid][0], name))
+        out[iid] = (name, name in running)
+    return out
+
+
+def pool_volumes(uri, pool):
+    """{instance id: [volume names]} of the volumes named like ours."""
+    virsh(uri, "pool-refresh", pool)
+    out = {}
+    for line in virsh(uri, "vol-list", pool).splitlines():
+        if not line.strip():
+            continue
+        m = VOLUME_RE.match(line.split()[0])
+        if m:
+            out.setdefault(m.group(1), []).append(line.split()[0])
+    return out
+
+
+def leftovers(uri, pool, group, ids):
+    """Domains of the group and volumes of its instances still on the host."""
+    doms = [name for name, _ in group_domains(uri, group).values()]
+    vols = [v for i, vs in pool_volumes(uri, pool).items() if i in ids for v in vs]
+    return doms, vols
+
+
+def test_host_uri(env):
+    """The libvirt host the crash, HA and health tests use: the second test
+    host (a session libvirtd of its own) when there is one, because the
+    first is shared with tests and benchmarks that may hold hundreds of
+    domains, whose vCPUs the placement counts. VA_TEST_E2E_URI overrides."""
+    return (os.environ.get("VA_TEST_E2E_URI") or os.environ.get("VA_TEST_LIBVIRT_URI2")
+            or env["VA_TEST_LIBVIRT_URI"])
+
+
+def make_pool(uri, name, path):
+    """A private directory pool: every volume in it is the test's own. The
+    directory belongs to nobody: the second test host's libvirtd runs as
+    that user (the system one, as root, writes anywhere)."""
+    os.makedirs(path, exist_ok=True)
+    os.chmod(path, 0o755)
+    os.chown(path, 65534, 65534)
+    virsh(uri, "pool-define-as", name, "dir", "--target", path, check=True)
+    virsh(uri, "pool-start", name, check=True)
+
+
+def drop_pool(uri, name, path):
+    if name in virsh(uri, "pool-list", "--all", "--name").split():
+        for line in virsh(uri, "vol-list", name).splitlines():
+            if line.strip():
+                virsh(uri, "vol-delete", "--pool", name, line.split()[0])
+        virsh(uri, "pool-destroy", name)
+        virsh(uri, "pool-undefine", name)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_group_domains(uri, group):
+    for name, _ in group_domains(uri, group).values():
+        virsh(uri, "destroy", name)
+        virsh(uri, "undefine", name)
+
+
+def check_consistent(api, uri, pool, group, desired=None, all_volumes=True,
+                     settled=True):
+    """The store (admin API) and libvirt (virsh) agree, nothing leaked,
+    nothing duplicated. With all_volumes, every volume named like ours in
+    the (private) pool must belong to a live instance; with settled, no
+    instance may be half provisioned. Returns the live instances."""
+    insts = api.instances(group)
+    g = api.group(group)
+    want = g["desired"] if desired is None else desired
+    live = {i["id"]: i for i in insts if i["state"] in LIVE}
+    other = [(i["id"], i["state"]) for i in insts if i["state"] not in LIVE]
+    doms = group_domains(uri, group)
+    vols = pool_volumes(uri, pool)
+    problems = []
+    if other:
+        problems.append("instances in transit or lost: %s" % other)
+    if settled:
+        busy = [(i, v["state"]) for i, v in live.items()
+                if v["state"] in ("requested", "provisioning")]
+        if busy:
+            problems.append("instances being provisioned: %s" % busy)
+    if len(live) != want:
+        problems.append("%d live instances, desired %d" % (len(live), want))
+    if len(doms) != want:
+        problems.append("%d domains of the group, desired %d" % (len(doms), want))
+    for iid, (name, running) in doms.items():
+        if iid not in live:
+            problems.append("domain %s (%s) belongs to no live instance" % (name, iid))
+        elif not running:
+            problems.append("domain %s of live instance %s is not running" % (name, iid))
+        elif live[iid]["domain"] != name:
+            problems.append("instance %s: store says domain %s, libvirt %s"
+                            % (iid, live[iid]["domain"], name))
+    for iid in live:
+        if iid not in doms:
+            problems.append("live instance %s has no domain" % iid)
+    for iid, names in vols.items():
+        if iid in live:
+            if len(names) != 2:
+                problems.append("instance %s has volumes %s" % (iid, names))
+        elif all_volumes:
+            problems.append("volumes %s belong to no live instance" % names)
+    if problems:
+        raise Fail("store and libvirt disagree:\n  " + "\n  ".join(problems))
+    return live
+
+
+def mariadb_create(prefix):
+    """A fresh database on the test server: (url, password file, drop())."""
+    env = need_env(MARIADB_ENV, MARIADB_HINT)
+    db = "%s_%d_%d" % (prefix, os.getpid(), int(time.time()) % 100000)
+    with open(env["VA_TEST_MARIADB_PASSWORD_FILE"]) as f:
+        pw = f.read().strip()
+
+    def sql(stmt):
+        r = subprocess.run(["mariadb", "--no-defaults", "-uva",
+                            "--socket=" + env["VA_TEST_MARIADB_SOCKET"], "-e", stmt],
+                           env=dict(os.environ, MYSQL_PWD=pw),
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise Fail("mariadb: %s: %s" % (stmt, r.stderr.strip()))
+
+    sql("CREATE DATABASE %s" % db)
+    url = env["VA_TEST_MARIADB_URL"].rsplit("/", 1)[0] + "/" + db
+    return url, env["VA_TEST_MARIADB_PASSWORD_FILE"], lambda: sql("DROP DATABASE IF EXISTS %s" % db)
+
+
+def tiny_config(path, *, port, state, uri, pool, group, base, kernel, initrd,
+                state_password=None, interval="1s", min_size=1, max_size=4,
+                group_extra="", daemon_extra="", user_data=None,
+                public_url=None, log_level="info", name_prefix="t"):
+    # name_prefix: short, because the session libvirtd of the second test
+    # host puts the domain name into a UNIX socket path (guest agent
+    # channel) that may not exceed 107 bytes
+    """Write a configuration with one host and one group of tiny guests."""
+    work = os.path.dirname(path)
+    ud = ""
+    if user_data is not None:
+        with open(os.path.join(work, "user-data"), "w") as f:
+            f.write(user_data)
+        ud = "    cloud_init:\n      user_data: user-data\n"
+    text = """version: 1
+daemon:
+  interval: %(interval)s
+  listen: 127.0.0.1:%(port)d
+  public_url: %(public_url)s
+  state: %(state)s
+%(state_password)s  admin_token: { file: admin.token }
+  log_level: %(log_level)s
+%(daemon_extra)shosts:
+  - name: local
+    uri: %(uri)s
+    pool: %(pool)s
+    user_net: true
+    domain_type: qemu
+    # the test host is shared with other tests' domains: let placement
+    # limits not get in the way of what this test is about
+    cpu_overcommit: 64
+    memory_overcommit: 16
+    reserved_memory: 0
+groups:
+  %(group)s:
+    min: %(min)d
+    max: %(max)d
+    template:
+      name_prefix: %(name_prefix)s
+      vcpus: 1
+      memory: 128MiB
+      image: %(base)s
+      disk: 64MiB
+      kernel: %(kernel)s
+      initrd: %(initrd)s
+      cmdline: "console=ttyS0 panic=-1"
+%(ud)s%(group_extra)s""" % dict(
+        interval=interval, port=port, state=state, uri=uri, pool=pool,
+        group=group, base=base, kernel=kernel, initrd=initrd, min=min_size,
+        max=max_size, ud=ud, group_extra=group_extra, daemon_extra=daemon_extra,
+        public_url=public_url or "http://10.0.2.2:%d" % port, log_level=log_level,
+        name_prefix=name_prefix,
+        state_password=("  state_password: { file: %s }\n" % state_password
+                        if state_password else ""))
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def check_config(binary, cfg):
+    r = subprocess.run([binary, "-c", cfg, "check"], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise Fail("config rejected:\n" + r.stderr)
