@@ -91,5 +91,7 @@ check "redact keeps no path" "http://10.0.2.2:8470/..." \
 check "load spec 101% refused" "1" 'log() { :; }; load_set 101%; echo $?'
 check "load spec x refused" "1" 'log() { :; }; load_set x; echo $?'
 check "load spec 0 accepted" "0" 'log() { :; }; load_set 0; echo $?'
+check "mem spec refused" "1" 'log() { :; }; load_apply "0 mem=x"; echo $?'
+check "mem 0 and cpu 0 accepted" "0" 'log() { :; }; load_apply " 0%  mem=0 "; echo $?'
 
 exit $failed
