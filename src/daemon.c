@@ -555,13 +555,15 @@ daemon_setup(struct daemon *d)
 		store_lease_holder_default(d->holder, sizeof(d->holder));
 	if (lease_take(d, &standby) != 0)
 		return -1;
-	while (standby && !d->stop) {
+	for (unsigned tries = 0; standby && !d->stop; tries++) {
 		sigset_t set;
 		struct timespec ts = {0, 0};
 		int64_t wait = dc->ha.lease_ms / 3;
 
-		log_info("standby: the lease is held by another daemon; retrying in %" PRId64 " ms",
-			 wait);
+		/* once, not every retry for as long as the leader lives */
+		if (tries == 0)
+			log_info("standby: the lease is held by another daemon; retrying every %" PRId64 " ms",
+				 wait);
 		sigemptyset(&set);
 		sigaddset(&set, SIGTERM);
 		sigaddset(&set, SIGINT);
@@ -657,8 +659,10 @@ daemon_loop(struct daemon *d)
 		struct timespec ts;
 		int sig;
 
-		if (lease_renew(d, now) != 0)
+		if (lease_renew(d, now) != 0) {
+			d->lease_lost = true;
 			break;
+		}
 		for (unsigned i = 0; i < d->n_hosts; i++)
 			host_tick(d->hosts[i].h, now);
 		if (now >= d->next_collect_ms) {
@@ -770,7 +774,9 @@ cmd_run(int argc, char **argv)
 	}
 	if (!d.stop)
 		daemon_loop(&d);
-	rc = 0;
+	/* Deposed: exit non-zero, so that a supervisor (Restart=on-failure)
+	 * starts it again as the standby. */
+	rc = d.lease_lost ? 1 : 0;
 out:
 	daemon_free(&d);
 	return rc;

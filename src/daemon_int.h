@@ -117,6 +117,7 @@ struct daemon {
 	int64_t next_reconcile_ms;
 	volatile int stop;             /* set by SIGTERM/SIGINT */
 	volatile int reload;           /* set by SIGHUP */
+	bool lease_lost;               /* the loop stopped: another daemon leads */
 
 	/* test switches from the environment (see docs/testing.md) */
 	const char *crash_at;          /* VA_TEST_CRASH_AT: kill -9 self at a step */

@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""HA test: two daemons on one MariaDB, one lease.
+
+Daemons A and B share a fresh database, the host and the group (tiny
+guests, min 2) and have `daemon.ha: { enabled: true, lease: 6s }` with their
+own node_id and listen port.
+
+1. A starts and leads; B starts and stays standby: it logs so, serves no
+   HTTP, provisions nothing (every 'provision' event and every instance is
+   A's: exactly the group's 2).
+2. A is killed with SIGKILL. B takes over within 2 x lease + one tick
+   (measured until B's API answers), recovers, keeps the group at 2 without
+   a duplicate, and a `scale` to 3 through B's admin API is carried out.
+3. Fencing: A comes back (standby). B is frozen with SIGSTOP for longer
+   than the lease: A takes over. B, resumed, finds its lease gone and exits
+   non-zero (so that a supervisor restarts it as the standby).
+4. The solo rule: without HA, a second daemon on the same state exits
+   non-zero naming the lease holder.
+After each phase the store (admin API) and libvirt (virsh) must agree.
+
+usage: ha_test.py VIRT_AUTOSCALER_BINARY [--keep]
+Needs VA_TEST_LIBVIRT_URI, VA_TEST_POOL, VA_TEST_TINY_KERNEL,
+VA_TEST_TINY_INITRD and VA_TEST_MARIADB_*; exits 77 without them.
+"""
+import os
+import re
+import signal
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (Api, Daemon, Fail, GUEST_ENV, GUEST_HINT, MARIADB_ENV,  # noqa: E402
+                     MARIADB_HINT, check_config, check_consistent, drop_pool,
+                     free_port, log, make_pool, mariadb_create, need_env,
+                     remove_group_domains, test_host_uri, tiny_config, tiny_disk,
+                     workdir, write_token)
+
+LEASE_S = 6
+TICK_S = 1
+
+
+def port_open(port):
+    s = socket.socket()
+    s.settimeout(1)
+    try:
+        s.connect(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def wait_consistent(api, uri, pool, group, desired, timeout):
+    t0 = time.time()
+    last = None
+    while time.time() - t0 < timeout:
+        try:
+            return check_consistent(api, uri, pool, group, desired)
+        except (Fail, OSError) as e:
+            last = str(e)
+        time.sleep(1)
+    raise Fail("not steady after %d s: %s" % (timeout, last))
+
+
+def wait_log(daemon, pattern, timeout):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        with open(daemon.logpath) as f:
+            text = f.read()
+        m = re.search(pattern, text[text.rfind("==== "):])
+        if m:
+            return m
+        time.sleep(0.2)
+    raise Fail("%s: no log line matching %r within %d s" % (daemon.logpath, pattern, timeout))
+
+
+def takeover(standby, api, what):
+    """Seconds from now until the standby's admin API answers."""
+    t0 = time.time()
+    limit = 2 * LEASE_S + TICK_S
+    while time.time() - t0 < limit + 30:
+        if api.up():
+            break
+        if not standby.running():
+            raise Fail("%s: the standby exited (%s)" % (what, standby.proc.returncode))
+        time.sleep(0.1)
+    t = time.time() - t0
+    log("%s: the standby leads and serves its API %.1f s later (limit %d s)" % (what, t, limit))
+    if t > limit:
+        raise Fail("%s: takeover took %.1f s, more than 2 x lease + one tick (%d s)"
+                   % (what, t, limit))
+    return t
+
+
+def main():
+    if len(sys.argv) < 2:
+        print(__doc__)
+        return 2
+    binary = os.path.abspath(sys.argv[1])
+    keep = "--keep" in sys.argv
+    env = need_env(GUEST_ENV, GUEST_HINT)
+    need_env(MARIADB_ENV, MARIADB_HINT)
+    uri = test_host_uri(env)
+    work = workdir("ha-")
+    tag = "%d" % (os.getpid() % 100000)
+    group = "ha%s" % tag
+    pool = "va-ha-%s" % tag
+    pool_dir = os.path.join(work, "pool")
+    state, password_file, drop_db = mariadb_create("va_test_ha")
+    token = write_token(work)
+    base = tiny_disk(work, "tiny-disk.qcow2")
+    daemons, apis = {}, {}
+    for node in ("a", "b", "solo1", "solo2"):
+        port = free_port()
+        cfg = os.path.join(work, "%s.yaml" % node)
+        ha = ("  ha: { enabled: true, lease: %ds, node_id: node-%s }\n" % (LEASE_S, node)
+              if node in ("a", "b") else "")
+        tiny_config(cfg, port=port, state=state, uri=uri, pool=pool, group=group,
+                    base=base, kernel=env["VA_TEST_TINY_KERNEL"],
+                    initrd=env["VA_TEST_TINY_INITRD"], state_password=password_file,
+                    interval="%ds" % TICK_S, min_size=2, max_size=4, daemon_extra=ha,
+                    user_data="#cloud-config\n#tiny: heartbeat=5\n",
+                    group_extra="    scale_in: { drain: 5s }\n")
+        check_config(binary, cfg)
+        daemons[node] = Daemon(binary, cfg, os.path.join(work, "%s.log" % node))
+        apis[node] = Api("http://127.0.0.1:%d" % port, token)
+        apis[node].port = port
+    a, b = daemons["a"], daemons["b"]
+    rc = 1
+    t_start = time.time()
+    try:
+        make_pool(uri, pool, pool_dir)
+        log("group %s, pool %s, database %s, work dir %s" % (group, pool, state, work))
+
+        # 1. one leader, one standby
+        a.start()
+        apis["a"].wait_up(60, a)
+        b.start()
+        wait_log(b, r"standby: the lease is held", 30)
+        wait_consistent(apis["a"], uri, pool, group, 2, 120)
+        time.sleep(3 * TICK_S)  # the standby had time to do wrong
+        if port_open(apis["b"].port):
+            raise Fail("the standby serves HTTP")
+        if not b.running():
+            raise Fail("the standby exited (%s)" % b.proc.returncode)
+        with open(b.logpath) as f:
+            blog = f.read()
+        for bad in ("provision:", "reconcile", "recovered", "listening on"):
+            if bad in blog:
+                raise Fail("the standby acted: its log has %r" % bad)
+        prov = apis["a"].events(group, kind="provision")
+        insts = apis["a"].instances(group)
+        if len(prov) != 2 or len(insts) != 2:
+            raise Fail("expected exactly 2 provisionings and 2 instances, saw %d and %d"
+                       % (len(prov), len(insts)))
+        log("A leads and provisioned the group's 2 instances; B is standby, silent")
+
+        # 2. the leader dies; the standby takes over and carries on
+        a.kill9()
+        takeover(b, apis["b"], "A killed")
+        wait_log(b, r"holding the lease as node-b:\d+ \(epoch (\d+)\)", 5)
+        live = wait_consistent(apis["b"], uri, pool, group, 2, 60)
+        prov = apis["b"].events(group, kind="provision")
+        if len(prov) != 2:
+            raise Fail("after the takeover: %d provisionings, expected still 2 (a duplicate?)"
+                       % len(prov))
+        apis["b"].set_desired(group, 3)
+        live = wait_consistent(apis["b"], uri, pool, group, 3, 120)
+        log("B carries on: the group kept its 2 instances, a scale to 3 through B "
+            "worked (%s)" % ", ".join(sorted(i["state"] for i in live.values())))
+
+        # 3. a frozen leader is deposed and fenced
+        a.start()
+        wait_log(a, r"standby: the lease is held", 30)
+        b.proc.send_signal(signal.SIGSTOP)
+        t_stop = time.time()
+        try:
+            takeover(a, apis["a"], "B frozen")
+        finally:
+            b.proc.send_signal(signal.SIGCONT)
+        rcb = b.wait_exit(30)
+        if rcb is None:
+            raise Fail("B, resumed after losing its lease, still runs %.0f s later"
+                       % (time.time() - t_stop))
+        if rcb == 0 or rcb < 0:
+            raise Fail("B, deposed, exited with %s; expected a non-zero exit status" % rcb)
+        if "another daemon took over the lease" not in b.tail(30):
+            raise Fail("B did not say why it stopped")
+        wait_consistent(apis["a"], uri, pool, group, 3, 60)
+        log("B, frozen past its lease, was deposed: it exited with %d on resuming" % rcb)
+
+        # 4. solo: a second daemon without HA refuses to start
+        if a.stop() != 0:
+            raise Fail("A did not stop cleanly")
+        s1, s2 = daemons["solo1"], daemons["solo2"]
+        s1.start()
+        apis["solo1"].wait_up(60, s1)
+        holder = wait_log(s1, r"holding the lease as (\S+) ", 5).group(1)
+        s2.start()
+        rc2 = s2.wait_exit(30)
+        if rc2 is None or rc2 <= 0:
+            raise Fail("a second daemon without HA on the same state: exit status %s, "
+                       "expected non-zero" % rc2)
+        msg = s2.tail(5)
+        if holder not in msg or "in use by another daemon" not in msg:
+            raise Fail("the refusal does not name the holder %s:\n%s" % (holder, msg))
+        log("solo: a second daemon refused to start (exit %d): %s"
+            % (rc2, msg.strip().splitlines()[-1][:200]))
+        wait_consistent(apis["solo1"], uri, pool, group, 3, 60)
+        if s1.stop() != 0:
+            raise Fail("the solo daemon did not stop cleanly")
+        rc = 0
+    except Fail as e:
+        print("FAIL: %s" % e)
+        for node, d in daemons.items():
+            if d.proc:
+                print("---- daemon %s log (last 40 lines) ----" % node)
+                print(d.tail(40))
+    finally:
+        for d in daemons.values():
+            if d.proc and d.proc.poll() is None:
+                d.proc.send_signal(signal.SIGCONT)
+                d.kill9()
+        if not keep:
+            remove_group_domains(uri, group)
+            drop_pool(uri, pool, pool_dir)
+            drop_db()
+    print("HA test: %s in %.0f s" % ("passed" if rc == 0 else "FAILED", time.time() - t_start))
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
