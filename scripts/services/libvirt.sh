@@ -16,7 +16,7 @@
 #
 # Host 2 is a separate daemon: the session libvirtd of the unprivileged user
 # nobody, started by hand with its own runtime and config dirs under
-# /run/va-test-host2 (VA_TEST_HOST2_DIR; short, see below) and reached by root
+# /run/va-h2 (VA_TEST_HOST2_DIR; short, see below) and reached by root
 # through its socket. Its domains,
 # pools and volumes are its own. It runs without an idle timeout; stop ends it.
 #
@@ -34,13 +34,16 @@ state=${VA_TEST_STATE_DIR:-/var/tmp/virt-autoscaler-test}
 uri1=qemu:///system
 pool=va-test
 pool1=$state/pools/host1
-# Short: QEMU's monitor socket goes under $h2/home/.config/libvirt/qemu/lib/
-# domain-ID-NAME/ and a UNIX socket path has at most 107 bytes.
-h2=${VA_TEST_HOST2_DIR:-/run/va-test-host2}
+# Short paths: a UNIX socket path has at most 107 bytes, and the session
+# daemon puts QEMU's sockets under $XDG_CONFIG_HOME/libvirt/qemu/, e.g. the
+# guest agent's at .../channel/target/domain-ID-NAME20/org.qemu.guest_agent.0
+# (97 bytes with $h2 = /run/va-h2). h = HOME, r = XDG_RUNTIME_DIR,
+# c = XDG_CONFIG_HOME, k = XDG_CACHE_HOME.
+h2=${VA_TEST_HOST2_DIR:-/run/va-h2}
 pool2=$state/pools/host2
-sock2=$h2/run/libvirt/libvirt-sock
+sock2=$h2/r/libvirt/libvirt-sock
 uri2="qemu+unix:///session?socket=$sock2"
-pid2=$h2/run/libvirt/libvirtd.pid
+pid2=$h2/r/libvirt/libvirtd.pid
 user2=65534
 group2=65534
 
@@ -135,11 +138,11 @@ start_host1() {
 }
 
 start_host2() {
-	mkdir -p "$h2/home" "$h2/run" "$pool2"
+	mkdir -p "$h2/h" "$h2/r" "$h2/c" "$h2/k" "$pool2"
 	chmod 0755 "$state" "$state/pools" "$h2"
-	[ ${#h2} -le 32 ] || log "warning: $h2 is long: QEMU monitor socket paths may not fit"
-	chown -R "$user2:$group2" "$h2/home" "$h2/run" "$pool2"
-	chmod 0700 "$h2/run"
+	[ ${#h2} -le 10 ] || log "warning: $h2 is long: QEMU socket paths may not fit"
+	chown -R "$user2:$group2" "$h2/h" "$h2/r" "$h2/c" "$h2/k" "$pool2"
+	chmod 0700 "$h2/r"
 	if ! pid_alive "$pid2" || ! answers "$uri2"; then
 		if pid_alive "$pid2"; then
 			log "host 2 libvirtd (pid $(cat "$pid2")) does not answer: restarting it"
@@ -148,9 +151,9 @@ start_host2() {
 		fi
 		log "starting host 2: session libvirtd of uid $user2"
 		setsid setpriv --reuid="$user2" --regid="$group2" --clear-groups \
-			env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$h2/home" \
-			XDG_RUNTIME_DIR="$h2/run" XDG_CONFIG_HOME="$h2/home/.config" \
-			XDG_CACHE_HOME="$h2/home/.cache" \
+			env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$h2/h" \
+			XDG_RUNTIME_DIR="$h2/r" XDG_CONFIG_HOME="$h2/c" \
+			XDG_CACHE_HOME="$h2/k" \
 			libvirtd </dev/null >>"$h2/libvirtd.log" 2>&1 &
 		wait_answers "$uri2" "host 2 libvirtd"
 	fi
@@ -192,7 +195,7 @@ stop_host2() {
 		done
 	fi
 	stop_pidfile "$pid2" "host 2 libvirtd"
-	stop_pidfile "$h2/run/libvirt/virtlogd.pid" "host 2 virtlogd"
+	stop_pidfile "$h2/r/libvirt/virtlogd.pid" "host 2 virtlogd"
 }
 
 stop_host1() {
