@@ -17,6 +17,7 @@
  * Exit 77 (skip) when the services are not there.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sys/socket.h>
@@ -38,9 +39,13 @@
 
 #include <libvirt/virterror.h>
 
+#include <curl/curl.h>
+
 #include "collect.h"
 #include "host.h"
+#include "influx.h"
 #include "log.h"
+#include "metrics.h"
 #include "mstore.h"
 #include "seed.h"
 #include "util.h"
@@ -124,6 +129,7 @@ http_start(void)
 
 struct burn {
 	struct mstore *store;
+	struct influx *influx;  /* NULL without VA_TEST_INFLUXDB_URL */
 	unsigned char uuid[VIR_UUID_BUFLEN];
 	bool seen, gone, mem_seen;
 	int64_t last_t;
@@ -137,6 +143,7 @@ burn_take(const struct collect_host_result *r, void *opaque)
 {
 	struct burn *b = opaque;
 
+	metrics_update_host(r);
 	if (!r->ok)
 		return;
 	b->rounds++;
@@ -149,6 +156,11 @@ burn_take(const struct collect_host_result *r, void *opaque)
 			continue;
 		b->seen = true;
 		mstore_put(b->store, in->uuid, r->t_ms, &in->rates);
+		if (b->influx)
+			influx_add_instance(b->influx, in->group, host_name(r->host),
+					    in->id,
+					    util_wall_ms() - (util_now_ms() - r->t_ms),
+					    &in->rates);
 		b->last_t = r->t_ms;
 		if (rates_has(&in->rates, RATES_MEM))
 			b->mem_seen = true;
@@ -166,7 +178,48 @@ collect_round_1s(struct collector *c, struct burn *b)
 	collect_tick(c, util_now_ms());
 	collect_wait(c, 5000);
 	collect_take(c, burn_take, b);
+	if (b->influx)
+		influx_poll(b->influx, util_now_ms());
 	sleep_ms(1000);
+}
+
+static size_t
+curl_body(char *ptr, size_t size, size_t nmemb, void *opaque)
+{
+	strbuf_add(opaque, ptr, size * nmemb);
+	return size * nmemb;
+}
+
+/* InfluxQL on the test influxd; the JSON answer (caller frees). */
+static char *
+influxql(const char *url, const char *db, const char *q)
+{
+	CURL *c = curl_easy_init();
+	struct strbuf body = STRBUF_INIT;
+	char *eq = curl_easy_escape(c, q, 0);
+	char *u = db ? xasprintf("%s/query?db=%s&q=%s", url, db, eq)
+		     : xasprintf("%s/query?q=%s", url, eq);
+
+	curl_easy_setopt(c, CURLOPT_URL, u);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, curl_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+	if (curl_easy_perform(c) != CURLE_OK)
+		strbuf_adds(&body, "(no answer)");
+	curl_free(eq);
+	free(u);
+	curl_easy_cleanup(c);
+	return strbuf_detach(&body);
+}
+
+/* The first number after "key": in a JSON text, or -1. */
+static double
+json_number_after(const char *json, const char *key)
+{
+	const char *p = json ? strstr(json, key) : NULL;
+
+	return p ? strtod(p + strlen(key), NULL) : -1;
 }
 
 /* The tiny guest logs "load: N busy worker(s)" once its load runs. */
@@ -236,7 +289,9 @@ test_burn(void **state)
 	unsigned long long proc0, proc1;
 	double proc_pct;
 	bool loaded, destroyed;
-	char *log_path, *loadavg;
+	char *log_path, *loadavg, *q, *influx_db = NULL;
+	const char *influx_url;
+	double prom_cpu = -1, influx_cpu = -1;
 	int got;
 
 	if (!uri || !kernel || !initrd) {
@@ -277,6 +332,22 @@ test_burn(void **state)
 		name, kernel, initrd, iso_path, dir);
 
 	log_set_level(LOG_LEVEL_WARN);
+	influx_url = getenv("VA_TEST_INFLUXDB_URL");
+	if (influx_url && *influx_url) {
+		struct influx_opts io = {.url = influx_url, .batch_points = 100};
+
+		influx_db = xasprintf("va_test_collect_%d", (int)getpid());
+		io.database = influx_db;
+		q = xasprintf("CREATE DATABASE %s", influx_db);
+		free(influxql(influx_url, NULL, q));
+		free(q);
+		b.influx = influx_new(&io);
+		assert_non_null(b.influx);
+	} else {
+		fprintf(stderr, "burn: VA_TEST_INFLUXDB_URL unset "
+				"(scripts/services/influxdb.sh): InfluxDB not checked\n");
+	}
+	metrics_reset();
 	h = host_new("host1", uri);
 	collect_opts_defaults(&o);
 	o.capacity_period_ms = 0;
@@ -310,6 +381,31 @@ test_burn(void **state)
 	proc_pct = (double)(proc1 - proc0) * 1000.0 / (double)sysconf(_SC_CLK_TCK) /
 		   (double)(util_now_ms() - t_load) * 100.0;
 	got = mstore_query(b.store, b.uuid, t_load + 1000, util_now_ms(), &w);
+	/* The same figures on /metrics and in InfluxDB. */
+	{
+		struct strbuf sb = STRBUF_INIT;
+		const char *line;
+
+		metrics_render_prometheus(&sb);
+		line = strstr(strbuf_str(&sb), "va_instance_cpu_percent{group=\"collect-test\","
+					       "host=\"host1\",instance=\"burn-1\"} ");
+		prom_cpu = line ? strtod(strchr(line, '}') + 2, NULL) : -1;
+		strbuf_release(&sb);
+	}
+	if (b.influx) {
+		char *json;
+
+		influx_flush(b.influx, 15000);
+		q = xasprintf("SELECT mean(cpu) FROM va_instance WHERE "
+			      "instance='burn-1' AND \"group\"='collect-test' AND "
+			      "host='host1' AND time >= %" PRId64 "ms",
+			      util_wall_ms() - (util_now_ms() - (t_load + 1000)));
+		json = influxql(influx_url, influx_db, q);
+		free(q);
+		influx_cpu = json_number_after(json, "Z\",");
+		fprintf(stderr, "burn: InfluxDB says %s\n", json);
+		free(json);
+	}
 	loadavg = util_read_file("/proc/loadavg", 256, NULL);
 
 	{
@@ -330,14 +426,14 @@ test_burn(void **state)
 		"QEMU process %.1f %%; memory in use %s%.1f %%; host: %u CPUs, "
 		"%llu MiB, free %llu MiB, CPU util %.1f %%, %u domains, %u vCPUs "
 		"and %llu MiB allocated; %u libvirt calls in the last round; "
-		"load average %s",
+		"/metrics %.1f %%, InfluxDB mean %.1f %%; load average %s",
 		w.mean[RATES_CPU], w.max[RATES_CPU], w.n[RATES_CPU], proc_pct,
 		(w.present >> RATES_MEM) & 1u ? "" : "(missing) ",
 		w.last[RATES_MEM], b.cap.cpus, (unsigned long long)b.cap.mem_kib / 1024,
 		(unsigned long long)b.cap.free_kib / 1024, b.cap.cpu_util_pct,
 		b.cap.domains, b.cap.vcpus_alloc,
 		(unsigned long long)b.cap.mem_alloc_kib / 1024, b.calls_last,
-		loadavg ? loadavg : "?\n");
+		prom_cpu, influx_cpu, loadavg ? loadavg : "?\n");
 	free(loadavg);
 
 	assert_true(loaded);
@@ -357,6 +453,11 @@ test_burn(void **state)
 	if (proc1 > proc0)
 		assert_true(w.mean[RATES_CPU] > proc_pct - 10.0 &&
 			    w.mean[RATES_CPU] < proc_pct + 10.0);
+	/* The last sample on /metrics is one of the window's. */
+	assert_true(prom_cpu >= 0 && prom_cpu <= w.max[RATES_CPU] + 0.1);
+	if (b.influx)
+		assert_true(influx_cpu > w.mean[RATES_CPU] - 5.0 &&
+			    influx_cpu < w.mean[RATES_CPU] + 5.0);
 	assert_true(b.mem_seen);
 	assert_true(w.last[RATES_MEM] > 1.0 && w.last[RATES_MEM] < 100.0);
 	assert_true(b.cap.present & (1u << COLLECT_CAP_NODEINFO));
@@ -371,6 +472,14 @@ test_burn(void **state)
 	collector_free(c);
 	host_free(h);
 	mstore_free(b.store);
+	if (b.influx) {
+		q = xasprintf("DROP DATABASE %s", influx_db);
+		free(influxql(influx_url, NULL, q));
+		free(q);
+		influx_free(b.influx);
+	}
+	free(influx_db);
+	metrics_reset();
 	unlink(iso_path);
 	unlink(log_path);
 	free(log_path);
