@@ -265,6 +265,26 @@ cleanup:
 	return rc;
 }
 
+size_t
+mstore_query_group(struct mstore *s,
+		   const unsigned char (*uuids)[MSTORE_UUID_LEN], size_t n,
+		   int64_t from_ms, int64_t to_ms, struct rates_group *out)
+{
+	size_t found = 0;
+
+	rates_group_init(out);
+	for (size_t i = 0; i < n; i++) {
+		struct rates_window w;
+
+		if (mstore_query(s, uuids[i], from_ms, to_ms, &w) < 0)
+			continue;
+		found++;
+		rates_group_add(out, &w);
+	}
+	rates_group_finish(out);
+	return found;
+}
+
 void
 mstore_remove(struct mstore *s, const unsigned char uuid[MSTORE_UUID_LEN])
 {

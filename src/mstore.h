@@ -47,6 +47,15 @@ void mstore_put(struct mstore *s, const unsigned char uuid[MSTORE_UUID_LEN],
 int mstore_query(struct mstore *s, const unsigned char uuid[MSTORE_UUID_LEN],
 		 int64_t from_ms, int64_t to_ms, struct rates_window *out);
 
+/*
+ * The decision engine's input for a group: rates_group over the window of
+ * each listed instance (the caller lists the group's instances past their
+ * warm-up). Unknown instances are skipped. Returns how many were found.
+ */
+size_t mstore_query_group(struct mstore *s,
+			  const unsigned char (*uuids)[MSTORE_UUID_LEN], size_t n,
+			  int64_t from_ms, int64_t to_ms, struct rates_group *out);
+
 /* Forget an instance (no-op when unknown). */
 void mstore_remove(struct mstore *s, const unsigned char uuid[MSTORE_UUID_LEN]);
 /* Forget instances whose newest sample is older than before_ms. Returns

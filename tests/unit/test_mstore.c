@@ -192,6 +192,47 @@ test_foreach_negative_time(void **state)
 }
 
 static void
+test_group(void **state)
+{
+	struct mstore *s = mstore_new(600000, 10000);
+	unsigned char u[3][MSTORE_UUID_LEN];
+	struct rates_group g;
+	double v;
+
+	/* Instance 0: cpu 10 then 30; instance 1: cpu 50 and memory 40;
+	 * instance 2 is listed but unknown to the store. */
+	for (unsigned i = 0; i < 3; i++)
+		uuid_of(100 + i, u[i]);
+	{
+		struct rates r = {0};
+
+		rates_set(&r, RATES_CPU, 10);
+		mstore_put(s, u[0], 10000, &r);
+		rates_set(&r, RATES_CPU, 30);
+		mstore_put(s, u[0], 20000, &r);
+		memset(&r, 0, sizeof(r));
+		rates_set(&r, RATES_CPU, 50);
+		rates_set(&r, RATES_MEM, 40);
+		mstore_put(s, u[1], 20000, &r);
+	}
+	assert_int_equal(mstore_query_group(s, (const unsigned char (*)[16])u, 3,
+					    0, 30000, &g), 2);
+	assert_true(rates_group_get(&g, POLICY_METRIC_CPU, false, &v));
+	assert_float_equal(v, 35, 1e-6); /* mean of 20 and 50 */
+	assert_true(rates_group_get(&g, POLICY_METRIC_CPU, true, &v));
+	assert_float_equal(v, 50, 1e-6);
+	assert_true(rates_group_get(&g, POLICY_METRIC_MEMORY, false, &v));
+	assert_float_equal(v, 40, 1e-6);
+	assert_int_equal(g.n[RATES_MEM], 1);
+	/* A window that holds only instance 0's second sample. */
+	assert_int_equal(mstore_query_group(s, (const unsigned char (*)[16])u, 1,
+					    15000, 30000, &g), 1);
+	assert_true(rates_group_get(&g, POLICY_METRIC_CPU, false, &v));
+	assert_float_equal(v, 30, 1e-6);
+	mstore_free(s);
+}
+
+static void
 test_encoding(void **state)
 {
 	static const double values[] = {
@@ -230,6 +271,7 @@ main(void)
 		cmocka_unit_test(test_remove_prune),
 		cmocka_unit_test(test_foreach_negative_time),
 		cmocka_unit_test(test_encoding),
+		cmocka_unit_test(test_group),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
