@@ -27,7 +27,7 @@ LOG_TAG("host");
 
 static pthread_mutex_t ev_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool ev_registered;
-static bool ev_running;
+static atomic_bool ev_running;
 static atomic_bool ev_stop;
 static pthread_t ev_thread;
 

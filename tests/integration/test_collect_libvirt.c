@@ -10,9 +10,10 @@
  *       emulates), memory in use from balloon stats, host capacity, and
  *       the instance reported gone once destroyed.
  *   test_collect_libvirt reconnect  (suite 'integration') starts its own
- *       unprivileged session libvirtd, connects to it, kills it, and
- *       checks that the host is seen down, then reconnected once the
- *       daemon is back, without blocking the caller meanwhile.
+ *       unprivileged session libvirtd, collects from it, kills it, and
+ *       checks that the host is seen down, that attempts fail and back off,
+ *       then that it is reconnected and collected from again once the
+ *       daemon is back.
  *
  * Exit 77 (skip) when the services are not there.
  */
@@ -559,18 +560,40 @@ daemon_stop(struct daemon *d)
 	unlink(d->sock);
 }
 
+struct rc_seen {
+	unsigned ok, failed;
+	int64_t longest_tick_ms;
+};
+
+static void
+rc_take(const struct collect_host_result *r, void *opaque)
+{
+	struct rc_seen *s = opaque;
+
+	if (r->ok)
+		s->ok++;
+	else
+		s->failed++;
+}
+
+/* Drive the collector (which drives the host) until the host is up or
+ * down as wanted. */
 static bool
-tick_until(struct host *h, bool want_up, int64_t timeout_ms)
+tick_until(struct collector *c, struct host *h, struct rc_seen *seen,
+	   bool want_up, int64_t timeout_ms)
 {
 	int64_t end = util_now_ms() + timeout_ms;
 
 	while (util_now_ms() < end) {
 		int64_t t0 = util_now_ms();
-		bool up = host_tick(h, t0);
 
-		/* host_tick never blocks, whatever the daemon does. */
-		assert_true(util_now_ms() - t0 < 1000);
-		if (up == want_up)
+		collect_tick(c, t0);
+		/* Figures only: collect_tick() should never wait for libvirt. */
+		if (util_now_ms() - t0 > seen->longest_tick_ms)
+			seen->longest_tick_ms = util_now_ms() - t0;
+		collect_wait(c, 2000);
+		collect_take(c, rc_take, seen);
+		if (host_is_up(h) == want_up)
 			return true;
 		sleep_ms(50);
 	}
@@ -581,8 +604,12 @@ static void
 test_reconnect(void **state)
 {
 	struct daemon d = {0};
+	struct collect_opts o;
+	struct collector *c;
 	struct host *h;
 	struct host_counters cnt;
+	struct rc_seen seen = {0};
+	unsigned ok_before;
 	virConnectPtr conn;
 
 	if (geteuid() != 0 || access("/usr/sbin/libvirtd", X_OK) != 0 ||
@@ -600,7 +627,14 @@ test_reconnect(void **state)
 	assert_int_equal(host_events_start(), 0);
 	daemon_start(&d);
 	h = host_new("session", d.uri);
-	assert_int_equal(host_connect_wait(h, 20000), 0);
+	collect_opts_defaults(&o);
+	c = collector_new(&o);
+	collector_add_host(c, h);
+	assert_true(tick_until(c, h, &seen, true, 20000));
+	/* Collected from it. */
+	for (int i = 0; i < 20 && !seen.ok; i++)
+		tick_until(c, h, &seen, true, 1000);
+	assert_true(seen.ok >= 1);
 	conn = host_conn(h);
 	assert_non_null(conn);
 	assert_true(virConnectIsAlive(conn) == 1);
@@ -608,29 +642,32 @@ test_reconnect(void **state)
 
 	/* The daemon dies: the close callback marks the host down. */
 	daemon_stop(&d);
-	assert_true(tick_until(h, false, 30000));
+	assert_true(tick_until(c, h, &seen, false, 30000));
 	assert_null(host_conn(h));
 	host_get_counters(h, &cnt);
 	assert_int_equal(cnt.disconnects, 1);
 
-	/* While it is away, attempts fail and back off. */
-	sleep_ms(1500);
-	tick_until(h, true, 2000);
+	/* While it is away, attempts fail and back off; no rounds. */
+	ok_before = seen.ok;
+	tick_until(c, h, &seen, true, 2500);
 	host_get_counters(h, &cnt);
 	assert_true(cnt.errors >= 1);
+	assert_int_equal(seen.ok, ok_before);
 
-	/* It comes back: reconnected within the backoff (<= 4 s here). */
+	/* It comes back: reconnected within the backoff, collected again. */
 	daemon_start(&d);
-	assert_true(tick_until(h, true, 20000));
+	assert_true(tick_until(c, h, &seen, true, 20000));
+	for (int i = 0; i < 20 && seen.ok == ok_before; i++)
+		tick_until(c, h, &seen, true, 1000);
+	assert_true(seen.ok > ok_before);
 	host_get_counters(h, &cnt);
 	assert_int_equal(cnt.connects, 2);
-	conn = host_conn(h);
-	assert_non_null(conn);
-	assert_true(virConnectNumOfDomains(conn) >= 0);
-	virConnectClose(conn);
-	fprintf(stderr, "reconnect: %u attempts, %u failed, %u connects, %u disconnects\n",
-		cnt.attempts, cnt.errors, cnt.connects, cnt.disconnects);
+	fprintf(stderr, "reconnect: %u attempts, %u failed, %u connects, %u "
+			"disconnects; %u rounds collected; longest collect_tick %" PRId64
+			" ms\n", cnt.attempts, cnt.errors, cnt.connects, cnt.disconnects,
+		seen.ok, seen.longest_tick_ms);
 
+	collector_free(c);
 	host_free(h);
 	daemon_stop(&d);
 	{
