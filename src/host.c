@@ -112,21 +112,39 @@ host_events_stop(void)
 
 /* ---- connection attempts ------------------------------------------------ */
 
+struct host;
+static void on_close(virConnectPtr conn, int reason, void *opaque);
+static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event,
+			int detail, void *opaque);
+
 /*
- * One connection attempt, shared by its thread and the host. Whoever
- * drops the last reference frees it (and closes an unclaimed connection).
+ * A link is one connection attempt and, when it succeeded, the connection
+ * with its callbacks. Its thread opens the connection, sets keepalive and
+ * registers the close and lifecycle callbacks (opaque: the link), so that
+ * nothing the host's owner calls ever waits for the remote side. It is
+ * shared by the thread and the host; whoever drops the last reference
+ * unregisters the callbacks and closes the connection.
+ *
+ * The callbacks reach the host through link->host, read and cleared under
+ * cb_lock: host_free() clears it, after which no callback touches the
+ * host. Lock order: cb_lock, then host->lock.
  */
-struct attempt {
-	pthread_mutex_t lock;
+static pthread_mutex_t cb_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct link {
+	pthread_mutex_t lock; /* guards refs, done, conn, err */
 	int refs;
 	bool done;
 	char *uri;
 	virConnectPtr conn;
+	bool close_cb;        /* close callback registered */
+	int lifecycle_id;     /* -1: not registered */
+	struct host *host;    /* guarded by cb_lock */
 	char err[512];
 };
 
 static void
-attempt_unref(struct attempt *a)
+link_unref(struct link *a)
 {
 	int left;
 
@@ -135,35 +153,66 @@ attempt_unref(struct attempt *a)
 	pthread_mutex_unlock(&a->lock);
 	if (left > 0)
 		return;
-	if (a->conn)
+	if (a->conn) {
+		if (a->lifecycle_id >= 0)
+			virConnectDomainEventDeregisterAny(a->conn, a->lifecycle_id);
+		if (a->close_cb)
+			virConnectUnregisterCloseCallback(a->conn, on_close);
 		virConnectClose(a->conn);
+	}
 	pthread_mutex_destroy(&a->lock);
 	free(a->uri);
 	free(a);
 }
 
+static void
+link_detach(struct link *a)
+{
+	if (!a)
+		return;
+	pthread_mutex_lock(&cb_lock);
+	a->host = NULL;
+	pthread_mutex_unlock(&cb_lock);
+}
+
 static void *
 attempt_main(void *arg)
 {
-	struct attempt *a = arg;
+	struct link *a = arg;
 	virConnectPtr conn;
+	bool close_cb = false;
+	int id = -1;
+	char err[512] = "";
 
 	conn = virConnectOpen(a->uri);
 	if (conn) {
-		/* 1: the remote side has no keepalive (local drivers). */
+		/* Fails for drivers without keepalive (local ones): fine. */
 		if (virConnectSetKeepAlive(conn, KEEPALIVE_INTERVAL_S,
 					   KEEPALIVE_COUNT) < 0)
 			log_debug("%s: no keepalive: %s", a->uri,
 				  virGetLastErrorMessage());
+		close_cb = virConnectRegisterCloseCallback(conn, on_close, a,
+							   NULL) == 0;
+		if (!close_cb)
+			log_debug("%s: no close callback: %s", a->uri,
+				  virGetLastErrorMessage());
+		id = virConnectDomainEventRegisterAny(
+			conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+			VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), a, NULL);
+		if (id < 0)
+			log_warn("%s: cannot register for domain lifecycle "
+				 "events: %s", a->uri, virGetLastErrorMessage());
+	} else {
+		snprintf(err, sizeof(err), "%s", virGetLastErrorMessage());
 	}
 	pthread_mutex_lock(&a->lock);
 	a->conn = conn;
-	if (!conn)
-		snprintf(a->err, sizeof(a->err), "%s",
-			 virGetLastErrorMessage());
+	a->close_cb = close_cb;
+	a->lifecycle_id = id;
+	memcpy(a->err, err, sizeof(err));
 	a->done = true;
 	pthread_mutex_unlock(&a->lock);
-	attempt_unref(a);
+	link_unref(a);
 	return NULL;
 }
 
@@ -177,9 +226,8 @@ struct host {
 				 libvirt calls */
 	virConnectPtr conn;   /* NULL while down */
 	bool closed;          /* the close callback fired for conn */
-	bool close_cb;        /* close callback registered on conn */
-	int lifecycle_id;     /* -1: not registered */
-	struct attempt *attempt;
+	struct link *link;    /* of conn */
+	struct link *attempt; /* in flight */
 	bool attempt_due_now;
 	int64_t next_attempt_ms;
 	int64_t backoff_ms;
@@ -199,7 +247,6 @@ host_new(const char *name, const char *uri)
 	h->name = xstrdup(name);
 	h->uri = xstrdup(uri);
 	pthread_mutex_init(&h->lock, NULL);
-	h->lifecycle_id = -1;
 	h->attempt_due_now = true;
 	h->backoff_ms = BACKOFF_FIRST_MS;
 	return h;
@@ -230,13 +277,19 @@ host_set_domain_event_cb(struct host *h, host_domain_event_fn fn,
 static void
 on_close(virConnectPtr conn, int reason, void *opaque)
 {
-	struct host *h = opaque;
+	struct link *a = opaque;
+	struct host *h;
 
-	pthread_mutex_lock(&h->lock);
-	if (h->conn == conn)
-		h->closed = true;
-	pthread_mutex_unlock(&h->lock);
-	log_debug("%s: connection closed (reason %d)", h->name, reason);
+	pthread_mutex_lock(&cb_lock);
+	h = a->host;
+	if (h) {
+		pthread_mutex_lock(&h->lock);
+		if (h->conn == conn)
+			h->closed = true;
+		pthread_mutex_unlock(&h->lock);
+		log_debug("%s: connection closed (reason %d)", h->name, reason);
+	}
+	pthread_mutex_unlock(&cb_lock);
 }
 
 static void
@@ -260,44 +313,42 @@ static int
 on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail,
 	     void *opaque)
 {
+	struct link *a = opaque;
 	unsigned char uuid[VIR_UUID_BUFLEN];
 
 	(void)conn;
 	(void)detail;
 	if (virDomainGetUUID(dom, uuid) < 0)
 		return 0;
-	notify(opaque, uuid, event);
+	pthread_mutex_lock(&cb_lock);
+	if (a->host)
+		notify(a->host, uuid, event);
+	pthread_mutex_unlock(&cb_lock);
 	return 0;
 }
 
-/* Unregister and close a connection taken out of the host. */
-static void
-teardown(struct host *h, virConnectPtr conn, bool close_cb, int lifecycle_id)
-{
-	if (lifecycle_id >= 0)
-		virConnectDomainEventDeregisterAny(conn, lifecycle_id);
-	if (close_cb)
-		virConnectUnregisterCloseCallback(conn, on_close);
-	virConnectClose(conn);
-	(void)h;
-}
-
 /* Take the connection out of the host (caller holds the lock); the
- * caller tears it down after unlocking. */
-static virConnectPtr
-take_conn_locked(struct host *h, bool *close_cb, int *lifecycle_id)
+ * caller drops the returned link after unlocking, which closes it. */
+static struct link *
+take_conn_locked(struct host *h)
 {
-	virConnectPtr conn = h->conn;
+	struct link *a = h->link;
 
-	*close_cb = h->close_cb;
-	*lifecycle_id = h->lifecycle_id;
+	if (h->conn)
+		h->counters.disconnects++;
 	h->conn = NULL;
 	h->closed = false;
-	h->close_cb = false;
-	h->lifecycle_id = -1;
-	if (conn)
-		h->counters.disconnects++;
-	return conn;
+	h->link = NULL;
+	return a;
+}
+
+static void
+drop_link(struct link *a)
+{
+	if (!a)
+		return;
+	link_detach(a);
+	link_unref(a);
 }
 
 static void
@@ -309,42 +360,19 @@ schedule_retry_locked(struct host *h, int64_t now_ms)
 		h->backoff_ms = BACKOFF_MAX_MS;
 }
 
-/* Register callbacks on a fresh connection and publish it. */
+/* Publish a fresh connection (no call to the remote side). */
 static void
-adopt(struct host *h, virConnectPtr conn)
+adopt(struct host *h, struct link *a, virConnectPtr conn)
 {
-	bool close_cb;
-	int id;
-
 	pthread_mutex_lock(&h->lock);
 	h->conn = conn;
-	h->closed = false;
+	h->link = a;
+	/* It may have died before its close callback could tell. */
+	h->closed = virConnectIsAlive(conn) != 1;
 	h->backoff_ms = BACKOFF_FIRST_MS;
 	h->next_attempt_ms = 0;
 	h->last_err[0] = '\0';
 	h->counters.connects++;
-	pthread_mutex_unlock(&h->lock);
-
-	close_cb = virConnectRegisterCloseCallback(conn, on_close, h,
-						   NULL) == 0;
-	if (!close_cb)
-		log_debug("%s: no close callback: %s", h->name,
-			  virGetLastErrorMessage());
-	id = virConnectDomainEventRegisterAny(
-		conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-		VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), h, NULL);
-	if (id < 0)
-		log_warn("%s: cannot register for domain lifecycle events: %s",
-			 h->name, virGetLastErrorMessage());
-
-	pthread_mutex_lock(&h->lock);
-	if (h->conn == conn) {
-		h->close_cb = close_cb;
-		h->lifecycle_id = id;
-		/* The connection may have died before the callback existed. */
-		if (virConnectIsAlive(conn) != 1)
-			h->closed = true;
-	}
 	pthread_mutex_unlock(&h->lock);
 
 	log_complain_clear(&h->complain, log_tag, "%s: connected to %s",
@@ -357,23 +385,23 @@ adopt(struct host *h, virConnectPtr conn)
 static void
 start_attempt_locked(struct host *h)
 {
-	struct attempt *a = xcalloc(1, sizeof(*a));
+	struct link *a = xcalloc(1, sizeof(*a));
 	pthread_attr_t attr;
 	pthread_t t;
 
 	pthread_mutex_init(&a->lock, NULL);
 	a->refs = 2;
 	a->uri = xstrdup(h->uri);
+	a->lifecycle_id = -1;
+	a->host = h; /* read by callbacks under cb_lock */
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&t, &attr, attempt_main, a) != 0) {
-		pthread_attr_destroy(&attr);
 		a->refs = 1;
 		snprintf(a->err, sizeof(a->err), "cannot start a thread");
 		a->done = true;
-	} else {
-		pthread_attr_destroy(&attr);
 	}
+	pthread_attr_destroy(&attr);
 	h->attempt = a;
 	h->attempt_due_now = false;
 	h->counters.attempts++;
@@ -382,17 +410,16 @@ start_attempt_locked(struct host *h)
 bool
 host_tick(struct host *h, int64_t now_ms)
 {
-	virConnectPtr dead = NULL, fresh = NULL;
-	bool close_cb = false, up;
-	int lifecycle_id = -1;
-	struct attempt *finished = NULL;
+	struct link *dead = NULL, *finished = NULL;
+	virConnectPtr fresh = NULL;
+	bool up;
 
 	if (!ev_running && host_events_start() < 0)
 		log_error("%s", err_msg());
 
 	pthread_mutex_lock(&h->lock);
 	if (h->conn && h->closed) {
-		dead = take_conn_locked(h, &close_cb, &lifecycle_id);
+		dead = take_conn_locked(h);
 		snprintf(h->last_err, sizeof(h->last_err),
 			 "connection to %s lost", h->uri);
 		h->next_attempt_ms = now_ms + h->backoff_ms;
@@ -402,7 +429,6 @@ host_tick(struct host *h, int64_t now_ms)
 		if (h->attempt->done) {
 			finished = h->attempt;
 			fresh = finished->conn;
-			finished->conn = NULL;
 			if (!fresh)
 				snprintf(h->last_err, sizeof(h->last_err),
 					 "%s", finished->err);
@@ -422,16 +448,17 @@ host_tick(struct host *h, int64_t now_ms)
 		log_complain(&h->complain, LOG_LEVEL_WARN, log_tag,
 			     "%s: connection to %s lost; reconnecting",
 			     h->name, h->uri);
-		teardown(h, dead, close_cb, lifecycle_id);
+		drop_link(dead);
 	}
 	if (finished) {
-		if (fresh)
-			adopt(h, fresh);
-		else
+		if (fresh) {
+			adopt(h, finished, fresh); /* the host keeps its reference */
+		} else {
 			log_complain(&h->complain, LOG_LEVEL_ERROR, log_tag,
 				     "%s: cannot connect to %s: %s", h->name,
 				     h->uri, h->last_err);
-		attempt_unref(finished);
+			drop_link(finished);
+		}
 	}
 
 	pthread_mutex_lock(&h->lock);
@@ -477,17 +504,16 @@ host_connect_wait(struct host *h, int64_t timeout_ms)
 void
 host_disconnect(struct host *h)
 {
-	virConnectPtr conn;
-	bool close_cb;
-	int id;
+	struct link *a;
+	bool had;
 
 	pthread_mutex_lock(&h->lock);
-	conn = take_conn_locked(h, &close_cb, &id);
-	if (conn)
+	had = h->conn != NULL;
+	a = take_conn_locked(h);
+	if (had)
 		h->next_attempt_ms = util_now_ms() + h->backoff_ms;
 	pthread_mutex_unlock(&h->lock);
-	if (conn)
-		teardown(h, conn, close_cb, id);
+	drop_link(a);
 }
 
 virConnectPtr
@@ -580,7 +606,7 @@ host_get_counters(struct host *h, struct host_counters *out)
 void
 host_free(struct host *h)
 {
-	struct attempt *a;
+	struct link *a;
 
 	if (!h)
 		return;
@@ -589,8 +615,9 @@ host_free(struct host *h)
 	a = h->attempt;
 	h->attempt = NULL;
 	pthread_mutex_unlock(&h->lock);
-	if (a)
-		attempt_unref(a); /* the thread closes what it opened */
+	/* The attempt's thread finishes on its own and closes what it
+	 * opened; from now on its callbacks do not reach this host. */
+	drop_link(a);
 	pthread_mutex_destroy(&h->lock);
 	free(h->name);
 	free(h->uri);

@@ -9,11 +9,13 @@
  *
  * Nothing here blocks the caller. virConnectOpen() to a dead or
  * firewalled remote host can block for the TCP or SSH timeout (minutes),
- * so each connection attempt runs in a short-lived thread of its own;
- * host_tick() starts attempts when they are due and adopts their result
- * when they finish. A host whose attempt hangs keeps that one thread
- * busy and delays nobody else. An attempt still running when the host
- * is freed is abandoned: its thread closes what it opened and exits.
+ * so each connection attempt runs in a short-lived thread of its own,
+ * which also sets keepalive and registers the close and lifecycle
+ * callbacks (calls to the remote side too); host_tick() starts attempts
+ * when they are due and adopts their result when they finish, without
+ * any call to the remote side. A host whose attempt hangs keeps that one
+ * thread busy and delays nobody else. An attempt still running when the
+ * host is freed is abandoned: its thread closes what it opened and exits.
  * Operations on an open connection (stats calls, provisioning) can still
  * block while a peer silently dies; keepalive (5 s interval, 3 missed
  * replies) bounds that to about 20 s, and callers that must not wait even
