@@ -1,0 +1,101 @@
+/*
+ * sink.c: the metric sinks' table of functions and the feed of a
+ * collection result to all of them (see sink.h).
+ */
+#include "metrics.h"
+#include "sink.h"
+
+static void
+mstore_instance(void *self, const struct collect_instance *inst,
+		const char *host, int64_t mono_ms, int64_t wall_ms)
+{
+	(void)host;
+	(void)wall_ms;
+	mstore_put(self, inst->uuid, mono_ms, &inst->rates);
+}
+
+static void
+mstore_gone(void *self, const unsigned char uuid[VIR_UUID_BUFLEN])
+{
+	mstore_remove(self, uuid);
+}
+
+static const struct sink_ops mstore_ops = {
+	.name = "builtin",
+	.instance = mstore_instance,
+	.gone = mstore_gone,
+};
+
+struct sink
+sink_mstore(struct mstore *s)
+{
+	return (struct sink){&mstore_ops, s};
+}
+
+static void
+influx_instance(void *self, const struct collect_instance *inst,
+		const char *host, int64_t mono_ms, int64_t wall_ms)
+{
+	(void)mono_ms;
+	influx_add_instance(self, inst->group, host, inst->id, wall_ms,
+			    &inst->rates);
+}
+
+static void
+influx_host(void *self, const char *host, int64_t wall_ms,
+	    const struct collect_capacity *cap)
+{
+	influx_add_host(self, host, wall_ms, cap);
+}
+
+static void
+influx_poll_op(void *self, int64_t now_ms)
+{
+	influx_poll(self, now_ms);
+}
+
+static const struct sink_ops influx_ops = {
+	.name = "influxdb",
+	.instance = influx_instance,
+	.host = influx_host,
+	.poll = influx_poll_op,
+};
+
+struct sink
+sink_influx(struct influx *ix)
+{
+	return (struct sink){&influx_ops, ix};
+}
+
+void
+sink_feed(const struct sink *sinks, size_t n,
+	  const struct collect_host_result *r, int64_t wall_now_ms,
+	  int64_t mono_now_ms)
+{
+	const char *host = host_name(r->host);
+	int64_t wall = wall_now_ms - (mono_now_ms - r->t_ms);
+
+	metrics_update_host(r);
+	if (!r->ok)
+		return;
+	for (size_t s = 0; s < n; s++) {
+		const struct sink_ops *ops = sinks[s].ops;
+
+		for (size_t i = 0; i < r->n_inst; i++)
+			ops->instance(sinks[s].self, &r->inst[i], host, r->t_ms,
+				      wall);
+		if (ops->gone)
+			for (size_t i = 0; i < r->n_gone; i++)
+				ops->gone(sinks[s].self, r->gone[i]);
+		if (ops->host)
+			ops->host(sinks[s].self, host, wall, &r->cap);
+	}
+}
+
+void
+sink_poll(const struct sink *sinks, size_t n, int64_t now_ms)
+{
+	for (size_t s = 0; s < n; s++)
+		if (sinks[s].ops->poll)
+			sinks[s].ops->poll(sinks[s].self, now_ms);
+}
