@@ -1113,6 +1113,27 @@ collector_add_host(struct collector *c, struct host *h)
 	c->hosts[c->n_hosts++] = ch;
 }
 
+/* A host that is down gets a result saying so (ok false, no instances),
+ * unless a round is running or a result is still waiting to be taken. */
+static void
+publish_down(struct chost *ch, int64_t now_ms)
+{
+	pthread_mutex_lock(&ch->lock);
+	if (!ch->busy && !ch->pub_new) {
+		struct result *r = ch->pub;
+
+		result_reset(r);
+		r->pub.host = ch->h;
+		r->pub.ok = false;
+		r->pub.t_ms = now_ms;
+		r->pub.rounds = ch->rounds;
+		r->pub.errors = ch->errors;
+		result_finish(r);
+		ch->pub_new = true;
+	}
+	pthread_mutex_unlock(&ch->lock);
+}
+
 void
 collect_tick(struct collector *c, int64_t now_ms)
 {
@@ -1120,13 +1141,16 @@ collect_tick(struct collector *c, int64_t now_ms)
 		struct chost *ch = c->hosts[i];
 		bool up = host_tick(ch->h, now_ms);
 
+		if (!up) {
+			publish_down(ch, now_ms);
+			continue;
+		}
 		if (!c->opts.threads) {
-			if (up)
-				collect_round(ch, now_ms);
+			collect_round(ch, now_ms);
 			continue;
 		}
 		pthread_mutex_lock(&ch->lock);
-		if (up && !ch->busy) {
+		if (!ch->busy) {
 			ch->busy = true;
 			ch->kick = true;
 			ch->kick_ms = now_ms;

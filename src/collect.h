@@ -116,7 +116,8 @@ struct collect_capacity {
 
 struct collect_host_result {
 	struct host *host;
-	bool ok;                /* the bulk call succeeded */
+	bool ok;                /* the bulk call succeeded; false also for a
+				   host that is down (no call was made) */
 	int64_t t_ms;           /* monotonic time of the bulk call */
 	const struct collect_instance *inst; /* ours (or the bench prefix) */
 	size_t n_inst;
@@ -171,7 +172,8 @@ void collect_tick(struct collector *c, int64_t now_ms);
 bool collect_wait(struct collector *c, int64_t timeout_ms);
 /*
  * Call fn once per host that finished a round since the last
- * collect_take(), with its result (valid only during the call; fn must
+ * collect_take(), or that was down at the last collect_tick() (ok false,
+ * no instances), with its result (valid only during the call; fn must
  * not call collector functions).
  */
 void collect_take(struct collector *c,

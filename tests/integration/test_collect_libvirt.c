@@ -653,6 +653,7 @@ test_reconnect(void **state)
 	host_get_counters(h, &cnt);
 	assert_true(cnt.errors >= 1);
 	assert_int_equal(seen.ok, ok_before);
+	assert_true(seen.failed >= 1); /* reported down */
 
 	/* It comes back: reconnected within the backoff, collected again. */
 	daemon_start(&d);

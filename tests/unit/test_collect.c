@@ -273,7 +273,27 @@ test_name_prefix(void **state)
 	host_free(h);
 }
 
-/* A host that cannot be reached yields no results and delays nothing. */
+struct updown {
+	unsigned results, up, down;
+};
+
+static void
+count_cb(const struct collect_host_result *r, void *opaque)
+{
+	struct updown *s = opaque;
+
+	s->results++;
+	if (r->ok) {
+		assert_string_equal(host_name(r->host), "good");
+		s->up++;
+	} else {
+		assert_string_equal(host_name(r->host), "bad");
+		assert_int_equal(r->n_inst, 0);
+		s->down++;
+	}
+}
+
+/* A host that cannot be reached is reported down and delays nothing. */
 static void
 test_dead_host(void **state)
 {
@@ -281,17 +301,21 @@ test_dead_host(void **state)
 	struct collector *c;
 	struct host *bad = host_new("bad", "test:///nonexistent/node.xml");
 	struct host *good = host_new("good", "test:///default");
-	struct seen s;
+	struct updown s;
 
 	collect_opts_defaults(&o);
 	c = collector_new(&o);
 	collector_add_host(c, bad);
 	collector_add_host(c, good);
 	assert_int_equal(host_connect_wait(good, 10000), 0);
-	round_of(c, &s);
-	assert_int_equal(s.results, 1);
-	assert_true(s.ok);
-	assert_ptr_equal(s.r.host, good);
+	memset(&s, 0, sizeof(s));
+	collect_tick(c, util_now_ms());
+	assert_true(collect_wait(c, 10000));
+	collect_take(c, count_cb, &s);
+	/* Both report: the dead one as down, the good one with its round. */
+	assert_int_equal(s.results, 2);
+	assert_int_equal(s.down, 1);
+	assert_int_equal(s.up, 1);
 	collector_free(c);
 	host_free(bad);
 	host_free(good);
