@@ -914,7 +914,7 @@ one_record(struct chost *ch, virDomainStatsRecordPtr rec, int64_t t_ms,
 					  virGetLastErrorMessage());
 		}
 		/* A few samples of grace: the guest may still be booting. */
-		if (++e->no_balloon == 6 && !e->told_no_balloon &&
+		if (++e->no_balloon >= 6 && !e->told_no_balloon &&
 		    s.state == VIR_DOMAIN_RUNNING) {
 			e->told_no_balloon = true;
 			log_info("%s: instance %s (%s): the guest reports no "
