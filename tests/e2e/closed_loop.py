@@ -299,7 +299,12 @@ groups:
         time.sleep(2)
         api.call("PUT", "/v1/groups/%s/desired" % group, {"desired": 0})
         wait_for("no VM", lambda g: g["current"] == 0, 180, api, group)
-        time.sleep(2)
+        t0 = time.time()
+        while api.call("GET", "/v1/instances?group=" + group)["instances"]:
+            if time.time() - t0 > 180:
+                raise Fail("instances still being removed after 180 s")
+            time.sleep(2)
+        log("every instance is gone")
         rc_daemon = daemon.stop()
         if rc_daemon != 0:
             raise Fail("daemon exited with %s after SIGTERM" % rc_daemon)
