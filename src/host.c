@@ -223,7 +223,8 @@ struct host {
 	char *uri;
 
 	pthread_mutex_t lock; /* guards everything below; never held across
-				 libvirt calls */
+				 libvirt calls (on_close takes it from inside
+				 libvirt) */
 	virConnectPtr conn;   /* NULL while down */
 	bool closed;          /* the close callback fired for conn */
 	struct link *link;    /* of conn */
@@ -364,11 +365,15 @@ schedule_retry_locked(struct host *h, int64_t now_ms)
 static void
 adopt(struct host *h, struct link *a, virConnectPtr conn)
 {
+	/* It may have died before its close callback could tell. Asked
+	 * without h->lock: libvirt may run on_close (which takes it) while
+	 * holding the driver lock that virConnectIsAlive() wants. */
+	bool dead = virConnectIsAlive(conn) != 1;
+
 	pthread_mutex_lock(&h->lock);
 	h->conn = conn;
 	h->link = a;
-	/* It may have died before its close callback could tell. */
-	h->closed = virConnectIsAlive(conn) != 1;
+	h->closed = dead;
 	h->backoff_ms = BACKOFF_FIRST_MS;
 	h->next_attempt_ms = 0;
 	h->last_err[0] = '\0';
