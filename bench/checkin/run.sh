@@ -8,8 +8,9 @@
 #
 # Environment: N (instances, 1000), FIRST_N (booting instances for the
 # first check-in figure, 3000), THREADS (wrk threads, 2), CONNS
-# (connections, 64), DURATION (20s), HTTP_THREADS (the daemon's HTTP
-# threads: its default when unset), PERF=1 (record a perf profile of the
+# (connections, 64), DURATION (20s), NICE (niceness of the daemon and wrk,
+# 0; e.g. -10 on a machine busy with other work, to see the endpoint's own
+# latency rather than the scheduler's), PERF=1 (record a perf profile of the
 # daemon during the run into the work directory).
 # Needs wrk (scripts/setup.sh installs it). The daemon's one host is
 # test:///default (libvirt's test driver: no libvirtd needed); the
@@ -59,7 +60,7 @@ YAML
 
 "$seed" "sqlite://$work/state.db" bench elsewhere "$n" ready >"$work/ids"
 "$seed" "sqlite://$work/state.db" bench elsewhere "$first_n" booting >"$work/ids-booting"
-"$bin" -c "$work/autoscale.yaml" run >"$work/daemon.log" 2>&1 &
+nice -n "${NICE:-0}" "$bin" -c "$work/autoscale.yaml" run >"$work/daemon.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do
 	curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
@@ -89,7 +90,7 @@ if [ "${PERF:-0}" = 1 ]; then
 fi
 t0=$(cpu_ticks)
 echo "check-in benchmark: $n instances, wrk -t$threads -c$conns -d$duration, $(nproc) CPUs"
-VA_BENCH_IDS=$work/ids wrk -t"$threads" -c"$conns" -d"$duration" --latency \
+VA_BENCH_IDS=$work/ids nice -n "${NICE:-0}" wrk -t"$threads" -c"$conns" -d"$duration" --latency \
 	-s "$top/bench/checkin/heartbeat.lua" "http://127.0.0.1:$port" | tee "$work/wrk.out"
 t1=$(cpu_ticks)
 if [ -n "$perf_pid" ]; then
