@@ -214,6 +214,17 @@ run_collector(bool threads)
 	round_of(c, &s);
 	assert_int_equal(s.r.calls, 1);
 
+	/* The test driver cannot set a stats period: a clear error. */
+	{
+		unsigned char uuid[VIR_UUID_BUFLEN], none[VIR_UUID_BUFLEN] = {0};
+
+		virDomainGetUUID(dom, uuid);
+		if (collect_set_stats_period(h, uuid, 5) < 0)
+			assert_non_null(strstr(err_msg(), "test"));
+		assert_int_equal(collect_set_stats_period(h, none, 5), -1);
+		assert_non_null(strstr(err_msg(), "no such domain"));
+	}
+
 	/* Gone: reported once, then forgotten. */
 	assert_int_equal(virDomainDestroy(dom), 0);
 	virDomainFree(dom);
