@@ -158,9 +158,9 @@ struct collector *collector_new(const struct collect_opts *opts);
 void collector_free(struct collector *c);
 
 /*
- * Collect from h (borrowed: it must outlive the collector). The
- * collector becomes the owner of h's ticks (it calls host_tick()) and of
- * its domain event callback.
+ * Collect from h (borrowed: it must outlive the collector). collect_tick()
+ * calls host_tick() (the caller may too, from the same thread), and the
+ * collector takes h's domain event callback (host_set_domain_event_cb).
  */
 void collector_add_host(struct collector *c, struct host *h);
 
