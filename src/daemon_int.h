@@ -42,6 +42,7 @@ struct dhost {
 	int64_t cap_ms;
 	unsigned long collect_errors;  /* failed collection rounds */
 	unsigned long libvirt_calls;   /* by the collector */
+	bool warned_unknown_volumes;   /* reconcile.c said so once */
 };
 
 /* A configured group and its runtime state. */

@@ -14,8 +14,9 @@
  *   - an instance whose domain is missing from its (reachable) host is
  *     marked lost and cleaned up, so the group replaces it;
  *   - a ready instance whose domain is not running becomes unhealthy;
- *   - volumes named like ours (<uuid>.qcow2, <uuid>-seed.iso) that belong
- *     to no live instance are deleted.
+ *   - volumes named like ours (<uuid>.qcow2, <uuid>-seed.iso) of an
+ *     instance the store knows as gone are deleted; ones the store does not
+ *     know are reported and left alone (another daemon may share the pool).
  * Nothing here touches an instance that a worker is busy with.
  */
 #include <inttypes.h>
@@ -403,11 +404,13 @@ reconcile_host(struct daemon *d, struct dhost *dh)
 			continue;
 		rc = store_instance_get(d->store, id, &si);
 		if (rc == STORE_E_NOTFOUND) {
-			bool on_host = false;
-
-			for (size_t k = 0; k < n_seen && !on_host; k++)
-				on_host = strcmp(seen[k].id, id) == 0;
-			orphan = !on_host;
+			/* Named like ours but unknown: it may belong to
+			 * another daemon sharing this pool. Say so, once. */
+			if (!dh->warned_unknown_volumes) {
+				log_warn("host %s: pool %s holds volumes named like ours that this state store does not know (e.g. %s); left alone",
+					 dh->cfg->name, dh->cfg->pool, vname);
+				dh->warned_unknown_volumes = true;
+			}
 		} else if (rc == STORE_OK) {
 			orphan = si.state == STORE_INSTANCE_GONE;
 			store_instance_release(&si);
