@@ -307,7 +307,7 @@ test_burn(void **state)
 	}
 	url = xasprintf("http://10.0.2.2:%d", http_start());
 	spec.public_url = url;
-	dir = xasprintf("%s/collect-burn", state_dir());
+	dir = xasprintf("%s/collect-burn-%d", state_dir(), (int)getpid());
 	mkdir(state_dir(), 0755);
 	mkdir(dir, 0755);
 	chmod(dir, 0755);
