@@ -17,6 +17,7 @@
 
 #include "daemon_int.h"
 #include "log.h"
+#include "metrics.h"
 #include "rates.h"
 #include "secret.h"
 #include "util.h"
@@ -358,6 +359,7 @@ api_metrics(void *ctx, struct http_reply *out)
 {
 	struct daemon *d = ctx;
 
+	metrics_render_prometheus(&out->body);
 	pthread_mutex_lock(&d->lock);
 	strbuf_add(&out->body, strbuf_str(&d->prom), d->prom.len);
 	pthread_mutex_unlock(&d->lock);
@@ -428,7 +430,12 @@ prom_header(struct strbuf *sb, const char *name, const char *type,
 	strbuf_addf(sb, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* Rebuild the /metrics text (main thread, once per tick). */
+/*
+ * Rebuild the daemon's own part of /metrics (main thread, once per tick):
+ * group bounds and pause flags, check-in and provisioning counters. The
+ * collected figures (instances, hosts, group sizes and aggregates, the
+ * loop's tick) come from metrics.c, rendered at request time.
+ */
 void
 daemon_render_metrics(struct daemon *d)
 {
@@ -436,21 +443,23 @@ daemon_render_metrics(struct daemon *d)
 	static const struct {
 		const char *name, *help;
 		size_t off;
-	} gauges[] = {
-		{"va_group_desired", "desired size of the group", offsetof(struct dgroup, desired)},
-		{"va_group_current", "instances that exist (requested to ready)", offsetof(struct dgroup, current)},
-		{"va_group_ready", "instances that checked in and serve", offsetof(struct dgroup, ready)},
+	} counters[] = {
+		{"va_checkins_total", "guest check-ins accepted",
+		 offsetof(struct daemon, checkins)},
+		{"va_heartbeats_total", "guest heartbeats accepted",
+		 offsetof(struct daemon, heartbeats)},
+		{"va_auth_failures_total",
+		 "check-ins and heartbeats refused for a wrong secret or an unknown instance",
+		 offsetof(struct daemon, auth_failures)},
+		{"va_provisioned_total", "instances provisioned",
+		 offsetof(struct daemon, provisioned)},
+		{"va_provision_errors_total", "provisioning attempts that failed",
+		 offsetof(struct daemon, provision_errors)},
+		{"va_removed_total", "instances removed",
+		 offsetof(struct daemon, removed)},
 	};
 
 	pthread_mutex_lock(&d->lock);
-	for (size_t k = 0; k < ARRAY_SIZE(gauges); k++) {
-		prom_header(&sb, gauges[k].name, "gauge", gauges[k].help);
-		for (unsigned i = 0; i < d->n_groups; i++)
-			strbuf_addf(&sb, "%s{group=\"%s\"} %d\n", gauges[k].name,
-				    d->groups[i].cfg->name,
-				    *(const int *)(const void *)((const char *)&d->groups[i] +
-								gauges[k].off));
-	}
 	prom_header(&sb, "va_group_min", "gauge", "minimum size");
 	for (unsigned i = 0; i < d->n_groups; i++)
 		strbuf_addf(&sb, "va_group_min{group=\"%s\"} %d\n",
@@ -463,51 +472,26 @@ daemon_render_metrics(struct daemon *d)
 	for (unsigned i = 0; i < d->n_groups; i++)
 		strbuf_addf(&sb, "va_group_paused{group=\"%s\"} %d\n",
 			    d->groups[i].cfg->name, d->groups[i].paused);
-	prom_header(&sb, "va_group_metric", "gauge",
-		    "group average of a scaling metric over the last interval (cpu, memory in percent)");
-	for (unsigned i = 0; i < d->n_groups; i++)
-		for (int m = 0; m < POLICY_METRIC_LAST; m++)
-			if (d->groups[i].metric_present[m])
-				strbuf_addf(&sb, "va_group_metric{group=\"%s\",metric=\"%s\"} %.3f\n",
-					    d->groups[i].cfg->name,
-					    policy_metric_name((enum policy_metric)m),
-					    d->groups[i].metric[m]);
-	prom_header(&sb, "va_host_up", "gauge", "1 when the libvirt connection is open");
-	for (unsigned i = 0; i < d->n_hosts; i++)
-		strbuf_addf(&sb, "va_host_up{host=\"%s\"} %d\n",
-			    d->hosts[i].cfg->name, host_is_up(d->hosts[i].h));
-	prom_header(&sb, "va_host_libvirt_calls_total", "counter",
-		    "libvirt calls made by the collector");
-	for (unsigned i = 0; i < d->n_hosts; i++)
-		strbuf_addf(&sb, "va_host_libvirt_calls_total{host=\"%s\"} %lu\n",
-			    d->hosts[i].cfg->name, d->hosts[i].libvirt_calls);
-	prom_header(&sb, "va_host_errors_total", "counter",
-		    "failed collection rounds");
-	for (unsigned i = 0; i < d->n_hosts; i++)
-		strbuf_addf(&sb, "va_host_errors_total{host=\"%s\"} %lu\n",
-			    d->hosts[i].cfg->name, d->hosts[i].collect_errors);
-	prom_header(&sb, "va_instance_metric", "gauge",
-		    "an instance's metric over the last interval (cpu, memory in percent; others per second)");
-	for (unsigned i = 0; i < d->n_groups; i++)
-		strbuf_add(&sb, strbuf_str(&d->groups[i].prom), d->groups[i].prom.len);
-	prom_header(&sb, "va_tick_seconds", "gauge", "duration of the last loop tick");
-	strbuf_addf(&sb, "va_tick_seconds %.6f\n", (double)d->tick_us / 1e6);
-	prom_header(&sb, "va_ticks_total", "counter", "loop ticks");
-	strbuf_addf(&sb, "va_ticks_total %lu\n", d->ticks);
-	prom_header(&sb, "va_checkins_total", "counter", "guest check-ins accepted");
-	strbuf_addf(&sb, "va_checkins_total %lu\n", d->checkins);
-	prom_header(&sb, "va_heartbeats_total", "counter", "guest heartbeats accepted");
-	strbuf_addf(&sb, "va_heartbeats_total %lu\n", d->heartbeats);
-	prom_header(&sb, "va_auth_failures_total", "counter",
-		    "check-ins and heartbeats refused for a wrong secret");
-	strbuf_addf(&sb, "va_auth_failures_total %lu\n", d->auth_failures);
-	prom_header(&sb, "va_provisioned_total", "counter", "instances provisioned");
-	strbuf_addf(&sb, "va_provisioned_total %lu\n", d->provisioned);
-	prom_header(&sb, "va_provision_errors_total", "counter",
-		    "provisioning attempts that failed");
-	strbuf_addf(&sb, "va_provision_errors_total %lu\n", d->provision_errors);
-	prom_header(&sb, "va_removed_total", "counter", "instances removed");
-	strbuf_addf(&sb, "va_removed_total %lu\n", d->removed);
+	for (size_t k = 0; k < ARRAY_SIZE(counters); k++) {
+		prom_header(&sb, counters[k].name, "counter", counters[k].help);
+		strbuf_addf(&sb, "%s %lu\n", counters[k].name,
+			    *(const unsigned long *)(const void *)((const char *)d +
+								    counters[k].off));
+	}
+	if (d->influx) {
+		struct influx_counters ic;
+
+		influx_get_counters(d->influx, &ic);
+		prom_header(&sb, "va_influxdb_points_sent_total", "counter",
+			    "points InfluxDB accepted");
+		strbuf_addf(&sb, "va_influxdb_points_sent_total %lu\n", ic.sent);
+		prom_header(&sb, "va_influxdb_points_dropped_total", "counter",
+			    "points dropped (queue full while InfluxDB was unreachable, or rejected)");
+		strbuf_addf(&sb, "va_influxdb_points_dropped_total %lu\n", ic.dropped);
+		prom_header(&sb, "va_influxdb_points_queued", "gauge",
+			    "points waiting to be sent");
+		strbuf_addf(&sb, "va_influxdb_points_queued %lu\n", ic.queued);
+	}
 	strbuf_release(&d->prom);
 	d->prom = sb;
 	pthread_mutex_unlock(&d->lock);

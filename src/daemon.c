@@ -27,6 +27,7 @@
 #include "commands.h"
 #include "daemon_int.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 LOG_TAG("daemon");
@@ -121,7 +122,6 @@ read_group_file(const struct config *cfg, const char *path, char **out,
 static void
 group_release(struct dgroup *g)
 {
-	strbuf_release(&g->prom);
 	policy_state_free(g->pst);
 	place_strategy_free(g->place);
 	free(g->user_data);
@@ -285,16 +285,17 @@ on_collect(const struct collect_host_result *r, void *opaque)
 		return;
 	dh->libvirt_calls += r->calls;
 	if (!r->ok) {
-		dh->collect_errors++;
+		if (host_is_up(dh->h))
+			dh->collect_errors++;
+		metrics_host_down(dh->cfg->name);
 		return;
 	}
 	dh->cap = r->cap;
 	dh->cap_ok = true;
 	dh->cap_ms = r->t_ms;
-	for (size_t i = 0; i < r->n_inst; i++)
-		mstore_put(d->mstore, r->inst[i].uuid, r->t_ms, &r->inst[i].rates);
-	for (size_t i = 0; i < r->n_gone; i++)
-		mstore_remove(d->mstore, r->gone[i]);
+	/* the built-in store, InfluxDB when configured, and /metrics */
+	sink_feed(d->sinks, d->n_sinks, r, util_wall_ms(), util_now_ms());
+	metrics_update_host(r);
 }
 
 /* Whether pid runs (a zombie does not: it is dead, merely not reaped). */
@@ -479,6 +480,10 @@ daemon_free(struct daemon *d)
 	for (unsigned i = 0; i < d->n_groups; i++)
 		group_release(&d->groups[i]);
 	free(d->groups);
+	if (d->influx) {
+		influx_flush(d->influx, 2000);
+		influx_free(d->influx);
+	}
 	mstore_free(d->mstore);
 	if (d->epoch && d->store)
 		store_lease_release(d->store, STORE_LEASE_LEADER, d->holder,
@@ -493,6 +498,41 @@ daemon_free(struct daemon *d)
 	strbuf_release(&d->prom);
 	config_free(d->cfg);
 	pthread_mutex_destroy(&d->lock);
+}
+
+static int
+influx_setup(struct daemon *d)
+{
+	const struct config_influxdb *ic = &d->cfg->daemon.metrics.influxdb;
+	struct influx_opts o;
+	char *password = NULL;
+
+	memset(&o, 0, sizeof(o));
+	if (ic->password.source != CONFIG_SECRET_NONE &&
+	    config_secret_read(&ic->password, &password) != 0) {
+		err_prefix("daemon.metrics.influxdb.password");
+		return -1;
+	}
+	o.url = ic->url;
+	o.database = ic->database;
+	o.username = ic->username;
+	o.password = password;
+	o.max_points = (size_t)ic->buffer;
+	o.batch_points = (size_t)ic->batch;
+	o.timeout_ms = ic->timeout_ms;
+	d->influx = influx_new(&o);
+	if (password) {
+		explicit_bzero(password, strlen(password));
+		free(password);
+	}
+	if (!d->influx) {
+		err_prefix("InfluxDB %s", ic->url);
+		return -1;
+	}
+	d->sinks[d->n_sinks++] = sink_influx(d->influx);
+	log_info("metrics also go to InfluxDB at %s, database %s", ic->url,
+		 ic->database);
+	return 0;
 }
 
 static int
@@ -586,6 +626,9 @@ daemon_setup(struct daemon *d)
 	co.stats_period_s = 5;
 	d->collector = collector_new(&co);
 	d->mstore = mstore_new(dc->metrics.retention_ms, dc->interval_ms);
+	d->sinks[d->n_sinks++] = sink_mstore(d->mstore);
+	if (dc->metrics.influxdb.present && influx_setup(d) != 0)
+		return -1;
 	hosts_setup(d);
 	if (groups_setup(d, NULL, 0) != 0)
 		return -1;
@@ -654,7 +697,7 @@ daemon_loop(struct daemon *d)
 
 	while (!d->stop) {
 		int64_t now = util_now_ms();
-		int64_t start_us = now * 1000;
+		int64_t start_us = util_now_us();
 		int64_t wake;
 		struct timespec ts;
 		int sig;
@@ -670,6 +713,7 @@ daemon_loop(struct daemon *d)
 			d->next_collect_ms = now + d->cfg->daemon.interval_ms;
 		}
 		collect_take(d->collector, on_collect, d);
+		sink_poll(d->sinks, d->n_sinks, now);
 		mstore_prune(d->mstore, now - d->cfg->daemon.metrics.retention_ms);
 		daemon_flush_heartbeats(d);
 		jobs_reap(d);
@@ -685,8 +729,9 @@ daemon_loop(struct daemon *d)
 		}
 		pthread_mutex_lock(&d->lock);
 		d->ticks++;
-		d->tick_us = util_now_ms() * 1000 - start_us;
+		d->tick_us = util_now_us() - start_us;
 		pthread_mutex_unlock(&d->lock);
+		metrics_tick((double)(util_now_us() - start_us) / 1e6);
 
 		/* Sleep until the next task is due, at most a second (the
 		 * collector's results and check-ins are picked up then). */

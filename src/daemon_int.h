@@ -26,9 +26,11 @@
 #include "config.h"
 #include "host.h"
 #include "http.h"
+#include "influx.h"
 #include "mstore.h"
 #include "place.h"
 #include "policy.h"
+#include "sink.h"
 #include "store.h"
 
 struct job_queue;
@@ -67,12 +69,12 @@ struct dgroup {
 	int last_hold_key[4];          /* to record a held decision once */
 	int64_t provision_backoff_until_ms; /* after failures */
 	unsigned provision_failures;   /* in a row */
+	struct rates_group agg;        /* last window's aggregates */
 	double metric[POLICY_METRIC_LAST];   /* lock: last averages */
 	bool metric_present[POLICY_METRIC_LAST];
 	struct log_complain full_complaint;  /* "hosts full" */
 	bool manual_pending;           /* lock: `scale` set desired ... */
 	int manual_from;               /* lock: ... from this size */
-	struct strbuf prom;            /* lock: per-instance /metrics lines */
 };
 
 /* Heartbeats received by the HTTP threads, flushed by the main loop. */
@@ -100,6 +102,9 @@ struct daemon {
 
 	struct collector *collector;
 	struct mstore *mstore;
+	struct influx *influx;         /* NULL unless daemon.metrics.influxdb */
+	struct sink sinks[2];          /* the built-in store, InfluxDB */
+	size_t n_sinks;
 	struct http_server *http;
 	struct job_queue *jobs;
 

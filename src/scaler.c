@@ -13,6 +13,7 @@
 
 #include "daemon_int.h"
 #include "log.h"
+#include "metrics.h"
 #include "rates.h"
 #include "scalein.h"
 #include "util.h"
@@ -257,7 +258,7 @@ decide(struct daemon *d, struct dgroup *g, const struct store_instance_list *l,
 	struct policy_instance_sample *samples;
 	struct policy_input in;
 	struct policy_decision dec;
-	struct strbuf prom = STRBUF_INIT;
+	struct rates_group agg;
 	unsigned n = 0;
 	time_t t = (time_t)(wall / 1000);
 
@@ -266,6 +267,7 @@ decide(struct daemon *d, struct dgroup *g, const struct store_instance_list *l,
 	in.have_local_time = localtime_r(&t, &in.local_time) != NULL;
 	in.desired = g->desired;
 	samples = xcalloc(l->n ? l->n : 1, sizeof(*samples));
+	rates_group_init(&agg);
 	for (size_t i = 0; i < l->n; i++) {
 		const struct store_instance *si = &l->v[i];
 		struct policy_instance_sample *s = &samples[n];
@@ -283,26 +285,19 @@ decide(struct daemon *d, struct dgroup *g, const struct store_instance_list *l,
 		if (uuid_parse16(si->id, uuid) != 0 ||
 		    mstore_query(d->mstore, uuid, now - p->interval_ms, now, &w) != 0)
 			continue;
+		rates_group_add(&agg, &w);
 		for (int m = 0; m < POLICY_METRIC_LAST; m++) {
 			enum rates_metric rm = rates_from_policy((enum policy_metric)m);
 
 			if (w.present & (1u << rm)) {
 				s->metric[m] = w.mean[rm];
 				s->metric_present[m] = true;
-				strbuf_addf(&prom,
-					    "va_instance_metric{group=\"%s\",instance=\"%s\",host=\"%s\",metric=\"%s\"} %.3f\n",
-					    g->cfg->name, si->id, si->host ? si->host : "",
-					    policy_metric_name((enum policy_metric)m),
-					    w.mean[rm]);
 			}
 		}
 	}
 	in.capacity_left = capacity_left(g, hosts, n_hosts);
-	pthread_mutex_lock(&d->lock);
-	strbuf_reset(&g->prom);
-	strbuf_add(&g->prom, strbuf_str(&prom), prom.len);
-	pthread_mutex_unlock(&d->lock);
-	strbuf_release(&prom);
+	rates_group_finish(&agg);
+	g->agg = agg;
 	policy_input_from_instances(&in, p, samples, n);
 	free(samples);
 	policy_decide(p, &in, g->pst, &dec);
@@ -617,6 +612,7 @@ group_tick(struct daemon *d, struct dgroup *g,
 	g->current = live;
 	g->ready = ready;
 	pthread_mutex_unlock(&d->lock);
+	metrics_set_group(g->cfg->name, g->desired, live, ready, &g->agg);
 	free(hosts);
 	store_instance_list_release(&l);
 }

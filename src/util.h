@@ -51,6 +51,7 @@ const char *strbuf_str(const struct strbuf *sb);
 
 /* Monotonic and wall clocks in milliseconds. */
 int64_t util_now_ms(void);
+int64_t util_now_us(void);
 int64_t util_wall_ms(void);
 
 /*
