@@ -18,117 +18,18 @@ usage: closed_loop.py VIRT_AUTOSCALER_BINARY [--keep]
 Needs VA_TEST_LIBVIRT_URI, VA_TEST_POOL, VA_TEST_TINY_KERNEL,
 VA_TEST_TINY_INITRD (scripts/services/*.sh start); exits 77 without them.
 """
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
-TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def log(msg):
-    print("[%s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
-
-
-class Fail(Exception):
-    pass
-
-
-class Daemon:
-    def __init__(self, binary, cfg, logpath):
-        self.binary = binary
-        self.cfg = cfg
-        self.logpath = logpath
-        self.proc = None
-
-    def start(self):
-        self.logf = open(self.logpath, "a")
-        self.proc = subprocess.Popen([self.binary, "-c", self.cfg, "run"],
-                                     stdout=self.logf, stderr=self.logf)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                return self.proc.wait()
-        return self.proc.returncode if self.proc else None
-
-
-class Api:
-    def __init__(self, base, token):
-        self.base = base
-        self.token = token
-
-    def call(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Authorization": "Bearer " + self.token,
-                                              "Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.load(r)
-
-    def group(self, name):
-        return self.call("GET", "/v1/groups/" + name)
-
-    def events(self, group, kind=None, limit=500):
-        q = "/v1/events?group=%s&limit=%d" % (group, limit)
-        if kind:
-            q += "&kind=" + kind
-        return self.call("GET", q)["events"]
-
-
-def wait_for(what, pred, timeout, api, group):
-    t0 = time.time()
-    last = None
-    while time.time() - t0 < timeout:
-        try:
-            g = api.group(group)
-        except Exception as e:  # daemon starting or busy
-            g = {"error": str(e)}
-        state = (g.get("desired"), g.get("current"), g.get("ready"),
-                 g.get("metrics", {}).get("cpu"))
-        if state != last:
-            log("%s: desired %s, current %s, ready %s, cpu %s" % ((what,) + state))
-            last = state
-        if "error" not in g and pred(g):
-            return time.time() - t0
-        time.sleep(3)
-    raise Fail("timed out after %d s waiting for: %s" % (timeout, what))
-
-
-def virsh(uri, *args):
-    r = subprocess.run(["virsh", "-q", "-c", uri] + list(args),
-                       capture_output=True, text=True)
-    return r.stdout
-
-
-def leftovers(uri, pool, group, ids):
-    """Domains of the group and volumes of its instances still on the host."""
-    doms = []
-    for name in virsh(uri, "list", "--all", "--name").split():
-        meta = virsh(uri, "metadata", name, "https://virt-autoscaler.org/xmlns/1")
-        if 'group="%s"' % group in meta:
-            doms.append(name)
-    virsh(uri, "pool-refresh", pool)
-    vols = [v.split()[0] for v in virsh(uri, "vol-list", pool).splitlines() if v.strip()]
-    mine = [v for v in vols if any(v.startswith(i) for i in ids)]
-    return doms, mine
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (GUEST_ENV, GUEST_HINT, TOP, Api, Daemon, Fail,  # noqa: E402
+                     free_port, leftovers, log, need_env, tiny_disk, virsh,
+                     wait_for, workdir, write_token)
 
 
 def main():
@@ -137,27 +38,13 @@ def main():
         return 2
     binary = os.path.abspath(sys.argv[1])
     keep = "--keep" in sys.argv
-    env = {k: os.environ.get(k) for k in ("VA_TEST_LIBVIRT_URI", "VA_TEST_POOL",
-                                          "VA_TEST_TINY_KERNEL", "VA_TEST_TINY_INITRD")}
-    missing = [k for k, v in env.items() if not v]
-    if missing:
-        print("SKIP: %s not set (run scripts/services/libvirt.sh start and "
-              "scripts/services/images.sh start, or scripts/test.sh)" % ", ".join(missing))
-        return 77
+    env = need_env(GUEST_ENV, GUEST_HINT)
     uri, pool = env["VA_TEST_LIBVIRT_URI"], env["VA_TEST_POOL"]
-    state_dir = os.environ.get("VA_TEST_STATE_DIR", "/var/tmp/virt-autoscaler-test")
-    os.makedirs(state_dir, exist_ok=True)
-    work = tempfile.mkdtemp(prefix="closed-loop-", dir=state_dir)
-    os.chmod(work, 0o755)  # libvirt-qemu reads the base image from here
+    work = workdir("closed-loop-")
     group = "loop%d" % (os.getpid() % 100000)
     port, load_port = free_port(), free_port()
-    token = os.urandom(16).hex()
-    with open(os.path.join(work, "admin.token"), "w") as f:
-        f.write(token)
-    os.chmod(os.path.join(work, "admin.token"), 0o600)
-    base = os.path.join(work, "tiny-disk-%s.qcow2" % group)
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", base, "64M"], check=True)
-    os.chmod(base, 0o644)
+    token = write_token(work)
+    base = tiny_disk(work, "tiny-disk-%s.qcow2" % group)
     with open(os.path.join(work, "user-data"), "w") as f:
         f.write("#cloud-config\n#tiny: load_url=http://10.0.2.2:%d/load\n"
                 "#tiny: heartbeat=3\n" % load_port)

@@ -29,6 +29,7 @@ import socket
 import sys
 import time
 
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Api, Daemon, Fail, GUEST_ENV, GUEST_HINT, MARIADB_ENV,  # noqa: E402
                      MARIADB_HINT, check_config, check_consistent, drop_pool,

@@ -23,6 +23,7 @@ import os
 import sys
 import time
 
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Api, Daemon, Fail, GUEST_ENV, GUEST_HINT, check_config,  # noqa: E402
                      check_consistent, drop_pool, free_port, log, make_pool,
