@@ -2,15 +2,18 @@
 """HA test: two daemons on one MariaDB, one lease.
 
 Daemons A and B share a fresh database, the host and the group (tiny
-guests, min 2) and have `daemon.ha: { enabled: true, lease: 6s }` with their
+guests, min 1, scaled to 2) and have `daemon.ha: { enabled: true, lease: 6s }` with their
 own node_id and listen port.
 
 1. A starts and leads; B starts and stays standby: it logs so, serves no
    HTTP, provisions nothing (every 'provision' event and every instance is
    A's: exactly the group's 2).
-2. A is killed with SIGKILL. B takes over within 2 x lease + one tick
-   (measured until B's API answers), recovers, keeps the group at 2 without
-   a duplicate, and a `scale` to 3 through B's admin API is carried out.
+2. A dies by SIGKILL in the middle of an action: it runs with
+   VA_TEST_CRASH_AT=remove_begin and is told to scale 2 -> 1. B takes over
+   within 2 x lease + one tick (measured until B's API answers), finishes
+   the removal A had begun (reconcile_startup after the takeover), holds
+   the group at 1 without a leak or duplicate, and a `scale` to 3 through
+   B's admin API is carried out.
 3. Fencing: A comes back (standby). B is frozen with SIGSTOP for longer
    than the lease: A takes over. B, resumed, finds its lease gone and exits
    non-zero (so that a supervisor restarts it as the standby).
@@ -121,7 +124,7 @@ def main():
         tiny_config(cfg, port=port, state=state, uri=uri, pool=pool, group=group,
                     base=base, kernel=env["VA_TEST_TINY_KERNEL"],
                     initrd=env["VA_TEST_TINY_INITRD"], state_password=password_file,
-                    interval="%ds" % TICK_S, min_size=2, max_size=4, daemon_extra=ha,
+                    interval="%ds" % TICK_S, min_size=1, max_size=4, daemon_extra=ha,
                     user_data="#cloud-config\n#tiny: heartbeat=5\n",
                     group_extra="    scale_in: { drain: 5s }\n")
         check_config(binary, cfg)
@@ -136,8 +139,9 @@ def main():
         log("group %s, pool %s, database %s, work dir %s" % (group, pool, state, work))
 
         # 1. one leader, one standby
-        a.start()
+        a.start({"VA_TEST_CRASH_AT": "remove_begin"})
         apis["a"].wait_up(60, a)
+        apis["a"].set_desired(group, 2)
         b.start()
         wait_log(b, r"standby: the lease is held", 30)
         wait_consistent(apis["a"], uri, pool, group, 2, 120)
@@ -158,19 +162,25 @@ def main():
                        % (len(prov), len(insts)))
         log("A leads and provisioned the group's 2 instances; B is standby, silent")
 
-        # 2. the leader dies; the standby takes over and carries on
-        a.kill9()
-        takeover(b, apis["b"], "A killed")
+        # 2. the leader dies in the middle of a removal; the standby takes
+        # over, finishes it and carries on
+        apis["a"].set_desired(group, 1)
+        rca = a.wait_exit(60)
+        if rca != -signal.SIGKILL:
+            raise Fail("A should have died by SIGKILL at remove_begin; exit status %s" % rca)
+        takeover(b, apis["b"], "A killed at remove_begin")
         wait_log(b, r"holding the lease as node-b:\d+ \(epoch (\d+)\)", 5)
-        live = wait_consistent(apis["b"], uri, pool, group, 2, 60)
+        m = wait_log(b, r"recovered: (removal of \S+ was interrupted: finished)", 10)
+        live = wait_consistent(apis["b"], uri, pool, group, 1, 60)
+        log("B: %s; the group holds 1 instance" % m.group(1))
         prov = apis["b"].events(group, kind="provision")
         if len(prov) != 2:
             raise Fail("after the takeover: %d provisionings, expected still 2 (a duplicate?)"
                        % len(prov))
         apis["b"].set_desired(group, 3)
         live = wait_consistent(apis["b"], uri, pool, group, 3, 120)
-        log("B carries on: the group kept its 2 instances, a scale to 3 through B "
-            "worked (%s)" % ", ".join(sorted(i["state"] for i in live.values())))
+        log("B carries on: a scale to 3 through B worked (%s)"
+            % ", ".join(sorted(i["state"] for i in live.values())))
 
         # 3. a frozen leader is deposed and fenced
         a.start()
