@@ -14,6 +14,9 @@ B. Busy: group `bz` (2 guests whose heartbeat says busy: `#tiny: busy=true`,
    Nothing may be removed while the guests are busy for less than
    busy_max; then one is removed ("busy for too long") and store and
    libvirt agree on 1.
+C. Heartbeats stop: the remaining guest of `bz` is frozen (virsh suspend);
+   after health.heartbeat_timeout (15s) it must be marked unhealthy and
+   replaced by a new instance; store and libvirt agree on 1 again.
 
 usage: health_test.py VIRT_AUTOSCALER_BINARY [--keep]
 Needs VA_TEST_LIBVIRT_URI, VA_TEST_POOL, VA_TEST_TINY_KERNEL,
@@ -28,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Api, Daemon, Fail, GUEST_ENV, GUEST_HINT, check_config,  # noqa: E402
                      check_consistent, drop_pool, free_port, log, make_pool,
                      need_env, remove_group_domains, test_host_uri, tiny_config,
-                     tiny_disk, workdir, write_token)
+                     tiny_disk, virsh, workdir, write_token)
 
 MAX_REPLACE = 2
 BUSY_MAX_S = 30
@@ -144,6 +147,34 @@ def busy_protects(api, uri, pool, group):
     log("B: store and libvirt agree on 1 instance")
 
 
+def heartbeat_lost(api, uri, pool, group):
+    live = [i for i in api.instances(group) if i["state"] == "ready"]
+    if len(live) != 1:
+        raise Fail("expected 1 ready instance, found %s" % api.instances(group))
+    victim = live[0]
+    virsh(uri, "suspend", victim["domain"], check=True)
+    t0 = time.time()
+    log("C: %s suspended: its heartbeats stop" % victim["domain"])
+    while True:
+        mine = [e for e in api.events(group) if e["instance"] == victim["id"]]
+        unhealthy = [e for e in mine if e["kind"] == "unhealthy"]
+        if [e for e in mine if e["kind"] == "removed"]:
+            break
+        if time.time() - t0 > 120:
+            raise Fail("the silent instance was not replaced within 120 s: %s"
+                       % [(e["kind"], e["message"]) for e in mine])
+        time.sleep(1)
+    if not unhealthy or "no heartbeat for more than 15 s" not in unhealthy[0]["message"]:
+        raise Fail("unexpected health events: %s" % [(e["kind"], e["message"]) for e in mine])
+    t_unhealthy = unhealthy[0]["time"] / 1000.0 - t0
+    live = wait_consistent(api, uri, pool, group, 1, 60)
+    if victim["id"] in live:
+        raise Fail("the silent instance is still live")
+    log("C: marked unhealthy %.0f s after its heartbeats stopped (%s), removed and "
+        "replaced: %s" % (t_unhealthy, unhealthy[0]["message"],
+                          ", ".join(i["domain"] + " " + i["state"] for i in live.values())))
+
+
 def main():
     if len(sys.argv) < 2:
         print(__doc__)
@@ -163,7 +194,8 @@ def main():
                                     "max_replace_share: 100%% }\n" % MAX_REPLACE)),
             ("bz", dict(min_size=1, max_size=2,
                         user_data="#cloud-config\n#tiny: busy=true\n#tiny: heartbeat=2\n",
-                        group_extra="    health: { busy_max: %ds, ready_within: 4m }\n"
+                        group_extra="    health: { busy_max: %ds, ready_within: 4m, "
+                                    "heartbeat_timeout: 15s }\n"
                                     "    scale_in: { drain: 5s }\n" % BUSY_MAX_S))):
         d = os.path.join(work, name)
         os.makedirs(d)
@@ -195,6 +227,7 @@ def main():
         if a["daemon"].stop() != 0:
             raise Fail("daemon A did not stop cleanly")
         busy_protects(b["api"], uri, b["pool"], b["group"])
+        heartbeat_lost(b["api"], uri, b["pool"], b["group"])
         if b["daemon"].stop() != 0:
             raise Fail("daemon B did not stop cleanly")
         rc = 0
