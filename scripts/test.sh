@@ -100,7 +100,7 @@ if [ "$quick" = 0 ]; then
 		-Dbuildtype=debugoptimized -Db_sanitize=address,undefined \
 		-Db_lundef=false
 	for exe in build-fuzz/fuzz/fuzz_*; do
-		[ -x "$exe" ] || continue
+		[ -f "$exe" ] && [ -x "$exe" ] || continue
 		name=$(basename "$exe")
 		name=${name#fuzz_}
 		work="build-fuzz/corpus-work/$name"
