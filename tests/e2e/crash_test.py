@@ -27,11 +27,13 @@ belongs to a live instance. Guests are not waited for: the next crash runs
 while earlier ones still boot.
 
 usage: crash_test.py VIRT_AUTOSCALER_BINARY sqlite|mariadb [--keep]
+(the work directory with the logs stays when the test fails or with --keep)
 Needs VA_TEST_LIBVIRT_URI, VA_TEST_POOL, VA_TEST_TINY_KERNEL,
 VA_TEST_TINY_INITRD (and VA_TEST_MARIADB_* for mariadb); exits 77
 without them.
 """
 import os
+import shutil
 import re
 import signal
 import sys
@@ -180,6 +182,8 @@ def main():
             drop_pool(uri, pool, pool_dir)
             if drop_db:
                 drop_db()
+            if rc == 0:
+                shutil.rmtree(work, ignore_errors=True)
     print("crash test (%s): %s in %.0f s" % (backend, "passed" if rc == 0 else "FAILED",
                                              time.time() - t_start))
     return rc

@@ -26,6 +26,7 @@ Needs VA_TEST_LIBVIRT_URI, VA_TEST_POOL, VA_TEST_TINY_KERNEL,
 VA_TEST_TINY_INITRD and VA_TEST_MARIADB_*; exits 77 without them.
 """
 import os
+import shutil
 import re
 import signal
 import socket
@@ -238,6 +239,8 @@ def main():
             remove_group_domains(uri, group)
             drop_pool(uri, pool, pool_dir)
             drop_db()
+            if rc == 0:
+                shutil.rmtree(work, ignore_errors=True)
     print("HA test: %s in %.0f s" % ("passed" if rc == 0 else "FAILED", time.time() - t_start))
     return rc
 

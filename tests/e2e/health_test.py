@@ -23,6 +23,7 @@ Needs VA_TEST_LIBVIRT_URI, VA_TEST_POOL, VA_TEST_TINY_KERNEL,
 VA_TEST_TINY_INITRD; exits 77 without them.
 """
 import os
+import shutil
 import sys
 import time
 
@@ -242,6 +243,8 @@ def main():
             if not keep:
                 remove_group_domains(uri, r["group"])
                 drop_pool(uri, r["pool"], r["pool_dir"])
+        if rc == 0 and not keep:
+            shutil.rmtree(work, ignore_errors=True)
     print("health test: %s in %.0f s" % ("passed" if rc == 0 else "FAILED",
                                          time.time() - t_start))
     return rc
