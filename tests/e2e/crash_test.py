@@ -24,7 +24,8 @@ until the group is steady, then check through the admin API
 instances and domains, every domain with our metadata belongs to a live
 instance and runs, every volume in the pool (<uuid>.qcow2, <uuid>-seed.iso)
 belongs to a live instance. Guests are not waited for: the next crash runs
-while earlier ones still boot.
+while earlier ones still boot; at the end every surviving instance must
+check in.
 
 usage: crash_test.py VIRT_AUTOSCALER_BINARY sqlite|mariadb [--keep]
 (the work directory with the logs stays when the test fails or with --keep)
@@ -168,6 +169,16 @@ def main():
         if len(recovered) < len(STEPS) - 1:
             raise Fail("expected a 'recovered' event per crash, saw %d" % len(recovered))
         check_consistent(api, uri, pool, group, desired)
+        # every survivor works: its guest checks in with the secret that
+        # was stored before the crash (the one kept at 'started' included)
+        t0 = time.time()
+        while not all(i["state"] == "ready" for i in api.instances(group)):
+            if time.time() - t0 > 240:
+                raise Fail("not every instance checked in within 240 s: %s"
+                           % [(i["domain"], i["state"]) for i in api.instances(group)])
+            time.sleep(2)
+        check_consistent(api, uri, pool, group, desired)
+        log("all %d instances checked in (waited %.0f s)" % (desired, time.time() - t0))
         if daemon.stop() != 0:
             raise Fail("the daemon did not stop cleanly")
         rc = 0
