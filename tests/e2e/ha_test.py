@@ -17,7 +17,9 @@ own node_id and listen port.
 3. Fencing: A comes back (standby). B is frozen with SIGSTOP for longer
    than the lease: A takes over. B, resumed, finds its lease gone and exits
    non-zero (so that a supervisor restarts it as the standby).
-4. The solo rule: without HA, a second daemon on the same state exits
+4. A clean stop (SIGTERM) releases the lease: the standby (B again)
+   leads within a retry period.
+5. The solo rule: without HA, a second daemon on the same state exits
    non-zero naming the lease holder.
 After each phase the store (admin API) and libvirt (virsh) must agree.
 
@@ -203,9 +205,22 @@ def main():
         wait_consistent(apis["a"], uri, pool, group, 3, 60)
         log("B, frozen past its lease, was deposed: it exited with %d on resuming" % rcb)
 
-        # 4. solo: a second daemon without HA refuses to start
+        # 4. a clean stop hands over at once: the lease is released
+        b.start()
+        wait_log(b, r"standby: the lease is held", 30)
+        t0 = time.time()
         if a.stop() != 0:
             raise Fail("A did not stop cleanly")
+        t_stop = time.time() - t0
+        t = takeover(b, apis["b"], "A stopped by SIGTERM")
+        if t > LEASE_S / 3 + TICK_S + 2:
+            raise Fail("after a clean stop the standby took %.1f s: was the lease released?" % t)
+        wait_consistent(apis["b"], uri, pool, group, 3, 60)
+        log("A stopped cleanly in %.1f s; B led %.1f s later" % (t_stop, t))
+        if b.stop() != 0:
+            raise Fail("B did not stop cleanly")
+
+        # 5. solo: a second daemon without HA refuses to start
         s1, s2 = daemons["solo1"], daemons["solo2"]
         s1.start()
         apis["solo1"].wait_up(60, s1)
