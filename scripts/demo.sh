@@ -114,9 +114,10 @@ cleanup() {
 		kill -HUP "$daemon_pid"
 		sleep 2
 		"$va" -c "$dir/autoscale.yaml" scale demo 0 || true
-		for _ in $(seq 1 60); do
-			cur=$("$va" -c "$dir/autoscale.yaml" status 2>/dev/null | awk '$1 == "demo" {print $5}')
-			[ "$cur" = 0 ] && break
+		# until no instance of the group is left (removals finished)
+		for _ in $(seq 1 90); do
+			left=$("$va" -c "$dir/autoscale.yaml" status 2>/dev/null | awk '$2 == "demo"' | wc -l)
+			[ "$left" = 0 ] && break
 			sleep 2
 		done
 		kill -TERM "$daemon_pid" 2>/dev/null || true
