@@ -5,6 +5,10 @@ Daemons A and B share a fresh database, the host and the group (tiny
 guests, min 1, scaled to 2) and have `daemon.ha: { enabled: true, lease: 6s }` with their
 own node_id and listen port.
 
+Guests reach the daemons through one address (daemon.public_url), a
+forwarder standing in for the load balancer users put in front of them:
+only the leader listens, so check-ins find it.
+
 1. A starts and leads; B starts and stays standby: it logs so, serves no
    HTTP, provisions nothing (every 'provision' event and every instance is
    A's: exactly the group's 2).
@@ -37,7 +41,7 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Api, Daemon, Fail, GUEST_ENV, GUEST_HINT, MARIADB_ENV,  # noqa: E402
+from harness import (Api, Daemon, Fail, Forwarder, GUEST_ENV, GUEST_HINT, MARIADB_ENV,  # noqa: E402
                      MARIADB_HINT, check_config, check_consistent, drop_pool,
                      free_port, log, make_pool, mariadb_create, need_env,
                      remove_group_domains, test_host_uri, tiny_config, tiny_disk,
@@ -119,8 +123,12 @@ def main():
     token = write_token(work)
     base = tiny_disk(work, "tiny-disk.qcow2")
     daemons, apis = {}, {}
+    ports = {node: free_port() for node in ("a", "b", "solo1", "solo2")}
+    # guests check in through one address that reaches whichever daemon leads
+    public_port = free_port()
+    fwd = Forwarder(public_port, [ports["a"], ports["b"]])
     for node in ("a", "b", "solo1", "solo2"):
-        port = free_port()
+        port = ports[node]
         cfg = os.path.join(work, "%s.yaml" % node)
         ha = ("  ha: { enabled: true, lease: %ds, node_id: node-%s }\n" % (LEASE_S, node)
               if node in ("a", "b") else "")
@@ -128,6 +136,7 @@ def main():
                     base=base, kernel=env["VA_TEST_TINY_KERNEL"],
                     initrd=env["VA_TEST_TINY_INITRD"], state_password=password_file,
                     interval="%ds" % TICK_S, min_size=1, max_size=4, daemon_extra=ha,
+                    public_url="http://10.0.2.2:%d" % public_port,
                     user_data="#cloud-config\n#tiny: heartbeat=5\n",
                     group_extra="    scale_in: { drain: 5s }\n")
         check_config(binary, cfg)
@@ -176,6 +185,18 @@ def main():
         m = wait_log(b, r"recovered: (removal of \S+ was interrupted: finished)", 10)
         live = wait_consistent(apis["b"], uri, pool, group, 1, 60)
         log("B: %s; the group holds 1 instance" % m.group(1))
+        # the survivor's guest now checks in with B
+        t_lead = time.time()
+        while True:
+            survivor = list(live.values())[0]
+            cur = [i for i in apis["b"].instances(group) if i["id"] == survivor["id"]][0]
+            if cur["state"] == "ready" and cur["last_heartbeat"] / 1000.0 > t_lead:
+                break
+            if time.time() - t_lead > 90:
+                raise Fail("the surviving guest does not reach B: %s" % cur)
+            time.sleep(1)
+        log("B: the surviving guest's heartbeats reach B (%.0f s after it led)"
+            % (time.time() - t_lead))
         prov = apis["b"].events(group, kind="provision")
         if len(prov) != 2:
             raise Fail("after the takeover: %d provisionings, expected still 2 (a duplicate?)"
@@ -246,6 +267,7 @@ def main():
                 print("---- daemon %s log (last 40 lines) ----" % node)
                 print(d.tail(40))
     finally:
+        fwd.close()
         for d in daemons.values():
             if d.proc and d.proc.poll() is None:
                 d.proc.send_signal(signal.SIGCONT)

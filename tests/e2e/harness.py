@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -419,3 +420,62 @@ def check_config(binary, cfg):
     r = subprocess.run([binary, "-c", cfg, "check"], capture_output=True, text=True)
     if r.returncode != 0:
         raise Fail("config rejected:\n" + r.stderr)
+
+
+class Forwarder:
+    """A TCP forwarder on 127.0.0.1: each connection goes to the first of
+    the target ports that accepts it. In front of two HA daemons it plays
+    the load balancer (or moving address) that users put in daemon.public_url:
+    only the leader listens, so connections find it."""
+
+    def __init__(self, port, targets):
+        self.targets = targets
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(64)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        for port in self.targets:
+            try:
+                u = socket.create_connection(("127.0.0.1", port), timeout=5)
+                break
+            except OSError:
+                continue
+        else:
+            c.close()
+            return
+        u.settimeout(None)
+
+        def pipe(a, b):
+            try:
+                while True:
+                    data = a.recv(65536)
+                    if not data:
+                        break
+                    b.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for x in (a, b):
+                    try:
+                        x.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        threading.Thread(target=pipe, args=(u, c), daemon=True).start()
+        pipe(c, u)
+        c.close()
+        u.close()
+
+    def close(self):
+        self.sock.close()
