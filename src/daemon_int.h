@@ -160,6 +160,13 @@ int jobs_remove(struct daemon *d, const struct store_instance *inst,
 void jobs_reap(struct daemon *d);
 /* Is a job for this instance queued or running? */
 bool jobs_busy_with(struct job_queue *q, const char *instance_id);
+/*
+ * Remove an instance's domain (graceful shutdown up to drain_ms, then
+ * destroy and undefine) and its volumes; every step tolerates what is
+ * already gone. 0, or -1 with err_set().
+ */
+int instance_remove(virConnectPtr conn, const char *pool, const char *domain,
+		    const char *id, int64_t drain_ms, bool *graceful);
 /* VA_TEST_CRASH_AT: die by SIGKILL when the named step is reached. */
 void daemon_crash_point(const struct daemon *d, const char *step);
 

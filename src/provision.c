@@ -171,25 +171,38 @@ post_result(struct job_queue *q, const struct job *j, bool ok)
 	pthread_mutex_unlock(&q->m);
 }
 
+int
+instance_remove(virConnectPtr conn, const char *pool, const char *domain,
+		const char *id, int64_t drain_ms, bool *graceful)
+{
+	char *overlay = volume_overlay_name(id);
+	char *seedvol = volume_seed_name(id);
+	const char *vols[2] = {overlay, seedvol};
+	struct scalein_remove_spec rs = {
+		.domain = domain,
+		.pool = pool,
+		.volumes = vols,
+		.n_volumes = 2,
+		.shutdown_timeout_ms = drain_ms,
+	};
+	int rc = -1;
+
+	if (overlay && seedvol)
+		rc = scalein_remove(conn, &rs, graceful);
+	free(overlay);
+	free(seedvol);
+	return rc;
+}
+
 /* Roll back a provisioning that failed: nothing of it may stay. */
 static void
 provision_rollback(struct daemon *d, const struct job *j, virConnectPtr conn,
 		   int64_t jid, const char *why)
 {
-	char *overlay = volume_overlay_name(j->id);
-	char *seedvol = volume_seed_name(j->id);
-	const char *vols[2] = {overlay, seedvol};
-	struct scalein_remove_spec rs = {
-		.domain = j->domain,
-		.pool = j->pool,
-		.volumes = vols,
-		.n_volumes = 2,
-		.shutdown_timeout_ms = 0,
-	};
 	struct store_instance si;
 	bool cleaned = false;
 
-	if (conn && scalein_remove(conn, &rs, NULL) == 0)
+	if (conn && instance_remove(conn, j->pool, j->domain, j->id, 0, NULL) == 0)
 		cleaned = true;
 	else if (conn)
 		log_warn("instance %s: rollback incomplete: %s (reconciliation retries)",
@@ -213,8 +226,6 @@ provision_rollback(struct daemon *d, const struct job *j, virConnectPtr conn,
 	daemon_event(d, j->group, j->id, "provision_failed", NULL,
 		     "%s on %s: %s%s", j->domain, j->host_name, why,
 		     cleaned ? "; rolled back" : "; cleanup pending");
-	free(overlay);
-	free(seedvol);
 }
 
 /*
@@ -483,16 +494,6 @@ static bool
 run_remove(struct daemon *d, struct job *j)
 {
 	virConnectPtr conn = NULL;
-	char *overlay = volume_overlay_name(j->id);
-	char *seedvol = volume_seed_name(j->id);
-	const char *vols[2] = {overlay, seedvol};
-	struct scalein_remove_spec rs = {
-		.domain = j->domain,
-		.pool = j->pool,
-		.volumes = vols,
-		.n_volumes = 2,
-		.shutdown_timeout_ms = j->drain_ms,
-	};
 	struct store_instance si;
 	char *payload;
 	int64_t jid = 0;
@@ -528,7 +529,8 @@ run_remove(struct daemon *d, struct job *j)
 			 j->id, j->host_name);
 		goto out;
 	}
-	if (scalein_remove(conn, &rs, &graceful) != 0) {
+	if (instance_remove(conn, j->pool, j->domain, j->id, j->drain_ms,
+			    &graceful) != 0) {
 		log_warn("instance %s: removal failed: %s (retried later)", j->id,
 			 err_msg());
 		goto out;
@@ -553,8 +555,6 @@ out:
 out_nosi:
 	if (conn)
 		virConnectClose(conn);
-	free(overlay);
-	free(seedvol);
 	return ok;
 }
 

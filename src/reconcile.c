@@ -29,7 +29,6 @@
 #include "daemon_int.h"
 #include "domxml.h"
 #include "log.h"
-#include "scalein.h"
 #include "util.h"
 #include "volume.h"
 
@@ -79,33 +78,20 @@ remove_now(struct daemon *d, const char *host, const char *domain,
 	   const char *id)
 {
 	struct dhost *dh = daemon_host(d, host);
-	char *overlay = volume_overlay_name(id);
-	char *seedvol = volume_seed_name(id);
-	const char *vols[2] = {overlay, seedvol};
-	struct scalein_remove_spec rs = {
-		.domain = domain,
-		.volumes = vols,
-		.n_volumes = 2,
-		.shutdown_timeout_ms = 0,
-	};
 	virConnectPtr conn;
-	int rc = -1;
+	int rc;
 
-	if (!dh || !overlay || !seedvol) {
+	if (!dh) {
 		err_set("host %s is not configured", host);
-		goto out;
+		return -1;
 	}
-	rs.pool = dh->cfg->pool;
 	conn = host_conn(dh->h);
 	if (!conn) {
 		err_set("host %s is not connected", host);
-		goto out;
+		return -1;
 	}
-	rc = scalein_remove(conn, &rs, NULL);
+	rc = instance_remove(conn, dh->cfg->pool, domain, id, 0, NULL);
 	virConnectClose(conn);
-out:
-	free(overlay);
-	free(seedvol);
 	return rc;
 }
 
