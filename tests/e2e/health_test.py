@@ -9,6 +9,8 @@ A. Never checking in: group `hl` (3 guests, health.ready_within 10s,
    be in flight (from the events: a 'replace' until the instance's
    'removed'; and sampled from /v1/instances), although all three go
    unhealthy together. Afterwards (group paused) store and libvirt agree.
+   The same with max_replace 10 and max_replace_share 34% (group `hs`,
+   side by side): at most one removal in flight.
 B. Busy: group `bz` (2 guests whose heartbeat says busy: `#tiny: busy=true`,
    health.busy_max 30s) is scaled 2 -> 1 once both are ready and busy.
    Nothing may be removed while the guests are busy for less than
@@ -63,16 +65,16 @@ def in_flight_from_events(events):
     return most
 
 
-def never_checking_in(api, uri, pool, group):
+def never_checking_in(api, uri, pool, group, limit, what):
     t0 = time.time()
     sampled = 0
     while time.time() - t0 < 150:
         insts = api.instances(group)
         removing = [i for i in insts if i["state"] in ("draining", "deleting")]
         sampled = max(sampled, len(removing))
-        if sampled > MAX_REPLACE:
-            raise Fail("%d removals in flight at once (max_replace %d): %s"
-                       % (len(removing), MAX_REPLACE, removing))
+        if sampled > limit:
+            raise Fail("%d removals in flight at once (%s): %s"
+                       % (len(removing), what, removing))
         if any(i["state"] == "ready" for i in insts):
             raise Fail("an instance became ready although its guest cannot check in")
         replaced = api.events(group, kind="replace")
@@ -86,13 +88,12 @@ def never_checking_in(api, uri, pool, group):
     if not all("did not check in within 10 s" in e["message"] for e in unhealthy):
         raise Fail("unexpected reasons: %s" % [e["message"] for e in unhealthy])
     most = in_flight_from_events(events)
-    log("A: %d instances marked unhealthy, %d replaced in %.0f s; removals in "
-        "flight at most %d by the events, %d sampled (max_replace %d)"
-        % (len(unhealthy), len([e for e in events if e["kind"] == "replace"]),
-           time.time() - t0, most, sampled, MAX_REPLACE))
-    if most > MAX_REPLACE:
-        raise Fail("%d removals in flight at once by the events (max_replace %d)"
-                   % (most, MAX_REPLACE))
+    log("A: %s: %d instances marked unhealthy, %d replaced in %.0f s; removals in "
+        "flight at most %d by the events, %d sampled (%s)"
+        % (group, len(unhealthy), len([e for e in events if e["kind"] == "replace"]),
+           time.time() - t0, most, sampled, what))
+    if most > limit:
+        raise Fail("%d removals in flight at once by the events (%s)" % (most, what))
     api.call("POST", "/v1/groups/%s/pause" % group)
     t1 = time.time()
     while time.time() - t1 < 60:
@@ -100,8 +101,8 @@ def never_checking_in(api, uri, pool, group):
             break
         time.sleep(0.5)
     live = wait_consistent(api, uri, pool, group, 3, 60)
-    log("A: paused; store and libvirt agree on 3 live instances (%s)"
-        % ", ".join(sorted(i["state"] for i in live.values())))
+    log("A: %s paused; store and libvirt agree on 3 live instances (%s)"
+        % (group, ", ".join(sorted(i["state"] for i in live.values()))))
 
 
 def busy_protects(api, uri, pool, group):
@@ -193,6 +194,9 @@ def main():
             ("hl", dict(min_size=3, max_size=3, public_url="http://10.0.2.2:%d" % free_port(),
                         group_extra="    health: { ready_within: 10s, max_replace: %d, "
                                     "max_replace_share: 100%% }\n" % MAX_REPLACE)),
+            ("hs", dict(min_size=3, max_size=3, public_url="http://10.0.2.2:%d" % free_port(),
+                        group_extra="    health: { ready_within: 10s, max_replace: 10, "
+                                    "max_replace_share: 34% }\n")),
             ("bz", dict(min_size=1, max_size=2,
                         user_data="#cloud-config\n#tiny: busy=true\n#tiny: heartbeat=2\n",
                         group_extra="    health: { busy_max: %ds, ready_within: 4m, "
@@ -224,9 +228,15 @@ def main():
         # B's guests boot while A runs
         runs["bz"]["api"].set_desired(runs["bz"]["group"], 2)
         a, b = runs["hl"], runs["bz"]
-        never_checking_in(a["api"], uri, a["pool"], a["group"])
+        never_checking_in(a["api"], uri, a["pool"], a["group"], MAX_REPLACE,
+                          "max_replace %d" % MAX_REPLACE)
         if a["daemon"].stop() != 0:
             raise Fail("daemon A did not stop cleanly")
+        h = runs["hs"]
+        never_checking_in(h["api"], uri, h["pool"], h["group"], 1,
+                          "max_replace_share 34% of 3")
+        if h["daemon"].stop() != 0:
+            raise Fail("daemon A' did not stop cleanly")
         busy_protects(b["api"], uri, b["pool"], b["group"])
         heartbeat_lost(b["api"], uri, b["pool"], b["group"])
         if b["daemon"].stop() != 0:
