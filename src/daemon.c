@@ -720,6 +720,12 @@ daemon_loop(struct daemon *d)
 		scaler_tick(d, now);
 		daemon_render_metrics(d);
 		if (now >= d->next_reconcile_ms) {
+			/* reconciliation talks to every host: renew first if
+			 * the decisions took a while */
+			if (lease_renew(d, util_now_ms()) != 0) {
+				d->lease_lost = true;
+				break;
+			}
 			reconcile_hosts(d, now);
 			d->next_reconcile_ms = now + RECONCILE_PERIOD_MS;
 		}
