@@ -19,7 +19,7 @@ VIRT_PKGS=(
 	libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu
 	qemu-system-x86 qemu-utils dnsmasq-base iptables
 	debootstrap busybox-static cpio cloud-image-utils genisoimage
-	libguestfs-tools
+	libguestfs-tools kmod e2fsprogs
 )
 SERVER_PKGS=(mariadb-server influxdb curl)
 
