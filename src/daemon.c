@@ -283,16 +283,13 @@ on_collect(const struct collect_host_result *r, void *opaque)
 			dh = &d->hosts[i];
 	if (!dh)
 		return;
-	dh->libvirt_calls += r->calls;
+	/* call and error counters live in metrics.c (metrics_update_host) */
 	if (!r->ok) {
-		if (host_is_up(dh->h))
-			dh->collect_errors++;
 		metrics_host_down(dh->cfg->name);
 		return;
 	}
 	dh->cap = r->cap;
 	dh->cap_ok = true;
-	dh->cap_ms = r->t_ms;
 	/* the built-in store, InfluxDB when configured, and /metrics */
 	sink_feed(d->sinks, d->n_sinks, r, util_wall_ms(), util_now_ms());
 	metrics_update_host(r);
@@ -733,10 +730,6 @@ daemon_loop(struct daemon *d)
 			notify("WATCHDOG=1");
 			next_watchdog = now + (int64_t)(watchdog_us / 2000);
 		}
-		pthread_mutex_lock(&d->lock);
-		d->ticks++;
-		d->tick_us = util_now_us() - start_us;
-		pthread_mutex_unlock(&d->lock);
 		metrics_tick((double)(util_now_us() - start_us) / 1e6);
 
 		/* Sleep until the next task is due, at most a second (the

@@ -41,9 +41,6 @@ struct dhost {
 	struct host *h;
 	struct collect_capacity cap;   /* from the last collection round */
 	bool cap_ok;
-	int64_t cap_ms;
-	unsigned long collect_errors;  /* failed collection rounds */
-	unsigned long libvirt_calls;   /* by the collector */
 	bool warned_unknown_volumes;   /* reconcile.c said so once */
 };
 
@@ -114,8 +111,6 @@ struct daemon {
 
 	struct strbuf prom;            /* lock: the /metrics text */
 	/* counters for /metrics (lock) */
-	int64_t tick_us;               /* duration of the last tick */
-	unsigned long ticks;
 	unsigned long checkins, heartbeats, auth_failures;
 	unsigned long provisioned, removed, provision_errors;
 
@@ -133,6 +128,14 @@ struct daemon {
 void scaler_tick(struct daemon *d, int64_t now_ms);
 /* A provisioning job ended (main thread): backoff after failures. */
 void scaler_provision_result(struct daemon *d, const char *group, bool ok);
+/*
+ * The lowest address of the group's static range that no instance in l
+ * (other than gone ones) and none of taken[] holds, into out. 0, or -1
+ * when the range is exhausted.
+ */
+int scaler_allocate_address(const struct config_static_addresses *sa,
+			    const struct store_instance_list *l, char **taken,
+			    size_t n_taken, char out[46]);
 /* Live = counts towards the group's size. */
 bool scaler_state_live(enum store_instance_state st);
 /* Record an event; logs it at info too. group/instance may be NULL. */
