@@ -376,10 +376,10 @@ address_used(const struct store_instance_list *l, char **taken, size_t n_taken,
  * group holds (instances that are gone give theirs back). 0, or -1 when
  * the range is exhausted.
  */
-static int
-allocate_address(const struct config_static_addresses *sa,
+int
+scaler_allocate_address(const struct config_static_addresses *sa,
 		 const struct store_instance_list *l, char **taken,
-		 size_t n_taken, char out[INET6_ADDRSTRLEN])
+		 size_t n_taken, char out[46])
 {
 	unsigned char cur[16], last[16];
 	size_t len = sa->family == AF_INET6 ? 16 : 4;
@@ -425,7 +425,7 @@ grow(struct daemon *d, struct dgroup *g, int missing,
 		}
 		req.instance_id = id;
 		if (sa->present &&
-		    allocate_address(sa, l, taken, n_taken, address) != 0) {
+		    scaler_allocate_address(sa, l, taken, n_taken, address) != 0) {
 			if (!g->hosts_full)
 				daemon_event(d, g->cfg->name, NULL, "addresses_full",
 					     NULL, "every address of %s is in use",
