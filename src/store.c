@@ -28,6 +28,7 @@ struct store {
 	pthread_mutex_t lock;
 	char *fence_name;   /* NULL: unfenced */
 	int64_t fence_epoch;
+	char owner[STORE_ID_LEN + 1]; /* installation id, "" until read */
 };
 
 /* ---- names and enums --------------------------------------------------- */
@@ -759,6 +760,39 @@ read_version(struct store *s, int64_t *out)
 	return 0;
 }
 
+/*
+ * Version 3 data step: the installation id, minted once. On MariaDB an
+ * interrupted migration runs again: the single-row primary key keeps the
+ * id the first run inserted (STORE_E_EXISTS), so it never changes.
+ */
+static int
+owner_mint(struct store *s)
+{
+	char id[STORE_ID_LEN + 1];
+	int64_t now = 0;
+	int rc;
+
+	if (store_instance_new_id(id) < 0 || s->drv->now_ms(s->conn, &now) < 0)
+		return -1;
+	rc = x(s, "INSERT INTO installation (singleton, id, created_ms) "
+		  "VALUES (1, ?, ?)",
+	       (struct store_val[]){SV_TEXT(id), SV_INT(now)}, 2, NULL, NULL);
+	if (rc == STORE_E_EXISTS)
+		return 0;
+	return rc < 0 ? -1 : 0;
+}
+
+/*
+ * Steps a migration needs beyond its backend's DDL, written once here for
+ * both backends; each runs right after the statements of its version.
+ */
+static const struct {
+	int version;
+	int (*fn)(struct store *s);
+} data_steps[] = {
+	{3, owner_mint},
+};
+
 static int
 migrate(struct store *s)
 {
@@ -786,6 +820,14 @@ migrate(struct store *s)
 			 "%" PRId64 " to %d", d->name, version, m->version);
 		for (const char *const *st = m->stmts; *st; st++) {
 			if (x(s, *st, NULL, 0, NULL, NULL) < 0) {
+				err_prefix("schema migration to version %d",
+					   m->version);
+				goto cleanup;
+			}
+		}
+		for (size_t k = 0; k < ARRAY_SIZE(data_steps); k++) {
+			if (data_steps[k].version == m->version &&
+			    data_steps[k].fn(s) < 0) {
 				err_prefix("schema migration to version %d",
 					   m->version);
 				goto cleanup;
@@ -919,6 +961,52 @@ store_schema_version(struct store *s, int *version)
 	unlock(s);
 	if (rc == STORE_OK)
 		*version = (int)v;
+	return rc;
+}
+
+struct owner_ctx {
+	size_t rows;
+	char id[STORE_ID_LEN + 1];
+};
+
+static int
+owner_cb(void *ctx, const struct store_row *r)
+{
+	struct owner_ctx *o = ctx;
+	char *id = NULL;
+
+	if (++o->rows > 1)
+		return 0;
+	if (col_str(r, 0, "id", COL_ID, STORE_ID_LEN, false, &id) < 0)
+		return corrupt(r, "installation", 0);
+	snprintf(o->id, sizeof(o->id), "%s", id);
+	free(id);
+	return 0;
+}
+
+int
+store_owner_id(struct store *s, char out[STORE_ID_LEN + 1])
+{
+	struct owner_ctx o = {0};
+	int rc = STORE_OK;
+
+	lock(s);
+	if (!s->owner[0]) {
+		if (q(s, "SELECT id FROM installation", NULL, 0, owner_cb,
+		      &o) < 0) {
+			rc = STORE_E_ERROR;
+		} else if (o.rows != 1) {
+			err_set("state store: table installation has %zu rows, "
+				"expected one (a damaged store: restore it "
+				"from a backup)", o.rows);
+			rc = STORE_E_ERROR;
+		} else {
+			memcpy(s->owner, o.id, sizeof(s->owner));
+		}
+	}
+	if (rc == STORE_OK)
+		memcpy(out, s->owner, sizeof(s->owner));
+	unlock(s);
 	return rc;
 }
 

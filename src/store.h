@@ -72,7 +72,7 @@ const char *store_rc_name(int rc);
 #define STORE_HOLDER_MAX 255    /* lease holder ids */
 
 /* Newest schema version this binary knows (see docs/state.md). */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /* ---- opening ---------------------------------------------------------- */
 
@@ -94,6 +94,16 @@ int store_url_check(const char *url);
 const char *store_backend(const struct store *s);
 /* The schema version found in the database after open (== STORE_SCHEMA_VERSION). */
 int store_schema_version(struct store *s, int *version);
+/*
+ * The installation id of this store: a random version 4 UUID minted once,
+ * when the schema is created (or migrated to version 3), and never changed
+ * afterwards; copies and backups of the database carry the same id. The
+ * daemon writes it into the metadata of every domain it creates (owner=)
+ * and acts only on domains whose owner is this id (docs/state.md). Read
+ * once and cached in the handle. STORE_OK, or STORE_E_ERROR when the row
+ * is missing or malformed (a damaged store).
+ */
+int store_owner_id(struct store *s, char out[STORE_ID_LEN + 1]);
 
 /* ---- groups ----------------------------------------------------------- */
 

@@ -45,7 +45,11 @@ struct store_row {
 /* Return 0 to go on, -1 (after err_set()) to stop the query with an error. */
 typedef int (*store_row_fn)(void *ctx, const struct store_row *row);
 
-/* A schema migration: the statements that take version-1 to version. */
+/* A schema migration: the statements that take version-1 to version.
+ * Data a migration must create (version 3's installation id) is written
+ * by store.c after the statements (data_steps[]), once for both backends;
+ * such a step must tolerate running again after an interrupted MariaDB
+ * migration. */
 struct store_migration {
 	int version;
 	const char *const *stmts; /* NULL-terminated */

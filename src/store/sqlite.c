@@ -486,9 +486,19 @@ static const char *const v2[] = {
 	NULL,
 };
 
+/* The installation id (one row, minted by store.c right after this). */
+static const char *const v3[] = {
+	"CREATE TABLE installation ("
+	" singleton INTEGER NOT NULL PRIMARY KEY CHECK (singleton = 1),"
+	" id TEXT NOT NULL,"
+	" created_ms INTEGER NOT NULL)",
+	NULL,
+};
+
 static const struct store_migration migrations[] = {
 	{1, v1},
 	{2, v2},
+	{3, v3},
 };
 
 const struct store_driver store_driver_sqlite = {

@@ -98,7 +98,8 @@ fresh_db(void)
 	if (mariadb) {
 		raw_exec("SET FOREIGN_KEY_CHECKS = 0");
 		raw_exec("DROP TABLE IF EXISTS journal, events, instances, "
-			 "instance_groups, leases, schema_version");
+			 "instance_groups, leases, schema_version, "
+			 "installation");
 		raw_exec("SET FOREIGN_KEY_CHECKS = 1");
 		snprintf(url, sizeof(cur_url), "%s", base_url);
 	} else {
@@ -1153,6 +1154,194 @@ test_migrate_partial(void **state)
 	store_close(s);
 }
 
+/* The version-2 additions exactly as that release created them. */
+static const char *const v2_sqlite[] = {
+	"CREATE TABLE journal (id INTEGER PRIMARY KEY AUTOINCREMENT, instance_id "
+	"TEXT NOT NULL REFERENCES instances(id), action TEXT NOT NULL, step TEXT "
+	"NOT NULL, status TEXT NOT NULL, payload TEXT, error TEXT, created_ms "
+	"INTEGER NOT NULL, updated_ms INTEGER NOT NULL, pending_instance TEXT "
+	"UNIQUE)",
+	"CREATE INDEX journal_status ON journal (status, id)",
+	"CREATE INDEX journal_instance ON journal (instance_id)",
+	"CREATE TABLE leases (name TEXT NOT NULL PRIMARY KEY, holder TEXT NOT "
+	"NULL, epoch INTEGER NOT NULL, expires_ms INTEGER NOT NULL, acquired_ms "
+	"INTEGER NOT NULL)",
+	NULL,
+};
+
+static const char *const v2_mysql[] = {
+	"CREATE TABLE journal (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, "
+	"instance_id VARCHAR(64) NOT NULL, action VARCHAR(32) NOT NULL, step "
+	"VARCHAR(32) NOT NULL, status VARCHAR(16) NOT NULL, payload MEDIUMTEXT "
+	"NULL, error TEXT NULL, created_ms BIGINT NOT NULL, updated_ms BIGINT NOT "
+	"NULL, pending_instance VARCHAR(64) NULL, KEY journal_status (status, "
+	"id), UNIQUE KEY journal_pending_instance (pending_instance), CONSTRAINT "
+	"journal_instance_fk FOREIGN KEY (instance_id) REFERENCES instances "
+	"(id))" MY_OPTS,
+	"CREATE TABLE leases (name VARCHAR(63) NOT NULL PRIMARY KEY, holder "
+	"VARCHAR(255) NOT NULL, epoch BIGINT NOT NULL, expires_ms BIGINT NOT "
+	"NULL, acquired_ms BIGINT NOT NULL)" MY_OPTS,
+	NULL,
+};
+
+/* A database as the version-2 release left it, with one instance. */
+static const char *
+make_v2_db(void)
+{
+	const char *url = fresh_db();
+
+	if (!mariadb) { /* the directory of a fresh SQLite file */
+		char *dir = xstrdup(sqlite_path);
+
+		*strrchr(dir, '/') = '\0';
+		mkdir(dir, 0700);
+		free(dir);
+	}
+	for (const char *const *st = mariadb ? v1_mysql : v1_sqlite; *st; st++)
+		raw_exec(*st);
+	for (const char *const *st = mariadb ? v2_mysql : v2_sqlite; *st; st++)
+		raw_exec(*st);
+	raw_exec("INSERT INTO schema_version (version) VALUES (2)");
+	raw_exec("INSERT INTO instance_groups VALUES ('web', 2, 0, 1, 10, 10)");
+	raw_exec("INSERT INTO instances (id, group_name, host, domain, state, "
+		 "created_ms, updated_ms) VALUES ('" ID1 "', 'web', 'kvm1', "
+		 "'va-web-1', 'ready', 10, 10)");
+	return url;
+}
+
+static void
+assert_uuid_v4(const char *id)
+{
+	assert_int_equal(strlen(id), STORE_ID_LEN);
+	for (size_t i = 0; i < STORE_ID_LEN; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23)
+			assert_int_equal(id[i], '-');
+		else
+			assert_non_null(strchr("0123456789abcdef", id[i]));
+	}
+	assert_int_equal(id[14], '4');
+}
+
+/* A new store gets an installation id; it stays the same on every open,
+ * and another store gets another one. */
+static void
+test_owner_id(void **state)
+{
+	struct store *s = *state, *s2;
+	char a[STORE_ID_LEN + 1], b[STORE_ID_LEN + 1], c[STORE_ID_LEN + 1];
+	char *first_url = xstrdup(cur_url);
+
+	assert_int_equal(store_owner_id(s, a), STORE_OK);
+	assert_uuid_v4(a);
+	assert_int_equal(store_owner_id(s, b), STORE_OK); /* cached */
+	assert_string_equal(a, b);
+	s2 = open_ok(cur_url); /* a second handle reads the same row */
+	assert_int_equal(store_owner_id(s2, b), STORE_OK);
+	assert_string_equal(a, b);
+	store_close(s2);
+	if (!mariadb) { /* another database, another installation */
+		s2 = open_ok(fresh_db());
+		assert_int_equal(store_owner_id(s2, c), STORE_OK);
+		assert_uuid_v4(c);
+		assert_string_not_equal(a, c);
+		store_close(s2);
+		/* the first one, reopened, has kept its id */
+		s2 = open_ok(first_url);
+		assert_int_equal(store_owner_id(s2, b), STORE_OK);
+		assert_string_equal(a, b);
+		store_close(s2);
+	}
+	free(first_url);
+}
+
+/* A version-2 database gets its id from the migration, once. */
+static void
+test_migrate_v2(void **state)
+{
+	const char *url = make_v2_db();
+	char a[STORE_ID_LEN + 1], b[STORE_ID_LEN + 1];
+	struct store_instance in;
+	struct store *s;
+	int v = 0;
+
+	(void)state;
+	s = open_ok(url);
+	assert_int_equal(store_schema_version(s, &v), STORE_OK);
+	assert_int_equal(v, 3);
+	assert_int_equal(store_owner_id(s, a), STORE_OK);
+	assert_uuid_v4(a);
+	assert_int_equal(store_instance_get(s, ID1, &in), STORE_OK);
+	assert_string_equal(in.domain, "va-web-1");
+	store_instance_release(&in);
+	store_close(s);
+	for (int i = 0; i < 2; i++) {
+		s = open_ok(url);
+		assert_int_equal(store_owner_id(s, b), STORE_OK);
+		assert_string_equal(a, b);
+		store_close(s);
+	}
+}
+
+#define OWNER1 "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
+
+/* MariaDB: a migration to version 3 cut short after the table, or after
+ * the id, is finished by the next open without changing a minted id. */
+static void
+test_migrate_v3_partial(void **state)
+{
+	const char *url;
+	char a[STORE_ID_LEN + 1];
+	struct store *s;
+	int v = 0;
+
+	(void)state;
+	if (!mariadb)
+		skip(); /* SQLite migrates in one transaction */
+	/* cut after CREATE TABLE: the id is minted now */
+	url = make_v2_db();
+	raw_exec("CREATE TABLE installation (singleton TINYINT NOT NULL "
+		 "PRIMARY KEY, id VARCHAR(64) NOT NULL, created_ms BIGINT NOT "
+		 "NULL)" MY_OPTS);
+	s = open_ok(url);
+	assert_int_equal(store_owner_id(s, a), STORE_OK);
+	assert_uuid_v4(a);
+	store_close(s);
+	/* cut after the INSERT, before the version: the id is kept */
+	url = make_v2_db();
+	raw_exec("CREATE TABLE installation (singleton TINYINT NOT NULL "
+		 "PRIMARY KEY, id VARCHAR(64) NOT NULL, created_ms BIGINT NOT "
+		 "NULL)" MY_OPTS);
+	raw_exec("INSERT INTO installation VALUES (1, '" OWNER1 "', 10)");
+	s = open_ok(url);
+	assert_int_equal(store_schema_version(s, &v), STORE_OK);
+	assert_int_equal(v, 3);
+	assert_int_equal(store_owner_id(s, a), STORE_OK);
+	assert_string_equal(a, OWNER1);
+	store_close(s);
+}
+
+/* A lost or mangled id is an error, never silently replaced. */
+static void
+test_owner_damaged(void **state)
+{
+	const char *url = fresh_db();
+	char a[STORE_ID_LEN + 1];
+	struct store *s = open_ok(url);
+
+	(void)state;
+	store_close(s);
+	raw_exec("UPDATE installation SET id = 'not-a-uuid'");
+	s = open_ok(url);
+	assert_int_equal(store_owner_id(s, a), STORE_E_ERROR);
+	expect_msg("installation");
+	store_close(s);
+	raw_exec("DELETE FROM installation");
+	s = open_ok(url);
+	assert_int_equal(store_owner_id(s, a), STORE_E_ERROR);
+	expect_msg("0 rows");
+	store_close(s);
+}
+
 static void
 test_newer_schema(void **state)
 {
@@ -1675,6 +1864,10 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
 		cmocka_unit_test(test_migrate_v1),
 		cmocka_unit_test(test_migrate_partial),
+		cmocka_unit_test_setup_teardown(test_owner_id, setup, teardown),
+		cmocka_unit_test(test_migrate_v2),
+		cmocka_unit_test(test_migrate_v3_partial),
+		cmocka_unit_test(test_owner_damaged),
 		cmocka_unit_test(test_newer_schema),
 		cmocka_unit_test(test_foreign_db),
 		cmocka_unit_test_setup_teardown(test_corrupt_rows, setup, teardown),
