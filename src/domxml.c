@@ -214,6 +214,10 @@ spec_valid(const struct domxml_spec *s, bool from_template)
 		return -1;
 	if (s->uuid && uuid_valid(s->uuid) < 0)
 		return -1;
+	if (s->owner && uuid_valid(s->owner) < 0) {
+		err_prefix("owner");
+		return -1;
+	}
 	if (s->type >= DOMXML_TYPE_LAST || s->net >= DOMXML_NET_LAST) {
 		err_set("invalid domain or network type");
 		return -1;
@@ -375,6 +379,8 @@ add_metadata(xmlNodePtr metadata, const struct domxml_spec *s)
 	prop(inst, "group", s->group);
 	prop(inst, "id", s->instance_id);
 	propf(inst, "generation", "%" PRIu64, s->generation);
+	if (s->owner)
+		prop(inst, "owner", s->owner);
 }
 
 static int
@@ -726,6 +732,10 @@ domxml_meta_parse(const char *xml, size_t len, struct domxml_meta *out)
 		}
 		out->generation = (uint64_t)g;
 	}
+	/* optional: absent in domains made before installation ids */
+	if (xmlHasProp(n, BAD_CAST_("owner")) &&
+	    meta_attr(n, "owner", out->owner, sizeof(out->owner)) < 0)
+		goto cleanup;
 	rc = 0;
 cleanup:
 	xmlFree(gen);

@@ -6,8 +6,14 @@
  * Our metadata (it marks the domains virt-autoscaler owns):
  *   <metadata>
  *     <va:instance xmlns:va="https://virt-autoscaler.org/xmlns/1"
- *                  group="web" id="web-0001" generation="3"/>
+ *                  group="web" id="web-0001" generation="3"
+ *                  owner="7f0c...-..."/>
  *   </metadata>
+ * owner is the installation id of the state store whose daemon made the
+ * domain (store_owner_id()): several installations may share a host and
+ * group names, and a daemon acts only on domains with its own owner id
+ * (docs/state.md). Domains made before the owner existed lack it;
+ * domxml_meta_parse() then leaves meta.owner empty.
  * Read it back with virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT,
  * DOMXML_NS_URI, ...) and domxml_meta_parse().
  *
@@ -76,6 +82,8 @@ struct domxml_spec {
 	const char *group;
 	const char *instance_id;
 	uint64_t generation;       /* configuration generation */
+	const char *owner;         /* installation id (a UUID), or NULL: no
+				      owner attribute (tests, tools) */
 };
 
 /*
@@ -116,6 +124,7 @@ struct domxml_meta {
 	char group[DOMXML_NAME_MAX + 1];
 	char id[DOMXML_NAME_MAX + 1];
 	uint64_t generation;
+	char owner[DOMXML_NAME_MAX + 1]; /* "" when the attribute is absent */
 };
 
 /*

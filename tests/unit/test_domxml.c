@@ -86,6 +86,9 @@ xcount(struct xdoc *x, const char *expr)
 		free(got_);                                                    \
 	} while (0)
 
+/* An installation id (store_owner_id()). */
+#define OWNER "7f0c9a51-3c1e-4d2b-8a6f-0e1d2c3b4a59"
+
 static struct domxml_spec
 base_spec(void)
 {
@@ -107,6 +110,7 @@ base_spec(void)
 		.group = "web",
 		.instance_id = "web-0001",
 		.generation = 42,
+		.owner = OWNER,
 	};
 }
 
@@ -156,8 +160,20 @@ test_build(void **state)
 	EXPECT(&x, "/domain/metadata/va:instance/@group", "web");
 	EXPECT(&x, "/domain/metadata/va:instance/@id", "web-0001");
 	EXPECT(&x, "/domain/metadata/va:instance/@generation", "42");
+	EXPECT(&x, "/domain/metadata/va:instance/@owner", OWNER);
 	xclose(&x);
 	free(xml);
+
+	/* without an owner (tests, tools): no attribute */
+	s.owner = NULL;
+	if (domxml_build(&s, &xml) < 0)
+		fail_msg("%s", err_msg());
+	xopen(&x, xml);
+	assert_int_equal(xcount(&x, "/domain/metadata/va:instance/@owner"), 0);
+	assert_int_equal(xcount(&x, "/domain/metadata/va:instance/@id"), 1);
+	xclose(&x);
+	free(xml);
+	s.owner = OWNER;
 
 	/* kvm, file disks, network, no seed, no kernel, no agent */
 	s.type = DOMXML_TYPE_KVM;
@@ -211,6 +227,8 @@ test_reject(void **state)
 		{7, "52:54:00:zz:bb:cc", "mac"},
 		{8, "console=ttyS0\nroot=x", "cmdline has the control byte 0x0a"},
 		{9, "relative/kernel", "absolute"},
+		{10, "web", "owner: uuid 'web'"},
+		{10, "7f0c9a51-3c1e-4d2b-8a6f-0e1d2c3b4a5\"", "owner"},
 	};
 
 	(void)state;
@@ -229,6 +247,7 @@ test_reject(void **state)
 		case 7: s.mac = bad[i].value; break;
 		case 8: s.cmdline = bad[i].value; break;
 		case 9: s.kernel = bad[i].value; break;
+		case 10: s.owner = bad[i].value; break;
 		}
 		assert_int_equal(domxml_build(&s, &xml), -1);
 		assert_null(xml);
@@ -251,7 +270,8 @@ static const char tmpl[] =
 	"  <metadata>\n"
 	"    <other:keep>user data</other:keep>\n"
 	"    <va:instance xmlns:va='https://virt-autoscaler.org/xmlns/1' "
-	"group='stale' id='stale' generation='1'/>\n"
+	"group='stale' id='stale' generation='1' "
+	"owner='00000000-0000-4000-8000-000000000000'/>\n"
 	"  </metadata>\n"
 	"  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>\n"
 	"  <cpu mode='custom'><model>qemu64</model></cpu>\n"
@@ -302,6 +322,7 @@ test_template(void **state)
 	assert_int_equal(xcount(&x, "/domain/metadata/va:instance"), 1);
 	EXPECT(&x, "/domain/metadata/va:instance/@group", "web");
 	EXPECT(&x, "/domain/metadata/va:instance/@generation", "42");
+	EXPECT(&x, "/domain/metadata/va:instance/@owner", OWNER);
 	xclose(&x);
 	free(xml);
 
@@ -361,6 +382,14 @@ test_meta_parse(void **state)
 		"group='a b' id='c'/>";
 	static const char dom_nons[] =
 		"<domain><metadata><instance group='a' id='b'/></metadata></domain>";
+	static const char with_owner[] =
+		"<domain><metadata><va:instance xmlns:va="
+		"'https://virt-autoscaler.org/xmlns/1' group='web' id='web-7' "
+		"generation='1' owner='" OWNER "'/></metadata></domain>";
+	static const char bad_owner[] =
+		"<instance group='web' id='web-7' owner='a b'/>";
+	static const char empty_owner[] =
+		"<instance group='web' id='web-7' owner=''/>";
 
 	(void)state;
 	assert_int_equal(domxml_meta_parse(el, sizeof(el) - 1, &m), 0);
@@ -375,6 +404,19 @@ test_meta_parse(void **state)
 	assert_non_null(strstr(err_msg(), "no <instance> element"));
 	assert_int_equal(domxml_meta_parse(bad_group, strlen(bad_group), &m), -1);
 	assert_non_null(strstr(err_msg(), "group"));
+	/* no owner attribute (made before installation ids): empty */
+	assert_int_equal(domxml_meta_parse(el, sizeof(el) - 1, &m), 0);
+	assert_string_equal(m.owner, "");
+	/* owner read when present, refused when malformed */
+	assert_int_equal(domxml_meta_parse(with_owner, strlen(with_owner), &m),
+			 0);
+	assert_string_equal(m.owner, OWNER);
+	assert_string_equal(m.id, "web-7");
+	assert_int_equal(domxml_meta_parse(bad_owner, strlen(bad_owner), &m), -1);
+	assert_non_null(strstr(err_msg(), "owner"));
+	assert_int_equal(domxml_meta_parse(empty_owner, strlen(empty_owner), &m),
+			 -1);
+	assert_non_null(strstr(err_msg(), "owner"));
 }
 
 static void
@@ -411,6 +453,7 @@ test_define(void **state)
 	assert_string_equal(m.group, "web");
 	assert_string_equal(m.id, "web-0001");
 	assert_int_equal(m.generation, 42);
+	assert_string_equal(m.owner, OWNER);
 	back = virDomainGetXMLDesc(dom, 0);
 	assert_non_null(strstr(back, uuid));
 	assert_int_equal(domxml_meta_parse(back, strlen(back), &m), 0);
@@ -437,6 +480,7 @@ test_define(void **state)
 	assert_non_null(meta);
 	assert_int_equal(domxml_meta_parse(meta, strlen(meta), &m), 0);
 	assert_string_equal(m.id, "web-0001");
+	assert_string_equal(m.owner, OWNER);
 	assert_int_equal(virDomainUndefine(dom), 0);
 	free(meta);
 	free(xml);
