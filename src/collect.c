@@ -33,6 +33,7 @@ collect_facts_release(struct collect_facts *f)
 		return;
 	free(f->group);
 	free(f->id);
+	free(f->owner);
 	memset(f, 0, sizeof(*f));
 }
 
@@ -131,6 +132,7 @@ parse_instance(xmlNode *n, struct collect_facts *f, const char **why)
 	xmlChar *group = xmlGetProp(n, (const xmlChar *)"group");
 	xmlChar *id = xmlGetProp(n, (const xmlChar *)"id");
 	xmlChar *gen = xmlGetProp(n, (const xmlChar *)"generation");
+	xmlChar *owner = xmlGetProp(n, (const xmlChar *)"owner");
 	uint64_t g = 0;
 
 	if (!group || !*group || !id || !*id) {
@@ -143,14 +145,21 @@ parse_instance(xmlNode *n, struct collect_facts *f, const char **why)
 			*why = "<va:instance> has a bad generation";
 		goto cleanup;
 	}
+	if (owner && !*owner) {
+		if (why)
+			*why = "<va:instance> has an empty owner";
+		goto cleanup;
+	}
 	f->ours = true;
 	f->group = xstrdup((const char *)group);
 	f->id = xstrdup((const char *)id);
+	f->owner = owner ? xstrdup((const char *)owner) : NULL;
 	f->generation = g;
 cleanup:
 	xmlFree(group);
 	xmlFree(id);
 	xmlFree(gen);
+	xmlFree(owner);
 }
 
 int
@@ -621,6 +630,7 @@ struct chost {
 struct collector {
 	struct collect_opts opts;
 	char *name_prefix;
+	char *owner;
 	struct chost **hosts;
 	size_t n_hosts;
 	pthread_mutex_t lock;     /* guards total_calls */
@@ -724,6 +734,17 @@ refresh_facts(struct chost *ch, struct centry *e, virDomainPtr dom,
 	free(e->group);
 	free(e->id);
 	e->name = xstrdup(name ? name : "");
+	if (f.ours && f.owner && ch->c->owner &&
+	    strcmp(f.owner, ch->c->owner) != 0) {
+		/* reconcile.c reports it (once, at info) */
+		log_debug("%s: domain %s belongs to another installation "
+			  "(owner %s); not collected", host_name(ch->h), e->name,
+			  f.owner);
+		f.ours = false;
+		free(f.group);
+		free(f.id);
+		f.group = f.id = NULL;
+	}
 	e->ours = f.ours;
 	e->group = f.group;
 	e->id = f.id;
@@ -1084,6 +1105,9 @@ collector_new(const struct collect_opts *opts)
 	if (c->opts.name_prefix)
 		c->name_prefix = xstrdup(c->opts.name_prefix);
 	c->opts.name_prefix = c->name_prefix;
+	if (c->opts.owner)
+		c->owner = xstrdup(c->opts.owner);
+	c->opts.owner = c->owner;
 	if (c->opts.capacity_period_ms < 0)
 		c->opts.capacity_period_ms = 0;
 	pthread_mutex_init(&c->lock, NULL);
@@ -1251,6 +1275,7 @@ collector_free(struct collector *c)
 	}
 	free(c->hosts);
 	free(c->name_prefix);
+	free(c->owner);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->done);
 	free(c);

@@ -21,8 +21,11 @@
  * Our metadata, written by provisioning into the domain XML:
  *   <metadata>
  *     <va:instance xmlns:va="https://virt-autoscaler.org/xmlns/1"
- *                  group="web" id="web-0001" generation="3"/>
+ *                  group="web" id="web-0001" generation="3" owner="..."/>
  *   </metadata>
+ * With opts.owner set, a domain whose owner is another installation's id
+ * is not ours (not collected, its stats period never set); one without an
+ * owner (made before installation ids) still is.
  */
 #ifndef VA_COLLECT_H
 #define VA_COLLECT_H
@@ -55,6 +58,7 @@ struct collect_facts {
 	bool ours;          /* has our <va:instance> metadata */
 	char *group;        /* group="..." (NULL when not ours) */
 	char *id;           /* id="..." */
+	char *owner;        /* owner="..." (installation id), or NULL */
 	uint64_t generation;
 	unsigned vcpus;     /* current vCPUs */
 	uint64_t mem_kib;   /* <currentMemory>, else <memory> */
@@ -64,8 +68,8 @@ struct collect_facts {
 /*
  * Parse domain XML (outside input: fuzzed). Returns 0, or -1 with
  * err_set() when the text is not a domain's XML. A malformed
- * <va:instance> (missing group or id, bad generation) leaves ours false
- * and says why in *why (static string) when why is not NULL.
+ * <va:instance> (missing group or id, bad generation, empty owner) leaves
+ * ours false and says why in *why (static string) when why is not NULL.
  */
 int collect_parse_domain_xml(const char *xml, size_t len,
 			     struct collect_facts *out, const char **why);
@@ -148,6 +152,9 @@ struct collect_opts {
 	int stats_period_s;
 	/* false: collect_tick() collects each host inline (tests). */
 	bool threads;
+	/* Our installation id (store_owner_id(); copied): domains with
+	 * another owner are not ours. NULL: the owner is not checked. */
+	const char *owner;
 };
 void collect_opts_defaults(struct collect_opts *o);
 

@@ -1,9 +1,9 @@
 /*
  * Unit tests for collect.c: the domain XML facts (table-driven), and the
  * collector on libvirt's test driver (test:///default, no daemon): only
- * our domains are reported, one libvirt call per host per tick after
- * warm-up, lifecycle events re-read a domain's XML, gone domains are
- * reported, host capacity. (The test driver's bulk stats carry only the
+ * our domains are reported (not another installation's), one libvirt
+ * call per host per tick after warm-up, lifecycle events re-read a
+ * domain's XML, gone domains are reported, host capacity. (The test driver's bulk stats carry only the
  * state group; rates on real stats are in test_rates.c.)
  */
 #include <setjmp.h>
@@ -284,6 +284,128 @@ test_name_prefix(void **state)
 	host_free(h);
 }
 
+#define OWNER_A "7f0c9a51-3c1e-4d2b-8a6f-0e1d2c3b4a59"
+#define OWNER_B "00000000-0000-4000-8000-000000000000"
+
+/* owner= is read; an empty one makes the element malformed. */
+static void
+test_owner_facts(void **state)
+{
+	static const char with[] =
+		"<domain><metadata><va:instance xmlns:va="
+		"'https://virt-autoscaler.org/xmlns/1' group='web' id='w-1' "
+		"owner='" OWNER_A "'/></metadata></domain>";
+	static const char empty[] =
+		"<domain><metadata><va:instance xmlns:va="
+		"'https://virt-autoscaler.org/xmlns/1' group='web' id='w-1' "
+		"owner=''/></metadata></domain>";
+	struct collect_facts f;
+	const char *why;
+
+	(void)state;
+	assert_int_equal(collect_parse_domain_xml(with, strlen(with), &f, &why), 0);
+	assert_true(f.ours);
+	assert_string_equal(f.owner, OWNER_A);
+	collect_facts_release(&f);
+	assert_int_equal(collect_parse_domain_xml(our_xml, strlen(our_xml), &f,
+						  &why), 0);
+	assert_true(f.ours);
+	assert_null(f.owner); /* made before installation ids */
+	collect_facts_release(&f);
+	assert_int_equal(collect_parse_domain_xml(empty, strlen(empty), &f, &why),
+			 0);
+	assert_false(f.ours);
+	assert_non_null(why && strstr(why, "empty owner"));
+	collect_facts_release(&f);
+}
+
+struct ids {
+	size_t n;
+	char id[8][32];
+};
+
+static void
+ids_cb(const struct collect_host_result *r, void *opaque)
+{
+	struct ids *s = opaque;
+
+	for (size_t i = 0; i < r->n_inst && s->n < 8; i++)
+		snprintf(s->id[s->n++], sizeof(s->id[0]), "%s", r->inst[i].id);
+}
+
+static bool
+has_id(const struct ids *s, const char *id)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->id[i], id) == 0)
+			return true;
+	return false;
+}
+
+/* With opts.owner, another installation's domains are not collected;
+ * ours and those without an owner (older versions) are. */
+static void
+test_owner(void **state)
+{
+	static const char *const xml[] = {
+		"<domain type='test'><name>own-1</name><memory>131072</memory>"
+		"<vcpu>1</vcpu><os><type>hvm</type></os><metadata><va:instance "
+		"xmlns:va='https://virt-autoscaler.org/xmlns/1' group='web' "
+		"id='own-1' owner='" OWNER_A "'/></metadata></domain>",
+		"<domain type='test'><name>foreign-1</name><memory>131072</memory>"
+		"<vcpu>1</vcpu><os><type>hvm</type></os><metadata><va:instance "
+		"xmlns:va='https://virt-autoscaler.org/xmlns/1' group='web' "
+		"id='foreign-1' owner='" OWNER_B "'/></metadata></domain>",
+		"<domain type='test'><name>legacy-1</name><memory>131072</memory>"
+		"<vcpu>1</vcpu><os><type>hvm</type></os><metadata><va:instance "
+		"xmlns:va='https://virt-autoscaler.org/xmlns/1' group='web' "
+		"id='legacy-1'/></metadata></domain>",
+	};
+	struct collect_opts o;
+	struct collector *c;
+	struct host *h = host_new("test", "test:///default");
+	virConnectPtr conn;
+	struct ids s;
+	char owner[] = OWNER_A;
+
+	(void)state;
+	collect_opts_defaults(&o);
+	o.threads = false;
+	o.stats_period_s = 0;
+	o.owner = owner;
+	c = collector_new(&o);
+	owner[0] = 'x'; /* the collector keeps its own copy */
+	collector_add_host(c, h);
+	assert_int_equal(host_connect_wait(h, 10000), 0);
+	conn = host_conn(h);
+	for (size_t i = 0; i < ARRAY_SIZE(xml); i++) {
+		virDomainPtr dom = virDomainCreateXML(conn, xml[i], 0);
+
+		assert_non_null(dom);
+		virDomainFree(dom);
+	}
+	memset(&s, 0, sizeof(s));
+	collect_tick(c, util_now_ms());
+	assert_true(collect_wait(c, 10000));
+	collect_take(c, ids_cb, &s);
+	assert_int_equal(s.n, 2);
+	assert_true(has_id(&s, "own-1"));
+	assert_true(has_id(&s, "legacy-1"));
+	assert_false(has_id(&s, "foreign-1"));
+	for (size_t i = 0; i < ARRAY_SIZE(xml); i++) {
+		static const char *const names[] = {"own-1", "foreign-1",
+						    "legacy-1"};
+		virDomainPtr dom = virDomainLookupByName(conn, names[i]);
+
+		assert_non_null(dom);
+		assert_int_equal(virDomainDestroy(dom), 0);
+		virDomainFree(dom);
+	}
+	virConnectClose(conn);
+	collector_free(c);
+	host_free(h);
+}
+
 struct updown {
 	unsigned results, up, down;
 };
@@ -341,6 +463,8 @@ main(void)
 		cmocka_unit_test(test_collector_inline),
 		cmocka_unit_test(test_name_prefix),
 		cmocka_unit_test(test_dead_host),
+		cmocka_unit_test(test_owner_facts),
+		cmocka_unit_test(test_owner),
 	};
 	int rc;
 
