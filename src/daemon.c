@@ -471,8 +471,10 @@ daemon_free(struct daemon *d)
 	http_stop(d->http);
 	if (d->collector)
 		collector_free(d->collector);
-	for (unsigned i = 0; i < d->n_hosts; i++)
+	for (unsigned i = 0; i < d->n_hosts; i++) {
 		host_free(d->hosts[i].h);
+		free(d->hosts[i].foreign);
+	}
 	free(d->hosts);
 	for (unsigned i = 0; i < d->n_groups; i++)
 		group_release(&d->groups[i]);
@@ -585,6 +587,13 @@ daemon_setup(struct daemon *d)
 		err_prefix("state store %s", dc->state.url);
 		return -1;
 	}
+	/* which domains are ours (docs/state.md, "Installation id") */
+	if (store_owner_id(d->store, d->owner) != STORE_OK) {
+		err_prefix("state store %s", dc->state.url);
+		return -1;
+	}
+	log_info("state store %s: installation id %s", store_backend(d->store),
+		 d->owner);
 	if (dc->ha.node_id)
 		snprintf(d->holder, sizeof(d->holder), "%s:%ld", dc->ha.node_id,
 			 (long)getpid());
@@ -621,6 +630,7 @@ daemon_setup(struct daemon *d)
 	collect_opts_defaults(&co);
 	co.threads = true;
 	co.stats_period_s = 5;
+	co.owner = d->owner;
 	d->collector = collector_new(&co);
 	d->mstore = mstore_new(dc->metrics.retention_ms, dc->interval_ms);
 	d->sinks[d->n_sinks++] = sink_mstore(d->mstore);

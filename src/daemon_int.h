@@ -42,6 +42,10 @@ struct dhost {
 	struct collect_capacity cap;   /* from the last collection round */
 	bool cap_ok;
 	bool warned_unknown_volumes;   /* reconcile.c said so once */
+	/* reconcile.c: UUIDs of the domains of other installations seen on
+	 * this host at the last pass (each is reported once) */
+	char (*foreign)[VIR_UUID_STRING_BUFLEN];
+	size_t n_foreign;
 };
 
 /* A configured group and its runtime state. */
@@ -87,6 +91,9 @@ struct daemon {
 	char *admin_token;             /* read from its source at start */
 	struct store *store;           /* main thread and workers */
 	struct store *store_http;      /* http threads */
+	/* the store's installation id (store_owner_id), written as owner= into
+	 * the metadata of every domain we create; read-only after setup */
+	char owner[STORE_ID_LEN + 1];
 	char holder[256];              /* lease holder id */
 	int64_t epoch;                 /* our lease epoch */
 	int64_t lease_renew_ms;        /* monotonic time of the next renewal */
@@ -166,10 +173,16 @@ bool jobs_busy_with(struct job_queue *q, const char *instance_id);
 /*
  * Remove an instance's domain (graceful shutdown up to drain_ms, then
  * destroy and undefine) and its volumes; every step tolerates what is
- * already gone. 0, or -1 with err_set().
+ * already gone. The domain found under that name is touched only if its
+ * metadata names instance id and either no owner (an older version made
+ * it) or owner (our installation id); any other domain by that name
+ * belongs to someone else and is left alone with a warning: only the
+ * instance's own volumes (named after id) are deleted then. 0, or -1
+ * with err_set().
  */
 int instance_remove(virConnectPtr conn, const char *pool, const char *domain,
-		    const char *id, int64_t drain_ms, bool *graceful);
+		    const char *id, const char *owner, int64_t drain_ms,
+		    bool *graceful);
 /* VA_TEST_CRASH_AT: die by SIGKILL when the named step is reached. */
 void daemon_crash_point(const struct daemon *d, const char *step);
 

@@ -171,9 +171,72 @@ post_result(struct job_queue *q, const struct job *j, bool ok)
 	pthread_mutex_unlock(&q->m);
 }
 
+enum domain_owner {
+	DOMAIN_ABSENT,    /* no domain by that name */
+	DOMAIN_OURS,      /* instance id's, owner ours or none (older version) */
+	DOMAIN_NOT_OURS,  /* someone else's: never touch it */
+};
+
+/*
+ * Whose is the domain called `domain`? *why says it for DOMAIN_NOT_OURS
+ * (caller frees). 0, or -1 with err_set() when libvirt cannot tell.
+ */
+static int
+domain_owner(virConnectPtr conn, const char *domain, const char *id,
+	     const char *owner, enum domain_owner *out, char **why)
+{
+	virDomainPtr dom = virDomainLookupByName(conn, domain);
+	struct domxml_meta m;
+	char *meta = NULL;
+	int rc = -1;
+
+	*why = NULL;
+	*out = DOMAIN_NOT_OURS;
+	if (!dom) {
+		if (virGetLastErrorCode() != VIR_ERR_NO_DOMAIN) {
+			libvirt_err(domain);
+			return -1;
+		}
+		virResetLastError();
+		*out = DOMAIN_ABSENT;
+		return 0;
+	}
+	meta = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT,
+				    DOMXML_NS_URI, 0);
+	if (!meta) {
+		int code = virGetLastErrorCode();
+
+		if (code == VIR_ERR_NO_DOMAIN) {
+			*out = DOMAIN_ABSENT;
+		} else if (code == VIR_ERR_NO_DOMAIN_METADATA) {
+			*why = xstrdup("it carries no virt-autoscaler metadata");
+		} else {
+			libvirt_err(domain);
+			goto cleanup;
+		}
+		virResetLastError();
+	} else if (domxml_meta_parse(meta, strlen(meta), &m) != 0) {
+		*why = xasprintf("its virt-autoscaler metadata is unreadable (%s)",
+				 err_msg());
+	} else if (strcmp(m.id, id) != 0) {
+		*why = xasprintf("its metadata names instance %s", m.id);
+	} else if (owner && m.owner[0] && strcmp(m.owner, owner) != 0) {
+		*why = xasprintf("it belongs to another virt-autoscaler "
+				 "installation (owner %s)", m.owner);
+	} else {
+		*out = DOMAIN_OURS;
+	}
+	rc = 0;
+cleanup:
+	free(meta);
+	virDomainFree(dom);
+	return rc;
+}
+
 int
 instance_remove(virConnectPtr conn, const char *pool, const char *domain,
-		const char *id, int64_t drain_ms, bool *graceful)
+		const char *id, const char *owner, int64_t drain_ms,
+		bool *graceful)
 {
 	char *overlay = volume_overlay_name(id);
 	char *seedvol = volume_seed_name(id);
@@ -185,10 +248,32 @@ instance_remove(virConnectPtr conn, const char *pool, const char *domain,
 		.n_volumes = 2,
 		.shutdown_timeout_ms = drain_ms,
 	};
+	enum domain_owner who;
+	char *why = NULL;
 	int rc = -1;
 
-	if (overlay && seedvol)
+	if (graceful)
+		*graceful = false;
+	if (!overlay || !seedvol)
+		goto cleanup;
+	if (domain_owner(conn, domain, id, owner, &who, &why) != 0)
+		goto cleanup;
+	if (who != DOMAIN_NOT_OURS) {
 		rc = scalein_remove(conn, &rs, graceful);
+		goto cleanup;
+	}
+	/* Our domain is not there (the name is someone else's now): the
+	 * instance's own volumes are all there is to remove. */
+	log_warn("domain %s is not instance %s's: %s; left alone, only the "
+		 "instance's volumes are deleted", domain, id, why);
+	for (size_t i = 0; i < ARRAY_SIZE(vols); i++)
+		if (volume_delete(conn, pool, vols[i]) < 0) {
+			err_prefix("instance %s", id);
+			goto cleanup;
+		}
+	rc = 0;
+cleanup:
+	free(why);
 	free(overlay);
 	free(seedvol);
 	return rc;
@@ -202,7 +287,8 @@ provision_rollback(struct daemon *d, const struct job *j, virConnectPtr conn,
 	struct store_instance si;
 	bool cleaned = false;
 
-	if (conn && instance_remove(conn, j->pool, j->domain, j->id, 0, NULL) == 0)
+	if (conn && instance_remove(conn, j->pool, j->domain, j->id, d->owner, 0,
+				    NULL) == 0)
 		cleaned = true;
 	else if (conn)
 		log_warn("instance %s: rollback incomplete: %s (reconciliation retries)",
@@ -429,6 +515,7 @@ run_provision(struct daemon *d, struct job *j)
 			.group = j->group,
 			.instance_id = j->id,
 			.generation = (uint64_t)j->generation,
+			.owner = d->owner,
 		};
 		int rc = j->domain_template
 				 ? domxml_from_template(j->domain_template,
@@ -529,8 +616,8 @@ run_remove(struct daemon *d, struct job *j)
 			 j->id, j->host_name);
 		goto out;
 	}
-	if (instance_remove(conn, j->pool, j->domain, j->id, j->drain_ms,
-			    &graceful) != 0) {
+	if (instance_remove(conn, j->pool, j->domain, j->id, d->owner,
+			    j->drain_ms, &graceful) != 0) {
 		log_warn("instance %s: removal failed: %s (retried later)", j->id,
 			 err_msg());
 		goto out;

@@ -7,9 +7,14 @@
  * the start is undone, volumes included); instances that were requested
  * but never provisioned end. Then the hosts are compared, as every
  * RECONCILE_PERIOD afterwards (reconcile_hosts):
+ *   - a domain whose metadata names another installation (owner= is not
+ *     this store's id, docs/state.md) is someone else's: it is reported
+ *     once and never adopted, removed or otherwise touched;
  *   - a domain with our metadata that the store does not know is adopted
  *     (running: ready; not running: unhealthy, so health replaces it);
- *     one of a group that is not configured is reported and left alone;
+ *     one without owner= (made before installation ids) too, with a
+ *     warning; one of a group that is not configured is reported and left
+ *     alone;
  *   - a domain whose instance the store says is gone or deleting is removed;
  *   - an instance whose domain is missing from its (reachable) host is
  *     marked lost and cleaned up, so the group replaces it;
@@ -90,7 +95,8 @@ remove_now(struct daemon *d, const char *host, const char *domain,
 		err_set("host %s is not connected", host);
 		return -1;
 	}
-	rc = instance_remove(conn, dh->cfg->pool, domain, id, 0, NULL);
+	rc = instance_remove(conn, dh->cfg->pool, domain, id, d->owner, 0,
+			     NULL);
 	virConnectClose(conn);
 	return rc;
 }
@@ -259,14 +265,46 @@ adopt(struct daemon *d, struct dhost *dh, const struct domxml_meta *m,
 	si.domain = (char *)domain;
 	si.state = running ? STORE_INSTANCE_READY : STORE_INSTANCE_UNHEALTHY;
 	si.config_gen = (int64_t)m->generation;
-	si.notes = (char *)"adopted: found on its host, unknown to the store";
+	si.notes = m->owner[0]
+			   ? (char *)"adopted: found on its host, unknown to the store"
+			   : (char *)"adopted: found on its host, unknown to the "
+				     "store, without an owner id (older version)";
 	if (store_instance_put(d->store, &si) != STORE_OK) {
 		log_warn("cannot adopt %s: %s", domain, err_msg());
 		return;
 	}
+	if (!m->owner[0])
+		log_warn("host %s: domain %s (group '%s') has no owner id in its metadata: a virt-autoscaler older than installation ids made it; adopted as ours (if another installation shares this host with the same group name, check that it is not theirs)",
+			 dh->cfg->name, domain, m->group);
 	daemon_event(d, m->group, m->id, "adopted", NULL,
-		     "%s found on %s with our metadata but not in the state store: adopted as %s",
-		     domain, dh->cfg->name, running ? "ready" : "unhealthy");
+		     "%s found on %s with our metadata%s but not in the state store: adopted as %s",
+		     domain, dh->cfg->name,
+		     m->owner[0] ? "" : " (no owner id: made by an older version)",
+		     running ? "ready" : "unhealthy");
+}
+
+/*
+ * A domain of another installation: never ours to act on. Reported once
+ * per domain (while it stays on the host), at info: it is normal when
+ * installations share a host. Its key goes into keys[*n] for this pass.
+ */
+static void
+note_foreign(struct dhost *dh, virDomainPtr dom, const char *name,
+	     const struct domxml_meta *m, const char *ours,
+	     char (*keys)[VIR_UUID_STRING_BUFLEN], size_t *n)
+{
+	char *key = keys[*n];
+
+	if (virDomainGetUUIDString(dom, key) < 0) {
+		virResetLastError();
+		snprintf(key, VIR_UUID_STRING_BUFLEN, "%s", name);
+	}
+	(*n)++;
+	for (size_t i = 0; i < dh->n_foreign; i++)
+		if (strcmp(dh->foreign[i], key) == 0)
+			return;
+	log_info("host %s: domain %s (group '%s', instance %s) belongs to another virt-autoscaler installation (owner %s; ours is %s): left alone",
+		 dh->cfg->name, name, m->group, m->id, m->owner, ours);
 }
 
 static void
@@ -280,6 +318,8 @@ reconcile_host(struct daemon *d, struct dhost *dh)
 	size_t n_seen = 0;
 	struct store_instance_filter f = {.host = dh->cfg->name};
 	struct store_instance_list l = {0};
+	char (*foreign)[VIR_UUID_STRING_BUFLEN] = NULL;
+	size_t n_foreign = 0;
 	int n, nv = 0;
 
 	if (!conn)
@@ -290,6 +330,7 @@ reconcile_host(struct daemon *d, struct dhost *dh)
 		goto out;
 	}
 	seen = xcalloc((size_t)n + 1, sizeof(*seen));
+	foreign = xcalloc((size_t)n + 1, sizeof(*foreign));
 	for (int i = 0; i < n; i++) {
 		char *meta = virDomainGetMetadata(doms[i], VIR_DOMAIN_METADATA_ELEMENT,
 						  DOMXML_NS_URI, 0);
@@ -307,6 +348,13 @@ reconcile_host(struct daemon *d, struct dhost *dh)
 		free(meta);
 		if (rc != 0 || !name || !is_uuid(m.id, strlen(m.id)))
 			continue;
+		if (m.owner[0] && strcmp(m.owner, d->owner) != 0) {
+			/* Not in seen either: were the store to know this
+			 * id, our instance's domain is not there. */
+			note_foreign(dh, doms[i], name, &m, d->owner, foreign,
+				     &n_foreign);
+			continue;
+		}
 		memcpy(seen[n_seen].id, m.id, STORE_ID_LEN + 1);
 		seen[n_seen].running = active == 1;
 		n_seen++;
@@ -339,6 +387,12 @@ reconcile_host(struct daemon *d, struct dhost *dh)
 		}
 		store_instance_release(&si);
 	}
+	/* Remember this pass's foreign domains: one that stays is not
+	 * reported again; the list does not grow with ones that left. */
+	free(dh->foreign);
+	dh->foreign = foreign;
+	dh->n_foreign = n_foreign;
+	foreign = NULL;
 
 	/* Instances whose domain vanished from this host. */
 	f.state_mask = STORE_STATE_BIT(STORE_INSTANCE_BOOTING) |
@@ -420,6 +474,7 @@ out:
 		virDomainFree(doms[i]);
 	free(doms);
 	free(seen);
+	free(foreign);
 	virConnectClose(conn);
 }
 
