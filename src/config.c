@@ -2580,6 +2580,11 @@ static const struct opt daemon_opts[] = {
 	 .off = offsetof(struct config_daemon, state_password), .flags = F_OMIT,
 	 .defdoc = "none",
 	 .doc = "MySQL/MariaDB password: { file: PATH } or { env: NAME }"},
+	{.name = "event_retention", .type = T_DURATION,
+	 .off = offsetof(struct config_daemon, event_retention_ms), .flags = R,
+	 .min = 0, .max = 3650 * DAY, .def = "90d",
+	 .doc = "activity history (events) older than this is deleted, "
+		"checked hourly; 0s keeps it forever"},
 	{.name = "admin_token", .type = T_SECRET,
 	 .off = offsetof(struct config_daemon, admin_token),
 	 .flags = F_OMIT | R, .defdoc = "none (the admin API refuses every request)",

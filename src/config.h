@@ -115,6 +115,7 @@ struct config_daemon {
 	char *public_url;         /* URL guests use to check in (effective) */
 	struct config_state state;
 	struct config_secret state_password; /* MYSQL password */
+	int64_t event_retention_ms; /* events older are pruned; 0: kept forever */
 	struct config_secret admin_token;    /* bearer token of the admin API */
 	enum log_level log_level;
 	struct config_tls tls;

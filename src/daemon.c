@@ -33,6 +33,7 @@
 LOG_TAG("daemon");
 
 #define RECONCILE_PERIOD_MS 30000
+#define HOUSEKEEPING_PERIOD_MS (60 * 60 * 1000)
 #define SOLO_LEASE_MS 20000
 #define WORKER_THREADS 4
 
@@ -368,6 +369,37 @@ lease_take(struct daemon *d, bool *standby)
 	d->lease_ok_ms = util_now_ms();
 	d->lease_renew_ms = d->lease_ok_ms + ttl / 3;
 	return 0;
+}
+
+/*
+ * Delete history older than daemon.event_retention: events, and instances
+ * removed (state gone) before then with their closed journal entries. Runs
+ * right after start and then hourly; a failure is retried the next hour.
+ * A removed instance's row is what lets reconciliation delete a volume it
+ * left behind, so such a volume outliving the retention is left alone.
+ */
+static void
+housekeeping(struct daemon *d)
+{
+	int64_t keep = d->cfg->daemon.event_retention_ms;
+	int64_t before, events = 0, instances = 0;
+	char *text;
+
+	if (keep <= 0)
+		return;
+	before = util_wall_ms() - keep;
+	if (store_event_prune(d->store, before, &events) != STORE_OK)
+		log_warn("cannot prune old events (retried in an hour): %s",
+			 err_msg());
+	if (store_instance_purge(d->store, before, &instances) != STORE_OK)
+		log_warn("cannot purge removed instances (retried in an hour): %s",
+			 err_msg());
+	if (events == 0 && instances == 0)
+		return;
+	text = util_format_duration(keep);
+	log_info("history older than %s deleted: %lld events, %lld removed instances",
+		 text, (long long)events, (long long)instances);
+	free(text);
 }
 
 static int
@@ -735,6 +767,10 @@ daemon_loop(struct daemon *d)
 			}
 			reconcile_hosts(d, now);
 			d->next_reconcile_ms = now + RECONCILE_PERIOD_MS;
+		}
+		if (now >= d->next_housekeeping_ms) {
+			housekeeping(d);
+			d->next_housekeeping_ms = now + HOUSEKEEPING_PERIOD_MS;
 		}
 		if (watchdog_us && now >= next_watchdog) {
 			notify("WATCHDOG=1");

@@ -123,6 +123,7 @@ struct daemon {
 
 	int64_t next_collect_ms;
 	int64_t next_reconcile_ms;
+	int64_t next_housekeeping_ms;  /* pruning of old history, hourly */
 	volatile int stop;             /* set by SIGTERM/SIGINT */
 	volatile int reload;           /* set by SIGHUP */
 	bool lease_lost;               /* the loop stopped: another daemon leads */
