@@ -727,7 +727,7 @@ daemon_loop(struct daemon *d)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	d->next_collect_ms = util_now_ms();
-	d->next_reconcile_ms = util_now_ms() + RECONCILE_PERIOD_MS;
+	d->next_reconcile_ms = util_now_ms() + d->reconcile_period_ms;
 	notify("READY=1");
 	daemon_event(d, NULL, NULL, "start", NULL,
 		     "daemon started: %u hosts, %u groups, state %s, listening on %s",
@@ -766,7 +766,7 @@ daemon_loop(struct daemon *d)
 				break;
 			}
 			reconcile_hosts(d, now);
-			d->next_reconcile_ms = now + RECONCILE_PERIOD_MS;
+			d->next_reconcile_ms = now + d->reconcile_period_ms;
 		}
 		if (now >= d->next_housekeeping_ms) {
 			housekeeping(d);
@@ -846,6 +846,14 @@ cmd_run(int argc, char **argv)
 	memset(&d, 0, sizeof(d));
 	pthread_mutex_init(&d.lock, NULL);
 	d.crash_at = getenv("VA_TEST_CRASH_AT");
+	d.reconcile_period_ms = RECONCILE_PERIOD_MS;
+	{
+		const char *p = getenv("VA_TEST_RECONCILE_MS");
+		int64_t v;
+
+		if (p && util_parse_int64(p, 100, RECONCILE_PERIOD_MS, &v) == 0)
+			d.reconcile_period_ms = v;
+	}
 	d.cfg = config_load(global_opts.config_path, &errors);
 	if (!d.cfg) {
 		fprintf(stderr, "%s", strbuf_str(&errors));

@@ -130,6 +130,7 @@ struct daemon {
 
 	/* test switches from the environment (see docs/testing.md) */
 	const char *crash_at;          /* VA_TEST_CRASH_AT: kill -9 self at a step */
+	int64_t reconcile_period_ms;   /* VA_TEST_RECONCILE_MS, else 30 s */
 };
 
 /* scaler.c */
@@ -178,8 +179,9 @@ bool jobs_busy_with(struct job_queue *q, const char *instance_id);
  * metadata names instance id and either no owner (an older version made
  * it) or owner (our installation id); any other domain by that name
  * belongs to someone else and is left alone with a warning: only the
- * instance's own volumes (named after id) are deleted then. 0, or -1
- * with err_set().
+ * instance's own volumes (named after id) are deleted then, unless that
+ * domain is instance id made by another installation (then nothing is
+ * touched: the volumes are its). 0, or -1 with err_set().
  */
 int instance_remove(virConnectPtr conn, const char *pool, const char *domain,
 		    const char *id, const char *owner, int64_t drain_ms,

@@ -175,6 +175,8 @@ enum domain_owner {
 	DOMAIN_ABSENT,    /* no domain by that name */
 	DOMAIN_OURS,      /* instance id's, owner ours or none (older version) */
 	DOMAIN_NOT_OURS,  /* someone else's: never touch it */
+	DOMAIN_FOREIGN_INSTANCE, /* instance id's, made by another
+				    installation: its volumes are theirs too */
 };
 
 /*
@@ -223,6 +225,7 @@ domain_owner(virConnectPtr conn, const char *domain, const char *id,
 	} else if (owner && m.owner[0] && strcmp(m.owner, owner) != 0) {
 		*why = xasprintf("it belongs to another virt-autoscaler "
 				 "installation (owner %s)", m.owner);
+		*out = DOMAIN_FOREIGN_INSTANCE;
 	} else {
 		*out = DOMAIN_OURS;
 	}
@@ -258,8 +261,17 @@ instance_remove(virConnectPtr conn, const char *pool, const char *domain,
 		goto cleanup;
 	if (domain_owner(conn, domain, id, owner, &who, &why) != 0)
 		goto cleanup;
-	if (who != DOMAIN_NOT_OURS) {
+	if (who == DOMAIN_ABSENT || who == DOMAIN_OURS) {
 		rc = scalein_remove(conn, &rs, graceful);
+		goto cleanup;
+	}
+	if (who == DOMAIN_FOREIGN_INSTANCE) {
+		/* The instance itself is another installation's (its id is in
+		 * our store by mistake: a copied store, an id clash): so are
+		 * the volumes named after it. Nothing of ours is there. */
+		log_warn("domain %s (instance %s): %s; left alone with its "
+			 "volumes", domain, id, why);
+		rc = 0;
 		goto cleanup;
 	}
 	/* Our domain is not there (the name is someone else's now): the

@@ -319,6 +319,7 @@ reconcile_host(struct daemon *d, struct dhost *dh)
 	struct store_instance_filter f = {.host = dh->cfg->name};
 	struct store_instance_list l = {0};
 	char (*foreign)[VIR_UUID_STRING_BUFLEN] = NULL;
+	char (*foreign_ids)[STORE_ID_LEN + 1] = NULL;
 	size_t n_foreign = 0;
 	int n, nv = 0;
 
@@ -331,6 +332,7 @@ reconcile_host(struct daemon *d, struct dhost *dh)
 	}
 	seen = xcalloc((size_t)n + 1, sizeof(*seen));
 	foreign = xcalloc((size_t)n + 1, sizeof(*foreign));
+	foreign_ids = xcalloc((size_t)n + 1, sizeof(*foreign_ids));
 	for (int i = 0; i < n; i++) {
 		char *meta = virDomainGetMetadata(doms[i], VIR_DOMAIN_METADATA_ELEMENT,
 						  DOMXML_NS_URI, 0);
@@ -351,6 +353,7 @@ reconcile_host(struct daemon *d, struct dhost *dh)
 		if (m.owner[0] && strcmp(m.owner, d->owner) != 0) {
 			/* Not in seen either: were the store to know this
 			 * id, our instance's domain is not there. */
+			memcpy(foreign_ids[n_foreign], m.id, STORE_ID_LEN + 1);
 			note_foreign(dh, doms[i], name, &m, d->owner, foreign,
 				     &n_foreign);
 			continue;
@@ -437,10 +440,16 @@ reconcile_host(struct daemon *d, struct dhost *dh)
 		char id[STORE_ID_LEN + 1];
 		struct store_instance si;
 		int rc;
-		bool orphan = false;
+		bool orphan = false, theirs = false;
 
 		if (!vname || !volume_instance(vname, id) ||
 		    jobs_busy_with(d->jobs, id))
+			continue;
+		/* never the volumes of another installation's instance, even
+		 * should our store know that id (a copied store, a clash) */
+		for (size_t k = 0; k < n_foreign && !theirs; k++)
+			theirs = strcmp(foreign_ids[k], id) == 0;
+		if (theirs)
 			continue;
 		rc = store_instance_get(d->store, id, &si);
 		if (rc == STORE_E_NOTFOUND) {
@@ -475,6 +484,7 @@ out:
 	free(doms);
 	free(seen);
 	free(foreign);
+	free(foreign_ids);
 	virConnectClose(conn);
 }
 
