@@ -46,6 +46,7 @@ struct dhost {
 	 * this host at the last pass (each is reported once) */
 	char (*foreign)[VIR_UUID_STRING_BUFLEN];
 	size_t n_foreign;
+	struct log_complain claim_complaint; /* reconcile.c: owner id not written */
 };
 
 /* A configured group and its runtime state. */

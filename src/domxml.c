@@ -742,3 +742,45 @@ cleanup:
 	xmlFreeDoc(doc);
 	return rc;
 }
+
+int
+domxml_meta_format(const struct domxml_meta *m, char **xml_out)
+{
+	xmlDocPtr doc = NULL;
+	xmlNodePtr inst;
+	xmlChar *mem = NULL;
+	int size = 0;
+
+	*xml_out = NULL;
+	if (domxml_name_valid("group name", m->group) < 0 ||
+	    domxml_name_valid("instance id", m->id) < 0 ||
+	    (m->owner[0] && uuid_valid(m->owner) < 0))
+		return -1;
+	doc = xmlNewDoc(BAD_CAST_("1.0"));
+	inst = xmlNewNode(NULL, BAD_CAST_("instance"));
+	if (!doc || !inst)
+		fatal("libxml2: out of memory");
+	xmlDocSetRootElement(doc, inst);
+	prop(inst, "group", m->group);
+	prop(inst, "id", m->id);
+	propf(inst, "generation", "%" PRIu64, m->generation);
+	if (m->owner[0])
+		prop(inst, "owner", m->owner);
+	/* the element alone, without the XML declaration */
+	xmlDocDumpMemoryEnc(doc, &mem, &size, "UTF-8");
+	if (!mem)
+		fatal("libxml2: out of memory");
+	{
+		const char *p = strstr((const char *)mem, "<instance");
+
+		if (!p)
+			fatal("domxml: serialized metadata lacks its element");
+		*xml_out = xstrdup(p);
+		/* drop the trailing newline */
+		for (size_t n = strlen(*xml_out); n && (*xml_out)[n - 1] == '\n'; n--)
+			(*xml_out)[n - 1] = '\0';
+	}
+	xmlFree(mem);
+	xmlFreeDoc(doc);
+	return 0;
+}

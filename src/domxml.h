@@ -136,4 +136,14 @@ struct domxml_meta {
  */
 int domxml_meta_parse(const char *xml, size_t len, struct domxml_meta *out);
 
+/*
+ * Our metadata element for m, without namespace, as virDomainSetMetadata(
+ * dom, VIR_DOMAIN_METADATA_ELEMENT, xml, DOMXML_NS_PREFIX, DOMXML_NS_URI,
+ * flags) takes it: <instance group=".." id=".." generation=".."
+ * [owner=".."]/> (owner left out when m->owner is empty). Used to write
+ * our owner id into domains that older versions made. *xml_out: caller
+ * frees. 0, or -1 with err_set() naming an invalid field.
+ */
+int domxml_meta_format(const struct domxml_meta *m, char **xml_out);
+
 #endif

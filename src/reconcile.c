@@ -15,6 +15,8 @@
  *     one without owner= (made before installation ids) too, with a
  *     warning; one of a group that is not configured is reported and left
  *     alone;
+ *   - a domain of ours without owner= (adopted, or known to the store) gets
+ *     our owner id written into its metadata, once;
  *   - a domain whose instance the store says is gone or deleting is removed;
  *   - an instance whose domain is missing from its (reachable) host is
  *     marked lost and cleaned up, so the group replaces it;
@@ -247,7 +249,8 @@ struct seen {
 	bool running;
 };
 
-static void
+/* Whether the store adopted the domain. */
+static bool
 adopt(struct daemon *d, struct dhost *dh, const struct domxml_meta *m,
       const char *domain, bool running)
 {
@@ -256,7 +259,7 @@ adopt(struct daemon *d, struct dhost *dh, const struct domxml_meta *m,
 	if (!daemon_group(d, m->group)) {
 		log_warn("host %s: domain %s belongs to group '%s', which is not configured; left alone",
 			 dh->cfg->name, domain, m->group);
-		return;
+		return false;
 	}
 	memset(&si, 0, sizeof(si));
 	si.id = (char *)m->id;
@@ -271,7 +274,7 @@ adopt(struct daemon *d, struct dhost *dh, const struct domxml_meta *m,
 				     "store, without an owner id (older version)";
 	if (store_instance_put(d->store, &si) != STORE_OK) {
 		log_warn("cannot adopt %s: %s", domain, err_msg());
-		return;
+		return false;
 	}
 	if (!m->owner[0])
 		log_warn("host %s: domain %s (group '%s') has no owner id in its metadata: a virt-autoscaler older than installation ids made it; adopted as ours (if another installation shares this host with the same group name, check that it is not theirs)",
@@ -281,6 +284,44 @@ adopt(struct daemon *d, struct dhost *dh, const struct domxml_meta *m,
 		     domain, dh->cfg->name,
 		     m->owner[0] ? "" : " (no owner id: made by an older version)",
 		     running ? "ready" : "unhealthy");
+	return true;
+}
+
+/*
+ * Write our owner id into the metadata of a domain of ours that a version
+ * before installation ids made, so that from now on no other installation
+ * sharing the host takes it for one of its own old domains.
+ */
+static void
+claim(struct daemon *d, struct dhost *dh, virDomainPtr dom, const char *name,
+      const struct domxml_meta *m, bool active)
+{
+	struct domxml_meta mine = *m;
+	unsigned flags = 0;
+	char *el = NULL;
+
+	snprintf(mine.owner, sizeof(mine.owner), "%s", d->owner);
+	if (domxml_meta_format(&mine, &el) < 0) {
+		log_complain(&dh->claim_complaint, LOG_LEVEL_WARN, log_tag,
+			     "host %s: domain %s: %s", dh->cfg->name, name,
+			     err_msg());
+		return;
+	}
+	if (virDomainIsPersistent(dom) == 1)
+		flags |= VIR_DOMAIN_AFFECT_CONFIG;
+	if (active)
+		flags |= VIR_DOMAIN_AFFECT_LIVE;
+	if (virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, el,
+				 DOMXML_NS_PREFIX, DOMXML_NS_URI, flags) < 0) {
+		log_complain(&dh->claim_complaint, LOG_LEVEL_WARN, log_tag,
+			     "host %s: cannot write our owner id into the metadata of domain %s: %s",
+			     dh->cfg->name, name, virGetLastErrorMessage());
+		virResetLastError();
+	} else {
+		log_info("host %s: domain %s: our owner id %s written into its metadata (a version before installation ids made it)",
+			 dh->cfg->name, name, d->owner);
+	}
+	free(el);
 }
 
 /*
@@ -365,11 +406,17 @@ reconcile_host(struct daemon *d, struct dhost *dh)
 			continue;
 		rc = store_instance_get(d->store, m.id, &si);
 		if (rc == STORE_E_NOTFOUND) {
-			adopt(d, dh, &m, name, active == 1);
+			if (adopt(d, dh, &m, name, active == 1) && !m.owner[0])
+				claim(d, dh, doms[i], name, &m, active == 1);
 			continue;
 		}
 		if (rc != STORE_OK)
 			continue;
+		if (!m.owner[0] && si.state != STORE_INSTANCE_GONE &&
+		    si.state != STORE_INSTANCE_DELETING &&
+		    si.state != STORE_INSTANCE_LOST &&
+		    strcmp(si.group, m.group) == 0)
+			claim(d, dh, doms[i], name, &m, active == 1);
 		if (si.state == STORE_INSTANCE_GONE ||
 		    si.state == STORE_INSTANCE_DELETING ||
 		    si.state == STORE_INSTANCE_LOST) {

@@ -8,20 +8,22 @@ This test runs the real daemon binary on a real libvirtd (no guest boots:
 the domains are only defined) and shows, with virsh:
 
   1. a first start creates the store; the daemon logs its installation id,
-     which is the one in the database;
+     which is the one in the database; the group (desired size 0) is
+     paused;
   2. three domains of the daemon's group are then defined by hand, each with
      its two volumes in a private pool, none known to the store:
        foreign  owner= another installation's id
        ours     owner= this store's id
        legacy   no owner= (as made before installation ids)
   3. a second start (reconciling every second, VA_TEST_RECONCILE_MS) adopts
-     'ours' and 'legacy' (an 'adopted' event each; a warning for legacy)
-     and, the group's desired size being 0, scales them in: their domains
-     and volumes go;
-  4. 'foreign' survives every pass untouched: its definition is byte for
+     'ours' and 'legacy' (an 'adopted' event each, a warning for legacy)
+     and writes our owner id into legacy's metadata (once);
+  4. resumed, the group scales in to 0: the domains and volumes of 'ours'
+     and 'legacy' go;
+  5. 'foreign' survives every pass untouched: its definition is byte for
      byte the same, its volumes are there, the store has no instance for it,
-     and the log reports it once (not once per pass), naming the domain, the
-     host and the other owner id.
+     no event names it, and the log reports it once (not once per pass),
+     naming the domain, the host and the other owner id.
 
 usage: owner_test.py VIRT_AUTOSCALER_BINARY [--keep]
 Needs VA_TEST_LIBVIRT_URI (scripts/services/libvirt.sh start); exits 77
@@ -161,9 +163,10 @@ def main():
         make_pool(uri, pool, pool_dir)
         log("group %s, pool %s on %s, work dir %s" % (group, pool, uri, work))
 
-        # 1. the store and its installation id
+        # 1. the store and its installation id; the group paused
         daemon.start()
         api.wait_up(60, daemon)
+        api.call("POST", "/v1/groups/%s/pause" % group, {})
         if daemon.stop() != 0:
             raise Fail("the daemon did not stop cleanly")
         m = re.search(r"installation id (\S+)", daemon_log(daemon))
@@ -189,7 +192,7 @@ def main():
             raise Fail("the foreign domain's definition lacks its metadata:\n"
                        + foreign_xml)
 
-        # 3. adoption of ours and legacy, then scale-in to desired 0
+        # 3. adoption of ours and legacy (the group is paused: kept)
         daemon.start({"VA_TEST_RECONCILE_MS": str(RECONCILE_MS)})
         api.wait_up(60, daemon)
         t0 = time.time()
@@ -202,6 +205,23 @@ def main():
                            % sorted(set(ids.values()) - adopted))
             time.sleep(0.5)
         log("adopted 'ours' and 'legacy' after %.1f s" % (time.time() - t0))
+        time.sleep(3 * RECONCILE_MS / 1000.0)  # a few more passes
+        with sqlite3.connect(db) as c:
+            known = dict(c.execute("SELECT id, state FROM instances").fetchall())
+        if known != {ids["ours"]: "unhealthy", ids["legacy"]: "unhealthy"}:
+            raise Fail("after adoption the store holds %s" % known)
+        for k, want in (("ours", ours), ("legacy", ours), ("foreign", other)):
+            meta = virsh(uri, "metadata", names[k], NS)
+            if "owner=\"%s\"" % want not in meta and "owner='%s'" % want not in meta:
+                raise Fail("domain '%s' should have owner %s: %s" % (k, want, meta))
+        claims = [line for line in daemon_log(daemon).splitlines()
+                  if "written into its metadata" in line]
+        if len(claims) != 1 or names["legacy"] not in claims[0]:
+            raise Fail("expected our owner id written once, into legacy: %s" % claims)
+        log("legacy now carries our owner id: %s" % claims[0].strip())
+
+        # 4. resumed: scale-in to desired 0
+        api.call("POST", "/v1/groups/%s/resume" % group, {})
         t0 = time.time()
         while True:
             left = [k for k in ("ours", "legacy") if names[k] in defined(uri)]

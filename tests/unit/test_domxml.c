@@ -488,6 +488,78 @@ test_define(void **state)
 	virConnectClose(conn);
 }
 
+/* The element for virDomainSetMetadata: written into a domain made
+ * without an owner (as older versions made them), read back with it. */
+static void
+test_meta_format(void **state)
+{
+	virConnectPtr conn = virConnectOpen("test:///default");
+	struct domxml_spec s = base_spec();
+	struct domxml_meta m, back;
+	virDomainPtr dom;
+	char *xml = NULL, *el = NULL, *meta;
+	char uuid[37];
+
+	(void)state;
+	assert_non_null(conn);
+	domxml_uuid_generate(uuid);
+	s.uuid = uuid;
+	s.owner = NULL; /* legacy */
+	s.disk = (struct domxml_disk){.path = "/var/lib/va/web-0001.qcow2"};
+	s.seed = (struct domxml_disk){.path = "/var/lib/va/web-0001-seed.iso"};
+	assert_int_equal(domxml_build(&s, &xml), 0);
+	dom = virDomainDefineXML(conn, xml);
+	assert_non_null(dom);
+	meta = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT,
+				    DOMXML_NS_URI, VIR_DOMAIN_AFFECT_CONFIG);
+	assert_non_null(meta);
+	assert_int_equal(domxml_meta_parse(meta, strlen(meta), &m), 0);
+	assert_string_equal(m.owner, "");
+	free(meta);
+
+	snprintf(m.owner, sizeof(m.owner), "%s", OWNER);
+	assert_int_equal(domxml_meta_format(&m, &el), 0);
+	assert_non_null(strstr(el, "owner=\"" OWNER "\""));
+	assert_null(strstr(el, "<?xml"));
+	if (virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, el,
+				 DOMXML_NS_PREFIX, DOMXML_NS_URI,
+				 VIR_DOMAIN_AFFECT_CONFIG) < 0)
+		fail_msg("set metadata: %s\n%s", virGetLastErrorMessage(), el);
+	meta = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT,
+				    DOMXML_NS_URI, VIR_DOMAIN_AFFECT_CONFIG);
+	assert_non_null(meta);
+	assert_int_equal(domxml_meta_parse(meta, strlen(meta), &back), 0);
+	assert_string_equal(back.group, "web");
+	assert_string_equal(back.id, "web-0001");
+	assert_int_equal(back.generation, 42);
+	assert_string_equal(back.owner, OWNER);
+	free(meta);
+	free(el);
+	/* the whole domain XML shows it in our namespace */
+	meta = virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE);
+	assert_int_equal(domxml_meta_parse(meta, strlen(meta), &back), 0);
+	assert_string_equal(back.owner, OWNER);
+	free(meta);
+
+	/* invalid fields are refused, an empty owner is left out */
+	m.owner[0] = '\0';
+	assert_int_equal(domxml_meta_format(&m, &el), 0);
+	assert_null(strstr(el, "owner"));
+	free(el);
+	snprintf(m.owner, sizeof(m.owner), "nope");
+	assert_int_equal(domxml_meta_format(&m, &el), -1);
+	assert_null(el);
+	snprintf(m.group, sizeof(m.group), "a b");
+	m.owner[0] = '\0';
+	assert_int_equal(domxml_meta_format(&m, &el), -1);
+	assert_non_null(strstr(err_msg(), "group"));
+
+	assert_int_equal(virDomainUndefine(dom), 0);
+	virDomainFree(dom);
+	free(xml);
+	virConnectClose(conn);
+}
+
 static void
 test_uuid(void **state)
 {
@@ -511,6 +583,7 @@ main(void)
 		cmocka_unit_test(test_template_bad),
 		cmocka_unit_test(test_meta_parse),
 		cmocka_unit_test(test_define),
+		cmocka_unit_test(test_meta_format),
 		cmocka_unit_test(test_uuid),
 	};
 
