@@ -2530,8 +2530,10 @@ static const struct section influxdb_section = {
 static const struct opt metrics_opts[] = {
 	{.name = "retention", .type = T_DURATION,
 	 .off = offsetof(struct config_metrics, retention_ms), .flags = R,
-	 .min = MIN, .max = 30 * DAY, .def = "1h",
-	 .doc = "how long the built-in store keeps samples"},
+	 .min = MIN, .max = 30 * DAY, .def = "15m",
+	 .doc = "how long the built-in store keeps samples (24 bytes per "
+		"instance and collection; at least every group's "
+		"scaling.interval)"},
 	{.name = "influxdb", .type = T_SECTION,
 	 .off = offsetof(struct config_metrics, influxdb),
 	 .sub = &influxdb_section,
@@ -3475,6 +3477,29 @@ check_root(struct pctx *ctx, const struct ynode *map, void *base,
 				nerr(ctx, iv, gpath, "scaling.interval (%s) is "
 				     "shorter than daemon.interval (%s), which is "
 				     "how often metrics are collected", a, b);
+			free(a);
+			free(b);
+		}
+		if (g->policy.interval_ms > cfg->daemon.metrics.retention_ms) {
+			const struct ynode *iv =
+				ymap_get(ymap_get(gn, "scaling"), "interval");
+			char *a = util_format_duration(g->policy.interval_ms);
+			char *b = util_format_duration(
+				cfg->daemon.metrics.retention_ms);
+
+			const struct ynode *dn = ymap_get(map, "daemon");
+			const char *from = iv ? "" : ", from daemon.interval";
+
+			if (!iv)
+				iv = ymap_get(ymap_get(dn, "metrics"),
+					      "retention");
+			if (!iv)
+				iv = ymap_get(dn, "interval");
+			if (!node_has_error(ctx, iv))
+				nerr(ctx, iv, gpath, "scaling.interval (%s%s) is "
+				     "longer than daemon.metrics.retention (%s): "
+				     "each decision reads one interval of samples "
+				     "from the built-in store", a, from, b);
 			free(a);
 			free(b);
 		}
