@@ -180,8 +180,9 @@ enum domain_owner {
 };
 
 /*
- * Whose is the domain called `domain`? *why says it for DOMAIN_NOT_OURS
- * (caller frees). 0, or -1 with err_set() when libvirt cannot tell.
+ * Whose is the domain called `domain`? *why says why it is not ours for
+ * DOMAIN_NOT_OURS and DOMAIN_FOREIGN_INSTANCE (caller frees). 0, or -1
+ * with err_set() when libvirt cannot tell.
  */
 static int
 domain_owner(virConnectPtr conn, const char *domain, const char *id,
