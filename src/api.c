@@ -237,6 +237,136 @@ api_instances(void *ctx, const char *group, struct http_reply *out)
 	return out->status = 200;
 }
 
+/* "xxxxxxxx-xxxx-..." (36 characters, any case) into 16 bytes. */
+static int
+uuid_from_string(const char *s, unsigned char out[MSTORE_UUID_LEN])
+{
+	size_t n = 0;
+
+	if (strlen(s) != 36)
+		return -1;
+	for (size_t i = 0; i < 36; i++) {
+		int v;
+
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return -1;
+			continue;
+		}
+		if (s[i] >= '0' && s[i] <= '9')
+			v = s[i] - '0';
+		else if (s[i] >= 'a' && s[i] <= 'f')
+			v = s[i] - 'a' + 10;
+		else if (s[i] >= 'A' && s[i] <= 'F')
+			v = s[i] - 'A' + 10;
+		else
+			return -1;
+		if (n % 2 == 0)
+			out[n / 2] = (unsigned char)(v << 4);
+		else
+			out[n / 2] |= (unsigned char)v;
+		n++;
+	}
+	return 0;
+}
+
+#define INSTANCE_METRICS_DEFAULT_WINDOW_MS (5 * 60 * 1000)
+#define INSTANCE_ID_MAX 128 /* http.c accepts no longer path segment */
+
+/*
+ * GET /v1/instances/ID/metrics: the instance's figures in the built-in
+ * store over the last window (docs/http-api.md). The store is keyed by
+ * the domain's UUID, which provisioning makes the instance's id (the
+ * scaler reads it the same way). The store has its own lock; the
+ * retention is read from the configuration under d->lock (a reload swaps
+ * it). d->mstore itself is set before the HTTP server starts and freed
+ * after it stops.
+ */
+static unsigned
+api_instance_metrics(void *ctx, const char *id, int64_t window_ms,
+		     struct http_reply *out)
+{
+	struct daemon *d = ctx;
+	struct store_instance si;
+	struct rates_window w;
+	unsigned char uuid[MSTORE_UUID_LEN];
+	char lid[INSTANCE_ID_MAX + 1];
+	int64_t retention, now;
+	unsigned samples = 0;
+	size_t n;
+	int rc;
+
+	n = strlen(id);
+	if (n > INSTANCE_ID_MAX)
+		return http_reply_error(out, 404, "no instance '%s'", id);
+	for (size_t i = 0; i <= n; i++)
+		lid[i] = (id[i] >= 'A' && id[i] <= 'Z') ? (char)(id[i] - 'A' + 'a')
+							: id[i];
+	pthread_mutex_lock(&d->lock);
+	retention = d->cfg->daemon.metrics.retention_ms;
+	pthread_mutex_unlock(&d->lock);
+	if (!window_ms)
+		window_ms = retention < INSTANCE_METRICS_DEFAULT_WINDOW_MS
+				    ? retention
+				    : INSTANCE_METRICS_DEFAULT_WINDOW_MS;
+	if (window_ms > retention) {
+		char *ws = util_format_duration(window_ms);
+		char *rs = util_format_duration(retention);
+
+		http_reply_error(out, 400,
+				 "window %s is longer than daemon.metrics.retention (%s): the store keeps no older samples",
+				 ws, rs);
+		free(ws);
+		free(rs);
+		return out->status;
+	}
+	if (uuid_from_string(lid, uuid) != 0)
+		return http_reply_error(out, 404, "no instance '%s' (instance ids are UUIDs)",
+					id);
+	rc = store_instance_get(d->store_http, lid, &si);
+	if (rc == STORE_E_NOTFOUND)
+		return http_reply_error(out, 404, "no instance '%s'", id);
+	if (rc != STORE_OK)
+		return http_reply_error(out, 503, "state store: %s", err_msg());
+
+	now = util_now_ms();
+	/* An instance the built-in store does not hold (not collected yet,
+	 * not running, removed) has no samples. */
+	if (!d->mstore ||
+	    mstore_query(d->mstore, uuid, now - window_ms, now, &w) != 0)
+		memset(&w, 0, sizeof(w));
+	for (int m = 0; m < RATES_LAST; m++)
+		if (w.n[m] > samples)
+			samples = w.n[m];
+
+	strbuf_adds(&out->body, "{\"id\":");
+	http_json_string(&out->body, si.id);
+	strbuf_adds(&out->body, ",\"group\":");
+	http_json_string(&out->body, si.group);
+	strbuf_adds(&out->body, ",\"state\":");
+	http_json_string(&out->body, store_instance_state_name(si.state));
+	strbuf_addf(&out->body, ",\"window_s\":%.15g,\"samples\":%u,\"last_sample_age_s\":",
+		    (double)window_ms / 1000.0, samples);
+	if (w.last_t_ms)
+		strbuf_addf(&out->body, "%.1f",
+			    (double)(now - w.last_t_ms) / 1000.0);
+	else
+		strbuf_adds(&out->body, "null");
+	strbuf_adds(&out->body, ",\"metrics\":{");
+	for (int m = 0, first = 1; m < RATES_LAST; m++) {
+		if (!w.n[m])
+			continue;
+		strbuf_addf(&out->body,
+			    "%s\"%s\":{\"mean\":%.3f,\"max\":%.3f,\"last\":%.3f,\"samples\":%u}",
+			    first ? "" : ",", rates_metric_name((enum rates_metric)m),
+			    w.mean[m], w.max[m], w.last[m], w.n[m]);
+		first = 0;
+	}
+	strbuf_adds(&out->body, "}}\n");
+	store_instance_release(&si);
+	return out->status = 200;
+}
+
 static unsigned
 api_events(void *ctx, const char *group, const char *kind, unsigned limit,
 	   struct http_reply *out)
@@ -372,6 +502,7 @@ const struct http_api daemon_http_api = {
 	.groups = api_groups,
 	.group = api_group,
 	.instances = api_instances,
+	.instance_metrics = api_instance_metrics,
 	.events = api_events,
 	.set_desired = api_set_desired,
 	.set_paused = api_set_paused,

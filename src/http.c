@@ -550,6 +550,21 @@ route(struct http_server *srv, struct MHD_Connection *c, const char *url,
 	if (n == 2 && strcmp(segs[1], "instances") == 0 && get &&
 	    srv->api->instances)
 		return srv->api->instances(srv->ctx, group, r);
+	if (n == 4 && strcmp(segs[1], "instances") == 0 &&
+	    strcmp(segs[3], "metrics") == 0 && srv->api->instance_metrics) {
+		const char *ws = MHD_lookup_connection_value(
+			c, MHD_GET_ARGUMENT_KIND, "window");
+		int64_t window = 0;
+
+		if (!get)
+			return http_reply_error(r, 405, "use GET");
+		if (ws && util_parse_duration_ms(ws, &window) != 0)
+			return http_reply_error(r, 400, "window: %s", err_msg());
+		if (ws && window <= 0)
+			return http_reply_error(r, 400,
+						"window: must be longer than 0s");
+		return srv->api->instance_metrics(srv->ctx, segs[2], window, r);
+	}
 	if (n == 2 && strcmp(segs[1], "events") == 0 && get && srv->api->events) {
 		const char *ls = MHD_lookup_connection_value(
 			c, MHD_GET_ARGUMENT_KIND, "limit");

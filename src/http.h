@@ -17,6 +17,7 @@
  *   admin, with "Authorization: Bearer TOKEN":
  *   GET  /v1/groups                GET /v1/groups/NAME
  *   GET  /v1/instances[?group=G]   GET /v1/events[?group=G&kind=K&limit=N]
+ *   GET  /v1/instances/ID/metrics[?window=DURATION]
  *   PUT  /v1/groups/NAME/desired   {"desired": N}
  *   POST /v1/groups/NAME/pause     POST /v1/groups/NAME/resume
  */
@@ -95,6 +96,11 @@ struct http_api {
 	unsigned (*group)(void *ctx, const char *name, struct http_reply *out);
 	unsigned (*instances)(void *ctx, const char *group /* or NULL */,
 			      struct http_reply *out);
+	/* An instance's figures from the built-in metrics store over the
+	 * last window_ms (> 0: "?window=" was parsed by http.c; 0: not
+	 * given, the callback picks its default). */
+	unsigned (*instance_metrics)(void *ctx, const char *id,
+				     int64_t window_ms, struct http_reply *out);
 	unsigned (*events)(void *ctx, const char *group /* or NULL */,
 			   const char *kind /* or NULL */, unsigned limit,
 			   struct http_reply *out);

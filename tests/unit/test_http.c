@@ -31,6 +31,8 @@ struct stub {
 	unsigned last_n_metrics;
 	int desired;
 	bool paused;
+	char last_metrics_id[128];
+	int64_t last_window_ms;
 };
 
 static unsigned
@@ -111,6 +113,18 @@ stub_set_paused(void *ctx, const char *group, bool paused,
 }
 
 static unsigned
+stub_instance_metrics(void *ctx, const char *id, int64_t window_ms,
+		      struct http_reply *out)
+{
+	struct stub *s = ctx;
+
+	snprintf(s->last_metrics_id, sizeof(s->last_metrics_id), "%s", id);
+	s->last_window_ms = window_ms;
+	strbuf_adds(&out->body, "{}\n");
+	return out->status = 200;
+}
+
+static unsigned
 stub_metrics(void *ctx, struct http_reply *out)
 {
 	strbuf_adds(&out->body, "va_up 1\n");
@@ -125,6 +139,7 @@ static const struct http_api stub_api = {
 	.events = stub_events,
 	.set_desired = stub_set_desired,
 	.set_paused = stub_set_paused,
+	.instance_metrics = stub_instance_metrics,
 	.metrics = stub_metrics,
 };
 
@@ -351,6 +366,52 @@ test_admin(void **state)
 	strbuf_release(&b);
 }
 
+/* GET /v1/instances/ID/metrics: the window is parsed by http.c. */
+static void
+test_instance_metrics(void **state)
+{
+	static const struct {
+		const char *method, *path, *auth;
+		long status;
+		int64_t window_ms; /* what the callback got, on 200 */
+	} cases[] = {
+		{"GET", "/v1/instances/abc/metrics", "Bearer " ADMIN_TOKEN, 200, 0},
+		{"GET", "/v1/instances/abc/metrics?window=90s", "Bearer " ADMIN_TOKEN, 200, 90000},
+		{"GET", "/v1/instances/abc/metrics?window=1h30m", "Bearer " ADMIN_TOKEN, 200, 5400000},
+		{"GET", "/v1/instances/abc/metrics?window=250ms", "Bearer " ADMIN_TOKEN, 200, 250},
+		{"GET", "/v1/instances/abc/metrics?window=0s", "Bearer " ADMIN_TOKEN, 400, 0},
+		{"GET", "/v1/instances/abc/metrics?window=", "Bearer " ADMIN_TOKEN, 400, 0},
+		{"GET", "/v1/instances/abc/metrics?window=5", "Bearer " ADMIN_TOKEN, 400, 0},
+		{"GET", "/v1/instances/abc/metrics?window=-5m", "Bearer " ADMIN_TOKEN, 400, 0},
+		{"GET", "/v1/instances/abc/metrics?window=99999999999999999d", "Bearer " ADMIN_TOKEN, 400, 0},
+		{"POST", "/v1/instances/abc/metrics", "Bearer " ADMIN_TOKEN, 405, 0},
+		{"GET", "/v1/instances/abc/metrics", NULL, 401, 0},
+		{"GET", "/v1/instances/a%20b/metrics", "Bearer " ADMIN_TOKEN, 404, 0},
+		{"GET", "/v1/instances/abc/metrics/x", "Bearer " ADMIN_TOKEN, 404, 0},
+		{"GET", "/v1/instances/abc/metric", "Bearer " ADMIN_TOKEN, 404, 0},
+	};
+	struct fixture *f = *state;
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		long st;
+
+		f->stub.last_metrics_id[0] = '\0';
+		f->stub.last_window_ms = -1;
+		st = request(f->base, cases[i].method, cases[i].path,
+			     cases[i].auth, NULL,
+			     strcmp(cases[i].method, "POST") == 0 ? "" : NULL, NULL);
+		if (st != cases[i].status)
+			fail_msg("%s %s: %ld, want %ld", cases[i].method,
+				 cases[i].path, st, cases[i].status);
+		if (st == 200) {
+			assert_string_equal(f->stub.last_metrics_id, "abc");
+			assert_int_equal(f->stub.last_window_ms, cases[i].window_ms);
+		} else {
+			assert_string_equal(f->stub.last_metrics_id, "");
+		}
+	}
+}
+
 static void
 test_admin_disabled(void **state)
 {
@@ -557,6 +618,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_heartbeat, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_body_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_instance_metrics, setup, teardown),
 		cmocka_unit_test(test_admin_disabled),
 		cmocka_unit_test_setup_teardown(test_start_errors, setup, teardown),
 		cmocka_unit_test(test_tls),
