@@ -1,6 +1,6 @@
 /*
  * client.c: the operator commands that talk to a running daemon through
- * its admin API (status, events, explain, scale, pause, resume).
+ * its admin API (status, events, explain, scale, pause, resume, metrics).
  *
  * The daemon's address and admin token come from the same configuration
  * file the daemon reads (daemon.listen, daemon.tls, daemon.admin_token);
@@ -481,4 +481,139 @@ int
 cmd_resume(int argc, char **argv)
 {
 	return pause_common(argc, argv, false);
+}
+
+/* A metric's value with its unit, by the metric's name (rates.h). */
+static void
+format_metric(const char *name, double v, char *buf, size_t len)
+{
+	static const char *const units[] = {"B/s", "KiB/s", "MiB/s", "GiB/s",
+					    "TiB/s"};
+	size_t n = strlen(name);
+	size_t u = 0;
+
+	if (strcmp(name, "cpu") == 0 || strcmp(name, "memory") == 0) {
+		snprintf(buf, len, "%.1f %%", v);
+	} else if (n > 4 && strcmp(name + n - 4, "_bps") == 0) {
+		while (v >= 1024 && u + 1 < ARRAY_SIZE(units)) {
+			v /= 1024;
+			u++;
+		}
+		snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+	} else if (n > 5 && strcmp(name + n - 5, "_iops") == 0) {
+		snprintf(buf, len, "%.1f ops/s", v);
+	} else {
+		snprintf(buf, len, "%.3f", v);
+	}
+}
+
+static double
+jdouble(struct json_object *o, const char *key, bool *present)
+{
+	struct json_object *v;
+
+	*present = json_object_object_get_ex(o, key, &v) && v &&
+		   !json_object_is_type(v, json_type_null);
+	return *present ? json_object_get_double(v) : 0;
+}
+
+int
+cmd_metrics(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"url", required_argument, NULL, 'u'},
+		{"config", required_argument, NULL, 'c'},
+		{"window", required_argument, NULL, 'w'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *usage = "metrics [--window DURATION] [--url URL] INSTANCE";
+	const char *url = NULL, *window = NULL;
+	struct client c;
+	struct json_object *reply, *metrics;
+	struct strbuf path = STRBUF_INIT;
+	char *esc, *span;
+	double age;
+	bool have_age, dummy;
+	int64_t samples, w;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "+u:c:w:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'u':
+			url = optarg;
+			break;
+		case 'c':
+			global_opts.config_path = optarg;
+			break;
+		case 'w':
+			if (util_parse_duration_ms(optarg, &w) != 0) {
+				fprintf(stderr, "virt-autoscaler: --window: %s\n",
+					err_msg());
+				return 2;
+			}
+			if (w <= 0) {
+				fprintf(stderr, "virt-autoscaler: --window: must be longer than 0s\n");
+				return 2;
+			}
+			window = optarg;
+			break;
+		case 'h':
+			printf("usage: virt-autoscaler %s\n", usage);
+			return 0;
+		default:
+			fprintf(stderr, "usage: virt-autoscaler %s\n", usage);
+			return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "usage: virt-autoscaler %s\n", usage);
+		return 2;
+	}
+	if (client_init(&c, url) != 0)
+		return 1;
+	esc = curl_easy_escape(NULL, argv[optind], 0);
+	strbuf_addf(&path, "/v1/instances/%s/metrics", esc);
+	curl_free(esc);
+	if (window) {
+		esc = curl_easy_escape(NULL, window, 0);
+		strbuf_addf(&path, "?window=%s", esc);
+		curl_free(esc);
+	}
+	reply = client_call(&c, "GET", strbuf_str(&path), NULL);
+	strbuf_release(&path);
+	client_release(&c);
+	if (!reply)
+		return 1;
+	samples = jint(reply, "samples");
+	age = jdouble(reply, "last_sample_age_s", &have_age);
+	span = util_format_duration(
+		(int64_t)(jdouble(reply, "window_s", &dummy) * 1000 + 0.5));
+	printf("instance %s (group %s, %s): ", jstr(reply, "id"),
+	       jstr(reply, "group"), jstr(reply, "state"));
+	if (samples <= 0 && have_age)
+		printf("no metric values in the last %s; the newest sample (%.0f s ago) carried none: libvirt reports no counters for this domain\n",
+		       span, age);
+	else if (samples <= 0)
+		printf("no samples in the last %s: not collected (the domain is not running, or the instance is new or removed)\n",
+		       span);
+	else
+		printf("%lld samples in the last %s, the newest %.0f s ago\n",
+		       (long long)samples, span, age);
+	if (samples > 0 && json_object_object_get_ex(reply, "metrics", &metrics) &&
+	    json_object_is_type(metrics, json_type_object)) {
+		printf("%-16s %14s %14s %14s\n", "METRIC", "MEAN", "MAX", "LAST");
+		json_object_object_foreach(metrics, name, m) {
+			char mean[32], max[32], last[32];
+			bool p;
+
+			format_metric(name, jdouble(m, "mean", &p), mean, sizeof(mean));
+			format_metric(name, jdouble(m, "max", &p), max, sizeof(max));
+			format_metric(name, jdouble(m, "last", &p), last, sizeof(last));
+			printf("%-16s %14s %14s %14s\n", name, mean, max, last);
+		}
+	}
+	free(span);
+	json_object_put(reply);
+	return 0;
 }

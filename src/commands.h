@@ -26,5 +26,6 @@ int cmd_explain(int argc, char **argv);
 int cmd_scale(int argc, char **argv);
 int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);
 
 #endif

@@ -29,6 +29,7 @@ static const struct command commands[] = {
 	{"scale", cmd_scale, "set a group's desired size by hand"},
 	{"pause", cmd_pause, "stop scaling and repairing a group"},
 	{"resume", cmd_resume, "resume scaling and repairing a group"},
+	{"metrics", cmd_metrics, "show an instance's recent CPU, memory, disk and network figures"},
 	{"simulate", cmd_simulate, "replay a load trace through a group's scaling policy"},
 	{NULL, NULL, NULL},
 };
