@@ -126,6 +126,22 @@ groups:
                          600, api, group)
         log("scaled out to 3 ready VMs in %.0f s" % t_out)
 
+        # the built-in store as an operator reads it, under load
+        iid = next(i["id"] for i in api.instances(group) if i["state"] == "ready")
+        m = api.call("GET", "/v1/instances/%s/metrics?window=1m" % iid)
+        cpu = m["metrics"].get("cpu")
+        log("instance metrics: %d samples, cpu %s" % (m["samples"], cpu))
+        # one interval may read a little over 100 % (the stats call's own
+        # timing), the window's mean may not
+        if m["samples"] < 1 or not cpu or not 0 <= cpu["mean"] <= 100 or \
+                not all(0 <= cpu[k] <= 110 for k in ("max", "last")):
+            raise Fail("GET /v1/instances/%s/metrics: %s (want cpu in 0..100 %%)" % (iid, m))
+        r = subprocess.run([binary, "-c", cfg, "metrics", "--window", "1m", iid],
+                           capture_output=True, text=True)
+        print(r.stdout, end="")
+        if r.returncode != 0 or "\ncpu " not in r.stdout:
+            raise Fail("virt-autoscaler metrics %s: exit %d\n%s" % (iid, r.returncode, r.stderr))
+
         log("load removed")
         urllib.request.urlopen(urllib.request.Request(
             "http://127.0.0.1:%d/demand" % load_port, data=b"0", method="POST"), timeout=5)
