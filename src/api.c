@@ -335,9 +335,7 @@ api_instance_metrics(void *ctx, const char *id, int64_t window_ms,
 	if (!d->mstore ||
 	    mstore_query(d->mstore, uuid, now - window_ms, now, &w) != 0)
 		memset(&w, 0, sizeof(w));
-	for (int m = 0; m < RATES_LAST; m++)
-		if (w.n[m] > samples)
-			samples = w.n[m];
+	samples = w.samples;
 
 	strbuf_adds(&out->body, "{\"id\":");
 	http_json_string(&out->body, si.id);

@@ -591,17 +591,19 @@ cmd_metrics(int argc, char **argv)
 		(int64_t)(jdouble(reply, "window_s", &dummy) * 1000 + 0.5));
 	printf("instance %s (group %s, %s): ", jstr(reply, "id"),
 	       jstr(reply, "group"), jstr(reply, "state"));
-	if (samples <= 0 && have_age)
-		printf("no metric values in the last %s; the newest sample (%.0f s ago) carried none: libvirt reports no counters for this domain\n",
-		       span, age);
-	else if (samples <= 0)
+	if (!json_object_object_get_ex(reply, "metrics", &metrics) ||
+	    !json_object_is_type(metrics, json_type_object))
+		metrics = NULL;
+	if (samples <= 0)
 		printf("no samples in the last %s: not collected (the domain is not running, or the instance is new or removed)\n",
 		       span);
+	else if (!metrics || json_object_object_length(metrics) == 0)
+		printf("%lld samples in the last %s (the newest %.0f s ago), none with metric values: libvirt reports no counters for this domain\n",
+		       (long long)samples, span, have_age ? age : 0.0);
 	else
 		printf("%lld samples in the last %s, the newest %.0f s ago\n",
 		       (long long)samples, span, age);
-	if (samples > 0 && json_object_object_get_ex(reply, "metrics", &metrics) &&
-	    json_object_is_type(metrics, json_type_object)) {
+	if (samples > 0 && metrics && json_object_object_length(metrics) > 0) {
 		printf("%-16s %14s %14s %14s\n", "METRIC", "MEAN", "MAX", "LAST");
 		json_object_object_foreach(metrics, name, m) {
 			char mean[32], max[32], last[32];

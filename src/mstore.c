@@ -247,6 +247,7 @@ mstore_query(struct mstore *s, const unsigned char uuid[MSTORE_UUID_LEN],
 			break;
 		if (sl->t_ds > to)
 			continue;
+		out->samples++;
 		if (!out->last_t_ms)
 			out->last_t_ms = s->base_ms + (int64_t)sl->t_ds * 100;
 		for (int m = 0; m < RATES_N_BASE; m++)

@@ -131,6 +131,7 @@ struct rates_window {
 	double max[RATES_LAST];
 	double last[RATES_LAST];
 	int64_t last_t_ms;      /* time of the newest sample (any metric) */
+	unsigned samples;       /* samples in the window, with or without values */
 };
 
 /*

@@ -51,17 +51,20 @@ test_ring_window(void **state)
 	assert_float_equal(w.mean[RATES_MEM], 81, 1e-6);
 	assert_float_equal(w.last[RATES_MEM], 80, 1e-6);
 	assert_int_equal(w.last_t_ms, 200000);
+	assert_int_equal(w.samples, 3);
 	assert_false(w.present & (1u << RATES_DISK_RD_BPS));
 
 	/* A window reaching past the retention sees only what the ring kept. */
 	assert_int_equal(mstore_query(s, u, 0, 1000000, &w), 0);
 	assert_int_equal(w.n[RATES_CPU], 8);
+	assert_int_equal(w.samples, 8);
 	assert_float_equal(w.max[RATES_CPU], 20, 1e-6);
 	assert_float_equal(w.mean[RATES_CPU], 16.5, 1e-6);
 
 	/* A window in the future or the distant past is empty. */
 	assert_int_equal(mstore_query(s, u, 300000, 400000, &w), 0);
 	assert_int_equal(w.present, 0);
+	assert_int_equal(w.samples, 0);
 	assert_int_equal(mstore_query(s, u, 0, 5000, &w), 0);
 	assert_int_equal(w.present, 0);
 
@@ -75,6 +78,18 @@ test_ring_window(void **state)
 	}
 	assert_int_equal(mstore_query(s, u, 0, 1000000, &w), 0);
 	assert_float_equal(w.max[RATES_CPU], 20, 1e-6);
+
+	/* A sample without values (a host that reports only the state)
+	 * counts as a sample, with no metric. */
+	{
+		struct rates r = {0};
+
+		mstore_put(s, u, 210000, &r);
+	}
+	assert_int_equal(mstore_query(s, u, 205000, 215000, &w), 0);
+	assert_int_equal(w.samples, 1);
+	assert_int_equal(w.present, 0);
+	assert_int_equal(w.last_t_ms, 210000);
 
 	uuid_of(2, u);
 	assert_int_equal(mstore_query(s, u, 0, 1000000, &w), -1);
