@@ -2529,7 +2529,7 @@ static const struct section influxdb_section = {
 
 static const struct opt metrics_opts[] = {
 	{.name = "retention", .type = T_DURATION,
-	 .off = offsetof(struct config_metrics, retention_ms), .flags = R,
+	 .off = offsetof(struct config_metrics, retention_ms),
 	 .min = MIN, .max = 30 * DAY, .def = "15m",
 	 .doc = "how long the built-in store keeps samples (24 bytes per "
 		"instance and collection; at least every group's "
