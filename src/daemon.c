@@ -4,7 +4,9 @@
  * what a previous run left half done, then runs one loop on
  * CLOCK_MONOTONIC with per-task periods (bgpd's timer.c, Redis's
  * serverCron): host connections, collection, heartbeat flush, decisions
- * per group, reconciliation, lease renewal, systemd watchdog.
+ * per group, reconciliation, systemd watchdog. The lease is renewed by a
+ * thread of its own (lease.c); the loop checks that it is still valid
+ * before each step that acts.
  *
  * Signals are blocked in every thread and taken synchronously by the loop
  * (sigtimedwait): SIGTERM/SIGINT stop, SIGHUP reloads the configuration.
@@ -326,6 +328,8 @@ lease_take(struct daemon *d, bool *standby)
 	const struct config_ha *ha = &d->cfg->daemon.ha;
 	int64_t ttl = ha->enabled ? ha->lease_ms : SOLO_LEASE_MS;
 	struct store_lease l;
+	struct lease_opts lo;
+	int64_t sent = util_now_ms();
 	int rc;
 
 	*standby = false;
@@ -366,8 +370,22 @@ lease_take(struct daemon *d, bool *standby)
 	if (rc != STORE_OK)
 		return -1;
 	store_fence_set(d->store_http, STORE_LEASE_LEADER, d->epoch);
-	d->lease_ok_ms = util_now_ms();
-	d->lease_renew_ms = d->lease_ok_ms + ttl / 3;
+	/* From here on a thread of its own renews the lease, whatever the
+	 * loop does (lease.h). Valid from when the acquisition was sent. */
+	memset(&lo, 0, sizeof(lo));
+	lo.name = STORE_LEASE_LEADER;
+	lo.holder = d->holder;
+	lo.epoch = d->epoch;
+	lo.ttl_ms = ttl;
+	lo.valid_until_ms = sent + ttl;
+	lo.give_up_at_expiry = ha->enabled;
+	d->lease = lease_start(d->store_lease, &lo);
+	d->store_lease = NULL; /* the lease's (closed) even on failure */
+	if (!d->lease) {
+		store_lease_release(d->store, STORE_LEASE_LEADER, d->holder,
+				    d->epoch);
+		return -1;
+	}
 	return 0;
 }
 
@@ -402,38 +420,55 @@ housekeeping(struct daemon *d)
 	free(text);
 }
 
+/*
+ * May the loop act (on hosts, on the store) now? 1 yes: the lease is
+ * valid; 0 not now: its thread has not renewed it in time and is still
+ * trying; -1 it is lost (the thread said why): the loop stops.
+ */
 static int
-lease_renew(struct daemon *d, int64_t now)
+lease_check(struct daemon *d)
 {
-	const struct config_ha *ha = &d->cfg->daemon.ha;
-	int64_t ttl = ha->enabled ? ha->lease_ms : SOLO_LEASE_MS;
-	int rc;
+	int64_t now = util_now_ms(), until;
 
-	if (now < d->lease_renew_ms)
+	switch (lease_status(d->lease, now, &until)) {
+	case LEASE_HELD:
+		if (d->lease_expired_said) {
+			log_info("the lease is valid again: acting again");
+			d->lease_expired_said = false;
+		}
+		return 1;
+	case LEASE_EXPIRED:
+		if (!d->lease_expired_said) {
+			log_warn("the lease expired %" PRId64 " ms ago and is not renewed yet: not acting until it is",
+				 now - until);
+			d->lease_expired_said = true;
+		}
 		return 0;
-	rc = store_lease_renew(d->store, STORE_LEASE_LEADER, d->holder,
-			       d->epoch, ttl);
-	if (rc == STORE_E_FENCED) {
-		log_error("another daemon took over the lease (epoch moved past %" PRId64 "): stopping",
-			  d->epoch);
+	default:
+		d->lease_lost = true;
 		return -1;
 	}
-	if (rc != STORE_OK) {
-		/* A database hiccup: try again soon; the lease outlives it.
-		 * With HA, once the lease may have expired another daemon may
-		 * lead: stop acting rather than race it. */
-		log_warn("lease renewal failed: %s", err_msg());
-		if (ha->enabled && now - d->lease_ok_ms >= ttl) {
-			log_error("the lease could not be renewed for %" PRId64 " ms: another daemon may lead now; stopping",
-				  now - d->lease_ok_ms);
-			return -1;
-		}
-		d->lease_renew_ms = now + 1000;
-		return 0;
-	}
-	d->lease_ok_ms = now;
-	d->lease_renew_ms = now + ttl / 3;
-	return 0;
+}
+
+/* VA_TEST_STALL_MS: block the loop once, as a step waiting on a host that
+ * does not answer would; the lease's thread must keep the lease. */
+static void
+test_stall(struct daemon *d)
+{
+	int64_t t0 = util_now_ms(), until;
+	uint64_t renewals = lease_renewals(d->lease);
+	struct timespec ts;
+
+	log_warn("VA_TEST_STALL_MS=%" PRId64 ": the loop stalls", d->stall_ms);
+	ts.tv_sec = d->stall_ms / 1000;
+	ts.tv_nsec = (d->stall_ms % 1000) * 1000000;
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+	lease_status(d->lease, util_now_ms(), &until);
+	log_warn("VA_TEST_STALL_MS: the loop stalled %" PRId64 " ms; the lease was renewed %" PRIu64 " times meanwhile and is valid for another %" PRId64 " ms",
+		 util_now_ms() - t0, lease_renewals(d->lease) - renewals,
+		 until - util_now_ms());
+	d->stall_ms = 0;
 }
 
 /* SIGHUP: swap in a new configuration if it is valid and reloadable. */
@@ -516,9 +551,9 @@ daemon_free(struct daemon *d)
 		influx_free(d->influx);
 	}
 	mstore_free(d->mstore);
-	if (d->epoch && d->store)
-		store_lease_release(d->store, STORE_LEASE_LEADER, d->holder,
-				    d->epoch);
+	/* the lease last: the workers and HTTP threads have stopped acting */
+	lease_stop(d->lease, !d->lease_lost);
+	store_close(d->store_lease);
 	store_close(d->store_http);
 	store_close(d->store);
 	if (d->admin_token) {
@@ -610,12 +645,14 @@ daemon_setup(struct daemon *d)
 	d->store = store_open(dc->state.url, password);
 	if (d->store)
 		d->store_http = store_open(dc->state.url, password);
+	if (d->store_http)
+		d->store_lease = store_open(dc->state.url, password);
 	if (password) {
 		explicit_bzero(password, strlen(password));
 		free(password);
 		password = NULL;
 	}
-	if (!d->store || !d->store_http) {
+	if (!d->store || !d->store_http || !d->store_lease) {
 		err_prefix("state store %s", dc->state.url);
 		return -1;
 	}
@@ -698,6 +735,12 @@ daemon_setup(struct daemon *d)
 				 d->hosts[i].cfg->name, why);
 		}
 	}
+	/* starting took a while (hosts): still ours? */
+	if (lease_check(d) <= 0) {
+		err_set("the lease was %s while starting: another daemon may lead",
+			d->lease_lost ? "lost" : "not renewed in time");
+		return -1;
+	}
 	if (reconcile_startup(d) != 0)
 		return -1;
 	if (http_setup(d) != 0)
@@ -741,10 +784,8 @@ daemon_loop(struct daemon *d)
 		struct timespec ts;
 		int sig;
 
-		if (lease_renew(d, now) != 0) {
-			d->lease_lost = true;
+		if (lease_check(d) < 0)
 			break;
-		}
 		for (unsigned i = 0; i < d->n_hosts; i++)
 			host_tick(d->hosts[i].h, now);
 		if (now >= d->next_collect_ms) {
@@ -754,24 +795,26 @@ daemon_loop(struct daemon *d)
 		collect_take(d->collector, on_collect, d);
 		sink_poll(d->sinks, d->n_sinks, now);
 		mstore_prune(d->mstore, now - d->cfg->daemon.metrics.retention_ms);
-		daemon_flush_heartbeats(d);
-		jobs_reap(d);
-		scaler_tick(d, now);
+		/* what acts on the store and the hosts asks the lease first:
+		 * a step may have taken longer than the lease */
+		if (lease_check(d) > 0) {
+			daemon_flush_heartbeats(d);
+			jobs_reap(d);
+			scaler_tick(d, now);
+		}
 		daemon_render_metrics(d);
-		if (now >= d->next_reconcile_ms) {
-			/* reconciliation talks to every host: renew first if
-			 * the decisions took a while */
-			if (lease_renew(d, util_now_ms()) != 0) {
-				d->lease_lost = true;
-				break;
-			}
+		if (now >= d->next_reconcile_ms && lease_check(d) > 0) {
 			reconcile_hosts(d, now);
 			d->next_reconcile_ms = now + d->reconcile_period_ms;
+			if (d->stall_ms)
+				test_stall(d);
 		}
-		if (now >= d->next_housekeeping_ms) {
+		if (now >= d->next_housekeeping_ms && lease_check(d) > 0) {
 			housekeeping(d);
 			d->next_housekeeping_ms = now + HOUSEKEEPING_PERIOD_MS;
 		}
+		if (d->lease_lost)
+			break;
 		if (watchdog_us && now >= next_watchdog) {
 			notify("WATCHDOG=1");
 			next_watchdog = now + (int64_t)(watchdog_us / 2000);
@@ -853,6 +896,9 @@ cmd_run(int argc, char **argv)
 
 		if (p && util_parse_int64(p, 100, RECONCILE_PERIOD_MS, &v) == 0)
 			d.reconcile_period_ms = v;
+		p = getenv("VA_TEST_STALL_MS");
+		if (p && util_parse_int64(p, 1, 600000, &v) == 0)
+			d.stall_ms = v;
 	}
 	d.cfg = config_load(global_opts.config_path, &errors);
 	if (!d.cfg) {

@@ -14,6 +14,8 @@
  *   http      libmicrohttpd's threads run api.c's callbacks; they use
  *             store_http and the fields marked "lock"
  *   libvirt   host.c's event loop thread
+ *   lease     lease.c's renewal thread, on store_lease; the others ask
+ *             lease_status() whether the lease is still valid
  */
 #ifndef VA_DAEMON_INT_H
 #define VA_DAEMON_INT_H
@@ -27,6 +29,7 @@
 #include "host.h"
 #include "http.h"
 #include "influx.h"
+#include "lease.h"
 #include "mstore.h"
 #include "place.h"
 #include "policy.h"
@@ -97,8 +100,11 @@ struct daemon {
 	char owner[STORE_ID_LEN + 1];
 	char holder[256];              /* lease holder id */
 	int64_t epoch;                 /* our lease epoch */
-	int64_t lease_renew_ms;        /* monotonic time of the next renewal */
-	int64_t lease_ok_ms;           /* monotonic time of the last renewal */
+	/* the lease's renewal thread (lease.c), from the moment we lead; it
+	 * owns store_lease then */
+	struct lease *lease;
+	struct store *store_lease;     /* opened at start, for the lease */
+	bool lease_expired_said;       /* "not renewed in time" logged */
 
 	struct dhost *hosts;
 	unsigned n_hosts;
@@ -132,6 +138,7 @@ struct daemon {
 	/* test switches from the environment (see docs/testing.md) */
 	const char *crash_at;          /* VA_TEST_CRASH_AT: kill -9 self at a step */
 	int64_t reconcile_period_ms;   /* VA_TEST_RECONCILE_MS, else 30 s */
+	int64_t stall_ms;              /* VA_TEST_STALL_MS: one stall of the loop */
 };
 
 /* scaler.c */
