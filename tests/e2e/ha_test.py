@@ -23,6 +23,14 @@ only the leader listens, so check-ins find it.
    non-zero (so that a supervisor restarts it as the standby).
 4. A clean stop (SIGTERM) releases the lease: the standby (B again)
    leads within a retry period.
+4b. A leader whose loop blocks for longer than the lease keeps it: B runs
+   with VA_TEST_STALL_MS (its loop sleeps 2.5 x lease once, after its first
+   reconciliation, as a step waiting on a host that does not answer
+   would) while A, restarted, is standby. The lease's own thread renews
+   it meanwhile: the lease row keeps B's holder and epoch and its expiry
+   moves on, A stays standby, B is still running and leading afterwards
+   and a scale to 2 through B's API is carried out. Then B stops cleanly
+   and A takes over (and stops).
 5. The solo rule: without HA, a second daemon on the same state exits
    non-zero naming the lease holder.
 After each phase the store (admin API) and libvirt (virsh) must agree.
@@ -36,6 +44,7 @@ import shutil
 import re
 import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -49,6 +58,7 @@ from harness import (Api, Daemon, Fail, Forwarder, GUEST_ENV, GUEST_HINT, MARIAD
 
 LEASE_S = 6
 TICK_S = 1
+STALL_S = 2.5 * LEASE_S
 
 
 def port_open(port):
@@ -75,6 +85,13 @@ def wait_consistent(api, uri, pool, group, desired, timeout):
     raise Fail("not steady after %d s: %s" % (timeout, last))
 
 
+def this_run(daemon):
+    """The log of the daemon's current run (after its last start line)."""
+    with open(daemon.logpath) as f:
+        text = f.read()
+    return text[text.rfind("==== "):]
+
+
 def wait_log(daemon, pattern, timeout):
     t0 = time.time()
     while time.time() - t0 < timeout:
@@ -85,6 +102,22 @@ def wait_log(daemon, pattern, timeout):
             return m
         time.sleep(0.2)
     raise Fail("%s: no log line matching %r within %d s" % (daemon.logpath, pattern, timeout))
+
+
+def lease_row(state, password_file):
+    """(holder, epoch, expires_ms) of the 'leader' lease, read with the
+    mariadb client (not through a daemon)."""
+    db = state.rsplit("/", 1)[1]
+    with open(password_file) as f:
+        pw = f.read().strip()
+    r = subprocess.run(["mariadb", "--no-defaults", "-uva", "-N", "-B",
+                        "--socket=" + os.environ["VA_TEST_MARIADB_SOCKET"], db, "-e",
+                        "SELECT holder, epoch, expires_ms FROM leases WHERE name = 'leader'"],
+                       env=dict(os.environ, MYSQL_PWD=pw), capture_output=True, text=True)
+    if r.returncode != 0:
+        raise Fail("mariadb: reading the lease: %s" % r.stderr.strip())
+    holder, epoch, expires = r.stdout.strip().split("\t")
+    return holder, int(epoch), int(expires)
 
 
 def takeover(standby, api, what):
@@ -226,8 +259,10 @@ def main():
         wait_consistent(apis["a"], uri, pool, group, 3, 60)
         log("B, frozen past its lease, was deposed: it exited with %d on resuming" % rcb)
 
-        # 4. a clean stop hands over at once: the lease is released
-        b.start()
+        # 4. a clean stop hands over at once: the lease is released; B
+        # runs with the stall switch for 4b
+        b.start({"VA_TEST_STALL_MS": "%d" % (STALL_S * 1000),
+                 "VA_TEST_RECONCILE_MS": "5000"})
         wait_log(b, r"standby: the lease is held", 30)
         t0 = time.time()
         if a.stop() != 0:
@@ -236,10 +271,65 @@ def main():
         t = takeover(b, apis["b"], "A stopped by SIGTERM")
         if t > LEASE_S / 3 + TICK_S + 2:
             raise Fail("after a clean stop the standby took %.1f s: was the lease released?" % t)
-        wait_consistent(apis["b"], uri, pool, group, 3, 60)
         log("A stopped cleanly in %.1f s; B led %.1f s later" % (t_stop, t))
+
+        # 4b. B's loop stalls past the lease; its lease thread keeps it
+        a.start()
+        wait_log(a, r"standby: the lease is held", 30)
+        if "the loop stalls" in this_run(b):
+            raise Fail("B stalled before A was standby: the stall proves nothing "
+                       "(raise VA_TEST_RECONCILE_MS)")
+        wait_consistent(apis["b"], uri, pool, group, 3, 60)
+        wait_log(b, r"VA_TEST_STALL_MS=\d+: the loop stalls", 60)
+        t_stall = time.time()
+        holder, epoch, expires0 = lease_row(state, password_file)
+        if not holder.startswith("node-b:"):
+            raise Fail("B stalls but the lease is %s's" % holder)
+        expires = [expires0]
+        while time.time() - t_stall < STALL_S + 10:
+            if re.search(r"the loop stalled \d+ ms", this_run(b)):
+                break
+            h, e, x = lease_row(state, password_file)
+            if (h, e) != (holder, epoch):
+                raise Fail("during B's stall the lease moved from %s epoch %d to %s epoch %d"
+                           % (holder, epoch, h, e))
+            expires.append(x)
+            if not a.running() or not b.running():
+                raise Fail("during B's stall a daemon exited: A %s, B %s"
+                           % (a.proc.returncode, b.proc.returncode))
+            time.sleep(1)
+        m = wait_log(b, r"the loop stalled (\d+) ms; the lease was renewed (\d+) times "
+                     r"meanwhile and is valid for another (-?\d+) ms", 5)
+        stalled_ms, renewals = int(m.group(1)), int(m.group(2))
+        if stalled_ms < 2 * LEASE_S * 1000:
+            raise Fail("B's loop stalled only %d ms, not past the lease" % stalled_ms)
+        if renewals < 1 or len(set(expires)) < 2:
+            raise Fail("B's lease was not renewed during the stall (renewals %d, expiries %s)"
+                       % (renewals, expires))
+        time.sleep(2 * TICK_S)  # B's loop runs again; A had its chances
+        if not b.running():
+            raise Fail("B exited after its stall (%s)" % b.proc.returncode)
+        if not a.running():
+            raise Fail("the standby A exited during B's stall (%s)" % a.proc.returncode)
+        if re.search(r"holding the lease as node-a", this_run(a)):
+            raise Fail("A took the lease while B's loop stalled")
+        h, e, x = lease_row(state, password_file)
+        if (h, e) != (holder, epoch):
+            raise Fail("after B's stall the lease is %s epoch %d, not %s epoch %d"
+                       % (h, e, holder, epoch))
+        apis["b"].set_desired(group, 2)
+        wait_consistent(apis["b"], uri, pool, group, 2, 90)
+        log("B's loop stalled %.1f s (lease %d s) and B still leads: its lease thread renewed "
+            "%d times meanwhile, the lease's expiry moved %.1f s in the database (%d reads), "
+            "epoch %d unchanged, A stayed standby; a scale to 2 through B worked"
+            % (stalled_ms / 1000.0, LEASE_S, renewals, (max(expires) - expires0) / 1000.0,
+               len(expires), epoch))
         if b.stop() != 0:
             raise Fail("B did not stop cleanly")
+        takeover(a, apis["a"], "B stopped by SIGTERM")
+        wait_consistent(apis["a"], uri, pool, group, 2, 60)
+        if a.stop() != 0:
+            raise Fail("A did not stop cleanly")
 
         # 5. solo: a second daemon without HA refuses to start
         s1, s2 = daemons["solo1"], daemons["solo2"]
@@ -256,7 +346,7 @@ def main():
             raise Fail("the refusal does not name the holder %s:\n%s" % (holder, msg))
         log("solo: a second daemon refused to start (exit %d): %s"
             % (rc2, msg.strip().splitlines()[-1][:200]))
-        wait_consistent(apis["solo1"], uri, pool, group, 3, 60)
+        wait_consistent(apis["solo1"], uri, pool, group, 2, 60)
         if s1.stop() != 0:
             raise Fail("the solo daemon did not stop cleanly")
         rc = 0
