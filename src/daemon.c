@@ -844,6 +844,9 @@ daemon_loop(struct daemon *d)
 		}
 	}
 	notify("STOPPING=1");
+	/* deposed: the fence would refuse these writes (warnings only) */
+	if (d->lease_lost)
+		return;
 	daemon_flush_heartbeats(d);
 	daemon_event(d, NULL, NULL, "stop", NULL, "daemon stopping");
 }
