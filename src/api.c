@@ -237,39 +237,6 @@ api_instances(void *ctx, const char *group, struct http_reply *out)
 	return out->status = 200;
 }
 
-/* "xxxxxxxx-xxxx-..." (36 characters, any case) into 16 bytes. */
-static int
-uuid_from_string(const char *s, unsigned char out[MSTORE_UUID_LEN])
-{
-	size_t n = 0;
-
-	if (strlen(s) != 36)
-		return -1;
-	for (size_t i = 0; i < 36; i++) {
-		int v;
-
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return -1;
-			continue;
-		}
-		if (s[i] >= '0' && s[i] <= '9')
-			v = s[i] - '0';
-		else if (s[i] >= 'a' && s[i] <= 'f')
-			v = s[i] - 'a' + 10;
-		else if (s[i] >= 'A' && s[i] <= 'F')
-			v = s[i] - 'A' + 10;
-		else
-			return -1;
-		if (n % 2 == 0)
-			out[n / 2] = (unsigned char)(v << 4);
-		else
-			out[n / 2] |= (unsigned char)v;
-		n++;
-	}
-	return 0;
-}
-
 #define INSTANCE_METRICS_DEFAULT_WINDOW_MS (5 * 60 * 1000)
 #define INSTANCE_ID_MAX 128 /* http.c accepts no longer path segment */
 
@@ -320,7 +287,7 @@ api_instance_metrics(void *ctx, const char *id, int64_t window_ms,
 		free(rs);
 		return out->status;
 	}
-	if (uuid_from_string(lid, uuid) != 0)
+	if (util_uuid_parse(lid, uuid) != 0)
 		return http_reply_error(out, 404, "no instance '%s' (instance ids are UUIDs)",
 					id);
 	rc = store_instance_get(d->store_http, lid, &si);

@@ -41,33 +41,6 @@ scaler_state_live(enum store_instance_state st)
 	}
 }
 
-static int
-uuid_parse16(const char *s, unsigned char out[16])
-{
-	unsigned n = 0;
-
-	for (const char *p = s; *p && n < 32; p++) {
-		int v;
-
-		if (*p == '-')
-			continue;
-		if (*p >= '0' && *p <= '9')
-			v = *p - '0';
-		else if (*p >= 'a' && *p <= 'f')
-			v = *p - 'a' + 10;
-		else if (*p >= 'A' && *p <= 'F')
-			v = *p - 'A' + 10;
-		else
-			return -1;
-		if (n % 2 == 0)
-			out[n / 2] = (unsigned char)(v << 4);
-		else
-			out[n / 2] |= (unsigned char)v;
-		n++;
-	}
-	return n == 32 ? 0 : -1;
-}
-
 /* Placement records of the group's hosts, from the last measurements. */
 static struct va_placement_host *
 placement_hosts(struct daemon *d, const struct dgroup *g,
@@ -282,7 +255,7 @@ decide(struct daemon *d, struct dgroup *g, const struct store_instance_list *l,
 		s->ready = true;
 		/* store times are wall clock; the engine's are monotonic */
 		s->ready_ms = now - (wall - (si->ready_ms ? si->ready_ms : wall));
-		if (uuid_parse16(si->id, uuid) != 0 ||
+		if (util_uuid_parse(si->id, uuid) != 0 ||
 		    mstore_query(d->mstore, uuid, now - p->interval_ms, now, &w) != 0)
 			continue;
 		rates_group_add(&agg, &w);

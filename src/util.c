@@ -498,3 +498,36 @@ fail:
 	strbuf_release(&sb);
 	return NULL;
 }
+
+/* "xxxxxxxx-xxxx-..." (36 characters, any case) into 16 bytes. */
+int
+util_uuid_parse(const char *s, unsigned char out[16])
+{
+	size_t n = 0;
+
+	if (strlen(s) != 36)
+		return -1;
+	for (size_t i = 0; i < 36; i++) {
+		int v;
+
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return -1;
+			continue;
+		}
+		if (s[i] >= '0' && s[i] <= '9')
+			v = s[i] - '0';
+		else if (s[i] >= 'a' && s[i] <= 'f')
+			v = s[i] - 'a' + 10;
+		else if (s[i] >= 'A' && s[i] <= 'F')
+			v = s[i] - 'A' + 10;
+		else
+			return -1;
+		if (n % 2 == 0)
+			out[n / 2] = (unsigned char)(v << 4);
+		else
+			out[n / 2] |= (unsigned char)v;
+		n++;
+	}
+	return 0;
+}

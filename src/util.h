@@ -69,6 +69,9 @@ int util_parse_size(const char *s, uint64_t *out);
 int util_parse_percent(const char *s, double *out);
 /* Whole decimal number with optional sign, range checked. */
 int util_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
+/* A UUID "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" (36 characters, either
+ * case) into its 16 bytes. 0, or -1 when s is not one. */
+int util_uuid_parse(const char *s, unsigned char out[16]);
 
 /* Format back the way people write them ("5m", "1GiB", "60%"). Caller frees. */
 char *util_format_duration(int64_t ms);

@@ -216,6 +216,31 @@ test_err_prefix(void **state)
 	assert_string_equal(err_msg(), "unknown error");
 }
 
+static void
+test_uuid_parse(void **state)
+{
+	static const unsigned char want[16] = {
+		0x82, 0x5c, 0xb7, 0x2c, 0x59, 0xc2, 0x4e, 0xae,
+		0x9b, 0x01, 0x84, 0x52, 0xac, 0x59, 0x4c, 0x3f};
+	static const char *const bad[] = {
+		"", "825cb72c", "825cb72c59c24eae9b018452ac594c3f",
+		"825cb72c-59c2-4eae-9b01-8452ac594c3", /* 35 */
+		"825cb72c-59c2-4eae-9b01-8452ac594c3ff", /* 37 */
+		"825cb72c-59c2-4eae-9b01+8452ac594c3f",
+		"825cb72c-59c2-4eae-9b0g-8452ac594c3f",
+		"825cb72c559c2-4eae-9b01-8452ac594c3f",
+	};
+	unsigned char out[16];
+
+	(void)state;
+	assert_int_equal(util_uuid_parse("825cb72c-59c2-4eae-9b01-8452ac594c3f", out), 0);
+	assert_memory_equal(out, want, 16);
+	assert_int_equal(util_uuid_parse("825CB72C-59C2-4EAE-9B01-8452AC594C3F", out), 0);
+	assert_memory_equal(out, want, 16);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(util_uuid_parse(bad[i], out), -1);
+}
+
 int
 main(void)
 {
@@ -229,6 +254,7 @@ main(void)
 		cmocka_unit_test(test_secret_equal),
 		cmocka_unit_test(test_read_file),
 		cmocka_unit_test(test_err_prefix),
+		cmocka_unit_test(test_uuid_parse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
