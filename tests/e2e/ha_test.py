@@ -29,8 +29,17 @@ only the leader listens, so check-ins find it.
    would) while A, restarted, is standby. The lease's own thread renews
    it meanwhile: the lease row keeps B's holder and epoch and its expiry
    moves on, A stays standby, B is still running and leading afterwards
-   and a scale to 2 through B's API is carried out. Then B stops cleanly
-   and A takes over (and stops).
+   and a scale to 2 through B's API is carried out.
+4c. The same with a real half-dead host: the daemons reach libvirtd
+   through a UNIX-socket relay of the test; paused, it still accepts
+   connections but passes no byte, like a host that accepts the
+   connection but does not answer. B's loop blocks in a call to it (its
+   va_ticks_total in /metrics, rendered by the loop, stands still) for
+   2 x lease; the lease stays B's, A stays standby. Then the relay drops
+   the hung connections, the call fails, B's loop ticks again, B
+   reconnects and a scale to 1 is carried out. (Left alone, the call
+   outlasts libvirt's keepalive: still blocked after 2 minutes here.) Then B
+   stops cleanly and A takes over (and stops).
 5. The solo rule: without HA, a second daemon on the same state exits
    non-zero naming the lease holder.
 After each phase the store (admin API) and libvirt (virsh) must agree.
@@ -46,6 +55,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import urllib.request
 import time
 
 sys.dont_write_bytecode = True
@@ -104,6 +115,94 @@ def wait_log(daemon, pattern, timeout):
     raise Fail("%s: no log line matching %r within %d s" % (daemon.logpath, pattern, timeout))
 
 
+class HalfDeadHost:
+    """A UNIX socket relaying to libvirtd's. Paused, it still accepts
+    connections but passes no byte either way: a host that accepts the
+    connection but does not answer. Connections open at the pause stay
+    dead after resume(); those accepted meanwhile then carry on."""
+
+    def __init__(self, path, target):
+        self.target = target
+        self.go = threading.Event()
+        self.go.set()
+        self.gen = 0
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.bind(path)
+        self.sock.listen(64)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c, self.gen), daemon=True).start()
+
+    def _serve(self, c, gen):
+        u = socket.socket(socket.AF_UNIX)
+        try:
+            u.connect(self.target)
+        except OSError:
+            c.close()
+            return
+
+        def pipe(a, b):
+            try:
+                while True:
+                    data = a.recv(65536)
+                    self.go.wait()
+                    if not data or gen != self.gen:
+                        break
+                    b.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for x in (a, b):
+                    try:
+                        x.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        threading.Thread(target=pipe, args=(u, c), daemon=True).start()
+        pipe(c, u)
+        c.close()
+        u.close()
+
+    def pause(self):
+        self.go.clear()
+        self.gen += 1
+
+    def resume(self):
+        self.go.set()
+
+    def close(self):
+        self.go.set()
+        self.sock.close()
+
+
+def relayed_uri(uri, path):
+    """(URI through the relay at path, libvirtd's socket), or None for a
+    URI that is not a local libvirtd."""
+    m = re.match(r"^(\w+)(?:\+unix)?://(/\w*)\?socket=([^&]+)$", uri)
+    if m:
+        return "%s+unix://%s?socket=%s" % (m.group(1), m.group(2), path), m.group(3)
+    if uri == "qemu:///system":
+        return "qemu+unix:///system?socket=" + path, "/run/libvirt/libvirt-sock"
+    return None
+
+
+def ticks(api):
+    """va_ticks_total from the daemon's /metrics (rendered by its loop)."""
+    req = urllib.request.Request(api.base + "/metrics",
+                                 headers={"Authorization": "Bearer " + api.token})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        m = re.search(r"^va_ticks_total (\d+)", r.read().decode(), re.M)
+    if not m:
+        raise Fail("no va_ticks_total in /metrics")
+    return int(m.group(1))
+
+
 def lease_row(state, password_file):
     """(holder, epoch, expires_ms) of the 'leader' lease, read with the
     mariadb client (not through a daemon)."""
@@ -160,12 +259,20 @@ def main():
     # guests check in through one address that reaches whichever daemon leads
     public_port = free_port()
     fwd = Forwarder(public_port, [ports["a"], ports["b"]])
+    # the daemons reach the host through a relay the test can pause
+    hd, daemon_uri = None, uri
+    relay = relayed_uri(uri, os.path.join(work, "libvirt-relay.sock"))
+    if relay:
+        daemon_uri = relay[0]
+        hd = HalfDeadHost(os.path.join(work, "libvirt-relay.sock"), relay[1])
+    else:
+        log("%s cannot be relayed: the half-dead host phase is skipped" % uri)
     for node in ("a", "b", "solo1", "solo2"):
         port = ports[node]
         cfg = os.path.join(work, "%s.yaml" % node)
         ha = ("  ha: { enabled: true, lease: %ds, node_id: node-%s }\n" % (LEASE_S, node)
               if node in ("a", "b") else "")
-        tiny_config(cfg, port=port, state=state, uri=uri, pool=pool, group=group,
+        tiny_config(cfg, port=port, state=state, uri=daemon_uri, pool=pool, group=group,
                     base=base, kernel=env["VA_TEST_TINY_KERNEL"],
                     initrd=env["VA_TEST_TINY_INITRD"], state_password=password_file,
                     interval="%ds" % TICK_S, min_size=1, max_size=4, daemon_extra=ha,
@@ -324,10 +431,63 @@ def main():
             "epoch %d unchanged, A stayed standby; a scale to 2 through B worked"
             % (stalled_ms / 1000.0, LEASE_S, renewals, (max(expires) - expires0) / 1000.0,
                len(expires), epoch))
+        final = 2
+
+        # 4c. a half-dead host blocks B's loop past the lease
+        if hd:
+            last, t_last, gap = ticks(apis["b"]), time.time(), 0.0
+            hd.pause()
+            t_pause = time.time()
+            expires = [lease_row(state, password_file)[2]]
+            resumed = None
+            try:
+                # until B's loop has stood still for 2 x lease; then the
+                # host answers again, which ends the blocked call, and the
+                # loop must tick again
+                while True:
+                    now = time.time()
+                    if now - t_pause > 90:
+                        raise Fail("B's loop: longest stand-still %.1f s; no tick for the last "
+                                   "%.1f s (host paused %.1f s ago%s)"
+                                   % (gap, now - t_last, now - t_pause,
+                                      ", resumed %.1f s ago" % (now - resumed) if resumed else ""))
+                    n = ticks(apis["b"])
+                    now = time.time()
+                    gap = max(gap, now - t_last)
+                    if n != last:
+                        if resumed:
+                            break
+                        last, t_last = n, now
+                    if not resumed and gap > 2 * LEASE_S:
+                        hd.resume()
+                        resumed = now
+                    h, e, x = lease_row(state, password_file)
+                    if (h, e) != (holder, epoch):
+                        raise Fail("while B's host hung the lease moved from %s epoch %d to %s "
+                                   "epoch %d" % (holder, epoch, h, e))
+                    expires.append(x)
+                    if not a.running() or not b.running():
+                        raise Fail("while B's host hung a daemon exited: A %s, B %s"
+                                   % (a.proc.returncode, b.proc.returncode))
+                    time.sleep(0.5)
+            finally:
+                hd.resume()
+            if re.search(r"holding the lease as node-a", this_run(a)):
+                raise Fail("A took the lease while B's loop was blocked by its host")
+            apis["b"].set_desired(group, 1)
+            wait_consistent(apis["b"], uri, pool, group, 1, 120)
+            final = 1
+            log("half-dead host: B's loop stood still for %.1f s (lease %d s), blocked in a "
+                "call to the host; the lease stayed B's (epoch %d, its expiry moved %.1f s "
+                "meanwhile), A stayed standby; the host back, a scale to 1 through B worked"
+                % (gap, LEASE_S, epoch, (max(expires) - expires[0]) / 1000.0))
+        if "the lease expired" in this_run(b):
+            raise Fail("B's lease expired at some point:\n%s" % b.tail(30))
+
         if b.stop() != 0:
             raise Fail("B did not stop cleanly")
         takeover(a, apis["a"], "B stopped by SIGTERM")
-        wait_consistent(apis["a"], uri, pool, group, 2, 60)
+        wait_consistent(apis["a"], uri, pool, group, final, 60)
         if a.stop() != 0:
             raise Fail("A did not stop cleanly")
 
@@ -346,7 +506,7 @@ def main():
             raise Fail("the refusal does not name the holder %s:\n%s" % (holder, msg))
         log("solo: a second daemon refused to start (exit %d): %s"
             % (rc2, msg.strip().splitlines()[-1][:200]))
-        wait_consistent(apis["solo1"], uri, pool, group, 2, 60)
+        wait_consistent(apis["solo1"], uri, pool, group, final, 60)
         if s1.stop() != 0:
             raise Fail("the solo daemon did not stop cleanly")
         rc = 0
@@ -358,6 +518,8 @@ def main():
                 print(d.tail(40))
     finally:
         fwd.close()
+        if hd:
+            hd.close()
         for d in daemons.values():
             if d.proc and d.proc.poll() is None:
                 d.proc.send_signal(signal.SIGCONT)
