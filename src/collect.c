@@ -380,47 +380,26 @@ collect_parse_stats(const virTypedParameter *params, int nparams,
 
 /* ---- the per-host cache --------------------------------------------------- */
 
-/*
- * Cache entries live in slabs of CACHE_SLAB, their strings inline when they
- * fit (ours always do: names are at most 63 bytes), and are recycled
- * through a free list. The first round reads every domain's XML: were the
- * entries and their strings malloc'ed one by one among the XML documents
- * and parse trees, each would pin a page of that garbage (~5 KiB resident
- * per domain in the collector thread's arena, measured); packed in slabs,
- * the garbage is handed back whole by malloc_trim.
- */
-#define CACHE_SLAB 64
-#define CENTRY_STRS 176
-
 struct centry {
-	struct centry *next; /* hash chain, or the free list */
+	struct centry *next;
 	unsigned char uuid[VIR_UUID_BUFLEN];
 	bool stale;          /* re-read the XML next time */
 	bool ours;
 	bool period_set;     /* we set its stats period */
 	bool told_no_balloon;
-	bool strs_heap;      /* name, group, id malloc'ed (too long for strs) */
 	unsigned no_balloon; /* consecutive samples without balloon stats */
 	unsigned long seen;  /* round it was last seen in */
-	const char *name, *group, *id; /* group, id: NULL unless ours */
+	char *name, *group, *id;
 	uint64_t generation;
 	unsigned vcpus;
 	uint64_t mem_kib;
 	bool have_prev;
 	struct rates_sample prev;
-	char strs[CENTRY_STRS];
-};
-
-struct cslab {
-	struct cslab *next;
-	struct centry e[CACHE_SLAB];
 };
 
 struct cache {
 	struct centry **b;
 	size_t n_b, count;
-	struct cslab *slabs;
-	struct centry *free;
 };
 
 static size_t
@@ -436,72 +415,12 @@ uuid_hash(const unsigned char *u)
 }
 
 static void
-centry_strs_release(struct centry *e)
+centry_free(struct centry *e)
 {
-	if (e->strs_heap) {
-		free((char *)e->name);
-		free((char *)e->group);
-		free((char *)e->id);
-	}
-	e->name = e->group = e->id = NULL;
-	e->strs_heap = false;
-}
-
-/* Set the entry's strings (group and id may be NULL). */
-static void
-centry_set_strs(struct centry *e, const char *name, const char *group,
-		const char *id)
-{
-	size_t ln = strlen(name) + 1;
-	size_t lg = group ? strlen(group) + 1 : 0;
-	size_t li = id ? strlen(id) + 1 : 0;
-
-	centry_strs_release(e);
-	if (ln + lg + li <= sizeof(e->strs)) {
-		char *p = e->strs;
-
-		e->name = memcpy(p, name, ln);
-		p += ln;
-		e->group = group ? memcpy(p, group, lg) : NULL;
-		p += lg;
-		e->id = id ? memcpy(p, id, li) : NULL;
-	} else {
-		e->strs_heap = true;
-		e->name = xstrdup(name);
-		e->group = group ? xstrdup(group) : NULL;
-		e->id = id ? xstrdup(id) : NULL;
-	}
-}
-
-/* Back to the free list (the entry must be unlinked from its chain). */
-static void
-centry_free(struct cache *c, struct centry *e)
-{
-	centry_strs_release(e);
-	memset(e, 0, sizeof(*e));
-	e->next = c->free;
-	c->free = e;
-}
-
-static struct centry *
-centry_alloc(struct cache *c)
-{
-	struct centry *e;
-
-	if (!c->free) {
-		struct cslab *sl = xcalloc(1, sizeof(*sl));
-
-		sl->next = c->slabs;
-		c->slabs = sl;
-		for (int i = CACHE_SLAB - 1; i >= 0; i--) {
-			sl->e[i].next = c->free;
-			c->free = &sl->e[i];
-		}
-	}
-	e = c->free;
-	c->free = e->next;
-	e->next = NULL;
-	return e;
+	free(e->name);
+	free(e->group);
+	free(e->id);
+	free(e);
 }
 
 static struct centry **
@@ -525,7 +444,7 @@ cache_get(struct cache *c, const unsigned char *uuid)
 	struct centry **p = cache_slot(c, uuid);
 
 	if (!*p) {
-		*p = centry_alloc(c);
+		*p = xcalloc(1, sizeof(**p));
 		memcpy((*p)->uuid, uuid, VIR_UUID_BUFLEN);
 		(*p)->stale = true;
 		if (++c->count > c->n_b) {
@@ -558,14 +477,8 @@ cache_release(struct cache *c)
 
 		for (; e; e = next) {
 			next = e->next;
-			centry_strs_release(e);
+			centry_free(e);
 		}
-	}
-	while (c->slabs) {
-		struct cslab *next = c->slabs->next;
-
-		free(c->slabs);
-		c->slabs = next;
 	}
 	free(c->b);
 	memset(c, 0, sizeof(*c));
@@ -817,27 +730,32 @@ refresh_facts(struct chost *ch, struct centry *e, virDomainPtr dom,
 	if (why)
 		log_warn("%s: domain %s: %s; not collected", host_name(ch->h),
 			 name, why);
-	if (!name)
-		name = "";
+	free(e->name);
+	free(e->group);
+	free(e->id);
+	e->name = xstrdup(name ? name : "");
 	if (f.ours && f.owner && ch->c->owner &&
 	    strcmp(f.owner, ch->c->owner) != 0) {
 		/* reconcile.c reports it (once, at info) */
 		log_debug("%s: domain %s belongs to another installation "
-			  "(owner %s); not collected", host_name(ch->h), name,
+			  "(owner %s); not collected", host_name(ch->h), e->name,
 			  f.owner);
 		f.ours = false;
+		free(f.group);
+		free(f.id);
+		f.group = f.id = NULL;
 	}
 	e->ours = f.ours;
-	if (e->ours)
-		centry_set_strs(e, name, f.group, f.id);
-	else if (ch->c->name_prefix &&
-		 strncmp(name, ch->c->name_prefix, strlen(ch->c->name_prefix)) == 0) {
-		e->ours = true;
-		centry_set_strs(e, name, "bench", name);
-	} else {
-		centry_set_strs(e, name, NULL, NULL);
-	}
+	e->group = f.group;
+	e->id = f.id;
+	f.group = f.id = NULL;
 	e->generation = f.generation;
+	if (!e->ours && ch->c->name_prefix &&
+	    strncmp(e->name, ch->c->name_prefix, strlen(ch->c->name_prefix)) == 0) {
+		e->ours = true;
+		e->group = xstrdup("bench");
+		e->id = xstrdup(e->name);
+	}
 	e->vcpus = f.vcpus;
 	e->mem_kib = f.mem_kib;
 	e->stale = false;
@@ -1058,7 +976,7 @@ sweep(struct chost *ch, struct result *r)
 				result_gone(r, e->uuid);
 			*p = e->next;
 			ch->cache.count--;
-			centry_free(&ch->cache, e);
+			centry_free(e);
 		}
 	}
 }
