@@ -36,6 +36,8 @@ LOG_TAG("daemon");
 
 #define RECONCILE_PERIOD_MS 30000
 #define HOUSEKEEPING_PERIOD_MS (60 * 60 * 1000)
+/* HA: a loop silent this long (or 4 leases) lets the lease go (lease.h) */
+#define LOOP_STALL_LIMIT_MS 60000
 #define SOLO_LEASE_MS 20000
 #define WORKER_THREADS 4
 
@@ -379,6 +381,11 @@ lease_take(struct daemon *d, bool *standby)
 	lo.ttl_ms = ttl;
 	lo.valid_until_ms = sent + ttl;
 	lo.give_up_at_expiry = ha->enabled;
+	/* With a standby to take over, a loop blocked for good (a libvirt
+	 * call that never returns) must not keep the lease alive forever. */
+	if (ha->enabled)
+		lo.stall_limit_ms = 4 * ttl > LOOP_STALL_LIMIT_MS ? 4 * ttl
+								: LOOP_STALL_LIMIT_MS;
 	d->lease = lease_start(d->store_lease, &lo);
 	d->store_lease = NULL; /* the lease's (closed) even on failure */
 	if (!d->lease) {
@@ -784,6 +791,7 @@ daemon_loop(struct daemon *d)
 		struct timespec ts;
 		int sig;
 
+		lease_loop_alive(d->lease, now);
 		if (lease_check(d) < 0)
 			break;
 		for (unsigned i = 0; i < d->n_hosts; i++)

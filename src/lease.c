@@ -24,6 +24,7 @@ struct lease {
 	int64_t epoch;
 	int64_t ttl_ms;
 	bool give_up;
+	int64_t stall_limit_ms;
 	pthread_t thread;
 
 	pthread_mutex_t mu;
@@ -32,6 +33,8 @@ struct lease {
 	bool lost;                     /* mu */
 	int64_t valid_until_ms;        /* mu; 0 once lost */
 	uint64_t renewals;             /* mu */
+	int64_t loop_alive_ms;         /* mu: the loop's last report */
+	bool letting_go;               /* mu: not renewed: the loop stalled */
 };
 
 /* Sleep on the condition until monotonic time until_ms or a stop. */
@@ -76,6 +79,19 @@ lease_main(void *arg)
 		wait_until(l, next);
 		if (l->stop)
 			break;
+		if (l->stall_limit_ms > 0 &&
+		    util_now_ms() - l->loop_alive_ms > l->stall_limit_ms) {
+			if (!l->letting_go)
+				log_error("the main loop has not run for %" PRId64 " s (a call that does not return?): no longer renewing the lease, so that a standby takes over",
+					  (util_now_ms() - l->loop_alive_ms) / 1000);
+			l->letting_go = true;
+			if (util_now_ms() >= l->valid_until_ms) {
+				mark_lost(l);
+				break;
+			}
+			next = l->valid_until_ms;
+			continue;
+		}
 		pthread_mutex_unlock(&l->mu);
 		sent = util_now_ms();
 		rc = store_lease_renew(l->s, l->name, l->holder, l->epoch,
@@ -130,6 +146,8 @@ lease_start(struct store *s, const struct lease_opts *o)
 	l->ttl_ms = o->ttl_ms;
 	l->give_up = o->give_up_at_expiry;
 	l->valid_until_ms = o->valid_until_ms;
+	l->stall_limit_ms = o->stall_limit_ms;
+	l->loop_alive_ms = util_now_ms();
 	pthread_mutex_init(&l->mu, NULL);
 	/* wait_until() counts on CLOCK_MONOTONIC, util_now_ms()'s clock */
 	pthread_condattr_init(&ca);
@@ -167,6 +185,15 @@ lease_status(struct lease *l, int64_t now_ms, int64_t *valid_until_ms)
 		*valid_until_ms = l->valid_until_ms;
 	pthread_mutex_unlock(&l->mu);
 	return st;
+}
+
+void
+lease_loop_alive(struct lease *l, int64_t now_ms)
+{
+	pthread_mutex_lock(&l->mu);
+	if (now_ms > l->loop_alive_ms)
+		l->loop_alive_ms = now_ms;
+	pthread_mutex_unlock(&l->mu);
 }
 
 uint64_t

@@ -22,6 +22,12 @@
  * lease is lost once "valid until" passes without a successful renewal,
  * without it (a single daemon) the thread retries for as long as it runs.
  *
+ * The thread proves that the process is alive, not that its loop is: with
+ * stall_limit_ms, a loop that has not reported in (lease_loop_alive) for
+ * that long is taken as blocked for good and the lease is let go, so that
+ * a standby takes over instead of waiting behind a leader that no longer
+ * acts.
+ *
  * Threads: lease_start/lease_stop from one thread (the main one);
  * lease_status from any.
  */
@@ -43,6 +49,14 @@ struct lease_opts {
 	/* monotonic ms: when the acquisition was sent, plus ttl_ms */
 	int64_t valid_until_ms;
 	bool give_up_at_expiry;   /* HA: failing renewals lose it at expiry */
+	/*
+	 * > 0: stop renewing once the loop has not called lease_loop_alive()
+	 * for this long (a step blocked for good, e.g. on a libvirt host that
+	 * never answers), so that the standby takes over when the lease runs
+	 * out; the loop, should it come back, then finds the lease lost.
+	 * 0: renew for as long as the thread runs (a single daemon).
+	 */
+	int64_t stall_limit_ms;
 };
 
 enum lease_status {
@@ -64,6 +78,8 @@ struct lease *lease_start(struct store *s, const struct lease_opts *o);
  */
 enum lease_status lease_status(struct lease *l, int64_t now_ms,
 			       int64_t *valid_until_ms);
+/* The main loop is alive at monotonic time now_ms (once per iteration). */
+void lease_loop_alive(struct lease *l, int64_t now_ms);
 /* Successful renewals so far (for logs and tests). */
 uint64_t lease_renewals(struct lease *l);
 /*

@@ -9,6 +9,8 @@
  *     with give_up_at_expiry the lease is LOST once "valid until" passes;
  *     without, it is EXPIRED (do not act) and HELD again once the
  *     database answers
+ *   - with a stall limit, a loop that stops calling lease_loop_alive()
+ *     lets the lease run out (LOST; another holder acquires it plainly)
  *   - lease_stop(release) gives the lease up (another holder acquires it
  *     at once), lease_stop(no release) leaves it held
  * Waits poll a condition with a generous deadline; nothing asserts on how
@@ -188,6 +190,48 @@ test_renews_alone(void **state)
 	store_lease_release_info(&after);
 }
 
+/*
+ * A stall limit: while the loop reports in, the lease stays held past the
+ * limit; once it stops reporting, the thread lets the lease run out: LOST,
+ * and another holder acquires it without a take-over.
+ */
+static void
+test_loop_stalls(void **state)
+{
+	struct fixture *f = *state;
+	struct lease_opts o = {
+		.name = STORE_LEASE_LEADER,
+		.holder = HOLDER,
+		.epoch = f->epoch,
+		.ttl_ms = TTL_MS,
+		.valid_until_ms = f->sent + TTL_MS,
+		.give_up_at_expiry = true,
+		.stall_limit_ms = 4 * TTL_MS,
+	};
+	struct lease *l = lease_start(open_ok(f), &o);
+	struct store *other = open_ok(f);
+	int64_t t0 = util_now_ms(), e = 0;
+
+	if (!l)
+		fail_msg("lease_start: %s", err_msg());
+	/* an alive loop: three stall limits' worth of renewals */
+	while (util_now_ms() - t0 < 3 * o.stall_limit_ms) {
+		lease_loop_alive(l, util_now_ms());
+		assert_int_not_equal(lease_status(l, util_now_ms(), NULL),
+				     LEASE_LOST);
+		usleep(50000);
+	}
+	assert_true(lease_renewals(l) >= 3);
+	/* the loop goes silent */
+	wait_status(l, LEASE_LOST);
+	assert_int_equal(store_lease_acquire(other, STORE_LEASE_LEADER,
+					     "other:2", TTL_MS, &e),
+			 STORE_OK);
+	assert_true(e > f->epoch);
+	lease_stop(l, true);
+	store_close(other);
+}
+
 /* Another holder takes over: LOST, and lease_stop leaves its lease be. */
 static void
 test_taken_over(void **state)
@@ -300,6 +344,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_renews_alone, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_loop_stalls, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_taken_over, setup,
 						teardown),
