@@ -136,8 +136,10 @@ struct link {
 	int refs;
 	bool done;
 	char *uri;
-	virConnectPtr conn;
-	bool close_cb;        /* close callback registered */
+	virConnectPtr conn;   /* shared: host_conn() */
+	virConnectPtr own;    /* the owner thread's: host_conn_own() */
+	bool close_cb;        /* close callback registered on conn */
+	bool own_close_cb;    /* ... on own */
 	int lifecycle_id;     /* -1: not registered */
 	struct host *host;    /* guarded by cb_lock */
 	char err[512];
@@ -160,6 +162,11 @@ link_unref(struct link *a)
 			virConnectUnregisterCloseCallback(a->conn, on_close);
 		virConnectClose(a->conn);
 	}
+	if (a->own) {
+		if (a->own_close_cb)
+			virConnectUnregisterCloseCallback(a->own, on_close);
+		virConnectClose(a->own);
+	}
 	pthread_mutex_destroy(&a->lock);
 	free(a->uri);
 	free(a);
@@ -175,39 +182,56 @@ link_detach(struct link *a)
 	pthread_mutex_unlock(&cb_lock);
 }
 
+/*
+ * Open one connection with keepalive and the close callback. Keepalive
+ * fails for drivers without it (local ones): fine.
+ */
+static virConnectPtr
+open_conn(struct link *a, bool *close_cb, char *err, size_t err_size)
+{
+	virConnectPtr conn = virConnectOpen(a->uri);
+
+	*close_cb = false;
+	if (!conn) {
+		snprintf(err, err_size, "%s", virGetLastErrorMessage());
+		return NULL;
+	}
+	if (virConnectSetKeepAlive(conn, KEEPALIVE_INTERVAL_S,
+				   KEEPALIVE_COUNT) < 0)
+		log_debug("%s: no keepalive: %s", a->uri,
+			  virGetLastErrorMessage());
+	*close_cb = virConnectRegisterCloseCallback(conn, on_close, a,
+						    NULL) == 0;
+	if (!*close_cb)
+		log_debug("%s: no close callback: %s", a->uri,
+			  virGetLastErrorMessage());
+	return conn;
+}
+
 static void *
 attempt_main(void *arg)
 {
 	struct link *a = arg;
-	virConnectPtr conn;
-	bool close_cb = false;
+	virConnectPtr conn, own = NULL;
+	bool close_cb = false, own_close_cb = false;
 	int id = -1;
 	char err[512] = "";
 
-	conn = virConnectOpen(a->uri);
+	conn = open_conn(a, &close_cb, err, sizeof(err));
 	if (conn) {
-		/* Fails for drivers without keepalive (local ones): fine. */
-		if (virConnectSetKeepAlive(conn, KEEPALIVE_INTERVAL_S,
-					   KEEPALIVE_COUNT) < 0)
-			log_debug("%s: no keepalive: %s", a->uri,
-				  virGetLastErrorMessage());
-		close_cb = virConnectRegisterCloseCallback(conn, on_close, a,
-							   NULL) == 0;
-		if (!close_cb)
-			log_debug("%s: no close callback: %s", a->uri,
-				  virGetLastErrorMessage());
 		id = virConnectDomainEventRegisterAny(
 			conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
 			VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), a, NULL);
 		if (id < 0)
 			log_warn("%s: cannot register for domain lifecycle "
 				 "events: %s", a->uri, virGetLastErrorMessage());
-	} else {
-		snprintf(err, sizeof(err), "%s", virGetLastErrorMessage());
+		own = open_conn(a, &own_close_cb, err, sizeof(err));
 	}
 	pthread_mutex_lock(&a->lock);
 	a->conn = conn;
+	a->own = own;
 	a->close_cb = close_cb;
+	a->own_close_cb = own_close_cb;
 	a->lifecycle_id = id;
 	memcpy(a->err, err, sizeof(err));
 	a->done = true;
@@ -226,7 +250,8 @@ struct host {
 				 libvirt calls (on_close takes it from inside
 				 libvirt) */
 	virConnectPtr conn;   /* NULL while down */
-	bool closed;          /* the close callback fired for conn */
+	virConnectPtr own;    /* the owner thread's; set and cleared with conn */
+	bool closed;          /* the close callback fired for conn or own */
 	struct link *link;    /* of conn */
 	struct link *attempt; /* in flight */
 	bool attempt_due_now;
@@ -285,7 +310,7 @@ on_close(virConnectPtr conn, int reason, void *opaque)
 	h = a->host;
 	if (h) {
 		pthread_mutex_lock(&h->lock);
-		if (h->conn == conn)
+		if (conn && (h->conn == conn || h->own == conn))
 			h->closed = true;
 		pthread_mutex_unlock(&h->lock);
 		log_debug("%s: connection closed (reason %d)", h->name, reason);
@@ -338,18 +363,49 @@ take_conn_locked(struct host *h)
 	if (h->conn)
 		h->counters.disconnects++;
 	h->conn = NULL;
+	h->own = NULL;
 	h->closed = false;
 	h->link = NULL;
 	return a;
 }
 
+static void *
+unref_main(void *arg)
+{
+	link_unref(arg);
+	return NULL;
+}
+
+/*
+ * The host's reference goes. Dropping the last one deregisters the
+ * callbacks and closes the connections, which are calls to the remote
+ * side: on a half-dead host they block like any other, and on the shared
+ * connection they wait behind other threads' calls (see host.h), possibly
+ * for good. So a link with connections is let go in a thread of its own,
+ * and the owner thread never waits for it.
+ */
 static void
 drop_link(struct link *a)
 {
+	pthread_attr_t attr;
+	pthread_t t;
+	bool has_conn;
+
 	if (!a)
 		return;
 	link_detach(a);
-	link_unref(a);
+	pthread_mutex_lock(&a->lock);
+	has_conn = a->conn || a->own;
+	pthread_mutex_unlock(&a->lock);
+	if (!has_conn) {
+		link_unref(a);
+		return;
+	}
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, unref_main, a) != 0)
+		link_unref(a);
+	pthread_attr_destroy(&attr);
 }
 
 static void
@@ -363,15 +419,16 @@ schedule_retry_locked(struct host *h, int64_t now_ms)
 
 /* Publish a fresh connection (no call to the remote side). */
 static void
-adopt(struct host *h, struct link *a, virConnectPtr conn)
+adopt(struct host *h, struct link *a, virConnectPtr conn, virConnectPtr own)
 {
 	/* It may have died before its close callback could tell. Asked
 	 * without h->lock: libvirt may run on_close (which takes it) while
 	 * holding the driver lock that virConnectIsAlive() wants. */
-	bool dead = virConnectIsAlive(conn) != 1;
+	bool dead = virConnectIsAlive(conn) != 1 || virConnectIsAlive(own) != 1;
 
 	pthread_mutex_lock(&h->lock);
 	h->conn = conn;
+	h->own = own;
 	h->link = a;
 	h->closed = dead;
 	h->backoff_ms = BACKOFF_FIRST_MS;
@@ -416,7 +473,7 @@ bool
 host_tick(struct host *h, int64_t now_ms)
 {
 	struct link *dead = NULL, *finished = NULL;
-	virConnectPtr fresh = NULL;
+	virConnectPtr fresh = NULL, fresh_own = NULL;
 	bool up;
 
 	if (!ev_running && host_events_start() < 0)
@@ -434,6 +491,9 @@ host_tick(struct host *h, int64_t now_ms)
 		if (h->attempt->done) {
 			finished = h->attempt;
 			fresh = finished->conn;
+			fresh_own = finished->own;
+			if (!fresh_own)
+				fresh = NULL; /* the link closes conn */
 			if (!fresh)
 				snprintf(h->last_err, sizeof(h->last_err),
 					 "%s", finished->err);
@@ -457,7 +517,8 @@ host_tick(struct host *h, int64_t now_ms)
 	}
 	if (finished) {
 		if (fresh) {
-			adopt(h, finished, fresh); /* the host keeps its reference */
+			/* the host keeps its reference */
+			adopt(h, finished, fresh, fresh_own);
 		} else {
 			log_complain(&h->complain, LOG_LEVEL_ERROR, log_tag,
 				     "%s: cannot connect to %s: %s", h->name,
@@ -521,18 +582,30 @@ host_disconnect(struct host *h)
 	drop_link(a);
 }
 
-virConnectPtr
-host_conn(struct host *h)
+static virConnectPtr
+conn_ref(struct host *h, bool own)
 {
 	virConnectPtr conn = NULL;
 
 	pthread_mutex_lock(&h->lock);
 	if (h->conn && !h->closed) {
-		conn = h->conn;
+		conn = own ? h->own : h->conn;
 		virConnectRef(conn);
 	}
 	pthread_mutex_unlock(&h->lock);
 	return conn;
+}
+
+virConnectPtr
+host_conn(struct host *h)
+{
+	return conn_ref(h, false);
+}
+
+virConnectPtr
+host_conn_own(struct host *h)
+{
+	return conn_ref(h, true);
 }
 
 bool
@@ -549,12 +622,13 @@ host_is_up(struct host *h)
 bool
 host_check_alive(struct host *h)
 {
-	virConnectPtr conn = host_conn(h);
+	virConnectPtr conn = host_conn(h), own = host_conn_own(h);
 	bool marked = false;
 
-	if (!conn)
-		return false;
-	if (virConnectIsAlive(conn) != 1) {
+	if (!conn || !own)
+		goto cleanup;
+	/* Either dead: both go, and the next attempt opens both again. */
+	if (virConnectIsAlive(conn) != 1 || virConnectIsAlive(own) != 1) {
 		pthread_mutex_lock(&h->lock);
 		if (h->conn == conn && !h->closed) {
 			h->closed = true;
@@ -562,7 +636,11 @@ host_check_alive(struct host *h)
 		}
 		pthread_mutex_unlock(&h->lock);
 	}
-	virConnectClose(conn);
+cleanup:
+	if (conn)
+		virConnectClose(conn);
+	if (own)
+		virConnectClose(own);
 	return marked;
 }
 

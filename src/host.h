@@ -3,7 +3,7 @@
  *
  * A host is a name and a libvirt URI (qemu:///system, qemu+ssh://...,
  * qemu+tls://..., test:///default: the same code for all). The module
- * keeps the connection open, detects a dead connection (keepalive and
+ * keeps the connection (two, see below) open, detects a dead connection (keepalive and
  * the close callback), and reconnects with exponential backoff (1 s
  * doubling to 60 s), driven by the caller's tick.
  *
@@ -17,9 +17,21 @@
  * thread busy and delays nobody else. An attempt still running when the
  * host is freed is abandoned: its thread closes what it opened and exits.
  * Operations on an open connection (stats calls, provisioning) can still
- * block while a peer silently dies; keepalive (5 s interval, 3 missed
- * replies) bounds that to about 20 s, and callers that must not wait even
- * that long run per-host work in a thread of their own (collect.c does).
+ * block while a peer silently dies. Keepalive (5 s interval, 3 missed
+ * replies) bounds that to about 20 s, but only for the call that is
+ * doing the connection's I/O: libvirt's RPC client lets one thread at a
+ * time poll a connection, and a call made meanwhile from another thread
+ * waits behind it. When keepalive ends the first call, the waiting one
+ * inherits the connection and, in libvirt 9.0, polls it with no timeout
+ * and no keepalive: it blocks until the socket closes or a byte arrives,
+ * which from a half-dead host may be never (measured: > 2 minutes while
+ * the first call failed after 19 s). So each host has two connections,
+ * opened, kept alive, watched and reconnected together: host_conn(),
+ * shared by any number of threads (collector, provisioning workers), and
+ * host_conn_own(), on which only the owner thread (the daemon's loop)
+ * makes calls, one at a time, so that its calls are always the ones
+ * keepalive bounds. Callers that must not wait even that long run
+ * per-host work in a thread of their own (collect.c does).
  *
  * Connection errors are logged once, then rate-limited (log_complain);
  * the recovery is logged once.
@@ -92,6 +104,15 @@ void host_disconnect(struct host *h);
  * valid after a reconnect replaced it, but calls on it then fail.
  */
 virConnectPtr host_conn(struct host *h);
+
+/*
+ * Like host_conn(), but the owner thread's own connection to the host:
+ * only the thread that calls host_tick() may make calls on it (never
+ * hand it to another thread), so no call on it waits behind another
+ * thread's, and keepalive bounds each to about 20 s on a host that stops
+ * answering (see above). Same host, same lifetime as host_conn().
+ */
+virConnectPtr host_conn_own(struct host *h);
 
 bool host_is_up(struct host *h);
 

@@ -92,7 +92,7 @@ remove_now(struct daemon *d, const char *host, const char *domain,
 		err_set("host %s is not configured", host);
 		return -1;
 	}
-	conn = host_conn(dh->h);
+	conn = host_conn_own(dh->h);
 	if (!conn) {
 		err_set("host %s is not connected", host);
 		return -1;
@@ -351,7 +351,7 @@ note_foreign(struct dhost *dh, virDomainPtr dom, const char *name,
 static void
 reconcile_host(struct daemon *d, struct dhost *dh)
 {
-	virConnectPtr conn = host_conn(dh->h);
+	virConnectPtr conn = host_conn_own(dh->h);
 	virDomainPtr *doms = NULL;
 	virStoragePoolPtr pool = NULL;
 	virStorageVolPtr *vols = NULL;
