@@ -118,12 +118,14 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event,
 			int detail, void *opaque);
 
 /*
- * A link is one connection attempt and, when it succeeded, the connection
- * with its callbacks. Its thread opens the connection, sets keepalive and
- * registers the close and lifecycle callbacks (opaque: the link), so that
- * nothing the host's owner calls ever waits for the remote side. It is
- * shared by the thread and the host; whoever drops the last reference
- * unregisters the callbacks and closes the connection.
+ * A link is one connection attempt and, when it succeeded, the two
+ * connections with their callbacks (the shared one and the owner
+ * thread's own, see host.h). Its thread opens them, sets keepalive and
+ * registers the close callbacks (opaque: the link) and, on the shared
+ * one, the lifecycle callback, so that nothing the host's owner calls
+ * ever waits for the remote side. It is shared by the thread and the
+ * host; whoever drops the last reference unregisters the callbacks and
+ * closes the connections (the host does so in a thread: drop_link()).
  *
  * The callbacks reach the host through link->host, read and cleared under
  * cb_lock: host_free() clears it, after which no callback touches the
@@ -132,7 +134,7 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event,
 static pthread_mutex_t cb_lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct link {
-	pthread_mutex_t lock; /* guards refs, done, conn, err */
+	pthread_mutex_t lock; /* guards refs, done, conn, own, err */
 	int refs;
 	bool done;
 	char *uri;
@@ -689,15 +691,21 @@ host_get_counters(struct host *h, struct host_counters *out)
 void
 host_free(struct host *h)
 {
-	struct link *a;
+	struct link *a, *conn;
 
 	if (!h)
 		return;
-	host_disconnect(h);
 	pthread_mutex_lock(&h->lock);
+	conn = take_conn_locked(h);
 	a = h->attempt;
 	h->attempt = NULL;
 	pthread_mutex_unlock(&h->lock);
+	/* Closed before returning, unlike drop_link(): the caller may stop
+	 * the libvirtd next, or exit. */
+	if (conn) {
+		link_detach(conn);
+		link_unref(conn);
+	}
 	/* The attempt's thread finishes on its own and closes what it
 	 * opened; from now on its callbacks do not reach this host. */
 	drop_link(a);
