@@ -67,7 +67,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Api, Daemon, Fail, Forwarder, GUEST_ENV, GUEST_HINT, MARIADB_ENV,  # noqa: E402
                      MARIADB_HINT, check_config, check_consistent, drop_pool,
                      free_port, log, make_pool, mariadb_create, need_env,
-                     remove_group_domains, test_host_uri, tiny_config, tiny_disk,
+                     remove_group_domains, splice, test_host_uri, tiny_config, tiny_disk,
                      workdir, write_token)
 
 LEASE_S = 6
@@ -156,27 +156,11 @@ class HalfDeadHost:
             c.close()
             return
 
-        def pipe(a, b):
-            try:
-                while True:
-                    data = a.recv(65536)
-                    self.go.wait()
-                    if not data or gen != self.gen:
-                        break
-                    b.sendall(data)
-            except OSError:
-                pass
-            finally:
-                for x in (a, b):
-                    try:
-                        x.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
+        def gate():
+            self.go.wait()
+            return gen == self.gen
 
-        threading.Thread(target=pipe, args=(u, c), daemon=True).start()
-        pipe(c, u)
-        c.close()
-        u.close()
+        splice(c, u, gate)
 
     def pause(self):
         self.go.clear()

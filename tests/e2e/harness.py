@@ -422,6 +422,32 @@ def check_config(binary, cfg):
         raise Fail("config rejected:\n" + r.stderr)
 
 
+def splice(c, u, gate=None):
+    """Pass bytes both ways between sockets c and u until either side ends,
+    then close both. gate, if given, is called before each chunk is passed
+    on (it may block); when it returns False the connection is dropped."""
+    def pipe(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data or (gate is not None and not gate()):
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for x in (a, b):
+                try:
+                    x.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    threading.Thread(target=pipe, args=(u, c), daemon=True).start()
+    pipe(c, u)
+    c.close()
+    u.close()
+
+
 class Forwarder:
     """A TCP forwarder on 127.0.0.1: each connection goes to the first of
     the target ports that accepts it. In front of two HA daemons it plays
@@ -455,27 +481,7 @@ class Forwarder:
             c.close()
             return
         u.settimeout(None)
-
-        def pipe(a, b):
-            try:
-                while True:
-                    data = a.recv(65536)
-                    if not data:
-                        break
-                    b.sendall(data)
-            except OSError:
-                pass
-            finally:
-                for x in (a, b):
-                    try:
-                        x.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-
-        threading.Thread(target=pipe, args=(u, c), daemon=True).start()
-        pipe(c, u)
-        c.close()
-        u.close()
+        splice(c, u)
 
     def close(self):
         self.sock.close()
