@@ -389,6 +389,9 @@ test_reload_flags(void **state)
 	assert_int_equal(config_key_reloadable("daemon.http.max_body"), 0);
 	assert_int_equal(config_key_reloadable("daemon.log_level"), 1);
 	assert_int_equal(config_key_reloadable("daemon.interval"), 1);
+	/* the metrics rings are sized at start */
+	assert_int_equal(config_key_reloadable("daemon.metrics.retention"), 0);
+	assert_int_equal(config_key_reloadable("daemon.event_retention"), 1);
 	assert_int_equal(config_key_reloadable("groups.*.max"), 1);
 	assert_int_equal(config_key_reloadable("groups.*.scaling.steps[].change"), 1);
 	assert_int_equal(config_key_reloadable("hosts[].uri"), 0);
