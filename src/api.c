@@ -44,26 +44,15 @@ authenticate(struct daemon *d, const char *id, const char *secret,
 		secret_verify(secret, strlen(secret),
 			      "0000000000000000000000000000000000000000000000000000000000000000");
 	}
-	pthread_mutex_lock(&d->lock);
-	d->auth_failures++;
-	pthread_mutex_unlock(&d->lock);
+	__atomic_add_fetch(&d->auth_failures, 1, __ATOMIC_RELAXED);
 	return http_reply_error(out, 401, "unknown instance or wrong secret");
 }
 
 static void
 queue_heartbeat(struct daemon *d, const char *id, bool busy)
 {
-	pthread_mutex_lock(&d->lock);
-	if (d->n_hb == d->alloc_hb) {
-		d->alloc_hb = d->alloc_hb ? d->alloc_hb * 2 : 64;
-		d->hb = xreallocarray(d->hb, d->alloc_hb, sizeof(*d->hb));
-	}
-	snprintf(d->hb[d->n_hb].id, sizeof(d->hb[0].id), "%s", id);
-	d->hb[d->n_hb].time_ms = util_wall_ms();
-	d->hb[d->n_hb].busy = busy;
-	d->n_hb++;
-	d->heartbeats++;
-	pthread_mutex_unlock(&d->lock);
+	control_heartbeat(d->ctl, id, util_wall_ms(), busy);
+	__atomic_add_fetch(&d->heartbeats, 1, __ATOMIC_RELAXED);
 }
 
 /* booting/unhealthy -> ready on the first sign of life. */
@@ -82,7 +71,7 @@ mark_ready(struct daemon *d, struct store_instance *si, const char *how)
 		return;
 	}
 	si->state = STORE_INSTANCE_READY;
-	daemon_event(d, si->group, si->id, "ready",
+	event_record(d->store_http, si->group, si->id, "ready",
 		     NULL, "%s %s %.1f s after its creation",
 		     si->domain ? si->domain : si->id, how,
 		     (double)(util_wall_ms() - si->created_ms) / 1000.0);
@@ -114,9 +103,7 @@ api_checkin(void *ctx, const struct http_checkin *in, struct http_reply *out)
 		return http_reply_error(out, 400,
 					"instance_id field does not match the URL");
 	}
-	pthread_mutex_lock(&d->lock);
-	d->checkins++;
-	pthread_mutex_unlock(&d->lock);
+	__atomic_add_fetch(&d->checkins, 1, __ATOMIC_RELAXED);
 	mark_ready(d, &si, "checked in");
 	queue_heartbeat(d, si.id, false);
 	reply_state(out, &si);
@@ -142,13 +129,13 @@ api_heartbeat(void *ctx, const struct http_heartbeat *in,
 }
 
 static void
-group_json(struct daemon *d, const struct dgroup *g, struct strbuf *sb)
+group_json(const struct control_group *g, struct strbuf *sb)
 {
 	strbuf_adds(sb, "{\"name\":");
-	http_json_string(sb, g->cfg->name);
+	http_json_string(sb, g->name);
 	strbuf_addf(sb, ",\"min\":%d,\"max\":%d,\"desired\":%d,\"current\":%d,"
 		    "\"ready\":%d,\"paused\":%s,\"metrics\":{",
-		    g->cfg->min, g->cfg->max, g->desired, g->current, g->ready,
+		    g->min, g->max, g->desired, g->current, g->ready,
 		    g->paused ? "true" : "false");
 	for (int m = 0, first = 1; m < POLICY_METRIC_LAST; m++) {
 		if (!g->metric_present[m])
@@ -158,8 +145,8 @@ group_json(struct daemon *d, const struct dgroup *g, struct strbuf *sb)
 		first = 0;
 	}
 	strbuf_adds(sb, "},\"last_decision\":");
-	if (g->have_last)
-		http_json_string(sb, g->last.reason);
+	if (g->last_decision)
+		http_json_string(sb, g->last_decision);
 	else
 		strbuf_adds(sb, "null");
 	strbuf_adds(sb, "}");
@@ -169,16 +156,16 @@ static unsigned
 api_groups(void *ctx, struct http_reply *out)
 {
 	struct daemon *d = ctx;
+	struct control_snapshot *s = control_snapshot_get(d->ctl);
 
 	strbuf_adds(&out->body, "{\"groups\":[");
-	pthread_mutex_lock(&d->lock);
-	for (unsigned i = 0; i < d->n_groups; i++) {
+	for (size_t i = 0; s && i < s->n_groups; i++) {
 		if (i)
 			strbuf_addc(&out->body, ',');
-		group_json(d, &d->groups[i], &out->body);
+		group_json(&s->groups[i], &out->body);
 	}
-	pthread_mutex_unlock(&d->lock);
 	strbuf_adds(&out->body, "]}\n");
+	control_snapshot_put(s);
 	return out->status = 200;
 }
 
@@ -186,15 +173,14 @@ static unsigned
 api_group(void *ctx, const char *name, struct http_reply *out)
 {
 	struct daemon *d = ctx;
-	struct dgroup *g;
+	struct control_snapshot *s = control_snapshot_get(d->ctl);
+	const struct control_group *g = control_snapshot_group(s, name);
 
-	pthread_mutex_lock(&d->lock);
-	g = daemon_group(d, name);
 	if (g) {
-		group_json(d, g, &out->body);
+		group_json(g, &out->body);
 		strbuf_addc(&out->body, '\n');
 	}
-	pthread_mutex_unlock(&d->lock);
+	control_snapshot_put(s);
 	if (!g)
 		return http_reply_error(out, 404, "no group '%s'", name);
 	return out->status = 200;
@@ -245,9 +231,8 @@ api_instances(void *ctx, const char *group, struct http_reply *out)
  * store over the last window (docs/http-api.md). The store is keyed by
  * the domain's UUID, which provisioning makes the instance's id (the
  * scaler reads it the same way). The store has its own lock; the
- * retention is read from the configuration under d->lock (a reload swaps
- * it). d->mstore itself is set before the HTTP server starts and freed
- * after it stops.
+ * retention is read from the snapshot. d->mstore itself is set before the
+ * HTTP server starts and freed after it stops.
  */
 static unsigned
 api_instance_metrics(void *ctx, const char *id, int64_t window_ms,
@@ -269,9 +254,14 @@ api_instance_metrics(void *ctx, const char *id, int64_t window_ms,
 	for (size_t i = 0; i <= n; i++)
 		lid[i] = (id[i] >= 'A' && id[i] <= 'Z') ? (char)(id[i] - 'A' + 'a')
 							: id[i];
-	pthread_mutex_lock(&d->lock);
-	retention = d->cfg->daemon.metrics.retention_ms;
-	pthread_mutex_unlock(&d->lock);
+	{
+		struct control_snapshot *s = control_snapshot_get(d->ctl);
+
+		retention = s ? s->retention_ms : 0;
+		control_snapshot_put(s);
+	}
+	if (retention <= 0)
+		return http_reply_error(out, 503, "the daemon is starting");
 	if (!window_ms)
 		window_ms = retention < INSTANCE_METRICS_DEFAULT_WINDOW_MS
 				    ? retention
@@ -387,43 +377,33 @@ api_events(void *ctx, const char *group, const char *kind, unsigned limit,
 	return out->status = 200;
 }
 
+/* Commands are applied by the loop (control.h): give it this long to
+ * take one; a loop that does not is stuck, and the command is withdrawn. */
+#define COMMAND_TIMEOUT_MS 10000
+
+static unsigned
+command_reply_error(const struct control_cmd *c, struct http_reply *out)
+{
+	return http_reply_error(out, c->status ? c->status : 503, "%s", c->error);
+}
+
 static unsigned
 api_set_desired(void *ctx, const char *name, int desired,
 		struct http_reply *out)
 {
 	struct daemon *d = ctx;
-	struct dgroup *g;
-	int from = 0, to = desired;
-	char note[128] = "";
+	struct control_cmd c = {
+		.kind = CONTROL_SET_DESIRED,
+		.group = name,
+		.desired = desired,
+	};
 
-	pthread_mutex_lock(&d->lock);
-	g = daemon_group(d, name);
-	if (g) {
-		from = g->desired;
-		if (to < g->cfg->min) {
-			to = g->cfg->min;
-			snprintf(note, sizeof(note), "raised to the group's min %d", to);
-		}
-		if (to > g->cfg->max) {
-			to = g->cfg->max;
-			snprintf(note, sizeof(note), "lowered to the group's max %d", to);
-		}
-		g->desired = to;
-		g->manual_pending = true;
-		g->manual_from = from;
-	}
-	pthread_mutex_unlock(&d->lock);
-	if (!g)
-		return http_reply_error(out, 404, "no group '%s'", name);
-	if (store_group_set_desired(d->store_http, name, to) != STORE_OK)
-		return http_reply_error(out, 503, "state store: %s", err_msg());
-	daemon_event(d, name, NULL, "manual_scale", NULL,
-		     "desired size set by hand: %d -> %d%s%s", from, to,
-		     note[0] ? ", " : "", note);
+	if (control_submit(d->ctl, &c, COMMAND_TIMEOUT_MS) != 0 || c.status != 200)
+		return command_reply_error(&c, out);
 	strbuf_addf(&out->body, "{\"group\":");
 	http_json_string(&out->body, name);
-	strbuf_addf(&out->body, ",\"desired\":%d,\"note\":", to);
-	http_json_string(&out->body, note[0] ? note : "ok");
+	strbuf_addf(&out->body, ",\"desired\":%d,\"note\":", c.to);
+	http_json_string(&out->body, c.note[0] ? c.note : "ok");
 	strbuf_adds(&out->body, "}\n");
 	return out->status = 200;
 }
@@ -432,19 +412,14 @@ static unsigned
 api_set_paused(void *ctx, const char *name, bool paused, struct http_reply *out)
 {
 	struct daemon *d = ctx;
-	struct dgroup *g;
+	struct control_cmd c = {
+		.kind = CONTROL_SET_PAUSED,
+		.group = name,
+		.paused = paused,
+	};
 
-	pthread_mutex_lock(&d->lock);
-	g = daemon_group(d, name);
-	if (g)
-		g->paused = paused;
-	pthread_mutex_unlock(&d->lock);
-	if (!g)
-		return http_reply_error(out, 404, "no group '%s'", name);
-	if (store_group_set_paused(d->store_http, name, paused) != STORE_OK)
-		return http_reply_error(out, 503, "state store: %s", err_msg());
-	daemon_event(d, name, NULL, paused ? "pause" : "resume", NULL,
-		     "group %s by an operator", paused ? "paused" : "resumed");
+	if (control_submit(d->ctl, &c, COMMAND_TIMEOUT_MS) != 0 || c.status != 200)
+		return command_reply_error(&c, out);
 	strbuf_addf(&out->body, "{\"paused\":%s}\n", paused ? "true" : "false");
 	return out->status = 200;
 }
@@ -453,11 +428,12 @@ static unsigned
 api_metrics(void *ctx, struct http_reply *out)
 {
 	struct daemon *d = ctx;
+	struct control_snapshot *s = control_snapshot_get(d->ctl);
 
 	metrics_render_prometheus(&out->body);
-	pthread_mutex_lock(&d->lock);
-	strbuf_add(&out->body, strbuf_str(&d->prom), d->prom.len);
-	pthread_mutex_unlock(&d->lock);
+	if (s && s->prom)
+		strbuf_adds(&out->body, s->prom);
+	control_snapshot_put(s);
 	return out->status = 200;
 }
 
@@ -474,47 +450,25 @@ const struct http_api daemon_http_api = {
 	.metrics = api_metrics,
 };
 
-static int
-hb_cmp(const void *a, const void *b)
-{
-	const struct pending_hb *x = a, *y = b;
-	int c = strcmp(x->id, y->id);
-
-	if (c)
-		return c;
-	return x->time_ms < y->time_ms ? -1 : x->time_ms > y->time_ms;
-}
-
 void
 daemon_flush_heartbeats(struct daemon *d)
 {
-	struct pending_hb *v;
+	struct control_hb *v;
 	struct store_heartbeat *batch;
-	size_t n, m = 0;
+	size_t n = control_heartbeats_take(d->ctl, &v);
 
-	pthread_mutex_lock(&d->lock);
-	v = d->hb;
-	n = d->n_hb;
-	d->hb = NULL;
-	d->n_hb = d->alloc_hb = 0;
-	pthread_mutex_unlock(&d->lock);
 	if (!n) {
 		free(v);
 		return;
 	}
-	/* keep the newest heartbeat per instance */
-	qsort(v, n, sizeof(*v), hb_cmp);
 	batch = xcalloc(n, sizeof(*batch));
 	for (size_t i = 0; i < n; i++) {
-		if (i + 1 < n && strcmp(v[i].id, v[i + 1].id) == 0)
-			continue;
-		batch[m].id = v[i].id;
-		batch[m].time_ms = v[i].time_ms;
-		batch[m].busy = v[i].busy;
-		m++;
+		batch[i].id = v[i].id;
+		batch[i].time_ms = v[i].time_ms;
+		batch[i].busy = v[i].busy;
 	}
-	if (store_instance_heartbeat_batch(d->store, batch, m) != STORE_OK)
-		log_warn("cannot record %zu heartbeats: %s", m, err_msg());
+	if (store_instance_heartbeat_batch(d->store, batch, n) != STORE_OK)
+		log_warn("cannot record %zu heartbeats: %s", n, err_msg());
 	free(batch);
 	free(v);
 }
@@ -527,13 +481,13 @@ prom_header(struct strbuf *sb, const char *name, const char *type,
 }
 
 /*
- * Rebuild the daemon's own part of /metrics (main thread, once per tick):
- * group bounds and pause flags, check-in and provisioning counters. The
- * collected figures (instances, hosts, group sizes and aggregates, the
- * loop's tick) come from metrics.c, rendered at request time.
+ * The daemon's own part of /metrics: group bounds and pause flags,
+ * check-in and provisioning counters. The collected figures (instances,
+ * hosts, group sizes and aggregates, the loop's tick) come from
+ * metrics.c, rendered at request time.
  */
-void
-daemon_render_metrics(struct daemon *d)
+static char *
+render_metrics(struct daemon *d)
 {
 	struct strbuf sb = STRBUF_INIT;
 	static const struct {
@@ -555,7 +509,6 @@ daemon_render_metrics(struct daemon *d)
 		 offsetof(struct daemon, removed)},
 	};
 
-	pthread_mutex_lock(&d->lock);
 	prom_header(&sb, "va_group_min", "gauge", "minimum size");
 	for (unsigned i = 0; i < d->n_groups; i++)
 		strbuf_addf(&sb, "va_group_min{group=\"%s\"} %d\n",
@@ -571,8 +524,9 @@ daemon_render_metrics(struct daemon *d)
 	for (size_t k = 0; k < ARRAY_SIZE(counters); k++) {
 		prom_header(&sb, counters[k].name, "counter", counters[k].help);
 		strbuf_addf(&sb, "%s %lu\n", counters[k].name,
-			    *(const unsigned long *)(const void *)((const char *)d +
-								    counters[k].off));
+			    __atomic_load_n((const unsigned long *)(const void *)((const char *)d +
+										   counters[k].off),
+					    __ATOMIC_RELAXED));
 	}
 	if (d->influx) {
 		struct influx_counters ic;
@@ -588,7 +542,32 @@ daemon_render_metrics(struct daemon *d)
 			    "points waiting to be sent");
 		strbuf_addf(&sb, "va_influxdb_points_queued %lu\n", ic.queued);
 	}
-	strbuf_release(&d->prom);
-	d->prom = sb;
-	pthread_mutex_unlock(&d->lock);
+	return strbuf_detach(&sb);
+}
+
+void
+daemon_publish(struct daemon *d)
+{
+	struct control_snapshot *s = control_snapshot_new(d->n_groups);
+
+	s->generation = d->config_gen;
+	s->retention_ms = d->cfg->daemon.metrics.retention_ms;
+	for (unsigned i = 0; i < d->n_groups; i++) {
+		const struct dgroup *g = &d->groups[i];
+		struct control_group *cg = &s->groups[i];
+
+		cg->name = xstrdup(g->cfg->name);
+		cg->min = g->cfg->min;
+		cg->max = g->cfg->max;
+		cg->desired = g->desired;
+		cg->current = g->current;
+		cg->ready = g->ready;
+		cg->paused = g->paused;
+		memcpy(cg->metric, g->metric, sizeof(cg->metric));
+		memcpy(cg->metric_present, g->metric_present,
+		       sizeof(cg->metric_present));
+		cg->last_decision = g->have_last ? xstrdup(g->last.reason) : NULL;
+	}
+	s->prom = render_metrics(d);
+	control_publish(d->ctl, s);
 }

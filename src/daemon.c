@@ -28,6 +28,8 @@
 
 #include "commands.h"
 #include "daemon_int.h"
+#include "groups.h"
+#include "leader.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
@@ -36,10 +38,9 @@ LOG_TAG("daemon");
 
 #define RECONCILE_PERIOD_MS 30000
 #define HOUSEKEEPING_PERIOD_MS (60 * 60 * 1000)
-/* HA: a loop silent this long (or 4 leases) lets the lease go (lease.h) */
-#define LOOP_STALL_LIMIT_MS 60000
-#define SOLO_LEASE_MS 20000
 #define WORKER_THREADS 4
+/* SIGTERM: the jobs in flight get this long, then the journal has them */
+#define STOP_WAIT_MS 1000
 
 static void
 notify(const char *state)
@@ -69,198 +70,11 @@ daemon_host(struct daemon *d, const char *name)
 	return NULL;
 }
 
-void
-daemon_event(struct daemon *d, const char *group, const char *instance,
-	     const char *kind, const char *details, const char *fmt, ...)
-{
-	struct strbuf msg = STRBUF_INIT;
-	struct store_event e;
-	va_list ap;
 
-	va_start(ap, fmt);
-	strbuf_vaddf(&msg, fmt, ap);
-	va_end(ap);
-	if (msg.len > STORE_TEXT_MAX) {
-		msg.len = STORE_TEXT_MAX;
-		msg.buf[msg.len] = '\0';
-	}
-	memset(&e, 0, sizeof(e));
-	e.group = (char *)group;
-	e.instance = (char *)instance;
-	e.kind = (char *)kind;
-	e.message = msg.buf;
-	e.details = (char *)details;
-	log_info("%s%s%s: %s%s%s", group ? "group " : "", group ? group : "",
-		 group ? "" : "daemon", kind, msg.len ? ": " : "",
-		 strbuf_str(&msg));
-	if (store_event_append(d->store, &e, NULL) != STORE_OK)
-		log_warn("cannot record event %s: %s", kind, err_msg());
-	strbuf_release(&msg);
-}
 
-void
-daemon_crash_point(const struct daemon *d, const char *step)
-{
-	if (d->crash_at && strcmp(d->crash_at, step) == 0) {
-		log_warn("VA_TEST_CRASH_AT=%s: killing myself", step);
-		raise(SIGKILL);
-	}
-}
 
-/* Read a file the group names (user-data, network-config, template). */
-static int
-read_group_file(const struct config *cfg, const char *path, char **out,
-		size_t *len)
-{
-	char *abs;
 
-	*out = NULL;
-	*len = 0;
-	if (!path)
-		return 0;
-	abs = config_resolve_path(cfg, path);
-	*out = util_read_file(abs, 1 << 20, len);
-	free(abs);
-	return *out ? 0 : -1;
-}
 
-static void
-group_release(struct dgroup *g)
-{
-	policy_state_free(g->pst);
-	place_strategy_free(g->place);
-	free(g->user_data);
-	free(g->network_config);
-	free(g->domain_template);
-	memset(g, 0, sizeof(*g));
-}
-
-/*
- * Build the runtime of one group from its configuration; keeps the
- * policy state of `old` (a reload must not forget cooldowns and windows).
- */
-static int
-group_init(struct dgroup *g, const struct config *cfg,
-	   const struct config_group *gc, struct dgroup *old)
-{
-	struct va_placement_option *opts = NULL;
-	char spec[4200];
-
-	memset(g, 0, sizeof(*g));
-	g->cfg = gc;
-	if (read_group_file(cfg, gc->cloud_init.user_data, &g->user_data,
-			    &g->user_data_len) != 0 ||
-	    read_group_file(cfg, gc->cloud_init.network_config,
-			    &g->network_config, &g->network_config_len) != 0 ||
-	    read_group_file(cfg, gc->template.domain_xml, &g->domain_template,
-			    &g->domain_template_len) != 0) {
-		err_prefix("group %s", gc->name);
-		goto fail;
-	}
-	switch (gc->placement) {
-	case CONFIG_PLACEMENT_ROUND_ROBIN:
-		snprintf(spec, sizeof(spec), "round-robin");
-		break;
-	case CONFIG_PLACEMENT_MOST_FREE:
-		snprintf(spec, sizeof(spec), "most-free");
-		break;
-	case CONFIG_PLACEMENT_FILL_FIRST:
-		snprintf(spec, sizeof(spec), "fill-first");
-		break;
-	default:
-		snprintf(spec, sizeof(spec), "plugin:%s", gc->placement_plugin);
-	}
-	if (gc->placement_options.n) {
-		opts = xcalloc(gc->placement_options.n, sizeof(*opts));
-		for (unsigned i = 0; i < gc->placement_options.n; i++) {
-			opts[i].key = gc->placement_options.v[i].key;
-			opts[i].value = gc->placement_options.v[i].value;
-		}
-	}
-	g->place = place_strategy_new(spec, gc->spread, opts,
-				      gc->placement_options.n);
-	free(opts);
-	if (!g->place) {
-		err_prefix("group %s: placement", gc->name);
-		goto fail;
-	}
-	if (old) {
-		g->pst = old->pst;
-		old->pst = NULL;
-		g->desired = old->desired;
-		g->paused = old->paused;
-		g->last = old->last;
-		g->have_last = old->have_last;
-	} else {
-		g->pst = policy_state_new();
-		g->desired = gc->desired;
-	}
-	return 0;
-fail:
-	group_release(g);
-	return -1;
-}
-
-/* Groups from d->cfg; the store's desired size and pause flag win. */
-static int
-groups_setup(struct daemon *d, struct dgroup *old, unsigned n_old)
-{
-	struct dgroup *groups = xcalloc(d->cfg->n_groups ? d->cfg->n_groups : 1,
-					sizeof(*groups));
-	int64_t now = util_now_ms();
-
-	for (unsigned i = 0; i < d->cfg->n_groups; i++) {
-		const struct config_group *gc = &d->cfg->groups[i];
-		struct dgroup *prev = NULL;
-		struct store_group sg;
-		int rc;
-
-		for (unsigned j = 0; j < n_old; j++)
-			if (old[j].cfg && strcmp(old[j].cfg->name, gc->name) == 0)
-				prev = &old[j];
-		if (group_init(&groups[i], d->cfg, gc, prev) != 0)
-			goto fail;
-		rc = store_group_get(d->store, gc->name, &sg);
-		if (rc == STORE_OK) {
-			if (!prev) {
-				groups[i].desired = (int)sg.desired;
-				groups[i].paused = sg.paused;
-				/* A restart must not undo a recent scale-out at
-				 * once: seed the windows with the stored size. */
-				policy_state_note_change(groups[i].pst, now,
-							 (int)sg.desired,
-							 (int)sg.desired);
-			}
-			store_group_release(&sg);
-		} else if (rc != STORE_E_NOTFOUND) {
-			goto fail;
-		}
-		if (groups[i].desired < gc->min)
-			groups[i].desired = gc->min;
-		if (groups[i].desired > gc->max)
-			groups[i].desired = gc->max;
-		{
-			struct store_group put = {
-				.name = gc->name,
-				.desired = groups[i].desired,
-				.paused = groups[i].paused,
-				.config_gen = d->config_gen,
-			};
-
-			if (store_group_upsert(d->store, &put) != STORE_OK)
-				goto fail;
-		}
-		groups[i].next_decide_ms = now + gc->policy.interval_ms;
-	}
-	d->groups = groups;
-	d->n_groups = d->cfg->n_groups;
-	return 0;
-fail:
-	for (unsigned i = 0; i < d->cfg->n_groups; i++)
-		group_release(&groups[i]);
-	free(groups);
-	return -1;
-}
 
 static void
 hosts_setup(struct daemon *d)
@@ -300,101 +114,7 @@ on_collect(const struct collect_host_result *r, void *opaque)
 	metrics_update_host(r);
 }
 
-/* Whether pid runs (a zombie does not: it is dead, merely not reaped). */
-static bool
-process_alive(pid_t pid)
-{
-	char path[64], buf[512];
-	FILE *f;
-	bool alive = true;
 
-	if (kill(pid, 0) != 0 && errno == ESRCH)
-		return false;
-	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return true;
-	if (fgets(buf, sizeof(buf), f)) {
-		const char *paren = strrchr(buf, ')');
-
-		if (paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X'))
-			alive = false;
-	}
-	fclose(f);
-	return alive;
-}
-
-static int
-lease_take(struct daemon *d, bool *standby)
-{
-	const struct config_ha *ha = &d->cfg->daemon.ha;
-	int64_t ttl = ha->enabled ? ha->lease_ms : SOLO_LEASE_MS;
-	struct store_lease l;
-	struct lease_opts lo;
-	int64_t sent = util_now_ms();
-	int rc;
-
-	*standby = false;
-	rc = store_lease_acquire(d->store, STORE_LEASE_LEADER, d->holder, ttl,
-				 &d->epoch);
-	if (rc == STORE_E_HELD &&
-	    store_lease_get(d->store, STORE_LEASE_LEADER, &l) == STORE_OK) {
-		/* The holder may be a previous run of ours that crashed. */
-		char me[256], *colon;
-		const char *hc = strrchr(l.holder, ':');
-
-		snprintf(me, sizeof(me), "%s", d->holder);
-		colon = strrchr(me, ':');
-		if (hc && colon && (size_t)(hc - l.holder) == (size_t)(colon - me) &&
-		    strncmp(l.holder, me, (size_t)(colon - me)) == 0) {
-			long pid = strtol(hc + 1, NULL, 10);
-
-			if (pid > 0 && pid != (long)getpid() && !process_alive((pid_t)pid)) {
-				log_info("lease held by %s, a process of this machine that no longer runs: taking over",
-					 l.holder);
-				rc = store_lease_take_over(d->store,
-							   STORE_LEASE_LEADER,
-							   d->holder, l.holder,
-							   ttl, &d->epoch);
-			}
-		}
-		if (rc == STORE_E_HELD && !ha->enabled) {
-			err_set("the state store is in use by another daemon (%s; its lease expires in %" PRId64 " s unless renewed); stop it, or enable daemon.ha to run several daemons",
-				l.holder,
-				l.expires_ms > l.now_ms ? (l.expires_ms - l.now_ms + 999) / 1000 : 0);
-		}
-		store_lease_release_info(&l);
-	}
-	if (rc == STORE_E_HELD && ha->enabled) {
-		*standby = true;
-		return 0;
-	}
-	if (rc != STORE_OK)
-		return -1;
-	store_fence_set(d->store_http, STORE_LEASE_LEADER, d->epoch);
-	/* From here on a thread of its own renews the lease, whatever the
-	 * loop does (lease.h). Valid from when the acquisition was sent. */
-	memset(&lo, 0, sizeof(lo));
-	lo.name = STORE_LEASE_LEADER;
-	lo.holder = d->holder;
-	lo.epoch = d->epoch;
-	lo.ttl_ms = ttl;
-	lo.valid_until_ms = sent + ttl;
-	lo.give_up_at_expiry = ha->enabled;
-	/* With a standby to take over, a loop blocked for good (a libvirt
-	 * call that never returns) must not keep the lease alive forever. */
-	if (ha->enabled)
-		lo.stall_limit_ms = 4 * ttl > LOOP_STALL_LIMIT_MS ? 4 * ttl
-								: LOOP_STALL_LIMIT_MS;
-	d->lease = lease_start(d->store_lease, &lo);
-	d->store_lease = NULL; /* the lease's (closed) even on failure */
-	if (!d->lease) {
-		store_lease_release(d->store, STORE_LEASE_LEADER, d->holder,
-				    d->epoch);
-		return -1;
-	}
-	return 0;
-}
 
 /*
  * Delete history older than daemon.event_retention: events, and instances
@@ -427,35 +147,6 @@ housekeeping(struct daemon *d)
 	free(text);
 }
 
-/*
- * May the loop act (on hosts, on the store) now? 1 yes: the lease is
- * valid; 0 not now: its thread has not renewed it in time and is still
- * trying; -1 it is lost (the thread said why): the loop stops.
- */
-static int
-lease_check(struct daemon *d)
-{
-	int64_t now = util_now_ms(), until;
-
-	switch (lease_status(d->lease, now, &until)) {
-	case LEASE_HELD:
-		if (d->lease_expired_said) {
-			log_info("the lease is valid again: acting again");
-			d->lease_expired_said = false;
-		}
-		return 1;
-	case LEASE_EXPIRED:
-		if (!d->lease_expired_said) {
-			log_warn("the lease expired %" PRId64 " ms ago and is not renewed yet: not acting until it is",
-				 now - until);
-			d->lease_expired_said = true;
-		}
-		return 0;
-	default:
-		d->lease_lost = true;
-		return -1;
-	}
-}
 
 /* VA_TEST_STALL_MS: block the loop once, as a step waiting on a host that
  * does not answer would; the lease's thread must keep the lease. */
@@ -478,14 +169,20 @@ test_stall(struct daemon *d)
 	d->stall_ms = 0;
 }
 
-/* SIGHUP: swap in a new configuration if it is valid and reloadable. */
+/*
+ * SIGHUP: swap in a new configuration if it is valid and reloadable. The
+ * new groups are built beside the old ones (file reads, placement
+ * plugins, store writes) and swapped in at once; what the loop knew of
+ * each group carries over, so the API's snapshot never shows a group
+ * afresh. No lock: no other thread reads the groups.
+ */
 static void
 daemon_reload(struct daemon *d)
 {
 	struct strbuf errors = STRBUF_INIT, why = STRBUF_INIT;
 	struct config *ncfg, *ocfg = d->cfg;
-	struct dgroup *old = d->groups;
-	unsigned n_old = d->n_groups;
+	struct dgroup *old = d->groups, *groups;
+	unsigned n_old = d->n_groups, n;
 
 	log_info("SIGHUP: reloading %s", global_opts.config_path);
 	notify("RELOADING=1");
@@ -501,24 +198,19 @@ daemon_reload(struct daemon *d)
 		config_free(ncfg);
 		goto out;
 	}
-	pthread_mutex_lock(&d->lock);
-	d->cfg = ncfg;
-	d->config_gen++;
-	if (groups_setup(d, old, n_old) != 0) {
-		d->cfg = ocfg;
-		d->config_gen--;
-		d->groups = old;
-		d->n_groups = n_old;
-		pthread_mutex_unlock(&d->lock);
+	if (groups_setup(d, ncfg, d->config_gen + 1, old, n_old, &groups, &n) != 0) {
 		log_error("new configuration rejected, keeping the old one: %s",
 			  err_msg());
 		config_free(ncfg);
 		goto out;
 	}
+	d->cfg = ncfg;
+	d->config_gen++;
+	d->groups = groups;
+	d->n_groups = n;
 	/* Hosts cannot change on reload (config_reload_check): re-point. */
 	for (unsigned i = 0; i < d->n_hosts; i++)
 		d->hosts[i].cfg = config_host_find(ncfg, d->hosts[i].cfg->name);
-	pthread_mutex_unlock(&d->lock);
 	for (unsigned i = 0; i < n_old; i++)
 		if (!daemon_group(d, old[i].cfg->name))
 			log_warn("group %s is no longer configured: its instances are left as they are",
@@ -528,7 +220,8 @@ daemon_reload(struct daemon *d)
 	free(old);
 	log_set_level(ncfg->daemon.log_level);
 	config_free(ocfg);
-	daemon_event(d, NULL, NULL, "reload", NULL,
+	daemon_publish(d);
+	event_record(d->store, NULL, NULL, "reload", NULL,
 		     "configuration reloaded (generation %" PRId64 ")",
 		     d->config_gen);
 out:
@@ -537,40 +230,99 @@ out:
 	strbuf_release(&why);
 }
 
+/* The libvirt side of a stop, in a thread of its own (see daemon_free);
+ * owns what it is given. */
+struct teardown {
+	struct collector *collector;
+	struct host **hosts;
+	unsigned n_hosts;
+};
+
+static void *
+hosts_teardown(void *arg)
+{
+	struct teardown *t = arg;
+
+	if (t->collector)
+		collector_free(t->collector);
+	for (unsigned i = 0; i < t->n_hosts; i++)
+		host_free(t->hosts[i]);
+	free(t->hosts);
+	free(t);
+	return NULL;
+}
+
+/*
+ * Closing a connection is a call to its host: one that stopped answering
+ * holds it until keepalive gives up (about 20 s) or for good. So the
+ * hosts are let go in a thread, given STOP_WAIT_MS, and otherwise left to
+ * the process's exit. True when they were closed.
+ */
+static bool
+hosts_release(struct daemon *d)
+{
+	struct teardown *td = xcalloc(1, sizeof(*td));
+	struct timespec until;
+	pthread_t t;
+	int rc;
+
+	td->collector = d->collector;
+	td->hosts = xcalloc(d->n_hosts + 1, sizeof(*td->hosts));
+	for (unsigned i = 0; i < d->n_hosts; i++)
+		td->hosts[i] = d->hosts[i].h;
+	td->n_hosts = d->n_hosts;
+	d->collector = NULL;
+	if (pthread_create(&t, NULL, hosts_teardown, td) != 0) {
+		hosts_teardown(td);
+		return true;
+	}
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += STOP_WAIT_MS / 1000 + 1;
+	rc = pthread_timedjoin_np(t, NULL, &until);
+	if (rc == 0)
+		return true;
+	log_warn("a host does not answer: not waiting for its connections to close");
+	pthread_detach(t);
+	return false;
+}
+
 static void
 daemon_free(struct daemon *d)
 {
+	bool jobs_done = true;
+
+	/* no command or heartbeat is taken from now on */
+	if (d->ctl)
+		control_close(d->ctl);
 	if (d->jobs)
-		jobs_stop(d->jobs);
+		jobs_done = jobs_stop(d->jobs, STOP_WAIT_MS);
 	http_stop(d->http);
-	if (d->collector)
-		collector_free(d->collector);
-	for (unsigned i = 0; i < d->n_hosts; i++) {
-		host_free(d->hosts[i].h);
+	hosts_release(d);
+	for (unsigned i = 0; i < d->n_hosts; i++)
 		free(d->hosts[i].foreign);
-	}
 	free(d->hosts);
 	for (unsigned i = 0; i < d->n_groups; i++)
 		group_release(&d->groups[i]);
 	free(d->groups);
 	if (d->influx) {
-		influx_flush(d->influx, 2000);
+		influx_flush(d->influx, 1000);
 		influx_free(d->influx);
 	}
 	mstore_free(d->mstore);
-	/* the lease last: the workers and HTTP threads have stopped acting */
-	lease_stop(d->lease, !d->lease_lost);
+	/* the lease last: the workers and HTTP threads have stopped acting.
+	 * Jobs still running keep it until it expires: whoever takes over
+	 * must not act beside them. */
+	lease_stop(d->lease, !d->lease_lost && jobs_done);
 	store_close(d->store_lease);
 	store_close(d->store_http);
-	store_close(d->store);
+	if (jobs_done)
+		store_close(d->store);
 	if (d->admin_token) {
 		explicit_bzero(d->admin_token, strlen(d->admin_token));
 		free(d->admin_token);
 	}
-	free(d->hb);
-	strbuf_release(&d->prom);
+	control_free(d->ctl);
 	config_free(d->cfg);
-	pthread_mutex_destroy(&d->lock);
 }
 
 static int
@@ -675,7 +427,7 @@ daemon_setup(struct daemon *d)
 			 (long)getpid());
 	else
 		store_lease_holder_default(d->holder, sizeof(d->holder));
-	if (lease_take(d, &standby) != 0)
+	if (leader_take(d, &standby) != 0)
 		return -1;
 	for (unsigned tries = 0; standby && !d->stop; tries++) {
 		sigset_t set;
@@ -695,7 +447,7 @@ daemon_setup(struct daemon *d)
 			d->stop = 1;
 			return 0;
 		}
-		if (lease_take(d, &standby) != 0)
+		if (leader_take(d, &standby) != 0)
 			return -1;
 	}
 	log_info("holding the lease as %s (epoch %" PRId64 ")", d->holder,
@@ -713,9 +465,18 @@ daemon_setup(struct daemon *d)
 	if (dc->metrics.influxdb.present && influx_setup(d) != 0)
 		return -1;
 	hosts_setup(d);
-	if (groups_setup(d, NULL, 0) != 0)
+	if (groups_setup(d, d->cfg, d->config_gen, NULL, 0, &d->groups,
+			 &d->n_groups) != 0)
 		return -1;
-	d->jobs = jobs_start(d, WORKER_THREADS);
+	{
+		struct jobs_env env = {
+			.store = d->store,
+			.owner = d->owner,
+			.crash_at = d->crash_at,
+		};
+
+		d->jobs = jobs_start(&env, WORKER_THREADS);
+	}
 	/* Give the hosts a moment to connect, so that recovery sees them;
 	 * a host that refuses at once is not waited for. */
 	for (int64_t deadline = util_now_ms() + 10000; util_now_ms() < deadline;) {
@@ -743,13 +504,14 @@ daemon_setup(struct daemon *d)
 		}
 	}
 	/* starting took a while (hosts): still ours? */
-	if (lease_check(d) <= 0) {
+	if (leader_check(d) <= 0) {
 		err_set("the lease was %s while starting: another daemon may lead",
 			d->lease_lost ? "lost" : "not renewed in time");
 		return -1;
 	}
 	if (reconcile_startup(d) != 0)
 		return -1;
+	daemon_publish(d);
 	if (http_setup(d) != 0)
 		return -1;
 	return 0;
@@ -759,6 +521,15 @@ fail:
 		free(password);
 	}
 	return -1;
+}
+
+/* control.h: a command was posted (any thread) */
+static void
+wake_loop(void *arg)
+{
+	const struct daemon *d = arg;
+
+	pthread_kill(d->loop_thread, SIGUSR1);
 }
 
 static void
@@ -776,10 +547,11 @@ daemon_loop(struct daemon *d)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
 	d->next_collect_ms = util_now_ms();
 	d->next_reconcile_ms = util_now_ms() + d->reconcile_period_ms;
 	notify("READY=1");
-	daemon_event(d, NULL, NULL, "start", NULL,
+	event_record(d->store, NULL, NULL, "start", NULL,
 		     "daemon started: %u hosts, %u groups, state %s, listening on %s",
 		     d->n_hosts, d->n_groups, store_backend(d->store),
 		     d->cfg->daemon.listen);
@@ -792,7 +564,7 @@ daemon_loop(struct daemon *d)
 		int sig;
 
 		lease_loop_alive(d->lease, now);
-		if (lease_check(d) < 0)
+		if (leader_check(d) < 0)
 			break;
 		for (unsigned i = 0; i < d->n_hosts; i++)
 			host_tick(d->hosts[i].h, now);
@@ -805,19 +577,22 @@ daemon_loop(struct daemon *d)
 		mstore_prune(d->mstore, now - d->cfg->daemon.metrics.retention_ms);
 		/* what acts on the store and the hosts asks the lease first:
 		 * a step may have taken longer than the lease */
-		if (lease_check(d) > 0) {
+		if (leader_check(d) > 0) {
+			scaler_commands(d, true);
 			daemon_flush_heartbeats(d);
-			jobs_reap(d);
+			scaler_reap(d);
 			scaler_tick(d, now);
+		} else {
+			scaler_commands(d, false);
 		}
-		daemon_render_metrics(d);
-		if (now >= d->next_reconcile_ms && lease_check(d) > 0) {
+		daemon_publish(d);
+		if (now >= d->next_reconcile_ms && leader_check(d) > 0) {
 			reconcile_hosts(d, now);
 			d->next_reconcile_ms = now + d->reconcile_period_ms;
 			if (d->stall_ms)
 				test_stall(d);
 		}
-		if (now >= d->next_housekeeping_ms && lease_check(d) > 0) {
+		if (now >= d->next_housekeeping_ms && leader_check(d) > 0) {
 			housekeeping(d);
 			d->next_housekeeping_ms = now + HOUSEKEEPING_PERIOD_MS;
 		}
@@ -850,13 +625,14 @@ daemon_loop(struct daemon *d)
 		} else if (sig == SIGHUP) {
 			daemon_reload(d);
 		}
+		/* SIGUSR1: a command came (control.h); the next turn takes it */
 	}
 	notify("STOPPING=1");
 	/* deposed: the fence would refuse these writes (warnings only) */
 	if (d->lease_lost)
 		return;
 	daemon_flush_heartbeats(d);
-	daemon_event(d, NULL, NULL, "stop", NULL, "daemon stopping");
+	event_record(d->store, NULL, NULL, "stop", NULL, "daemon stopping");
 }
 
 int
@@ -894,11 +670,13 @@ cmd_run(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	memset(&d, 0, sizeof(d));
-	pthread_mutex_init(&d.lock, NULL);
+	d.loop_thread = pthread_self();
+	d.ctl = control_new(wake_loop, &d);
 	d.crash_at = getenv("VA_TEST_CRASH_AT");
 	d.reconcile_period_ms = RECONCILE_PERIOD_MS;
 	{
@@ -915,7 +693,7 @@ cmd_run(int argc, char **argv)
 	if (!d.cfg) {
 		fprintf(stderr, "%s", strbuf_str(&errors));
 		strbuf_release(&errors);
-		pthread_mutex_destroy(&d.lock);
+		control_free(d.ctl);
 		return 1;
 	}
 	strbuf_release(&errors);

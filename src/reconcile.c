@@ -34,6 +34,7 @@
 #include <libvirt/virterror.h>
 
 #include "daemon_int.h"
+#include "remove.h"
 #include "domxml.h"
 #include "log.h"
 #include "util.h"
@@ -146,7 +147,7 @@ recover_entry(struct daemon *d, const struct store_journal_entry *e)
 						 STORE_INSTANCE_PROVISIONING,
 						 STORE_INSTANCE_BOOTING);
 		store_journal_done(d->store, e->id);
-		daemon_event(d, si.group, si.id, "recovered", NULL,
+		event_record(d->store, si.group, si.id, "recovered", NULL,
 			     "provisioning of %s had finished before the restart: kept",
 			     si.domain ? si.domain : si.id);
 		done = true;
@@ -159,12 +160,12 @@ recover_entry(struct daemon *d, const struct store_journal_entry *e)
 		if (e->action == STORE_JOURNAL_PROVISION) {
 			store_journal_fail(d->store, e->id,
 					   "interrupted by a restart; rolled back");
-			daemon_event(d, si.group, si.id, "recovered", NULL,
+			event_record(d->store, si.group, si.id, "recovered", NULL,
 				     "provisioning of %s was interrupted at step '%s': rolled back",
 				     si.domain, store_journal_step_name(e->step));
 		} else {
 			store_journal_done(d->store, e->id);
-			daemon_event(d, si.group, si.id, "recovered", NULL,
+			event_record(d->store, si.group, si.id, "recovered", NULL,
 				     "removal of %s was interrupted: finished",
 				     si.domain);
 		}
@@ -214,14 +215,14 @@ recover_unjournaled(struct daemon *d)
 			continue;
 		if (si->state == STORE_INSTANCE_REQUESTED) {
 			end_instance(d, si);
-			daemon_event(d, si->group, si->id, "recovered", NULL,
+			event_record(d->store, si->group, si->id, "recovered", NULL,
 				     "requested instance was never provisioned: dropped");
 		} else if (si->host && si->domain) {
 			/* provisioning without a journal entry, or a removal
 			 * that had not begun: remove whatever exists */
 			if (remove_now(d, si->host, si->domain, si->id) == 0) {
 				end_instance(d, si);
-				daemon_event(d, si->group, si->id, "recovered", NULL,
+				event_record(d->store, si->group, si->id, "recovered", NULL,
 					     "%s: unfinished %s completed",
 					     si->domain,
 					     si->state == STORE_INSTANCE_PROVISIONING
@@ -279,7 +280,7 @@ adopt(struct daemon *d, struct dhost *dh, const struct domxml_meta *m,
 	if (!m->owner[0])
 		log_warn("host %s: domain %s (group '%s') has no owner id in its metadata: a virt-autoscaler older than installation ids made it; adopted as ours (if another installation shares this host with the same group name, check that it is not theirs)",
 			 dh->cfg->name, domain, m->group);
-	daemon_event(d, m->group, m->id, "adopted", NULL,
+	event_record(d->store, m->group, m->id, "adopted", NULL,
 		     "%s found on %s with our metadata%s but not in the state store: adopted as %s",
 		     domain, dh->cfg->name,
 		     m->owner[0] ? "" : " (no owner id: made by an older version)",
@@ -422,7 +423,7 @@ reconcile_host(struct daemon *d, struct dhost *dh)
 		    si.state == STORE_INSTANCE_LOST) {
 			if (remove_now(d, dh->cfg->name, name, m.id) == 0) {
 				end_instance(d, &si);
-				daemon_event(d, si.group, si.id, "reconcile", NULL,
+				event_record(d->store, si.group, si.id, "reconcile", NULL,
 					     "%s was still on %s although the instance is %s: removed",
 					     name, dh->cfg->name,
 					     store_instance_state_name(si.state));
@@ -431,7 +432,7 @@ reconcile_host(struct daemon *d, struct dhost *dh)
 			if (store_instance_set_state(d->store, si.id,
 						     STORE_INSTANCE_READY,
 						     STORE_INSTANCE_UNHEALTHY) == STORE_OK)
-				daemon_event(d, si.group, si.id, "unhealthy", NULL,
+				event_record(d->store, si.group, si.id, "unhealthy", NULL,
 					     "%s is not running on %s", name,
 					     dh->cfg->name);
 		}
@@ -461,7 +462,7 @@ reconcile_host(struct daemon *d, struct dhost *dh)
 			if (store_instance_set_state(d->store, si->id, si->state,
 						     STORE_INSTANCE_LOST) != STORE_OK)
 				continue;
-			daemon_event(d, si->group, si->id, "lost", NULL,
+			event_record(d->store, si->group, si->id, "lost", NULL,
 				     "%s is gone from %s; the group replaces it",
 				     si->domain ? si->domain : si->id,
 				     dh->cfg->name);
@@ -469,7 +470,7 @@ reconcile_host(struct daemon *d, struct dhost *dh)
 			if (store_instance_set_state(d->store, si->id,
 						     STORE_INSTANCE_LOST,
 						     STORE_INSTANCE_DELETING) == STORE_OK)
-				jobs_remove(d, si, 0);
+				scaler_remove(d, si, 0);
 		}
 		store_instance_list_release(&l);
 	}
@@ -514,7 +515,7 @@ reconcile_host(struct daemon *d, struct dhost *dh)
 		if (!orphan)
 			continue;
 		if (virStorageVolDelete(vols[i], 0) == 0)
-			daemon_event(d, NULL, id, "reconcile", NULL,
+			event_record(d->store, NULL, id, "reconcile", NULL,
 				     "deleted orphaned volume %s from pool %s on %s",
 				     vname, dh->cfg->pool, dh->cfg->name);
 		else

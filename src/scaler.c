@@ -1,10 +1,12 @@
 /*
- * scaler.c: per group and per decision interval: health checks, the
- * decision (policy_decide, the same engine `simulate` runs), and
- * convergence of the group's instances towards the desired size (new
- * instances placed and handed to the workers; surplus ones drained).
+ * scaler.c: the shell around the converge planner. Per tick: apply the
+ * operators' commands, reap finished jobs, then for every group whose
+ * decision is due gather its inputs (instances from the store, one list
+ * for all groups; their metrics from the built-in store; the hosts'
+ * measured capacity; which instances a job is busy with), run
+ * converge_group() and apply its actions (store writes first, then
+ * events, then jobs). Every per-tick path is O(n log n) in the instances.
  */
-#include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,45 +16,248 @@
 #include "daemon_int.h"
 #include "log.h"
 #include "metrics.h"
-#include "rates.h"
-#include "scalein.h"
 #include "util.h"
 
 LOG_TAG("scaler");
 
-/* At most this many new instances are started per group and tick. */
-#define MAX_STARTS_PER_TICK 8
 /* After a failed provisioning, wait this long (doubling) before retrying. */
 #define PROVISION_BACKOFF_MS 10000
 #define PROVISION_BACKOFF_MAX_MS 300000
 
-bool
-scaler_state_live(enum store_instance_state st)
+/* ---- commands ------------------------------------------------------------ */
+
+static void
+command_set_desired(struct daemon *d, struct dgroup *g, struct control_cmd *c)
 {
-	switch (st) {
-	case STORE_INSTANCE_REQUESTED:
-	case STORE_INSTANCE_PROVISIONING:
-	case STORE_INSTANCE_BOOTING:
-	case STORE_INSTANCE_READY:
-	case STORE_INSTANCE_UNHEALTHY:
-		return true;
-	default:
-		return false;
+	int to = c->desired;
+
+	c->from = g->desired;
+	if (to < g->cfg->min) {
+		to = g->cfg->min;
+		snprintf(c->note, sizeof(c->note), "raised to the group's min %d", to);
 	}
+	if (to > g->cfg->max) {
+		to = g->cfg->max;
+		snprintf(c->note, sizeof(c->note), "lowered to the group's max %d", to);
+	}
+	/* the store first: a size it refused is not applied */
+	if (store_group_set_desired(d->store, g->cfg->name, to) != STORE_OK) {
+		snprintf(c->error, sizeof(c->error), "state store: %s", err_msg());
+		c->status = 503;
+		return;
+	}
+	if (!g->manual)
+		g->manual_from = g->desired;
+	g->manual = true;
+	g->desired = to;
+	c->to = to;
+	c->status = 200;
+	event_record(d->store, g->cfg->name, NULL, "manual_scale", NULL,
+		     "desired size set by hand: %d -> %d%s%s", c->from, to,
+		     c->note[0] ? ", " : "", c->note);
+}
+
+static void
+command_set_paused(struct daemon *d, struct dgroup *g, struct control_cmd *c)
+{
+	if (store_group_set_paused(d->store, g->cfg->name, c->paused) != STORE_OK) {
+		snprintf(c->error, sizeof(c->error), "state store: %s", err_msg());
+		c->status = 503;
+		return;
+	}
+	g->paused = c->paused;
+	c->status = 200;
+	event_record(d->store, g->cfg->name, NULL, c->paused ? "pause" : "resume",
+		     NULL, "group %s by an operator",
+		     c->paused ? "paused" : "resumed");
+}
+
+void
+scaler_commands(struct daemon *d, bool may_act)
+{
+	struct control_cmd *c;
+
+	while ((c = control_next(d->ctl))) {
+		struct dgroup *g = daemon_group(d, c->group);
+
+		if (!may_act) {
+			snprintf(c->error, sizeof(c->error),
+				 "this daemon's lease is not valid now: not applied");
+			c->status = 503;
+		} else if (!g) {
+			snprintf(c->error, sizeof(c->error), "no group '%s'", c->group);
+			c->status = 404;
+		} else if (c->kind == CONTROL_SET_DESIRED) {
+			command_set_desired(d, g, c);
+		} else {
+			command_set_paused(d, g, c);
+		}
+		control_complete(d->ctl, c);
+	}
+}
+
+/* ---- job results ------------------------------------------------------------ */
+
+void
+scaler_reap(struct daemon *d)
+{
+	struct job_result *r;
+	size_t n = jobs_reap(d->jobs, &r);
+
+	for (size_t i = 0; i < n; i++) {
+		struct dgroup *g = daemon_group(d, r[i].group);
+		int64_t wait = PROVISION_BACKOFF_MS;
+
+		if (r[i].kind == JOB_REMOVE) {
+			if (r[i].ok)
+				d->removed++;
+			continue;
+		}
+		if (r[i].ok)
+			d->provisioned++;
+		else
+			d->provision_errors++;
+		if (!g)
+			continue;
+		if (r[i].ok) {
+			g->failures = 0;
+			g->backoff_until_ms = 0;
+			continue;
+		}
+		g->failures++;
+		for (unsigned k = 1; k < g->failures && wait < PROVISION_BACKOFF_MAX_MS; k++)
+			wait *= 2;
+		if (wait > PROVISION_BACKOFF_MAX_MS)
+			wait = PROVISION_BACKOFF_MAX_MS;
+		g->backoff_until_ms = util_now_ms() + wait;
+	}
+	jobs_results_free(r, n);
+}
+
+int
+scaler_remove(struct daemon *d, const struct store_instance *si, int64_t drain_ms)
+{
+	struct dhost *h = si->host ? daemon_host(d, si->host) : NULL;
+	struct remove_spec r = {
+		.id = si->id,
+		.group = si->group,
+		.domain = si->domain,
+		.drain_ms = drain_ms,
+	};
+
+	if (!h) {
+		err_set("instance %s: host %s is not configured", si->id,
+			si->host ? si->host : "(none)");
+		return -1;
+	}
+	r.host_name = h->cfg->name;
+	r.uri = h->cfg->uri;
+	r.pool = h->cfg->pool;
+	jobs_remove(d->jobs, &r);
+	return 0;
+}
+
+/* ---- inputs ------------------------------------------------------------------ */
+
+/* What one pass over every instance tells about the hosts. */
+struct tick {
+	struct store_instance_list all;  /* live, draining and deleting ones */
+	int *group_of;                   /* all.v[i]'s group index, -1 */
+	int *host_of;                    /* all.v[i]'s host index, -1 */
+	uint32_t *host_instances;        /* per host */
+	uint32_t *group_host;            /* per group x host */
+	uint32_t *pending_vcpus;         /* per host: not running yet */
+	uint64_t *pending_mem;
+	char (*busy)[STORE_ID_LEN + 1];  /* sorted */
+	size_t n_busy;
+};
+
+static int
+index_of_host(struct daemon *d, const char *name)
+{
+	for (unsigned i = 0; name && i < d->n_hosts; i++)
+		if (strcmp(d->hosts[i].cfg->name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int
+tick_gather(struct daemon *d, struct tick *t)
+{
+	struct store_instance_filter f = {0};
+
+	memset(t, 0, sizeof(*t));
+	for (int st = 0; st < STORE_INSTANCE_LAST; st++)
+		if (converge_state_live((enum store_instance_state)st) ||
+		    st == STORE_INSTANCE_DRAINING || st == STORE_INSTANCE_DELETING)
+			f.state_mask |= STORE_STATE_BIT(st);
+	if (store_instance_list(d->store, &f, &t->all) != STORE_OK) {
+		log_error("cannot list instances: %s", err_msg());
+		return -1;
+	}
+	t->group_of = xcalloc(t->all.n + 1, sizeof(*t->group_of));
+	t->host_of = xcalloc(t->all.n + 1, sizeof(*t->host_of));
+	t->host_instances = xcalloc(d->n_hosts + 1, sizeof(*t->host_instances));
+	t->pending_vcpus = xcalloc(d->n_hosts + 1, sizeof(*t->pending_vcpus));
+	t->pending_mem = xcalloc(d->n_hosts + 1, sizeof(*t->pending_mem));
+	t->group_host = xcalloc((size_t)d->n_groups * d->n_hosts + 1,
+				sizeof(*t->group_host));
+	for (size_t i = 0; i < t->all.n; i++) {
+		const struct store_instance *si = &t->all.v[i];
+		struct dgroup *g = daemon_group(d, si->group);
+		int h = index_of_host(d, si->host);
+
+		t->group_of[i] = g ? (int)(g - d->groups) : -1;
+		t->host_of[i] = h;
+		/* placement counts what occupies a host: not what is being
+		 * deleted (the old code's list had no deleting ones) */
+		if (h < 0 || si->state == STORE_INSTANCE_DELETING)
+			continue;
+		t->host_instances[h]++;
+		if (g)
+			t->group_host[(size_t)t->group_of[i] * d->n_hosts + (size_t)h]++;
+		/* not running yet: the collector did not count it */
+		if (g && (si->state == STORE_INSTANCE_REQUESTED ||
+			  si->state == STORE_INSTANCE_PROVISIONING)) {
+			t->pending_vcpus[h] += (uint32_t)g->cfg->template.vcpus;
+			t->pending_mem[h] += g->cfg->template.memory;
+		}
+	}
+	t->n_busy = jobs_busy(d->jobs, &t->busy);
+	return 0;
+}
+
+static void
+tick_release(struct tick *t)
+{
+	store_instance_list_release(&t->all);
+	free(t->group_of);
+	free(t->host_of);
+	free(t->host_instances);
+	free(t->group_host);
+	free(t->pending_vcpus);
+	free(t->pending_mem);
+	free(t->busy);
+}
+
+static int
+busy_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, elem);
 }
 
 /* Placement records of the group's hosts, from the last measurements. */
 static struct va_placement_host *
-placement_hosts(struct daemon *d, const struct dgroup *g,
-		const struct store_instance_list *all, size_t *n_out)
+placement_hosts(struct daemon *d, const struct dgroup *g, const struct tick *t)
 {
 	const struct config_group *gc = g->cfg;
-	struct va_placement_host *v = xcalloc(gc->hosts.n ? gc->hosts.n : 1,
-					      sizeof(*v));
+	struct va_placement_host *v = xcalloc(gc->hosts.n + 1, sizeof(*v));
+	size_t gi = (size_t)(g - d->groups);
 
 	for (unsigned i = 0; i < gc->hosts.n; i++) {
 		const struct config_host *hc = gc->host_ptrs[i];
-		struct dhost *dh = daemon_host(d, hc->name);
+		int hi = index_of_host(d, hc->name);
+		struct dhost *dh = hi >= 0 ? &d->hosts[hi] : NULL;
 		struct va_placement_host *p = &v[i];
 
 		p->name = hc->name;
@@ -62,13 +267,10 @@ placement_hosts(struct daemon *d, const struct dgroup *g,
 		p->max_instances = (uint32_t)hc->max_instances;
 		p->cpu_use = -1;
 		if (!dh || !host_is_up(dh->h)) {
-			p->up = 0;
 			p->down_reason = "not connected";
 			continue;
 		}
-		if (!dh->cap_ok ||
-		    !(dh->cap.present & (1u << COLLECT_CAP_NODEINFO))) {
-			p->up = 0;
+		if (!dh->cap_ok || !(dh->cap.present & (1u << COLLECT_CAP_NODEINFO))) {
 			p->down_reason = "not measured yet";
 			continue;
 		}
@@ -80,523 +282,241 @@ placement_hosts(struct daemon *d, const struct dgroup *g,
 				      : p->mem_total;
 		if (dh->cap.present & (1u << COLLECT_CAP_CPU_UTIL))
 			p->cpu_use = dh->cap.cpu_util_pct / 100.0;
-		p->vcpus_alloc = dh->cap.vcpus_alloc;
-		p->mem_alloc = dh->cap.mem_alloc_kib * 1024;
-		for (size_t k = 0; k < all->n; k++) {
-			const struct store_instance *in = &all->v[k];
-
-			if (!in->host || strcmp(in->host, hc->name) != 0)
-				continue;
-			p->instances++;
-			if (strcmp(in->group, gc->name) == 0)
-				p->group_instances++;
-			/* Not running yet: the collector did not count it. */
-			if (in->state == STORE_INSTANCE_REQUESTED ||
-			    in->state == STORE_INSTANCE_PROVISIONING) {
-				p->vcpus_alloc += (uint32_t)gc->template.vcpus;
-				p->mem_alloc += gc->template.memory;
-			}
-		}
+		p->vcpus_alloc = dh->cap.vcpus_alloc + t->pending_vcpus[hi];
+		p->mem_alloc = dh->cap.mem_alloc_kib * 1024 + t->pending_mem[hi];
+		p->instances = t->host_instances[hi];
+		p->group_instances = t->group_host[gi * d->n_hosts + (size_t)hi];
 	}
-	*n_out = gc->hosts.n;
 	return v;
 }
 
-static struct va_placement_request
-placement_request(const struct dgroup *g, uint32_t seq)
-{
-	struct va_placement_request r = {
-		.group = g->cfg->name,
-		.vcpus = (uint32_t)g->cfg->template.vcpus,
-		.memory = g->cfg->template.memory,
-		.seq = seq,
-	};
-
-	return r;
-}
-
-/* How many more instances the hosts could take (bounded); -1 unknown. */
-static int
-capacity_left(const struct dgroup *g, const struct va_placement_host *hosts,
-	      size_t n)
-{
-	struct va_placement_request req = placement_request(g, 0);
-	struct va_placement_host *tmp;
-	int left = 0, measured = 0;
-
-	tmp = xcalloc(n ? n : 1, sizeof(*tmp));
-	memcpy(tmp, hosts, n * sizeof(*tmp));
-	for (size_t i = 0; i < n; i++) {
-		if (!tmp[i].up)
-			continue;
-		measured++;
-		while (left < g->cfg->max && place_host_check(&tmp[i], &req, NULL)) {
-			place_host_commit(&tmp[i], &req);
-			left++;
-		}
-	}
-	free(tmp);
-	return measured ? left : -1;
-}
-
-/* Health: instances that never checked in, or stopped heartbeating. */
-static void
-health_check(struct daemon *d, struct dgroup *g, struct store_instance_list *l,
-	     int64_t wall)
-{
-	const struct config_health *h = &g->cfg->health;
-	int live = 0, replacing = 0, budget;
-
-	for (size_t i = 0; i < l->n; i++) {
-		struct store_instance *in = &l->v[i];
-		const char *why = NULL;
-		char buf[160];
-
-		if (scaler_state_live(in->state))
-			live++;
-		if (in->state == STORE_INSTANCE_BOOTING &&
-		    wall - in->created_ms > h->ready_within_ms) {
-			snprintf(buf, sizeof(buf),
-				 "did not check in within %" PRId64 " s of its creation",
-				 h->ready_within_ms / 1000);
-			why = buf;
-		} else if (in->state == STORE_INSTANCE_READY &&
-			   h->heartbeat_timeout_ms > 0 &&
-			   wall - (in->heartbeat_ms ? in->heartbeat_ms : in->ready_ms) >
-				   h->heartbeat_timeout_ms) {
-			snprintf(buf, sizeof(buf),
-				 "no heartbeat for more than %" PRId64 " s",
-				 h->heartbeat_timeout_ms / 1000);
-			why = buf;
-		}
-		if (!why)
-			continue;
-		if (store_instance_set_state(d->store, in->id, in->state,
-					     STORE_INSTANCE_UNHEALTHY) != STORE_OK) {
-			log_warn("instance %s: cannot mark unhealthy: %s", in->id,
-				 err_msg());
-			continue;
-		}
-		in->state = STORE_INSTANCE_UNHEALTHY;
-		daemon_event(d, g->cfg->name, in->id, "unhealthy", NULL, "%s",
-			     why);
-	}
-	if (!h->replace)
-		return;
-	/* Replace unhealthy instances, but never too many at once: a
-	 * network partition must not make us replace the whole group. */
-	for (size_t i = 0; i < l->n; i++)
-		if (l->v[i].state == STORE_INSTANCE_DRAINING ||
-		    l->v[i].state == STORE_INSTANCE_DELETING)
-			replacing++;
-	budget = h->max_replace;
-	{
-		int share = (int)((double)(live > 0 ? live : 1) *
-				  h->max_replace_share / 100.0);
-
-		if (share < 1)
-			share = 1;
-		if (share < budget)
-			budget = share;
-	}
-	for (size_t i = 0; i < l->n; i++) {
-		struct store_instance *in = &l->v[i];
-
-		if (in->state != STORE_INSTANCE_UNHEALTHY ||
-		    jobs_busy_with(d->jobs, in->id))
-			continue;
-		if (replacing >= budget) {
-			log_debug("group %s: %d replacements under way, the limit is %d",
-				  g->cfg->name, replacing, budget);
-			break;
-		}
-		if (store_instance_set_state(d->store, in->id,
-					     STORE_INSTANCE_UNHEALTHY,
-					     STORE_INSTANCE_DELETING) != STORE_OK)
-			continue;
-		in->state = STORE_INSTANCE_DELETING;
-		daemon_event(d, g->cfg->name, in->id, "replace", NULL,
-			     "removing unhealthy instance; a new one takes its place");
-		jobs_remove(d, in, 0);
-		replacing++;
-	}
-}
-
-static void
-decide(struct daemon *d, struct dgroup *g, const struct store_instance_list *l,
-       const struct va_placement_host *hosts, size_t n_hosts, int64_t now,
-       int64_t wall)
+/* The group's instances as the planner sees them (pointing into t->all). */
+static struct converge_instance *
+group_instances(struct daemon *d, struct dgroup *g, const struct tick *t,
+		size_t **rows, size_t *n_out, int64_t now)
 {
 	const struct policy_params *p = &g->cfg->policy;
-	struct policy_instance_sample *samples;
-	struct policy_input in;
-	struct policy_decision dec;
-	struct rates_group agg;
-	unsigned n = 0;
-	time_t t = (time_t)(wall / 1000);
+	size_t gi = (size_t)(g - d->groups), n = 0;
+	struct converge_instance *v = xcalloc(t->all.n + 1, sizeof(*v));
 
-	memset(&in, 0, sizeof(in));
-	in.now_ms = now;
-	in.have_local_time = localtime_r(&t, &in.local_time) != NULL;
-	in.desired = g->desired;
-	samples = xcalloc(l->n ? l->n : 1, sizeof(*samples));
-	rates_group_init(&agg);
-	for (size_t i = 0; i < l->n; i++) {
-		const struct store_instance *si = &l->v[i];
-		struct policy_instance_sample *s = &samples[n];
+	*rows = xcalloc(t->all.n + 1, sizeof(**rows));
+	rates_group_init(&g->agg);
+	for (size_t i = 0; i < t->all.n; i++) {
+		const struct store_instance *si = &t->all.v[i];
+		struct converge_instance *ci = &v[n];
 		unsigned char uuid[16];
 		struct rates_window w;
 
-		if (!scaler_state_live(si->state))
+		if (t->group_of[i] != (int)gi)
 			continue;
-		n++;
-		if (si->state != STORE_INSTANCE_READY)
-			continue;
-		s->ready = true;
-		/* store times are wall clock; the engine's are monotonic */
-		s->ready_ms = now - (wall - (si->ready_ms ? si->ready_ms : wall));
-		if (util_uuid_parse(si->id, uuid) != 0 ||
+		(*rows)[n++] = i;
+		ci->id = si->id;
+		ci->host = si->host;
+		ci->domain = si->domain;
+		ci->address = si->address;
+		ci->state = si->state;
+		ci->created_ms = si->created_ms;
+		ci->ready_ms = si->ready_ms;
+		ci->heartbeat_ms = si->heartbeat_ms;
+		ci->busy = si->busy;
+		ci->busy_since_ms = si->busy_since_ms;
+		ci->job = bsearch(si->id, t->busy, t->n_busy, sizeof(*t->busy),
+				  busy_cmp) != NULL;
+		if (si->state != STORE_INSTANCE_READY ||
+		    util_uuid_parse(si->id, uuid) != 0 ||
 		    mstore_query(d->mstore, uuid, now - p->interval_ms, now, &w) != 0)
 			continue;
-		rates_group_add(&agg, &w);
+		rates_group_add(&g->agg, &w);
 		for (int m = 0; m < POLICY_METRIC_LAST; m++) {
 			enum rates_metric rm = rates_from_policy((enum policy_metric)m);
 
 			if (w.present & (1u << rm)) {
-				s->metric[m] = w.mean[rm];
-				s->metric_present[m] = true;
+				ci->metric[m] = w.mean[rm];
+				ci->metric_present[m] = true;
 			}
 		}
 	}
-	in.capacity_left = capacity_left(g, hosts, n_hosts);
-	rates_group_finish(&agg);
-	g->agg = agg;
-	policy_input_from_instances(&in, p, samples, n);
-	free(samples);
-	policy_decide(p, &in, g->pst, &dec);
-
-	pthread_mutex_lock(&d->lock);
-	g->last = dec;
-	g->have_last = true;
-	memcpy(g->metric, in.metric, sizeof(g->metric));
-	memcpy(g->metric_present, in.metric_present, sizeof(g->metric_present));
-	pthread_mutex_unlock(&d->lock);
-
-	if (dec.to != g->desired) {
-		struct strbuf msg = STRBUF_INIT;
-
-		policy_decision_format(&dec, p, &msg);
-		if (store_group_set_desired(d->store, g->cfg->name, dec.to) !=
-		    STORE_OK) {
-			log_error("group %s: cannot store the desired size: %s",
-				  g->cfg->name, err_msg());
-			strbuf_release(&msg);
-			return;
-		}
-		pthread_mutex_lock(&d->lock);
-		g->desired = dec.to;
-		pthread_mutex_unlock(&d->lock);
-		daemon_event(d, g->cfg->name, NULL, "decision", NULL, "%s",
-			     strbuf_str(&msg));
-		memset(g->last_hold_key, 0xff, sizeof(g->last_hold_key));
-		strbuf_release(&msg);
-	} else if (dec.recommendation >= 0 && dec.recommendation != dec.from) {
-		/* Something wanted a change and damping or capacity held it:
-		 * worth recording once, not every interval while it lasts. */
-		int key[4] = {dec.from, dec.recommendation, dec.stabilized,
-			      dec.limited};
-
-		if (memcmp(key, g->last_hold_key, sizeof(key)) != 0) {
-			struct strbuf msg = STRBUF_INIT;
-
-			policy_decision_format(&dec, p, &msg);
-			daemon_event(d, g->cfg->name, NULL, "decision", NULL,
-				     "%s", strbuf_str(&msg));
-			memcpy(g->last_hold_key, key, sizeof(key));
-			strbuf_release(&msg);
-		}
-	} else {
-		memset(g->last_hold_key, 0xff, sizeof(g->last_hold_key));
-	}
+	rates_group_finish(&g->agg);
+	*n_out = n;
+	return v;
 }
 
-/* a + 1 for an address of 4 or 16 bytes (false on overflow) */
-static bool
-addr_next(unsigned char *a, size_t len)
-{
-	for (size_t i = len; i-- > 0;)
-		if (++a[i] != 0)
-			return true;
-	return false;
-}
+/* ---- actions ----------------------------------------------------------------- */
 
-static bool
-address_used(const struct store_instance_list *l, char **taken, size_t n_taken,
-	     const char *addr)
-{
-	for (size_t i = 0; i < l->n; i++)
-		if (l->v[i].state != STORE_INSTANCE_GONE && l->v[i].address &&
-		    strcmp(l->v[i].address, addr) == 0)
-			return true;
-	for (size_t i = 0; i < n_taken; i++)
-		if (strcmp(taken[i], addr) == 0)
-			return true;
-	return false;
-}
-
-/*
- * The lowest address of the group's static range that no instance of the
- * group holds (instances that are gone give theirs back). 0, or -1 when
- * the range is exhausted.
- */
-int
-scaler_allocate_address(const struct config_static_addresses *sa,
-		 const struct store_instance_list *l, char **taken,
-		 size_t n_taken, char out[46])
-{
-	unsigned char cur[16], last[16];
-	size_t len = sa->family == AF_INET6 ? 16 : 4;
-
-	if (inet_pton(sa->family, sa->first, cur) != 1 ||
-	    inet_pton(sa->family, sa->last, last) != 1)
-		return -1;
-	for (;;) {
-		inet_ntop(sa->family, cur, out, INET6_ADDRSTRLEN);
-		if (!address_used(l, taken, n_taken, out))
-			return 0;
-		if (memcmp(cur, last, len) >= 0 || !addr_next(cur, len))
-			return -1;
-	}
-}
-
-/* Start new instances up to the desired size. */
 static void
-grow(struct daemon *d, struct dgroup *g, int missing,
-     struct va_placement_host *hosts, size_t n_hosts, int64_t now,
-     const struct store_instance_list *l)
+start_instance(struct daemon *d, struct dgroup *g, const char *id,
+	       const struct va_placement_host *ph, const char *address)
 {
-	const struct config_static_addresses *sa = &g->cfg->cloud_init.static_addresses;
-	char *taken[MAX_STARTS_PER_TICK];
-	size_t n_taken = 0;
+	struct dhost *h = daemon_host(d, ph->name);
+	struct provision_spec *spec;
+	struct store_instance si;
 
-	if (now < g->provision_backoff_until_ms)
+	if (!h)
 		return;
-	if (missing > MAX_STARTS_PER_TICK)
-		missing = MAX_STARTS_PER_TICK;
-	for (int k = 0; k < missing; k++) {
-		struct va_placement_request req = placement_request(g, (uint32_t)k);
-		struct store_instance si;
-		char id[STORE_ID_LEN + 1];
-		char domain[STORE_DOMAIN_MAX + 1];
-		char address[INET6_ADDRSTRLEN] = "";
-		size_t chosen;
-		enum place_result pr;
+	spec = provision_spec_new(d->cfg, g->cfg, h->cfg, &g->files, id,
+				  address[0] ? address : NULL, d->config_gen,
+				  d->owner);
+	if (!spec) {
+		log_error("group %s: %s", g->cfg->name, err_msg());
+		return;
+	}
+	memset(&si, 0, sizeof(si));
+	si.id = (char *)id;
+	si.group = g->cfg->name;
+	si.host = h->cfg->name;
+	si.domain = (char *)spec->dom.name;
+	si.state = STORE_INSTANCE_REQUESTED;
+	si.config_gen = d->config_gen;
+	si.address = address[0] ? (char *)address : NULL;
+	if (store_instance_put(d->store, &si) != STORE_OK) {
+		log_error("group %s: cannot record a new instance: %s",
+			  g->cfg->name, err_msg());
+		provision_spec_free(spec);
+		return;
+	}
+	event_record(d->store, g->cfg->name, id, "provision", NULL,
+		     "new instance %s placed on %s by %s", spec->dom.name,
+		     h->cfg->name, place_strategy_name(g->place));
+	jobs_provision(d->jobs, spec);
+}
 
-		if (store_instance_new_id(id) != STORE_OK) {
-			log_error("cannot mint an instance id: %s", err_msg());
-			break;
-		}
-		req.instance_id = id;
-		if (sa->present &&
-		    scaler_allocate_address(sa, l, taken, n_taken, address) != 0) {
-			if (!g->hosts_full)
-				daemon_event(d, g->cfg->name, NULL, "addresses_full",
-					     NULL, "every address of %s is in use",
-					     sa->range);
-			g->hosts_full = true;
-			break;
-		}
-		pr = place_choose(g->place, &req, hosts, n_hosts, &chosen);
-		if (pr != PLACE_OK) {
-			char msg[1024];
+/* inst's state from -> to in the store; false when refused. */
+static bool
+set_state(struct daemon *d, struct store_instance *si,
+	  enum store_instance_state to, const char *what)
+{
+	if (store_instance_set_state(d->store, si->id, si->state, to) != STORE_OK) {
+		log_warn("instance %s: cannot %s: %s", si->id, what, err_msg());
+		return false;
+	}
+	si->state = to;
+	return true;
+}
 
-			snprintf(msg, sizeof(msg), "%s", err_msg());
-			log_complain(&g->full_complaint, LOG_LEVEL_WARN, "scaler",
-				     "group %s: cannot place a new instance: %s",
-				     g->cfg->name, msg);
-			if (!g->hosts_full) {
-				/* once per episode; the log line repeats,
-				 * rate-limited, while it lasts */
-				daemon_event(d, g->cfg->name, NULL,
-					     pr == PLACE_FULL ? "hosts_full"
-							      : "placement_error",
-					     NULL, "%s", msg);
-				g->hosts_full = true;
+static void
+apply(struct daemon *d, struct dgroup *g, struct tick *t, const size_t *rows,
+      const struct converge_input *in, const struct converge_plan *plan)
+{
+	bool sized = true; /* the store took the plan's desired size */
+
+	for (size_t k = 0; k < plan->n; k++) {
+		const struct converge_action *a = &plan->v[k];
+		struct store_instance *si =
+			a->kind == CONVERGE_START || a->kind == CONVERGE_EVENT ||
+					a->kind == CONVERGE_SET_DESIRED
+				? NULL
+				: &t->all.v[rows[a->inst]];
+		const char *name = g->cfg->name;
+
+		switch (a->kind) {
+		case CONVERGE_MARK_UNHEALTHY:
+			if (set_state(d, si, STORE_INSTANCE_UNHEALTHY, "mark unhealthy"))
+				event_record(d->store, name, si->id, "unhealthy", NULL,
+					     "%s", a->message);
+			break;
+		case CONVERGE_REPLACE:
+			if (!set_state(d, si, STORE_INSTANCE_DELETING, "replace"))
+				break;
+			event_record(d->store, name, si->id, "replace", NULL, "%s",
+				     a->message);
+			if (scaler_remove(d, si, 0) != 0)
+				log_warn("%s", err_msg());
+			break;
+		case CONVERGE_SET_DESIRED:
+			if (store_group_set_desired(d->store, name, a->to) != STORE_OK) {
+				log_error("group %s: cannot store the desired size: %s",
+					  name, err_msg());
+				sized = false;
+				break;
 			}
+			g->desired = a->to;
+			event_record(d->store, name, NULL, "decision", NULL, "%s",
+				     a->message);
+			break;
+		case CONVERGE_EVENT:
+			event_record(d->store, name, NULL, a->event, NULL, "%s",
+				     a->message);
+			break;
+		case CONVERGE_START:
+			if (sized)
+				start_instance(d, g, in->new_ids[a->inst],
+					       &in->hosts[a->host], a->address);
+			break;
+		case CONVERGE_REMOVE:
+			if (!sized || !set_state(d, si, a->state, "start removal"))
+				break;
+			event_record(d->store, name, si->id, "scale_in", NULL, "%s",
+				     a->message);
+			if (scaler_remove(d, si, a->drain_ms) != 0)
+				log_warn("%s", err_msg());
+			break;
+		default:
 			break;
 		}
-		log_complain_clear(&g->full_complaint, "scaler",
+	}
+}
+
+static void
+group_tick(struct daemon *d, struct dgroup *g, struct tick *t, int64_t now,
+	   int64_t wall)
+{
+	struct converge_input in;
+	struct converge_plan plan;
+	char ids[CONVERGE_MAX_STARTS][STORE_ID_LEN + 1];
+	size_t *rows = NULL, n_ids = 0;
+	time_t secs = (time_t)(wall / 1000);
+
+	memset(&in, 0, sizeof(in));
+	in.cfg = g->cfg;
+	in.now_ms = now;
+	in.wall_ms = wall;
+	in.have_local_time = localtime_r(&secs, &in.local_time) != NULL;
+	in.desired = g->desired;
+	in.paused = g->paused;
+	in.manual = g->manual;
+	in.manual_from = g->manual_from;
+	in.backoff = now < g->backoff_until_ms;
+	in.v = group_instances(d, g, t, &rows, &in.n, now);
+	in.hosts = placement_hosts(d, g, t);
+	in.n_hosts = g->cfg->hosts.n;
+	in.place = g->place;
+	while (n_ids < CONVERGE_MAX_STARTS && store_instance_new_id(ids[n_ids]) == STORE_OK)
+		n_ids++;
+	in.new_ids = (const char (*)[STORE_ID_LEN + 1])ids;
+	in.n_new_ids = n_ids;
+	g->manual = false;
+
+	converge_group(&in, &g->cs, &plan);
+	apply(d, g, t, rows, &in, &plan);
+	if (g->cs.full)
+		log_complain(&g->full_complaint, LOG_LEVEL_WARN, log_tag,
+			     "group %s: cannot place a new instance: %s",
+			     g->cfg->name, g->cs.why);
+	else
+		log_complain_clear(&g->full_complaint, log_tag,
 				   "group %s: hosts have room again", g->cfg->name);
-		g->hosts_full = false;
-		snprintf(domain, sizeof(domain), "%s-%.8s",
-			 g->cfg->template.name_prefix, id);
-		memset(&si, 0, sizeof(si));
-		si.id = id;
-		si.group = g->cfg->name;
-		si.host = (char *)hosts[chosen].name;
-		si.domain = domain;
-		si.state = STORE_INSTANCE_REQUESTED;
-		si.config_gen = d->config_gen;
-		si.address = sa->present ? address : NULL;
-		if (store_instance_put(d->store, &si) != STORE_OK) {
-			log_error("group %s: cannot record a new instance: %s",
-				  g->cfg->name, err_msg());
-			break;
-		}
-		if (sa->present)
-			taken[n_taken++] = xstrdup(address);
-		place_host_commit(&hosts[chosen], &req);
-		daemon_event(d, g->cfg->name, id, "provision", NULL,
-			     "new instance %s placed on %s by %s", domain,
-			     hosts[chosen].name, place_strategy_name(g->place));
-		jobs_provision(d, g, daemon_host(d, hosts[chosen].name), id,
-			       sa->present ? address : NULL);
+	if (plan.decided) {
+		g->last = plan.decision;
+		g->have_last = true;
+		memcpy(g->metric, plan.decision.metric, sizeof(g->metric));
+		memcpy(g->metric_present, plan.decision.metric_present,
+		       sizeof(g->metric_present));
 	}
-	for (size_t i = 0; i < n_taken; i++)
-		free(taken[i]);
-}
-
-static int
-state_rank(enum store_instance_state st)
-{
-	/* who goes first on scale-in: not yet serving before serving */
-	switch (st) {
-	case STORE_INSTANCE_UNHEALTHY:
-		return 0;
-	case STORE_INSTANCE_BOOTING:
-		return 1;
-	default:
-		return 2;
-	}
-}
-
-/* Remove instances above the desired size. */
-static void
-shrink(struct daemon *d, struct dgroup *g, struct store_instance_list *l,
-       int surplus, int64_t wall)
-{
-	struct scalein_instance *cand = xcalloc(l->n ? l->n : 1, sizeof(*cand));
-	size_t *order = xcalloc(l->n ? l->n : 1, sizeof(*order));
-	size_t *map = xcalloc(l->n ? l->n : 1, sizeof(*map));
-	size_t n = 0, chosen;
-
-	/* Unhealthy and booting instances go first, then the group's order
-	 * among ready ones (busy ones are protected by scalein_choose). */
-	for (int rank = 0; rank <= 2 && surplus > 0; rank++) {
-		n = 0;
-		for (size_t i = 0; i < l->n; i++) {
-			struct store_instance *in = &l->v[i];
-
-			if (!scaler_state_live(in->state) ||
-			    state_rank(in->state) != rank ||
-			    in->state == STORE_INSTANCE_REQUESTED ||
-			    in->state == STORE_INSTANCE_PROVISIONING ||
-			    jobs_busy_with(d->jobs, in->id))
-				continue;
-			cand[n].id = in->id;
-			cand[n].host = in->host;
-			cand[n].created_ms = in->created_ms;
-			cand[n].busy = in->busy;
-			cand[n].busy_since_ms = in->busy_since_ms;
-			map[n] = i;
-			n++;
-		}
-		if (!n)
-			continue;
-		chosen = scalein_choose(cand, n,
-					(enum scalein_order)g->cfg->scale_in.order,
-					(size_t)surplus, wall,
-					g->cfg->health.busy_max_ms, order);
-		for (size_t k = 0; k < chosen; k++) {
-			struct store_instance *in = &l->v[map[order[k]]];
-			enum store_instance_state to =
-				in->state == STORE_INSTANCE_READY
-					? STORE_INSTANCE_DRAINING
-					: STORE_INSTANCE_DELETING;
-
-			if (store_instance_set_state(d->store, in->id, in->state,
-						     to) != STORE_OK) {
-				log_warn("instance %s: cannot start removal: %s",
-					 in->id, err_msg());
-				continue;
-			}
-			in->state = to;
-			surplus--;
-			daemon_event(d, g->cfg->name, in->id, "scale_in", NULL,
-				     "removing %s from %s (order %s%s)",
-				     in->domain ? in->domain : in->id,
-				     in->host ? in->host : "?",
-				     scalein_order_name((enum scalein_order)g->cfg->scale_in.order),
-				     in->busy ? ", busy for too long" : "");
-			jobs_remove(d, in, g->cfg->scale_in.drain_ms);
-		}
-	}
-	if (surplus > 0)
-		log_debug("group %s: %d more to remove once busy instances are free",
-			  g->cfg->name, surplus);
-	free(cand);
-	free(order);
-	free(map);
-}
-
-static void
-group_tick(struct daemon *d, struct dgroup *g,
-	   const struct store_instance_list *all, int64_t now, int64_t wall)
-{
-	struct store_instance_filter f = {.group = g->cfg->name};
-	struct store_instance_list l = {0};
-	struct va_placement_host *hosts;
-	size_t n_hosts;
-	int live = 0, ready = 0;
-	bool paused;
-
-	if (store_instance_list(d->store, &f, &l) != STORE_OK) {
-		log_error("group %s: cannot list instances: %s", g->cfg->name,
-			  err_msg());
-		return;
-	}
-	pthread_mutex_lock(&d->lock);
-	paused = g->paused;
-	if (g->manual_pending) {
-		/* `scale` changed the size: the windows and the cooldown
-		 * must hold it, or the next decision would undo it. */
-		policy_state_note_change(g->pst, now, g->manual_from, g->desired);
-		g->manual_pending = false;
-	}
-	pthread_mutex_unlock(&d->lock);
-	hosts = placement_hosts(d, g, all, &n_hosts);
-	if (!paused) {
-		health_check(d, g, &l, wall);
-		decide(d, g, &l, hosts, n_hosts, now, wall);
-	}
-	for (size_t i = 0; i < l.n; i++) {
-		if (scaler_state_live(l.v[i].state))
-			live++;
-		if (l.v[i].state == STORE_INSTANCE_READY)
-			ready++;
-	}
-	if (!paused) {
-		if (live < g->desired)
-			grow(d, g, g->desired - live, hosts, n_hosts, now, &l);
-		else if (live > g->desired)
-			shrink(d, g, &l, live - g->desired, wall);
-	}
-	pthread_mutex_lock(&d->lock);
-	g->current = live;
-	g->ready = ready;
-	pthread_mutex_unlock(&d->lock);
-	metrics_set_group(g->cfg->name, g->desired, live, ready, &g->agg);
-	free(hosts);
-	store_instance_list_release(&l);
+	g->current = plan.live;
+	g->ready = plan.ready;
+	metrics_set_group(g->cfg->name, g->desired, plan.live, plan.ready, &g->agg);
+	converge_plan_release(&plan);
+	free((void *)in.v);
+	free(in.hosts);
+	free(rows);
 }
 
 void
 scaler_tick(struct daemon *d, int64_t now)
 {
-	struct store_instance_list all = {0};
-	struct store_instance_filter f = {0};
+	struct tick t;
 	int64_t wall = util_wall_ms();
-	bool listed = false;
+	bool gathered = false;
 
 	for (unsigned i = 0; i < d->n_groups; i++) {
 		struct dgroup *g = &d->groups[i];
@@ -604,42 +524,12 @@ scaler_tick(struct daemon *d, int64_t now)
 		if (now < g->next_decide_ms)
 			continue;
 		g->next_decide_ms = now + g->cfg->policy.interval_ms;
-		if (!listed) {
-			/* every group's placement needs all hosts' counts */
-			f.state_mask = 0;
-			for (int st = 0; st < STORE_INSTANCE_LAST; st++)
-				if (scaler_state_live((enum store_instance_state)st) ||
-				    st == STORE_INSTANCE_DRAINING)
-					f.state_mask |= STORE_STATE_BIT(st);
-			if (store_instance_list(d->store, &f, &all) != STORE_OK) {
-				log_error("cannot list instances: %s", err_msg());
-				return;
-			}
-			listed = true;
-		}
-		group_tick(d, g, &all, now, wall);
+		/* one list for every group: placement needs all hosts' counts */
+		if (!gathered && tick_gather(d, &t) != 0)
+			return;
+		gathered = true;
+		group_tick(d, g, &t, now, wall);
 	}
-	store_instance_list_release(&all);
-}
-
-void
-scaler_provision_result(struct daemon *d, const char *group, bool ok)
-{
-	struct dgroup *g = daemon_group(d, group);
-	int64_t wait;
-
-	if (!g)
-		return;
-	if (ok) {
-		g->provision_failures = 0;
-		g->provision_backoff_until_ms = 0;
-		return;
-	}
-	g->provision_failures++;
-	wait = PROVISION_BACKOFF_MS;
-	for (unsigned i = 1; i < g->provision_failures && wait < PROVISION_BACKOFF_MAX_MS; i++)
-		wait *= 2;
-	if (wait > PROVISION_BACKOFF_MAX_MS)
-		wait = PROVISION_BACKOFF_MAX_MS;
-	g->provision_backoff_until_ms = util_now_ms() + wait;
+	if (gathered)
+		tick_release(&t);
 }

@@ -1,5 +1,5 @@
 /*
- * Unit test for instance_remove() (src/provision.c), the one removal path
+ * Unit test for instance_remove() (src/remove.c), the one removal path
  * of scale-in, rollback, recovery and reconciliation, on libvirt's test
  * driver (test:///default, in-process): it removes a domain only when the
  * domain's metadata names the instance and our installation id (or no
@@ -21,7 +21,7 @@
 #include <libvirt/virterror.h>
 
 #include "commands.h"
-#include "daemon_int.h"
+#include "remove.h"
 #include "domxml.h"
 #include "log.h"
 #include "util.h"

@@ -1,0 +1,159 @@
+/*
+ * converge.h: what one group must do now, as a pure planner.
+ *
+ * The group's configuration, its instances as the state store has them,
+ * what was last measured of them and of the hosts, and the clocks go in;
+ * a list of actions comes out (mark unhealthy, replace, set the desired
+ * size, start a new instance on a host, drain or remove one, record an
+ * event). No I/O: no store, no libvirt, no clock reads, no globals. The
+ * daemon's scaler (scaler.c) gathers the inputs and applies the actions;
+ * the unit tests call the same function with tables (test_converge.c).
+ *
+ * The steps, in the order of the actions they emit:
+ *   1. a manual `scale` applied since the last plan is entered into the
+ *      policy state (so that the windows and the cooldown hold it and no
+ *      decision undoes it at once);
+ *   2. health: a booting instance that did not check in within
+ *      health.ready_within, a ready one silent for health.heartbeat_timeout
+ *      -> MARK_UNHEALTHY; then, with health.replace, unhealthy ones ->
+ *      REPLACE, never more at once than health.max_replace and
+ *      max_replace_share of the group (a network partition must not make
+ *      us replace the whole group);
+ *   3. the decision: policy_decide() (the engine `simulate` runs) on the
+ *      ready instances' metrics -> SET_DESIRED when the size changes, an
+ *      EVENT once when something wanted a change and damping held it;
+ *   4. convergence: fewer live instances than desired -> START, at most
+ *      CONVERGE_MAX_STARTS per plan, placed by the group's strategy (a
+ *      static address from the group's range when it has one); more ->
+ *      REMOVE, unhealthy and booting ones first, then the group's
+ *      scale-in order among ready ones (busy ones are spared up to
+ *      health.busy_max); instances still being created count against
+ *      the surplus (they are removed once booting, rather than a
+ *      serving one now).
+ * A paused group gets no action: only its counts.
+ *
+ * Threads: none of its own; the caller owns everything it passes.
+ */
+#ifndef VA_CONVERGE_H
+#define VA_CONVERGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "config.h"
+#include "place.h"
+#include "policy.h"
+#include "store.h"
+
+/* At most this many new instances are started per group and plan. */
+#define CONVERGE_MAX_STARTS 8
+
+/* One instance of the group, as the store has it plus what is known of it. */
+struct converge_instance {
+	const char *id;
+	const char *host;                /* NULL: not placed */
+	const char *domain;              /* NULL: not named yet */
+	const char *address;             /* static address, or NULL */
+	enum store_instance_state state;
+	int64_t created_ms, ready_ms, heartbeat_ms; /* wall clock; 0 = never */
+	bool busy;                       /* the guest says it is busy ... */
+	int64_t busy_since_ms;           /* ... since then (wall clock) */
+	bool job;                        /* a worker job runs for it */
+	/* ready instances: the means over the last interval */
+	double metric[POLICY_METRIC_LAST];
+	bool metric_present[POLICY_METRIC_LAST];
+};
+
+struct converge_input {
+	const struct config_group *cfg;
+	int64_t now_ms;                  /* monotonic */
+	int64_t wall_ms;                 /* wall clock, as the store's times */
+	struct tm local_time;            /* for schedules */
+	bool have_local_time;
+	int desired;                     /* the group's desired size now */
+	bool paused;
+	bool manual;                     /* `scale` set desired since the last plan ... */
+	int manual_from;                 /* ... from this size */
+	bool backoff;                    /* provisioning failed lately: no START */
+	const struct converge_instance *v; /* the group's instances */
+	size_t n;
+	/* the group's hosts (cfg->hosts order), as measured; START actions
+	 * commit to them (place_host_commit), so the caller passes a copy */
+	struct va_placement_host *hosts;
+	size_t n_hosts;
+	struct place_strategy *place;    /* the group's strategy */
+	/* ids for new instances (minted by the caller, used in order): at
+	 * most this many START actions */
+	const char (*new_ids)[STORE_ID_LEN + 1];
+	size_t n_new_ids;
+};
+
+/* What the planner remembers of a group between plans (the caller keeps it). */
+struct converge_state {
+	struct policy_state *pst;        /* the engine's windows and cooldown */
+	int hold_key[4];                 /* the last held decision, recorded once */
+	bool full;                       /* "hosts full" (or addresses) said */
+	char why[512];                   /* ... and why, while it lasts */
+};
+
+/* Initialise: a new policy state, nothing said yet. */
+void converge_state_init(struct converge_state *st);
+void converge_state_release(struct converge_state *st);
+
+enum converge_action_kind {
+	CONVERGE_MARK_UNHEALTHY, /* inst: ready/booting -> unhealthy; message */
+	CONVERGE_REPLACE,        /* inst: unhealthy -> deleting, remove it now */
+	CONVERGE_SET_DESIRED,    /* desired -> to; message: the decision */
+	CONVERGE_EVENT,          /* event kind, message */
+	CONVERGE_START,          /* new_ids[inst] on hosts[host], address */
+	CONVERGE_REMOVE,         /* inst -> state (draining/deleting), drain_ms */
+	CONVERGE_LAST
+};
+
+struct converge_action {
+	enum converge_action_kind kind;
+	size_t inst;                     /* index into converge_input.v */
+	size_t host;                     /* START: index into converge_input.hosts */
+	int to;                          /* SET_DESIRED */
+	enum store_instance_state state; /* REMOVE: the state it goes to */
+	int64_t drain_ms;                /* REMOVE */
+	char address[46];                /* START: "" when none */
+	const char *event;               /* EVENT: its kind (static string) */
+	char *message;                   /* owned; "" when none */
+};
+
+struct converge_plan {
+	struct converge_action *v;       /* in the order to apply them */
+	size_t n, alloc;
+	bool decided;                    /* the engine was consulted ... */
+	struct policy_decision decision; /* ... and said this */
+	int desired;                     /* after the plan */
+	int live, ready;                 /* instances counting towards the size, serving */
+};
+
+/*
+ * Plan the group's actions. Reads in, updates st (the engine's state, what
+ * was said), fills plan (which the caller releases). in->hosts is updated
+ * by the placements of START actions.
+ */
+void converge_group(const struct converge_input *in, struct converge_state *st,
+		    struct converge_plan *plan);
+void converge_plan_release(struct converge_plan *plan);
+
+const char *converge_action_name(enum converge_action_kind k);
+
+/* Live = counts towards the group's size. */
+bool converge_state_live(enum store_instance_state st);
+
+/*
+ * The lowest address of the static range that no instance of v (other
+ * than gone ones) and none of taken[] holds, into out. O((n + k) log
+ * (n + k)). 0, or -1 when the range is exhausted.
+ */
+int converge_allocate_address(const struct config_static_addresses *sa,
+			      const struct converge_instance *v, size_t n,
+			      char (*taken)[46], size_t n_taken, char out[46]);
+
+#endif

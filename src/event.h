@@ -1,0 +1,26 @@
+/*
+ * event.h: the activity history. Every decision and action is recorded
+ * as an event in the state store (with its reason) and logged at info.
+ * Any thread may record, on the store handle it uses.
+ */
+#ifndef VA_EVENT_H
+#define VA_EVENT_H
+
+#include "store.h"
+
+/*
+ * Record an event: group and instance may be NULL (daemon-wide), details
+ * is an optional JSON text. A store that refuses is logged (warning), not
+ * returned: the action the event describes happened anyway.
+ */
+void event_record(struct store *s, const char *group, const char *instance,
+		  const char *kind, const char *details, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+
+/*
+ * VA_TEST_CRASH_AT (docs/testing.md): when crash_at names step, the
+ * process kills itself with SIGKILL there, as a crash would.
+ */
+void event_crash_point(const char *crash_at, const char *step);
+
+#endif

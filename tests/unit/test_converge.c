@@ -1,0 +1,575 @@
+/*
+ * Table tests of the converge planner (converge.c): one row per case,
+ * the group and its instances written compactly, the actions counted and
+ * checked. The same function the daemon's scaler applies; no store, no
+ * libvirt. Also the static address allocation.
+ *
+ * An instance is a token: its state letter, then modifiers:
+ *   r requested  p provisioning  B booting  R ready  U unhealthy
+ *   D draining   X deleting      G gone
+ *   NN   its CPU % (ready ones; none: no metrics)
+ *   !    busy (heartbeat said so, just now)   ~ busy for an hour
+ *   j    a worker job runs for it
+ *   s    silent: last heartbeat 10 minutes ago
+ *   o    old: created an hour ago (booting past ready_within)
+ *   w    warming: ready for 5 s only
+ *   @N   on host N (default host 0)
+ *   =A   its static address, the range's A-th (0-based)
+ */
+#include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "converge.h"
+#include "util.h"
+
+#define WALL 1800000000000LL   /* 2027-01-15 */
+#define NOW 5000000000LL       /* monotonic */
+#define MAX_INST 32
+#define GIB (1024ULL * 1024 * 1024)
+
+struct row {
+	const char *name;
+	/* the group */
+	int min, max, desired;
+	const char *inst;
+	double cpu_target;          /* 0: no target tracking */
+	bool paused, backoff;
+	bool manual;                /* `scale` set desired from manual_from */
+	int manual_from;
+	bool no_replace;
+	int max_replace;            /* 0: 2 */
+	int64_t heartbeat_timeout_ms; /* 0: 60 s; -1: off */
+	unsigned hosts;             /* 0: 1 */
+	int hosts_down;             /* bit i: host i is not connected */
+	uint32_t host_max;          /* instances per host; 0: no limit */
+	const char *range;          /* static addresses "FIRST-LAST" */
+	int scale_in_order;         /* config_scale_in_order */
+	/* what must come out */
+	int want_desired;           /* after the plan */
+	int starts, removes, unhealthy, replaces;
+	const char *event;          /* an EVENT of this kind, or NULL: none */
+	const char *removed;        /* the instances REMOVE names, in order,
+				       as their indexes: "2 0" */
+	const char *start_hosts;    /* the hosts START uses, "0 1 0" */
+	const char *address;        /* the first START's address */
+};
+
+static const struct row rows[] = {
+	/* steady state */
+	{"steady at target", 1, 8, 2, "R60 R60", 60, .want_desired = 2},
+	{"no metrics: hold", 1, 8, 2, "R R", 60, .want_desired = 2},
+	{"no policy: follow desired", 1, 8, 3, "R R R", 0, .want_desired = 3},
+	/* growing */
+	{"grow on load", 1, 8, 2, "R90 R90", 60, .want_desired = 3, .starts = 1,
+	 .start_hosts = "0"},
+	{"grow bounded by max", 1, 3, 2, "R100 R100", 60, .want_desired = 3,
+	 .starts = 1},
+	{"missing instances started", 1, 8, 4, "R60 R60", 0, .want_desired = 4,
+	 .starts = 2},
+	{"starts counted with booting", 1, 8, 4, "R60 B p r", 0,
+	 .want_desired = 4},
+	{"at most 8 starts per plan", 10, 20, 10, "", 0, .want_desired = 10,
+	 .starts = 8},
+	{"empty group goes to min", 2, 8, 0, "", 60, .want_desired = 2,
+	 .starts = 2},
+	{"backoff: no start", 1, 8, 3, "R60", 0, .backoff = true,
+	 .want_desired = 3},
+	{"spread over two hosts", 1, 8, 4, "R@0 R@0", 0, .hosts = 2,
+	 .want_desired = 4, .starts = 2, .start_hosts = "1 1"},
+	{"host down: placed on the other", 1, 8, 3, "R R", 0, .hosts = 2,
+	 .hosts_down = 1, .want_desired = 3, .starts = 1, .start_hosts = "1"},
+	{"hosts full: event once", 1, 8, 3, "R R", 0, .host_max = 2,
+	 .want_desired = 3, .event = "hosts_full"},
+	{"every host down: placement error", 1, 8, 3, "R R", 0,
+	 .hosts_down = 1, .want_desired = 3, .event = "hosts_full"},
+	{"capacity caps the decision", 1, 8, 2, "R100 R100", 60, .host_max = 3,
+	 .want_desired = 3, .starts = 1},
+	/* shrinking */
+	{"shrink on low load", 1, 8, 4, "R10 R10 R10 R10", 60, .want_desired = 1,
+	 .removes = 3},
+	{"shrink bounded by min", 2, 8, 4, "R5 R5 R5 R5", 60, .want_desired = 2,
+	 .removes = 2},
+	{"surplus removed, newest first", 1, 8, 1, "R R R", 0, .want_desired = 1,
+	 .removes = 2, .removed = "2 1"},
+	{"surplus removed, oldest first", 1, 8, 1, "R R R", 0, .want_desired = 1,
+	 .removes = 2, .removed = "0 1", .scale_in_order = CONFIG_SCALE_IN_OLDEST},
+	{"unhealthy and booting go first", 1, 8, 2, "R R U B", 0,
+	 .no_replace = true, .want_desired = 2, .removes = 2, .removed = "2 3"},
+	{"busy spared", 1, 8, 1, "R R R!", 0, .want_desired = 1, .removes = 2,
+	 .removed = "1 0"},
+	{"busy veto: fewer removed", 1, 8, 1, "R R! R!", 0, .want_desired = 1,
+	 .removes = 1, .removed = "0"},
+	{"busy too long is not spared", 1, 8, 1, "R R~", 0, .want_desired = 1,
+	 .removes = 1, .removed = "1"},
+	{"instance with a job is not chosen", 1, 8, 1, "R Rj", 0,
+	 .want_desired = 1, .removes = 1, .removed = "0"},
+	{"requested and provisioning not removed", 1, 8, 1, "R r p", 0,
+	 .want_desired = 1},
+	{"draining ones do not count", 1, 8, 2, "R R D X", 0, .want_desired = 2},
+	/* paused */
+	{"paused: nothing happens", 1, 8, 2, "R100 R100 Bo", 60, .paused = true,
+	 .want_desired = 2},
+	{"paused: no surplus removed", 1, 8, 1, "R R R", 0, .paused = true,
+	 .want_desired = 1},
+	/* health */
+	{"booting too long: unhealthy, replaced", 1, 8, 2, "R Bo", 0,
+	 .want_desired = 2, .unhealthy = 1, .replaces = 1, .starts = 1},
+	{"silent: unhealthy, replaced", 1, 8, 2, "R Rs", 0, .want_desired = 2,
+	 .unhealthy = 1, .replaces = 1, .starts = 1},
+	{"heartbeats off: silent is fine", 1, 8, 2, "R Rs", 0,
+	 .heartbeat_timeout_ms = -1, .want_desired = 2},
+	{"replace off: unhealthy stays", 1, 8, 2, "R Rs", 0, .no_replace = true,
+	 .want_desired = 2, .unhealthy = 1},
+	{"replacements bounded", 1, 8, 4, "Rs Rs Rs Rs", 0, .max_replace = 1,
+	 .want_desired = 4, .unhealthy = 4, .replaces = 1, .starts = 1},
+	{"replacements under way count", 1, 8, 2, "U U X X", 0,
+	 .want_desired = 2},
+	{"unhealthy with a job waits", 1, 8, 2, "R Uj", 0, .want_desired = 2},
+	/* manual scale and the decision */
+	{"manual scale-out held against low load", 1, 8, 5,
+	 "R10 R10 R10 R10 R10", 60, .manual = true, .manual_from = 2,
+	 .want_desired = 5},
+	{"the same without it: shrinks", 1, 8, 5, "R10 R10 R10 R10 R10", 60,
+	 .want_desired = 1, .removes = 4},
+	/* scale-out is never held by a cooldown (policy.h): the engine
+	 * answers the load at once, from the manual size */
+	{"manual scale-in under load: scaled out from it", 1, 8, 2,
+	 "R80 R80 R80", 60, .manual = true, .manual_from = 3,
+	 .want_desired = 4, .starts = 1},
+	/* warm-up */
+	{"warming instances not measured", 1, 8, 2, "R90w R90w", 60,
+	 .want_desired = 2},
+	/* static addresses */
+	{"lowest free address", 1, 8, 3, "R=0 R=2", 0,
+	 .range = "192.0.2.10-192.0.2.20", .want_desired = 3, .starts = 1,
+	 .address = "192.0.2.11"},
+	{"addresses exhausted", 1, 8, 3, "R=0 R=1", 0,
+	 .range = "192.0.2.10-192.0.2.11", .want_desired = 3,
+	 .event = "addresses_full"},
+	{"gone instances give theirs back", 1, 8, 2, "R=0 G=1", 0,
+	 .range = "192.0.2.10-192.0.2.11", .want_desired = 2, .starts = 1,
+	 .address = "192.0.2.11"},
+};
+
+struct fixture {
+	struct config_group gc;
+	struct config_host hosts[4];
+	const struct config_host *host_ptrs[4];
+	char *host_names[4];
+	char ids[MAX_INST][STORE_ID_LEN + 1];
+	char new_ids[CONVERGE_MAX_STARTS][STORE_ID_LEN + 1];
+	char addrs[MAX_INST][46];
+	struct converge_instance v[MAX_INST];
+	size_t n;
+	struct va_placement_host ph[4];
+	struct place_strategy *place;
+};
+
+static void
+address_at(const char *range, int k, char out[46])
+{
+	char first[46];
+	const char *dash = strchr(range, '-');
+	unsigned char b[4];
+
+	snprintf(first, sizeof(first), "%.*s", (int)(dash - range), range);
+	assert_int_equal(inet_pton(AF_INET, first, b), 1);
+	b[3] = (unsigned char)(b[3] + k);
+	inet_ntop(AF_INET, b, out, 46);
+}
+
+static void
+parse_instances(struct fixture *f, const struct row *r)
+{
+	const char *p = r->inst;
+
+	while (*p) {
+		struct converge_instance *ci;
+		size_t i = f->n;
+
+		while (*p == ' ')
+			p++;
+		if (!*p)
+			break;
+		assert_true(i < MAX_INST);
+		ci = &f->v[i];
+		memset(ci, 0, sizeof(*ci));
+		snprintf(f->ids[i], sizeof(f->ids[i]),
+			 "00000000-0000-4000-8000-%012zu", i);
+		ci->id = f->ids[i];
+		ci->host = f->host_names[0];
+		ci->domain = ci->id;
+		/* later tokens are newer */
+		ci->created_ms = WALL - 1800000 + (int64_t)i * 1000;
+		switch (*p++) {
+		case 'r': ci->state = STORE_INSTANCE_REQUESTED; break;
+		case 'p': ci->state = STORE_INSTANCE_PROVISIONING; break;
+		case 'B': ci->state = STORE_INSTANCE_BOOTING; break;
+		case 'R': ci->state = STORE_INSTANCE_READY; break;
+		case 'U': ci->state = STORE_INSTANCE_UNHEALTHY; break;
+		case 'D': ci->state = STORE_INSTANCE_DRAINING; break;
+		case 'X': ci->state = STORE_INSTANCE_DELETING; break;
+		case 'G': ci->state = STORE_INSTANCE_GONE; break;
+		default: fail_msg("bad state in '%s'", r->inst);
+		}
+		if (ci->state == STORE_INSTANCE_BOOTING)
+			ci->created_ms = WALL - 60000 + (int64_t)i * 1000;
+		ci->ready_ms = WALL - 600000;
+		ci->heartbeat_ms = WALL - 1000;
+		while (*p && *p != ' ') {
+			char c = *p++;
+
+			if (c >= '0' && c <= '9') {
+				double v = c - '0';
+
+				while (*p >= '0' && *p <= '9')
+					v = v * 10 + (*p++ - '0');
+				ci->metric[POLICY_METRIC_CPU] = v;
+				ci->metric_present[POLICY_METRIC_CPU] = true;
+			} else if (c == '!') {
+				ci->busy = true;
+				ci->busy_since_ms = WALL - 1000;
+			} else if (c == '~') {
+				ci->busy = true;
+				ci->busy_since_ms = WALL - 3600000;
+			} else if (c == 'j') {
+				ci->job = true;
+			} else if (c == 's') {
+				ci->heartbeat_ms = WALL - 600000;
+			} else if (c == 'o') {
+				ci->created_ms = WALL - 3600000;
+			} else if (c == 'w') {
+				ci->ready_ms = WALL - 5000;
+			} else if (c == '@') {
+				ci->host = f->host_names[*p++ - '0'];
+			} else if (c == '=') {
+				address_at(r->range, *p++ - '0', f->addrs[i]);
+				ci->address = f->addrs[i];
+			} else {
+				fail_msg("bad modifier '%c' in '%s'", c, r->inst);
+			}
+		}
+		f->n++;
+	}
+}
+
+static void
+setup_fixture(struct fixture *f, const struct row *r)
+{
+	unsigned hosts = r->hosts ? r->hosts : 1;
+
+	memset(f, 0, sizeof(*f));
+	f->gc.name = (char *)"web";
+	f->gc.min = r->min;
+	f->gc.max = r->max;
+	f->gc.template.vcpus = 1;
+	f->gc.template.memory = GIB;
+	f->gc.template.name_prefix = (char *)"web";
+	policy_params_defaults(&f->gc.policy);
+	f->gc.policy.min = r->min;
+	f->gc.policy.max = r->max;
+	f->gc.policy.interval_ms = 10000;
+	f->gc.policy.target[POLICY_METRIC_CPU] = r->cpu_target;
+	f->gc.health.ready_within_ms = 300000;
+	f->gc.health.heartbeat_timeout_ms =
+		r->heartbeat_timeout_ms < 0 ? 0
+		: r->heartbeat_timeout_ms ? r->heartbeat_timeout_ms : 60000;
+	f->gc.health.replace = !r->no_replace;
+	f->gc.health.max_replace = r->max_replace ? r->max_replace : 2;
+	f->gc.health.max_replace_share = 100;
+	f->gc.health.busy_max_ms = 1800000;
+	f->gc.scale_in.order = (enum config_scale_in_order)r->scale_in_order;
+	f->gc.scale_in.drain_ms = 60000;
+	if (r->range) {
+		static char first[46], last[46];
+		const char *dash = strchr(r->range, '-');
+
+		snprintf(first, sizeof(first), "%.*s", (int)(dash - r->range), r->range);
+		snprintf(last, sizeof(last), "%s", dash + 1);
+		f->gc.cloud_init.static_addresses.present = true;
+		f->gc.cloud_init.static_addresses.range = (char *)r->range;
+		f->gc.cloud_init.static_addresses.first = first;
+		f->gc.cloud_init.static_addresses.last = last;
+		f->gc.cloud_init.static_addresses.family = AF_INET;
+		f->gc.cloud_init.static_addresses.prefix = 24;
+	}
+	for (unsigned i = 0; i < hosts; i++) {
+		f->host_names[i] = xasprintf("h%u", i);
+		f->hosts[i].name = f->host_names[i];
+		f->host_ptrs[i] = &f->hosts[i];
+		f->ph[i].name = f->host_names[i];
+		f->ph[i].up = !(r->hosts_down & (1 << i));
+		f->ph[i].down_reason = f->ph[i].up ? NULL : "not connected";
+		f->ph[i].cpus = 64;
+		f->ph[i].mem_total = 256 * GIB;
+		f->ph[i].mem_free = 200 * GIB;
+		f->ph[i].cpu_use = 0.1;
+		f->ph[i].max_instances = r->host_max;
+	}
+	f->gc.hosts.n = hosts;
+	f->gc.host_ptrs = f->host_ptrs;
+	parse_instances(f, r);
+	/* what the hosts hold: every live instance of the group */
+	for (size_t i = 0; i < f->n; i++) {
+		for (unsigned h = 0; h < hosts; h++) {
+			if (strcmp(f->v[i].host, f->host_names[h]) != 0 ||
+			    !converge_state_live(f->v[i].state))
+				continue;
+			f->ph[h].instances++;
+			f->ph[h].group_instances++;
+			f->ph[h].vcpus_alloc++;
+			f->ph[h].mem_alloc += GIB;
+		}
+	}
+	for (unsigned k = 0; k < CONVERGE_MAX_STARTS; k++)
+		snprintf(f->new_ids[k], sizeof(f->new_ids[k]),
+			 "11111111-0000-4000-8000-%012u", k);
+	f->place = place_strategy_new("round-robin", true, NULL, 0);
+	assert_non_null(f->place);
+}
+
+static void
+release_fixture(struct fixture *f)
+{
+	for (unsigned i = 0; i < 4; i++)
+		free(f->host_names[i]);
+	place_strategy_free(f->place);
+	policy_params_release(&f->gc.policy);
+}
+
+static void
+plan_row(struct fixture *f, const struct row *r, struct converge_state *st,
+	 struct converge_plan *plan)
+{
+	struct converge_input in;
+
+	memset(&in, 0, sizeof(in));
+	in.cfg = &f->gc;
+	in.now_ms = NOW;
+	in.wall_ms = WALL;
+	in.desired = r->desired;
+	in.paused = r->paused;
+	in.manual = r->manual;
+	in.manual_from = r->manual_from;
+	in.backoff = r->backoff;
+	in.v = f->v;
+	in.n = f->n;
+	in.hosts = f->ph;
+	in.n_hosts = f->gc.hosts.n;
+	in.place = f->place;
+	in.new_ids = (const char (*)[STORE_ID_LEN + 1])f->new_ids;
+	in.n_new_ids = CONVERGE_MAX_STARTS;
+	converge_group(&in, st, plan);
+}
+
+static void
+check_row(const struct row *r)
+{
+	struct fixture f;
+	struct converge_state st;
+	struct converge_plan plan;
+	int count[CONVERGE_LAST] = {0};
+	char removed[128] = "", hosts[128] = "";
+	const char *address = NULL, *event = NULL;
+
+	setup_fixture(&f, r);
+	converge_state_init(&st);
+	plan_row(&f, r, &st, &plan);
+	for (size_t k = 0; k < plan.n; k++) {
+		const struct converge_action *a = &plan.v[k];
+		size_t len;
+
+		count[a->kind]++;
+		switch (a->kind) {
+		case CONVERGE_REMOVE:
+			len = strlen(removed);
+			snprintf(removed + len, sizeof(removed) - len, "%s%zu",
+				 len ? " " : "", a->inst);
+			assert_true(a->state == STORE_INSTANCE_DRAINING ||
+				    a->state == STORE_INSTANCE_DELETING);
+			break;
+		case CONVERGE_START:
+			len = strlen(hosts);
+			snprintf(hosts + len, sizeof(hosts) - len, "%s%zu",
+				 len ? " " : "", a->host);
+			if (!address)
+				address = a->address;
+			assert_string_equal(f.new_ids[a->inst], f.new_ids[count[a->kind] - 1]);
+			break;
+		case CONVERGE_EVENT:
+			if (strcmp(a->event, "decision") != 0)
+				event = a->event;
+			break;
+		case CONVERGE_SET_DESIRED:
+			assert_int_equal(a->to, plan.desired);
+			break;
+		default:
+			break;
+		}
+	}
+	if (plan.desired != r->want_desired || count[CONVERGE_START] != r->starts ||
+	    count[CONVERGE_REMOVE] != r->removes ||
+	    count[CONVERGE_MARK_UNHEALTHY] != r->unhealthy ||
+	    count[CONVERGE_REPLACE] != r->replaces) {
+		print_error("case '%s': desired %d (want %d), start %d (%d), remove %d (%d), unhealthy %d (%d), replace %d (%d)\n",
+			    r->name, plan.desired, r->want_desired,
+			    count[CONVERGE_START], r->starts, count[CONVERGE_REMOVE],
+			    r->removes, count[CONVERGE_MARK_UNHEALTHY], r->unhealthy,
+			    count[CONVERGE_REPLACE], r->replaces);
+		if (plan.decided)
+			print_error("  decision: %s\n", plan.decision.reason);
+		fail();
+	}
+	if (r->event) {
+		if (!event || strcmp(event, r->event) != 0)
+			fail_msg("case '%s': event %s, want %s", r->name,
+				 event ? event : "none", r->event);
+	} else if (event) {
+		fail_msg("case '%s': unexpected event %s", r->name, event);
+	}
+	if (r->removed && strcmp(removed, r->removed) != 0)
+		fail_msg("case '%s': removed '%s', want '%s'", r->name, removed,
+			 r->removed);
+	if (r->start_hosts && strcmp(hosts, r->start_hosts) != 0)
+		fail_msg("case '%s': started on '%s', want '%s'", r->name, hosts,
+			 r->start_hosts);
+	if (r->address && strcmp(address ? address : "", r->address) != 0)
+		fail_msg("case '%s': address '%s', want '%s'", r->name,
+			 address ? address : "", r->address);
+	/* a plan changes nothing twice: no instance in two actions */
+	for (size_t a = 0; a < plan.n; a++)
+		for (size_t b = a + 1; b < plan.n; b++)
+			if (plan.v[a].kind == CONVERGE_REMOVE &&
+			    plan.v[b].kind == CONVERGE_REMOVE)
+				assert_true(plan.v[a].inst != plan.v[b].inst);
+	converge_plan_release(&plan);
+	converge_state_release(&st);
+	release_fixture(&f);
+}
+
+static void
+test_table(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(rows); i++)
+		check_row(&rows[i]);
+}
+
+/* "hosts full" is an event once per episode, not every plan. */
+static void
+test_hosts_full_once(void **state)
+{
+	const struct row r = {"full", 1, 8, 3, "R R", 0, .host_max = 2};
+	struct fixture f;
+	struct converge_state st;
+	struct converge_plan plan;
+
+	(void)state;
+	setup_fixture(&f, &r);
+	converge_state_init(&st);
+	plan_row(&f, &r, &st, &plan);
+	assert_int_equal(plan.n, 1);
+	assert_string_equal(plan.v[0].event, "hosts_full");
+	assert_true(st.full);
+	converge_plan_release(&plan);
+	plan_row(&f, &r, &st, &plan);
+	assert_int_equal(plan.n, 0);
+	converge_plan_release(&plan);
+	/* room again: placed, and the episode ends */
+	f.ph[0].max_instances = 0;
+	plan_row(&f, &r, &st, &plan);
+	assert_int_equal(plan.n, 1);
+	assert_int_equal(plan.v[0].kind, CONVERGE_START);
+	assert_false(st.full);
+	converge_plan_release(&plan);
+	converge_state_release(&st);
+	release_fixture(&f);
+}
+
+/* A held decision is recorded once while it lasts. */
+static void
+test_held_decision_once(void **state)
+{
+	/* wants 2 (10 % on 4 at target 60) but a manual scale holds 4 */
+	const struct row r = {"held", 1, 8, 4, "R10 R10 R10 R10", 60,
+			      .manual = true, .manual_from = 1};
+	struct row r2 = r;
+	struct fixture f;
+	struct converge_state st;
+	struct converge_plan plan;
+	int events = 0;
+
+	(void)state;
+	r2.manual = false;
+	setup_fixture(&f, &r);
+	converge_state_init(&st);
+	plan_row(&f, &r, &st, &plan);
+	for (size_t k = 0; k < plan.n; k++)
+		events += plan.v[k].kind == CONVERGE_EVENT;
+	assert_int_equal(plan.desired, 4);
+	assert_int_equal(events, 1);
+	converge_plan_release(&plan);
+	plan_row(&f, &r2, &st, &plan);
+	assert_int_equal(plan.desired, 4);
+	assert_int_equal(plan.n, 0);
+	converge_plan_release(&plan);
+	converge_state_release(&st);
+	release_fixture(&f);
+}
+
+static void
+test_addresses(void **state)
+{
+	struct config_static_addresses sa;
+	struct converge_instance v[3];
+	char taken[1][46] = {"10.0.0.255"};
+	char out[46];
+
+	(void)state;
+	memset(&sa, 0, sizeof(sa));
+	sa.present = true;
+	sa.family = AF_INET;
+	sa.first = (char *)"10.0.0.254";
+	sa.last = (char *)"10.0.1.1";
+	memset(v, 0, sizeof(v));
+	v[0].address = "10.0.0.254";
+	v[0].state = STORE_INSTANCE_READY;
+	v[1].address = "10.0.1.0";
+	v[1].state = STORE_INSTANCE_GONE; /* gives its address back */
+	v[2].state = STORE_INSTANCE_BOOTING;
+	/* .254 held, .255 taken this pass: the next one crosses the octet */
+	assert_int_equal(converge_allocate_address(&sa, v, 3, taken, 1, out), 0);
+	assert_string_equal(out, "10.0.1.0");
+	v[1].state = STORE_INSTANCE_DRAINING;
+	assert_int_equal(converge_allocate_address(&sa, v, 3, taken, 1, out), 0);
+	assert_string_equal(out, "10.0.1.1");
+	v[2].address = "10.0.1.1";
+	assert_int_equal(converge_allocate_address(&sa, v, 3, taken, 1, out), -1);
+
+	sa.family = AF_INET6;
+	sa.first = (char *)"2001:db8::ffff";
+	sa.last = (char *)"2001:db8::1:1";
+	v[0].address = "2001:db8::ffff";
+	assert_int_equal(converge_allocate_address(&sa, v, 1, NULL, 0, out), 0);
+	assert_string_equal(out, "2001:db8::1:0");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_table),
+		cmocka_unit_test(test_hosts_full_once),
+		cmocka_unit_test(test_held_decision_once),
+		cmocka_unit_test(test_addresses),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
