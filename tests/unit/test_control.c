@@ -21,7 +21,7 @@
 struct loop {
 	struct control *c;
 	int applied;
-	volatile int stop;
+	int stop;
 };
 
 /* A loop that applies every command (doubles the size). */
@@ -30,7 +30,7 @@ loop_main(void *arg)
 {
 	struct loop *l = arg;
 
-	while (!l->stop) {
+	while (!__atomic_load_n(&l->stop, __ATOMIC_ACQUIRE)) {
 		struct control_cmd *cmd;
 
 		while ((cmd = control_next(l->c))) {
@@ -59,7 +59,7 @@ test_answered(void **state)
 		assert_int_equal(cmd.status, 200);
 		assert_int_equal(cmd.to, 6);
 	}
-	l.stop = 1;
+	__atomic_store_n(&l.stop, 1, __ATOMIC_RELEASE);
 	pthread_join(t, NULL);
 	assert_int_equal(l.applied, 100);
 	control_free(l.c);
