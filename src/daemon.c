@@ -30,6 +30,7 @@
 #include "daemon_int.h"
 #include "log.h"
 #include "metrics.h"
+#include "reconcile.h"
 #include "util.h"
 
 LOG_TAG("daemon");
@@ -542,12 +543,12 @@ daemon_free(struct daemon *d)
 {
 	if (d->jobs)
 		jobs_stop(d->jobs);
+	reconciler_free(d->reconciler);
 	http_stop(d->http);
 	if (d->collector)
 		collector_free(d->collector);
 	for (unsigned i = 0; i < d->n_hosts; i++) {
 		host_free(d->hosts[i].h);
-		free(d->hosts[i].foreign);
 	}
 	free(d->hosts);
 	for (unsigned i = 0; i < d->n_groups; i++)
@@ -748,6 +749,7 @@ daemon_setup(struct daemon *d)
 			d->lease_lost ? "lost" : "not renewed in time");
 		return -1;
 	}
+	d->reconciler = reconciler_new(d);
 	if (reconcile_startup(d) != 0)
 		return -1;
 	if (http_setup(d) != 0)
@@ -811,8 +813,9 @@ daemon_loop(struct daemon *d)
 			scaler_tick(d, now);
 		}
 		daemon_render_metrics(d);
+		if (lease_check(d) > 0)
+			reconciler_tick(d->reconciler, now);
 		if (now >= d->next_reconcile_ms && lease_check(d) > 0) {
-			reconcile_hosts(d, now);
 			d->next_reconcile_ms = now + d->reconcile_period_ms;
 			if (d->stall_ms)
 				test_stall(d);

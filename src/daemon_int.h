@@ -37,6 +37,7 @@
 #include "store.h"
 
 struct job_queue;
+struct reconciler;
 
 /* A configured host and what was last measured of it. */
 struct dhost {
@@ -44,12 +45,6 @@ struct dhost {
 	struct host *h;
 	struct collect_capacity cap;   /* from the last collection round */
 	bool cap_ok;
-	bool warned_unknown_volumes;   /* reconcile.c said so once */
-	/* reconcile.c: UUIDs of the domains of other installations seen on
-	 * this host at the last pass (each is reported once) */
-	char (*foreign)[VIR_UUID_STRING_BUFLEN];
-	size_t n_foreign;
-	struct log_complain claim_complaint; /* reconcile.c: owner id not written */
 };
 
 /* A configured group and its runtime state. */
@@ -118,6 +113,7 @@ struct daemon {
 	size_t n_sinks;
 	struct http_server *http;
 	struct job_queue *jobs;
+	struct reconciler *reconciler; /* reconcile.h */
 
 	pthread_mutex_t lock;          /* fields marked "lock" */
 	struct pending_hb *hb;         /* lock */
@@ -197,11 +193,7 @@ int instance_remove(virConnectPtr conn, const char *pool, const char *domain,
 /* VA_TEST_CRASH_AT: die by SIGKILL when the named step is reached. */
 void daemon_crash_point(const struct daemon *d, const char *step);
 
-/* reconcile.c */
-/* At start: finish or roll back journaled actions, then reconcile. */
-int reconcile_startup(struct daemon *d);
-/* Compare the store with what each reachable host runs; repair both ways. */
-void reconcile_hosts(struct daemon *d, int64_t now_ms);
+/* reconcile.c: see reconcile.h */
 
 /* api.c */
 extern const struct http_api daemon_http_api;
