@@ -100,6 +100,16 @@ struct reconciler {
 
 /* ---- the reconciler ---------------------------------------------------- */
 
+/* Drop what was noted when the pass started (applied or given up). */
+static void
+pass_forget(struct rhost *rh)
+{
+	store_instance_list_release(&rh->rows);
+	free(rh->busy);
+	rh->busy = NULL;
+	rh->n_busy = 0;
+}
+
 struct reconciler *
 reconciler_new(struct daemon *d)
 {
@@ -124,8 +134,7 @@ reconciler_free(struct reconciler *r)
 		struct rhost *rh = &r->hosts[i];
 
 		inventory_free(rh->inv); /* a pass still running is abandoned */
-		store_instance_list_release(&rh->rows);
-		free(rh->busy);
+		pass_forget(rh);
 		for (size_t k = 0; k < rh->n_reported; k++)
 			free(rh->reported[k]);
 		free(rh->reported);
@@ -451,10 +460,6 @@ pass_start(struct daemon *d, struct rhost *rh)
 
 	if (inventory_running(rh->inv) || !host_is_up(rh->dh->h))
 		return;
-	store_instance_list_release(&rh->rows);
-	free(rh->busy);
-	rh->busy = NULL;
-	rh->n_busy = 0;
 	if (store_instance_list(d->store, &f, &rh->rows) != STORE_OK) {
 		log_warn("host %s: cannot reconcile: %s", f.host, err_msg());
 		return;
@@ -466,10 +471,12 @@ pass_start(struct daemon *d, struct rhost *rh)
 			memcpy(rh->busy[rh->n_busy++], rh->rows.v[i].id,
 			       sizeof(*rh->busy));
 	conn = host_conn(rh->dh->h); /* the pass's own reference */
-	if (!conn || inventory_start(rh->inv, conn, rh->dh->cfg->pool) != 0)
+	if (!conn || inventory_start(rh->inv, conn, rh->dh->cfg->pool) != 0) {
 		log_complain(&rh->pass_complaint, LOG_LEVEL_WARN, log_tag,
 			     "host %s: cannot reconcile: %s", f.host,
 			     conn ? err_msg() : "not connected");
+		pass_forget(rh);
+	}
 }
 
 /* Apply the passes that have finished; report those that hang. */
@@ -505,6 +512,7 @@ take_finished(struct reconciler *r, int64_t now_ms)
 					   rh->dh->cfg->name);
 		}
 		inventory_result_free(res);
+		pass_forget(rh);
 	}
 }
 
