@@ -5,8 +5,9 @@
  *
  * The pass (struct pass) is the only thing the loop and the pass thread
  * share: the loop fills it and starts the thread; the thread owns its
- * inputs (connection, old cache) and outputs (result, new cache) until it
- * sets `done` under the mutex; from then on they are the loop's. A
+ * inputs (connection, old cache) and outputs (connection, result, new
+ * cache) until it sets `done` under the mutex; from then on they are the
+ * loop's. A
  * reference count (the thread's and the inventory's) decides who frees the
  * pass when the inventory abandons it.
  */
@@ -25,6 +26,10 @@
 #include "util.h"
 
 LOG_TAG("inventory");
+
+/* Keepalive of our connection: as host.c's (5 s, 3 missed: ~20 s). */
+#define INVENTORY_KEEPALIVE_INTERVAL_S 5
+#define INVENTORY_KEEPALIVE_COUNT 3
 
 /* A domain's metadata as last read: NULL when it has none of ours. */
 struct centry {
@@ -45,16 +50,18 @@ struct pass {
 	bool done;
 	int64_t started_ms;
 	/* inputs, the thread's until done */
-	char *host, *pool;
-	virConnectPtr conn;
+	char *host, *uri, *pool;
 	struct cache old;
+	/* in and out: the thread's until done, then the inventory's */
+	virConnectPtr conn;       /* NULL: the pass opens one */
 	/* outputs, the thread's until done, then the inventory's */
 	struct cache cache;
 	struct inventory_result *res;
 };
 
 struct inventory {
-	char *host;
+	char *host, *uri;
+	virConnectPtr conn;       /* ours, home while no pass holds it */
 	struct cache cache;       /* home while no pass holds it */
 	struct pass *pass;        /* started, not taken yet */
 	char **forget;            /* inventory_forget() while a pass ran */
@@ -309,6 +316,7 @@ pass_free(struct pass *p)
 	cache_release(&p->cache);
 	inventory_result_free(p->res);
 	free(p->host);
+	free(p->uri);
 	free(p->pool);
 	pthread_mutex_destroy(&p->m);
 	pthread_cond_destroy(&p->cond);
@@ -328,18 +336,53 @@ pass_unref(struct pass *p)
 		pass_free(p);
 }
 
+/*
+ * The inventory's own connection, opened by the pass that finds none:
+ * its calls never wait behind another thread's, so keepalive (as host.c
+ * sets it) bounds each to about 20 s on a host that stops answering.
+ */
+static bool
+connect_host(struct pass *p)
+{
+	struct inventory_result *r = p->res;
+
+	if (p->conn)
+		return true;
+	p->conn = virConnectOpen(p->uri);
+	if (!p->conn) {
+		failed(r, p->host, "cannot connect");
+		return false;
+	}
+	r->connected = true;
+	if (virConnectSetKeepAlive(p->conn, INVENTORY_KEEPALIVE_INTERVAL_S,
+				   INVENTORY_KEEPALIVE_COUNT) < 0) {
+		/* local drivers have none: fine */
+		log_debug("host %s: no keepalive: %s", p->host,
+			  virGetLastErrorMessage());
+		virResetLastError();
+	}
+	return true;
+}
+
 static void *
 pass_main(void *arg)
 {
 	struct pass *p = arg;
 	int64_t t0 = util_now_ms();
 
-	list_domains(p);
-	if (p->res->listed)
-		list_volumes(p);
-	/* the connection is the pass's own reference: closed by its owner */
-	virConnectClose(p->conn);
-	p->conn = NULL;
+	if (connect_host(p)) {
+		list_domains(p);
+		if (p->res->listed)
+			list_volumes(p);
+		/* dead (keepalive, the peer closed): the next pass reopens */
+		if (p->res->call_failed && virConnectIsAlive(p->conn) != 1) {
+			virConnectClose(p->conn);
+			p->conn = NULL;
+		}
+	} else {
+		p->cache = p->old; /* unchanged */
+		memset(&p->old, 0, sizeof(p->old));
+	}
 	p->res->duration_ms = util_now_ms() - t0;
 	if (p->res->error)
 		log_debug("%s", p->res->error);
@@ -355,11 +398,12 @@ pass_main(void *arg)
 /* ---- the inventory (the loop's) ---------------------------------------- */
 
 struct inventory *
-inventory_new(const char *host)
+inventory_new(const char *host, const char *uri)
 {
 	struct inventory *inv = xcalloc(1, sizeof(*inv));
 
 	inv->host = xstrdup(host);
+	inv->uri = xstrdup(uri);
 	return inv;
 }
 
@@ -370,16 +414,19 @@ inventory_free(struct inventory *inv)
 		return;
 	if (inv->pass)
 		pass_unref(inv->pass); /* abandoned if still running */
+	if (inv->conn)
+		virConnectClose(inv->conn);
 	cache_release(&inv->cache);
 	for (size_t i = 0; i < inv->n_forget; i++)
 		free(inv->forget[i]);
 	free(inv->forget);
 	free(inv->host);
+	free(inv->uri);
 	free(inv);
 }
 
 int
-inventory_start(struct inventory *inv, virConnectPtr conn, const char *pool)
+inventory_start(struct inventory *inv, const char *pool)
 {
 	pthread_condattr_t ca;
 	pthread_attr_t attr;
@@ -388,7 +435,6 @@ inventory_start(struct inventory *inv, virConnectPtr conn, const char *pool)
 	int rc;
 
 	if (inv->pass) {
-		virConnectClose(conn);
 		err_set("host %s: the previous inventory pass still runs",
 			inv->host);
 		return -1;
@@ -402,10 +448,13 @@ inventory_start(struct inventory *inv, virConnectPtr conn, const char *pool)
 	p->refs = 2;
 	p->started_ms = util_now_ms();
 	p->host = xstrdup(inv->host);
+	p->uri = xstrdup(inv->uri);
 	p->pool = xstrdup(pool);
-	p->conn = conn;
 	p->res = xcalloc(1, sizeof(*p->res));
-	p->old = inv->cache; /* the pass's until it is taken */
+	/* the pass's until it is taken */
+	p->conn = inv->conn;
+	inv->conn = NULL;
+	p->old = inv->cache;
 	memset(&inv->cache, 0, sizeof(inv->cache));
 
 	pthread_attr_init(&attr);
@@ -413,6 +462,8 @@ inventory_start(struct inventory *inv, virConnectPtr conn, const char *pool)
 	rc = pthread_create(&t, &attr, pass_main, p);
 	pthread_attr_destroy(&attr);
 	if (rc != 0) {
+		inv->conn = p->conn;
+		p->conn = NULL;
 		inv->cache = p->old;
 		memset(&p->old, 0, sizeof(p->old));
 		pass_free(p);
@@ -454,6 +505,8 @@ inventory_take(struct inventory *inv)
 	p->res = NULL;
 	inv->cache = p->cache;
 	memset(&p->cache, 0, sizeof(p->cache));
+	inv->conn = p->conn;
+	p->conn = NULL;
 	inv->pass = NULL;
 	pass_unref(p);
 	for (size_t i = 0; i < inv->n_forget; i++) {

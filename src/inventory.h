@@ -29,16 +29,25 @@
  * undefined and defined again under the same UUID between two passes
  * keeps its old entry (the daemon never reuses a UUID).
  *
+ * The connection: the inventory has one of its own to the host, opened
+ * by the first pass (virConnectOpen on the host's URI, keepalive as
+ * host.c sets it) and kept for the next ones; a pass that finds it dead
+ * closes it and the next pass opens another. Only one pass runs at a
+ * time, so no call on it ever waits behind another thread's call, and
+ * keepalive bounds each call to about 20 s on a host that stops
+ * answering. (A call on host_conn(), which the collector and the workers
+ * share, can wait behind another thread's and then poll with no timeout,
+ * host.h: a pass could hang there as long as the host stays half-dead.)
+ *
  * Threads and ownership: a struct inventory belongs to one thread (the
  * daemon's loop). inventory_start() runs the pass in a thread of its own
- * and hands it the connection (a reference of its own, from host_conn(),
- * that the pass closes) and the cache; nothing else is shared with the
- * pass thread but its completion flag. inventory_take() returns the result
- * when the pass has finished, without waiting, and takes the cache back.
- * A host that does not answer holds only its own pass: no other host's,
- * and not the caller, who simply finds nothing to take. inventory_free()
- * abandons a pass still running: its thread frees what it holds when its
- * call returns (keepalive ends it, or the connection's close).
+ * and hands it the connection and the cache; nothing else is shared with
+ * the pass thread but its completion flag. inventory_take() returns the
+ * result when the pass has finished, without waiting, and takes the
+ * connection and the cache back. A host that does not answer holds only
+ * its own pass: no other host's, and not the caller, who simply finds
+ * nothing to take. inventory_free() abandons a pass still running: its
+ * thread frees what it holds (connection included) when its call returns.
  */
 #ifndef VA_INVENTORY_H
 #define VA_INVENTORY_H
@@ -73,9 +82,11 @@ struct inventory_result {
 				     missing */
 	bool volumes_listed;      /* the pool was found and listed */
 	bool call_failed;         /* a call failed: the caller may want to
-				     check that the connection is alive */
+				     check the host's other connections */
+	bool connected;           /* this pass opened the connection */
 	char *error;              /* the first failure, NULL when none */
-	unsigned calls;           /* libvirt calls that went to the host */
+	unsigned calls;           /* libvirt calls that went to the host
+				     (opening the connection not counted) */
 	unsigned meta_calls;      /* of which metadata reads (cache misses) */
 	int64_t duration_ms;
 };
@@ -84,19 +95,18 @@ void inventory_result_free(struct inventory_result *r);
 
 struct inventory;
 
-/* An inventory of host `host` (copied, for messages). Never NULL. */
-struct inventory *inventory_new(const char *host);
+/* An inventory of host `host` (for messages) at libvirt URI uri (both
+ * copied). Connects at the first pass. Never NULL. */
+struct inventory *inventory_new(const char *host, const char *uri);
 /* Free; a pass still running is abandoned (see above). Accepts NULL. */
 void inventory_free(struct inventory *inv);
 
 /*
- * Start a pass on conn (consumed in every case: the pass, or this
- * function on failure, closes it) listing the volumes of pool `pool`
+ * Start a pass listing the domains and the volumes of pool `pool`
  * (copied). 0, or -1 with err_set() when a pass is still running or no
  * thread could be started.
  */
-int inventory_start(struct inventory *inv, virConnectPtr conn,
-		    const char *pool);
+int inventory_start(struct inventory *inv, const char *pool);
 /* A pass has been started and not taken yet. */
 bool inventory_running(const struct inventory *inv);
 /* Since when (util_now_ms()) the pass not taken yet runs; 0 if none. */

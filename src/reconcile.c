@@ -32,8 +32,8 @@
  *   1. due (every reconcile period) and the host up: on the loop, the
  *      store's rows of the host (one query) and the ids a worker is busy
  *      with are noted, then inventory.c lists the host in a thread of its
- *      own, on a connection reference of its own (host_conn()): a few
- *      calls per host, our metadata from its cache. The loop goes on.
+ *      own, on a connection of its own: a few calls per host, our
+ *      metadata from its cache. The loop goes on.
  *   2. finished (reconciler_tick() finds it, never waiting): on the loop,
  *      rows for the ids the pass found that the host's rows lack are read,
  *      the planner runs, and the actions are applied: store writes
@@ -120,7 +120,8 @@ reconciler_new(struct daemon *d)
 	r->hosts = xcalloc(d->n_hosts + 1, sizeof(*r->hosts));
 	for (unsigned i = 0; i < d->n_hosts; i++) {
 		r->hosts[i].dh = &d->hosts[i];
-		r->hosts[i].inv = inventory_new(d->hosts[i].cfg->name);
+		r->hosts[i].inv = inventory_new(d->hosts[i].cfg->name,
+						d->hosts[i].cfg->uri);
 	}
 	return r;
 }
@@ -456,7 +457,6 @@ static void
 pass_start(struct daemon *d, struct rhost *rh)
 {
 	struct store_instance_filter f = {.host = rh->dh->cfg->name};
-	virConnectPtr conn;
 
 	if (inventory_running(rh->inv) || !host_is_up(rh->dh->h))
 		return;
@@ -470,11 +470,9 @@ pass_start(struct daemon *d, struct rhost *rh)
 		if (jobs_busy_with(d->jobs, rh->rows.v[i].id))
 			memcpy(rh->busy[rh->n_busy++], rh->rows.v[i].id,
 			       sizeof(*rh->busy));
-	conn = host_conn(rh->dh->h); /* the pass's own reference */
-	if (!conn || inventory_start(rh->inv, conn, rh->dh->cfg->pool) != 0) {
+	if (inventory_start(rh->inv, rh->dh->cfg->pool) != 0) {
 		log_complain(&rh->pass_complaint, LOG_LEVEL_WARN, log_tag,
-			     "host %s: cannot reconcile: %s", f.host,
-			     conn ? err_msg() : "not connected");
+			     "host %s: cannot reconcile: %s", f.host, err_msg());
 		pass_forget(rh);
 	}
 }

@@ -84,12 +84,11 @@ make_volume(virConnectPtr conn, const char *name)
 
 /* One pass to the end. */
 static struct inventory_result *
-pass(struct inventory *inv, virConnectPtr conn, const char *pool)
+pass(struct inventory *inv, const char *pool)
 {
 	struct inventory_result *r;
 
-	virConnectRef(conn); /* the pass's own reference */
-	assert_int_equal(inventory_start(inv, conn, pool), 0);
+	assert_int_equal(inventory_start(inv, pool), 0);
 	assert_true(inventory_running(inv));
 	assert_int_equal(inventory_wait(inv, 10000), 0);
 	r = inventory_take(inv);
@@ -144,7 +143,7 @@ static void
 test_passes(void **state)
 {
 	virConnectPtr conn = virConnectOpen("test:///default");
-	struct inventory *inv = inventory_new("test");
+	struct inventory *inv = inventory_new("test", "test:///default");
 	struct inventory_result *r;
 	const struct inventory_domain *d;
 	virDomainPtr ours, legacy, foreign, plain, extra;
@@ -164,8 +163,9 @@ test_passes(void **state)
 	vol = xasprintf("%s.qcow2", id_ours);
 	make_volume(conn, vol);
 
-	/* first pass: every domain's metadata is read once */
-	r = pass(inv, conn, POOL);
+	/* first pass: it connects; every domain's metadata is read once */
+	r = pass(inv, POOL);
+	assert_true(r->connected);
 	assert_true(r->listed);
 	assert_true(r->complete);
 	assert_true(r->volumes_listed);
@@ -196,7 +196,8 @@ test_passes(void **state)
 
 	/* steady state: 4 calls, no metadata read; a stop is seen at once */
 	assert_int_equal(virDomainDestroy(ours), 0);
-	r = pass(inv, conn, POOL);
+	r = pass(inv, POOL);
+	assert_false(r->connected); /* kept from the first pass */
 	fprintf(stderr, "steady pass over %zu domains: %u calls, %u for "
 			"metadata\n", r->n_domains, r->calls, r->meta_calls);
 	assert_int_equal(r->calls, 4);
@@ -210,7 +211,7 @@ test_passes(void **state)
 	 * dropped from the cache */
 	extra = define(conn, OURS, "inv-extra", id_extra);
 	assert_int_equal(virDomainUndefine(plain), 0);
-	r = pass(inv, conn, POOL);
+	r = pass(inv, POOL);
 	assert_int_equal(r->meta_calls, 1);
 	find(r, "inv-extra");
 	assert_null(lookup(r, "inv-plain"));
@@ -234,30 +235,29 @@ test_passes(void **state)
 				 0);
 		free(el);
 	}
-	r = pass(inv, conn, POOL);
+	r = pass(inv, POOL);
 	assert_int_equal(r->meta_calls, 0); /* not told: cached, still legacy */
 	assert_int_equal(domxml_owns(find(r, "inv-legacy")->meta, OURS),
 			 DOMXML_OWNER_LEGACY);
 	inventory_result_free(r);
 	inventory_forget(inv, id_legacy);
-	r = pass(inv, conn, POOL);
+	r = pass(inv, POOL);
 	assert_int_equal(r->meta_calls, 1);
 	assert_int_equal(domxml_owns(find(r, "inv-legacy")->meta, OURS),
 			 DOMXML_OWNER_OURS);
 	inventory_result_free(r);
 
 	/* forgotten while a pass runs: applied when it is taken */
-	virConnectRef(conn);
-	assert_int_equal(inventory_start(inv, conn, POOL), 0);
+	assert_int_equal(inventory_start(inv, POOL), 0);
 	inventory_forget(inv, id_extra);
 	assert_int_equal(inventory_wait(inv, 10000), 0);
 	inventory_result_free(inventory_take(inv));
-	r = pass(inv, conn, POOL);
+	r = pass(inv, POOL);
 	assert_int_equal(r->meta_calls, 1);
 	inventory_result_free(r);
 
 	/* a pool that does not exist: domains listed, volumes not */
-	r = pass(inv, conn, "no-such-pool");
+	r = pass(inv, "no-such-pool");
 	assert_true(r->listed);
 	assert_false(r->volumes_listed);
 	assert_non_null(r->error);
@@ -286,34 +286,29 @@ test_passes(void **state)
 	virConnectClose(conn);
 }
 
-/* A listing that fails: nothing concluded, the cache kept as it was. */
+/* A host that cannot be reached: nothing listed, nothing concluded. */
 static void
 test_failure(void **state)
 {
-	virConnectPtr conn = virConnectOpen("test:///default");
-	struct inventory *inv = inventory_new("test");
+	struct inventory *inv = inventory_new("nowhere",
+					      "nosuchdriver:///system");
 	struct inventory_result *r;
-	size_t cached;
 
 	(void)state;
-	r = pass(inv, conn, POOL);
-	inventory_result_free(r);
-	cached = inventory_cached(inv);
-	assert_true(cached > 0);
-	/* a connection whose calls fail (no connection at all) */
-	assert_int_equal(inventory_start(inv, NULL, POOL), 0);
-	assert_int_equal(inventory_wait(inv, 10000), 0);
-	r = inventory_take(inv);
-	assert_non_null(r);
-	assert_false(r->listed);
-	assert_false(r->complete);
-	assert_true(r->call_failed);
-	assert_non_null(r->error);
-	assert_int_equal(r->n_domains, 0);
-	inventory_result_free(r);
-	assert_int_equal(inventory_cached(inv), cached);
+	for (int i = 0; i < 2; i++) { /* each pass tries to connect again */
+		r = pass(inv, POOL);
+		assert_false(r->connected);
+		assert_false(r->listed);
+		assert_false(r->complete);
+		assert_false(r->volumes_listed);
+		assert_true(r->call_failed);
+		assert_non_null(r->error);
+		assert_non_null(strstr(r->error, "cannot connect"));
+		assert_int_equal(r->n_domains, 0);
+		assert_int_equal(r->calls, 0);
+		inventory_result_free(r);
+	}
 	inventory_free(inv);
-	virConnectClose(conn);
 }
 
 /* One pass at a time; a pass given up on frees itself. */
@@ -321,20 +316,17 @@ static void
 test_lifecycle(void **state)
 {
 	virConnectPtr conn = virConnectOpen("test:///default");
-	struct inventory *inv = inventory_new("test");
+	struct inventory *inv = inventory_new("test", "test:///default");
 
 	(void)state;
-	virConnectRef(conn);
-	assert_int_equal(inventory_start(inv, conn, POOL), 0);
-	virConnectRef(conn);
-	assert_int_equal(inventory_start(inv, conn, POOL), -1);
+	assert_int_equal(inventory_start(inv, POOL), 0);
+	assert_int_equal(inventory_start(inv, POOL), -1);
 	assert_non_null(strstr(err_msg(), "still runs"));
 	assert_true(inventory_started_ms(inv) > 0);
 	/* abandoned, maybe still running: its thread frees it (ASan) */
 	inventory_free(inv);
-	inv = inventory_new("test");
-	virConnectRef(conn);
-	assert_int_equal(inventory_start(inv, conn, POOL), 0);
+	inv = inventory_new("test", "test:///default");
+	assert_int_equal(inventory_start(inv, POOL), 0);
 	assert_int_equal(inventory_wait(inv, 10000), 0);
 	inventory_free(inv); /* finished, not taken */
 	usleep(200000);      /* let an abandoned thread end before exit */
