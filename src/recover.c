@@ -16,7 +16,7 @@ LOG_TAG("recover");
 /* Remove domain and volumes of an instance now (recovery, no drain). */
 int
 recover_remove_now(struct daemon *d, const char *host, const char *domain,
-	   const char *id)
+		   const char *id)
 {
 	struct dhost *dh = daemon_host(d, host);
 	virConnectPtr conn;
@@ -153,7 +153,8 @@ recover_unjournaled(struct daemon *d)
 		} else if (si->host && si->domain) {
 			/* provisioning without a journal entry, or a removal
 			 * that had not begun: remove whatever exists */
-			if (recover_remove_now(d, si->host, si->domain, si->id) == 0) {
+			if (recover_remove_now(d, si->host, si->domain,
+					       si->id) == 0) {
 				recover_end_instance(d, si);
 				daemon_event(d, si->group, si->id, "recovered", NULL,
 					     "%s: unfinished %s completed",
