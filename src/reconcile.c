@@ -423,10 +423,18 @@ reconcile_host(struct daemon *d, struct rhost *rh,
 	 * normally none, but for unknown domains and volumes */
 	n_ids = reconcile_plan_wanted(&in, &ids);
 	more.v = xcalloc(n_ids + 1, sizeof(*more.v));
-	for (size_t i = 0; i < n_ids; i++)
-		if (store_instance_get(d->store, ids[i], &more.v[more.n]) ==
-		    STORE_OK)
+	for (size_t i = 0; i < n_ids; i++) {
+		int rc = store_instance_get(d->store, ids[i], &more.v[more.n]);
+
+		if (rc == STORE_OK) {
 			more.n++;
+		} else if (rc != STORE_E_NOTFOUND) {
+			/* unknown is not the same as unreadable */
+			log_warn("host %s: cannot reconcile: %s", in.host,
+				 err_msg());
+			goto cleanup;
+		}
+	}
 	in.more = more.v;
 	in.n_more = more.n;
 
@@ -438,6 +446,7 @@ reconcile_host(struct daemon *d, struct rhost *rh,
 		  in.host, res->n_domains, res->n_volumes, rh->rows.n, more.n,
 		  plan.n, res->calls, res->meta_calls, res->duration_ms);
 	reconcile_plan_release(&plan);
+cleanup:
 	store_instance_list_release(&more);
 	free(ids);
 	free(groups);

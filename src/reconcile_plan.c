@@ -311,7 +311,7 @@ plan_id(const struct reconcile_input *in, const struct prep *p, size_t a,
 	const struct rowref *r;
 	const struct store_instance *si;
 	struct reconcile_action *x;
-	size_t main = a;
+	size_t mine = a;
 
 	if (busy(in, id))
 		return;
@@ -321,21 +321,21 @@ plan_id(const struct reconcile_input *in, const struct prep *p, size_t a,
 
 		for (size_t k = a; k < b; k++)
 			if (p->ours[k].d->active) {
-				main = k;
+				mine = k;
 				break;
 			}
-		d = p->ours[main].d;
+		d = p->ours[mine].d;
 		if (!in_sorted(groups, in->n_groups, d->meta->group)) {
 			x = push(out, RECONCILE_WARN_UNKNOWN_GROUP, id);
 		} else {
 			x = push(out, RECONCILE_ADOPT, id);
 			x->to = d->active ? STORE_INSTANCE_READY
 					  : STORE_INSTANCE_UNHEALTHY;
-			x->legacy = p->ours[main].legacy;
+			x->legacy = p->ours[mine].legacy;
 		}
 		x->dom = d;
 		for (size_t k = a; k < b; k++)
-			if (k != main)
+			if (k != mine)
 				push(out, RECONCILE_WARN_DUPLICATE, id)->dom =
 					p->ours[k].d;
 		return;
@@ -343,7 +343,7 @@ plan_id(const struct reconcile_input *in, const struct prep *p, size_t a,
 	si = r->si;
 	for (size_t k = a; k < b; k++)
 		if (si->domain && strcmp(p->ours[k].d->name, si->domain) == 0) {
-			main = k;
+			mine = k;
 			break;
 		}
 	for (size_t k = a; k < b; k++) {
@@ -351,7 +351,7 @@ plan_id(const struct reconcile_input *in, const struct prep *p, size_t a,
 
 		if (dead(si->state)) {
 			x = push(out, RECONCILE_REMOVE_DOMAIN, id);
-		} else if (k != main) {
+		} else if (k != mine) {
 			x = push(out, RECONCILE_WARN_DUPLICATE, id);
 		} else if (p->ours[k].legacy &&
 			   strcmp(si->group, d->meta->group) == 0) {
@@ -362,10 +362,10 @@ plan_id(const struct reconcile_input *in, const struct prep *p, size_t a,
 		x->dom = d;
 		x->row = si;
 	}
-	if (si->state == STORE_INSTANCE_READY && !p->ours[main].d->active &&
+	if (si->state == STORE_INSTANCE_READY && !p->ours[mine].d->active &&
 	    r->listed) {
 		x = push(out, RECONCILE_MARK_UNHEALTHY, id);
-		x->dom = p->ours[main].d;
+		x->dom = p->ours[mine].d;
 		x->row = si;
 	}
 }
