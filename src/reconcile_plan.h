@@ -52,8 +52,11 @@
  * row before it acts (compare-and-set in the store).
  *
  * Cost: O(n log n) in domains + rows + volumes (sorting and binary search).
- * Every pointer in the output borrows from the input, which must outlive
- * the plan.
+ *
+ * Threads and ownership: no state, no threads; any thread may plan (the
+ * daemon plans on its loop). The input is borrowed and never changed;
+ * every pointer in the output borrows from the input, which must outlive
+ * the plan; the plan's arrays are the caller's (reconcile_plan_release()).
  */
 #ifndef VA_RECONCILE_PLAN_H
 #define VA_RECONCILE_PLAN_H
