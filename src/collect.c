@@ -31,9 +31,6 @@ collect_facts_release(struct collect_facts *f)
 {
 	if (!f)
 		return;
-	free(f->group);
-	free(f->id);
-	free(f->owner);
 	memset(f, 0, sizeof(*f));
 }
 
@@ -126,42 +123,6 @@ cleanup:
 	return ok;
 }
 
-static void
-parse_instance(xmlNode *n, struct collect_facts *f, const char **why)
-{
-	xmlChar *group = xmlGetProp(n, (const xmlChar *)"group");
-	xmlChar *id = xmlGetProp(n, (const xmlChar *)"id");
-	xmlChar *gen = xmlGetProp(n, (const xmlChar *)"generation");
-	xmlChar *owner = xmlGetProp(n, (const xmlChar *)"owner");
-	uint64_t g = 0;
-
-	if (!group || !*group || !id || !*id) {
-		if (why)
-			*why = "<va:instance> lacks group or id";
-		goto cleanup;
-	}
-	if (gen && !parse_u64((const char *)gen, &g)) {
-		if (why)
-			*why = "<va:instance> has a bad generation";
-		goto cleanup;
-	}
-	if (owner && !*owner) {
-		if (why)
-			*why = "<va:instance> has an empty owner";
-		goto cleanup;
-	}
-	f->ours = true;
-	f->group = xstrdup((const char *)group);
-	f->id = xstrdup((const char *)id);
-	f->owner = owner ? xstrdup((const char *)owner) : NULL;
-	f->generation = g;
-cleanup:
-	xmlFree(group);
-	xmlFree(id);
-	xmlFree(gen);
-	xmlFree(owner);
-}
-
 int
 collect_parse_domain_xml(const char *xml, size_t len, struct collect_facts *out,
 			 const char **why)
@@ -190,6 +151,18 @@ collect_parse_domain_xml(const char *xml, size_t len, struct collect_facts *out,
 		err_set("domain XML: root element is not <domain>");
 		goto cleanup;
 	}
+	/* our <va:instance>: domxml.c's parser, the one every module uses */
+	switch (domxml_meta_from_domain(root, &out->meta)) {
+	case 1:
+		out->ours = true;
+		break;
+	case -1:
+		if (why)
+			*why = err_msg();
+		break;
+	default:
+		break;
+	}
 	for (xmlNode *n = root->children; n; n = n->next) {
 		if (name_is(n, "vcpu")) {
 			if (node_attr_u64(n, "current", &v) ||
@@ -201,16 +174,6 @@ collect_parse_domain_xml(const char *xml, size_t len, struct collect_facts *out,
 		} else if (name_is(n, "memory")) {
 			if (!out->mem_kib)
 				node_mem_kib(n, &out->mem_kib);
-		} else if (name_is(n, "metadata") && !out->ours) {
-			for (xmlNode *m = n->children; m; m = m->next) {
-				if (name_is(m, VA_XMLNS_ELEMENT) && m->ns &&
-				    m->ns->href &&
-				    strcmp((const char *)m->ns->href,
-					   VA_XMLNS_URI) == 0) {
-					parse_instance(m, out, why);
-					break;
-				}
-			}
 		} else if (name_is(n, "devices")) {
 			for (xmlNode *d = n->children; d; d = d->next) {
 				xmlChar *dev;
@@ -734,22 +697,25 @@ refresh_facts(struct chost *ch, struct centry *e, virDomainPtr dom,
 	free(e->group);
 	free(e->id);
 	e->name = xstrdup(name ? name : "");
-	if (f.ours && f.owner && ch->c->owner &&
-	    strcmp(f.owner, ch->c->owner) != 0) {
+	e->group = e->id = NULL;
+	e->ours = false;
+	switch (domxml_owns(f.ours ? &f.meta : NULL, ch->c->owner)) {
+	case DOMXML_OWNER_OURS:
+	case DOMXML_OWNER_LEGACY:
+		e->ours = true;
+		e->group = xstrdup(f.meta.group);
+		e->id = xstrdup(f.meta.id);
+		e->generation = f.meta.generation;
+		break;
+	case DOMXML_OWNER_FOREIGN:
 		/* reconcile.c reports it (once, at info) */
 		log_debug("%s: domain %s belongs to another installation "
 			  "(owner %s); not collected", host_name(ch->h), e->name,
-			  f.owner);
-		f.ours = false;
-		free(f.group);
-		free(f.id);
-		f.group = f.id = NULL;
+			  f.meta.owner);
+		break;
+	default:
+		break;
 	}
-	e->ours = f.ours;
-	e->group = f.group;
-	e->id = f.id;
-	f.group = f.id = NULL;
-	e->generation = f.generation;
 	if (!e->ours && ch->c->name_prefix &&
 	    strncmp(e->name, ch->c->name_prefix, strlen(ch->c->name_prefix)) == 0) {
 		e->ours = true;

@@ -53,13 +53,12 @@
 	(VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE |                          \
 	 VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT)
 
-/* Facts from a domain's XML. Strings owned; collect_facts_release(). */
+/* Facts from a domain's XML; collect_facts_release(). */
 struct collect_facts {
-	bool ours;          /* has our <va:instance> metadata */
-	char *group;        /* group="..." (NULL when not ours) */
-	char *id;           /* id="..." */
-	char *owner;        /* owner="..." (installation id), or NULL */
-	uint64_t generation;
+	bool ours;          /* has our valid <va:instance> metadata (whose
+			       owner it names is domxml_owns()'s to judge) */
+	struct domxml_meta meta; /* when ours: group, id, generation, owner
+				    ("" when absent); zero otherwise */
 	unsigned vcpus;     /* current vCPUs */
 	uint64_t mem_kib;   /* <currentMemory>, else <memory> */
 	unsigned disks;     /* <disk device='disk'> elements */
@@ -67,9 +66,11 @@ struct collect_facts {
 
 /*
  * Parse domain XML (outside input: fuzzed). Returns 0, or -1 with
- * err_set() when the text is not a domain's XML. A malformed
- * <va:instance> (missing group or id, bad generation, empty owner) leaves
- * ours false and says why in *why (static string) when why is not NULL.
+ * err_set() when the text is not a domain's XML. Our <va:instance> is read
+ * by domxml_meta_from_domain() (the one parser of our element): a
+ * malformed one (missing group or id, a bad name, generation or owner)
+ * leaves ours false and says why in *why when why is not NULL (err_msg()'s
+ * text: valid until the next err_set() in this thread); else *why = NULL.
  */
 int collect_parse_domain_xml(const char *xml, size_t len,
 			     struct collect_facts *out, const char **why);

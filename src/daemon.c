@@ -34,6 +34,7 @@
 #include "leader.h"
 #include "log.h"
 #include "metrics.h"
+#include "reconcile.h"
 #include "startup.h"
 #include "util.h"
 
@@ -286,9 +287,10 @@ daemon_loop(struct daemon *d)
 		} else {
 			scaler_commands(d, false);
 		}
+		if (leader_check(d) > 0)
+			reconciler_tick(d->reconciler, now);
 		daemon_publish(d);
 		if (now >= d->next_reconcile_ms && leader_check(d) > 0) {
-			reconcile_hosts(d, now);
 			d->next_reconcile_ms = now + d->reconcile_period_ms;
 			if (d->stall_ms)
 				test_stall(d);

@@ -45,18 +45,14 @@
 #include "sink.h"
 #include "store.h"
 
+struct reconciler;
+
 /* A configured host and what was last measured of it. */
 struct dhost {
 	const struct config_host *cfg; /* in d->cfg */
 	struct host *h;
 	struct collect_capacity cap;   /* from the last collection round */
 	bool cap_ok;
-	bool warned_unknown_volumes;   /* reconcile.c said so once */
-	/* reconcile.c: UUIDs of the domains of other installations seen on
-	 * this host at the last pass (each is reported once) */
-	char (*foreign)[VIR_UUID_STRING_BUFLEN];
-	size_t n_foreign;
-	struct log_complain claim_complaint; /* reconcile.c: owner id not written */
 };
 
 /* A configured group and its runtime state. */
@@ -112,6 +108,7 @@ struct daemon {
 	size_t n_sinks;
 	struct http_server *http;
 	struct job_queue *jobs;
+	struct reconciler *reconciler; /* reconcile.h */
 	struct control *ctl;           /* http: the snapshot, commands */
 	pthread_t loop_thread;         /* woken by SIGUSR1 when a command comes */
 
@@ -147,11 +144,7 @@ void scaler_tick(struct daemon *d, int64_t now_ms);
 int scaler_remove(struct daemon *d, const struct store_instance *si,
 		  int64_t drain_ms);
 
-/* reconcile.c */
-/* At start: finish or roll back journaled actions, then reconcile. */
-int reconcile_startup(struct daemon *d);
-/* Compare the store with what each reachable host runs; repair both ways. */
-void reconcile_hosts(struct daemon *d, int64_t now_ms);
+/* reconcile.c, recover.c: see reconcile.h */
 
 /* api.c */
 extern const struct http_api daemon_http_api;

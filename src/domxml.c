@@ -682,12 +682,58 @@ meta_attr(xmlNodePtr n, const char *name, char *out, size_t outlen)
 	return rc;
 }
 
+/*
+ * Our <instance> element n into out. The one validation of our metadata,
+ * for every reader (this file's domxml_meta_parse() for what
+ * virDomainGetMetadata() returns, collect.c for the whole domain XML): it
+ * unifies what were two parsers, keeping the stricter rule of each:
+ * group, id and owner (when present) must be valid names
+ * (domxml_name_valid(): not empty, [A-Za-z0-9._-], at most 63), and
+ * generation, when present, a plain decimal number from 0 to INT64_MAX
+ * (no sign, no blank: collect.c's old rule, on top of ours).
+ */
+static int
+meta_from_node(xmlNodePtr n, struct domxml_meta *out)
+{
+	xmlChar *gen = NULL;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (meta_attr(n, "group", out->group, sizeof(out->group)) < 0 ||
+	    meta_attr(n, "id", out->id, sizeof(out->id)) < 0)
+		goto cleanup;
+	gen = xmlGetProp(n, BAD_CAST_("generation"));
+	if (gen) {
+		int64_t g;
+
+		if (!isdigit((unsigned char)gen[0])) {
+			err_set("our metadata: bad generation '%s' (not a number)",
+				(const char *)gen);
+			goto cleanup;
+		}
+		if (util_parse_int64((const char *)gen, 0, INT64_MAX, &g) < 0) {
+			err_prefix("our metadata: bad generation");
+			goto cleanup;
+		}
+		out->generation = (uint64_t)g;
+	}
+	/* optional: absent in domains made before installation ids */
+	if (xmlHasProp(n, BAD_CAST_("owner")) &&
+	    meta_attr(n, "owner", out->owner, sizeof(out->owner)) < 0)
+		goto cleanup;
+	rc = 0;
+cleanup:
+	if (rc < 0)
+		memset(out, 0, sizeof(*out));
+	xmlFree(gen);
+	return rc;
+}
+
 int
 domxml_meta_parse(const char *xml, size_t len, struct domxml_meta *out)
 {
 	xmlDocPtr doc = NULL;
 	xmlNodePtr n;
-	xmlChar *gen = NULL;
 	int rc = -1;
 
 	if (len > INT32_MAX) {
@@ -718,29 +764,33 @@ domxml_meta_parse(const char *xml, size_t len, struct domxml_meta *out)
 			DOMXML_NS_URI);
 		goto cleanup;
 	}
-	memset(out, 0, sizeof(*out));
-	if (meta_attr(n, "group", out->group, sizeof(out->group)) < 0 ||
-	    meta_attr(n, "id", out->id, sizeof(out->id)) < 0)
-		goto cleanup;
-	gen = xmlGetProp(n, BAD_CAST_("generation"));
-	if (gen) {
-		int64_t g;
-
-		if (util_parse_int64((const char *)gen, 0, INT64_MAX, &g) < 0) {
-			err_prefix("our metadata: generation");
-			goto cleanup;
-		}
-		out->generation = (uint64_t)g;
-	}
-	/* optional: absent in domains made before installation ids */
-	if (xmlHasProp(n, BAD_CAST_("owner")) &&
-	    meta_attr(n, "owner", out->owner, sizeof(out->owner)) < 0)
-		goto cleanup;
-	rc = 0;
+	rc = meta_from_node(n, out);
 cleanup:
-	xmlFree(gen);
 	xmlFreeDoc(doc);
 	return rc;
+}
+
+int
+domxml_meta_from_domain(struct _xmlNode *domain, struct domxml_meta *out)
+{
+	xmlNodePtr n = find_meta(domain);
+
+	memset(out, 0, sizeof(*out));
+	if (!n)
+		return 0;
+	return meta_from_node(n, out) == 0 ? 1 : -1;
+}
+
+enum domxml_owner
+domxml_owns(const struct domxml_meta *m, const char *owner)
+{
+	if (!m)
+		return DOMXML_OWNER_NONE;
+	if (!m->owner[0])
+		return DOMXML_OWNER_LEGACY;
+	if (owner && strcmp(m->owner, owner) != 0)
+		return DOMXML_OWNER_FOREIGN;
+	return DOMXML_OWNER_OURS;
 }
 
 int

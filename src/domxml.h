@@ -137,6 +137,39 @@ struct domxml_meta {
 int domxml_meta_parse(const char *xml, size_t len, struct domxml_meta *out);
 
 /*
+ * The same for a <domain> element already parsed with libxml2 (collect.c
+ * reads the whole domain XML once; struct _xmlNode is libxml2's xmlNode):
+ * 1 and *out when the domain's <metadata> holds our element and it is
+ * valid, 0 when it holds none, -1 with err_set() when ours is invalid.
+ * Same validation as domxml_meta_parse() (one parser for our element).
+ */
+struct _xmlNode;
+int domxml_meta_from_domain(struct _xmlNode *domain, struct domxml_meta *out);
+
+/*
+ * "Is this domain ours?", the one rule for every module that acts on
+ * domains (collect.c collects, provision.c's instance_remove() removes,
+ * reconcile_plan.c adopts, repairs and removes):
+ */
+enum domxml_owner {
+	DOMXML_OWNER_NONE,    /* no (valid) metadata of ours: not ours */
+	DOMXML_OWNER_OURS,    /* owner= is our installation id */
+	DOMXML_OWNER_LEGACY,  /* ours, without owner=: a version before
+				 installation ids made it (reconciliation
+				 warns once and writes our id into it) */
+	DOMXML_OWNER_FOREIGN, /* owner= is another installation's id: never
+				 adopted, removed, collected or changed */
+	DOMXML_OWNER_LAST
+};
+/*
+ * m: the domain's metadata, or NULL when it has none or it did not parse
+ * (a malformed element is not ours). owner: our installation id
+ * (store_owner_id()), or NULL when it is not checked (tools, tests): then
+ * any owner= counts as OURS.
+ */
+enum domxml_owner domxml_owns(const struct domxml_meta *m, const char *owner);
+
+/*
  * Our metadata element for m, without namespace, as virDomainSetMetadata(
  * dom, VIR_DOMAIN_METADATA_ELEMENT, xml, DOMXML_NS_PREFIX, DOMXML_NS_URI,
  * flags) takes it: <instance group=".." id=".." generation=".."

@@ -5,8 +5,8 @@
  * left half done are finished (a started domain becomes 'booting'; a
  * removal is completed) or rolled back (a provisioning that did not reach
  * the start is undone, volumes included); instances that were requested
- * but never provisioned end. Then the hosts are compared, as every
- * RECONCILE_PERIOD afterwards (reconcile_hosts):
+ * but never provisioned end (recover.c). Then the hosts are compared, as every
+ * reconciliation period afterwards (reconciler_tick):
  *   - a domain whose metadata names another installation (owner= is not
  *     this store's id, docs/state.md) is someone else's: it is reported
  *     once and never adopted, removed or otherwise touched;
@@ -24,8 +24,35 @@
  *   - volumes named like ours (<uuid>.qcow2, <uuid>-seed.iso) of an
  *     instance the store knows as gone are deleted; ones the store does not
  *     know are reported and left alone (another daemon may share the pool).
- * Nothing here touches an instance that a worker is busy with.
+ * Nothing here touches an instance that a worker is busy with. The rules
+ * are reconcile_plan.c's, a pure function with table tests; this file is
+ * the shell that gathers its inputs and applies its actions.
+ *
+ * How a pass goes, per host (struct rhost):
+ *   1. due (every reconcile period) and the host up: on the loop, the
+ *      store's rows of the host (one query) and the ids a worker is busy
+ *      with are noted, then inventory.c lists the host in a thread of its
+ *      own, on a connection of its own: a few calls per host, our
+ *      metadata from its cache. The loop goes on.
+ *   2. finished (reconciler_tick() finds it, never waiting): on the loop,
+ *      rows for the ids the pass found that the host's rows lack are read,
+ *      the planner runs, and the actions are applied: store writes
+ *      (compare-and-set from the state the plan saw; a removal or an
+ *      adoption reads its row again first), events, removals (at once
+ *      with recover_remove_now(), or a job with jobs_remove()), and the
+ *      rare volume deletion and metadata write (claim) on the loop's own
+ *      connection.
+ * A host that does not answer holds its own pass only; a pass running
+ * past a few periods is reported (rate-limited) and the next one waits
+ * for it. Between the rows (step 1) and the actions (step 2), jobs may
+ * have run: the planner uses the rows of step 1 for what it concludes from
+ * absence, and the ids busy at step 1 or 2 count as busy.
+ *
+ * Threads: everything here runs on the daemon's loop but the inventory
+ * passes, which share nothing with it but their result (inventory.h).
  */
+#include "reconcile.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,514 +61,503 @@
 #include <libvirt/virterror.h>
 
 #include "daemon_int.h"
-#include "remove.h"
 #include "domxml.h"
+#include "inventory.h"
 #include "log.h"
+#include "reconcile_plan.h"
+#include "recover.h"
 #include "util.h"
 #include "volume.h"
 
 LOG_TAG("reconcile");
 
-static bool
-is_uuid(const char *s, size_t n)
-{
-	if (n != 36)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
+/* How long reconcile_startup() waits for the first passes. */
+#define STARTUP_WAIT_MS 30000
+/* A pass running longer than this many periods is reported. */
+#define STUCK_PERIODS 3
 
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (c != '-')
-				return false;
-		} else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-			return false;
-		}
-	}
-	return true;
-}
-
-/* The instance id a volume of ours belongs to, or false. */
-static bool
-volume_instance(const char *name, char id[STORE_ID_LEN + 1])
-{
-	size_t n = strlen(name);
-
-	if (n == 36 + 6 && strcmp(name + 36, ".qcow2") == 0 && is_uuid(name, 36)) {
-		memcpy(id, name, 36);
-		id[36] = '\0';
-		return true;
-	}
-	if (n == 36 + 9 && strcmp(name + 36, "-seed.iso") == 0 &&
-	    is_uuid(name, 36)) {
-		memcpy(id, name, 36);
-		id[36] = '\0';
-		return true;
-	}
-	return false;
-}
-
-/* Remove domain and volumes of an instance now (recovery, no drain). */
-static int
-remove_now(struct daemon *d, const char *host, const char *domain,
-	   const char *id)
-{
-	struct dhost *dh = daemon_host(d, host);
-	virConnectPtr conn;
-	int rc;
-
-	if (!dh) {
-		err_set("host %s is not configured", host);
-		return -1;
-	}
-	conn = host_conn_own(dh->h);
-	if (!conn) {
-		err_set("host %s is not connected", host);
-		return -1;
-	}
-	rc = instance_remove(conn, dh->cfg->pool, domain, id, d->owner, 0,
-			     NULL);
-	virConnectClose(conn);
-	return rc;
-}
-
-/* Move an instance to gone through the legal path from where it is. */
-static void
-end_instance(struct daemon *d, const struct store_instance *si)
-{
-	enum store_instance_state st = si->state;
-
-	if (st == STORE_INSTANCE_GONE)
-		return;
-	if (st == STORE_INSTANCE_READY) {
-		store_instance_set_state(d->store, si->id, st,
-					 STORE_INSTANCE_DRAINING);
-		st = STORE_INSTANCE_DRAINING;
-	}
-	if (st != STORE_INSTANCE_DELETING) {
-		if (store_instance_set_state(d->store, si->id, st,
-					     STORE_INSTANCE_DELETING) != STORE_OK) {
-			log_warn("instance %s: %s", si->id, err_msg());
-			return;
-		}
-	}
-	store_instance_set_state(d->store, si->id, STORE_INSTANCE_DELETING,
-				 STORE_INSTANCE_GONE);
-}
-
-/* Recover one journaled action; false when it must wait (host down). */
-static bool
-recover_entry(struct daemon *d, const struct store_journal_entry *e)
-{
-	struct store_instance si;
-	bool done = false;
-
-	if (store_instance_get(d->store, e->instance, &si) != STORE_OK) {
-		store_journal_fail(d->store, e->id, "instance no longer in the store");
-		return true;
-	}
-	if (e->action == STORE_JOURNAL_PROVISION &&
-	    e->step == STORE_STEP_STARTED) {
-		/* Everything was done but the last bookkeeping. */
-		if (si.state == STORE_INSTANCE_PROVISIONING)
-			store_instance_set_state(d->store, si.id,
-						 STORE_INSTANCE_PROVISIONING,
-						 STORE_INSTANCE_BOOTING);
-		store_journal_done(d->store, e->id);
-		event_record(d->store, si.group, si.id, "recovered", NULL,
-			     "provisioning of %s had finished before the restart: kept",
-			     si.domain ? si.domain : si.id);
-		done = true;
-	} else if (!si.host || !si.domain) {
-		end_instance(d, &si);
-		store_journal_fail(d->store, e->id, "nothing was created");
-		done = true;
-	} else if (remove_now(d, si.host, si.domain, si.id) == 0) {
-		end_instance(d, &si);
-		if (e->action == STORE_JOURNAL_PROVISION) {
-			store_journal_fail(d->store, e->id,
-					   "interrupted by a restart; rolled back");
-			event_record(d->store, si.group, si.id, "recovered", NULL,
-				     "provisioning of %s was interrupted at step '%s': rolled back",
-				     si.domain, store_journal_step_name(e->step));
-		} else {
-			store_journal_done(d->store, e->id);
-			event_record(d->store, si.group, si.id, "recovered", NULL,
-				     "removal of %s was interrupted: finished",
-				     si.domain);
-		}
-		done = true;
-	} else {
-		log_warn("instance %s: recovery waits: %s", si.id, err_msg());
-	}
-	store_instance_release(&si);
-	return done;
-}
-
-static void
-recover_journal(struct daemon *d)
-{
-	struct store_journal_list l = {0};
-
-	if (store_journal_pending(d->store, &l) != STORE_OK) {
-		log_error("cannot read the journal: %s", err_msg());
-		return;
-	}
-	for (size_t i = 0; i < l.n; i++) {
-		if (jobs_busy_with(d->jobs, l.v[i].instance))
-			continue;
-		recover_entry(d, &l.v[i]);
-	}
-	store_journal_list_release(&l);
-}
-
-/* Instances whose action has no journal entry (died before it began). */
-static void
-recover_unjournaled(struct daemon *d)
-{
-	struct store_instance_filter f = {
-		.state_mask = STORE_STATE_BIT(STORE_INSTANCE_REQUESTED) |
-			      STORE_STATE_BIT(STORE_INSTANCE_PROVISIONING) |
-			      STORE_STATE_BIT(STORE_INSTANCE_DRAINING) |
-			      STORE_STATE_BIT(STORE_INSTANCE_DELETING),
-	};
-	struct store_instance_list l = {0};
-
-	if (store_instance_list(d->store, &f, &l) != STORE_OK)
-		return;
-	for (size_t i = 0; i < l.n; i++) {
-		struct store_instance *si = &l.v[i];
-
-		if (jobs_busy_with(d->jobs, si->id))
-			continue;
-		if (si->state == STORE_INSTANCE_REQUESTED) {
-			end_instance(d, si);
-			event_record(d->store, si->group, si->id, "recovered", NULL,
-				     "requested instance was never provisioned: dropped");
-		} else if (si->host && si->domain) {
-			/* provisioning without a journal entry, or a removal
-			 * that had not begun: remove whatever exists */
-			if (remove_now(d, si->host, si->domain, si->id) == 0) {
-				end_instance(d, si);
-				event_record(d->store, si->group, si->id, "recovered", NULL,
-					     "%s: unfinished %s completed",
-					     si->domain,
-					     si->state == STORE_INSTANCE_PROVISIONING
-						     ? "provisioning rolled back,"
-						     : "removal");
-			}
-		} else {
-			end_instance(d, si);
-		}
-	}
-	store_instance_list_release(&l);
-}
-
-int
-reconcile_startup(struct daemon *d)
-{
-	recover_journal(d);
-	recover_unjournaled(d);
-	reconcile_hosts(d, util_now_ms());
-	return 0;
-}
-
-struct seen {
-	char id[STORE_ID_LEN + 1];
-	bool running;
+/* A host's reconciliation state. */
+struct rhost {
+	struct dhost *dh;                  /* in d->hosts (never moves) */
+	struct inventory *inv;
+	struct store_instance_list rows;   /* read when the pass started */
+	char (*busy)[STORE_ID_LEN + 1];    /* busy then; sorted */
+	size_t n_busy;
+	char **reported;                   /* foreign keys said once */
+	size_t n_reported;
+	bool warned_unknown_volumes;
+	struct log_complain claim_complaint; /* owner id not written */
+	struct log_complain dup_complaint;   /* copies of one instance */
+	struct log_complain pass_complaint;  /* listing failed or stuck */
 };
+
+struct reconciler {
+	struct daemon *d;
+	struct rhost *hosts;
+	unsigned n_hosts;
+	int64_t next_ms;
+};
+
+/* ---- the reconciler ---------------------------------------------------- */
+
+/* Drop what was noted when the pass started (applied or given up). */
+static void
+pass_forget(struct rhost *rh)
+{
+	store_instance_list_release(&rh->rows);
+	free(rh->busy);
+	rh->busy = NULL;
+	rh->n_busy = 0;
+}
+
+struct reconciler *
+reconciler_new(struct daemon *d)
+{
+	struct reconciler *r = xcalloc(1, sizeof(*r));
+
+	r->d = d;
+	r->n_hosts = d->n_hosts;
+	r->hosts = xcalloc(d->n_hosts + 1, sizeof(*r->hosts));
+	for (unsigned i = 0; i < d->n_hosts; i++) {
+		r->hosts[i].dh = &d->hosts[i];
+		r->hosts[i].inv = inventory_new(d->hosts[i].cfg->name,
+						d->hosts[i].cfg->uri);
+	}
+	return r;
+}
+
+void
+reconciler_free(struct reconciler *r)
+{
+	if (!r)
+		return;
+	for (unsigned i = 0; i < r->n_hosts; i++) {
+		struct rhost *rh = &r->hosts[i];
+
+		inventory_free(rh->inv); /* a pass still running is abandoned */
+		pass_forget(rh);
+		for (size_t k = 0; k < rh->n_reported; k++)
+			free(rh->reported[k]);
+		free(rh->reported);
+	}
+	free(r->hosts);
+	free(r);
+}
+
+/* ---- applying a plan --------------------------------------------------- */
+
+/* Busy when the pass started, or now. */
+struct busy_arg {
+	struct daemon *d;
+	const struct rhost *rh;
+};
+
+static int
+id_cmp(const void *a, const void *b)
+{
+	return strcmp((const char *)a, (const char *)b);
+}
+
+static bool
+busy_cb(void *arg, const char *id)
+{
+	const struct busy_arg *b = arg;
+
+	if (b->rh->n_busy && bsearch(id, b->rh->busy, b->rh->n_busy,
+				     sizeof(*b->rh->busy), id_cmp))
+		return true;
+	return jobs_busy_with(b->d->jobs, id);
+}
 
 /* Whether the store adopted the domain. */
 static bool
-adopt(struct daemon *d, struct dhost *dh, const struct domxml_meta *m,
-      const char *domain, bool running)
+adopt(struct daemon *d, struct rhost *rh, const struct reconcile_action *a)
 {
+	const struct inventory_domain *dom = a->dom;
+	const char *host = rh->dh->cfg->name;
 	struct store_instance si;
+	bool legacy = a->legacy;
+	int rc;
 
-	if (!daemon_group(d, m->group)) {
-		log_warn("host %s: domain %s belongs to group '%s', which is not configured; left alone",
-			 dh->cfg->name, domain, m->group);
+	/* a job may have created it since the pass: only the unknown */
+	rc = store_instance_get(d->store, a->id, &si);
+	if (rc != STORE_E_NOTFOUND) {
+		if (rc == STORE_OK)
+			store_instance_release(&si);
 		return false;
 	}
 	memset(&si, 0, sizeof(si));
-	si.id = (char *)m->id;
-	si.group = (char *)m->group;
-	si.host = (char *)dh->cfg->name;
-	si.domain = (char *)domain;
-	si.state = running ? STORE_INSTANCE_READY : STORE_INSTANCE_UNHEALTHY;
-	si.config_gen = (int64_t)m->generation;
-	si.notes = m->owner[0]
+	si.id = (char *)a->id;
+	si.group = (char *)dom->meta->group;
+	si.host = (char *)host;
+	si.domain = dom->name;
+	si.state = a->to;
+	si.config_gen = (int64_t)dom->meta->generation;
+	si.notes = !legacy
 			   ? (char *)"adopted: found on its host, unknown to the store"
 			   : (char *)"adopted: found on its host, unknown to the "
 				     "store, without an owner id (older version)";
 	if (store_instance_put(d->store, &si) != STORE_OK) {
-		log_warn("cannot adopt %s: %s", domain, err_msg());
+		log_warn("cannot adopt %s: %s", dom->name, err_msg());
 		return false;
 	}
-	if (!m->owner[0])
+	if (legacy)
 		log_warn("host %s: domain %s (group '%s') has no owner id in its metadata: a virt-autoscaler older than installation ids made it; adopted as ours (if another installation shares this host with the same group name, check that it is not theirs)",
-			 dh->cfg->name, domain, m->group);
-	event_record(d->store, m->group, m->id, "adopted", NULL,
+			 host, dom->name, dom->meta->group);
+	event_record(d->store, dom->meta->group, a->id, "adopted", NULL,
 		     "%s found on %s with our metadata%s but not in the state store: adopted as %s",
-		     domain, dh->cfg->name,
-		     m->owner[0] ? "" : " (no owner id: made by an older version)",
-		     running ? "ready" : "unhealthy");
+		     dom->name, host,
+		     legacy ? " (no owner id: made by an older version)" : "",
+		     a->to == STORE_INSTANCE_READY ? "ready" : "unhealthy");
 	return true;
 }
 
 /*
  * Write our owner id into the metadata of a domain of ours that a version
  * before installation ids made, so that from now on no other installation
- * sharing the host takes it for one of its own old domains.
+ * sharing the host takes it for one of its own old domains. On the loop's
+ * own connection: three calls, once per such domain.
  */
 static void
-claim(struct daemon *d, struct dhost *dh, virDomainPtr dom, const char *name,
-      const struct domxml_meta *m, bool active)
+claim(struct daemon *d, struct rhost *rh, const struct inventory_domain *dom)
 {
-	struct domxml_meta mine = *m;
+	const char *host = rh->dh->cfg->name;
+	struct domxml_meta mine = *dom->meta;
+	virConnectPtr conn = host_conn_own(rh->dh->h);
+	virDomainPtr vd = NULL;
 	unsigned flags = 0;
 	char *el = NULL;
 
 	snprintf(mine.owner, sizeof(mine.owner), "%s", d->owner);
 	if (domxml_meta_format(&mine, &el) < 0) {
-		log_complain(&dh->claim_complaint, LOG_LEVEL_WARN, log_tag,
-			     "host %s: domain %s: %s", dh->cfg->name, name,
+		log_complain(&rh->claim_complaint, LOG_LEVEL_WARN, log_tag,
+			     "host %s: domain %s: %s", host, dom->name,
 			     err_msg());
-		return;
+		goto cleanup;
 	}
-	if (virDomainIsPersistent(dom) == 1)
+	if (!conn)
+		goto cleanup;
+	vd = dom->uuid[0] ? virDomainLookupByUUIDString(conn, dom->uuid)
+			  : virDomainLookupByName(conn, dom->name);
+	if (vd && virDomainIsPersistent(vd) == 1)
 		flags |= VIR_DOMAIN_AFFECT_CONFIG;
-	if (active)
+	if (dom->active)
 		flags |= VIR_DOMAIN_AFFECT_LIVE;
-	if (virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, el,
-				 DOMXML_NS_PREFIX, DOMXML_NS_URI, flags) < 0) {
-		log_complain(&dh->claim_complaint, LOG_LEVEL_WARN, log_tag,
+	if (!vd || virDomainSetMetadata(vd, VIR_DOMAIN_METADATA_ELEMENT, el,
+					DOMXML_NS_PREFIX, DOMXML_NS_URI,
+					flags) < 0) {
+		log_complain(&rh->claim_complaint, LOG_LEVEL_WARN, log_tag,
 			     "host %s: cannot write our owner id into the metadata of domain %s: %s",
-			     dh->cfg->name, name, virGetLastErrorMessage());
+			     host, dom->name, virGetLastErrorMessage());
 		virResetLastError();
 	} else {
 		log_info("host %s: domain %s: our owner id %s written into its metadata (a version before installation ids made it)",
-			 dh->cfg->name, name, d->owner);
+			 host, dom->name, d->owner);
+		inventory_forget(rh->inv, dom->uuid); /* read it again */
 	}
+cleanup:
+	if (vd)
+		virDomainFree(vd);
+	if (conn)
+		virConnectClose(conn);
 	free(el);
 }
 
-/*
- * A domain of another installation: never ours to act on. Reported once
- * per domain (while it stays on the host), at info: it is normal when
- * installations share a host. Its key goes into keys[*n] for this pass.
- */
+/* The domain of a gone, deleting or lost instance: remove it, end it. */
 static void
-note_foreign(struct dhost *dh, virDomainPtr dom, const char *name,
-	     const struct domxml_meta *m, const char *ours,
-	     char (*keys)[VIR_UUID_STRING_BUFLEN], size_t *n)
+remove_domain(struct daemon *d, struct rhost *rh,
+	      const struct reconcile_action *a)
 {
-	char *key = keys[*n];
+	const char *host = rh->dh->cfg->name;
+	struct store_instance si;
 
-	if (virDomainGetUUIDString(dom, key) < 0) {
-		virResetLastError();
-		snprintf(key, VIR_UUID_STRING_BUFLEN, "%s", name);
+	/* a job may have moved it on since the pass began */
+	if (store_instance_get(d->store, a->id, &si) != STORE_OK)
+		return;
+	if (si.state == a->row->state &&
+	    recover_remove_now(d, host, a->dom->name, a->id) == 0) {
+		recover_end_instance(d, &si);
+		event_record(d->store, si.group, si.id, "reconcile", NULL,
+			     "%s was still on %s although the instance is %s: removed",
+			     a->dom->name, host,
+			     store_instance_state_name(si.state));
 	}
-	(*n)++;
-	for (size_t i = 0; i < dh->n_foreign; i++)
-		if (strcmp(dh->foreign[i], key) == 0)
-			return;
-	log_info("host %s: domain %s (group '%s', instance %s) belongs to another virt-autoscaler installation (owner %s; ours is %s): left alone",
-		 dh->cfg->name, name, m->group, m->id, m->owner, ours);
+	store_instance_release(&si);
 }
 
 static void
-reconcile_host(struct daemon *d, struct dhost *dh)
+mark_lost(struct daemon *d, struct rhost *rh, const struct reconcile_action *a)
 {
-	virConnectPtr conn = host_conn_own(dh->h);
-	virDomainPtr *doms = NULL;
-	virStoragePoolPtr pool = NULL;
-	virStorageVolPtr *vols = NULL;
-	struct seen *seen = NULL;
-	size_t n_seen = 0;
-	struct store_instance_filter f = {.host = dh->cfg->name};
-	struct store_instance_list l = {0};
-	char (*foreign)[VIR_UUID_STRING_BUFLEN] = NULL;
-	char (*foreign_ids)[STORE_ID_LEN + 1] = NULL;
-	size_t n_foreign = 0;
-	int n, nv = 0;
+	struct store_instance si = *a->row; /* borrowed strings */
+
+	if (store_instance_set_state(d->store, si.id, si.state,
+				     STORE_INSTANCE_LOST) != STORE_OK)
+		return;
+	event_record(d->store, si.group, si.id, "lost", NULL,
+		     "%s is gone from %s; the group replaces it",
+		     si.domain ? si.domain : si.id, rh->dh->cfg->name);
+	si.state = STORE_INSTANCE_LOST;
+	if (store_instance_set_state(d->store, si.id, STORE_INSTANCE_LOST,
+				     STORE_INSTANCE_DELETING) == STORE_OK)
+		scaler_remove(d, &si, 0);
+}
+
+static void
+delete_volume(struct daemon *d, struct rhost *rh,
+	      const struct reconcile_action *a)
+{
+	const struct config_host *hc = rh->dh->cfg;
+	virConnectPtr conn = host_conn_own(rh->dh->h);
 
 	if (!conn)
 		return;
-	n = virConnectListAllDomains(conn, &doms, 0);
-	if (n < 0) {
-		host_check_alive(dh->h);
-		goto out;
-	}
-	seen = xcalloc((size_t)n + 1, sizeof(*seen));
-	foreign = xcalloc((size_t)n + 1, sizeof(*foreign));
-	foreign_ids = xcalloc((size_t)n + 1, sizeof(*foreign_ids));
-	for (int i = 0; i < n; i++) {
-		char *meta = virDomainGetMetadata(doms[i], VIR_DOMAIN_METADATA_ELEMENT,
-						  DOMXML_NS_URI, 0);
-		struct domxml_meta m;
-		struct store_instance si;
-		const char *name = virDomainGetName(doms[i]);
-		int active = virDomainIsActive(doms[i]);
-		int rc;
-
-		if (!meta) {
-			virResetLastError();
-			continue;
-		}
-		rc = domxml_meta_parse(meta, strlen(meta), &m);
-		free(meta);
-		if (rc != 0 || !name || !is_uuid(m.id, strlen(m.id)))
-			continue;
-		if (m.owner[0] && strcmp(m.owner, d->owner) != 0) {
-			/* Not in seen either: were the store to know this
-			 * id, our instance's domain is not there. */
-			memcpy(foreign_ids[n_foreign], m.id, STORE_ID_LEN + 1);
-			note_foreign(dh, doms[i], name, &m, d->owner, foreign,
-				     &n_foreign);
-			continue;
-		}
-		memcpy(seen[n_seen].id, m.id, STORE_ID_LEN + 1);
-		seen[n_seen].running = active == 1;
-		n_seen++;
-		if (jobs_busy_with(d->jobs, m.id))
-			continue;
-		rc = store_instance_get(d->store, m.id, &si);
-		if (rc == STORE_E_NOTFOUND) {
-			if (adopt(d, dh, &m, name, active == 1) && !m.owner[0])
-				claim(d, dh, doms[i], name, &m, active == 1);
-			continue;
-		}
-		if (rc != STORE_OK)
-			continue;
-		if (!m.owner[0] && si.state != STORE_INSTANCE_GONE &&
-		    si.state != STORE_INSTANCE_DELETING &&
-		    si.state != STORE_INSTANCE_LOST &&
-		    strcmp(si.group, m.group) == 0)
-			claim(d, dh, doms[i], name, &m, active == 1);
-		if (si.state == STORE_INSTANCE_GONE ||
-		    si.state == STORE_INSTANCE_DELETING ||
-		    si.state == STORE_INSTANCE_LOST) {
-			if (remove_now(d, dh->cfg->name, name, m.id) == 0) {
-				end_instance(d, &si);
-				event_record(d->store, si.group, si.id, "reconcile", NULL,
-					     "%s was still on %s although the instance is %s: removed",
-					     name, dh->cfg->name,
-					     store_instance_state_name(si.state));
-			}
-		} else if (si.state == STORE_INSTANCE_READY && active != 1) {
-			if (store_instance_set_state(d->store, si.id,
-						     STORE_INSTANCE_READY,
-						     STORE_INSTANCE_UNHEALTHY) == STORE_OK)
-				event_record(d->store, si.group, si.id, "unhealthy", NULL,
-					     "%s is not running on %s", name,
-					     dh->cfg->name);
-		}
-		store_instance_release(&si);
-	}
-	/* Remember this pass's foreign domains: one that stays is not
-	 * reported again; the list does not grow with ones that left. */
-	free(dh->foreign);
-	dh->foreign = foreign;
-	dh->n_foreign = n_foreign;
-	foreign = NULL;
-
-	/* Instances whose domain vanished from this host. */
-	f.state_mask = STORE_STATE_BIT(STORE_INSTANCE_BOOTING) |
-		       STORE_STATE_BIT(STORE_INSTANCE_READY) |
-		       STORE_STATE_BIT(STORE_INSTANCE_UNHEALTHY) |
-		       STORE_STATE_BIT(STORE_INSTANCE_DRAINING);
-	if (store_instance_list(d->store, &f, &l) == STORE_OK) {
-		for (size_t i = 0; i < l.n; i++) {
-			struct store_instance *si = &l.v[i];
-			bool found = false;
-
-			for (size_t k = 0; k < n_seen && !found; k++)
-				found = strcmp(seen[k].id, si->id) == 0;
-			if (found || jobs_busy_with(d->jobs, si->id))
-				continue;
-			if (store_instance_set_state(d->store, si->id, si->state,
-						     STORE_INSTANCE_LOST) != STORE_OK)
-				continue;
-			event_record(d->store, si->group, si->id, "lost", NULL,
-				     "%s is gone from %s; the group replaces it",
-				     si->domain ? si->domain : si->id,
-				     dh->cfg->name);
-			si->state = STORE_INSTANCE_LOST;
-			if (store_instance_set_state(d->store, si->id,
-						     STORE_INSTANCE_LOST,
-						     STORE_INSTANCE_DELETING) == STORE_OK)
-				scaler_remove(d, si, 0);
-		}
-		store_instance_list_release(&l);
-	}
-
-	/* Volumes of ours that belong to no live instance. */
-	pool = virStoragePoolLookupByName(conn, dh->cfg->pool);
-	if (!pool) {
-		virResetLastError();
-		goto out;
-	}
-	virStoragePoolRefresh(pool, 0);
-	nv = virStoragePoolListAllVolumes(pool, &vols, 0);
-	for (int i = 0; i < nv; i++) {
-		const char *vname = virStorageVolGetName(vols[i]);
-		char id[STORE_ID_LEN + 1];
-		struct store_instance si;
-		int rc;
-		bool orphan = false, theirs = false;
-
-		if (!vname || !volume_instance(vname, id) ||
-		    jobs_busy_with(d->jobs, id))
-			continue;
-		/* never the volumes of another installation's instance, even
-		 * should our store know that id (a copied store, a clash) */
-		for (size_t k = 0; k < n_foreign && !theirs; k++)
-			theirs = strcmp(foreign_ids[k], id) == 0;
-		if (theirs)
-			continue;
-		rc = store_instance_get(d->store, id, &si);
-		if (rc == STORE_E_NOTFOUND) {
-			/* Named like ours but unknown: it may belong to
-			 * another daemon sharing this pool. Say so, once. */
-			if (!dh->warned_unknown_volumes) {
-				log_warn("host %s: pool %s holds volumes named like ours that this state store does not know (e.g. %s); left alone",
-					 dh->cfg->name, dh->cfg->pool, vname);
-				dh->warned_unknown_volumes = true;
-			}
-		} else if (rc == STORE_OK) {
-			orphan = si.state == STORE_INSTANCE_GONE;
-			store_instance_release(&si);
-		}
-		if (!orphan)
-			continue;
-		if (virStorageVolDelete(vols[i], 0) == 0)
-			event_record(d->store, NULL, id, "reconcile", NULL,
-				     "deleted orphaned volume %s from pool %s on %s",
-				     vname, dh->cfg->pool, dh->cfg->name);
-		else
-			virResetLastError();
-	}
-out:
-	for (int i = 0; i < nv; i++)
-		virStorageVolFree(vols[i]);
-	free(vols);
-	if (pool)
-		virStoragePoolFree(pool);
-	for (int i = 0; i < n; i++)
-		virDomainFree(doms[i]);
-	free(doms);
-	free(seen);
-	free(foreign);
-	free(foreign_ids);
+	if (volume_delete(conn, hc->pool, a->volume) == 0)
+		event_record(d->store, NULL, a->id, "reconcile", NULL,
+			     "deleted orphaned volume %s from pool %s on %s",
+			     a->volume, hc->pool, hc->name);
+	else
+		log_debug("%s", err_msg());
 	virConnectClose(conn);
 }
 
-void
-reconcile_hosts(struct daemon *d, int64_t now_ms)
+static void
+apply(struct daemon *d, struct rhost *rh, const struct reconcile_action *a)
 {
-	(void)now_ms;
+	const char *host = rh->dh->cfg->name;
+	const struct inventory_domain *dom = a->dom;
+
+	switch (a->kind) {
+	case RECONCILE_ADOPT:
+		if (adopt(d, rh, a) && a->legacy)
+			claim(d, rh, dom);
+		break;
+	case RECONCILE_CLAIM:
+		claim(d, rh, dom);
+		break;
+	case RECONCILE_REMOVE_DOMAIN:
+		remove_domain(d, rh, a);
+		break;
+	case RECONCILE_MARK_UNHEALTHY:
+		if (store_instance_set_state(d->store, a->id,
+					     STORE_INSTANCE_READY,
+					     STORE_INSTANCE_UNHEALTHY) == STORE_OK)
+			event_record(d->store, a->row->group, a->id, "unhealthy", NULL,
+				     "%s is not running on %s", dom->name, host);
+		break;
+	case RECONCILE_MARK_LOST:
+		mark_lost(d, rh, a);
+		break;
+	case RECONCILE_DELETE_VOLUME:
+		delete_volume(d, rh, a);
+		break;
+	case RECONCILE_REPORT_FOREIGN:
+		/* at info: normal when installations share a host */
+		log_info("host %s: domain %s (group '%s', instance %s) belongs to another virt-autoscaler installation (owner %s; ours is %s): left alone",
+			 host, dom->name, dom->meta->group, dom->meta->id,
+			 dom->meta->owner, d->owner);
+		break;
+	case RECONCILE_WARN_UNKNOWN_GROUP:
+		log_warn("host %s: domain %s belongs to group '%s', which is not configured; left alone",
+			 host, dom->name, dom->meta->group);
+		break;
+	case RECONCILE_WARN_UNKNOWN_VOLUMES:
+		/* named like ours but unknown: another daemon's, maybe */
+		log_warn("host %s: pool %s holds volumes named like ours that this state store does not know (e.g. %s); left alone",
+			 host, rh->dh->cfg->pool, a->volume);
+		rh->warned_unknown_volumes = true;
+		break;
+	case RECONCILE_WARN_DUPLICATE:
+		log_complain(&rh->dup_complaint, LOG_LEVEL_WARN, log_tag,
+			     "host %s: domain %s carries instance id %s like another domain on the host; left alone",
+			     host, dom->name, a->id);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Keep this pass's foreign keys: each stays reported once. */
+static void
+remember_foreign(struct rhost *rh, const struct reconcile_plan *plan)
+{
+	char **keys = xcalloc(plan->n_foreign + 1, sizeof(*keys));
+
+	for (size_t i = 0; i < plan->n_foreign; i++)
+		keys[i] = xstrdup(plan->foreign[i]);
+	for (size_t i = 0; i < rh->n_reported; i++)
+		free(rh->reported[i]);
+	free(rh->reported);
+	rh->reported = keys;
+	rh->n_reported = plan->n_foreign;
+}
+
+/* A finished pass: plan the host and apply the plan. */
+static void
+reconcile_host(struct daemon *d, struct rhost *rh,
+	       const struct inventory_result *res)
+{
+	struct busy_arg ba = {d, rh};
+	struct store_instance_list more = {0};
+	struct reconcile_input in = {
+		.host = rh->dh->cfg->name,
+		.owner = d->owner,
+		.inv = res,
+		.rows = rh->rows.v,
+		.n_rows = rh->rows.n,
+		.busy = busy_cb,
+		.busy_arg = &ba,
+		.reported = (const char *const *)rh->reported,
+		.n_reported = rh->n_reported,
+		.warned_unknown_volumes = rh->warned_unknown_volumes,
+	};
+	const char **groups = xcalloc(d->n_groups + 1, sizeof(*groups));
+	char (*ids)[STORE_ID_LEN + 1] = NULL;
+	struct reconcile_plan plan;
+	size_t n_ids;
+
+	for (unsigned i = 0; i < d->n_groups; i++)
+		groups[i] = d->groups[i].cfg->name;
+	in.groups = groups;
+	in.n_groups = d->n_groups;
+	/* the rows of what the pass found that this host's rows lack:
+	 * normally none, but for unknown domains and volumes */
+	n_ids = reconcile_plan_wanted(&in, &ids);
+	more.v = xcalloc(n_ids + 1, sizeof(*more.v));
+	for (size_t i = 0; i < n_ids; i++) {
+		int rc = store_instance_get(d->store, ids[i], &more.v[more.n]);
+
+		if (rc == STORE_OK) {
+			more.n++;
+		} else if (rc != STORE_E_NOTFOUND) {
+			/* unknown is not the same as unreadable */
+			log_warn("host %s: cannot reconcile: %s", in.host,
+				 err_msg());
+			goto cleanup;
+		}
+	}
+	in.more = more.v;
+	in.n_more = more.n;
+
+	reconcile_plan_make(&in, &plan);
+	for (size_t i = 0; i < plan.n; i++)
+		apply(d, rh, &plan.v[i]);
+	remember_foreign(rh, &plan);
+	log_debug("host %s: reconciled: %zu domains, %zu volumes, %zu rows (+%zu), %zu actions; %u libvirt calls (%u for metadata) in %" PRId64 " ms",
+		  in.host, res->n_domains, res->n_volumes, rh->rows.n, more.n,
+		  plan.n, res->calls, res->meta_calls, res->duration_ms);
+	reconcile_plan_release(&plan);
+cleanup:
+	store_instance_list_release(&more);
+	free(ids);
+	free(groups);
+}
+
+/* ---- passes ------------------------------------------------------------ */
+
+static int
+row_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct store_instance *)a)->id,
+		      ((const struct store_instance *)b)->id);
+}
+
+/* Note the host's rows and busy ids, then start listing it. */
+static void
+pass_start(struct daemon *d, struct rhost *rh)
+{
+	struct store_instance_filter f = {.host = rh->dh->cfg->name};
+
+	if (inventory_running(rh->inv) || !host_is_up(rh->dh->h))
+		return;
+	if (store_instance_list(d->store, &f, &rh->rows) != STORE_OK) {
+		log_warn("host %s: cannot reconcile: %s", f.host, err_msg());
+		return;
+	}
+	qsort(rh->rows.v, rh->rows.n, sizeof(*rh->rows.v), row_cmp);
+	rh->busy = xcalloc(rh->rows.n + 1, sizeof(*rh->busy));
+	for (size_t i = 0; i < rh->rows.n; i++)
+		if (jobs_busy_with(d->jobs, rh->rows.v[i].id))
+			memcpy(rh->busy[rh->n_busy++], rh->rows.v[i].id,
+			       sizeof(*rh->busy));
+	if (inventory_start(rh->inv, rh->dh->cfg->pool) != 0) {
+		log_complain(&rh->pass_complaint, LOG_LEVEL_WARN, log_tag,
+			     "host %s: cannot reconcile: %s", f.host, err_msg());
+		pass_forget(rh);
+	}
+}
+
+/* Apply the passes that have finished; report those that hang. */
+static void
+take_finished(struct reconciler *r, int64_t now_ms)
+{
+	struct daemon *d = r->d;
+
+	for (unsigned i = 0; i < r->n_hosts; i++) {
+		struct rhost *rh = &r->hosts[i];
+		struct inventory_result *res = inventory_take(rh->inv);
+		int64_t since = inventory_started_ms(rh->inv);
+
+		if (!res) {
+			if (since && now_ms - since >
+					     STUCK_PERIODS * d->reconcile_period_ms)
+				log_complain(&rh->pass_complaint, LOG_LEVEL_WARN,
+					     log_tag,
+					     "host %s: listing the host has taken %" PRId64 " s so far; its reconciliation waits",
+					     rh->dh->cfg->name,
+					     (now_ms - since) / 1000);
+			continue;
+		}
+		if (res->call_failed)
+			host_check_alive(rh->dh->h);
+		if (!res->listed) {
+			log_complain(&rh->pass_complaint, LOG_LEVEL_WARN, log_tag,
+				     "%s", res->error);
+		} else {
+			reconcile_host(d, rh, res);
+			log_complain_clear(&rh->pass_complaint, log_tag,
+					   "host %s: reconciling again",
+					   rh->dh->cfg->name);
+		}
+		inventory_result_free(res);
+		pass_forget(rh);
+	}
+}
+
+void
+reconciler_tick(struct reconciler *r, int64_t now_ms)
+{
+	take_finished(r, now_ms);
+	if (now_ms < r->next_ms)
+		return;
+	r->next_ms = now_ms + r->d->reconcile_period_ms;
+	recover_journal(r->d);
+	for (unsigned i = 0; i < r->n_hosts; i++)
+		pass_start(r->d, &r->hosts[i]);
+}
+
+int
+reconcile_startup(struct daemon *d)
+{
+	struct reconciler *r = d->reconciler;
+	int64_t deadline;
+
 	recover_journal(d);
-	for (unsigned i = 0; i < d->n_hosts; i++)
-		if (host_is_up(d->hosts[i].h))
-			reconcile_host(d, &d->hosts[i]);
+	recover_unjournaled(d);
+	/* a first comparison before the scaler decides anything (it would
+	 * otherwise provision for domains about to be adopted); a host that
+	 * does not answer is applied later by reconciler_tick() */
+	for (unsigned i = 0; i < r->n_hosts; i++)
+		pass_start(d, &r->hosts[i]);
+	deadline = util_now_ms() + STARTUP_WAIT_MS;
+	for (unsigned i = 0; i < r->n_hosts; i++) {
+		int64_t left = deadline - util_now_ms();
+
+		if (inventory_wait(r->hosts[i].inv, left > 0 ? left : 0) != 0)
+			log_warn("host %s: not listed within %d s; its reconciliation follows when it answers",
+				 r->hosts[i].dh->cfg->name,
+				 STARTUP_WAIT_MS / 1000);
+	}
+	take_finished(r, util_now_ms());
+	r->next_ms = util_now_ms() + d->reconcile_period_ms;
+	return 0;
 }

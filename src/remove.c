@@ -79,7 +79,7 @@ domain_owner(virConnectPtr conn, const char *domain, const char *id,
 				 err_msg());
 	} else if (strcmp(m.id, id) != 0) {
 		*why = xasprintf("its metadata names instance %s", m.id);
-	} else if (owner && m.owner[0] && strcmp(m.owner, owner) != 0) {
+	} else if (domxml_owns(&m, owner) == DOMXML_OWNER_FOREIGN) {
 		*why = xasprintf("it belongs to another virt-autoscaler "
 				 "installation (owner %s)", m.owner);
 		*out = DOMAIN_FOREIGN_INSTANCE;

@@ -18,6 +18,7 @@
 #include "groups.h"
 #include "leader.h"
 #include "log.h"
+#include "reconcile.h"
 #include "startup.h"
 #include "util.h"
 
@@ -281,6 +282,7 @@ daemon_setup(struct daemon *d)
 			d->lease_lost ? "lost" : "not renewed in time");
 		return -1;
 	}
+	d->reconciler = reconciler_new(d);
 	if (reconcile_startup(d) != 0)
 		return -1;
 	daemon_publish(d);
@@ -305,10 +307,9 @@ daemon_free(struct daemon *d)
 		control_close(d->ctl);
 	if (d->jobs)
 		jobs_done = jobs_stop(d->jobs, STOP_WAIT_MS);
+	reconciler_free(d->reconciler);
 	http_stop(d->http);
 	hosts_release(d);
-	for (unsigned i = 0; i < d->n_hosts; i++)
-		free(d->hosts[i].foreign);
 	free(d->hosts);
 	for (unsigned i = 0; i < d->n_groups; i++)
 		group_release(&d->groups[i]);

@@ -370,6 +370,78 @@ test_template_bad(void **state)
 	}
 }
 
+/* The one ownership rule: whose is a domain with this metadata? */
+static void
+test_owns(void **state)
+{
+	static const struct {
+		const char *meta;   /* NULL: none */
+		const char *ours;   /* our installation id, NULL: not checked */
+		enum domxml_owner want;
+	} cases[] = {
+		{NULL, OWNER, DOMXML_OWNER_NONE},
+		{NULL, NULL, DOMXML_OWNER_NONE},
+		{"<instance group='g' id='i' owner='" OWNER "'/>", OWNER,
+		 DOMXML_OWNER_OURS},
+		{"<instance group='g' id='i'/>", OWNER, DOMXML_OWNER_LEGACY},
+		{"<instance group='g' id='i' "
+		 "owner='00000000-0000-4000-8000-000000000000'/>", OWNER,
+		 DOMXML_OWNER_FOREIGN},
+		/* owner not checked (tools): any owner is ours */
+		{"<instance group='g' id='i' "
+		 "owner='00000000-0000-4000-8000-000000000000'/>", NULL,
+		 DOMXML_OWNER_OURS},
+		{"<instance group='g' id='i'/>", NULL, DOMXML_OWNER_LEGACY},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct domxml_meta m;
+
+		if (cases[i].meta)
+			assert_int_equal(domxml_meta_parse(cases[i].meta,
+							   strlen(cases[i].meta),
+							   &m), 0);
+		if (domxml_owns(cases[i].meta ? &m : NULL, cases[i].ours) !=
+		    cases[i].want)
+			fail_msg("case %zu", i);
+	}
+}
+
+/* domxml_meta_from_domain(): the whole domain, as collect.c reads it. */
+static void
+test_meta_from_domain(void **state)
+{
+	static const char ok[] =
+		"<domain><metadata><x:instance xmlns:x='" DOMXML_NS_URI "' "
+		"group='web' id='w-1' generation='4'/></metadata></domain>";
+	static const char none[] =
+		"<domain><metadata><x:instance xmlns:x='https://example.org/' "
+		"group='web' id='w-1'/></metadata></domain>";
+	static const char bad[] =
+		"<domain><metadata><x:instance xmlns:x='" DOMXML_NS_URI "' "
+		"group='web' id='w 1'/></metadata></domain>";
+	const char *docs[] = {ok, none, bad};
+	const int want[] = {1, 0, -1};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(docs); i++) {
+		xmlDocPtr doc = xmlReadMemory(docs[i], (int)strlen(docs[i]),
+					      NULL, NULL, XML_PARSE_NONET);
+		struct domxml_meta m;
+
+		assert_non_null(doc);
+		assert_int_equal(domxml_meta_from_domain(
+					 xmlDocGetRootElement(doc), &m),
+				 want[i]);
+		if (want[i] == 1) {
+			assert_string_equal(m.group, "web");
+			assert_int_equal(m.generation, 4);
+		}
+		xmlFreeDoc(doc);
+	}
+}
+
 static void
 test_meta_parse(void **state)
 {
@@ -582,6 +654,8 @@ main(void)
 		cmocka_unit_test(test_template),
 		cmocka_unit_test(test_template_bad),
 		cmocka_unit_test(test_meta_parse),
+		cmocka_unit_test(test_owns),
+		cmocka_unit_test(test_meta_from_domain),
 		cmocka_unit_test(test_define),
 		cmocka_unit_test(test_meta_format),
 		cmocka_unit_test(test_uuid),
