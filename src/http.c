@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 
 #include "log.h"
+#include "quote.h"
 
 LOG_TAG("http");
 
@@ -73,32 +74,7 @@ http_options_defaults(struct http_options *o)
 void
 http_json_string(struct strbuf *sb, const char *s)
 {
-	strbuf_addc(sb, '"');
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		switch (*p) {
-		case '"':
-			strbuf_adds(sb, "\\\"");
-			break;
-		case '\\':
-			strbuf_adds(sb, "\\\\");
-			break;
-		case '\n':
-			strbuf_adds(sb, "\\n");
-			break;
-		case '\r':
-			strbuf_adds(sb, "\\r");
-			break;
-		case '\t':
-			strbuf_adds(sb, "\\t");
-			break;
-		default:
-			if (*p < 0x20)
-				strbuf_addf(sb, "\\u%04x", *p);
-			else
-				strbuf_addc(sb, (char)*p);
-		}
-	}
-	strbuf_addc(sb, '"');
+	quote_json(sb, s);
 }
 
 unsigned
