@@ -1624,6 +1624,15 @@ state_release(struct config_state *st)
 	memset(st, 0, sizeof(*st));
 }
 
+/*
+ * By hand, not with libcurl's URL API (curl_url() with
+ * CURLU_NON_SUPPORT_SCHEME): curl reads "sqlite:///var/lib/x.db" as the
+ * host "var" and the path "/x.db", and for mysql:// it drops an empty
+ * port ("h:/db") without a word and takes port 0, a fragment and a path
+ * of several segments, each of which would need a check of its own after
+ * the call. The store reads the same URL again when it opens it
+ * (store_url_check(), src/store/mysql.c).
+ */
 static int
 parse_state(struct pctx *ctx, const struct ynode *n, void *base,
 	    const struct opt *o, const char *path)
