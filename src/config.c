@@ -1314,9 +1314,10 @@ looks_special(const char *s)
 /*
  * A scalar as `check` prints it: plain when it is made of a few safe
  * characters and does not read as a YAML 1.1 null or boolean, else
- * double-quoted by libyaml's emitter (quote_yaml). The plain rule stays
- * ours: the emitter knows YAML's syntax but not which words a reader
- * turns into booleans, and where it must quote it picks single quotes;
+ * double-quoted (quote_yaml(), shared with the seed). Not left to
+ * libyaml's emitter to choose: it knows YAML's syntax but not which
+ * words a reader turns into booleans, where it must quote it picks
+ * single quotes, and it escapes every character beyond U+FFFF (quote.c);
  * the printed configuration keeps one short rule instead.
  */
 static void

@@ -9,6 +9,13 @@
 
 #include "log.h"
 
+/*
+ * json-c has no public call that escapes a string alone, so this makes a
+ * string object and prints it: a few allocations, about half a
+ * microsecond a string, ten times what a hand-written loop costs. The
+ * largest replies (10,000 events of 4 strings) spend some 20 ms in it;
+ * a heartbeat's reply, 2 strings, about a microsecond.
+ */
 void
 quote_json(struct strbuf *sb, const char *s)
 {

@@ -183,6 +183,12 @@ add_item(struct strbuf *sb, int indent, const char *value)
 
 /* --- URLs and files ------------------------------------------------------ */
 
+/*
+ * Appended as text, not set with curl_url_set(CURLUPART_PATH): libcurl
+ * writes a URL back in its own normal form (a "/" path for a bare host,
+ * for one), and the seed carries public_url as the operator wrote it;
+ * the parts appended are segment_valid() already.
+ */
 static char *
 guest_url(const char *public_url, const char *kind, const char *id,
 	  const char *secret)
