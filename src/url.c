@@ -13,6 +13,7 @@ int
 url_check_http(const char *s)
 {
 	const char *rest = NULL;
+	char *zone = NULL;
 	CURLU *u;
 	CURLUcode rc;
 
@@ -37,6 +38,17 @@ url_check_http(const char *s)
 	if (!u)
 		fatal("out of memory");
 	rc = curl_url_set(u, CURLUPART_URL, s, 0);
+	/*
+	 * An IPv6 zone is unreserved characters (RFC 6874). libcurl 7.88
+	 * takes others: "[fe80::1%@x]" it writes back as "%25@x", which it
+	 * then refuses or reads another host out of.
+	 */
+	if (rc == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_ZONEID, &zone, 0) == CURLUE_OK &&
+	    strspn(zone, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			 "0123456789-._~") != strlen(zone))
+		rc = CURLUE_BAD_IPV6;
+	curl_free(zone);
 	curl_url_cleanup(u);
 	if (rc != CURLUE_OK) {
 		err_set("'%s' is not a valid URL: %s", s,
