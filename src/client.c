@@ -18,6 +18,7 @@
 #include "commands.h"
 #include "config.h"
 #include "log.h"
+#include "url.h"
 #include "util.h"
 
 struct client {
@@ -47,10 +48,7 @@ client_base_from_config(const struct config *cfg)
 		host = "127.0.0.1";
 	else if (strcmp(host, "::") == 0)
 		host = "::1";
-	if (strchr(host, ':'))
-		return xasprintf("%s://[%s]:%d", scheme, host,
-				 cfg->daemon.listen_port);
-	return xasprintf("%s://%s:%d", scheme, host, cfg->daemon.listen_port);
+	return url_from_host_port(scheme, host, cfg->daemon.listen_port);
 }
 
 static int
@@ -61,6 +59,10 @@ client_init(struct client *c, const char *url)
 	int rc = -1;
 
 	memset(c, 0, sizeof(*c));
+	if (url && url_check_http(url) != 0) {
+		fprintf(stderr, "virt-autoscaler: --url: %s\n", err_msg());
+		return -1;
+	}
 	cfg = config_load(global_opts.config_path, &errors);
 	if (!cfg) {
 		fprintf(stderr, "%s", strbuf_str(&errors));
@@ -101,6 +103,8 @@ client_call(const struct client *c, const char *method, const char *path,
 	struct curl_slist *hdr = NULL;
 	struct strbuf reply = STRBUF_INIT;
 	struct json_object *json = NULL;
+	/* Appended, not resolved with curl_url(): an absolute path would
+	 * replace a path the base may have (a daemon behind a proxy). */
 	char *url = xasprintf("%s%s", c->base, path);
 	long status = 0;
 	CURLcode cc;

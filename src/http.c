@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 
 #include "log.h"
+#include "quote.h"
 
 LOG_TAG("http");
 
@@ -73,32 +74,7 @@ http_options_defaults(struct http_options *o)
 void
 http_json_string(struct strbuf *sb, const char *s)
 {
-	strbuf_addc(sb, '"');
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		switch (*p) {
-		case '"':
-			strbuf_adds(sb, "\\\"");
-			break;
-		case '\\':
-			strbuf_adds(sb, "\\\\");
-			break;
-		case '\n':
-			strbuf_adds(sb, "\\n");
-			break;
-		case '\r':
-			strbuf_adds(sb, "\\r");
-			break;
-		case '\t':
-			strbuf_adds(sb, "\\t");
-			break;
-		default:
-			if (*p < 0x20)
-				strbuf_addf(sb, "\\u%04x", *p);
-			else
-				strbuf_addc(sb, (char)*p);
-		}
-	}
-	strbuf_addc(sb, '"');
+	quote_json(sb, s);
 }
 
 unsigned
@@ -120,6 +96,12 @@ http_reply_error(struct http_reply *r, unsigned status, const char *fmt, ...)
 	return status;
 }
 
+/*
+ * By hand, not with curl_url() on "http://" + listen: a listen address is
+ * no URL. curl would take user info, a path and a missing or empty port,
+ * and refuse the empty host that means "every address" here (":8470"),
+ * so there would be more checks around the call than parsing saved.
+ */
 int
 http_listen_parse(const char *listen, char **host, unsigned *port)
 {
@@ -159,6 +141,22 @@ http_listen_parse(const char *listen, char **host, unsigned *port)
 	*port = (unsigned)p;
 	return 0;
 }
+
+/*
+ * Phone-home forms (application/x-www-form-urlencoded) are split here by
+ * hand; the decoding of each value is libmicrohttpd's (MHD_http_unescape).
+ * Not with libmicrohttpd's post processor (MHD_create_post_processor),
+ * although it is made for form bodies, because it would make this less
+ * clear and less tested:
+ *   - it needs the request's live MHD_Connection and its Content-Type
+ *     header, so http_form_get() could no longer be table-tested
+ *     (tests/unit/test_http.c) or fuzzed (fuzz/fuzz_http.c) on a body
+ *     alone, as every parser of outside input here is;
+ *   - it hands each value over in pieces (of at most 512 decoded bytes)
+ *     through a callback, to be put together again by offset, for two
+ *     short fields of a body we already hold whole (at most max_body);
+ *   - it also accepts multipart/form-data, which no guest sends.
+ */
 
 /* Decode '+' and %XX in place (form encoding). */
 static void

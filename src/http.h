@@ -56,7 +56,8 @@ struct http_reply {
 /* Set status and a JSON error body {"error": "..."}. Returns status. */
 unsigned http_reply_error(struct http_reply *r, unsigned status,
 			  const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Append s to sb as a JSON string literal, quotes included. */
+/* Append s to sb as a JSON string literal, quotes included: quote_json()
+ * (json-c), under the name api.c knows. */
 void http_json_string(struct strbuf *sb, const char *s);
 
 /* A guest's phone-home. Strings are borrowed for the call. */

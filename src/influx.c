@@ -13,6 +13,7 @@
 
 #include "influx.h"
 #include "log.h"
+#include "url.h"
 
 LOG_TAG("influx");
 
@@ -23,7 +24,7 @@ struct influx {
 	CURLM *multi;
 	CURL *easy;
 	bool inflight;
-	char *url;            /* for messages (no credentials in it) */
+	char *url;            /* for messages: no user info or query */
 	char *write_url;
 	size_t max_points, batch_points;
 
@@ -49,25 +50,87 @@ discard_body(char *ptr, size_t size, size_t nmemb, void *opaque)
 	return size * nmemb;
 }
 
+/* curl_url_set() or _get(); only out of memory fails on a checked URL. */
+static void
+url_part_ok(CURLUcode rc)
+{
+	if (rc != CURLUE_OK)
+		fatal("influxdb: libcurl URL API: %s", curl_url_strerror(rc));
+}
+
+int
+influx_urls(const char *url, const char *database, char **write_url,
+	    char **shown_url)
+{
+	CURLU *u;
+	char *path = NULL, *s = NULL;
+	size_t n;
+
+	if (url_check_http(url) != 0) {
+		err_prefix("influxdb url");
+		return -1;
+	}
+	u = curl_url();
+	if (!u)
+		fatal("out of memory");
+	url_part_ok(curl_url_set(u, CURLUPART_URL, url, 0));
+	url_part_ok(curl_url_set(u, CURLUPART_QUERY, NULL, 0));
+	url_part_ok(curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0));
+	url_part_ok(curl_url_get(u, CURLUPART_PATH, &path, 0));
+	n = strlen(path);
+	while (n && path[n - 1] == '/')
+		n--;
+	s = xasprintf("%.*s/write", (int)n, path);
+	url_part_ok(curl_url_set(u, CURLUPART_PATH, s, 0));
+	free(s);
+	s = xasprintf("db=%s", database);
+	url_part_ok(curl_url_set(u, CURLUPART_QUERY, s,
+				 CURLU_APPENDQUERY | CURLU_URLENCODE));
+	free(s);
+	url_part_ok(curl_url_set(u, CURLUPART_QUERY, "precision=ms",
+				 CURLU_APPENDQUERY));
+	url_part_ok(curl_url_get(u, CURLUPART_URL, &s, 0));
+	*write_url = xstrdup(s);
+	curl_free(s);
+
+	/* For messages: no user info (a password may be in it), no query. */
+	url_part_ok(curl_url_set(u, CURLUPART_USER, NULL, 0));
+	url_part_ok(curl_url_set(u, CURLUPART_PASSWORD, NULL, 0));
+	url_part_ok(curl_url_set(u, CURLUPART_QUERY, NULL, 0));
+	path[n] = '\0';
+	url_part_ok(curl_url_set(u, CURLUPART_PATH, path, 0));
+	url_part_ok(curl_url_get(u, CURLUPART_URL, &s, 0));
+	n = strlen(s);
+	if (n && s[n - 1] == '/')
+		n--; /* curl writes "/" for an empty path */
+	*shown_url = xstrndup(s, n);
+	curl_free(s);
+	curl_free(path);
+	curl_url_cleanup(u);
+	return 0;
+}
+
 struct influx *
 influx_new(const struct influx_opts *o)
 {
 	static bool curl_ready;
 	struct influx *ix;
-	char *db;
+	char *write_url, *shown_url;
 
-	if (!o->url || (strncmp(o->url, "http://", 7) != 0 &&
-			strncmp(o->url, "https://", 8) != 0)) {
-		err_set("influxdb url '%s': must start with http:// or https://",
-			o->url ? o->url : "");
+	if (!o->url) {
+		err_set("influxdb: no url given");
 		return NULL;
 	}
 	if (!o->database || !*o->database) {
 		err_set("influxdb: no database given");
 		return NULL;
 	}
+	if (influx_urls(o->url, o->database, &write_url, &shown_url) != 0)
+		return NULL;
 	if (!curl_ready) {
 		if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+			free(write_url);
+			free(shown_url);
 			err_set("influxdb: cannot initialise libcurl");
 			return NULL;
 		}
@@ -81,17 +144,12 @@ influx_new(const struct influx_opts *o)
 	ix->q_cap = ix->max_points;
 	ix->q = xcalloc(ix->q_cap, sizeof(*ix->q));
 	ix->backoff_ms = RETRY_FIRST_MS;
-	ix->url = xstrdup(o->url);
-	ix->url[strcspn(ix->url, "?#")] = '\0';
-	while (*ix->url && ix->url[strlen(ix->url) - 1] == '/')
-		ix->url[strlen(ix->url) - 1] = '\0';
+	ix->url = shown_url;
+	ix->write_url = write_url;
 	ix->multi = curl_multi_init();
 	ix->easy = curl_easy_init();
 	if (!ix->multi || !ix->easy)
 		fatal("influxdb: out of memory in libcurl");
-	db = curl_easy_escape(ix->easy, o->database, 0);
-	ix->write_url = xasprintf("%s/write?db=%s&precision=ms", ix->url, db);
-	curl_free(db);
 	strbuf_init(&ix->body);
 
 	curl_easy_setopt(ix->easy, CURLOPT_URL, ix->write_url);

@@ -47,6 +47,17 @@ struct influx_counters {
 
 struct influx;
 
+/*
+ * The URLs influx_new() uses, exported for tests: write_url is
+ * URL/write?db=DATABASE&precision=ms on url's path (query, fragment and
+ * trailing '/' dropped; user info kept: libcurl sends it), shown_url is
+ * url without user info, query, fragment or trailing '/', for messages.
+ * Both built with libcurl's URL API; the caller frees both. -1 with
+ * err_set() when url is not an http:// or https:// URL (url_check_http).
+ */
+int influx_urls(const char *url, const char *database, char **write_url,
+		char **shown_url);
+
 /* NULL with err_set() when the URL or database is unusable. */
 struct influx *influx_new(const struct influx_opts *opts);
 void influx_free(struct influx *ix); /* unsent points are lost; accepts NULL */

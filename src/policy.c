@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "policy.h"
+#include "quote.h"
 #include "util.h"
 
 /* ---- metrics ---------------------------------------------------------- */
@@ -1063,23 +1064,6 @@ policy_decision_format(const struct policy_decision *d,
 	strbuf_adds(out, "]");
 }
 
-static void
-json_string(struct strbuf *out, const char *s)
-{
-	strbuf_addc(out, '"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			strbuf_addf(out, "\\%c", c);
-		else if (c < 0x20)
-			strbuf_addf(out, "\\u%04x", c);
-		else
-			strbuf_addc(out, (char)c);
-	}
-	strbuf_addc(out, '"');
-}
-
 void
 policy_decision_json(const struct policy_decision *d,
 		     const struct policy_params *p, struct strbuf *out)
@@ -1091,7 +1075,7 @@ policy_decision_json(const struct policy_decision *d,
 	strbuf_addf(out, "{\"outcome\": \"%s\", \"from\": %d, \"to\": %d, "
 		    "\"reason\": ", (unsigned)d->outcome < POLICY_OUTCOME_LAST
 		    ? kinds[d->outcome] : "?", d->from, d->to);
-	json_string(out, d->reason);
+	quote_json(out, d->reason);
 	strbuf_addf(out, ", \"ready\": %d, \"warming\": %d, \"instances\": %d, "
 		    "\"capacity_left\": %d, \"metrics\": {", d->ready,
 		    d->warming, d->instances, d->capacity_left);
@@ -1107,7 +1091,7 @@ policy_decision_json(const struct policy_decision *d,
 		    d->min, d->max);
 	if (p && d->schedule >= 0 && (unsigned)d->schedule < p->n_schedules &&
 	    p->schedules[d->schedule].name)
-		json_string(out, p->schedules[d->schedule].name);
+		quote_json(out, p->schedules[d->schedule].name);
 	else if (d->schedule >= 0)
 		strbuf_addf(out, "%d", d->schedule);
 	else

@@ -16,6 +16,8 @@
 #include <libisofs/libisofs.h>
 
 #include "log.h"
+#include "quote.h"
+#include "url.h"
 #include "util.h"
 
 LOG_TAG("seed");
@@ -91,6 +93,13 @@ bad:
 	return -1;
 }
 
+/*
+ * public_url goes into the seed as written: in "#va:" comment lines and
+ * a YAML scalar, and into the guests' tools. Its bytes are held to a
+ * short list (no spaces, quotes, '#', '?' or non-ASCII) that is policy,
+ * not URL syntax; the syntax (a host, a port in range, IPv6 brackets) is
+ * libcurl's to check (url_check_http).
+ */
 static int
 url_valid(const char *s)
 {
@@ -114,9 +123,8 @@ url_valid(const char *s)
 			return -1;
 		}
 	}
-	if (strchr(s + (s[4] == 's' ? 8 : 7), '/') == NULL &&
-	    s[(s[4] == 's' ? 8 : 7)] == '\0') {
-		err_set("public_url has no host");
+	if (url_check_http(s) != 0) {
+		err_prefix("public_url");
 		return -1;
 	}
 	return 0;
@@ -141,75 +149,10 @@ ip_valid(const char *what, const char *s, int *family)
 	return -1;
 }
 
-/* Length of the valid UTF-8 sequence at s, or 0. */
-static size_t
-utf8_len(const unsigned char *s)
-{
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		return (s[1] & 0xc0) == 0x80 ? 2 : 0;
-	if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-			return 0;
-		if (s[0] == 0xe0 && s[1] < 0xa0)
-			return 0; /* overlong */
-		if (s[0] == 0xed && s[1] >= 0xa0)
-			return 0; /* surrogates */
-		return 3;
-	}
-	if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 ||
-		    (s[3] & 0xc0) != 0x80)
-			return 0;
-		if ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
-			return 0;
-		return 4;
-	}
-	return 0;
-}
-
 char *
 seed_yaml_quote(const char *s)
 {
-	struct strbuf sb = STRBUF_INIT;
-	const unsigned char *p = (const unsigned char *)s;
-
-	strbuf_addc(&sb, '"');
-	while (*p) {
-		size_t n = utf8_len(p);
-
-		if (n == 0) {
-			err_set("text is not valid UTF-8 (byte 0x%02x at offset "
-				"%zu)", *p, (size_t)(p - (const unsigned char *)s));
-			strbuf_release(&sb);
-			return NULL;
-		}
-		if (*p == '"' || *p == '\\') {
-			strbuf_addc(&sb, '\\');
-			strbuf_addc(&sb, (char)*p);
-		} else if (*p < 0x20 || *p == 0x7f) {
-			strbuf_addf(&sb, "\\x%02x", *p);
-		} else if (n == 2 && p[0] == 0xc2 && p[1] == 0x85) {
-			strbuf_adds(&sb, "\\N");
-		} else if (n == 2 && p[0] == 0xc2 && p[1] < 0xa0) {
-			/* C1 controls are not printable in YAML */
-			strbuf_addf(&sb, "\\x%02x", p[1]);
-		} else if (n == 3 && p[0] == 0xef && p[1] == 0xbf && p[2] >= 0xbe) {
-			/* the noncharacters U+FFFE and U+FFFF */
-			strbuf_adds(&sb, p[2] == 0xbe ? "\\ufffe" : "\\uffff");
-		} else if (n == 3 && p[0] == 0xe2 && p[1] == 0x80 &&
-			   (p[2] == 0xa8 || p[2] == 0xa9)) {
-			strbuf_adds(&sb, p[2] == 0xa8 ? "\\L" : "\\P");
-		} else if (n == 3 && p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf) {
-			strbuf_adds(&sb, "\\ufeff"); /* BOM */
-		} else {
-			strbuf_add(&sb, p, n);
-		}
-		p += n;
-	}
-	strbuf_addc(&sb, '"');
-	return strbuf_detach(&sb);
+	return quote_yaml(s);
 }
 
 /* Append key: "value" (quoted) with indent; returns -1 on bad UTF-8. */
@@ -240,6 +183,12 @@ add_item(struct strbuf *sb, int indent, const char *value)
 
 /* --- URLs and files ------------------------------------------------------ */
 
+/*
+ * Appended as text, not set with curl_url_set(CURLUPART_PATH): libcurl
+ * writes a URL back in its own normal form (a "/" path for a bare host,
+ * for one), and the seed carries public_url as the operator wrote it;
+ * the parts appended are segment_valid() already.
+ */
 static char *
 guest_url(const char *public_url, const char *kind, const char *id,
 	  const char *secret)

@@ -96,10 +96,10 @@ int seed_build_iso(const struct seed_spec *spec, unsigned char **iso,
 		   size_t *len);
 
 /*
- * s as a YAML double-quoted scalar, quotes included: '"' and '\' escaped,
- * everything YAML does not allow as printable (C0 and C1 controls, DEL,
- * U+FEFF, U+FFFE, U+FFFF) and the line breaks U+0085, U+2028, U+2029 as
- * escapes. NULL + err_set() if s is not valid UTF-8. Caller frees.
+ * s as a YAML double-quoted scalar, quotes included: quote_yaml(), that
+ * is libyaml's emitter ('"' and '\' escaped, everything YAML does not
+ * allow as printable and the line breaks U+0085, U+2028, U+2029 as
+ * escapes). NULL + err_set() if s is not valid UTF-8. Caller frees.
  */
 char *seed_yaml_quote(const char *s);
 

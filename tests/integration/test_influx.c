@@ -199,6 +199,59 @@ test_down_bounded(void **state)
 	free(url);
 }
 
+/* The write URL and the URL messages show, built with libcurl's URL API. */
+static void
+test_urls(void **state)
+{
+	static const struct {
+		const char *url, *db, *write, *shown;
+	} cases[] = {
+		{"http://127.0.0.1:8086", "va",
+		 "http://127.0.0.1:8086/write?db=va&precision=ms",
+		 "http://127.0.0.1:8086"},
+		{"http://127.0.0.1:8086/", "va",
+		 "http://127.0.0.1:8086/write?db=va&precision=ms",
+		 "http://127.0.0.1:8086"},
+		{"https://h:8086/influx//?u=x#top", "va",
+		 "https://h:8086/influx/write?db=va&precision=ms",
+		 "https://h:8086/influx"},
+		/* user info: kept for libcurl to send, never shown */
+		{"http://va:s3cret@[::1]:8086", "va",
+		 "http://va:s3cret@[::1]:8086/write?db=va&precision=ms",
+		 "http://[::1]:8086"},
+		{"http://[fe80::1%25eth0]:8086", "va",
+		 "http://[fe80::1%25eth0]:8086/write?db=va&precision=ms",
+		 "http://[fe80::1%25eth0]:8086"},
+		/* the database name is encoded into the query */
+		{"http://h", "a&b=c d",
+		 "http://h/write?db=a%26b%3dc+d&precision=ms", "http://h"},
+	};
+	static const char *const bad[] = {
+		"ftp://x", "http://", "http://h:99999", "http://[::1", "http://a b",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char *w = NULL, *s = NULL;
+
+		if (influx_urls(cases[i].url, cases[i].db, &w, &s) != 0)
+			fail_msg("case %zu: %s", i, err_msg());
+		assert_string_equal(w, cases[i].write);
+		assert_string_equal(s, cases[i].shown);
+		free(w);
+		free(s);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		char *w = NULL, *s = NULL;
+
+		if (influx_urls(bad[i], "va", &w, &s) == 0)
+			fail_msg("'%s' accepted", bad[i]);
+		assert_non_null(strstr(err_msg(), "influxdb url: "));
+		assert_null(w);
+		assert_null(s);
+	}
+}
+
 static void
 test_escape_and_options(void **state)
 {
@@ -234,6 +287,7 @@ main(int argc, char **argv)
 {
 	const struct CMUnitTest offline[] = {
 		cmocka_unit_test(test_escape_and_options),
+		cmocka_unit_test(test_urls),
 		cmocka_unit_test(test_down_bounded),
 	};
 	const struct CMUnitTest online[] = {

@@ -264,6 +264,72 @@ test_errors(void **state)
 	strbuf_release(&errors);
 }
 
+/*
+ * URLs in the configuration are read by libcurl's URL parser: IPv6 hosts,
+ * user info and ports are checked, and the public_url made from listen
+ * too.
+ */
+static void
+test_urls(void **state)
+{
+	static const struct {
+		const char *daemon; /* the daemon section's inside */
+		const char *public_url; /* effective; NULL: refused */
+		const char *msg;
+	} cases[] = {
+		{"listen: \"127.0.0.1:8470\"", "http://10.0.2.2:8470", NULL},
+		{"listen: \"[fd00::1]:8470\"", "http://[fd00::1]:8470", NULL},
+		{"listen: \"kvm1.example:1\"", "http://kvm1.example:1", NULL},
+		{"public_url: \"http://[fd00::1]:8470/va/\"",
+		 "http://[fd00::1]:8470/va/", NULL},
+		{"public_url: \"https://va@autoscaler.example:443\"",
+		 "https://va@autoscaler.example:443", NULL},
+		{"public_url: \"http://[fe80::1%25ens3]:8470\"",
+		 "http://[fe80::1%25ens3]:8470", NULL},
+		{"public_url: \"ftp://x\"", NULL,
+		 "'ftp://x' is not an http:// or https:// URL"},
+		{"public_url: \"http:///x\"", NULL, "no host"},
+		{"public_url: \"http://h:65536\"", NULL,
+		 "'http://h:65536' is not a valid URL: Port number"},
+		{"public_url: \"http://[fd00::1:8470\"", NULL,
+		 "is not a valid URL"},
+		{"public_url: \"http://h/a\\tb\"", NULL, "is not a valid URL"},
+		{"public_url: \"http://ho^st\"", NULL, "is not a valid URL"},
+		{"listen: \"ho^st:8470\"", NULL,
+		 "daemon: listen gives no URL guests can use ('http://ho^st:8470'"},
+		{"metrics: { influxdb: { url: \"http://va@[::1]:8086\", "
+		 "database: va } }", "http://10.0.2.2:8470", NULL},
+		{"metrics: { influxdb: { url: \"http://h:8086x\", "
+		 "database: va } }", NULL, "daemon.metrics.influxdb.url: "
+		 "'http://h:8086x' is not a valid URL"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct strbuf errors = STRBUF_INIT;
+		char *text = xasprintf("version: 1\ndaemon: { %s }\n"
+				       "hosts: [{name: a, uri: \"test:///default\"}]\n",
+				       cases[i].daemon);
+		struct config *cfg = parse(text, &errors);
+
+		if (cases[i].public_url) {
+			if (!cfg)
+				fail_msg("case %zu: %s", i, strbuf_str(&errors));
+			assert_string_equal(cfg->daemon.public_url,
+					    cases[i].public_url);
+		} else {
+			if (cfg)
+				fail_msg("case %zu accepted", i);
+			if (!strstr(strbuf_str(&errors), cases[i].msg))
+				fail_msg("case %zu: '%s' lacks '%s'", i,
+					 strbuf_str(&errors), cases[i].msg);
+		}
+		config_free(cfg);
+		free(text);
+		strbuf_release(&errors);
+	}
+}
+
 /* An alias bomb is refused at once, without expanding anything. */
 static void
 test_alias_bomb(void **state)
@@ -560,6 +626,7 @@ main(void)
 		cmocka_unit_test(test_secret_not_printed),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_urls),
 		cmocka_unit_test(test_alias_bomb),
 		cmocka_unit_test(test_resolve_path),
 		cmocka_unit_test(test_reload_flags),

@@ -262,6 +262,13 @@ test_checkin(void **state)
 	assert_string_equal(f->stub.last_id, "i-0001");
 	assert_string_equal(f->stub.last_form_id, "i-0001");
 	assert_string_equal(f->stub.last_hostname, "web-1");
+	/* the fields arrive decoded: '+' and %XX */
+	assert_int_equal(request(f->base, "POST", "/v1/checkin/i-0001/" GOOD_SECRET,
+				 NULL, "application/x-www-form-urlencoded",
+				 "hostname=web%2D2+x%2By&instance_id=i%2D0001",
+				 NULL), 200);
+	assert_string_equal(f->stub.last_form_id, "i-0001");
+	assert_string_equal(f->stub.last_hostname, "web-2 x+y");
 	assert_int_equal(request(f->base, "GET", "/v1/checkin/i-0001/" GOOD_SECRET,
 				 NULL, NULL, NULL, NULL), 405);
 }
@@ -509,6 +516,22 @@ test_form_parse(void **state)
 		{"", "a", NULL},
 		{"&&&=&a=%zz", "a", "%zz"},
 		{"a=%00x", "a", ""},
+		/* '+' is a space, %2B a plus; %XX in either case */
+		{"hostname=a+b+%2B+c", "hostname", "a b + c"},
+		{"hostname=%41%6a%2f%3A", "hostname", "Aj/:"},
+		/* an encoded '&' or '=' does not split the body */
+		{"a=x%26b%3Dy&b=z", "b", "z"},
+		{"a=x%26b%3Dy&b=z", "a", "x&b=y"},
+		/* UTF-8 arrives percent-encoded, bytes as they are */
+		{"hostname=caf%C3%A9", "hostname", "caf\xc3\xa9"},
+		/* incomplete escapes stay as they are */
+		{"a=100%", "a", "100%"},
+		{"a=%4", "a", "%4"},
+		{"a=%+1", "a", "% 1"},
+		/* the first occurrence wins; names are compared as sent */
+		{"a=1&a=2", "a", "1"},
+		{"instance%5Fid=x", "instance_id", NULL},
+		{"x=1&instance_id=i-2&hostname=h", "instance_id", "i-2"},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -522,6 +545,31 @@ test_form_parse(void **state)
 			assert_string_equal(v, cases[i].want);
 		}
 		free(v);
+	}
+}
+
+/* Error bodies are JSON whatever the message holds (json-c escapes). */
+static void
+test_reply_error_json(void **state)
+{
+	static const struct {
+		const char *msg, *body;
+	} cases[] = {
+		{"plain", "{\"error\":\"plain\"}\n"},
+		{"q\"b\\s /x", "{\"error\":\"q\\\"b\\\\s /x\"}\n"},
+		{"nl\n cr\r tab\t bs\b ff\f", "{\"error\":\"nl\\n cr\\r tab\\t bs\\b ff\\f\"}\n"},
+		{"c0 \x01\x1f del \x7f", "{\"error\":\"c0 \\u0001\\u001f del \x7f\"}\n"},
+		{"caf\xc3\xa9 \xf0\x9f\x98\x80", "{\"error\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\"}\n"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct http_reply r = {0, STRBUF_INIT, NULL};
+
+		assert_int_equal(http_reply_error(&r, 400, "%s", cases[i].msg), 400);
+		assert_string_equal(strbuf_str(&r.body), cases[i].body);
+		assert_string_equal(r.content_type, "application/json");
+		strbuf_release(&r.body);
 	}
 }
 
@@ -610,6 +658,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_form_parse),
+		cmocka_unit_test(test_reply_error_json),
 		cmocka_unit_test(test_heartbeat_parse),
 		cmocka_unit_test(test_listen_parse),
 		cmocka_unit_test_setup_teardown(test_healthz_and_metrics, setup, teardown),

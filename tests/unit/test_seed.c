@@ -392,6 +392,22 @@ test_urls(void **state)
 	u = seed_heartbeat_url("http://[::1]:8470/", "web-1", "abc");
 	assert_string_equal(u, "http://[::1]:8470/v1/heartbeat/web-1/abc");
 	free(u);
+	/* the URL as written: user info, a path prefix, scoped IPv6 */
+	u = seed_checkin_url("https://va@[fe80::1%25ens3]:443/prefix/", "web-1",
+			     "abc");
+	assert_string_equal(u, "https://va@[fe80::1%25ens3]:443/prefix/v1/checkin/web-1/abc");
+	free(u);
+	/* libcurl's URL syntax on top of the byte rules */
+	assert_null(seed_checkin_url("http://h:99999", "web-1", "abc"));
+	assert_non_null(strstr(err_msg(), "public_url: 'http://h:99999'"));
+	assert_null(seed_checkin_url("http://[::1", "web-1", "abc"));
+	assert_non_null(strstr(err_msg(), "public_url"));
+	assert_null(seed_checkin_url("http://:8470", "web-1", "abc"));
+	assert_non_null(strstr(err_msg(), "public_url"));
+	assert_null(seed_checkin_url("http:///x", "web-1", "abc"));
+	assert_non_null(strstr(err_msg(), "no host"));
+	assert_null(seed_checkin_url("HTTP://x", "web-1", "abc"));
+	assert_non_null(strstr(err_msg(), "must start with http"));
 }
 
 int
