@@ -612,6 +612,7 @@ struct chost {
 	struct cache cache;
 	unsigned long round;
 	unsigned long rounds, errors;
+	unsigned long calls_total; /* this host's libvirt calls so far */
 	bool no_nowait;           /* the driver rejected NOWAIT */
 	bool no_memstats;         /* the driver has no node memory stats */
 	bool have_nodeinfo;
@@ -1053,6 +1054,8 @@ done:
 	p->duration_us = (util_now_ms() - t0) * 1000;
 	p->rounds = ch->rounds;
 	p->errors = ch->errors;
+	ch->calls_total += p->calls;
+	p->calls_total = ch->calls_total;
 	result_finish(r);
 
 	pthread_mutex_lock(&ch->c->lock);
@@ -1152,6 +1155,7 @@ publish_down(struct chost *ch, int64_t now_ms)
 		r->pub.t_ms = now_ms;
 		r->pub.rounds = ch->rounds;
 		r->pub.errors = ch->errors;
+		r->pub.calls_total = ch->calls_total;
 		result_finish(r);
 		ch->pub_new = true;
 	}

@@ -135,6 +135,10 @@ struct collect_host_result {
 	unsigned calls_xml;     /* of which domain XML reads */
 	unsigned calls_node;    /* of which node capacity calls */
 	unsigned calls_other;   /* stats period settings */
+	/* libvirt calls made on this host so far, this round included:
+	 * an absolute count like rounds and errors, so that a consumer fed
+	 * the same result twice counts it once (metrics.c) */
+	unsigned long calls_total;
 	int64_t duration_us;    /* wall time of the round */
 	unsigned long rounds;   /* rounds completed on this host */
 	unsigned long errors;   /* failed rounds on this host */
