@@ -782,6 +782,47 @@ owner_mint(struct store *s)
 	return rc < 0 ? -1 : 0;
 }
 
+static int
+max_gen_cb(void *ctx, const struct store_row *r)
+{
+	int64_t *max = ctx, v = 0;
+
+	if (r->vals[0] &&
+	    col_int(r, 0, "config_gen", 0, INT64_MAX, &v) < 0)
+		return corrupt(r, "config_gen", 0);
+	if (v > *max)
+		*max = v;
+	return 0;
+}
+
+/*
+ * Version 4 data step: the configuration generation starts where the
+ * existing rows left it (the largest config_gen a group or an instance
+ * carries; 0 in a new store, so the daemon's first bump gives 1), so that
+ * a generation number never names two configurations. On MariaDB an
+ * interrupted migration runs again: the single-row key keeps the first
+ * run's row.
+ */
+static int
+config_gen_init(struct store *s)
+{
+	int64_t max = 0, now = 0;
+	int rc;
+
+	if (q(s, "SELECT MAX(config_gen) FROM instance_groups", NULL, 0,
+	      max_gen_cb, &max) < 0 ||
+	    q(s, "SELECT MAX(config_gen) FROM instances", NULL, 0, max_gen_cb,
+	      &max) < 0 ||
+	    s->drv->now_ms(s->conn, &now) < 0)
+		return -1;
+	rc = x(s, "INSERT INTO config_generation (singleton, gen, updated_ms) "
+		  "VALUES (1, ?, ?)",
+	       (struct store_val[]){SV_INT(max), SV_INT(now)}, 2, NULL, NULL);
+	if (rc == STORE_E_EXISTS)
+		return 0;
+	return rc < 0 ? -1 : 0;
+}
+
 /*
  * Steps a migration needs beyond its backend's DDL, written once here for
  * both backends; each runs right after the statements of its version.
@@ -791,6 +832,7 @@ static const struct {
 	int (*fn)(struct store *s);
 } data_steps[] = {
 	{3, owner_mint},
+	{4, config_gen_init},
 };
 
 static int
@@ -1006,6 +1048,83 @@ store_owner_id(struct store *s, char out[STORE_ID_LEN + 1])
 	}
 	if (rc == STORE_OK)
 		memcpy(out, s->owner, sizeof(s->owner));
+	unlock(s);
+	return rc;
+}
+
+struct gen_ctx {
+	size_t rows;
+	int64_t gen;
+};
+
+static int
+gen_cb(void *ctx, const struct store_row *r)
+{
+	struct gen_ctx *g = ctx;
+
+	if (++g->rows > 1)
+		return 0;
+	if (col_int(r, 0, "gen", 0, INT64_MAX, &g->gen) < 0)
+		return corrupt(r, "config_generation", 0);
+	return 0;
+}
+
+/* Read the one row of config_generation into *gen (lock held). */
+static int
+gen_read(struct store *s, int64_t *gen)
+{
+	struct gen_ctx g = {0, 0};
+
+	if (q(s, "SELECT gen FROM config_generation", NULL, 0, gen_cb, &g) < 0)
+		return STORE_E_ERROR;
+	if (g.rows != 1) {
+		err_set("state store: table config_generation has %zu rows, "
+			"expected one (a damaged store: restore it from a "
+			"backup)", g.rows);
+		return STORE_E_ERROR;
+	}
+	*gen = g.gen;
+	return STORE_OK;
+}
+
+int
+store_config_gen_get(struct store *s, int64_t *gen)
+{
+	int rc;
+
+	lock(s);
+	rc = gen_read(s, gen);
+	unlock(s);
+	return rc;
+}
+
+int
+store_config_gen_bump(struct store *s, int64_t *gen)
+{
+	int64_t changes = 0, v = 0;
+	int rc;
+
+	lock(s);
+	rc = tx_begin(s);
+	if (rc < 0)
+		goto cleanup;
+	/* The UPDATE locks the row until commit (InnoDB; SQLite's write
+	 * lock is taken by BEGIN IMMEDIATE): two daemons or threads that
+	 * bump together get two different numbers. */
+	if (x(s, "UPDATE config_generation SET gen = gen + 1, updated_ms = ? "
+		 "WHERE singleton = 1 AND gen < ?",
+	      (struct store_val[]){SV_INT(util_wall_ms()), SV_INT(INT64_MAX)},
+	      2, &changes, NULL) < 0) {
+		rc = STORE_E_ERROR;
+	} else if ((rc = gen_read(s, &v)) == STORE_OK && changes != 1) {
+		err_set("state store: the configuration generation is at its "
+			"limit (%" PRId64 ")", v);
+		rc = STORE_E_ERROR;
+	}
+	rc = tx_end(s, rc);
+	if (rc == STORE_OK)
+		*gen = v;
+cleanup:
 	unlock(s);
 	return rc;
 }

@@ -72,7 +72,7 @@ const char *store_rc_name(int rc);
 #define STORE_HOLDER_MAX 255    /* lease holder ids */
 
 /* Newest schema version this binary knows (see docs/state.md). */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 /* ---- opening ---------------------------------------------------------- */
 
@@ -104,6 +104,27 @@ int store_schema_version(struct store *s, int *version);
  * is missing or malformed (a damaged store).
  */
 int store_owner_id(struct store *s, char out[STORE_ID_LEN + 1]);
+
+/*
+ * The configuration generation: a per-installation counter that the
+ * daemon bumps each time it applies a configuration (at start and on
+ * each accepted reload) and records in the groups and instances it
+ * writes (config_gen) and in domain metadata (generation=). It lives in
+ * the store so that it survives restarts and takeovers: a number never
+ * names two configurations. It starts at 0 in a new store; the
+ * migration to schema version 4 starts it at the largest config_gen the
+ * existing groups and instances carry.
+ *
+ * get: the current value into *gen. bump: add one atomically (two
+ * handles or daemons bumping together get different numbers) and store
+ * the new value in *gen; a write, fenced like every write
+ * (STORE_E_FENCED: another daemon took the lease, *gen is untouched).
+ * A reload that fails after its bump simply leaves a gap: generations
+ * only grow, they need not be dense. STORE_OK, or STORE_E_ERROR when
+ * the row is missing or malformed (a damaged store).
+ */
+int store_config_gen_get(struct store *s, int64_t *gen);
+int store_config_gen_bump(struct store *s, int64_t *gen);
 
 /* ---- groups ----------------------------------------------------------- */
 

@@ -687,10 +687,21 @@ static const char *const v3[] = {
 	NULL,
 };
 
+/* The configuration generation (one row, written by store.c right after
+ * this from the generations groups and instances already carry). */
+static const char *const v4[] = {
+	"CREATE TABLE IF NOT EXISTS config_generation ("
+	" singleton TINYINT NOT NULL PRIMARY KEY CHECK (singleton = 1),"
+	" gen BIGINT NOT NULL,"
+	" updated_ms BIGINT NOT NULL)" TABLE_OPTS,
+	NULL,
+};
+
 static const struct store_migration migrations[] = {
 	{1, v1},
 	{2, v2},
 	{3, v3},
+	{4, v4},
 };
 
 const struct store_driver store_driver_mysql = {

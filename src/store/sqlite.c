@@ -495,10 +495,21 @@ static const char *const v3[] = {
 	NULL,
 };
 
+/* The configuration generation (one row, written by store.c right after
+ * this from the generations groups and instances already carry). */
+static const char *const v4[] = {
+	"CREATE TABLE config_generation ("
+	" singleton INTEGER NOT NULL PRIMARY KEY CHECK (singleton = 1),"
+	" gen INTEGER NOT NULL,"
+	" updated_ms INTEGER NOT NULL)",
+	NULL,
+};
+
 static const struct store_migration migrations[] = {
 	{1, v1},
 	{2, v2},
 	{3, v3},
+	{4, v4},
 };
 
 const struct store_driver store_driver_sqlite = {
