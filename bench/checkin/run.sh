@@ -33,6 +33,7 @@ command -v wrk >/dev/null || { echo "run.sh: wrk missing: scripts/setup.sh" >&2;
 work=$(mktemp -d "${TMPDIR:-/tmp}/va-checkin-bench.XXXXXX")
 pid=
 cleanup() {
+	[ -n "${KEEPLOG:-}" ] && cp "$work/daemon.log" "$KEEPLOG"
 	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
 	rm -rf "$work"
 }
@@ -41,12 +42,26 @@ trap cleanup EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/admin.token"
 chmod 600 "$work/admin.token"
+state_url=sqlite://$work/state.db
+state_password=
+if [ "${STATE:-sqlite}" = mariadb ]; then
+	: "${VA_TEST_MARIADB_URL:?STATE=mariadb: eval \"\$(scripts/services/mariadb.sh start)\" first}"
+	: "${VA_TEST_MARIADB_PASSWORD_FILE:?STATE=mariadb needs VA_TEST_MARIADB_PASSWORD_FILE}"
+	state_url=${VA_TEST_MARIADB_URL%/*}/va_test_checkin
+	hp=${VA_TEST_MARIADB_URL#mysql://*@}; hp=${hp%%/*}
+	user=${VA_TEST_MARIADB_URL#mysql://}; user=${user%%@*}
+	MYSQL_PWD=$(head -n1 "$VA_TEST_MARIADB_PASSWORD_FILE") mariadb -h "${hp%:*}" -P "${hp#*:}" -u "$user" \
+		-e "DROP DATABASE IF EXISTS va_test_checkin; CREATE DATABASE va_test_checkin CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+	state_password="  state_password: { file: $VA_TEST_MARIADB_PASSWORD_FILE }"
+	export VA_BENCH_STATE_PASSWORD_FILE=$VA_TEST_MARIADB_PASSWORD_FILE
+fi
 cat >"$work/autoscale.yaml" <<YAML
 version: 1
 daemon:
   interval: 1s
   listen: 127.0.0.1:$port
-  state: sqlite://$work/state.db
+  state: $state_url
+$state_password
   admin_token: { file: admin.token }
   log_level: warn
 hosts:
@@ -58,8 +73,8 @@ groups:
     template: { image: base.qcow2 }
 YAML
 
-"$seed" "sqlite://$work/state.db" bench elsewhere "$n" ready >"$work/ids"
-"$seed" "sqlite://$work/state.db" bench elsewhere "$first_n" booting >"$work/ids-booting"
+"$seed" "$state_url" bench elsewhere "$n" ready >"$work/ids"
+"$seed" "$state_url" bench elsewhere "$first_n" booting >"$work/ids-booting"
 nice -n "${NICE:-0}" "$bin" -c "$work/autoscale.yaml" run >"$work/daemon.log" 2>&1 &
 pid=$!
 # GET URL [TOKEN]: the body on stdout, non-zero unless 200 (python3: no curl needed)
@@ -103,7 +118,7 @@ if [ "${PERF:-0}" = 1 ]; then
 	perf_pid=$!
 fi
 t0=$(cpu_ticks)
-echo "check-in benchmark: $n instances, wrk -t$threads -c$conns -d$duration, $(nproc) CPUs"
+echo "check-in benchmark: ${STATE:-sqlite}, $n instances, wrk -t$threads -c$conns -d$duration, $(nproc) CPUs"
 VA_BENCH_IDS=$work/ids nice -n "${NICE:-0}" wrk -t"$threads" -c"$conns" -d"$duration" --latency \
 	-s "$top/bench/checkin/heartbeat.lua" "http://127.0.0.1:$port" | tee "$work/wrk.out"
 t1=$(cpu_ticks)

@@ -706,6 +706,9 @@ static const struct store_migration migrations[] = {
 
 const struct store_driver store_driver_mysql = {
 	.name = "mysql",
+	/* A read costs a network round trip that a thread waits out: let a
+	 * handle shared by threads (the HTTP server's) overlap a few. */
+	.max_conns = 8,
 	.open = my_open,
 	.check_url = my_check_url,
 	.close = my_close,

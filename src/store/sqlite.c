@@ -514,6 +514,10 @@ static const struct store_migration migrations[] = {
 
 const struct store_driver store_driver_sqlite = {
 	.name = "sqlite",
+	/* One: writers of one process would otherwise wait for each other
+	 * in SQLite's busy handler (sleeps of 1-100 ms) instead of a mutex,
+	 * and reads take microseconds anyway. */
+	.max_conns = 1,
 	.open = sq_open,
 	.check_url = sq_check_url,
 	.close = sq_close,

@@ -1754,6 +1754,99 @@ worker_main(void *arg)
 	return NULL;
 }
 
+#define SHARE_THREADS 4
+#define SHARE_OPS 300
+
+struct share_worker {
+	struct store *s;
+	const char *id;
+	int errors, fenced;
+	pthread_t th;
+};
+
+static void *
+share_main(void *arg)
+{
+	struct share_worker *w = arg;
+
+	for (int i = 0; i < SHARE_OPS; i++) {
+		struct store_instance in;
+		int rc = store_instance_get(w->s, w->id, &in);
+
+		if (rc == STORE_OK)
+			store_instance_release(&in);
+		else
+			w->errors++;
+		if (i % 10 == 0) {
+			rc = store_instance_heartbeat(w->s, w->id,
+						      util_wall_ms(), false);
+			if (rc == STORE_E_FENCED)
+				w->fenced++;
+			else if (rc != STORE_OK)
+				w->errors++;
+		}
+	}
+	return NULL;
+}
+
+/* One handle shared by threads (the HTTP server's): on MariaDB it opens
+ * more connections to overlap their round trips; fenced writes keep
+ * their fence while the lease is taken again meanwhile (the lease calls
+ * run alone on the handle), so no thread sees a spurious "fenced". */
+static void
+test_shared_handle(void **state)
+{
+	struct store *s = *state;
+	struct share_worker w[SHARE_THREADS];
+	char id[STORE_ID_LEN + 1];
+	int64_t epoch = 0;
+	struct store *one;
+
+	put_group(s, "web", 1);
+	put_instance(s, "web", STORE_INSTANCE_READY, id);
+	assert_int_equal(store_lease_acquire(s, STORE_LEASE_LEADER, "me", 60000,
+					     &epoch), STORE_OK);
+	assert_int_equal(store_connections(s), 1);
+	memset(w, 0, sizeof(w));
+	for (int i = 0; i < SHARE_THREADS; i++) {
+		w[i].s = s;
+		w[i].id = id;
+		assert_int_equal(pthread_create(&w[i].th, NULL, share_main,
+						&w[i]), 0);
+	}
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(store_lease_acquire(s, STORE_LEASE_LEADER, "me",
+						     60000, &epoch), STORE_OK);
+		assert_int_equal(store_lease_renew(s, STORE_LEASE_LEADER, "me",
+						   epoch, 60000), STORE_OK);
+	}
+	for (int i = 0; i < SHARE_THREADS; i++) {
+		pthread_join(w[i].th, NULL);
+		assert_int_equal(w[i].errors, 0);
+		assert_int_equal(w[i].fenced, 0);
+	}
+	if (mariadb)
+		assert_true(store_connections(s) > 1);
+	else
+		assert_int_equal(store_connections(s), 1);
+	assert_true(store_connections(s) <= STORE_POOL_DEFAULT);
+	/* store_open_pool(.., 1): one connection whatever the threads do */
+	one = store_open_pool(cur_url, password, 1);
+	assert_non_null(one);
+	for (int i = 0; i < SHARE_THREADS; i++) {
+		w[i].s = one;
+		assert_int_equal(pthread_create(&w[i].th, NULL, share_main,
+						&w[i]), 0);
+	}
+	for (int i = 0; i < SHARE_THREADS; i++) {
+		pthread_join(w[i].th, NULL);
+		assert_int_equal(w[i].errors, 0);
+	}
+	assert_int_equal(store_connections(one), 1);
+	assert_null(store_open_pool(cur_url, password, 0));
+	store_close(one);
+}
+
 static void
 test_concurrent(void **state)
 {
@@ -2110,6 +2203,8 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_foreign_db),
 		cmocka_unit_test_setup_teardown(test_corrupt_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shared_handle, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_ha_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
 		cmocka_unit_test(test_mariadb_auth),
