@@ -97,7 +97,9 @@ done
 get "http://127.0.0.1:$port/healthz" >/dev/null || {
 	echo "run.sh: the daemon did not come up:" >&2; cat "$work/daemon.log" >&2; exit 1; }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/${1:-$pid}/stat"; }
+srv=
+[ "${STATE:-sqlite}" = mariadb ] && srv=$(pgrep -x mariadbd | head -n1)
 ready_count() {
 	get "http://127.0.0.1:$port/v1/instances?group=bench" "$(cat "$work/admin.token")" |
 		grep -o '"state":"ready"' | wc -l
@@ -118,10 +120,12 @@ if [ "${PERF:-0}" = 1 ]; then
 	perf_pid=$!
 fi
 t0=$(cpu_ticks)
+[ -z "$srv" ] || s0=$(cpu_ticks "$srv")
 echo "check-in benchmark: ${STATE:-sqlite}, $n instances, wrk -t$threads -c$conns -d$duration, $(nproc) CPUs"
 VA_BENCH_IDS=$work/ids nice -n "${NICE:-0}" wrk -t"$threads" -c"$conns" -d"$duration" --latency \
 	-s "$top/bench/checkin/heartbeat.lua" "http://127.0.0.1:$port" | tee "$work/wrk.out"
 t1=$(cpu_ticks)
+[ -z "$srv" ] || s1=$(cpu_ticks "$srv")
 if [ -n "$perf_pid" ]; then
 	kill -INT "$perf_pid"; wait "$perf_pid" || true
 	perf report -i "$work/perf.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null | grep -v "^$" | grep -v "^#" | head -40
@@ -129,7 +133,8 @@ fi
 secs=$(echo "$duration" | sed 's/s$//')
 rps=$(awk '/^Requests\/sec/ {print $2}' "$work/wrk.out")
 p99=$(awk '$1 == "99%" {print $2}' "$work/wrk.out")
-echo "summary: $rps requests/s, p99 $p99, daemon CPU $(awk -v t=$((t1 - t0)) -v s="$secs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.0f%%", 100 * t / hz / s}') of one core"
+pct() { awk -v t="$1" -v s="$secs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.0f%%", 100 * t / hz / s}'; }
+echo "summary: $rps requests/s, p99 $p99, daemon CPU $(pct $((t1 - t0))) of one core${srv:+, mariadbd CPU $(pct $((s1 - s0)))}"
 hb=$(get "http://127.0.0.1:$port/metrics" | awk '$1 == "va_heartbeats_total" {print $2}')
 echo "daemon: va_heartbeats_total $hb; RSS $(awk '/VmRSS/ {print $2, $3}' "/proc/$pid/status")"
 if grep -q 'Non-2xx' "$work/wrk.out"; then
