@@ -730,11 +730,18 @@ lock(struct store *p)
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
-		if (!p->excl && !p->excl_waiting && (l = lane_take(p)))
-			break;
+		if (!p->excl && !p->excl_waiting) {
+			/* Counted before lane_take(), which may drop the
+			 * mutex to connect: an exclusive operation that
+			 * starts meanwhile waits for us. */
+			p->active++;
+			if ((l = lane_take(p)))
+				break;
+			if (--p->active == 0)
+				pthread_cond_broadcast(&p->cond);
+		}
 		pthread_cond_wait(&p->cond, &p->mu);
 	}
-	p->active++;
 	pthread_mutex_unlock(&p->mu);
 	return l;
 }

@@ -8,8 +8,10 @@
  *                        exits 77 (skip) when they are not set.
  * The same cases run on both: CRUD, compare-and-set conflicts, illegal
  * transitions, journal recovery, events, the lease and its fencing,
- * migrations from a hand-made v1 schema, corrupted rows written with raw
- * SQL, concurrent handles, and (MariaDB) a dropped connection.
+ * migrations from hand-made v1, v2 and v3 schemas, the configuration
+ * generation, corrupted rows written with raw SQL, concurrent handles, one
+ * handle shared by threads (its connection pool on MariaDB), and
+ * (MariaDB) a dropped connection.
  */
 #include <inttypes.h>
 #include <pthread.h>
