@@ -48,6 +48,10 @@ if [ "${STATE:-sqlite}" = mariadb ]; then
 	: "${VA_TEST_MARIADB_URL:?STATE=mariadb: eval \"\$(scripts/services/mariadb.sh start)\" first}"
 	: "${VA_TEST_MARIADB_PASSWORD_FILE:?STATE=mariadb needs VA_TEST_MARIADB_PASSWORD_FILE}"
 	state_url=${VA_TEST_MARIADB_URL%/*}/va_test_checkin
+	if [ -n "${SOCKET:-}" ]; then	# the server's unix socket instead of TCP
+		user0=${VA_TEST_MARIADB_URL#mysql://}; user0=${user0%%@*}
+		state_url="mysql://$user0@localhost/va_test_checkin?socket=${VA_TEST_MARIADB_SOCKET:?SOCKET=1 needs VA_TEST_MARIADB_SOCKET}"
+	fi
 	hp=${VA_TEST_MARIADB_URL#mysql://*@}; hp=${hp%%/*}
 	user=${VA_TEST_MARIADB_URL#mysql://}; user=${user%%@*}
 	MYSQL_PWD=$(head -n1 "$VA_TEST_MARIADB_PASSWORD_FILE") mariadb -h "${hp%:*}" -P "${hp#*:}" -u "$user" \
