@@ -19,6 +19,7 @@
 #include <libxml/tree.h>
 
 #include "collect.h"
+#include "config.h"
 #include "log.h"
 #include "util.h"
 
@@ -575,6 +576,8 @@ struct chost {
 	struct cache cache;
 	unsigned long round;
 	unsigned long rounds, errors;
+	unsigned long calls_total; /* this host's libvirt calls so far */
+	unsigned stats;           /* groups asked for in this round */
 	bool no_nowait;           /* the driver rejected NOWAIT */
 	bool no_memstats;         /* the driver has no node memory stats */
 	bool have_nodeinfo;
@@ -596,9 +599,10 @@ struct collector {
 	char *owner;
 	struct chost **hosts;
 	size_t n_hosts;
-	pthread_mutex_t lock;     /* guards total_calls */
+	pthread_mutex_t lock;     /* guards total_calls and stats */
 	pthread_cond_t done;      /* a round finished */
 	unsigned long total_calls;
+	unsigned stats;           /* groups of the bulk call (opts.stats) */
 };
 
 void
@@ -888,7 +892,9 @@ one_record(struct chost *ch, virDomainStatsRecordPtr rec, int64_t t_ms,
 	if (!e->ours)
 		return;
 
-	if (!rates_sample_has(&s, RATES_F_BAL_AVAILABLE)) {
+	if (!(ch->stats & VIR_DOMAIN_STATS_BALLOON)) {
+		/* not asked for: nothing to set up, nothing to tell */
+	} else if (!rates_sample_has(&s, RATES_F_BAL_AVAILABLE)) {
 		if (ch->c->opts.stats_period_s > 0 && !e->period_set) {
 			e->period_set = true;
 			p->calls++;
@@ -969,12 +975,15 @@ collect_round(struct chost *ch, int64_t now_ms)
 	if (!conn)
 		goto failed_quiet;
 
+	pthread_mutex_lock(&ch->c->lock);
+	ch->stats = ch->c->stats;
+	pthread_mutex_unlock(&ch->c->lock);
 	flags = COLLECT_FLAGS;
 	if (ch->no_nowait)
 		flags &= ~(unsigned)VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT;
 	p->calls++;
 	p->calls_stats++;
-	n = virConnectGetAllDomainStats(conn, COLLECT_STATS, &recs, flags);
+	n = virConnectGetAllDomainStats(conn, ch->stats, &recs, flags);
 	if (n < 0 && !ch->no_nowait &&
 	    virGetLastErrorCode() == VIR_ERR_INVALID_ARG) {
 		/* Drivers without NOWAIT (the test driver). */
@@ -982,7 +991,7 @@ collect_round(struct chost *ch, int64_t now_ms)
 		flags &= ~(unsigned)VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT;
 		p->calls++;
 		p->calls_stats++;
-		n = virConnectGetAllDomainStats(conn, COLLECT_STATS, &recs, flags);
+		n = virConnectGetAllDomainStats(conn, ch->stats, &recs, flags);
 	}
 	t1 = util_now_ms();
 	if (n < 0) {
@@ -1019,6 +1028,8 @@ done:
 	p->duration_us = (util_now_ms() - t0) * 1000;
 	p->rounds = ch->rounds;
 	p->errors = ch->errors;
+	ch->calls_total += p->calls;
+	p->calls_total = ch->calls_total;
 	result_finish(r);
 
 	pthread_mutex_lock(&ch->c->lock);
@@ -1059,6 +1070,61 @@ worker_main(void *arg)
 
 /* ---- the collector ---------------------------------------------------- */
 
+/* opts.stats -> the groups of the bulk call */
+static unsigned
+stats_mask(unsigned stats)
+{
+	if (stats == 0)
+		return COLLECT_STATS;
+	return (stats & COLLECT_STATS) | VIR_DOMAIN_STATS_STATE;
+}
+
+void
+collect_set_stats(struct collector *c, unsigned stats)
+{
+	pthread_mutex_lock(&c->lock);
+	c->stats = stats_mask(stats);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static unsigned
+stats_for_metric(enum policy_metric m)
+{
+	switch (m) {
+	case POLICY_METRIC_CPU:
+		return VIR_DOMAIN_STATS_CPU_TOTAL;
+	case POLICY_METRIC_MEMORY:
+		return VIR_DOMAIN_STATS_BALLOON;
+	case POLICY_METRIC_DISK_IOPS:
+	case POLICY_METRIC_DISK_BYTES:
+		return VIR_DOMAIN_STATS_BLOCK;
+	case POLICY_METRIC_NET_BYTES:
+		return VIR_DOMAIN_STATS_INTERFACE;
+	case POLICY_METRIC_LAST:
+		break;
+	}
+	return 0;
+}
+
+unsigned
+collect_stats_needed(const struct config *cfg)
+{
+	unsigned stats = VIR_DOMAIN_STATS_STATE;
+
+	if (cfg->daemon.metrics.influxdb.present)
+		return COLLECT_STATS;
+	for (unsigned g = 0; g < cfg->n_groups; g++) {
+		const struct policy_params *p = &cfg->groups[g].policy;
+
+		for (int m = 0; m < POLICY_METRIC_LAST; m++)
+			if (p->target[m] > 0)
+				stats |= stats_for_metric((enum policy_metric)m);
+		for (unsigned i = 0; i < p->n_steps; i++)
+			stats |= stats_for_metric(p->steps[i].metric);
+	}
+	return stats;
+}
+
 struct collector *
 collector_new(const struct collect_opts *opts)
 {
@@ -1076,6 +1142,7 @@ collector_new(const struct collect_opts *opts)
 	c->opts.owner = c->owner;
 	if (c->opts.capacity_period_ms < 0)
 		c->opts.capacity_period_ms = 0;
+	c->stats = stats_mask(c->opts.stats);
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->done, NULL);
 	xmlInitParser();
@@ -1118,6 +1185,7 @@ publish_down(struct chost *ch, int64_t now_ms)
 		r->pub.t_ms = now_ms;
 		r->pub.rounds = ch->rounds;
 		r->pub.errors = ch->errors;
+		r->pub.calls_total = ch->calls_total;
 		result_finish(r);
 		ch->pub_new = true;
 	}

@@ -3,8 +3,12 @@
  * capacity, turned into per-instance rates.
  *
  * Per host and tick the collector makes ONE libvirt call,
- * virConnectGetAllDomainStats(STATE | CPU_TOTAL | BALLOON | INTERFACE |
- * BLOCK, ACTIVE | NOWAIT). The vCPU count and our metadata come from the
+ * virConnectGetAllDomainStats(groups, ACTIVE | NOWAIT), asking for the
+ * stats groups the configuration needs (collect_stats_needed(): STATE,
+ * plus CPU_TOTAL, BALLOON, BLOCK, INTERFACE for the metrics the policies
+ * use; all five when InfluxDB stores every figure). Each group costs
+ * libvirtd a round of queries to every QEMU process, so a CPU-only policy
+ * collects at a fraction of the cost of all five (bench/README.md). The vCPU count and our metadata come from the
  * domain XML, read once per domain (virDomainGetXMLDesc, one call) and
  * cached by UUID; the cache entry is re-read after a lifecycle event for
  * that domain or a reconnection. Domains without our metadata are cached
@@ -44,7 +48,8 @@
 #define VA_XMLNS_URI DOMXML_NS_URI
 #define VA_XMLNS_ELEMENT "instance"
 
-/* The stats groups and flags of the one bulk call per host and tick. */
+/* Every stats group the collector understands, and the flags of the one
+ * bulk call per host and tick. */
 #define COLLECT_STATS                                                        \
 	(VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_CPU_TOTAL |               \
 	 VIR_DOMAIN_STATS_BALLOON | VIR_DOMAIN_STATS_INTERFACE |             \
@@ -136,6 +141,10 @@ struct collect_host_result {
 	unsigned calls_xml;     /* of which domain XML reads */
 	unsigned calls_node;    /* of which node capacity calls */
 	unsigned calls_other;   /* stats period settings */
+	/* libvirt calls made on this host so far, this round included:
+	 * an absolute count like rounds and errors, so that a consumer fed
+	 * the same result twice counts it once (metrics.c) */
+	unsigned long calls_total;
 	int64_t duration_us;    /* wall time of the round */
 	unsigned long rounds;   /* rounds completed on this host */
 	unsigned long errors;   /* failed rounds on this host */
@@ -156,8 +165,24 @@ struct collect_opts {
 	/* Our installation id (store_owner_id(); copied): domains with
 	 * another owner are not ours. NULL: the owner is not checked. */
 	const char *owner;
+	/* Stats groups to ask for (virDomainStatsTypes within
+	 * COLLECT_STATS; STATE is always added); 0 = all of COLLECT_STATS.
+	 * Metrics of groups not asked for are absent from the rates, not 0.
+	 * Without BALLOON, memory comes from the domain XML and no stats
+	 * period is set. */
+	unsigned stats;
 };
 void collect_opts_defaults(struct collect_opts *o);
+
+struct config;
+/*
+ * The stats groups cfg needs (for collect_opts.stats): STATE always;
+ * CPU_TOTAL, BALLOON, BLOCK or INTERFACE for each metric a group's policy
+ * tracks (target) or has a step rule on (cpu, memory, disk_*, net_*); all
+ * of COLLECT_STATS when the InfluxDB sink is on, since it stores every
+ * figure. cfg is borrowed.
+ */
+unsigned collect_stats_needed(const struct config *cfg);
 
 struct collector;
 
@@ -190,6 +215,9 @@ void collect_take(struct collector *c,
 
 /* libvirt calls made so far on all hosts. */
 unsigned long collect_total_calls(struct collector *c);
+/* Change the stats groups (as collect_opts.stats) from the next round on,
+ * e.g. after a reload changed the policies. */
+void collect_set_stats(struct collector *c, unsigned stats);
 
 /*
  * Set the balloon statistics period (seconds) of a running domain (live

@@ -74,7 +74,10 @@ metrics_update_host(const struct collect_host_result *r)
 	h->up = r->ok;
 	h->rounds = r->rounds;
 	h->errors = r->errors;
-	h->calls += r->calls;
+	/* Absolute counts only: the daemon hands each result to
+	 * metrics_update_host() through sink_feed() and directly, and
+	 * "h->calls += r->calls" counted every call twice. */
+	h->calls = r->calls_total;
 	h->duration_s = (double)r->duration_us / 1e6;
 	if (r->ok) {
 		h->cap = r->cap;

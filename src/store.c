@@ -22,13 +22,45 @@
 
 LOG_TAG("store");
 
+/*
+ * A handle is a small pool of connections ("lanes"). Each operation takes
+ * a free lane for its whole duration (lock() .. unlock()), so up to
+ * max_lanes operations of different threads run at once, each in its own
+ * transaction; a lane is opened when every open one is busy, so a handle
+ * that one thread uses keeps one connection. A lane is a struct store too
+ * (drv, conn, pool): the helpers below work on the lane they are given.
+ *
+ * Fence and owner live in the handle. The fence changes only in exclusive
+ * operations (lock_excl(): the lease calls and store_fence_set), which
+ * wait until no other operation runs and hold new ones back, so the
+ * shared operations read it without a lock, and every operation sees the
+ * fence of one moment, as when the handle served one operation at a
+ * time.
+ */
+#define MAX_LANES 8
+#define OPEN_RETRY_MS 10000
+
 struct store {
 	const struct store_driver *drv;
-	struct store_conn *conn;
-	pthread_mutex_t lock;
-	char *fence_name;   /* NULL: unfenced */
-	int64_t fence_epoch;
+	struct store_conn *conn;   /* lane: its connection */
+	struct store *pool;        /* lane: the handle it belongs to */
+	bool busy;                 /* lane: taken by an operation */
+
+	/* Handle only. */
+	char *rest, *password;     /* to open more lanes; password zeroed */
+	pthread_mutex_t mu;        /* guards the fields down to owner */
+	pthread_cond_t cond;       /* a lane became free, or excl ended */
+	struct store *lanes[MAX_LANES];
+	size_t n_lanes, max_lanes;
+	size_t n_opening;          /* lanes being connected (mutex dropped) */
+	int64_t open_retry_ms;     /* no new lane before (after a failure) */
+	unsigned active;           /* operations running */
+	unsigned excl_waiting;     /* exclusive operations waiting */
+	bool excl;                 /* an exclusive operation runs */
+	struct log_complain open_fail;
 	char owner[STORE_ID_LEN + 1]; /* installation id, "" until read */
+	char *fence_name;          /* NULL: unfenced; see above */
+	int64_t fence_epoch;
 };
 
 /* ---- names and enums --------------------------------------------------- */
@@ -636,16 +668,115 @@ count_cb(void *ctx, const struct store_row *r)
 
 /* ---- open, transactions, fencing --------------------------------------- */
 
-static void
-lock(struct store *s)
+static struct store *
+lane_new(struct store *pool, struct store_conn *conn)
 {
-	pthread_mutex_lock(&s->lock);
+	struct store *l = xcalloc(1, sizeof(*l));
+
+	l->drv = pool->drv;
+	l->conn = conn;
+	l->pool = pool;
+	return l;
 }
 
-static void
-unlock(struct store *s)
+/* A free lane of handle p, opening one if all are busy and there is room
+ * (the connection is made without holding the mutex); NULL if the caller
+ * must wait. Called with p->mu held. */
+static struct store *
+lane_take(struct store *p)
 {
-	pthread_mutex_unlock(&s->lock);
+	struct store_conn *conn;
+	struct store *l;
+
+	for (size_t i = 0; i < p->n_lanes; i++) {
+		if (!p->lanes[i]->busy) {
+			p->lanes[i]->busy = true;
+			return p->lanes[i];
+		}
+	}
+	if (p->n_lanes + p->n_opening >= p->max_lanes ||
+	    util_now_ms() < p->open_retry_ms)
+		return NULL;
+	p->n_opening++;
+	pthread_mutex_unlock(&p->mu);
+	conn = p->drv->open(p->rest, p->password);
+	if (!conn)
+		err_prefix("state store %s: another connection", p->drv->name);
+	pthread_mutex_lock(&p->mu);
+	p->n_opening--;
+	if (!conn) {
+		/* Go on with the lanes we have (the server's connection
+		 * limit, say) and try again in a while. */
+		log_complain(&p->open_fail, LOG_LEVEL_WARN, log_tag,
+			     "%s; going on with %zu", err_msg(), p->n_lanes);
+		p->open_retry_ms = util_now_ms() + OPEN_RETRY_MS;
+		pthread_cond_broadcast(&p->cond);
+		return NULL;
+	}
+	log_complain_clear(&p->open_fail, log_tag,
+			   "state store %s: opened another connection",
+			   p->drv->name);
+	l = lane_new(p, conn);
+	l->busy = true;
+	p->lanes[p->n_lanes++] = l;
+	return l;
+}
+
+/* Begin an operation on handle p: returns the lane to run it on. */
+static struct store *
+lock(struct store *p)
+{
+	struct store *l;
+
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		if (!p->excl && !p->excl_waiting) {
+			/* Counted before lane_take(), which may drop the
+			 * mutex to connect: an exclusive operation that
+			 * starts meanwhile waits for us. */
+			p->active++;
+			if ((l = lane_take(p)))
+				break;
+			if (--p->active == 0)
+				pthread_cond_broadcast(&p->cond);
+		}
+		pthread_cond_wait(&p->cond, &p->mu);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return l;
+}
+
+/* Begin an operation that changes the fence: alone on the handle. */
+static struct store *
+lock_excl(struct store *p)
+{
+	struct store *l;
+
+	pthread_mutex_lock(&p->mu);
+	p->excl_waiting++;
+	while (p->excl || p->active > 0)
+		pthread_cond_wait(&p->cond, &p->mu);
+	p->excl_waiting--;
+	p->excl = true;
+	p->active++;
+	l = p->lanes[0];
+	l->busy = true;
+	pthread_mutex_unlock(&p->mu);
+	return l;
+}
+
+/* End the operation that runs on lane l. */
+static void
+unlock(struct store *l)
+{
+	struct store *p = l->pool;
+
+	pthread_mutex_lock(&p->mu);
+	l->busy = false;
+	p->active--;
+	p->excl = false;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->mu);
 }
 
 static int
@@ -677,11 +808,11 @@ tx_begin(struct store *s)
 
 	if (s->drv->begin(s->conn, true) < 0)
 		return STORE_E_ERROR;
-	if (!s->fence_name)
+	if (!s->pool->fence_name)
 		return STORE_OK;
 	rc = x(s, "UPDATE leases SET epoch = epoch WHERE name = ? AND epoch = ?",
-	       (struct store_val[]){SV_TEXT(s->fence_name),
-				    SV_INT(s->fence_epoch)},
+	       (struct store_val[]){SV_TEXT(s->pool->fence_name),
+				    SV_INT(s->pool->fence_epoch)},
 	       2, &changes, NULL);
 	if (rc < 0) {
 		s->drv->rollback(s->conn);
@@ -691,7 +822,7 @@ tx_begin(struct store *s)
 		s->drv->rollback(s->conn);
 		err_set("state store: fenced: lease '%s' is no longer at epoch "
 			"%" PRId64 " (another daemon took over)",
-			s->fence_name, s->fence_epoch);
+			s->pool->fence_name, s->pool->fence_epoch);
 		return STORE_E_FENCED;
 	}
 	return STORE_OK;
@@ -782,6 +913,47 @@ owner_mint(struct store *s)
 	return rc < 0 ? -1 : 0;
 }
 
+static int
+max_gen_cb(void *ctx, const struct store_row *r)
+{
+	int64_t *max = ctx, v = 0;
+
+	if (r->vals[0] &&
+	    col_int(r, 0, "config_gen", 0, INT64_MAX, &v) < 0)
+		return corrupt(r, "config_gen", 0);
+	if (v > *max)
+		*max = v;
+	return 0;
+}
+
+/*
+ * Version 4 data step: the configuration generation starts where the
+ * existing rows left it (the largest config_gen a group or an instance
+ * carries; 0 in a new store, so the daemon's first bump gives 1), so that
+ * a generation number never names two configurations. On MariaDB an
+ * interrupted migration runs again: the single-row key keeps the first
+ * run's row.
+ */
+static int
+config_gen_init(struct store *s)
+{
+	int64_t max = 0, now = 0;
+	int rc;
+
+	if (q(s, "SELECT MAX(config_gen) FROM instance_groups", NULL, 0,
+	      max_gen_cb, &max) < 0 ||
+	    q(s, "SELECT MAX(config_gen) FROM instances", NULL, 0, max_gen_cb,
+	      &max) < 0 ||
+	    s->drv->now_ms(s->conn, &now) < 0)
+		return -1;
+	rc = x(s, "INSERT INTO config_generation (singleton, gen, updated_ms) "
+		  "VALUES (1, ?, ?)",
+	       (struct store_val[]){SV_INT(max), SV_INT(now)}, 2, NULL, NULL);
+	if (rc == STORE_E_EXISTS)
+		return 0;
+	return rc < 0 ? -1 : 0;
+}
+
 /*
  * Steps a migration needs beyond its backend's DDL, written once here for
  * both backends; each runs right after the statements of its version.
@@ -791,6 +963,7 @@ static const struct {
 	int (*fn)(struct store *s);
 } data_steps[] = {
 	{3, owner_mint},
+	{4, config_gen_init},
 };
 
 static int
@@ -906,23 +1079,39 @@ store_url_check(const char *url)
 }
 
 struct store *
-store_open(const char *url, const char *password)
+store_open_pool(const char *url, const char *password, unsigned max_conns)
 {
 	const char *rest = NULL;
 	const struct store_driver *drv = driver_for(url, &rest);
+	struct store_conn *conn;
 	struct store *s;
 
 	if (!drv)
 		return NULL;
+	if (max_conns < 1) {
+		err_set("state store: a handle needs at least one connection");
+		return NULL;
+	}
 	s = xcalloc(1, sizeof(*s));
 	s->drv = drv;
-	pthread_mutex_init(&s->lock, NULL);
-	s->conn = drv->open(rest, password);
-	if (!s->conn) {
+	s->pool = s;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	s->max_lanes = max_conns < drv->max_conns ? max_conns : drv->max_conns;
+	if (s->max_lanes > MAX_LANES)
+		s->max_lanes = MAX_LANES;
+	if (s->max_lanes > 1) {
+		s->rest = xstrdup(rest);
+		s->password = password ? xstrdup(password) : NULL;
+	}
+	conn = drv->open(rest, password);
+	if (!conn) {
 		err_prefix("state store %s", drv->name);
 		goto fail;
 	}
-	if (migrate(s) < 0) {
+	s->lanes[0] = lane_new(s, conn);
+	s->n_lanes = 1;
+	if (migrate(s->lanes[0]) < 0) {
 		err_prefix("state store %s", drv->name);
 		goto fail;
 	}
@@ -932,16 +1121,41 @@ fail:
 	return NULL;
 }
 
+struct store *
+store_open(const char *url, const char *password)
+{
+	return store_open_pool(url, password, STORE_POOL_DEFAULT);
+}
+
 void
 store_close(struct store *s)
 {
 	if (!s)
 		return;
-	if (s->conn)
-		s->drv->close(s->conn);
-	pthread_mutex_destroy(&s->lock);
+	for (size_t i = 0; i < s->n_lanes; i++) {
+		s->drv->close(s->lanes[i]->conn);
+		free(s->lanes[i]);
+	}
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cond);
+	if (s->password) {
+		explicit_bzero(s->password, strlen(s->password));
+		free(s->password);
+	}
+	free(s->rest);
 	free(s->fence_name);
 	free(s);
+}
+
+size_t
+store_connections(struct store *s)
+{
+	size_t n;
+
+	pthread_mutex_lock(&s->mu);
+	n = s->n_lanes;
+	pthread_mutex_unlock(&s->mu);
+	return n;
 }
 
 const char *
@@ -956,7 +1170,7 @@ store_schema_version(struct store *s, int *version)
 	int64_t v;
 	int rc;
 
-	lock(s);
+	s = lock(s);
 	rc = read_version(s, &v) < 0 ? STORE_E_ERROR : STORE_OK;
 	unlock(s);
 	if (rc == STORE_OK)
@@ -990,9 +1204,13 @@ store_owner_id(struct store *s, char out[STORE_ID_LEN + 1])
 	struct owner_ctx o = {0};
 	int rc = STORE_OK;
 
-	lock(s);
-	if (!s->owner[0]) {
-		if (q(s, "SELECT id FROM installation", NULL, 0, owner_cb,
+	pthread_mutex_lock(&s->mu);
+	memcpy(o.id, s->owner, sizeof(o.id));
+	pthread_mutex_unlock(&s->mu);
+	if (!o.id[0]) {
+		struct store *l = lock(s);
+
+		if (q(l, "SELECT id FROM installation", NULL, 0, owner_cb,
 		      &o) < 0) {
 			rc = STORE_E_ERROR;
 		} else if (o.rows != 1) {
@@ -1000,12 +1218,92 @@ store_owner_id(struct store *s, char out[STORE_ID_LEN + 1])
 				"expected one (a damaged store: restore it "
 				"from a backup)", o.rows);
 			rc = STORE_E_ERROR;
-		} else {
+		}
+		unlock(l);
+		if (rc == STORE_OK) {
+			pthread_mutex_lock(&s->mu);
 			memcpy(s->owner, o.id, sizeof(s->owner));
+			pthread_mutex_unlock(&s->mu);
 		}
 	}
 	if (rc == STORE_OK)
-		memcpy(out, s->owner, sizeof(s->owner));
+		memcpy(out, o.id, sizeof(o.id));
+	return rc;
+}
+
+struct gen_ctx {
+	size_t rows;
+	int64_t gen;
+};
+
+static int
+gen_cb(void *ctx, const struct store_row *r)
+{
+	struct gen_ctx *g = ctx;
+
+	if (++g->rows > 1)
+		return 0;
+	if (col_int(r, 0, "gen", 0, INT64_MAX, &g->gen) < 0)
+		return corrupt(r, "config_generation", 0);
+	return 0;
+}
+
+/* Read the one row of config_generation into *gen (lock held). */
+static int
+gen_read(struct store *s, int64_t *gen)
+{
+	struct gen_ctx g = {0, 0};
+
+	if (q(s, "SELECT gen FROM config_generation", NULL, 0, gen_cb, &g) < 0)
+		return STORE_E_ERROR;
+	if (g.rows != 1) {
+		err_set("state store: table config_generation has %zu rows, "
+			"expected one (a damaged store: restore it from a "
+			"backup)", g.rows);
+		return STORE_E_ERROR;
+	}
+	*gen = g.gen;
+	return STORE_OK;
+}
+
+int
+store_config_gen_get(struct store *s, int64_t *gen)
+{
+	int rc;
+
+	s = lock(s);
+	rc = gen_read(s, gen);
+	unlock(s);
+	return rc;
+}
+
+int
+store_config_gen_bump(struct store *s, int64_t *gen)
+{
+	int64_t changes = 0, v = 0;
+	int rc;
+
+	s = lock(s);
+	rc = tx_begin(s);
+	if (rc < 0)
+		goto cleanup;
+	/* The UPDATE locks the row until commit (InnoDB; SQLite's write
+	 * lock is taken by BEGIN IMMEDIATE): two daemons or threads that
+	 * bump together get two different numbers. */
+	if (x(s, "UPDATE config_generation SET gen = gen + 1, updated_ms = ? "
+		 "WHERE singleton = 1 AND gen < ?",
+	      (struct store_val[]){SV_INT(util_wall_ms()), SV_INT(INT64_MAX)},
+	      2, &changes, NULL) < 0) {
+		rc = STORE_E_ERROR;
+	} else if ((rc = gen_read(s, &v)) == STORE_OK && changes != 1) {
+		err_set("state store: the configuration generation is at its "
+			"limit (%" PRId64 ")", v);
+		rc = STORE_E_ERROR;
+	}
+	rc = tx_end(s, rc);
+	if (rc == STORE_OK)
+		*gen = v;
+cleanup:
 	unlock(s);
 	return rc;
 }
@@ -1013,7 +1311,8 @@ store_owner_id(struct store *s, char out[STORE_ID_LEN + 1])
 void
 store_fence_set(struct store *s, const char *name, int64_t epoch)
 {
-	lock(s);
+	struct store *l = lock_excl(s);
+
 	free(s->fence_name);
 	s->fence_name = NULL;
 	s->fence_epoch = 0;
@@ -1021,7 +1320,7 @@ store_fence_set(struct store *s, const char *name, int64_t epoch)
 		s->fence_name = xstrdup(name);
 		s->fence_epoch = epoch;
 	}
-	unlock(s);
+	unlock(l);
 }
 
 /* ---- groups ------------------------------------------------------------ */
@@ -1105,7 +1404,7 @@ store_group_upsert(struct store *s, const struct store_group *g)
 
 	if (check_group(g) < 0)
 		return STORE_E_ERROR;
-	lock(s);
+	s = lock(s);
 	rc = tx_begin(s);
 	if (rc < 0)
 		goto cleanup;
@@ -1145,7 +1444,7 @@ store_group_get(struct store *s, const char *name, struct store_group *out)
 	memset(out, 0, sizeof(*out));
 	if (check_name(name, "group name") < 0)
 		return STORE_E_ERROR;
-	lock(s);
+	s = lock(s);
 	if (q(s, "SELECT " GROUP_COLS " FROM instance_groups WHERE name = ?",
 	      (struct store_val[]){SV_TEXT(name)}, 1, group_list_cb, &l) < 0)
 		rc = STORE_E_ERROR;
@@ -1169,7 +1468,7 @@ store_group_list(struct store *s, struct store_group_list *out)
 
 	out->v = NULL;
 	out->n = 0;
-	lock(s);
+	s = lock(s);
 	if (q(s, "SELECT " GROUP_COLS " FROM instance_groups ORDER BY name",
 	      NULL, 0, group_list_cb, out) < 0)
 		rc = STORE_E_ERROR;
@@ -1188,7 +1487,7 @@ group_set(struct store *s, const char *name, const char *sql, int64_t v)
 
 	if (check_name(name, "group name") < 0)
 		return STORE_E_ERROR;
-	lock(s);
+	s = lock(s);
 	rc = tx_begin(s);
 	if (rc < 0)
 		goto cleanup;
@@ -1409,7 +1708,7 @@ store_instance_put(struct store *s, const struct store_instance *in)
 
 	if (check_instance(in) < 0)
 		return STORE_E_ERROR;
-	lock(s);
+	s = lock(s);
 	rc = tx_begin(s);
 	if (rc < 0)
 		goto cleanup;
@@ -1494,7 +1793,7 @@ store_instance_get(struct store *s, const char *id, struct store_instance *out)
 	memset(out, 0, sizeof(*out));
 	if (check_id(id) < 0)
 		return STORE_E_ERROR;
-	lock(s);
+	s = lock(s);
 	if (q(s, "SELECT " INST_COLS " FROM instances WHERE id = ?",
 	      (struct store_val[]){SV_TEXT(id)}, 1, instance_list_cb, &l) < 0)
 		rc = STORE_E_ERROR;
@@ -1557,7 +1856,7 @@ store_instance_list(struct store *s, const struct store_instance_filter *f,
 		strbuf_adds(&sql, ")");
 	}
 	strbuf_adds(&sql, " ORDER BY created_ms, id");
-	lock(s);
+	s = lock(s);
 	if (q(s, strbuf_str(&sql), p, n, instance_list_cb, out) < 0)
 		rc = STORE_E_ERROR;
 	unlock(s);
@@ -1597,7 +1896,7 @@ store_instance_set_state(struct store *s, const char *id,
 			state_or_q(from), state_or_q(to));
 		return STORE_E_ILLEGAL;
 	}
-	lock(s);
+	s = lock(s);
 	rc = tx_begin(s);
 	if (rc < 0)
 		goto cleanup;
@@ -1697,7 +1996,7 @@ store_instance_heartbeat_batch(struct store *s, struct store_heartbeat *v,
 {
 	int rc;
 
-	lock(s);
+	s = lock(s);
 	rc = tx_begin(s);
 	if (rc < 0)
 		goto cleanup;
@@ -1803,7 +2102,7 @@ store_event_append(struct store *s, const struct store_event *e,
 		return STORE_E_ERROR;
 	}
 	msg = text_sanitize(e->message, STORE_TEXT_MAX);
-	lock(s);
+	s = lock(s);
 	rc = tx_begin(s);
 	if (rc < 0)
 		goto cleanup;
@@ -1847,7 +2146,7 @@ store_event_list_recent(struct store *s, const char *group, size_t limit,
 	if ((group && check_name(group, "group name") < 0) ||
 	    check_limit(limit) < 0)
 		return STORE_E_ERROR;
-	lock(s);
+	s = lock(s);
 	if (group)
 		rc = q(s, "SELECT " EVENT_COLS " FROM events WHERE "
 			  "group_name = ? ORDER BY id DESC LIMIT ?",
@@ -1877,7 +2176,7 @@ store_event_list_since(struct store *s, int64_t after_id, size_t limit,
 	out->n = 0;
 	if (check_limit(limit) < 0)
 		return STORE_E_ERROR;
-	lock(s);
+	s = lock(s);
 	rc = q(s, "SELECT " EVENT_COLS " FROM events WHERE id > ? "
 		  "ORDER BY id LIMIT ?",
 	       (struct store_val[]){SV_INT(after_id), SV_INT((int64_t)limit)},
@@ -1967,7 +2266,7 @@ store_journal_begin(struct store *s, const char *instance,
 		err_set("journal action %d is out of range", (int)action);
 		return STORE_E_ERROR;
 	}
-	lock(s);
+	s = lock(s);
 	rc = tx_begin(s);
 	if (rc < 0)
 		goto cleanup;
@@ -2059,7 +2358,7 @@ store_journal_step(struct store *s, int64_t id, enum store_journal_step step,
 		err_set("journal step %d is out of range", (int)step);
 		return STORE_E_ERROR;
 	}
-	lock(s);
+	s = lock(s);
 	rc = tx_begin(s);
 	if (rc < 0)
 		goto cleanup;
@@ -2115,7 +2414,7 @@ journal_close(struct store *s, int64_t id, enum store_journal_status status,
 		}
 		why = text_sanitize(reason, STORE_TEXT_MAX);
 	}
-	lock(s);
+	s = lock(s);
 	rc = tx_begin(s);
 	if (rc < 0)
 		goto cleanup;
@@ -2158,7 +2457,7 @@ store_journal_get(struct store *s, int64_t id, struct store_journal_entry *out)
 {
 	int rc;
 
-	lock(s);
+	s = lock(s);
 	rc = journal_read(s, id, out);
 	unlock(s);
 	return rc;
@@ -2174,7 +2473,7 @@ store_journal_find_pending(struct store *s, const char *instance,
 	memset(out, 0, sizeof(*out));
 	if (check_id(instance) < 0)
 		return STORE_E_ERROR;
-	lock(s);
+	s = lock(s);
 	if (q(s, "SELECT " JOURNAL_COLS " FROM journal WHERE instance_id = ? "
 		 "AND status = 'pending' ORDER BY id",
 	      (struct store_val[]){SV_TEXT(instance)}, 1, journal_list_cb,
@@ -2200,7 +2499,7 @@ store_journal_pending(struct store *s, struct store_journal_list *out)
 
 	out->v = NULL;
 	out->n = 0;
-	lock(s);
+	s = lock(s);
 	rc = q(s, "SELECT " JOURNAL_COLS " FROM journal WHERE status = "
 		  "'pending' ORDER BY id",
 	       NULL, 0, journal_list_cb, out);
@@ -2357,7 +2656,7 @@ store_lease_take_over(struct store *s, const char *name, const char *holder,
 				       "previous lease holder", false,
 				       false) < 0))
 		return STORE_E_ERROR;
-	lock(s);
+	s = lock_excl(s); /* it arms the fence */
 	for (int i = 0; i < 5 && rc == STORE_E_CONFLICT; i++)
 		rc = lease_try(s, name, holder, prev_holder, ttl_ms, &epoch);
 	if (rc == STORE_E_CONFLICT) {
@@ -2365,9 +2664,9 @@ store_lease_take_over(struct store *s, const char *name, const char *holder,
 		rc = STORE_E_HELD;
 	}
 	if (rc == STORE_OK) {
-		free(s->fence_name);
-		s->fence_name = xstrdup(name);
-		s->fence_epoch = epoch;
+		free(s->pool->fence_name);
+		s->pool->fence_name = xstrdup(name);
+		s->pool->fence_epoch = epoch;
 		*epoch_out = epoch;
 		log_info("acquired lease '%s' as '%s', epoch %" PRId64, name,
 			 holder, epoch);
@@ -2409,7 +2708,7 @@ store_lease_renew(struct store *s, const char *name, const char *holder,
 
 	if (check_lease_args(name, holder, ttl_ms) < 0)
 		return STORE_E_ERROR;
-	lock(s);
+	s = lock(s);
 	rc = s->drv->now_ms(s->conn, &now) < 0 ? STORE_E_ERROR : STORE_OK;
 	if (rc == STORE_OK)
 		rc = lease_update(s, "UPDATE leases SET expires_ms = ? WHERE "
@@ -2427,14 +2726,14 @@ store_lease_release(struct store *s, const char *name, const char *holder,
 
 	if (check_lease_args(name, holder, 1) < 0)
 		return STORE_E_ERROR;
-	lock(s);
+	s = lock_excl(s); /* it disarms the fence */
 	rc = lease_update(s, "UPDATE leases SET holder = '', expires_ms = ? "
 			     "WHERE name = ? AND holder = ? AND epoch = ?",
 			  name, holder, epoch, 0);
-	if (s->fence_name && strcmp(s->fence_name, name) == 0) {
-		free(s->fence_name);
-		s->fence_name = NULL;
-		s->fence_epoch = 0;
+	if (s->pool->fence_name && strcmp(s->pool->fence_name, name) == 0) {
+		free(s->pool->fence_name);
+		s->pool->fence_name = NULL;
+		s->pool->fence_epoch = 0;
 	}
 	unlock(s);
 	return rc;
@@ -2450,7 +2749,7 @@ store_lease_get(struct store *s, const char *name, struct store_lease *out)
 	memset(out, 0, sizeof(*out));
 	if (check_name(name, "lease name") < 0)
 		return STORE_E_ERROR;
-	lock(s);
+	s = lock(s);
 	if (s->drv->now_ms(s->conn, &now) < 0 || lease_read(s, name, &c) < 0)
 		rc = STORE_E_ERROR;
 	unlock(s);
@@ -2492,7 +2791,7 @@ store_instance_purge(struct store *s, int64_t before_ms, int64_t *count)
 	int64_t n = 0;
 	int rc;
 
-	lock(s);
+	s = lock(s);
 	rc = tx_begin(s);
 	if (rc < 0)
 		goto cleanup;
@@ -2519,7 +2818,7 @@ store_event_prune(struct store *s, int64_t before_ms, int64_t *count)
 	int64_t n = 0;
 	int rc;
 
-	lock(s);
+	s = lock(s);
 	rc = tx_begin(s);
 	if (rc < 0)
 		goto cleanup;

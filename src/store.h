@@ -26,9 +26,15 @@
  * nothing and returns STORE_E_FENCED. A handle without a fence (tools,
  * tests) writes unfenced.
  *
- * Threads: a struct store may be shared between threads; operations on one
- * handle are serialized by a mutex inside it. For parallelism open several
- * handles.
+ * Threads: a struct store may be shared between threads. Each operation
+ * runs whole on one connection of the handle; on MariaDB a handle opens up
+ * to STORE_POOL_DEFAULT connections (store_open_pool(): its max_conns),
+ * one more each time an operation finds all of them busy, so threads that
+ * share a handle overlap their round trips while a handle used by one
+ * thread keeps one connection. SQLite serializes the operations of a
+ * handle. The lease calls and store_fence_set() run alone on their handle
+ * (they wait for the operations in progress, and hold new ones back), so
+ * every operation sees one fence from start to end.
  *
  * Times are milliseconds since the Unix epoch (util_wall_ms()); lease
  * expiry uses the database's clock (the server's for MariaDB) so daemons
@@ -72,7 +78,7 @@ const char *store_rc_name(int rc);
 #define STORE_HOLDER_MAX 255    /* lease holder ids */
 
 /* Newest schema version this binary knows (see docs/state.md). */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 /* ---- opening ---------------------------------------------------------- */
 
@@ -86,6 +92,18 @@ const char *store_rc_name(int rc);
  * err_set().
  */
 struct store *store_open(const char *url, const char *password);
+/*
+ * Like store_open(), with at most max_conns (>= 1) connections on MariaDB
+ * (capped at 8; SQLite: always 1). store_open() gives STORE_POOL_DEFAULT.
+ * With more than one, operations of different threads on the handle run
+ * in parallel, each in its own transaction: two events appended at once
+ * may commit in either order of their ids (see store_event_list_since()).
+ */
+#define STORE_POOL_DEFAULT 4
+struct store *store_open_pool(const char *url, const char *password,
+			      unsigned max_conns);
+/* Connections the handle has open now (1 .. max_conns). */
+size_t store_connections(struct store *s);
 void store_close(struct store *s);
 /* Check the URL's syntax as store_open() would, without creating a file or
  * connecting (for `check`). 0, or -1 + err_set(). */
@@ -104,6 +122,27 @@ int store_schema_version(struct store *s, int *version);
  * is missing or malformed (a damaged store).
  */
 int store_owner_id(struct store *s, char out[STORE_ID_LEN + 1]);
+
+/*
+ * The configuration generation: a per-installation counter that the
+ * daemon bumps each time it applies a configuration (at start and on
+ * each accepted reload) and records in the groups and instances it
+ * writes (config_gen) and in domain metadata (generation=). It lives in
+ * the store so that it survives restarts and takeovers: a number never
+ * names two configurations. It starts at 0 in a new store; the
+ * migration to schema version 4 starts it at the largest config_gen the
+ * existing groups and instances carry.
+ *
+ * get: the current value into *gen. bump: add one atomically (two
+ * handles or daemons bumping together get different numbers) and store
+ * the new value in *gen; a write, fenced like every write
+ * (STORE_E_FENCED: another daemon took the lease, *gen is untouched).
+ * A reload that fails after its bump simply leaves a gap: generations
+ * only grow, they need not be dense. STORE_OK, or STORE_E_ERROR when
+ * the row is missing or malformed (a damaged store).
+ */
+int store_config_gen_get(struct store *s, int64_t *gen);
+int store_config_gen_bump(struct store *s, int64_t *gen);
 
 /* ---- groups ----------------------------------------------------------- */
 
@@ -278,9 +317,10 @@ int store_event_append(struct store *s, const struct store_event *e,
 int store_event_list_recent(struct store *s, const char *group, size_t limit,
 			    struct store_event_list *out);
 /* Events with id > after_id, oldest first, at most limit. Exact when
- * events are written through one handle (the daemon's); with several
- * concurrent writers on MariaDB an id can commit after a larger one was
- * already read. */
+ * events are written by one thread at a time through one handle, or a
+ * handle opened with store_open_pool(..., 1); with several concurrent
+ * writers on MariaDB an id can commit after a larger one was already
+ * read. */
 int store_event_list_since(struct store *s, int64_t after_id, size_t limit,
 			   struct store_event_list *out);
 

@@ -8,6 +8,8 @@
  *
  *   checkin_seed STATE_URL GROUP HOST N [booting|ready]
  *
+ * A MariaDB URL's password is read from the file named by
+ * $VA_BENCH_STATE_PASSWORD_FILE (first line).
  * The instances are on HOST in GROUP: pick a group and a host the daemon
  * does not manage, so that neither the scaler nor reconciliation touches
  * them. 'ready' (the default) measures steady heartbeats; 'booting'
@@ -28,6 +30,7 @@ main(int argc, char **argv)
 {
 	struct store *s;
 	struct store_group g;
+	char password[256] = "";
 	enum store_instance_state state = STORE_INSTANCE_READY;
 	long n;
 	int rc = 1;
@@ -37,7 +40,18 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: checkin_seed STATE_URL GROUP HOST N [booting|ready]\n");
 		return 2;
 	}
-	s = store_open(argv[1], NULL);
+	if (getenv("VA_BENCH_STATE_PASSWORD_FILE")) {
+		FILE *f = fopen(getenv("VA_BENCH_STATE_PASSWORD_FILE"), "r");
+
+		if (!f || !fgets(password, sizeof(password), f)) {
+			fprintf(stderr, "checkin_seed: cannot read the password file\n");
+			return 1;
+		}
+		fclose(f);
+		password[strcspn(password, "\r\n")] = '\0';
+	}
+	s = store_open(argv[1], password[0] ? password : NULL);
+	explicit_bzero(password, sizeof(password));
 	if (!s) {
 		fprintf(stderr, "checkin_seed: %s\n", err_msg());
 		return 1;

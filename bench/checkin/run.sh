@@ -33,6 +33,7 @@ command -v wrk >/dev/null || { echo "run.sh: wrk missing: scripts/setup.sh" >&2;
 work=$(mktemp -d "${TMPDIR:-/tmp}/va-checkin-bench.XXXXXX")
 pid=
 cleanup() {
+	[ -n "${KEEPLOG:-}" ] && cp "$work/daemon.log" "$KEEPLOG"
 	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
 	rm -rf "$work"
 }
@@ -41,12 +42,30 @@ trap cleanup EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/admin.token"
 chmod 600 "$work/admin.token"
+state_url=sqlite://$work/state.db
+state_password=
+if [ "${STATE:-sqlite}" = mariadb ]; then
+	: "${VA_TEST_MARIADB_URL:?STATE=mariadb: eval \"\$(scripts/services/mariadb.sh start)\" first}"
+	: "${VA_TEST_MARIADB_PASSWORD_FILE:?STATE=mariadb needs VA_TEST_MARIADB_PASSWORD_FILE}"
+	state_url=${VA_TEST_MARIADB_URL%/*}/va_test_checkin
+	if [ -n "${SOCKET:-}" ]; then	# the server's unix socket instead of TCP
+		user0=${VA_TEST_MARIADB_URL#mysql://}; user0=${user0%%@*}
+		state_url="mysql://$user0@localhost/va_test_checkin?socket=${VA_TEST_MARIADB_SOCKET:?SOCKET=1 needs VA_TEST_MARIADB_SOCKET}"
+	fi
+	hp=${VA_TEST_MARIADB_URL#mysql://*@}; hp=${hp%%/*}
+	user=${VA_TEST_MARIADB_URL#mysql://}; user=${user%%@*}
+	MYSQL_PWD=$(head -n1 "$VA_TEST_MARIADB_PASSWORD_FILE") mariadb -h "${hp%:*}" -P "${hp#*:}" -u "$user" \
+		-e "DROP DATABASE IF EXISTS va_test_checkin; CREATE DATABASE va_test_checkin CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+	state_password="  state_password: { file: $VA_TEST_MARIADB_PASSWORD_FILE }"
+	export VA_BENCH_STATE_PASSWORD_FILE=$VA_TEST_MARIADB_PASSWORD_FILE
+fi
 cat >"$work/autoscale.yaml" <<YAML
 version: 1
 daemon:
   interval: 1s
   listen: 127.0.0.1:$port
-  state: sqlite://$work/state.db
+  state: $state_url
+$state_password
   admin_token: { file: admin.token }
   log_level: warn
 hosts:
@@ -58,8 +77,8 @@ groups:
     template: { image: base.qcow2 }
 YAML
 
-"$seed" "sqlite://$work/state.db" bench elsewhere "$n" ready >"$work/ids"
-"$seed" "sqlite://$work/state.db" bench elsewhere "$first_n" booting >"$work/ids-booting"
+"$seed" "$state_url" bench elsewhere "$n" ready >"$work/ids"
+"$seed" "$state_url" bench elsewhere "$first_n" booting >"$work/ids-booting"
 nice -n "${NICE:-0}" "$bin" -c "$work/autoscale.yaml" run >"$work/daemon.log" 2>&1 &
 pid=$!
 # GET URL [TOKEN]: the body on stdout, non-zero unless 200 (python3: no curl needed)
@@ -82,7 +101,9 @@ done
 get "http://127.0.0.1:$port/healthz" >/dev/null || {
 	echo "run.sh: the daemon did not come up:" >&2; cat "$work/daemon.log" >&2; exit 1; }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/${1:-$pid}/stat"; }
+srv=
+[ "${STATE:-sqlite}" = mariadb ] && srv=$(pgrep -x mariadbd | head -n1)
 ready_count() {
 	get "http://127.0.0.1:$port/v1/instances?group=bench" "$(cat "$work/admin.token")" |
 		grep -o '"state":"ready"' | wc -l
@@ -103,10 +124,12 @@ if [ "${PERF:-0}" = 1 ]; then
 	perf_pid=$!
 fi
 t0=$(cpu_ticks)
-echo "check-in benchmark: $n instances, wrk -t$threads -c$conns -d$duration, $(nproc) CPUs"
+[ -z "$srv" ] || s0=$(cpu_ticks "$srv")
+echo "check-in benchmark: ${STATE:-sqlite}, $n instances, wrk -t$threads -c$conns -d$duration, $(nproc) CPUs"
 VA_BENCH_IDS=$work/ids nice -n "${NICE:-0}" wrk -t"$threads" -c"$conns" -d"$duration" --latency \
 	-s "$top/bench/checkin/heartbeat.lua" "http://127.0.0.1:$port" | tee "$work/wrk.out"
 t1=$(cpu_ticks)
+[ -z "$srv" ] || s1=$(cpu_ticks "$srv")
 if [ -n "$perf_pid" ]; then
 	kill -INT "$perf_pid"; wait "$perf_pid" || true
 	perf report -i "$work/perf.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null | grep -v "^$" | grep -v "^#" | head -40
@@ -114,7 +137,8 @@ fi
 secs=$(echo "$duration" | sed 's/s$//')
 rps=$(awk '/^Requests\/sec/ {print $2}' "$work/wrk.out")
 p99=$(awk '$1 == "99%" {print $2}' "$work/wrk.out")
-echo "summary: $rps requests/s, p99 $p99, daemon CPU $(awk -v t=$((t1 - t0)) -v s="$secs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.0f%%", 100 * t / hz / s}') of one core"
+pct() { awk -v t="$1" -v s="$secs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.0f%%", 100 * t / hz / s}'; }
+echo "summary: $rps requests/s, p99 $p99, daemon CPU $(pct $((t1 - t0))) of one core${srv:+, mariadbd CPU $(pct $((s1 - s0)))}"
 hb=$(get "http://127.0.0.1:$port/metrics" | awk '$1 == "va_heartbeats_total" {print $2}')
 echo "daemon: va_heartbeats_total $hb; RSS $(awk '/VmRSS/ {print $2, $3}' "/proc/$pid/status")"
 if grep -q 'Non-2xx' "$work/wrk.out"; then

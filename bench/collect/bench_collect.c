@@ -6,8 +6,13 @@
  *   bench_collect setup URI N DISK    start domains va-bench-0000.. until N
  *                                     run (paused, tagged with our metadata,
  *                                     1 vCPU, 1 disk DISK, 1 NIC)
- *   bench_collect bulk URI TICKS      our collector (collect.c): per tick
- *                                     wall time, libvirt calls, RSS
+ *   bench_collect bulk URI TICKS [cpu]
+ *                                     our collector (collect.c): per tick
+ *                                     wall time, libvirt calls, RSS; with
+ *                                     "cpu" it asks for state + CPU only
+ *                                     (a CPU-only policy, built-in store:
+ *                                     collect_stats_needed()), printed as
+ *                                     mode "bulk-cpu"
  *   bench_collect perdomain URI TICKS the way collectd's virt plugin reads:
  *                                     per domain virDomainGetInfo,
  *                                     virDomainGetVcpus, virDomainMemoryStats,
@@ -265,8 +270,9 @@ print_tick(const char *mode, int tick, unsigned n, unsigned calls, double ms,
 }
 
 static int
-cmd_bulk(const char *uri, int ticks)
+cmd_bulk(const char *uri, int ticks, bool cpu_only)
 {
+	const char *mode = cpu_only ? "bulk-cpu" : "bulk";
 	struct collect_opts o;
 	struct collector *c;
 	struct host *h = host_new("bench", uri);
@@ -275,14 +281,16 @@ cmd_bulk(const char *uri, int ticks)
 	log_set_level(LOG_LEVEL_WARN);
 	collect_opts_defaults(&o);
 	o.stats_period_s = 0; /* paused guests never report balloon stats */
+	if (cpu_only)
+		o.stats = VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_CPU_TOTAL;
 	c = collector_new(&o);
 	collector_add_host(c, h);
 	if (host_connect_wait(h, 30000) < 0) {
 		fprintf(stderr, "bench_collect: %s\n", err_msg());
 		return 1;
 	}
-	printf("bulk      RSS before connecting %ld KiB, after %ld KiB (anon %ld KiB)\n",
-	       rss0, rss_kib(), anon_kib());
+	printf("%-9s RSS before connecting %ld KiB, after %ld KiB (anon %ld KiB)\n",
+	       mode, rss0, rss_kib(), anon_kib());
 	for (int i = 0; i < ticks; i++) {
 		struct bulk_tick t = {0};
 		int64_t t0 = util_now_ms();
@@ -291,7 +299,7 @@ cmd_bulk(const char *uri, int ticks)
 		collect_tick(c, t0);
 		collect_wait(c, 120000);
 		collect_take(c, bulk_take, &t);
-		print_tick("bulk", i + 1, t.n_inst, t.calls,
+		print_tick(mode, i + 1, t.n_inst, t.calls,
 			   (double)(util_now_ms() - t0), rss_kib());
 		sleep(1);
 	}
@@ -470,6 +478,8 @@ cmd_groups(const char *uri, int reps)
 		{"interface", VIR_DOMAIN_STATS_INTERFACE},
 		{"block", VIR_DOMAIN_STATS_BLOCK},
 		{"vcpu", VIR_DOMAIN_STATS_VCPU},
+		{"state + cpu-total", VIR_DOMAIN_STATS_STATE |
+					      VIR_DOMAIN_STATS_CPU_TOTAL},
 		{"ours (all five)", COLLECT_STATS},
 	};
 	virConnectPtr conn = virConnectOpen(uri);
@@ -494,7 +504,7 @@ cmd_groups(const char *uri, int reps)
 			if (dt < best)
 				best = dt;
 		}
-		printf("groups    %-16s %4d domains: best %6" PRId64 " ms, mean %6" PRId64
+		printf("groups    %-17s %4d domains: best %6" PRId64 " ms, mean %6" PRId64
 		       " ms over %d calls\n", groups[g].name, n, best, sum / reps, reps);
 	}
 	virConnectClose(conn);
@@ -557,8 +567,9 @@ main(int argc, char **argv)
 	virSetErrorFunc(NULL, quiet);
 	if (strcmp(argv[1], "setup") == 0 && argc == 5)
 		return cmd_setup(argv[2], atoi(argv[3]), argv[4]);
-	if (strcmp(argv[1], "bulk") == 0 && argc == 4)
-		return cmd_bulk(argv[2], atoi(argv[3]));
+	if (strcmp(argv[1], "bulk") == 0 &&
+	    (argc == 4 || (argc == 5 && strcmp(argv[4], "cpu") == 0)))
+		return cmd_bulk(argv[2], atoi(argv[3]), argc == 5);
 	if (strcmp(argv[1], "perdomain") == 0 && argc == 4)
 		return cmd_perdomain(argv[2], atoi(argv[3]));
 	if (strcmp(argv[1], "groups") == 0 && argc == 4)

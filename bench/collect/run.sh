@@ -7,7 +7,8 @@
 # domains va-bench-NNNN, started paused (1 vCPU, 32 MiB, one shared
 # read-only disk, one user-mode NIC, tagged with our metadata) to N, and
 # runs in fresh processes, 6 ticks each, 1 s apart:
-#   - our collector (src/collect.c): one bulk call per host and tick;
+#   - our collector (src/collect.c): one bulk call per host and tick,
+#     with all five stats groups and with state + CPU only;
 #   - a per-domain collector reading like collectd's virt plugin;
 # printing per tick the wall time, libvirt calls and resident memory, then
 # a summary line per N, and the cost of each stats group of the bulk call.
@@ -58,6 +59,7 @@ for n in $sizes; do
 	fi
 	"$bench" qemu-rss
 	"$bench" bulk "$uri" "$ticks" | tee "$out"
+	"$bench" bulk "$uri" "$ticks" cpu | tee -a "$out"
 	"$bench" perdomain "$uri" "$ticks" | tee -a "$out"
 	"$bench" groups "$uri" 3
 	# Summary over the warm ticks (2..6): mean calls and wall time, last RSS.
@@ -78,5 +80,13 @@ for n in $sizes; do
 			       u["bulk"] / k["bulk"], u["perdomain"] / k["perdomain"],
 			       l["bulk"] / k["bulk"], l["perdomain"] / k["perdomain"],
 			       r["bulk"], a["bulk"], r["perdomain"], a["perdomain"]
+			if (k["bulk-cpu"])
+				printf "summary N=%d state+cpu (a CPU-only policy): " \
+				       "wall %.1f ms vs %.1f ms for all five groups " \
+				       "(%.2fx); libvirtd CPU %.0f vs %.0f ms (%.2fx)\n",
+				       n, w["bulk-cpu"] / k["bulk-cpu"], w["bulk"] / k["bulk"],
+				       w["bulk-cpu"] / w["bulk"] * k["bulk"] / k["bulk-cpu"],
+				       l["bulk-cpu"] / k["bulk-cpu"], l["bulk"] / k["bulk"],
+				       l["bulk-cpu"] / l["bulk"] * k["bulk"] / k["bulk-cpu"]
 		}' "$out"
 done

@@ -59,6 +59,9 @@ struct store_conn;
 
 struct store_driver {
 	const char *name; /* "sqlite", "mysql" */
+	/* Connections one handle may open to run operations in parallel
+	 * (store_open_pool()): 1 serializes them in the handle. */
+	unsigned max_conns;
 	/*
 	 * Open a connection from the URL without its "scheme://" prefix.
 	 * The password is not kept longer than needed by the backend and

@@ -17,6 +17,14 @@
  * fence check and the compare-and-set updates rely on that, and on
  * InnoDB's row locks held until commit.
  *
+ * Statements with parameters run as server-side prepared statements
+ * (binary protocol), prepared once per connection and cached by their
+ * text: the server then skips parsing and name resolution, which were
+ * most of its work for the check-in server's point reads. Values come
+ * back as text, as the driver table wants. Statements without
+ * parameters (transactions, DDL) and those past a full cache are sent
+ * as text.
+ *
  * A dropped connection (server restart, idle timeout) is reopened: a
  * query outside a transaction and a transaction's BEGIN are retried once
  * on a fresh connection; inside a transaction the loss fails the
@@ -38,6 +46,8 @@
 LOG_TAG("store-mysql");
 
 #define MAX_COLS 32
+#define STMT_CACHE 64
+#define MIN_COL_BUF 32
 #define CONNECT_TIMEOUT_S 5
 #define IO_TIMEOUT_S 30
 #define LOCK_WAIT_TIMEOUT_S 10
@@ -46,8 +56,16 @@ LOG_TAG("store-mysql");
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
+/* A server-side prepared statement, kept per connection by SQL text. */
+struct stmt_slot {
+	char *sql;
+	MYSQL_STMT *st;
+};
+
 struct store_conn {
 	MYSQL *my;          /* NULL after a lost connection */
+	struct stmt_slot cache[STMT_CACHE]; /* die with the connection */
+	size_t ncache;
 	char *user, *host, *db, *socket;
 	unsigned port;
 	char *password;     /* may be NULL; zeroed on close */
@@ -273,6 +291,11 @@ my_connect(struct store_conn *c)
 static void
 drop(struct store_conn *c)
 {
+	for (size_t i = 0; i < c->ncache; i++) {
+		mysql_stmt_close(c->cache[i].st);
+		free(c->cache[i].sql);
+	}
+	c->ncache = 0;
 	if (c->my)
 		mysql_close(c->my);
 	c->my = NULL;
@@ -429,13 +452,276 @@ run(struct store_conn *c, const char *sql, const struct store_val *p,
 	}
 }
 
+/* ---- prepared statements ---------------------------------------------- */
+
+static void
+stmt_evict(struct store_conn *c, MYSQL_STMT *st)
+{
+	for (size_t i = 0; i < c->ncache; i++) {
+		if (c->cache[i].st != st)
+			continue;
+		mysql_stmt_close(st);
+		free(c->cache[i].sql);
+		c->cache[i] = c->cache[--c->ncache];
+		return;
+	}
+}
+
+static int
+stmt_error(struct store_conn *c, MYSQL_STMT *st, const char *what)
+{
+	unsigned e = mysql_stmt_errno(st);
+
+	err_set("mysql %s: %s: %s (error %u)", c->where, what,
+		mysql_stmt_error(st), e);
+	return e == ER_DUP_ENTRY ? STORE_E_EXISTS : STORE_E_ERROR;
+}
+
+/*
+ * The cached statement for sql, prepared now if new. NULL with *full set
+ * when the cache is full (the caller sends text instead), or NULL and
+ * STORE_E_ERROR in *rc (err_set(); *lost when the connection died).
+ */
+static MYSQL_STMT *
+stmt_get(struct store_conn *c, const char *sql, bool *full, bool *lost,
+	 int *rc)
+{
+	my_bool one = 1;
+	MYSQL_STMT *st;
+
+	*full = *lost = false;
+	for (size_t i = 0; i < c->ncache; i++)
+		if (strcmp(c->cache[i].sql, sql) == 0)
+			return c->cache[i].st;
+	if (c->ncache == STMT_CACHE) {
+		*full = true;
+		return NULL;
+	}
+	st = mysql_stmt_init(c->my);
+	if (!st)
+		fatal("mysql_stmt_init: out of memory");
+	/* max_length of each column after store_result: buffer sizes */
+	mysql_stmt_attr_set(st, STMT_ATTR_UPDATE_MAX_LENGTH, &one);
+	if (mysql_stmt_prepare(st, sql, (unsigned long)strlen(sql)) != 0) {
+		*rc = stmt_error(c, st, "prepare");
+		err_prefix("%.120s", sql);
+		*lost = lost_error(mysql_stmt_errno(st));
+		mysql_stmt_close(st);
+		return NULL;
+	}
+	c->cache[c->ncache].sql = xstrdup(sql);
+	c->cache[c->ncache].st = st;
+	c->ncache++;
+	return st;
+}
+
+/*
+ * Execute sql with params as a prepared statement; *out gets it (cached:
+ * not to be closed). Reconnects and retries like run(). Returns 0, 1 when
+ * the statement must go as text instead (cache full), or a store_rc.
+ */
+static int
+prun(struct store_conn *c, const char *sql, const struct store_val *p,
+     size_t n, bool retry, MYSQL_STMT **out)
+{
+	MYSQL_BIND b[MAX_COLS];
+	unsigned long lens[MAX_COLS];
+	bool full, lost;
+	unsigned e;
+	int rc = STORE_E_ERROR;
+
+	if (n > MAX_COLS) {
+		err_set("mysql: %zu parameters (at most %d)", n, MAX_COLS);
+		return STORE_E_ERROR;
+	}
+	for (int attempt = 0;; attempt++) {
+		MYSQL_STMT *st;
+
+		if (!c->my && my_connect(c) < 0)
+			return STORE_E_ERROR;
+		st = stmt_get(c, sql, &full, &lost, &rc);
+		if (full)
+			return 1;
+		if (!st) {
+			if (!lost)
+				return rc;
+			goto lost;
+		}
+		if (mysql_stmt_param_count(st) != n) {
+			err_set("mysql: statement and parameters do not match "
+				"(%zu given)", n);
+			return STORE_E_ERROR;
+		}
+		memset(b, 0, n * sizeof(b[0]));
+		for (size_t i = 0; i < n; i++) {
+			switch (p[i].type) {
+			case STORE_VAL_NULL:
+				b[i].buffer_type = MYSQL_TYPE_NULL;
+				break;
+			case STORE_VAL_INT:
+				b[i].buffer_type = MYSQL_TYPE_LONGLONG;
+				b[i].buffer = (void *)&p[i].i;
+				break;
+			case STORE_VAL_TEXT:
+				lens[i] = (unsigned long)strlen(p[i].s);
+				b[i].buffer_type = MYSQL_TYPE_STRING;
+				b[i].buffer = (void *)p[i].s;
+				b[i].buffer_length = lens[i];
+				b[i].length = &lens[i];
+				break;
+			}
+		}
+		if (mysql_stmt_bind_param(st, b) != 0)
+			return stmt_error(c, st, "bind");
+		if (mysql_stmt_execute(st) == 0) {
+			log_complain_clear(&c->lost, log_tag,
+					   "mysql %s: connected again", c->where);
+			*out = st;
+			return 0;
+		}
+		e = mysql_stmt_errno(st);
+		rc = stmt_error(c, st, "query");
+		if (e == ER_NEED_REPREPARE && attempt == 0) {
+			/* the table changed under the statement */
+			stmt_evict(c, st);
+			continue;
+		}
+		if (!lost_error(e))
+			return rc;
+lost:
+		log_complain(&c->lost, LOG_LEVEL_WARN, log_tag,
+			     "%s; reconnecting", err_msg());
+		drop(c);
+		if (!retry || attempt > 0)
+			return STORE_E_ERROR;
+	}
+}
+
+/* Hand the rows of an executed statement to fn, each column as text. */
+static int
+stmt_rows(struct store_conn *c, MYSQL_STMT *st, store_row_fn fn, void *ctx)
+{
+	const char *vals[MAX_COLS];
+	size_t lens[MAX_COLS];
+	struct store_row row = {0, vals, lens};
+	MYSQL_BIND b[MAX_COLS];
+	unsigned long len[MAX_COLS];
+	my_bool null[MAX_COLS], trunc[MAX_COLS];
+	char *big[MAX_COLS] = {NULL};
+	MYSQL_FIELD *fields;
+	MYSQL_RES *meta;
+	char *buf = NULL;
+	size_t total = 0, off = 0;
+	int frc, ret = -1;
+
+	meta = mysql_stmt_result_metadata(st);
+	if (!meta) {
+		if (mysql_stmt_field_count(st) == 0)
+			return 0;
+		stmt_error(c, st, "result");
+		return -1;
+	}
+	row.ncols = mysql_num_fields(meta);
+	if (row.ncols > MAX_COLS)
+		fatal("store-mysql: query with %zu columns", row.ncols);
+	if (mysql_stmt_store_result(st) != 0) {
+		stmt_error(c, st, "result");
+		if (lost_error(mysql_stmt_errno(st)))
+			drop(c);
+		goto cleanup;
+	}
+	fields = mysql_fetch_fields(meta);
+	for (size_t i = 0; i < row.ncols; i++)
+		total += (fields[i].max_length > MIN_COL_BUF ? fields[i].max_length
+							     : MIN_COL_BUF) + 1;
+	buf = xmalloc(total);
+	memset(b, 0, row.ncols * sizeof(b[0]));
+	for (size_t i = 0; i < row.ncols; i++) {
+		size_t cap = (fields[i].max_length > MIN_COL_BUF
+				      ? fields[i].max_length
+				      : MIN_COL_BUF) + 1;
+
+		b[i].buffer_type = MYSQL_TYPE_STRING;
+		b[i].buffer = buf + off;
+		b[i].buffer_length = (unsigned long)cap;
+		b[i].length = &len[i];
+		b[i].is_null = &null[i];
+		b[i].error = &trunc[i];
+		off += cap;
+	}
+	if (mysql_stmt_bind_result(st, b) != 0) {
+		stmt_error(c, st, "bind result");
+		goto cleanup;
+	}
+	while ((frc = mysql_stmt_fetch(st)) == 0 || frc == MYSQL_DATA_TRUNCATED) {
+		for (size_t i = 0; i < row.ncols; i++) {
+			char *v = b[i].buffer;
+
+			if (null[i]) {
+				vals[i] = NULL;
+				lens[i] = 0;
+				continue;
+			}
+			if (len[i] >= b[i].buffer_length) {
+				/* longer than max_length said: fetch it whole */
+				MYSQL_BIND one = b[i];
+
+				big[i] = xreallocarray(big[i], len[i] + 1, 1);
+				one.buffer = big[i];
+				one.buffer_length = len[i] + 1;
+				if (mysql_stmt_fetch_column(st, &one, (unsigned)i,
+							    0) != 0) {
+					stmt_error(c, st, "fetch");
+					goto cleanup;
+				}
+				v = big[i];
+			}
+			v[len[i]] = '\0';
+			vals[i] = v;
+			lens[i] = len[i];
+		}
+		if (fn(ctx, &row) < 0)
+			goto cleanup;
+	}
+	if (frc != MYSQL_NO_DATA) {
+		stmt_error(c, st, "fetch");
+		if (lost_error(mysql_stmt_errno(st)))
+			drop(c);
+		goto cleanup;
+	}
+	ret = 0;
+cleanup:
+	if (c->my)
+		mysql_stmt_free_result(st);
+	mysql_free_result(meta);
+	for (size_t i = 0; i < row.ncols; i++)
+		free(big[i]);
+	free(buf);
+	return ret;
+}
+
 static int
 my_exec(struct store_conn *c, const char *sql, const struct store_val *p,
 	size_t n, int64_t *changes, int64_t *last_id)
 {
 	MYSQL_RES *res;
+	MYSQL_STMT *st;
 	int rc;
 
+	rc = n > 0 ? prun(c, sql, p, n, false, &st) : 1;
+	if (rc < 0)
+		return rc;
+	if (rc == 0) {
+		if (mysql_stmt_field_count(st) != 0 &&
+		    (mysql_stmt_store_result(st) != 0 ||
+		     mysql_stmt_free_result(st) != 0))
+			return stmt_error(c, st, "result");
+		if (changes)
+			*changes = (int64_t)mysql_stmt_affected_rows(st);
+		if (last_id)
+			*last_id = (int64_t)mysql_stmt_insert_id(st);
+		return 0;
+	}
 	rc = run(c, sql, p, n, false);
 	if (rc < 0)
 		return rc;
@@ -460,9 +746,16 @@ my_query(struct store_conn *c, const char *sql, const struct store_val *p,
 	size_t lens[MAX_COLS];
 	struct store_row row = {0, vals, lens};
 	MYSQL_RES *res;
+	MYSQL_STMT *st;
 	MYSQL_ROW r;
 	int ret = 0;
 
+	ret = n > 0 ? prun(c, sql, p, n, !c->in_tx, &st) : 1;
+	if (ret < 0)
+		return -1;
+	if (ret == 0)
+		return stmt_rows(c, st, fn, ctx);
+	ret = 0;
 	if (run(c, sql, p, n, !c->in_tx) < 0)
 		return -1;
 	res = mysql_store_result(c->my);
@@ -687,14 +980,28 @@ static const char *const v3[] = {
 	NULL,
 };
 
+/* The configuration generation (one row, written by store.c right after
+ * this from the generations groups and instances already carry). */
+static const char *const v4[] = {
+	"CREATE TABLE IF NOT EXISTS config_generation ("
+	" singleton TINYINT NOT NULL PRIMARY KEY CHECK (singleton = 1),"
+	" gen BIGINT NOT NULL,"
+	" updated_ms BIGINT NOT NULL)" TABLE_OPTS,
+	NULL,
+};
+
 static const struct store_migration migrations[] = {
 	{1, v1},
 	{2, v2},
 	{3, v3},
+	{4, v4},
 };
 
 const struct store_driver store_driver_mysql = {
 	.name = "mysql",
+	/* A read costs a network round trip that a thread waits out: let a
+	 * handle shared by threads (the HTTP server's) overlap a few. */
+	.max_conns = 8,
 	.open = my_open,
 	.check_url = my_check_url,
 	.close = my_close,

@@ -495,14 +495,29 @@ static const char *const v3[] = {
 	NULL,
 };
 
+/* The configuration generation (one row, written by store.c right after
+ * this from the generations groups and instances already carry). */
+static const char *const v4[] = {
+	"CREATE TABLE config_generation ("
+	" singleton INTEGER NOT NULL PRIMARY KEY CHECK (singleton = 1),"
+	" gen INTEGER NOT NULL,"
+	" updated_ms INTEGER NOT NULL)",
+	NULL,
+};
+
 static const struct store_migration migrations[] = {
 	{1, v1},
 	{2, v2},
 	{3, v3},
+	{4, v4},
 };
 
 const struct store_driver store_driver_sqlite = {
 	.name = "sqlite",
+	/* One: writers of one process would otherwise wait for each other
+	 * in SQLite's busy handler (sleeps of 1-100 ms) instead of a mutex,
+	 * and reads take microseconds anyway. */
+	.max_conns = 1,
 	.open = sq_open,
 	.check_url = sq_check_url,
 	.close = sq_close,

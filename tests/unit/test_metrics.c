@@ -12,8 +12,10 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "collect.h"
 #include "host.h"
 #include "metrics.h"
+#include "sink.h"
 #include "util.h"
 
 /* Every line a comment (# HELP / # TYPE) or "name{labels} value". */
@@ -68,6 +70,7 @@ test_render(void **state)
 	r.inst = inst;
 	r.n_inst = 2;
 	r.calls = 3;
+	r.calls_total = 3;
 	r.rounds = 7;
 	r.duration_us = 250000;
 	r.cap.present = 1u << COLLECT_CAP_NODEINFO | 1u << COLLECT_CAP_FREE;
@@ -77,7 +80,10 @@ test_render(void **state)
 	r.cap.domains = 2;
 	metrics_update_host(&r);
 	r.calls = 1;
+	r.calls_total = 4;
+	r.rounds = 8;
 	metrics_update_host(&r);
+	metrics_update_host(&r); /* the same result again: counted once */
 
 	memset(&w, 0, sizeof(w));
 	w.present = 1u << RATES_CPU;
@@ -141,11 +147,80 @@ test_render(void **state)
 	host_free(h);
 }
 
+/* What the daemon does with each result (daemon.c, on_collect). */
+static void
+feed_like_daemon(const struct collect_host_result *r, void *opaque)
+{
+	int *results = opaque;
+
+	(*results)++;
+	if (!r->ok) {
+		metrics_host_down(host_name(r->host));
+		return;
+	}
+	sink_feed(NULL, 0, r, util_wall_ms(), util_now_ms());
+	metrics_update_host(r);
+}
+
+static unsigned long
+rendered_calls(const char *host)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char *key = xasprintf("va_host_libvirt_calls_total{host=\"%s\"} ", host);
+	const char *p;
+	unsigned long v = 0;
+
+	metrics_render_prometheus(&sb);
+	p = strstr(strbuf_str(&sb), key);
+	assert_non_null(p);
+	v = strtoul(p + strlen(key), NULL, 10);
+	free(key);
+	strbuf_release(&sb);
+	return v;
+}
+
+/*
+ * va_host_libvirt_calls_total is the number of libvirt calls the
+ * collector made on the host: the collector's own count, however many
+ * ways the daemon hands a result to the registry (it used to count every
+ * call twice: once through sink_feed(), once directly).
+ */
+static void
+test_calls_counted_once(void **state)
+{
+	struct host *h = host_new("test", "test:///default");
+	struct collect_opts o;
+	struct collector *c;
+	int results = 0;
+
+	(void)state;
+	metrics_reset();
+	collect_opts_defaults(&o);
+	o.threads = false;
+	o.stats_period_s = 0;
+	c = collector_new(&o);
+	collector_add_host(c, h);
+	assert_int_equal(host_connect_wait(h, 10000), 0);
+	for (int i = 0; i < 4; i++) {
+		collect_tick(c, util_now_ms());
+		assert_true(collect_wait(c, 10000));
+		collect_take(c, feed_like_daemon, &results);
+	}
+	assert_int_equal(results, 4);
+	/* warm-up (stats, XML, node capacity) plus one call per later tick */
+	assert_true(collect_total_calls(c) >= 5);
+	assert_int_equal(rendered_calls("test"), collect_total_calls(c));
+	collector_free(c);
+	host_free(h);
+	metrics_reset();
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_render),
+		cmocka_unit_test(test_calls_counted_once),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,8 +8,10 @@
  *                        exits 77 (skip) when they are not set.
  * The same cases run on both: CRUD, compare-and-set conflicts, illegal
  * transitions, journal recovery, events, the lease and its fencing,
- * migrations from a hand-made v1 schema, corrupted rows written with raw
- * SQL, concurrent handles, and (MariaDB) a dropped connection.
+ * migrations from hand-made v1, v2 and v3 schemas, the configuration
+ * generation, corrupted rows written with raw SQL, concurrent handles, one
+ * handle shared by threads (its connection pool on MariaDB), and
+ * (MariaDB) a dropped connection.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -99,7 +101,7 @@ fresh_db(void)
 		raw_exec("SET FOREIGN_KEY_CHECKS = 0");
 		raw_exec("DROP TABLE IF EXISTS journal, events, instances, "
 			 "instance_groups, leases, schema_version, "
-			 "installation");
+			 "installation, config_generation");
 		raw_exec("SET FOREIGN_KEY_CHECKS = 1");
 		snprintf(url, sizeof(cur_url), "%s", base_url);
 	} else {
@@ -1267,7 +1269,7 @@ test_migrate_v2(void **state)
 	(void)state;
 	s = open_ok(url);
 	assert_int_equal(store_schema_version(s, &v), STORE_OK);
-	assert_int_equal(v, 3);
+	assert_int_equal(v, STORE_SCHEMA_VERSION);
 	assert_int_equal(store_owner_id(s, a), STORE_OK);
 	assert_uuid_v4(a);
 	assert_int_equal(store_instance_get(s, ID1, &in), STORE_OK);
@@ -1314,7 +1316,7 @@ test_migrate_v3_partial(void **state)
 	raw_exec("INSERT INTO installation VALUES (1, '" OWNER1 "', 10)");
 	s = open_ok(url);
 	assert_int_equal(store_schema_version(s, &v), STORE_OK);
-	assert_int_equal(v, 3);
+	assert_int_equal(v, STORE_SCHEMA_VERSION);
 	assert_int_equal(store_owner_id(s, a), STORE_OK);
 	assert_string_equal(a, OWNER1);
 	store_close(s);
@@ -1339,6 +1341,236 @@ test_owner_damaged(void **state)
 	s = open_ok(url);
 	assert_int_equal(store_owner_id(s, a), STORE_E_ERROR);
 	expect_msg("0 rows");
+	store_close(s);
+}
+
+/* ---- configuration generation ----------------------------------------- */
+
+/* It starts at 0, each bump adds one, every handle sees it, and it
+ * survives closing the store (a restart). */
+static void
+test_config_gen(void **state)
+{
+	struct store *s = *state, *s2;
+	int64_t g = -1;
+
+	assert_int_equal(store_config_gen_get(s, &g), STORE_OK);
+	assert_int_equal(g, 0);
+	assert_int_equal(store_config_gen_bump(s, &g), STORE_OK);
+	assert_int_equal(g, 1);
+	assert_int_equal(store_config_gen_bump(s, &g), STORE_OK);
+	assert_int_equal(g, 2);
+	s2 = open_ok(cur_url);
+	assert_int_equal(store_config_gen_get(s2, &g), STORE_OK);
+	assert_int_equal(g, 2);
+	assert_int_equal(store_config_gen_bump(s2, &g), STORE_OK);
+	assert_int_equal(g, 3);
+	store_close(s2);
+	assert_int_equal(store_config_gen_get(s, &g), STORE_OK);
+	assert_int_equal(g, 3);
+	store_close(s);
+	*state = s = open_ok(cur_url); /* a restart */
+	assert_int_equal(store_config_gen_get(s, &g), STORE_OK);
+	assert_int_equal(g, 3);
+	assert_int_equal(store_config_gen_bump(s, &g), STORE_OK);
+	assert_int_equal(g, 4);
+}
+
+/* A bump is a write like any other: fenced once another daemon has the
+ * lease, and then it changes nothing. */
+static void
+test_config_gen_fenced(void **state)
+{
+	struct store *s = *state, *s2 = open_ok(cur_url);
+	int64_t e1 = 0, e2 = 0, g = -1;
+
+	assert_int_equal(store_lease_acquire(s, STORE_LEASE_LEADER, "a", 60000,
+					     &e1), STORE_OK);
+	assert_int_equal(store_config_gen_bump(s, &g), STORE_OK);
+	assert_int_equal(g, 1);
+	assert_int_equal(store_lease_take_over(s2, STORE_LEASE_LEADER, "b", "a",
+					       60000, &e2), STORE_OK);
+	g = -1;
+	assert_int_equal(store_config_gen_bump(s, &g), STORE_E_FENCED);
+	assert_int_equal(g, -1);
+	assert_int_equal(store_config_gen_bump(s2, &g), STORE_OK);
+	assert_int_equal(g, 2);
+	store_close(s2);
+}
+
+#define GEN_THREADS 4
+#define GEN_BUMPS 25
+
+struct gen_worker {
+	struct store *s;
+	int64_t got[GEN_BUMPS];
+	int errors;
+	pthread_t th;
+};
+
+static void *
+gen_worker_main(void *arg)
+{
+	struct gen_worker *w = arg;
+
+	for (int i = 0; i < GEN_BUMPS; i++)
+		if (store_config_gen_bump(w->s, &w->got[i]) != STORE_OK)
+			w->errors++;
+	return NULL;
+}
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Bumps on several handles at once (threads; processes behave alike):
+ * every caller gets a number of its own, and none is lost. */
+static void
+test_config_gen_concurrent(void **state)
+{
+	struct gen_worker w[GEN_THREADS];
+	int64_t all[GEN_THREADS * GEN_BUMPS], g = 0;
+
+	(void)state;
+	memset(w, 0, sizeof(w));
+	for (int i = 0; i < GEN_THREADS; i++) {
+		w[i].s = open_ok(cur_url);
+		assert_int_equal(pthread_create(&w[i].th, NULL, gen_worker_main,
+						&w[i]), 0);
+	}
+	for (int i = 0; i < GEN_THREADS; i++) {
+		pthread_join(w[i].th, NULL);
+		assert_int_equal(w[i].errors, 0);
+		memcpy(&all[i * GEN_BUMPS], w[i].got, sizeof(w[i].got));
+		store_close(w[i].s);
+	}
+	qsort(all, ARRAY_SIZE(all), sizeof(all[0]), cmp_i64);
+	for (size_t i = 0; i < ARRAY_SIZE(all); i++)
+		assert_int_equal(all[i], (int64_t)i + 1);
+	assert_int_equal(store_config_gen_get(*state, &g), STORE_OK);
+	assert_int_equal(g, GEN_THREADS * GEN_BUMPS);
+}
+
+/* A database as the version-3 release left it: a group and instances
+ * built from generations up to 7 (the daemon restarted at 1 then). */
+static const char *
+make_v3_db(void)
+{
+	const char *url = make_v2_db();
+
+	raw_exec(mariadb ? "CREATE TABLE installation (singleton TINYINT NOT "
+			   "NULL PRIMARY KEY CHECK (singleton = 1), id "
+			   "VARCHAR(64) NOT NULL, created_ms BIGINT NOT NULL)"
+			   MY_OPTS
+			 : "CREATE TABLE installation (singleton INTEGER NOT "
+			   "NULL PRIMARY KEY CHECK (singleton = 1), id TEXT NOT "
+			   "NULL, created_ms INTEGER NOT NULL)");
+	raw_exec("INSERT INTO installation VALUES (1, '" OWNER1 "', 10)");
+	raw_exec("UPDATE schema_version SET version = 3");
+	raw_exec("UPDATE instance_groups SET config_gen = 4");
+	raw_exec("INSERT INTO instances (id, group_name, host, domain, state, "
+		 "created_ms, updated_ms, config_gen) VALUES "
+		 "('" OWNER1 "', 'web', 'kvm1', 'va-web-2', 'gone', 11, 11, 7)");
+	return url;
+}
+
+/* Version 3 -> 4 keeps every row and starts the generation after the
+ * largest one the rows carry. */
+static void
+test_migrate_v3(void **state)
+{
+	const char *url = make_v3_db();
+	char a[STORE_ID_LEN + 1];
+	struct store_instance in;
+	struct store_group gr;
+	struct store *s;
+	int64_t g = -1;
+	int v = 0;
+
+	(void)state;
+	s = open_ok(url);
+	assert_int_equal(store_schema_version(s, &v), STORE_OK);
+	assert_int_equal(v, STORE_SCHEMA_VERSION);
+	assert_int_equal(store_owner_id(s, a), STORE_OK);
+	assert_string_equal(a, OWNER1);
+	assert_int_equal(store_instance_get(s, ID1, &in), STORE_OK);
+	assert_string_equal(in.domain, "va-web-1");
+	store_instance_release(&in);
+	assert_int_equal(store_group_get(s, "web", &gr), STORE_OK);
+	assert_int_equal(gr.desired, 2);
+	assert_int_equal(gr.config_gen, 4);
+	store_group_release(&gr);
+	assert_int_equal(store_config_gen_get(s, &g), STORE_OK);
+	assert_int_equal(g, 7);
+	assert_int_equal(store_config_gen_bump(s, &g), STORE_OK);
+	assert_int_equal(g, 8);
+	store_close(s);
+	s = open_ok(url); /* migrated once: the next open keeps the value */
+	assert_int_equal(store_config_gen_get(s, &g), STORE_OK);
+	assert_int_equal(g, 8);
+	store_close(s);
+}
+
+/* MariaDB: a migration to version 4 cut short after the table (the row
+ * is written by the next open) or after the row (kept, not reset). */
+static void
+test_migrate_v4_partial(void **state)
+{
+	static const char table[] =
+		"CREATE TABLE config_generation (singleton TINYINT NOT NULL "
+		"PRIMARY KEY, gen BIGINT NOT NULL, updated_ms BIGINT NOT NULL)"
+		MY_OPTS;
+	const char *url;
+	struct store *s;
+	int64_t g = -1;
+	int v = 0;
+
+	(void)state;
+	if (!mariadb)
+		skip(); /* SQLite migrates in one transaction */
+	url = make_v3_db();
+	raw_exec(table);
+	s = open_ok(url);
+	assert_int_equal(store_config_gen_get(s, &g), STORE_OK);
+	assert_int_equal(g, 7);
+	store_close(s);
+	url = make_v3_db();
+	raw_exec(table);
+	raw_exec("INSERT INTO config_generation VALUES (1, 12, 10)");
+	s = open_ok(url);
+	assert_int_equal(store_schema_version(s, &v), STORE_OK);
+	assert_int_equal(v, STORE_SCHEMA_VERSION);
+	assert_int_equal(store_config_gen_get(s, &g), STORE_OK);
+	assert_int_equal(g, 12);
+	store_close(s);
+}
+
+/* A lost generation row is an error, never a restart from 0. */
+static void
+test_config_gen_damaged(void **state)
+{
+	const char *url = fresh_db();
+	struct store *s = open_ok(url);
+	int64_t g = -1;
+
+	(void)state;
+	store_close(s);
+	raw_exec("DELETE FROM config_generation");
+	s = open_ok(url);
+	assert_int_equal(store_config_gen_get(s, &g), STORE_E_ERROR);
+	expect_msg("0 rows");
+	assert_int_equal(store_config_gen_bump(s, &g), STORE_E_ERROR);
+	expect_msg("config_generation");
+	assert_int_equal(g, -1);
+	store_close(s);
+	raw_exec("INSERT INTO config_generation VALUES (1, -5, 10)");
+	s = open_ok(url);
+	assert_int_equal(store_config_gen_get(s, &g), STORE_E_ERROR);
+	expect_msg("config_generation");
 	store_close(s);
 }
 
@@ -1522,6 +1754,99 @@ worker_main(void *arg)
 			w->errors++;
 	}
 	return NULL;
+}
+
+#define SHARE_THREADS 4
+#define SHARE_OPS 300
+
+struct share_worker {
+	struct store *s;
+	const char *id;
+	int errors, fenced;
+	pthread_t th;
+};
+
+static void *
+share_main(void *arg)
+{
+	struct share_worker *w = arg;
+
+	for (int i = 0; i < SHARE_OPS; i++) {
+		struct store_instance in;
+		int rc = store_instance_get(w->s, w->id, &in);
+
+		if (rc == STORE_OK)
+			store_instance_release(&in);
+		else
+			w->errors++;
+		if (i % 10 == 0) {
+			rc = store_instance_heartbeat(w->s, w->id,
+						      util_wall_ms(), false);
+			if (rc == STORE_E_FENCED)
+				w->fenced++;
+			else if (rc != STORE_OK)
+				w->errors++;
+		}
+	}
+	return NULL;
+}
+
+/* One handle shared by threads (the HTTP server's): on MariaDB it opens
+ * more connections to overlap their round trips; fenced writes keep
+ * their fence while the lease is taken again meanwhile (the lease calls
+ * run alone on the handle), so no thread sees a spurious "fenced". */
+static void
+test_shared_handle(void **state)
+{
+	struct store *s = *state;
+	struct share_worker w[SHARE_THREADS];
+	char id[STORE_ID_LEN + 1];
+	int64_t epoch = 0;
+	struct store *one;
+
+	put_group(s, "web", 1);
+	put_instance(s, "web", STORE_INSTANCE_READY, id);
+	assert_int_equal(store_lease_acquire(s, STORE_LEASE_LEADER, "me", 60000,
+					     &epoch), STORE_OK);
+	assert_int_equal(store_connections(s), 1);
+	memset(w, 0, sizeof(w));
+	for (int i = 0; i < SHARE_THREADS; i++) {
+		w[i].s = s;
+		w[i].id = id;
+		assert_int_equal(pthread_create(&w[i].th, NULL, share_main,
+						&w[i]), 0);
+	}
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(store_lease_acquire(s, STORE_LEASE_LEADER, "me",
+						     60000, &epoch), STORE_OK);
+		assert_int_equal(store_lease_renew(s, STORE_LEASE_LEADER, "me",
+						   epoch, 60000), STORE_OK);
+	}
+	for (int i = 0; i < SHARE_THREADS; i++) {
+		pthread_join(w[i].th, NULL);
+		assert_int_equal(w[i].errors, 0);
+		assert_int_equal(w[i].fenced, 0);
+	}
+	if (mariadb)
+		assert_true(store_connections(s) > 1);
+	else
+		assert_int_equal(store_connections(s), 1);
+	assert_true(store_connections(s) <= STORE_POOL_DEFAULT);
+	/* store_open_pool(.., 1): one connection whatever the threads do */
+	one = store_open_pool(cur_url, password, 1);
+	assert_non_null(one);
+	for (int i = 0; i < SHARE_THREADS; i++) {
+		w[i].s = one;
+		assert_int_equal(pthread_create(&w[i].th, NULL, share_main,
+						&w[i]), 0);
+	}
+	for (int i = 0; i < SHARE_THREADS; i++) {
+		pthread_join(w[i].th, NULL);
+		assert_int_equal(w[i].errors, 0);
+	}
+	assert_int_equal(store_connections(one), 1);
+	assert_null(store_open_pool(cur_url, password, 0));
+	store_close(one);
 }
 
 static void
@@ -1868,10 +2193,20 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_migrate_v2),
 		cmocka_unit_test(test_migrate_v3_partial),
 		cmocka_unit_test(test_owner_damaged),
+		cmocka_unit_test_setup_teardown(test_config_gen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_config_gen_fenced, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_config_gen_concurrent, setup,
+						teardown),
+		cmocka_unit_test(test_migrate_v3),
+		cmocka_unit_test(test_migrate_v4_partial),
+		cmocka_unit_test(test_config_gen_damaged),
 		cmocka_unit_test(test_newer_schema),
 		cmocka_unit_test(test_foreign_db),
 		cmocka_unit_test_setup_teardown(test_corrupt_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shared_handle, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_ha_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
 		cmocka_unit_test(test_mariadb_auth),
