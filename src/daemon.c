@@ -99,7 +99,6 @@ on_collect(const struct collect_host_result *r, void *opaque)
 	dh->cap_ok = true;
 	/* the built-in store, InfluxDB when configured, and /metrics */
 	sink_feed(d->sinks, d->n_sinks, r, util_wall_ms(), util_now_ms());
-	metrics_update_host(r);
 }
 
 
@@ -171,6 +170,7 @@ daemon_reload(struct daemon *d)
 	struct config *ncfg, *ocfg = d->cfg;
 	struct dgroup *old = d->groups, *groups;
 	unsigned n_old = d->n_groups, n;
+	int64_t gen;
 
 	log_info("SIGHUP: reloading %s", global_opts.config_path);
 	notify("RELOADING=1");
@@ -186,15 +186,21 @@ daemon_reload(struct daemon *d)
 		config_free(ncfg);
 		goto out;
 	}
-	if (groups_setup(d, ncfg, d->config_gen + 1, old, n_old, &groups, &n) != 0) {
+	if (store_config_gen_bump(d->store, &gen) != STORE_OK) {
+		log_error("new configuration not applied: %s", err_msg());
+		config_free(ncfg);
+		goto out;
+	}
+	if (groups_setup(d, ncfg, gen, old, n_old, &groups, &n) != 0) {
 		log_error("new configuration rejected, keeping the old one: %s",
 			  err_msg());
 		config_free(ncfg);
 		goto out;
 	}
 	d->cfg = ncfg;
-	d->config_gen++;
+	d->config_gen = gen;
 	d->groups = groups;
+	collect_set_stats(d->collector, collect_stats_needed(ncfg));
 	d->n_groups = n;
 	/* Hosts cannot change on reload (config_reload_check): re-point. */
 	for (unsigned i = 0; i < d->n_hosts; i++)

@@ -225,6 +225,11 @@ daemon_setup(struct daemon *d)
 	}
 	log_info("holding the lease as %s (epoch %" PRId64 ")", d->holder,
 		 d->epoch);
+	/* a new configuration generation for this start (docs/state.md) */
+	if (store_config_gen_bump(d->store, &d->config_gen) != STORE_OK) {
+		err_prefix("state store %s", dc->state.url);
+		return -1;
+	}
 
 	if (host_events_start() != 0)
 		return -1;
@@ -232,6 +237,7 @@ daemon_setup(struct daemon *d)
 	co.threads = true;
 	co.stats_period_s = 5;
 	co.owner = d->owner;
+	co.stats = collect_stats_needed(d->cfg);
 	d->collector = collector_new(&co);
 	d->mstore = mstore_new(dc->metrics.retention_ms, dc->interval_ms);
 	d->sinks[d->n_sinks++] = sink_mstore(d->mstore);
