@@ -5,9 +5,11 @@
  * Guest check-in: the instance is looked up in the store, the presented
  * secret is hashed and compared with the stored hash in constant time
  * (secret_verify); an unknown instance and a wrong secret get the same
- * 401, so ids cannot be probed. The first check-in (or heartbeat) makes a
- * booting instance ready. Heartbeats are collected in memory and written
- * in one batch per tick by the main loop (daemon_flush_heartbeats).
+ * 401, so ids cannot be probed. A heartbeat of a ready instance is checked
+ * against the hash in the loop's snapshot instead, without the store. The
+ * first check-in (or heartbeat) makes a booting instance ready.
+ * Heartbeats are posted to the loop, which writes them in one batch per
+ * tick (daemon_flush_heartbeats).
  */
 #include <inttypes.h>
 #include <stddef.h>
@@ -46,6 +48,24 @@ authenticate(struct daemon *d, const char *id, const char *secret,
 	}
 	__atomic_add_fetch(&d->auth_failures, 1, __ATOMIC_RELAXED);
 	return http_reply_error(out, 401, "unknown instance or wrong secret");
+}
+
+/*
+ * A ready instance is in the snapshot with its secret's hash (the loop
+ * lists them anyway): its heartbeats need no store. 1 accepted, -1 wrong
+ * secret, 0 not there (booting, new, unknown: ask the store).
+ */
+static int
+authenticate_ready(struct daemon *d, const char *id, const char *secret)
+{
+	struct control_snapshot *s = control_snapshot_get(d->ctl);
+	const struct control_instance *ci = control_snapshot_ready(s, id);
+	int rc = 0;
+
+	if (ci)
+		rc = secret_verify(secret, strlen(secret), ci->secret_hash) ? 1 : -1;
+	control_snapshot_put(s);
+	return rc;
 }
 
 static void
@@ -117,8 +137,22 @@ api_heartbeat(void *ctx, const struct http_heartbeat *in,
 {
 	struct daemon *d = ctx;
 	struct store_instance si;
-	unsigned st = authenticate(d, in->instance_id, in->secret, &si, out);
+	unsigned st;
 
+	switch (authenticate_ready(d, in->instance_id, in->secret)) {
+	case 1:
+		queue_heartbeat(d, in->instance_id, in->busy);
+		strbuf_adds(&out->body, "{\"instance\":");
+		http_json_string(&out->body, in->instance_id);
+		strbuf_adds(&out->body, ",\"state\":\"ready\"}\n");
+		return out->status = 200;
+	case -1:
+		__atomic_add_fetch(&d->auth_failures, 1, __ATOMIC_RELAXED);
+		return http_reply_error(out, 401, "unknown instance or wrong secret");
+	default:
+		break;
+	}
+	st = authenticate(d, in->instance_id, in->secret, &si, out);
 	if (st)
 		return st;
 	mark_ready(d, &si, "sent its first heartbeat");
@@ -569,5 +603,10 @@ daemon_publish(struct daemon *d)
 		cg->last_decision = g->have_last ? xstrdup(g->last.reason) : NULL;
 	}
 	s->prom = render_metrics(d);
+	if (d->n_ready) {
+		s->ready = xcalloc(d->n_ready, sizeof(*s->ready));
+		memcpy(s->ready, d->ready, d->n_ready * sizeof(*s->ready));
+		s->n_ready = d->n_ready;
+	}
 	control_publish(d->ctl, s);
 }

@@ -44,6 +44,20 @@ control_snapshot_group(const struct control_snapshot *s, const char *name)
 	return NULL;
 }
 
+static int
+ready_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct control_instance *)elem)->id);
+}
+
+const struct control_instance *
+control_snapshot_ready(const struct control_snapshot *s, const char *id)
+{
+	if (!s || !s->n_ready)
+		return NULL;
+	return bsearch(id, s->ready, s->n_ready, sizeof(*s->ready), ready_cmp);
+}
+
 static void
 snapshot_free(struct control_snapshot *s)
 {
@@ -53,6 +67,7 @@ snapshot_free(struct control_snapshot *s)
 	}
 	free(s->groups);
 	free(s->prom);
+	free(s->ready);
 	free(s);
 }
 

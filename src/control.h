@@ -47,6 +47,16 @@ struct control_group {
 	char *last_decision;             /* the last decision's reason, or NULL */
 };
 
+/*
+ * A ready instance and its secret's hash, so that a heartbeat of a
+ * ready instance is authenticated without the state store (api.c); any
+ * other instance (booting, unknown) is looked up in the store.
+ */
+struct control_instance {
+	char id[STORE_ID_LEN + 1];
+	char secret_hash[65];            /* secret_hash() output */
+};
+
 struct control_snapshot {
 	int refs;                        /* control.c's */
 	int64_t generation;              /* the configuration generation */
@@ -54,6 +64,8 @@ struct control_snapshot {
 	struct control_group *groups;
 	size_t n_groups;
 	char *prom;                      /* the daemon's part of /metrics */
+	struct control_instance *ready;  /* sorted by id */
+	size_t n_ready;
 };
 
 /* A new snapshot with room for n groups (all zero); the loop fills it. */
@@ -61,6 +73,10 @@ struct control_snapshot *control_snapshot_new(size_t n_groups);
 /* The group called name, or NULL. */
 const struct control_group *control_snapshot_group(const struct control_snapshot *s,
 						   const char *name);
+
+/* The ready instance id, or NULL. */
+const struct control_instance *control_snapshot_ready(const struct control_snapshot *s,
+						      const char *id);
 
 /* wake: called (any thread) when a command is posted, so the loop looks
  * at once; may be NULL. */

@@ -110,6 +110,10 @@ struct daemon {
 	struct job_queue *jobs;
 	struct reconciler *reconciler; /* reconcile.h */
 	struct control *ctl;           /* http: the snapshot, commands */
+	/* ready instances with their secret hashes, sorted by id, as the
+	 * scaler last listed them: published for heartbeats (control.h) */
+	struct control_instance *ready;
+	size_t n_ready;
 	pthread_t loop_thread;         /* woken by SIGUSR1 when a command comes */
 
 	/* counters for /metrics; http ones with __atomic builtins */

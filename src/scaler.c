@@ -182,6 +182,36 @@ index_of_host(struct daemon *d, const char *name)
 }
 
 static int
+ready_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct control_instance *)a)->id,
+		      ((const struct control_instance *)b)->id);
+}
+
+/* The ready instances and their secrets' hashes, for the HTTP threads. */
+static void
+ready_table(struct daemon *d, const struct store_instance_list *all)
+{
+	size_t n = 0;
+
+	d->ready = xreallocarray(d->ready, all->n + 1, sizeof(*d->ready));
+	for (size_t i = 0; i < all->n; i++) {
+		const struct store_instance *si = &all->v[i];
+
+		if (si->state != STORE_INSTANCE_READY || !si->secret_hash ||
+		    strlen(si->id) > STORE_ID_LEN ||
+		    strlen(si->secret_hash) >= sizeof(d->ready[0].secret_hash))
+			continue;
+		memcpy(d->ready[n].id, si->id, strlen(si->id) + 1);
+		memcpy(d->ready[n].secret_hash, si->secret_hash,
+		       strlen(si->secret_hash) + 1);
+		n++;
+	}
+	qsort(d->ready, n, sizeof(*d->ready), ready_cmp);
+	d->n_ready = n;
+}
+
+static int
 tick_gather(struct daemon *d, struct tick *t)
 {
 	struct store_instance_filter f = {0};
@@ -224,6 +254,7 @@ tick_gather(struct daemon *d, struct tick *t)
 		}
 	}
 	t->n_busy = jobs_busy(d->jobs, &t->busy);
+	ready_table(d, &t->all);
 	return 0;
 }
 

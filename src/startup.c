@@ -338,5 +338,6 @@ daemon_free(struct daemon *d)
 		free(d->admin_token);
 	}
 	control_free(d->ctl);
+	free(d->ready);
 	config_free(d->cfg);
 }
