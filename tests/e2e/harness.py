@@ -316,6 +316,82 @@ def test_node_xml(path, group=None, ids=(), name_prefix="va-t"):
 """ % (doms, uuidlib.uuid4()))
 
 
+class OwnLibvirtd:
+    """A libvirtd of the test's own, to stop and resume at will: the
+    session daemon of the user nobody with its own runtime and config
+    directories, reached by root through its socket (as
+    scripts/services/libvirt.sh starts host 2). Its domains, pools and
+    volumes are its own. The directory is short (/run/va-oXXXXXXXX):
+    QEMU's sockets go under it and a UNIX socket path has at most 107
+    bytes. stop() ends it and everything it started."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="va-o", dir="/run")
+        os.chmod(self.dir, 0o755)
+        self.sock = os.path.join(self.dir, "r/libvirt/libvirt-sock")
+        self.uri = "qemu+unix:///session?socket=" + self.sock
+        self.proc = None
+        self.stopped = False
+
+    def start(self, timeout=20):
+        d = self.dir
+        for sub in "hrck":
+            os.makedirs(os.path.join(d, sub), exist_ok=True)
+            os.chown(os.path.join(d, sub), 65534, 65534)
+        os.chmod(os.path.join(d, "r"), 0o700)
+        self.log = open(os.path.join(d, "libvirtd.log"), "a")
+        self.proc = subprocess.Popen(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             "env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=%s/h" % d,
+             "XDG_RUNTIME_DIR=%s/r" % d, "XDG_CONFIG_HOME=%s/c" % d,
+             "XDG_CACHE_HOME=%s/k" % d, "libvirtd"],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
+            start_new_session=True)
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            r = subprocess.run(["virsh", "-q", "-c", self.uri, "uri"],
+                               capture_output=True, timeout=10)
+            if r.returncode == 0:
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise Fail("own libvirtd did not answer on %s" % self.uri)
+
+    def pause(self):
+        """SIGSTOP: the host accepts nothing and answers nothing."""
+        self.proc.send_signal(signal.SIGSTOP)
+        self.stopped = True
+
+    def resume(self):
+        if self.proc is not None and self.stopped:
+            self.proc.send_signal(signal.SIGCONT)
+            self.stopped = False
+
+    def stop(self):
+        if self.proc is None:
+            return
+        self.resume()
+        if self.proc.poll() is None:
+            for name in virsh(self.uri, "list", "--name").split():
+                virsh(self.uri, "destroy", name)
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        # the session daemon spawned a virtlogd of its own
+        pidfile = os.path.join(self.dir, "r/libvirt/virtlogd.pid")
+        try:
+            with open(pidfile) as f:
+                os.kill(int(f.read().strip()), signal.SIGTERM)
+        except (OSError, ValueError):
+            pass
+        self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def virsh(uri, *args, check=False):
     r = subprocess.run(["virsh", "-q", "-c", uri] + list(args),
                        capture_output=True, text=True)
