@@ -27,7 +27,7 @@ desired size before the scale, api.c set 2 under the lock meanwhile, and
 the decision then wrote its 1 over it (memory: 1; store: 1 or 2, whichever
 write came last; a restart may bring back 2, or not).
 
-Suite 'integration', about 15 s.
+Suite 'integration', about 12 s when it fails, 30 s when it passes.
 
 usage: manual_scale_test.py VIRT_AUTOSCALER
 """

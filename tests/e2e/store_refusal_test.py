@@ -24,7 +24,7 @@ size before the store write that then fails (503 after 10 s), so the
 daemon shows 2 at once and provisions towards it once the store is back,
 while the store keeps 0, so that a restart scales back.
 
-Suite 'integration', about 30 s.
+Suite 'integration', about 20 s.
 
 usage: store_refusal_test.py VIRT_AUTOSCALER
 """
