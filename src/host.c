@@ -292,14 +292,24 @@ host_uri(const struct host *h)
 	return h->uri;
 }
 
+/*
+ * Under cb_lock too: the lifecycle callback runs fn under cb_lock (and
+ * adopt() does as well), so when this returns no call of the previous fn
+ * is in flight and the caller may free what its opaque points to. (Under
+ * h->lock alone, notify() could have read the old fn just before and call
+ * it after: collector_free() freed the collector's host while a lifecycle
+ * event still wrote into it, found by ThreadSanitizer.)
+ */
 void
 host_set_domain_event_cb(struct host *h, host_domain_event_fn fn,
 			 void *opaque)
 {
+	pthread_mutex_lock(&cb_lock);
 	pthread_mutex_lock(&h->lock);
 	h->ev_fn = fn;
 	h->ev_opaque = opaque;
 	pthread_mutex_unlock(&h->lock);
+	pthread_mutex_unlock(&cb_lock);
 }
 
 static void
@@ -443,7 +453,9 @@ adopt(struct host *h, struct link *a, virConnectPtr conn, virConnectPtr own)
 			   h->name, h->uri);
 	log_debug("%s: connected to %s", h->name, h->uri);
 	/* Whatever was cached for this host may be stale now. */
+	pthread_mutex_lock(&cb_lock);
 	notify(h, NULL, -1);
+	pthread_mutex_unlock(&cb_lock);
 }
 
 static void

@@ -135,7 +135,9 @@ void host_last_error(struct host *h, char *buf, size_t size);
  * from the event loop thread with the domain's raw UUID and the event
  * (virDomainEventType), for every connection the host will have.
  * event == -1 means "the connection was (re)opened: forget everything".
- * Set before the first host_tick(). fn must be quick and thread-safe.
+ * Set before the first host_tick(). fn must be quick and thread-safe, and
+ * must not call into this module. Once host_set_domain_event_cb() has
+ * returned, the previous fn is not running and will not run again.
  */
 typedef void (*host_domain_event_fn)(struct host *h,
 				     const unsigned char uuid[VIR_UUID_BUFLEN],

@@ -10,7 +10,7 @@
 
 #include "util.h"
 
-enum log_level log_threshold = LOG_LEVEL_INFO;
+atomic_int log_threshold = LOG_LEVEL_INFO;
 static bool log_timestamps = true;
 
 #define COMPLAIN_FIRST_MS 60000
@@ -24,13 +24,15 @@ void
 log_set_level(enum log_level level)
 {
 	if (level < LOG_LEVEL_LAST)
-		log_threshold = level;
+		atomic_store_explicit(&log_threshold, (int)level,
+				      memory_order_relaxed);
 }
 
 enum log_level
 log_get_level(void)
 {
-	return log_threshold;
+	return (enum log_level)atomic_load_explicit(&log_threshold,
+						    memory_order_relaxed);
 }
 
 int

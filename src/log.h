@@ -11,6 +11,7 @@
 #define VA_LOG_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -32,11 +33,13 @@ const char *log_level_name(enum log_level level);
 void log_set_timestamps(bool on);
 
 static inline bool log_enabled(enum log_level level);
-extern enum log_level log_threshold;
+/* an enum log_level; atomic: a reload sets it while other threads log */
+extern atomic_int log_threshold;
 static inline bool
 log_enabled(enum log_level level)
 {
-	return level <= log_threshold;
+	return (int)level <= atomic_load_explicit(&log_threshold,
+						  memory_order_relaxed);
 }
 
 void log_msg(enum log_level level, const char *tag, const char *fmt, ...)

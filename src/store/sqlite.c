@@ -126,17 +126,24 @@ sq_open(const char *rest, const char *password)
 	if (make_parents(rest) < 0)
 		return NULL;
 	/* Create it ourselves so the mode is 0600 whatever the umask;
-	 * SQLite gives the -wal and -shm files the same mode. */
-	fd = open(rest, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		err_set("cannot open %s: %s", rest, strerror(errno));
+	 * SQLite gives the -wal and -shm files the same mode. Never open an
+	 * existing one: closing any descriptor of the file drops every POSIX
+	 * lock this process holds on it (fcntl(2)), those of the store's
+	 * connections already open included; another process (the sqlite3
+	 * shell, a backup, a test) then takes itself for the last user and
+	 * deletes the -wal and -shm files under them, and what they commit
+	 * afterwards goes to a deleted file. */
+	fd = open(rest, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		close(fd);
+	} else if (errno != EEXIST) {
+		err_set("cannot create %s: %s", rest, strerror(errno));
 		return NULL;
 	}
-	if (fstat(fd, &sb) == 0 && (sb.st_mode & 077))
+	if (stat(rest, &sb) == 0 && (sb.st_mode & 077))
 		log_warn("%s is readable by other users (mode %04o); it holds "
 			 "secret hashes: chmod 600 it", rest,
 			 (unsigned)(sb.st_mode & 07777));
-	close(fd);
 
 	c = xcalloc(1, sizeof(*c));
 	c->path = xstrdup(rest);

@@ -2,7 +2,7 @@
 API, a generated configuration, and what libvirt really holds (read with
 virsh, never through the daemon).
 
-Used by closed_loop.py, crash_test.py, ha_test.py and health_test.py.
+Used by every test in this directory.
 """
 import json
 import os
@@ -10,6 +10,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -185,8 +186,31 @@ class Api:
             q += "&kind=" + kind
         return self.call("GET", q)["events"]
 
-    def set_desired(self, group, n):
-        return self.call("PUT", "/v1/groups/%s/desired" % group, {"desired": n})
+    def set_desired(self, group, n, timeout=10):
+        return self.call("PUT", "/v1/groups/%s/desired" % group, {"desired": n},
+                         timeout=timeout)
+
+    def try_call(self, method, path, body=None, timeout=10):
+        """(HTTP status, parsed body or text); status None when the request
+        got no answer (connection refused, reset or timed out)."""
+        try:
+            return 200, self.call(method, path, body, timeout)
+        except urllib.error.HTTPError as e:
+            text = e.read().decode(errors="replace")
+            try:
+                return e.code, json.loads(text)
+            except ValueError:
+                return e.code, text
+        except (OSError, urllib.error.URLError) as e:
+            return None, str(e)
+
+    def metric(self, name):
+        """A sample of /metrics without labels (e.g. va_ticks_total), or None."""
+        with urllib.request.urlopen(self.base + "/metrics", timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+        return None
 
 
 def wait_for(what, pred, timeout, api, group, period=3):
@@ -207,6 +231,165 @@ def wait_for(what, pred, timeout, api, group, period=3):
             return time.time() - t0
         time.sleep(period)
     raise Fail("timed out after %d s waiting for: %s" % (timeout, what))
+
+
+def wait_ticks(api, n, timeout, daemon=None):
+    """Wait until the daemon's loop has completed n more ticks
+    (va_ticks_total); the time it took."""
+    t0 = time.time()
+    first = api.metric("va_ticks_total") or 0
+    while time.time() - t0 < timeout:
+        if daemon is not None and not daemon.running():
+            raise Fail("the daemon exited (%s)" % daemon.proc.returncode)
+        if (api.metric("va_ticks_total") or 0) >= first + n:
+            return time.time() - t0
+        time.sleep(0.1)
+    raise Fail("the daemon's loop did not tick %d times within %d s" % (n, timeout))
+
+
+class SqliteWriteLock:
+    """Another writer on a SQLite state store: holds its write lock
+    (BEGIN IMMEDIATE) from acquire() to release(). In WAL mode the daemon
+    still reads; its writes wait for the store's busy timeout (10 s) and
+    then fail, as during a database outage."""
+
+    def __init__(self, path):
+        self.path = path
+        self.db = None
+
+    def acquire(self):
+        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self.db.execute("BEGIN IMMEDIATE")
+        self.since = time.time()
+
+    def release(self):
+        if self.db is not None:
+            self.db.execute("ROLLBACK")
+            self.db.close()
+            self.db = None
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def sqlite_query(path, sql, args=()):
+    db = sqlite3.connect(path, timeout=30)
+    try:
+        return db.execute(sql, args).fetchall()
+    finally:
+        db.close()
+
+
+def test_node_xml(path, group=None, ids=(), name_prefix="va-t"):
+    """A node file for libvirt's test driver (test:///PATH): the storage
+    pool default-pool, and one running domain per id in ids carrying our
+    metadata for the group (adopted by the daemon at start, as ready
+    instances). No libvirtd: the driver lives in the daemon's process."""
+    import uuid as uuidlib
+    doms = "".join("""  <domain type='test'>
+    <name>%(prefix)s-%(n)d</name>
+    <uuid>%(id)s</uuid>
+    <memory>131072</memory>
+    <vcpu>1</vcpu>
+    <os><type>hvm</type></os>
+    <metadata>
+      <va:instance xmlns:va="%(ns)s" group="%(group)s" id="%(id)s" generation="1"/>
+    </metadata>
+  </domain>
+""" % {"prefix": name_prefix, "n": n, "id": iid, "ns": NS, "group": group}
+        for n, iid in enumerate(ids))
+    with open(path, "w") as f:
+        f.write("""<node>
+%s  <pool type='dir'>
+    <name>default-pool</name>
+    <uuid>%s</uuid>
+    <capacity>107374182400</capacity>
+    <allocation>0</allocation>
+    <available>107374182400</available>
+    <target><path>/default-pool</path></target>
+  </pool>
+</node>
+""" % (doms, uuidlib.uuid4()))
+
+
+class OwnLibvirtd:
+    """A libvirtd of the test's own, to stop and resume at will: the
+    session daemon of the user nobody with its own runtime and config
+    directories, reached by root through its socket (as
+    scripts/services/libvirt.sh starts host 2). Its domains, pools and
+    volumes are its own. The directory is short (/run/va-oXXXXXXXX):
+    QEMU's sockets go under it and a UNIX socket path has at most 107
+    bytes. stop() ends it and everything it started."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="va-o", dir="/run")
+        os.chmod(self.dir, 0o755)
+        self.sock = os.path.join(self.dir, "r/libvirt/libvirt-sock")
+        self.uri = "qemu+unix:///session?socket=" + self.sock
+        self.proc = None
+        self.stopped = False
+
+    def start(self, timeout=20):
+        d = self.dir
+        for sub in "hrck":
+            os.makedirs(os.path.join(d, sub), exist_ok=True)
+            os.chown(os.path.join(d, sub), 65534, 65534)
+        os.chmod(os.path.join(d, "r"), 0o700)
+        self.log = open(os.path.join(d, "libvirtd.log"), "a")
+        self.proc = subprocess.Popen(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             "env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=%s/h" % d,
+             "XDG_RUNTIME_DIR=%s/r" % d, "XDG_CONFIG_HOME=%s/c" % d,
+             "XDG_CACHE_HOME=%s/k" % d, "libvirtd"],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
+            start_new_session=True)
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            r = subprocess.run(["virsh", "-q", "-c", self.uri, "uri"],
+                               capture_output=True, timeout=10)
+            if r.returncode == 0:
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise Fail("own libvirtd did not answer on %s" % self.uri)
+
+    def pause(self):
+        """SIGSTOP: the host accepts nothing and answers nothing."""
+        self.proc.send_signal(signal.SIGSTOP)
+        self.stopped = True
+
+    def resume(self):
+        if self.proc is not None and self.stopped:
+            self.proc.send_signal(signal.SIGCONT)
+            self.stopped = False
+
+    def stop(self):
+        if self.proc is None:
+            return
+        self.resume()
+        if self.proc.poll() is None:
+            for name in virsh(self.uri, "list", "--name").split():
+                virsh(self.uri, "destroy", name)
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        # the session daemon spawned a virtlogd of its own
+        pidfile = os.path.join(self.dir, "r/libvirt/virtlogd.pid")
+        try:
+            with open(pidfile) as f:
+                os.kill(int(f.read().strip()), signal.SIGTERM)
+        except (OSError, ValueError):
+            pass
+        self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def virsh(uri, *args, check=False):

@@ -154,6 +154,27 @@ static const char our_xml[] =
 	"<metadata><va:instance xmlns:va='https://virt-autoscaler.org/xmlns/1'"
 	" group='web' id='web-0001' generation='1'/></metadata></domain>";
 
+static unsigned long
+host_events(struct host *h)
+{
+	struct host_counters hc;
+
+	host_get_counters(h, &hc);
+	return hc.events;
+}
+
+/* Wait (up to 10 s) for a lifecycle event after the first `before`: a
+ * fixed sleep is too short under ThreadSanitizer. */
+static void
+wait_event(struct host *h, unsigned long before)
+{
+	struct timespec ts = {0, 10 * 1000 * 1000};
+
+	for (int i = 0; i < 1000 && host_events(h) <= before; i++)
+		nanosleep(&ts, NULL);
+	assert_true(host_events(h) > before);
+}
+
 static void
 run_collector(bool threads)
 {
@@ -163,6 +184,7 @@ run_collector(bool threads)
 	struct seen s;
 	virConnectPtr conn;
 	virDomainPtr dom;
+	unsigned long events;
 
 	collect_opts_defaults(&o);
 	o.threads = threads;
@@ -185,14 +207,11 @@ run_collector(bool threads)
 
 	/* Start one of ours: its XML is read once. */
 	conn = host_conn(h);
+	events = host_events(h);
 	dom = virDomainCreateXML(conn, our_xml, 0);
 	assert_non_null(dom);
 	/* Let the lifecycle event arrive before the round. */
-	{
-		struct timespec ts = {0, 200 * 1000 * 1000};
-
-		nanosleep(&ts, NULL);
-	}
+	wait_event(h, events);
 	round_of(c, &s);
 	assert_int_equal(s.n_inst, 1);
 	assert_string_equal(s.group, "web");
@@ -212,12 +231,9 @@ run_collector(bool threads)
 	}
 
 	/* A lifecycle event (suspend) invalidates that domain's facts. */
+	events = host_events(h);
 	assert_int_equal(virDomainSuspend(dom), 0);
-	{
-		struct timespec ts = {0, 200 * 1000 * 1000};
-
-		nanosleep(&ts, NULL);
-	}
+	wait_event(h, events);
 	round_of(c, &s);
 	assert_int_equal(s.r.calls_xml, 1);
 	assert_int_equal(s.state, VIR_DOMAIN_PAUSED);

@@ -260,6 +260,31 @@ test_sqlite_file(void **state)
 	wal = xasprintf("%s-wal", path);
 	assert_int_equal(stat(wal, &st), 0); /* WAL mode */
 	assert_int_equal(st.st_mode & 0777, 0600);
+	{
+		/* A second handle on the file must leave the first one's
+		 * locks alone (closing any descriptor of the file drops them
+		 * all, fcntl(2)); without them, another process that opens
+		 * and closes the database takes itself for the last user and
+		 * deletes the -wal and -shm files under both. */
+		struct store *s2 = open_ok(url);
+		pid_t pid;
+		int status;
+
+		fflush(NULL);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			/* a process of its own: a forked child would share
+			 * SQLite's knowledge of our locks */
+			execl("/proc/self/exe", "test_store", "--touch", path,
+			      (char *)NULL);
+			_exit(127);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		assert_int_equal(stat(wal, &st), 0);
+		store_close(s2);
+	}
 	*strrchr(path, '/') = '\0';
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0700);
@@ -2214,6 +2239,17 @@ main(int argc, char **argv)
 	int rc;
 
 	log_set_level(LOG_LEVEL_ERROR);
+	if (argc == 3 && strcmp(argv[1], "--touch") == 0) {
+		/* test_sqlite_file: another process reads the database */
+		sqlite3 *db = NULL;
+
+		if (sqlite3_open_v2(argv[2], &db, SQLITE_OPEN_READWRITE, NULL) !=
+			    SQLITE_OK ||
+		    sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", NULL,
+				 NULL, NULL) != SQLITE_OK)
+			return 1;
+		return sqlite3_close(db) == SQLITE_OK ? 0 : 1;
+	}
 	if (argc != 2 || (strcmp(argv[1], "sqlite") && strcmp(argv[1], "mariadb"))) {
 		fprintf(stderr, "usage: test_store sqlite|mariadb\n");
 		return 2;
