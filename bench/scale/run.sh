@@ -302,4 +302,8 @@ PY
 		qemu_uri=
 	fi
 done
+if [ -n "${OUT:-}" ]; then
+	mkdir -p "$OUT"
+	cp "$results"/*.json "$OUT"/
+fi
 python3 "$here/report.py" "$results"/*.json
