@@ -48,6 +48,7 @@ retention=${RETENTION:-3m}
 scrape=${SCRAPE:-5}
 bare_calls=${BARE_CALLS:-10}
 pdir=${VA_SCALE_DIR:-/run/va-sc}
+GROUP_MAX=1000
 bin=$build/src/virt-autoscaler
 helper=$build/bench/scale/scale_helper
 here=$top/bench/scale
@@ -107,9 +108,19 @@ PY
 metric() { # PORT NAME: the value of one metric line, or empty
 	get "http://127.0.0.1:$1/metrics" | awk -v k="$2" '$1 == k {print $2}'
 }
+groupsum() { # PORT NAME: the sum of NAME{group="..."} over the groups
+	get "http://127.0.0.1:$1/metrics" |
+		awk -v k="$2{" 'index($1, k) == 1 {s += $2; n++} END {if (n) print s}'
+}
 avail_mib() { awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo; }
 
-config() { # DIR PORT URI POOL MIN/MAX
+# Groups of at most GROUP_MAX (the configuration's bound on max, 1,000)
+# instances each: bench0, bench1, ... with min = max = their share of N.
+ngroups() { echo $(( ($1 + GROUP_MAX - 1) / GROUP_MAX )); }
+config() { # DIR PORT URI POOL N
+	local g k left=$5 sz
+	k=$(ngroups "$5")
+	[ "$k" -gt 0 ] || k=1
 	cat >"$1/autoscale.yaml" <<YAML
 version: 1
 daemon:
@@ -121,12 +132,18 @@ daemon:
 hosts:
   - { name: local, uri: "$3", pool: $4 }
 groups:
-  bench:
-    min: $5
-    max: $5
+YAML
+	for g in $(seq 0 $((k - 1))); do
+		sz=$(( left > GROUP_MAX ? GROUP_MAX : left ))
+		left=$(( left - sz ))
+		cat >>"$1/autoscale.yaml" <<YAML
+  bench$g:
+    min: $sz
+    max: $sz
     template: { image: base.qcow2 }
     health: { heartbeat_timeout: 0s, replace: false }
 YAML
+	done
 }
 
 # The store's installation id: start the daemon once on an empty group.
@@ -161,11 +178,11 @@ for i in range(n):
     print("<domain type='test'><name>va-scale-%04d</name><uuid>%s</uuid>"
           "<memory>65536</memory><vcpu>1</vcpu><os><type>hvm</type></os>"
           "<metadata><va:instance xmlns:va='https://virt-autoscaler.org/xmlns/1'"
-          " group='bench' id='%s' generation='1' owner='%s'/></metadata><devices>"
+          " group='bench%d' id='%s' generation='1' owner='%s'/></metadata><devices>"
           "<disk type='file' device='disk'><source file='/nonexistent/%d.qcow2'/>"
           "<target dev='vda' bus='virtio'/></disk><interface type='user'>"
           "<mac address='52:54:00:%02x:%02x:%02x'/></interface></devices></domain>"
-          % (i, u, u, owner, i, i // 65536, (i // 256) % 256, i % 256))
+          % (i, u, i // 1000, u, owner, i, i // 65536, (i // 256) % 256, i % 256))
 print("<pool type='dir'><name>default-pool</name>"
       "<uuid>35bb2ad9-388a-cdfe-461a-b8907f6e53fe</uuid>"
       "<target><path>/default-pool</path></target></pool></node>")
@@ -204,7 +221,7 @@ EOF
 
 log "scale benchmark: sizes $sizes; ${duration}s each, interval $interval," \
 	"retention $retention; $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
-log "code: $(git -C "$top" rev-parse --short HEAD)$(git -C "$top" diff --quiet HEAD -- src || echo +dirty)"
+log "code: $(git -C "$top" rev-parse --short HEAD), daemon sources (src/) as of $(git -C "$top" log -1 --format=%h -- src)$(git -C "$top" diff --quiet HEAD -- src || echo ', with uncommitted changes')"
 for size in $sizes; do
 	n=${size#t}
 	dir=$work/$size
@@ -238,7 +255,7 @@ for size in $sizes; do
 		chmod 0644 "$disk"
 		log "N=$n: starting $n paused QEMU domains"
 		"$helper" teardown "$host_uri" 2>/dev/null || true
-		"$helper" setup "$host_uri" "$n" "$disk" bench "$owner"
+		"$helper" setup "$host_uri" "$n" "$disk" bench0 "$owner"
 		server_pid=$(cat /run/libvirtd.pid 2>/dev/null || true)
 		env_rpc=(LIBVIRT_LOG_FILTERS="2:rpc.netclient"
 			LIBVIRT_LOG_OUTPUTS="2:file:$dir/rpc-client.log")
@@ -253,12 +270,12 @@ for size in $sizes; do
 	ready=0
 	for _ in $(seq 1200); do
 		kill -0 "$pid" 2>/dev/null || { echo "run.sh: the daemon exited:" >&2; tail -20 "$dir/daemon.log" >&2; exit 1; }
-		ready=$(metric "$port" 'va_group_ready{group="bench"}' || true)
+		ready=$(groupsum "$port" va_group_ready || true)
 		[ "${ready:-0}" -ge "$n" ] 2>/dev/null && break
 		sleep 0.5
 	done
 	adopt_s=$(echo "$(date +%s.%N) - $t0" | bc)
-	current=$(metric "$port" 'va_group_current{group="bench"}' || true)
+	current=$(groupsum "$port" va_group_current || true)
 	adopted=$(grep -c 'adopted' "$dir/daemon.log" || true)
 	log "N=$size: ready ${ready:-0}, current ${current:-?} after ${adopt_s}s ($adopted log lines mention adoption)"
 	[ "${ready:-0}" -ge "$n" ] 2>/dev/null || { echo "run.sh: not all $n domains adopted" >&2; exit 1; }
@@ -293,6 +310,10 @@ w.update(size=sys.argv[3], n=int(sys.argv[4]), adopt_s=float(sys.argv[5]),
          daemon_log_lines=int(sys.argv[9]))
 json.dump(w, open(sys.argv[2], "w"), indent=1)
 PY
+	if [ -n "${OUT:-}" ]; then
+		mkdir -p "$OUT"
+		cp "$results/$size.json" "$OUT"/
+	fi
 	log "N=$size: stopped in ${stop_s}s; $(grep -c . "$dir/daemon.log") daemon log lines"
 	grep -E ' (warn|error) ' "$dir/daemon.log" | sort | uniq -c | sort -rn | head -5 >&2 || true
 	if [ "$size" != "$n" ]; then
@@ -302,8 +323,4 @@ PY
 		qemu_uri=
 	fi
 done
-if [ -n "${OUT:-}" ]; then
-	mkdir -p "$OUT"
-	cp "$results"/*.json "$OUT"/
-fi
 python3 "$here/report.py" "$results"/*.json
