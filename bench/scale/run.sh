@@ -9,12 +9,13 @@
 # t5000 300. For each size:
 #   1. a fresh SQLite state: the daemon is started once with an empty group
 #      to mint the store's installation id (read from its log);
-#   2. N domains carrying our <va:instance> metadata: group `bench`, id =
-#      the domain's UUID, owner = that installation id, generation 1: the
-#      daemon adopts them as its own;
-#   3. `virt-autoscaler run` with one host and the group `bench`, min =
-#      max = N (nothing to scale), heartbeats not required, until it has
-#      adopted all N (the time is printed);
+#   2. N domains carrying our <va:instance> metadata: group benchK (the
+#      domain number / 1,000), id = the domain's UUID, owner = that
+#      installation id, generation 1: the daemon adopts them as its own;
+#   3. `virt-autoscaler run` with one host and groups bench0, bench1, ...
+#      of at most 1,000 instances each (a group's max is at most 1,000),
+#      min = max = their share of N (nothing to scale), heartbeats not
+#      required, until it has adopted all N (the time is printed);
 #   4. a bare libvirt client (scale_helper bare) on the same host: its
 #      memory once connected, and BARE_CALLS bulk calls with the
 #      collector's stats groups and flags (wall time, its CPU, libvirtd's);
