@@ -13,10 +13,9 @@ Per size, from watch.py's measurements and the bare client's:
   its ratio to the bare call's client CPU; libvirtd's CPU per round;
 - wall per round: collector round + the loop's busy time per round
   (reconciliation included), and its ratio to the bare call's wall time;
-- reconciliation: as many passes as ConnectListAllDomains calls (one a
-  pass, every 30 s), taken as that many longest turns of the loop (the
-  others take a few ms): their mean wall time and loop CPU, and the RPCs
-  other than stats calls per pass;
+- reconciliation: the loop's turns during which it listed the domains
+  (ConnectListAllDomains, one a pass, every 30 s): their mean wall time
+  and loop CPU, and the RPCs other than stats calls per pass;
 - longest stall: the longest busy run of the loop thread;
 - RPCs per minute from libvirt's log: the stats calls and all others;
 - memory: the daemon's VmRSS and RssAnon at the end, minus those of the
@@ -52,12 +51,16 @@ for path in sys.argv[1:]:
     coll = mean(r.get("collect_s_samples", [])) * 1e3
     tick = mean(r.get("tick_s_samples", [])) * 1e3
     wall_round = coll + busy_s * 1e3 / rounds
-    # reconciliation passes: as many as ConnectListAllDomains calls (one
-    # per pass), taken as the longest turns of the loop
+    # reconciliation passes: the loop's turns during which a
+    # ConnectListAllDomains was sent (one a pass; watch.py matches the
+    # RPC log's time stamps); older results: that many longest turns
     passes = sum(v for k, v in r.get("rpcs_by_proc", {}).items()
                  if k.startswith("273 "))
-    lt = sorted(r["long_turns"], key=lambda x: -x["s"])[:passes] if passes \
-        else r["long_turns"]
+    if "reconcile_turns" in r:
+        lt = r["reconcile_turns"]
+    else:
+        lt = sorted(r["long_turns"], key=lambda x: -x["s"])[:passes] if passes \
+            else r["long_turns"]
     rec_wall = mean([x["s"] for x in lt]) * 1e3
     rec_cpu = mean([x["loop_cpu_s"] for x in lt]) * 1e3
     # the same at the defaults: one round every 10 s, one reconciliation

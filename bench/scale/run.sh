@@ -12,13 +12,15 @@
 #   2. N domains carrying our <va:instance> metadata: group benchK (the
 #      domain number / 1,000), id = the domain's UUID, owner = that
 #      installation id, generation 1: the daemon adopts them as its own;
-#   3. `virt-autoscaler run` with one host and groups bench0, bench1, ...
+#   3. a bare libvirt client (scale_helper bare) on the same host, before
+#      the daemon starts (so that its calls do not queue behind the
+#      collector's): its memory once connected, and BARE_CALLS bulk calls
+#      with the collector's stats groups and flags, 0.5 s apart (wall
+#      time, its CPU, libvirtd's);
+#   4. `virt-autoscaler run` with one host and groups bench0, bench1, ...
 #      of at most 1,000 instances each (a group's max is at most 1,000),
 #      min = max = their share of N (nothing to scale), heartbeats not
 #      required, until it has adopted all N (the time is printed);
-#   4. a bare libvirt client (scale_helper bare) on the same host: its
-#      memory once connected, and BARE_CALLS bulk calls with the
-#      collector's stats groups and flags (wall time, its CPU, libvirtd's);
 #   5. DURATION seconds (default 180) of watch.py: the loop's turns from
 #      /proc (longest stall), the CPU of the daemon, its loop thread and
 #      libvirtd, /metrics every SCRAPE seconds, libvirt RPCs from libvirt's
@@ -263,6 +265,10 @@ for size in $sizes; do
 		touch "$dir/rpc-client.log"
 		rpc_args=(--rpc-log "$dir/rpc-client.log" --rpc-side client)
 	fi
+	# The bare client, before the daemon starts: its calls must not
+	# queue behind the collector's (QEMU answers one domain at a time).
+	"$helper" bare "$host_uri" "$bare_calls" 500 ${server_pid:-} >"$dir/bare.txt"
+	cat "$dir/bare.txt" >&2
 	port=$(free_port)
 	config "$dir" "$port" "$host_uri" "$pool" "$n"
 	t0=$(date +%s.%N)
@@ -280,11 +286,8 @@ for size in $sizes; do
 	adopted=$(grep -c 'adopted' "$dir/daemon.log" || true)
 	log "N=$size: ready ${ready:-0}, current ${current:-?} after ${adopt_s}s ($adopted log lines mention adoption)"
 	[ "${ready:-0}" -ge "$n" ] 2>/dev/null || { echo "run.sh: not all $n domains adopted" >&2; exit 1; }
-	# settle: one reconciliation has not yet run since the start; let
-	# the collector warm up (facts of every domain on its first round)
+	# let the collector warm up (facts of every domain on its first round)
 	sleep 5
-	"$helper" bare "$host_uri" "$bare_calls" 500 ${server_pid:-} >"$dir/bare.txt"
-	cat "$dir/bare.txt" >&2
 	log "N=$size: watching for ${duration}s"
 	python3 "$here/watch.py" --pid "$pid" --port "$port" --duration "$duration" \
 		--scrape "$scrape" ${server_pid:+--server-pid "$server_pid"} \

@@ -10,7 +10,8 @@
  *       UUID, owner OWNER (the store's installation id), generation 1, so
  *       that the daemon adopts them; 4 threads.
  *   scale_helper teardown URI
- *       destroy (and undefine, if persistent) every va-scale-* domain.
+ *       destroy (and undefine, if persistent) every va-scale-* domain,
+ *       8 threads.
  *   scale_helper bare URI CALLS EVERY_MS [SERVER_PID]
  *       a bare libvirt client: connect, print its memory, then make CALLS
  *       virConnectGetAllDomainStats calls EVERY_MS apart with the stats
@@ -257,33 +258,81 @@ cmd_setup(struct setup *s)
 	return s->failed ? 1 : 0;
 }
 
+struct teardown {
+	const char *uri;
+	virDomainPtr *doms;
+	int n, next, gone;
+	pthread_mutex_t lock;
+};
+
+static void *
+teardown_worker(void *arg)
+{
+	struct teardown *t = arg;
+
+	for (;;) {
+		virDomainPtr dom;
+		int i, persistent;
+
+		pthread_mutex_lock(&t->lock);
+		i = t->next++;
+		pthread_mutex_unlock(&t->lock);
+		if (i >= t->n)
+			break;
+		dom = t->doms[i];
+		/* ask first: a transient domain is gone once destroyed */
+		persistent = virDomainIsPersistent(dom);
+		if (virDomainIsActive(dom) == 1 && virDomainDestroy(dom) < 0)
+			fprintf(stderr, "scale_helper: destroy %s: %s\n",
+				virDomainGetName(dom), virGetLastErrorMessage());
+		if (persistent == 1)
+			virDomainUndefine(dom);
+		pthread_mutex_lock(&t->lock);
+		t->gone++;
+		pthread_mutex_unlock(&t->lock);
+	}
+	return NULL;
+}
+
+/* Destroy (and undefine) every va-scale-* domain, 8 at a time: QEMU
+ * takes seconds to go on a busy host. */
 static int
 cmd_teardown(const char *uri)
 {
+	struct teardown t = {.uri = uri, .lock = PTHREAD_MUTEX_INITIALIZER};
 	virConnectPtr conn = virConnectOpen(uri);
-	virDomainPtr *doms = NULL;
-	int n, gone = 0;
+	virDomainPtr *all = NULL;
+	pthread_t th[8];
+	double t0 = now_ms();
+	int n;
 
 	if (!conn)
 		die("connect");
-	n = virConnectListAllDomains(conn, &doms, 0);
+	n = virConnectListAllDomains(conn, &all, 0);
 	if (n < 0)
 		die("list domains");
+	t.doms = calloc((size_t)n + 1, sizeof(*t.doms));
+	if (!t.doms)
+		die("out of memory");
 	for (int i = 0; i < n; i++) {
-		const char *name = virDomainGetName(doms[i]);
+		const char *name = virDomainGetName(all[i]);
 
-		if (name && strncmp(name, PREFIX, strlen(PREFIX)) == 0) {
-			if (virDomainIsActive(doms[i]) == 1)
-				virDomainDestroy(doms[i]);
-			if (virDomainIsPersistent(doms[i]) == 1)
-				virDomainUndefine(doms[i]);
-			gone++;
-		}
-		virDomainFree(doms[i]);
+		if (name && strncmp(name, PREFIX, strlen(PREFIX)) == 0)
+			t.doms[t.n++] = all[i];
+		else
+			virDomainFree(all[i]);
 	}
-	free(doms);
+	free(all);
+	for (int i = 0; i < 8; i++)
+		pthread_create(&th[i], NULL, teardown_worker, &t);
+	for (int i = 0; i < 8; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < t.n; i++)
+		virDomainFree(t.doms[i]);
+	free(t.doms);
 	virConnectClose(conn);
-	fprintf(stderr, "teardown: %d domains destroyed\n", gone);
+	fprintf(stderr, "teardown: %d domains destroyed in %.1f s\n", t.gone,
+		(now_ms() - t0) / 1000.0);
 	return 0;
 }
 

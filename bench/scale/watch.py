@@ -121,22 +121,34 @@ def hostmax(m, name):
     return max(vals) if vals else None
 
 
-RX = re.compile(r"RPC_(SERVER_CLIENT_MSG_RX|CLIENT_MSG_TX_QUEUE): client=(\S+) "
-                r"len=\d+ prog=(\d+) vers=\d+ proc=(\d+) type=(\d+)")
+RX = re.compile(r"^(\S+ \S+): .*RPC_(SERVER_CLIENT_MSG_RX|CLIENT_MSG_TX_QUEUE): "
+                r"client=(\S+) len=\d+ prog=(\d+) vers=\d+ proc=(\d+) type=(\d+)",
+                re.M)
+LIST_ALL_DOMAINS = 273  # one a reconciliation pass
+
+
+def log_time(stamp):
+    """'2026-12-06 21:23:57.913+0000' -> seconds since the epoch"""
+    import datetime
+    return datetime.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f%z").timestamp()
 
 
 def count_rpcs(path, start, end):
     procs = collections.Counter()
     clients = collections.Counter()
+    lists = []  # when each ConnectListAllDomains was sent
     with open(path, "rb") as f:
         f.seek(start)
         data = f.read(end - start).decode(errors="replace")
     for m in RX.finditer(data):
-        if int(m.group(3)) != REMOTE_PROG or m.group(5) != "0":
+        if int(m.group(4)) != REMOTE_PROG or m.group(6) != "0":
             continue
-        procs[int(m.group(4))] += 1
-        clients[m.group(2)] += 1
-    return procs, clients
+        proc = int(m.group(5))
+        procs[proc] += 1
+        clients[m.group(3)] += 1
+        if proc == LIST_ALL_DOMAINS:
+            lists.append(log_time(m.group(1)))
+    return procs, clients, lists
 
 
 def main():
@@ -158,6 +170,7 @@ def main():
     scrapes = []  # (t, metrics)
     rpc0 = os.path.getsize(a.rpc_log) if a.rpc_log else 0
     t0 = time.monotonic()
+    wall0 = time.time()
     cpu0, srv0 = proc_cpu_s(pid), (proc_cpu_s(a.server_pid) if a.server_pid else None)
     loop0 = thread_cpu_s(pid, pid)
     m0 = scrape(a.port)
@@ -238,7 +251,18 @@ def main():
         r["group_current"] = {k: v for k, v in mb.items()
                               if k.startswith("va_group_current")}
     if a.rpc_log:
-        procs, clients = count_rpcs(a.rpc_log, rpc0, rpc1)
+        procs, clients, lists = count_rpcs(a.rpc_log, rpc0, rpc1)
+        # the loop's turn during which each pass listed the domains
+        rec = []
+        for w in lists:
+            t = w - wall0
+            for x in turns:
+                if x[0] - 2 * period <= t <= x[0] + x[1] + period:
+                    rec.append(x)
+                    break
+        r["reconcile_turns"] = [{"t": round(x[0], 2), "s": round(x[1], 3),
+                                 "loop_cpu_s": round(x[2], 3)} for x in rec]
+        r["reconcile_lists"] = len(lists)
         r["rpc_side"] = a.rpc_side
         r["rpcs"] = sum(procs.values())
         r["rpcs_by_proc"] = {"%d %s" % (p, PROC_NAMES.get(p, "")): n
