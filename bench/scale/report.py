@@ -4,8 +4,8 @@
 Per size, from watch.py's measurements and the bare client's:
 - bare call: median wall time, the client's CPU and libvirtd's CPU of one
   virConnectGetAllDomainStats with the collector's groups and flags;
-- collector round: mean of va_host_collect_duration_seconds samples;
-- loop: mean of va_tick_duration_seconds samples (one turn of the loop, not
+- collector round: median of va_host_collect_duration_seconds samples;
+- loop: median of va_tick_duration_seconds samples (one turn of the loop, not
   counting the collector's call, which runs on its own thread), and the
   share of time the loop thread was busy (not in its idle wait);
 - CPU per round: the daemon's CPU over the window (all threads: collector,
@@ -48,8 +48,8 @@ for path in sys.argv[1:]:
     loop_round = r["loop_cpu_s"] * 1e3 / rounds
     srv_round = r.get("libvirtd_cpu_s", float("nan")) * 1e3 / rounds
     busy_s = (1 - r["idle_share"]) * dur
-    coll = mean(r.get("collect_s_samples", [])) * 1e3
-    tick = mean(r.get("tick_s_samples", [])) * 1e3
+    coll = med(r.get("collect_s_samples", [])) * 1e3
+    tick = med(r.get("tick_s_samples", [])) * 1e3
     wall_round = coll + busy_s * 1e3 / rounds
     # reconciliation passes: the loop's turns during which a
     # ConnectListAllDomains was sent (one a pass; watch.py matches the
@@ -101,8 +101,8 @@ cols = [
     ("instances", lambda r: ("%s (test driver)" % fmt(r["n"])) if r["size"].startswith("t") else "%s QEMU, paused" % fmt(r["n"])),
     ("adopted at start in", lambda r: "%s s" % fmt(r["adopt"], 1)),
     ("bare call: wall / client CPU / libvirtd CPU", lambda r: "%s / %s / %s ms" % (fmt(r["bw"], 1), fmt(r["bc"], 1), fmt(r["bs"]))),
-    ("collector round, wall", lambda r: "%s ms" % fmt(r["coll"], 1)),
-    ("loop turn (mean), busy share", lambda r: "%s ms, %s %%" % (fmt(r["tick"], 1), fmt(r["busy"], 1))),
+    ("collector round, wall (median)", lambda r: "%s ms" % fmt(r["coll"], 1)),
+    ("loop turn (median), busy share", lambda r: "%s ms, %s %%" % (fmt(r["tick"], 1), fmt(r["busy"], 1))),
     ("daemon CPU per round (loop thread)", lambda r: "%s ms (%s)" % (fmt(r["cpu_round"], 1), fmt(r["loop_round"], 1))),
     ("daemon CPU / bare client CPU", lambda r: "%sx" % fmt(r["cpu_ratio"], 1)),
     ("daemon CPU per round at the defaults (10 s, reconciliation every 30 s), / bare client CPU", lambda r: "%s ms, %sx" % (fmt(r["cpu_default"], 1), fmt(r["default_ratio"], 1))),
