@@ -43,7 +43,8 @@ REMOTE_PROG = 0x20008086
 # remote_protocol.x procedure numbers (libvirt 9.0) of the calls seen;
 # others are printed as numbers
 PROC_NAMES = {
-    83: "StoragePoolRefresh", 102: "NodeGetFreeMemory", 84: "StoragePoolLookupByName",
+    14: "DomainGetXMLDesc", 83: "StoragePoolRefresh",
+    102: "NodeGetFreeMemory", 84: "StoragePoolLookupByName",
     110: "ConnectGetUri", 150: "DomainIsActive", 151: "DomainIsPersistent",
     212: "DomainGetState", 227: "NodeGetCPUStats",
     228: "NodeGetMemoryStats", 264: "DomainSetMetadata",
