@@ -179,14 +179,15 @@ mstore_put(struct mstore *s, const unsigned char uuid[MSTORE_UUID_LEN],
 	}
 	t = to_ds(s, t_ms);
 	p = find_slot(s, uuid);
-	if (!*p) {
+	i = *p;
+	if (!i) {
+		/* grow() moves the links, not the entries: i stays valid */
 		i = xcalloc(1, sizeof(*i) + s->cap * sizeof(struct mslot));
 		memcpy(i->uuid, uuid, MSTORE_UUID_LEN);
 		*p = i;
 		if (++s->count > s->n_buckets)
 			grow(s);
 	}
-	i = *find_slot(s, uuid);
 	if (i->count > 0) {
 		uint32_t newest = (i->head + (uint32_t)s->cap - 1) % (uint32_t)s->cap;
 
