@@ -279,10 +279,12 @@ daemon_loop(struct daemon *d)
 		if (now >= d->next_collect_ms) {
 			collect_tick(d->collector, now);
 			d->next_collect_ms = now + d->cfg->daemon.interval_ms;
+			/* once per round, not every turn: a walk of the store */
+			mstore_prune(d->mstore,
+				     now - d->cfg->daemon.metrics.retention_ms);
 		}
 		collect_take(d->collector, on_collect, d);
 		sink_poll(d->sinks, d->n_sinks, now);
-		mstore_prune(d->mstore, now - d->cfg->daemon.metrics.retention_ms);
 		/* what acts on the store and the hosts asks the lease first:
 		 * a step may have taken longer than the lease */
 		if (leader_check(d) > 0) {
