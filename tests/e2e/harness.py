@@ -284,6 +284,28 @@ def sqlite_query(path, sql, args=()):
         db.close()
 
 
+def testdriver_config(path, port, state, node, groups, host_extra="",
+                      comment=""):
+    """The configuration of a daemon on libvirt's test driver: one host
+    "test" on the node file `node`, SQLite state at `state`, interval 1 s,
+    the admin token from admin.token beside the file. `groups` is the
+    YAML of the groups: section, indented by two spaces; `host_extra` more
+    keys of the host (", reserved_memory: 0"); `comment` a YAML comment
+    line above the host."""
+    with open(path, "w") as f:
+        f.write("""version: 1
+daemon:
+  interval: 1s
+  listen: 127.0.0.1:%d
+  state: sqlite://%s
+  admin_token: { file: admin.token }
+hosts:
+%s  - { name: test, uri: "test://%s", pool: default-pool%s }
+groups:
+%s""" % (port, state, ("  # %s\n" % comment) if comment else "", node,
+         host_extra, groups))
+
+
 def test_node_xml(path, group=None, ids=(), name_prefix="va-t"):
     """A node file for libvirt's test driver (test:///PATH): the storage
     pool default-pool, and one running domain per id in ids carrying our

@@ -48,18 +48,7 @@ MANUAL = 2
 
 
 def config(path, port, state, node):
-    with open(path, "w") as f:
-        f.write("""version: 1
-daemon:
-  interval: 1s
-  listen: 127.0.0.1:%d
-  state: sqlite://%s
-  admin_token: { file: admin.token }
-hosts:
-  # a node file that does not exist: the host stays down
-  - { name: down, uri: "test://%s", pool: default-pool }
-groups:
-  %s:
+    harness.testdriver_config(path, port, state, node, """  %s:
     min: 0
     max: 4
     template: { image: base.qcow2 }
@@ -69,7 +58,8 @@ groups:
       cooldown: 1m
       schedules:
         - { name: always, when: "* * * * *", min: 1 }
-""" % (port, state, node, GROUP, INTERVAL_S))
+""" % (GROUP, INTERVAL_S),
+        comment="a node file that does not exist: the host stays down")
 
 
 def stored_desired(state):

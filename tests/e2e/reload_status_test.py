@@ -43,23 +43,13 @@ KEYS = ("desired", "current", "ready", "paused", "metrics")
 
 
 def config(path, port, state, node, cooldown):
-    with open(path, "w") as f:
-        f.write("""version: 1
-daemon:
-  interval: 1s
-  listen: 127.0.0.1:%d
-  state: sqlite://%s
-  admin_token: { file: admin.token }
-hosts:
-  - { name: test, uri: "test://%s", pool: default-pool }
-groups:
-  %s:
+    harness.testdriver_config(path, port, state, node, """  %s:
     min: %d
     max: %d
     template: { image: base.qcow2 }
     health: { heartbeat_timeout: 0s, replace: false }
     scaling: { interval: 5s, cooldown: %s }
-""" % (port, state, node, GROUP, SIZE, SIZE, cooldown))
+""" % (GROUP, SIZE, SIZE, cooldown))
 
 
 def status(api):

@@ -34,22 +34,12 @@ STOP_WITHIN_S = 2
 
 
 def config(path, port, state, node):
-    with open(path, "w") as f:
-        f.write("""version: 1
-daemon:
-  interval: 1s
-  listen: 127.0.0.1:%d
-  state: sqlite://%s
-  admin_token: { file: admin.token }
-hosts:
-  - { name: test, uri: "test://%s", pool: default-pool }
-groups:
-  %s:
+    harness.testdriver_config(path, port, state, node, """  %s:
     min: 2
     max: 2
     template: { image: base.qcow2 }
     health: { heartbeat_timeout: 0s, replace: false }
-""" % (port, state, node, GROUP))
+""" % GROUP)
 
 
 def main():

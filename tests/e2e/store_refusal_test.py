@@ -44,23 +44,13 @@ REFUSED = 2
 
 
 def config(path, port, state, node):
-    with open(path, "w") as f:
-        f.write("""version: 1
-daemon:
-  interval: 1s
-  listen: 127.0.0.1:%d
-  state: sqlite://%s
-  admin_token: { file: admin.token }
-hosts:
-  - { name: test, uri: "test://%s", pool: default-pool, reserved_memory: 0 }
-groups:
-  %s:
+    harness.testdriver_config(path, port, state, node, """  %s:
     min: 0
     max: 4
     template: { image: base.qcow2, memory: 128MiB }
     cloud_init: { phone_home: false }
     health: { heartbeat_timeout: 0s, replace: false }
-""" % (port, state, node, GROUP))
+""" % GROUP, host_extra=", reserved_memory: 0")
 
 
 def stored_desired(state):
