@@ -150,10 +150,13 @@ run(struct worker *w, struct job *j)
 	int64_t deadline = util_now_ms() + q->env.deadline_ms;
 	const char *uri = j->kind == JOB_PROVISION ? j->spec->uri : j->rm.uri;
 	const char *group = j->kind == JOB_PROVISION ? j->spec->group : j->rm.group;
-	virConnectPtr conn = worker_conn(w, uri);
+	virConnectPtr conn = NULL;
 	bool ok;
 
-	if (!conn)
+	if (j->kind == JOB_REMOVE && j->rm.host_down)
+		log_debug("job for %s: host %s is not connected", j->id,
+			  j->rm.host_name);
+	else if (!(conn = worker_conn(w, uri)))
 		log_debug("job for %s: %s", j->id, err_msg());
 	if (j->kind == JOB_PROVISION)
 		ok = provision_run(&q->env, conn, j->spec, deadline);
@@ -344,6 +347,7 @@ jobs_remove(struct job_queue *q, const struct remove_spec *r)
 	j->rm.pool = j->rm_strings[4];
 	j->rm.domain = j->rm_strings[5];
 	j->rm.drain_ms = r->drain_ms;
+	j->rm.host_down = r->host_down;
 	enqueue(q, j);
 }
 

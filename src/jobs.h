@@ -69,6 +69,8 @@ struct remove_spec {
 	const char *host_name, *uri, *pool;
 	const char *domain;           /* NULL: unknown (nothing defined) */
 	int64_t drain_ms;             /* graceful shutdown wait */
+	bool host_down;               /* not connected when submitted: the
+					 worker does not try to connect */
 };
 
 struct job_queue *jobs_start(const struct jobs_env *env, unsigned threads);

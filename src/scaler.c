@@ -150,6 +150,9 @@ scaler_remove(struct daemon *d, const struct store_instance *si, int64_t drain_m
 			si->host ? si->host : "(none)");
 		return -1;
 	}
+	/* The worker does not try to connect then (minutes for a dead
+	 * remote host): the removal is journaled and retried later. */
+	r.host_down = !host_is_up(h->h);
 	r.host_name = h->cfg->name;
 	r.uri = h->cfg->uri;
 	r.pool = h->cfg->pool;
