@@ -473,7 +473,8 @@ pass_start(struct daemon *d, struct rhost *rh)
 		log_warn("host %s: cannot reconcile: %s", f.host, err_msg());
 		return;
 	}
-	qsort(rh->rows.v, rh->rows.n, sizeof(*rh->rows.v), row_cmp);
+	if (rh->rows.n) /* no rows: v is NULL, which qsort must not get */
+		qsort(rh->rows.v, rh->rows.n, sizeof(*rh->rows.v), row_cmp);
 	rh->busy = xcalloc(rh->rows.n + 1, sizeof(*rh->busy));
 	for (size_t i = 0; i < rh->rows.n; i++)
 		if (jobs_busy_with(d->jobs, rh->rows.v[i].id))
