@@ -161,13 +161,7 @@ control_submit(struct control *c, struct control_cmd *cmd, int64_t timeout_ms)
 	cmd->next = NULL;
 	cmd->status = 0;
 	cmd->note[0] = cmd->error[0] = '\0';
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (timeout_ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
+	util_mono_deadline(timeout_ms, &until);
 	pthread_mutex_lock(&c->m);
 	if (c->closed) {
 		pthread_mutex_unlock(&c->m);

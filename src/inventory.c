@@ -526,13 +526,7 @@ inventory_wait(struct inventory *inv, int64_t timeout_ms)
 
 	if (!p)
 		return 0;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (timeout_ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
+	util_mono_deadline(timeout_ms, &ts);
 	pthread_mutex_lock(&p->m);
 	while (!p->done && rc == 0)
 		rc = pthread_cond_timedwait(&p->cond, &p->m, &ts);

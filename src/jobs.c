@@ -210,6 +210,28 @@ worker_main(void *arg)
 	return NULL;
 }
 
+int
+jobs_journal_step(const struct jobs_env *env, int64_t jid,
+		  enum store_journal_step step, int64_t deadline_ms)
+{
+	int rc;
+
+	if (deadline_ms && util_now_ms() > deadline_ms) {
+		err_set("the job's deadline passed before step '%s'",
+			store_journal_step_name(step));
+		return -1;
+	}
+	rc = store_journal_step(env->store, jid, step, NULL);
+	if (rc == STORE_E_FENCED) {
+		err_set("fenced: another daemon holds the lease now");
+		return -1;
+	}
+	if (rc != STORE_OK)
+		log_warn("journal step %s: %s", store_journal_step_name(step),
+			 err_msg());
+	return 0;
+}
+
 struct job_queue *
 jobs_start(const struct jobs_env *env, unsigned threads)
 {
@@ -249,13 +271,7 @@ jobs_stop(struct job_queue *q, int64_t wait_ms)
 
 	if (!q)
 		return true;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += wait_ms / 1000;
-	until.tv_nsec += (wait_ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
+	util_mono_deadline(wait_ms, &until);
 	pthread_mutex_lock(&q->m);
 	q->stop = true;
 	/* dropped, not lost: each is in the store (requested, draining,

@@ -73,6 +73,15 @@ struct remove_spec {
 					 worker does not try to connect */
 };
 
+/*
+ * A job records a step of its journal entry: a fenced store (another
+ * daemon took the lease) stops the job, and so does a passed deadline
+ * (monotonic ms; 0: none). Other store errors are only logged: the
+ * journal's recovery copes with a missing step. 0, or -1 with err_set().
+ */
+int jobs_journal_step(const struct jobs_env *env, int64_t jid,
+		      enum store_journal_step step, int64_t deadline_ms);
+
 struct job_queue *jobs_start(const struct jobs_env *env, unsigned threads);
 /*
  * Stop: queued jobs are dropped (they stay journaled), running ones get

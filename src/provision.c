@@ -205,33 +205,6 @@ provision_rollback(const struct jobs_env *env, const struct provision_spec *j, v
 		     cleaned ? "; rolled back" : "; cleanup pending");
 }
 
-/*
- * Record a step. A fenced store means another daemon leads now: what we
- * were doing is its business (it recovers it from the journal), so stop.
- */
-static int
-journal_step(const struct jobs_env *env, int64_t jid,
-	     enum store_journal_step step, int64_t deadline_ms)
-{
-	int rc;
-
-	if (util_now_ms() > deadline_ms) {
-		err_set("the job's deadline passed before step '%s'",
-			store_journal_step_name(step));
-		return -1;
-	}
-	rc = store_journal_step(env->store, jid, step, NULL);
-
-	if (rc == STORE_E_FENCED) {
-		err_set("fenced: another daemon holds the lease now");
-		return -1;
-	}
-	if (rc != STORE_OK)
-		log_warn("journal step %s: %s", store_journal_step_name(step),
-			 err_msg());
-	return 0;
-}
-
 static int
 base_image(virConnectPtr conn, const struct provision_spec *j, char **path,
 	   char **format, const struct jobs_env *env)
@@ -338,7 +311,7 @@ provision_run(const struct jobs_env *env, virConnectPtr conn,
 				  base_fmt ? base_fmt : "qcow2", j->disk,
 				  &overlay_path) != 0)
 		goto fail;
-	if (journal_step(env, jid, STORE_STEP_VOLUME_CREATED, deadline_ms) != 0)
+	if (jobs_journal_step(env, jid, STORE_STEP_VOLUME_CREATED, deadline_ms) != 0)
 		goto fail;
 	event_crash_point(env->crash_at, "volume_created");
 
@@ -368,7 +341,7 @@ provision_run(const struct jobs_env *env, virConnectPtr conn,
 	if (volume_upload_bytes(conn, j->pool, seedvol, iso, iso_len,
 				&seed_path) != 0)
 		goto fail;
-	if (journal_step(env, jid, STORE_STEP_SEED_CREATED, deadline_ms) != 0)
+	if (jobs_journal_step(env, jid, STORE_STEP_SEED_CREATED, deadline_ms) != 0)
 		goto fail;
 	event_crash_point(env->crash_at, "seed_created");
 	{
@@ -394,14 +367,14 @@ provision_run(const struct jobs_env *env, virConnectPtr conn,
 		libvirt_err("define domain");
 		goto fail;
 	}
-	if (journal_step(env, jid, STORE_STEP_DOMAIN_DEFINED, deadline_ms) != 0)
+	if (jobs_journal_step(env, jid, STORE_STEP_DOMAIN_DEFINED, deadline_ms) != 0)
 		goto fail;
 	event_crash_point(env->crash_at, "domain_defined");
 	if (virDomainCreate(dom) != 0) {
 		libvirt_err("start domain");
 		goto fail;
 	}
-	if (journal_step(env, jid, STORE_STEP_STARTED, deadline_ms) != 0)
+	if (jobs_journal_step(env, jid, STORE_STEP_STARTED, deadline_ms) != 0)
 		goto fail;
 	event_crash_point(env->crash_at, "started");
 	if (store_instance_set_state(env->store, j->id, STORE_INSTANCE_PROVISIONING,

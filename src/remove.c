@@ -148,25 +148,6 @@ cleanup:
 	return rc;
 }
 
-/*
- * Record a step. A fenced store means another daemon leads now: what we
- * were doing is its business (it recovers it from the journal), so stop.
- */
-static int
-journal_step(struct store *s, int64_t jid, enum store_journal_step step)
-{
-	int rc = store_journal_step(s, jid, step, NULL);
-
-	if (rc == STORE_E_FENCED) {
-		err_set("fenced: another daemon holds the lease now");
-		return -1;
-	}
-	if (rc != STORE_OK)
-		log_warn("journal step %s: %s", store_journal_step_name(step),
-			 err_msg());
-	return 0;
-}
-
 bool
 remove_run(const struct jobs_env *env, virConnectPtr conn,
 	   const struct remove_spec *r)
@@ -212,7 +193,7 @@ remove_run(const struct jobs_env *env, virConnectPtr conn,
 			 err_msg());
 		goto out;
 	}
-	if (journal_step(env->store, jid, STORE_STEP_VOLUMES_DELETED) != 0) {
+	if (jobs_journal_step(env, jid, STORE_STEP_VOLUMES_DELETED, 0) != 0) {
 		log_warn("instance %s: %s", r->id, err_msg());
 		goto out;
 	}

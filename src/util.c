@@ -235,6 +235,18 @@ util_wall_ms(void)
 	return clock_ms(CLOCK_REALTIME);
 }
 
+void
+util_mono_deadline(int64_t ms, struct timespec *out)
+{
+	clock_gettime(CLOCK_MONOTONIC, out);
+	out->tv_sec += ms / 1000;
+	out->tv_nsec += (ms % 1000) * 1000000;
+	if (out->tv_nsec >= 1000000000) {
+		out->tv_sec++;
+		out->tv_nsec -= 1000000000;
+	}
+}
+
 /* Parse an unsigned decimal (digits only); returns chars consumed or 0. */
 static size_t
 parse_digits(const char *s, uint64_t *out)

@@ -53,6 +53,10 @@ const char *strbuf_str(const struct strbuf *sb);
 int64_t util_now_ms(void);
 int64_t util_now_us(void);
 int64_t util_wall_ms(void);
+/* CLOCK_MONOTONIC now + ms, for pthread_cond_timedwait() on a condition
+ * whose clock attribute is CLOCK_MONOTONIC. */
+struct timespec;
+void util_mono_deadline(int64_t ms, struct timespec *out);
 
 /*
  * Parsers. Each returns 0 and stores the value, or -1 with err_set()
