@@ -147,7 +147,6 @@ static void
 run(struct worker *w, struct job *j)
 {
 	struct job_queue *q = w->q;
-	int64_t deadline = util_now_ms() + q->env.deadline_ms;
 	const char *uri = j->kind == JOB_PROVISION ? j->spec->uri : j->rm.uri;
 	const char *group = j->kind == JOB_PROVISION ? j->spec->group : j->rm.group;
 	virConnectPtr conn = NULL;
@@ -159,7 +158,7 @@ run(struct worker *w, struct job *j)
 	else if (!(conn = worker_conn(w, uri)))
 		log_debug("job for %s: %s", j->id, err_msg());
 	if (j->kind == JOB_PROVISION)
-		ok = provision_run(&q->env, conn, j->spec, deadline);
+		ok = provision_run(&q->env, conn, j->spec);
 	else
 		ok = remove_run(&q->env, conn, &j->rm);
 	if (!ok && conn)

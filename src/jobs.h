@@ -16,9 +16,10 @@
  * other thread can close it under a running call (the crash when a
  * stopped libvirtd resumed under a waiting job), and keepalive bounds each
  * call the job makes on a half-dead host (about 20 s: the calling thread
- * is the one doing the connection's I/O, see host.h). A job also has a
- * deadline, checked between steps. A connection found dead is closed and
- * opened again for the next job.
+ * is the one doing the connection's I/O, see host.h). A provisioning also
+ * has a deadline, checked between its steps once the base image is in the
+ * pool (a first upload may rightly take long). A connection found dead is
+ * closed and opened again for the next job.
  *
  * Stopping (jobs_stop) waits a bounded time for the jobs in flight and
  * abandons the rest to the journal, as a crash would: a half-dead host
@@ -44,7 +45,8 @@ struct jobs_env {
 	struct store *store;          /* the workers' store handle */
 	const char *owner;            /* installation id, written as owner= */
 	const char *crash_at;         /* VA_TEST_CRASH_AT, or NULL */
-	int64_t deadline_ms;          /* a job's bound; 0: JOBS_DEADLINE_MS */
+	int64_t deadline_ms;          /* a provisioning's bound after its
+					 base image; 0: JOBS_DEADLINE_MS */
 };
 
 #define JOBS_DEADLINE_MS (10 * 60 * 1000)

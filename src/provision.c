@@ -267,8 +267,9 @@ instance_hostname(const char *domain, char out[64])
 
 bool
 provision_run(const struct jobs_env *env, virConnectPtr conn,
-	      struct provision_spec *j, int64_t deadline_ms)
+	      struct provision_spec *j)
 {
+	int64_t deadline_ms = 0;
 	virDomainPtr dom = NULL;
 	char *base_path = NULL, *base_fmt = NULL, *overlay = NULL;
 	char *overlay_path = NULL, *seedvol = NULL, *seed_path = NULL;
@@ -303,6 +304,9 @@ provision_run(const struct jobs_env *env, virConnectPtr conn,
 	}
 	if (base_image(conn, j, &base_path, &base_fmt, env) != 0)
 		goto fail;
+	/* The deadline counts from here: the first upload of a base image
+	 * to a remote pool may rightly take long, and it is not repeated. */
+	deadline_ms = util_now_ms() + env->deadline_ms;
 	overlay = volume_overlay_name(j->id);
 	seedvol = volume_seed_name(j->id);
 	if (!overlay || !seedvol)

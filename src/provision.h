@@ -76,11 +76,11 @@ void provision_spec_free(struct provision_spec *spec);
 
 /*
  * Run it on conn (the worker's own connection, or NULL when the host
- * cannot be reached: the instance then fails and ends). deadline_ms: the
- * monotonic time after which no further step starts. True when the
- * domain runs (instance booting).
+ * cannot be reached: the instance then fails and ends). Once the base
+ * image is in the pool, no step starts after env->deadline_ms. True when
+ * the domain runs (instance booting).
  */
 bool provision_run(const struct jobs_env *env, virConnectPtr conn,
-		   struct provision_spec *spec, int64_t deadline_ms);
+		   struct provision_spec *spec);
 
 #endif

@@ -146,10 +146,11 @@ reconciler_free(struct reconciler *r)
 
 /* ---- applying a plan --------------------------------------------------- */
 
-/* Busy when the pass started, or now. */
+/* Busy when the pass started, or now (both sorted lists of ids). */
 struct busy_arg {
-	struct daemon *d;
 	const struct rhost *rh;
+	char (*now)[STORE_ID_LEN + 1];
+	size_t n_now;
 };
 
 static int
@@ -166,7 +167,7 @@ busy_cb(void *arg, const char *id)
 	if (b->rh->n_busy && bsearch(id, b->rh->busy, b->rh->n_busy,
 				     sizeof(*b->rh->busy), id_cmp))
 		return true;
-	return jobs_busy_with(b->d->jobs, id);
+	return b->n_now && bsearch(id, b->now, b->n_now, sizeof(*b->now), id_cmp);
 }
 
 /* Whether the store adopted the domain. */
@@ -396,7 +397,7 @@ static void
 reconcile_host(struct daemon *d, struct rhost *rh,
 	       const struct inventory_result *res)
 {
-	struct busy_arg ba = {d, rh};
+	struct busy_arg ba = {.rh = rh};
 	struct store_instance_list more = {0};
 	struct reconcile_input in = {
 		.host = rh->dh->cfg->name,
@@ -415,6 +416,7 @@ reconcile_host(struct daemon *d, struct rhost *rh,
 	struct reconcile_plan plan;
 	size_t n_ids;
 
+	ba.n_now = jobs_busy(d->jobs, &ba.now);
 	for (unsigned i = 0; i < d->n_groups; i++)
 		groups[i] = d->groups[i].cfg->name;
 	in.groups = groups;
@@ -450,6 +452,7 @@ cleanup:
 	store_instance_list_release(&more);
 	free(ids);
 	free(groups);
+	free(ba.now);
 }
 
 /* ---- passes ------------------------------------------------------------ */
@@ -475,11 +478,7 @@ pass_start(struct daemon *d, struct rhost *rh)
 	}
 	if (rh->rows.n) /* no rows: v is NULL, which qsort must not get */
 		qsort(rh->rows.v, rh->rows.n, sizeof(*rh->rows.v), row_cmp);
-	rh->busy = xcalloc(rh->rows.n + 1, sizeof(*rh->busy));
-	for (size_t i = 0; i < rh->rows.n; i++)
-		if (jobs_busy_with(d->jobs, rh->rows.v[i].id))
-			memcpy(rh->busy[rh->n_busy++], rh->rows.v[i].id,
-			       sizeof(*rh->busy));
+	rh->n_busy = jobs_busy(d->jobs, &rh->busy);
 	if (inventory_start(rh->inv, rh->dh->cfg->pool) != 0) {
 		log_complain(&rh->pass_complaint, LOG_LEVEL_WARN, log_tag,
 			     "host %s: cannot reconcile: %s", f.host, err_msg());

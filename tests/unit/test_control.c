@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -163,6 +164,31 @@ test_snapshot(void **state)
 	control_free(c);
 }
 
+/* The ready instances' table the heartbeats are checked against. */
+static void
+test_ready_table(void **state)
+{
+	struct control_snapshot *s = control_snapshot_new(0);
+	static const char *ids[] = {"0000000a", "0000000b", "0000000c"};
+
+	(void)state;
+	assert_null(control_snapshot_ready(s, "0000000a")); /* empty */
+	s->ready = xcalloc(3, sizeof(*s->ready));
+	s->n_ready = 3;
+	for (int i = 0; i < 3; i++) {
+		snprintf(s->ready[i].id, sizeof(s->ready[i].id), "%s", ids[i]);
+		snprintf(s->ready[i].secret_hash, sizeof(s->ready[i].secret_hash),
+			 "hash-%d", i);
+	}
+	for (int i = 0; i < 3; i++)
+		assert_string_equal(control_snapshot_ready(s, ids[i])->secret_hash,
+				    s->ready[i].secret_hash);
+	assert_null(control_snapshot_ready(s, "00000009"));
+	assert_null(control_snapshot_ready(s, "0000000d"));
+	assert_null(control_snapshot_ready(NULL, "0000000a"));
+	control_snapshot_put(s);
+}
+
 static void
 test_heartbeats(void **state)
 {
@@ -198,6 +224,7 @@ main(void)
 		cmocka_unit_test(test_closed),
 		cmocka_unit_test(test_taken_waits),
 		cmocka_unit_test(test_snapshot),
+		cmocka_unit_test(test_ready_table),
 		cmocka_unit_test(test_heartbeats),
 	};
 
