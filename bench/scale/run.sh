@@ -272,7 +272,7 @@ for size in $sizes; do
 	port=$(free_port)
 	config "$dir" "$port" "$host_uri" "$pool" "$n"
 	t0=$(date +%s.%N)
-	env "${env_rpc[@]}" "$bin" -c "$dir/autoscale.yaml" run >"$dir/daemon.log" 2>&1 &
+	env "${env_rpc[@]}" ${WRAP:-} "$bin" -c "$dir/autoscale.yaml" run >"$dir/daemon.log" 2>&1 &
 	pid=$!
 	ready=0
 	for _ in $(seq 1200); do
@@ -292,6 +292,12 @@ for size in $sizes; do
 	python3 "$here/watch.py" --pid "$pid" --port "$port" --duration "$duration" \
 		--scrape "$scrape" ${server_pid:+--server-pid "$server_pid"} \
 		"${rpc_args[@]}" --json "$dir/watch.json" >/dev/null
+	if [ -n "${OUT:-}" ]; then
+		# where the memory is, for whoever wants to make it smaller
+		mkdir -p "$OUT"
+		cat "/proc/$pid/smaps" >"$OUT/$size.smaps" 2>/dev/null || true
+		cat "/proc/$pid/status" >"$OUT/$size.status" 2>/dev/null || true
+	fi
 	t1=$(date +%s.%N)
 	stop_pid "$pid" "virt-autoscaler" 60
 	wait "$pid" 2>/dev/null || true
