@@ -925,7 +925,6 @@ one_record(struct chost *ch, virDomainStatsRecordPtr rec, int64_t t_ms,
 	inst->mem_kib = rates_sample_has(&s, RATES_F_BAL_CURRENT) ? s.bal_current
 								   : e->mem_kib;
 	rates_compute(e->have_prev ? &e->prev : NULL, &s, &inst->rates);
-	inst->sample = s;
 	e->prev = s;
 	e->have_prev = true;
 }
@@ -1123,6 +1122,23 @@ collect_stats_needed(const struct config *cfg)
 			stats |= stats_for_metric(p->steps[i].metric);
 	}
 	return stats;
+}
+
+unsigned
+collect_stats_metrics(unsigned stats)
+{
+	unsigned groups = stats_mask(stats), m = 0;
+
+	if (groups & VIR_DOMAIN_STATS_CPU_TOTAL)
+		m |= 1u << RATES_CPU;
+	if (groups & VIR_DOMAIN_STATS_BALLOON)
+		m |= 1u << RATES_MEM;
+	if (groups & VIR_DOMAIN_STATS_BLOCK)
+		m |= 1u << RATES_DISK_RD_BPS | 1u << RATES_DISK_WR_BPS |
+		     1u << RATES_DISK_RD_IOPS | 1u << RATES_DISK_WR_IOPS;
+	if (groups & VIR_DOMAIN_STATS_INTERFACE)
+		m |= 1u << RATES_NET_RX_BPS | 1u << RATES_NET_TX_BPS;
+	return m;
 }
 
 struct collector *

@@ -101,7 +101,6 @@ struct collect_instance {
 	unsigned vcpus;
 	uint64_t mem_kib;     /* balloon.current, else from the XML */
 	struct rates rates;   /* over the interval that ended at t_ms */
-	struct rates_sample sample; /* the raw counters */
 };
 
 enum collect_cap_field {
@@ -218,6 +217,9 @@ unsigned long collect_total_calls(struct collector *c);
 /* Change the stats groups (as collect_opts.stats) from the next round on,
  * e.g. after a reload changed the policies. */
 void collect_set_stats(struct collector *c, unsigned stats);
+/* The base rates (bit (1u << enum rates_metric)) that the stats groups
+ * stats (as collect_opts.stats) can yield: what the metrics store keeps. */
+unsigned collect_stats_metrics(unsigned stats);
 
 /*
  * Set the balloon statistics period (seconds) of a running domain (live

@@ -2506,7 +2506,7 @@ static const struct opt metrics_opts[] = {
 	{.name = "retention", .type = T_DURATION,
 	 .off = offsetof(struct config_metrics, retention_ms),
 	 .min = MIN, .max = 30 * DAY, .def = "15m",
-	 .doc = "how long the built-in store keeps samples (24 bytes per "
+	 .doc = "how long the built-in store keeps samples (7 to 21 bytes per "
 		"instance and collection; at least every group's "
 		"scaling.interval)"},
 	{.name = "influxdb", .type = T_SECTION,

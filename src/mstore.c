@@ -10,19 +10,19 @@
 #include "util.h"
 
 /*
- * One sample: 24 bytes. Values are 16-bit floats of our own: an 11-bit
- * mantissa m and a 5-bit exponent e, value = m * 2^(e - 8): steps of
- * 1/256 near zero (0.004 % for percentages), a relative error of at most
- * 1/2048 (0.05 %) above 8, and up to 2047 * 2^23 (1.7e10, e.g. 17 GB/s).
- * Rates are never negative; larger values saturate.
+ * One sample: a 32-bit time in deciseconds since the store's base time, a
+ * presence byte (bit per base metric) and the kept metrics' values as
+ * 16-bit floats of our own, in metric order, packed without padding (read
+ * and written with memcpy): 5 + 2 * kept bytes, 7 for a CPU-only store,
+ * 21 with every base metric. Values: an 11-bit mantissa m and a 5-bit
+ * exponent e, value = m * 2^(e - 8): steps of 1/256 near zero (0.004 %
+ * for percentages), a relative error of at most 1/2048 (0.05 %) above 8,
+ * and up to 2047 * 2^23 (1.7e10, e.g. 17 GB/s). Rates are never
+ * negative; larger values saturate.
  */
-struct mslot {
-	int32_t t_ds;      /* deciseconds since the store's base time */
-	uint8_t present;   /* bit per base metric */
-	uint8_t pad;
-	uint16_t v[RATES_N_BASE];
-};
-_Static_assert(sizeof(struct mslot) == 24, "mstore sample is 24 bytes");
+#define SLOT_T 0        /* int32_t t_ds */
+#define SLOT_PRESENT 4  /* uint8_t */
+#define SLOT_V 5        /* uint16_t values of the kept metrics */
 _Static_assert(RATES_N_BASE <= 8, "presence bits fit in 8 bits");
 
 #define MF_BIAS 8
@@ -59,12 +59,14 @@ struct minst {
 	unsigned char uuid[MSTORE_UUID_LEN];
 	uint32_t head;      /* index of the next slot to write */
 	uint32_t count;     /* valid samples */
-	struct mslot ring[];
+	unsigned char ring[]; /* cap slots of slot_size bytes */
 };
 
 struct mstore {
 	pthread_rwlock_t lock;
 	size_t cap;          /* samples per ring */
+	unsigned keep;       /* base metrics kept: bit (1u << metric) */
+	size_t slot_size;    /* SLOT_V + 2 * popcount(keep) */
 	bool have_base;
 	int64_t base_ms;
 	struct minst **buckets;
@@ -82,6 +84,8 @@ mstore_new(int64_t retention_ms, int64_t interval_ms)
 	if (retention_ms < interval_ms)
 		retention_ms = interval_ms;
 	s->cap = (size_t)(retention_ms / interval_ms) + 2;
+	s->keep = MSTORE_ALL;
+	s->slot_size = SLOT_V + 2 * RATES_N_BASE;
 	pthread_rwlock_init(&s->lock, NULL);
 	s->n_buckets = 64;
 	s->buckets = xcalloc(s->n_buckets, sizeof(*s->buckets));
@@ -164,12 +168,76 @@ to_ds(const struct mstore *s, int64_t t_ms)
 	return (int32_t)d;
 }
 
+static unsigned char *
+slot_at(const struct mstore *s, struct minst *i, uint32_t idx)
+{
+	return i->ring + (size_t)idx * s->slot_size;
+}
+
+static int32_t
+slot_t(const unsigned char *sl)
+{
+	int32_t t;
+
+	memcpy(&t, sl + SLOT_T, sizeof(t));
+	return t;
+}
+
+static uint32_t
+newest_idx(const struct mstore *s, const struct minst *i)
+{
+	return (i->head + (uint32_t)s->cap - 1) % (uint32_t)s->cap;
+}
+
+/* Encode the kept metrics of r into slot sl. */
+static void
+slot_write(const struct mstore *s, unsigned char *sl, int32_t t,
+	   const struct rates *r)
+{
+	uint8_t present = 0;
+	size_t k = 0;
+
+	memset(sl, 0, s->slot_size);
+	memcpy(sl + SLOT_T, &t, sizeof(t));
+	for (int m = 0; m < RATES_N_BASE; m++) {
+		if (!((s->keep >> m) & 1u))
+			continue;
+		if (rates_has(r, m)) {
+			uint16_t v = mstore_encode(r->v[m]);
+
+			present |= (uint8_t)(1u << m);
+			memcpy(sl + SLOT_V + 2 * k, &v, sizeof(v));
+		}
+		k++;
+	}
+	sl[SLOT_PRESENT] = present;
+}
+
+/* Decode slot sl (of a store whose kept metrics are keep) into r. */
+static void
+slot_read(unsigned keep, const unsigned char *sl, struct rates *r)
+{
+	size_t k = 0;
+
+	memset(r, 0, sizeof(*r));
+	for (int m = 0; m < RATES_N_BASE; m++) {
+		uint16_t v;
+
+		if (!((keep >> m) & 1u))
+			continue;
+		if ((sl[SLOT_PRESENT] >> m) & 1u) {
+			memcpy(&v, sl + SLOT_V + 2 * k, sizeof(v));
+			rates_set(r, m, mstore_decode(v));
+		}
+		k++;
+	}
+}
+
 void
 mstore_put(struct mstore *s, const unsigned char uuid[MSTORE_UUID_LEN],
 	   int64_t t_ms, const struct rates *r)
 {
 	struct minst **p, *i;
-	struct mslot *slot;
 	int32_t t;
 
 	pthread_rwlock_wrlock(&s->lock);
@@ -182,27 +250,15 @@ mstore_put(struct mstore *s, const unsigned char uuid[MSTORE_UUID_LEN],
 	i = *p;
 	if (!i) {
 		/* grow() moves the links, not the entries: i stays valid */
-		i = xcalloc(1, sizeof(*i) + s->cap * sizeof(struct mslot));
+		i = xcalloc(1, sizeof(*i) + s->cap * s->slot_size);
 		memcpy(i->uuid, uuid, MSTORE_UUID_LEN);
 		*p = i;
 		if (++s->count > s->n_buckets)
 			grow(s);
 	}
-	if (i->count > 0) {
-		uint32_t newest = (i->head + (uint32_t)s->cap - 1) % (uint32_t)s->cap;
-
-		if (t <= i->ring[newest].t_ds)
-			goto cleanup;
-	}
-	slot = &i->ring[i->head];
-	memset(slot, 0, sizeof(*slot));
-	slot->t_ds = t;
-	for (int m = 0; m < RATES_N_BASE; m++) {
-		if (rates_has(r, m)) {
-			slot->present |= (uint8_t)(1u << m);
-			slot->v[m] = mstore_encode(r->v[m]);
-		}
-	}
+	if (i->count > 0 && t <= slot_t(slot_at(s, i, newest_idx(s, i))))
+		goto cleanup;
+	slot_write(s, slot_at(s, i, i->head), t, r);
 	i->head = (i->head + 1) % (uint32_t)s->cap;
 	if (i->count < s->cap)
 		i->count++;
@@ -241,19 +297,18 @@ mstore_query(struct mstore *s, const unsigned char uuid[MSTORE_UUID_LEN],
 	/* Newest first; stop at the first sample older than the window. */
 	for (uint32_t k = 0; k < i->count; k++) {
 		uint32_t idx = (i->head + (uint32_t)s->cap - 1 - k) % (uint32_t)s->cap;
-		const struct mslot *sl = &i->ring[idx];
-		struct rates r = {0};
+		const unsigned char *sl = slot_at(s, i, idx);
+		int32_t t = slot_t(sl);
+		struct rates r;
 
-		if (sl->t_ds < from)
+		if (t < from)
 			break;
-		if (sl->t_ds > to)
+		if (t > to)
 			continue;
 		out->samples++;
 		if (!out->last_t_ms)
-			out->last_t_ms = s->base_ms + (int64_t)sl->t_ds * 100;
-		for (int m = 0; m < RATES_N_BASE; m++)
-			if ((sl->present >> m) & 1u)
-				rates_set(&r, m, mstore_decode(sl->v[m]));
+			out->last_t_ms = s->base_ms + (int64_t)t * 100;
+		slot_read(s->keep, sl, &r);
 		rates_derive(&r);
 		for (int m = 0; m < RATES_LAST; m++)
 			if (rates_has(&r, m))
@@ -316,10 +371,9 @@ mstore_prune(struct mstore *s, int64_t before_ms)
 
 		while (*p) {
 			struct minst *i = *p;
-			uint32_t newest = (i->head + (uint32_t)s->cap - 1) %
-					  (uint32_t)s->cap;
 
-			if (i->count == 0 || i->ring[newest].t_ds < before) {
+			if (i->count == 0 ||
+			    slot_t(slot_at(s, i, newest_idx(s, i))) < before) {
 				*p = i->next;
 				free(i);
 				s->count--;
@@ -354,7 +408,7 @@ size_t
 mstore_bytes_per_instance(const struct mstore *s)
 {
 	/* The hash table keeps about one bucket pointer per instance. */
-	return sizeof(struct minst) + s->cap * sizeof(struct mslot) +
+	return sizeof(struct minst) + s->cap * s->slot_size +
 	       sizeof(struct minst *);
 }
 
@@ -368,4 +422,59 @@ mstore_foreach(struct mstore *s,
 		for (struct minst *i = s->buckets[b]; i; i = i->next)
 			fn(i->uuid, opaque);
 	pthread_rwlock_unlock(&s->lock);
+}
+
+void
+mstore_set_metrics(struct mstore *s, unsigned keep)
+{
+	size_t nkeep = 0, size;
+
+	keep &= MSTORE_ALL;
+	for (int m = 0; m < RATES_N_BASE; m++)
+		nkeep += (keep >> m) & 1u;
+	size = SLOT_V + 2 * nkeep;
+	pthread_rwlock_wrlock(&s->lock);
+	if (keep == s->keep)
+		goto cleanup;
+	/* Re-encode every ring in the new layout: the metrics kept by both
+	 * layouts keep their samples, the others start empty. */
+	for (size_t b = 0; b < s->n_buckets; b++) {
+		struct minst **p = &s->buckets[b];
+
+		while (*p) {
+			struct minst *old = *p;
+			struct minst *i = xcalloc(1, sizeof(*i) + s->cap * size);
+			struct mstore to = {.keep = keep, .slot_size = size};
+
+			memcpy(i->uuid, old->uuid, MSTORE_UUID_LEN);
+			i->head = old->head;
+			i->count = old->count;
+			i->next = old->next;
+			for (uint32_t k = 0; k < (uint32_t)s->cap; k++) {
+				const unsigned char *sl = slot_at(s, old, k);
+				struct rates r;
+
+				slot_read(s->keep, sl, &r);
+				slot_write(&to, slot_at(&to, i, k), slot_t(sl), &r);
+			}
+			*p = i;
+			p = &i->next;
+			free(old);
+		}
+	}
+	s->keep = keep;
+	s->slot_size = size;
+cleanup:
+	pthread_rwlock_unlock(&s->lock);
+}
+
+unsigned
+mstore_metrics(struct mstore *s)
+{
+	unsigned keep;
+
+	pthread_rwlock_rdlock(&s->lock);
+	keep = s->keep;
+	pthread_rwlock_unlock(&s->lock);
+	return keep;
 }

@@ -2,9 +2,11 @@
  * mstore.h: the built-in metrics store (the default sink).
  *
  * One bounded ring per instance, keyed by the domain's raw UUID, holding
- * fixed-size samples (24 bytes: a 100 ms-resolution timestamp, presence
- * bits and the RATES_N_BASE base rates as 16-bit floats, 0.05 % relative
- * precision, see mstore_encode()). The ring has room for
+ * fixed-size samples of the base metrics the store keeps (5 + 2 * kept
+ * bytes: a 100 ms-resolution timestamp, presence bits and each kept base
+ * rate as a 16-bit float, 0.05 % relative precision, see
+ * mstore_encode()): 7 bytes when only CPU is collected, 21 with every
+ * base metric. The ring has room for
  * retention / interval samples (+2 for jitter); older samples are
  * overwritten. Queries return mean, max and last per metric over a time
  * window, derived sums (disk/net totals) computed per sample.
@@ -34,6 +36,20 @@ struct mstore;
  */
 struct mstore *mstore_new(int64_t retention_ms, int64_t interval_ms);
 void mstore_free(struct mstore *s); /* accepts NULL */
+
+/* Every base metric (bits 0 .. RATES_N_BASE - 1 of enum rates_metric). */
+#define MSTORE_ALL ((1u << RATES_N_BASE) - 1)
+
+/*
+ * Keep only these base metrics (bit (1u << enum rates_metric); bits of
+ * derived metrics are ignored): what the collector is asked for, so that
+ * a CPU-only daemon does not keep room for metrics it never sees. A new
+ * store keeps MSTORE_ALL. Changing the set re-encodes every ring (the
+ * samples of metrics kept before and after stay; a metric newly kept
+ * starts empty). mstore_metrics() returns the set.
+ */
+void mstore_set_metrics(struct mstore *s, unsigned keep);
+unsigned mstore_metrics(struct mstore *s);
 
 /* Append a sample for an instance (created on first use). */
 void mstore_put(struct mstore *s, const unsigned char uuid[MSTORE_UUID_LEN],

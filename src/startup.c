@@ -240,6 +240,7 @@ daemon_setup(struct daemon *d)
 	co.stats = collect_stats_needed(d->cfg);
 	d->collector = collector_new(&co);
 	d->mstore = mstore_new(dc->metrics.retention_ms, dc->interval_ms);
+	mstore_set_metrics(d->mstore, collect_stats_metrics(co.stats));
 	d->sinks[d->n_sinks++] = sink_mstore(d->mstore);
 	if (dc->metrics.influxdb.present && influx_setup(d) != 0)
 		return -1;

@@ -159,17 +159,94 @@ test_remove_prune(void **state)
 	assert_int_equal(mstore_query(s, u, 0, 300000, &w), 0);
 	assert_int_equal(w.n[RATES_CPU], 2);
 
-	/* 1 h at 10 s: 362 samples of 24 bytes, plus the header. */
+	/* 1 h at 10 s: 362 samples of 21 bytes (every base metric), 7 when
+	 * only CPU is kept, plus the header. */
 	{
 		struct mstore *h = mstore_new(3600000, 10000);
 
 		assert_int_equal(mstore_capacity(h), 362);
-		assert_true(mstore_bytes_per_instance(h) >= 362 * 24);
-		assert_true(mstore_bytes_per_instance(h) < 362 * 24 + 128);
+		assert_true(mstore_bytes_per_instance(h) >= 362 * 21);
+		assert_true(mstore_bytes_per_instance(h) < 362 * 21 + 128);
+		mstore_set_metrics(h, 1u << RATES_CPU);
+		assert_true(mstore_bytes_per_instance(h) >= 362 * 7);
+		assert_true(mstore_bytes_per_instance(h) < 362 * 7 + 128);
 		mstore_free(h);
 	}
 	mstore_free(s);
 	mstore_free(NULL);
+}
+
+/* A store keeps only the metrics it is told to; changing the set keeps
+ * the samples of the metrics kept before and after. */
+static void
+test_kept_metrics(void **state)
+{
+	struct mstore *s = mstore_new(60000, 10000);
+	unsigned char u[MSTORE_UUID_LEN], v[MSTORE_UUID_LEN];
+	struct rates_window w;
+
+	(void)state;
+	assert_int_equal(mstore_metrics(s), MSTORE_ALL);
+	mstore_set_metrics(s, 1u << RATES_CPU | 1u << RATES_NET_BPS);
+	/* derived bits are not stored */
+	assert_int_equal(mstore_metrics(s), 1u << RATES_CPU);
+	uuid_of(1, u);
+	uuid_of(2, v);
+	for (int i = 1; i <= 10; i++) {
+		struct rates r = {0};
+
+		rates_set(&r, RATES_CPU, i);
+		rates_set(&r, RATES_MEM, 50);
+		rates_set(&r, RATES_NET_RX_BPS, 1000);
+		rates_set(&r, RATES_NET_TX_BPS, 3000);
+		mstore_put(s, u, (int64_t)i * 10000, &r);
+		if (i > 5)
+			mstore_put(s, v, (int64_t)i * 10000, &r);
+	}
+	assert_int_equal(mstore_query(s, u, 0, 100000, &w), 0);
+	assert_int_equal(w.n[RATES_CPU], 8);
+	assert_float_equal(w.mean[RATES_CPU], 6.5, 1e-6);
+	assert_false(w.present & (1u << RATES_MEM));
+	assert_false(w.present & (1u << RATES_NET_BPS));
+
+	/* Add memory and net, keep CPU: CPU's history stays, the others
+	 * start now. */
+	mstore_set_metrics(s, 1u << RATES_CPU | 1u << RATES_MEM |
+				      1u << RATES_NET_RX_BPS |
+				      1u << RATES_NET_TX_BPS);
+	assert_int_equal(mstore_query(s, u, 0, 100000, &w), 0);
+	assert_int_equal(w.n[RATES_CPU], 8);
+	assert_float_equal(w.last[RATES_CPU], 10, 1e-6);
+	assert_int_equal(w.n[RATES_MEM], 0);
+	assert_int_equal(mstore_query(s, v, 0, 100000, &w), 0);
+	assert_int_equal(w.n[RATES_CPU], 5);
+	{
+		struct rates r = {0};
+
+		rates_set(&r, RATES_CPU, 40);
+		rates_set(&r, RATES_MEM, 60);
+		rates_set(&r, RATES_NET_RX_BPS, 1000);
+		rates_set(&r, RATES_NET_TX_BPS, 3000);
+		mstore_put(s, u, 110000, &r);
+		/* not newer than the newest: ignored in any layout */
+		mstore_put(s, u, 110000, &r);
+	}
+	assert_int_equal(mstore_query(s, u, 100000, 110000, &w), 0);
+	assert_int_equal(w.n[RATES_CPU], 2);
+	assert_float_equal(w.last[RATES_CPU], 40, 1e-6);
+	assert_int_equal(w.n[RATES_MEM], 1);
+	assert_float_equal(w.last[RATES_MEM], 60, 0.05);
+	assert_float_equal(w.last[RATES_NET_BPS], 4000, 4);
+
+	/* Drop CPU: only memory and net remain; the ring's order holds. */
+	mstore_set_metrics(s, 1u << RATES_MEM);
+	assert_int_equal(mstore_query(s, u, 0, 110000, &w), 0);
+	assert_int_equal(w.n[RATES_CPU], 0);
+	assert_int_equal(w.n[RATES_MEM], 1);
+	assert_int_equal(w.samples, 8);
+	assert_int_equal(w.last_t_ms, 110000);
+	assert_int_equal(mstore_count(s), 2);
+	mstore_free(s);
 }
 
 static void
@@ -284,6 +361,7 @@ main(void)
 		cmocka_unit_test(test_ring_window),
 		cmocka_unit_test(test_derived),
 		cmocka_unit_test(test_remove_prune),
+		cmocka_unit_test(test_kept_metrics),
 		cmocka_unit_test(test_foreach_negative_time),
 		cmocka_unit_test(test_encoding),
 		cmocka_unit_test(test_group),
