@@ -12,7 +12,7 @@ BUILD_PKGS=(
 	meson ninja-build pkg-config gcc clang libclang-rt-14-dev
 	libvirt-dev libyaml-dev libxml2-dev libmicrohttpd-dev libsqlite3-dev
 	libmariadb-dev libcurl4-gnutls-dev libisofs-dev libgnutls28-dev
-	libsystemd-dev libcmocka-dev zlib1g-dev libjson-c-dev wrk gnutls-bin
+	libcmocka-dev zlib1g-dev libjson-c-dev wrk gnutls-bin
 	python3 ca-certificates
 )
 VIRT_PKGS=(
