@@ -213,6 +213,7 @@ daemon_reload(struct daemon *d)
 		group_release(&old[i]);
 	free(old);
 	log_set_level(ncfg->daemon.log_level);
+	log_set_format(ncfg->daemon.log_format);
 	config_free(ocfg);
 	daemon_publish(d);
 	event_record(d->store, NULL, NULL, "reload", NULL,
@@ -410,8 +411,7 @@ cmd_run(int argc, char **argv)
 	strbuf_release(&errors);
 	if (log_get_level() != LOG_LEVEL_DEBUG)
 		log_set_level(d.cfg->daemon.log_level);
-	if (getenv("JOURNAL_STREAM"))
-		log_set_timestamps(false);
+	log_set_format(d.cfg->daemon.log_format);
 	if (daemon_setup(&d) != 0) {
 		log_error("%s", err_msg());
 		goto out;
