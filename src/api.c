@@ -91,6 +91,9 @@ mark_ready(struct daemon *d, struct store_instance *si, const char *how)
 		return;
 	}
 	si->state = STORE_INSTANCE_READY;
+	if (from == STORE_INSTANCE_BOOTING && si->created_ms > 0)
+		metrics_instance_ready(si->group,
+				       (double)(util_wall_ms() - si->created_ms) / 1000.0);
 	event_record(d->store_http, si->group, si->id, "ready",
 		     NULL, "%s %s %.1f s after its creation",
 		     si->domain ? si->domain : si->id, how,
@@ -458,13 +461,19 @@ api_set_paused(void *ctx, const char *name, bool paused, struct http_reply *out)
 	return out->status = 200;
 }
 
+/*
+ * /metrics is open (a scraper holds no token). The per-instance series
+ * name every VM of the installation, so they are only shown with the
+ * admin token or when daemon.metrics_instances says anyone may see them.
+ */
 static unsigned
-api_metrics(void *ctx, struct http_reply *out)
+api_metrics(void *ctx, bool admin, struct http_reply *out)
 {
 	struct daemon *d = ctx;
 	struct control_snapshot *s = control_snapshot_get(d->ctl);
 
-	metrics_render_prometheus(&out->body);
+	metrics_render_prometheus(&out->body,
+				  admin || (s && s->metrics_instances));
 	if (s && s->prom)
 		strbuf_adds(&out->body, s->prom);
 	control_snapshot_put(s);
@@ -586,6 +595,7 @@ daemon_publish(struct daemon *d)
 
 	s->generation = d->config_gen;
 	s->retention_ms = d->cfg->daemon.metrics.retention_ms;
+	s->metrics_instances = d->cfg->daemon.metrics_instances;
 	for (unsigned i = 0; i < d->n_groups; i++) {
 		const struct dgroup *g = &d->groups[i];
 		struct control_group *cg = &s->groups[i];

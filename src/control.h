@@ -61,6 +61,7 @@ struct control_snapshot {
 	int refs;                        /* control.c's */
 	int64_t generation;              /* the configuration generation */
 	int64_t retention_ms;            /* daemon.metrics.retention */
+	bool metrics_instances;          /* daemon.metrics_instances */
 	struct control_group *groups;
 	size_t n_groups;
 	char *prom;                      /* the daemon's part of /metrics */

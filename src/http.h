@@ -109,8 +109,10 @@ struct http_api {
 				struct http_reply *out);
 	unsigned (*set_paused)(void *ctx, const char *group, bool paused,
 			       struct http_reply *out);
-	/* Prometheus text into out->body; content type is set by http.c. */
-	unsigned (*metrics)(void *ctx, struct http_reply *out);
+	/* Prometheus text into out->body; content type is set by http.c.
+	 * admin: the request carried the right admin token (one with a wrong
+	 * token is refused before). */
+	unsigned (*metrics)(void *ctx, bool admin, struct http_reply *out);
 };
 
 /* Fill defaults into every zero field. */

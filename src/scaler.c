@@ -49,6 +49,7 @@ command_set_desired(struct daemon *d, struct dgroup *g, struct control_cmd *c)
 	if (!g->manual)
 		g->manual_from = g->desired;
 	g->manual = true;
+	metrics_scale_action(g->cfg->name, g->desired, to);
 	g->desired = to;
 	c->to = to;
 	c->status = 200;
@@ -463,6 +464,7 @@ apply(struct daemon *d, struct dgroup *g, struct tick *t, const size_t *rows,
 				sized = false;
 				break;
 			}
+			metrics_scale_action(name, g->desired, a->to);
 			g->desired = a->to;
 			event_record(d->store, name, NULL, "decision", NULL, "%s",
 				     a->message);
