@@ -553,6 +553,8 @@ route(struct http_server *srv, struct MHD_Connection *c, const char *url,
 	kind = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "kind");
 	if (kind && !segment_ok(kind, strlen(kind)))
 		return http_reply_error(r, 400, "bad event kind");
+	if (n == 2 && strcmp(segs[1], "hosts") == 0 && get && srv->api->hosts)
+		return srv->api->hosts(srv->ctx, r);
 	if (n == 2 && strcmp(segs[1], "groups") == 0 && get && srv->api->groups)
 		return srv->api->groups(srv->ctx, r);
 	if (n == 3 && strcmp(segs[1], "groups") == 0 && get && srv->api->group)
