@@ -91,6 +91,9 @@ mark_ready(struct daemon *d, struct store_instance *si, const char *how)
 		return;
 	}
 	si->state = STORE_INSTANCE_READY;
+	if (from == STORE_INSTANCE_BOOTING && si->created_ms > 0)
+		metrics_instance_ready(si->group,
+				       (double)(util_wall_ms() - si->created_ms) / 1000.0);
 	event_record(d->store_http, si->group, si->id, "ready",
 		     NULL, "%s %s %.1f s after its creation",
 		     si->domain ? si->domain : si->id, how,
@@ -183,7 +186,44 @@ group_json(const struct control_group *g, struct strbuf *sb)
 		http_json_string(sb, g->last_decision);
 	else
 		strbuf_adds(sb, "null");
-	strbuf_adds(sb, "}");
+	strbuf_addf(sb, ",\"busy_held\":%d,\"waiting_for_hosts\":%s}",
+		    g->busy_held, g->waiting_for_hosts ? "true" : "false");
+}
+
+/* GET /v1/hosts: each configured host's state and last measurements. */
+static unsigned
+api_hosts(void *ctx, struct http_reply *out)
+{
+	struct daemon *d = ctx;
+	struct control_snapshot *s = control_snapshot_get(d->ctl);
+
+	strbuf_adds(&out->body, "{\"hosts\":[");
+	for (size_t i = 0; s && i < s->n_hosts; i++) {
+		const struct control_host *h = &s->hosts[i];
+
+		strbuf_adds(&out->body, i ? ",{\"name\":" : "{\"name\":");
+		http_json_string(&out->body, h->name);
+		strbuf_adds(&out->body, ",\"state\":");
+		http_json_string(&out->body, h->state);
+		strbuf_addf(&out->body, ",\"since\":%" PRId64 ",\"reason\":",
+			    h->since_ms);
+		if (h->why)
+			http_json_string(&out->body, h->why);
+		else
+			strbuf_adds(&out->body, "null");
+		if (h->measured)
+			strbuf_addf(&out->body,
+				    ",\"cpus\":%u,\"memory_bytes\":%" PRIu64
+				    ",\"free_memory_bytes\":%" PRIu64
+				    ",\"domains\":%u,\"vcpus_allocated\":%u"
+				    ",\"memory_allocated_bytes\":%" PRIu64,
+				    h->cpus, h->mem_bytes, h->free_bytes, h->domains,
+				    h->vcpus_alloc, h->mem_alloc_bytes);
+		strbuf_adds(&out->body, "}");
+	}
+	strbuf_adds(&out->body, "]}\n");
+	control_snapshot_put(s);
+	return out->status = 200;
 }
 
 static unsigned
@@ -458,13 +498,19 @@ api_set_paused(void *ctx, const char *name, bool paused, struct http_reply *out)
 	return out->status = 200;
 }
 
+/*
+ * /metrics is open (a scraper holds no token). The per-instance series
+ * name every VM of the installation, so they are only shown with the
+ * admin token or when daemon.metrics_instances says anyone may see them.
+ */
 static unsigned
-api_metrics(void *ctx, struct http_reply *out)
+api_metrics(void *ctx, bool admin, struct http_reply *out)
 {
 	struct daemon *d = ctx;
 	struct control_snapshot *s = control_snapshot_get(d->ctl);
 
-	metrics_render_prometheus(&out->body);
+	metrics_render_prometheus(&out->body,
+				  admin || (s && s->metrics_instances));
 	if (s && s->prom)
 		strbuf_adds(&out->body, s->prom);
 	control_snapshot_put(s);
@@ -475,6 +521,7 @@ const struct http_api daemon_http_api = {
 	.checkin = api_checkin,
 	.heartbeat = api_heartbeat,
 	.groups = api_groups,
+	.hosts = api_hosts,
 	.group = api_group,
 	.instances = api_instances,
 	.instance_metrics = api_instance_metrics,
@@ -586,6 +633,7 @@ daemon_publish(struct daemon *d)
 
 	s->generation = d->config_gen;
 	s->retention_ms = d->cfg->daemon.metrics.retention_ms;
+	s->metrics_instances = d->cfg->daemon.metrics_instances;
 	for (unsigned i = 0; i < d->n_groups; i++) {
 		const struct dgroup *g = &d->groups[i];
 		struct control_group *cg = &s->groups[i];
@@ -601,6 +649,30 @@ daemon_publish(struct daemon *d)
 		memcpy(cg->metric_present, g->metric_present,
 		       sizeof(cg->metric_present));
 		cg->last_decision = g->have_last ? xstrdup(g->last.reason) : NULL;
+		cg->busy_held = g->busy_held;
+		cg->waiting_for_hosts = g->waiting_for_hosts;
+	}
+	s->hosts = xcalloc(d->n_hosts + 1, sizeof(*s->hosts));
+	s->n_hosts = d->n_hosts;
+	for (unsigned i = 0; i < d->n_hosts; i++) {
+		const struct dhost *dh = &d->hosts[i];
+		struct control_host *ch = &s->hosts[i];
+
+		ch->name = xstrdup(dh->cfg->name);
+		ch->state = dhost_state_name(dh->state);
+		ch->since_ms = dh->state_since_ms;
+		ch->why = dh->state == DHOST_DOWN && dh->why[0] ? xstrdup(dh->why)
+							      : NULL;
+		ch->measured = dh->cap_ok &&
+			       (dh->cap.present & (1u << COLLECT_CAP_NODEINFO));
+		ch->cpus = dh->cap.cpus;
+		ch->mem_bytes = dh->cap.mem_kib * 1024;
+		ch->free_bytes = (dh->cap.present & (1u << COLLECT_CAP_FREE))
+					 ? dh->cap.free_kib * 1024
+					 : 0;
+		ch->domains = dh->cap.domains;
+		ch->vcpus_alloc = dh->cap.vcpus_alloc;
+		ch->mem_alloc_bytes = dh->cap.mem_alloc_kib * 1024;
 	}
 	s->prom = render_metrics(d);
 	if (d->n_ready) {

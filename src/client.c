@@ -263,7 +263,7 @@ cmd_status(int argc, char **argv)
 {
 	const char *url;
 	struct client c;
-	struct json_object *groups = NULL, *insts = NULL, *arr;
+	struct json_object *groups = NULL, *insts = NULL, *hosts = NULL, *arr;
 	int rc = parse_client_opts(argc, argv, "status [--url URL]", &url);
 
 	if (rc)
@@ -277,6 +277,9 @@ cmd_status(int argc, char **argv)
 	insts = client_call(&c, "GET", "/v1/instances", NULL);
 	if (!insts)
 		goto cleanup;
+	hosts = client_call(&c, "GET", "/v1/hosts", NULL);
+	if (!hosts)
+		goto cleanup;
 	printf("%-16s %5s %5s %7s %7s %5s  %s\n", "GROUP", "MIN", "MAX",
 	       "DESIRED", "CURRENT", "READY", "STATE");
 	if (json_object_object_get_ex(groups, "groups", &arr)) {
@@ -286,33 +289,60 @@ cmd_status(int argc, char **argv)
 			bool paused = json_object_object_get_ex(g, "paused", &p) &&
 				      json_object_get_boolean(p);
 
-			printf("%-16s %5lld %5lld %7lld %7lld %5lld  %s\n",
+			int64_t held = jint(g, "busy_held");
+			bool waiting = json_object_object_get_ex(g, "waiting_for_hosts", &p) &&
+				       json_object_get_boolean(p);
+
+			printf("%-16s %5lld %5lld %7lld %7lld %5lld  %s",
 			       jstr(g, "name"), (long long)jint(g, "min"),
 			       (long long)jint(g, "max"),
 			       (long long)jint(g, "desired"),
 			       (long long)jint(g, "current"),
 			       (long long)jint(g, "ready"),
 			       paused ? "paused" : "active");
+			if (held > 0)
+				printf(", scale-in of %lld held by busy instances",
+				       (long long)held);
+			if (waiting)
+				printf(", waiting for hosts to be measured");
+			printf("\n");
 		}
 	}
-	printf("\n%-38s %-10s %-10s %-12s %-20s %s\n", "INSTANCE", "GROUP",
-	       "HOST", "STATE", "CREATED", "LAST HEARTBEAT");
+	printf("\n%-16s %-8s %-20s %5s %7s  %s\n", "HOST", "STATE", "SINCE",
+	       "CPUS", "DOMAINS", "REASON");
+	if (json_object_object_get_ex(hosts, "hosts", &arr)) {
+		for (size_t i = 0; i < json_object_array_length(arr); i++) {
+			struct json_object *h = json_object_array_get_idx(arr, i);
+			char since[32];
+
+			format_time(jint(h, "since"), since, sizeof(since));
+			printf("%-16s %-8s %-20s %5s %7s  %s\n", jstr(h, "name"),
+			       jstr(h, "state"), since, jstr(h, "cpus"),
+			       jstr(h, "domains"), jstr(h, "reason"));
+		}
+	}
+	printf("\n%-38s %-10s %-10s %-12s %-4s %-20s %s\n", "INSTANCE", "GROUP",
+	       "HOST", "STATE", "BUSY", "CREATED", "LAST HEARTBEAT");
 	if (json_object_object_get_ex(insts, "instances", &arr)) {
 		for (size_t i = 0; i < json_object_array_length(arr); i++) {
 			struct json_object *in = json_object_array_get_idx(arr, i);
 			char created[32], hb[32];
+			struct json_object *b;
+			bool busy = json_object_object_get_ex(in, "busy", &b) &&
+				    json_object_get_boolean(b);
 
 			format_time(jint(in, "created"), created, sizeof(created));
 			format_time(jint(in, "last_heartbeat"), hb, sizeof(hb));
-			printf("%-38s %-10s %-10s %-12s %-20s %s\n",
+			printf("%-38s %-10s %-10s %-12s %-4s %-20s %s\n",
 			       jstr(in, "id"), jstr(in, "group"), jstr(in, "host"),
-			       jstr(in, "state"), created, hb);
+			       jstr(in, "state"), busy ? "yes" : "-", created, hb);
 		}
 	}
 	rc = 0;
 cleanup:
 	json_object_put(groups);
 	json_object_put(insts);
+	json_object_put(hosts);
 	client_release(&c);
 	return rc;
 }

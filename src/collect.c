@@ -925,6 +925,7 @@ one_record(struct chost *ch, virDomainStatsRecordPtr rec, int64_t t_ms,
 	inst->mem_kib = rates_sample_has(&s, RATES_F_BAL_CURRENT) ? s.bal_current
 								   : e->mem_kib;
 	rates_compute(e->have_prev ? &e->prev : NULL, &s, &inst->rates);
+	inst->sample = s;
 	e->prev = s;
 	e->have_prev = true;
 }

@@ -101,6 +101,7 @@ struct collect_instance {
 	unsigned vcpus;
 	uint64_t mem_kib;     /* balloon.current, else from the XML */
 	struct rates rates;   /* over the interval that ended at t_ms */
+	struct rates_sample sample; /* the raw counters (/metrics' _total) */
 };
 
 enum collect_cap_field {

@@ -2412,6 +2412,7 @@ print_schedules(struct strbuf *out, const void *base, int indent,
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug",
 					 NULL};
+static const char *const log_formats[] = {"auto", "journal", "plain", NULL};
 static const char *const domain_types[] = {"kvm", "qemu", NULL};
 static const char *const scale_in_orders[] = {"newest", "oldest",
 					      "busiest-host-first", NULL};
@@ -2569,6 +2570,19 @@ static const struct opt daemon_opts[] = {
 	{.name = "log_level", .type = T_ENUM,
 	 .off = offsetof(struct config_daemon, log_level), .flags = R,
 	 .enums = log_levels, .def = "info", .doc = "error, warn, info or debug"},
+	{.name = "log_format", .type = T_ENUM,
+	 .off = offsetof(struct config_daemon, log_format), .flags = R,
+	 .enums = log_formats, .def = "auto",
+	 .doc = "how log lines on stderr look. journal: one line per message "
+		"with its sd-daemon priority prefix (<3> error ... <7> debug) "
+		"and no timestamp; plain: a timestamp, no prefix; auto: journal "
+		"when stderr is systemd's journal ($JOURNAL_STREAM), else plain"},
+	{.name = "metrics_instances", .type = T_BOOL,
+	 .off = offsetof(struct config_daemon, metrics_instances), .flags = R,
+	 .def = "false",
+	 .doc = "show the per-instance series (va_instance_*, one per VM id) "
+		"on /metrics without the admin token; with it they are always "
+		"shown"},
 	{.name = "tls", .type = T_SECTION, .off = offsetof(struct config_daemon, tls),
 	 .sub = &tls_section, .defdoc = "plain HTTP",
 	 .doc = "serve the HTTP API over TLS"},

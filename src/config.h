@@ -118,6 +118,8 @@ struct config_daemon {
 	int64_t event_retention_ms; /* events older are pruned; 0: kept forever */
 	struct config_secret admin_token;    /* bearer token of the admin API */
 	enum log_level log_level;
+	enum log_format log_format;
+	bool metrics_instances;   /* va_instance_* on /metrics without the token */
 	struct config_tls tls;
 	struct config_http http;
 	struct config_metrics metrics;

@@ -66,6 +66,11 @@ snapshot_free(struct control_snapshot *s)
 		free(s->groups[i].last_decision);
 	}
 	free(s->groups);
+	for (size_t i = 0; i < s->n_hosts; i++) {
+		free(s->hosts[i].name);
+		free(s->hosts[i].why);
+	}
+	free(s->hosts);
 	free(s->prom);
 	free(s->ready);
 	free(s);

@@ -45,6 +45,19 @@ struct control_group {
 	double metric[POLICY_METRIC_LAST];
 	bool metric_present[POLICY_METRIC_LAST];
 	char *last_decision;             /* the last decision's reason, or NULL */
+	int busy_held;                   /* removals held by busy instances */
+	bool waiting_for_hosts;          /* placement waits for hosts not measured yet */
+};
+
+/* What the HTTP threads see of a host. */
+struct control_host {
+	char *name;
+	const char *state;               /* static: "up", "down", "unknown" */
+	int64_t since_ms;                /* wall clock; 0: since the start */
+	char *why;                       /* down: why; else NULL */
+	bool measured;                   /* the figures below are known */
+	unsigned cpus, domains, vcpus_alloc;
+	uint64_t mem_bytes, free_bytes, mem_alloc_bytes;
 };
 
 /*
@@ -61,11 +74,14 @@ struct control_snapshot {
 	int refs;                        /* control.c's */
 	int64_t generation;              /* the configuration generation */
 	int64_t retention_ms;            /* daemon.metrics.retention */
+	bool metrics_instances;          /* daemon.metrics_instances */
 	struct control_group *groups;
 	size_t n_groups;
 	char *prom;                      /* the daemon's part of /metrics */
 	struct control_instance *ready;  /* sorted by id */
 	size_t n_ready;
+	struct control_host *hosts;      /* configuration order */
+	size_t n_hosts;
 };
 
 /* A new snapshot with room for n groups (all zero); the loop fills it. */

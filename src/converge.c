@@ -162,6 +162,9 @@ capacity_left(const struct converge_input *in)
 	};
 	int left = 0, measured = 0;
 
+	/* hosts not measured yet: the room is not known, not small */
+	if (in->n_hosts_pending > 0)
+		return -1;
 	for (size_t i = 0; i < in->n_hosts; i++) {
 		struct va_placement_host tmp = in->hosts[i];
 
@@ -349,6 +352,12 @@ plan_grow(const struct converge_input *in, struct converge_state *st,
 			break;
 		}
 		pr = place_choose(in->place, &req, in->hosts, in->n_hosts, &chosen);
+		if (pr == PLACE_FULL && in->n_hosts_pending > 0) {
+			/* after a start: hosts not measured yet are not down
+			 * and not full; wait for them, say nothing */
+			plan->waiting_for_hosts = true;
+			break;
+		}
 		if (pr != PLACE_OK) {
 			/* once per episode (the scaler's log line repeats,
 			 * rate-limited, while it lasts) */
@@ -428,6 +437,13 @@ plan_shrink(const struct converge_input *in, enum store_instance_state *state,
 			continue;
 		chosen = scalein_choose(cand, n, how, (size_t)surplus, in->wall_ms,
 					in->cfg->health.busy_max_ms, order);
+		if (chosen < (size_t)surplus)
+			for (size_t k = 0; k < n; k++)
+				if (cand[k].busy &&
+				    !(in->cfg->health.busy_max_ms > 0 &&
+				      in->wall_ms - cand[k].busy_since_ms >
+					      in->cfg->health.busy_max_ms))
+					plan->busy_spared++;
 		for (size_t k = 0; k < chosen; k++) {
 			size_t i = map[order[k]];
 			const struct converge_instance *ci = &in->v[i];
@@ -446,9 +462,54 @@ plan_shrink(const struct converge_input *in, enum store_instance_state *state,
 			surplus--;
 		}
 	}
+	if (surplus > 0 && plan->busy_spared > 0)
+		plan->busy_held = surplus;
 	free(cand);
 	free(order);
 	free(map);
+}
+
+/*
+ * Busy guests veto their removal (up to health.busy_max): while they do,
+ * the group stays above its desired size with nothing else to show for
+ * it. Say so once when the veto starts and once when it ends.
+ */
+static void
+plan_busy_veto(const struct converge_input *in, struct converge_state *st,
+	       struct converge_plan *plan)
+{
+	struct converge_action *a;
+
+	if (plan->busy_held > 0 && !st->busy_held) {
+		char *max = util_format_duration(in->cfg->health.busy_max_ms);
+
+		a = add(plan, CONVERGE_EVENT, 0,
+			"scale-in held: %d live for a desired %d, but %d "
+			"instance%s that could go %s busy (spared %s%s)",
+			plan->live, plan->desired, plan->busy_spared,
+			plan->busy_spared == 1 ? "" : "s",
+			plan->busy_spared == 1 ? "is" : "are",
+			in->cfg->health.busy_max_ms > 0
+				? "until busy for longer than health.busy_max "
+				: "as long as busy: health.busy_max is 0",
+			in->cfg->health.busy_max_ms > 0 ? max : "");
+		free(max);
+		a->event = "scale_in_blocked";
+	} else if (plan->busy_held == 0 && st->busy_held) {
+		int removing = 0;
+
+		for (size_t k = 0; k < plan->n; k++)
+			if (plan->v[k].kind == CONVERGE_REMOVE)
+				removing++;
+		a = removing ? add(plan, CONVERGE_EVENT, 0,
+				   "scale-in no longer held by busy instances: "
+				   "removing %d", removing)
+			     : add(plan, CONVERGE_EVENT, 0,
+				   "scale-in no longer held by busy instances "
+				   "(%d live, desired %d)", plan->live, plan->desired);
+		a->event = "scale_in_unblocked";
+	}
+	st->busy_held = plan->busy_held > 0;
 }
 
 void
@@ -481,6 +542,7 @@ converge_group(const struct converge_input *in, struct converge_state *st,
 			plan_grow(in, st, plan->desired - plan->live, plan);
 		else if (plan->live > plan->desired)
 			plan_shrink(in, state, plan->live - plan->desired, plan);
+		plan_busy_veto(in, st, plan);
 	}
 	free(state);
 }

@@ -29,7 +29,10 @@
  *      scale-in order among ready ones (busy ones are spared up to
  *      health.busy_max); instances still being created count against
  *      the surplus (they are removed once booting, rather than a
- *      serving one now).
+ *      serving one now). When busy ones hold the scale-in (busy veto),
+ *      plan.busy_held says how many removals wait, and an EVENT
+ *      scale_in_blocked is emitted once when that starts and
+ *      scale_in_unblocked once when it ends.
  * A paused group gets no action: only its counts.
  *
  * Threads: none of its own; the caller owns everything it passes.
@@ -83,6 +86,10 @@ struct converge_input {
 	 * commit to them (place_host_commit), so the caller passes a copy */
 	struct va_placement_host *hosts;
 	size_t n_hosts;
+	/* of those, connected or connecting for the first time but not
+	 * measured yet (after a start): not "down", and no reason to say
+	 * "hosts full" while placement waits for them */
+	size_t n_hosts_pending;
 	struct place_strategy *place;    /* the group's strategy */
 	/* ids for new instances (minted by the caller, used in order): at
 	 * most this many START actions */
@@ -95,6 +102,7 @@ struct converge_state {
 	struct policy_state *pst;        /* the engine's windows and cooldown */
 	int hold_key[4];                 /* the last held decision, recorded once */
 	bool full;                       /* "hosts full" (or addresses) said */
+	bool busy_held;                  /* "scale-in held" (busy veto) said */
 	char why[512];                   /* ... and why, while it lasts */
 };
 
@@ -131,6 +139,12 @@ struct converge_plan {
 	struct policy_decision decision; /* ... and said this */
 	int desired;                     /* after the plan */
 	int live, ready;                 /* instances counting towards the size, serving */
+	/* busy veto: removals the plan wanted but could not choose because
+	 * the candidates are busy (0: none held), and how many busy ones
+	 * were spared */
+	int busy_held, busy_spared;
+	/* a START waits for hosts not measured yet (n_hosts_pending) */
+	bool waiting_for_hosts;
 };
 
 /*

@@ -81,6 +81,65 @@ daemon_host(struct daemon *d, const char *name)
 
 
 
+/* A host still connecting for the first time after the start is "not
+ * measured yet", not down, for at most this long. */
+#define HOST_FIRST_CONTACT_MS 60000
+
+const char *
+dhost_state_name(enum dhost_state st)
+{
+	static const char *const names[DHOST_LAST] = {"unknown", "up", "down"};
+
+	return st < DHOST_LAST ? names[st] : "?";
+}
+
+static void
+host_set_state(struct dhost *dh, enum dhost_state st, const char *why)
+{
+	if (dh->state != st)
+		dh->state_since_ms = util_wall_ms();
+	dh->state = st;
+	snprintf(dh->why, sizeof(dh->why), "%s", why ? why : "");
+}
+
+/* A round failed or the host is not connected: down, unless it is still
+ * being reached for the first time since the start. */
+static void
+host_round_failed(struct daemon *d, struct dhost *dh)
+{
+	struct host_counters hc;
+	char why[sizeof(dh->why)];
+
+	host_get_counters(dh->h, &hc);
+	if (dh->state == DHOST_UNKNOWN && !host_is_up(dh->h) && hc.errors == 0 &&
+	    util_now_ms() - d->started_ms < HOST_FIRST_CONTACT_MS)
+		return;
+	host_last_error(dh->h, why, sizeof(why));
+	if (host_is_up(dh->h))
+		snprintf(why, sizeof(why), "the statistics call failed");
+	else if (!why[0])
+		snprintf(why, sizeof(why), "not connected");
+	host_set_state(dh, DHOST_DOWN, why);
+}
+
+void
+daemon_host_events(struct daemon *d)
+{
+	for (unsigned i = 0; i < d->n_hosts; i++) {
+		struct dhost *dh = &d->hosts[i];
+
+		if (dh->state == dh->said || dh->state == DHOST_UNKNOWN)
+			continue;
+		if (dh->state == DHOST_DOWN)
+			event_record(d->store, NULL, NULL, "host_down", NULL,
+				     "host %s is down: %s", dh->cfg->name, dh->why);
+		else if (dh->said == DHOST_DOWN)
+			event_record(d->store, NULL, NULL, "host_up", NULL,
+				     "host %s is up again", dh->cfg->name);
+		dh->said = dh->state;
+	}
+}
+
 /* The collector's results: metrics into the store, capacity per host. */
 static void
 on_collect(const struct collect_host_result *r, void *opaque)
@@ -96,8 +155,10 @@ on_collect(const struct collect_host_result *r, void *opaque)
 	/* call and error counters live in metrics.c (metrics_update_host) */
 	if (!r->ok) {
 		metrics_host_down(dh->cfg->name);
+		host_round_failed(d, dh);
 		return;
 	}
+	host_set_state(dh, DHOST_UP, NULL);
 	dh->cap = r->cap;
 	dh->cap_ok = true;
 	/* the built-in store, InfluxDB when configured, and /metrics */
@@ -226,6 +287,7 @@ daemon_reload(struct daemon *d)
 		group_release(&old[i]);
 	free(old);
 	log_set_level(ncfg->daemon.log_level);
+	log_set_format(ncfg->daemon.log_format);
 	config_free(ocfg);
 	daemon_publish(d);
 	event_record(d->store, NULL, NULL, "reload", NULL,
@@ -301,6 +363,7 @@ daemon_loop(struct daemon *d)
 			scaler_commands(d, true);
 			daemon_flush_heartbeats(d);
 			scaler_reap(d);
+			daemon_host_events(d);
 			scaler_tick(d, now);
 		} else {
 			scaler_commands(d, false);
@@ -408,6 +471,7 @@ cmd_run(int argc, char **argv)
 
 	memset(&d, 0, sizeof(d));
 	d.loop_thread = pthread_self();
+	d.started_ms = util_now_ms();
 	d.ctl = control_new(wake_loop, &d);
 	d.crash_at = getenv("VA_TEST_CRASH_AT");
 	d.reconcile_period_ms = RECONCILE_PERIOD_MS;
@@ -431,8 +495,7 @@ cmd_run(int argc, char **argv)
 	strbuf_release(&errors);
 	if (log_get_level() != LOG_LEVEL_DEBUG)
 		log_set_level(d.cfg->daemon.log_level);
-	if (getenv("JOURNAL_STREAM"))
-		log_set_timestamps(false);
+	log_set_format(d.cfg->daemon.log_format);
 	if (daemon_setup(&d) != 0) {
 		log_error("%s", err_msg());
 		goto out;

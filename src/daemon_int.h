@@ -47,12 +47,25 @@
 
 struct reconciler;
 
+/* What the daemon knows of a host (status, events, placement). */
+enum dhost_state {
+	DHOST_UNKNOWN, /* not measured yet: connecting or collecting the first time */
+	DHOST_UP,      /* the last collection round succeeded */
+	DHOST_DOWN,    /* the last round failed, or the host is not connected */
+	DHOST_LAST
+};
+const char *dhost_state_name(enum dhost_state st);
+
 /* A configured host and what was last measured of it. */
 struct dhost {
 	const struct config_host *cfg; /* in d->cfg */
 	struct host *h;
 	struct collect_capacity cap;   /* from the last collection round */
 	bool cap_ok;
+	enum dhost_state state;
+	int64_t state_since_ms;        /* wall clock; 0: since the start */
+	char why[256];                 /* DOWN: why */
+	enum dhost_state said;         /* what the last host_down/host_up event said */
 };
 
 /* A configured group and its runtime state. */
@@ -68,6 +81,8 @@ struct dgroup {
 	bool manual;                   /* `scale` set desired ... */
 	int manual_from;               /* ... from this size, since the last plan */
 	int current, ready;            /* at the last plan */
+	int busy_held;                 /* removals held by busy instances (plan.busy_held) */
+	bool waiting_for_hosts;        /* placement waits for hosts not measured yet */
 	int64_t next_decide_ms;
 	struct policy_decision last;   /* the last decision */
 	bool have_last;
@@ -120,6 +135,7 @@ struct daemon {
 	unsigned long checkins, heartbeats, auth_failures; /* http */
 	unsigned long provisioned, removed, provision_errors;
 
+	int64_t started_ms;            /* monotonic, when run began */
 	int64_t next_collect_ms;
 	int64_t next_reconcile_ms;
 	int64_t next_housekeeping_ms;  /* pruning of old history, hourly */
@@ -149,6 +165,10 @@ int scaler_remove(struct daemon *d, const struct store_instance *si,
 		  int64_t drain_ms);
 
 /* reconcile.c, recover.c: see reconcile.h */
+
+/* daemon.c: record host_down / host_up events for changes of the hosts'
+ * states (the leader only). */
+void daemon_host_events(struct daemon *d);
 
 /* api.c */
 extern const struct http_api daemon_http_api;

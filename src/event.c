@@ -11,6 +11,31 @@
 
 LOG_TAG("event");
 
+/* Events that say something went wrong are logged at the level that
+ * says so (journalctl -p warning finds them); the rest at info. */
+static const struct {
+	const char *kind;
+	enum log_level level;
+} event_levels[] = {
+	{"provision_failed", LOG_LEVEL_ERROR},
+	{"placement_error", LOG_LEVEL_ERROR},
+	{"unhealthy", LOG_LEVEL_WARN},
+	{"lost", LOG_LEVEL_WARN},
+	{"replace", LOG_LEVEL_WARN},
+	{"hosts_full", LOG_LEVEL_WARN},
+	{"addresses_full", LOG_LEVEL_WARN},
+	{"host_down", LOG_LEVEL_WARN},
+};
+
+enum log_level
+event_level(const char *kind)
+{
+	for (size_t i = 0; kind && i < ARRAY_SIZE(event_levels); i++)
+		if (strcmp(event_levels[i].kind, kind) == 0)
+			return event_levels[i].level;
+	return LOG_LEVEL_INFO;
+}
+
 void
 event_record(struct store *s, const char *group, const char *instance,
 	     const char *kind, const char *details, const char *fmt, ...)
@@ -32,9 +57,11 @@ event_record(struct store *s, const char *group, const char *instance,
 	e.kind = (char *)kind;
 	e.message = msg.buf;
 	e.details = (char *)details;
-	log_info("%s%s%s: %s%s%s", group ? "group " : "", group ? group : "",
-		 group ? "" : "daemon", kind, msg.len ? ": " : "",
-		 strbuf_str(&msg));
+	log_at_(event_level(kind), "%s%s%s%s%s: %s%s%s",
+		group ? "group " : "", group ? group : "",
+		group ? "" : "daemon", instance ? " instance " : "",
+		instance ? instance : "", kind, msg.len ? ": " : "",
+		strbuf_str(&msg));
 	if (store_event_append(s, &e, NULL) != STORE_OK)
 		log_warn("cannot record event %s: %s", kind, err_msg());
 	strbuf_release(&msg);

@@ -1,12 +1,19 @@
 /*
  * event.h: the activity history. Every decision and action is recorded
- * as an event in the state store (with its reason) and logged at info.
- * Any thread may record, on the store handle it uses.
+ * as an event in the state store (with its reason) and logged, one line
+ * naming the group and the instance, at event_level(kind): failures
+ * (provision_failed, placement_error) at error, trouble (unhealthy, lost,
+ * replace, hosts_full, addresses_full, host_down) at warn, the rest at
+ * info. Any thread may record, on the store handle it uses.
  */
 #ifndef VA_EVENT_H
 #define VA_EVENT_H
 
+#include "log.h"
 #include "store.h"
+
+/* The level an event of this kind is logged at. */
+enum log_level event_level(const char *kind);
 
 /*
  * Record an event: group and instance may be NULL (daemon-wide), details

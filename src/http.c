@@ -510,9 +510,21 @@ route(struct http_server *srv, struct MHD_Connection *c, const char *url,
 		return r->status = 200;
 	}
 	if (n == 1 && strcmp(segs[0], "metrics") == 0 && get) {
+		bool admin = false;
+
 		if (!srv->api->metrics)
 			return http_reply_error(r, 404, "no such endpoint");
-		r->status = srv->api->metrics(srv->ctx, r);
+		/* Open to anyone; the admin token, when presented (and then
+		 * it must be right), also shows what names every VM. */
+		if (MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+						MHD_HTTP_HEADER_AUTHORIZATION)) {
+			if (rate_blocked(srv, rq->client))
+				return http_reply_error(r, 429, "too many failed authentications");
+			if (!admin_ok(srv, c, rq, r))
+				return r->status;
+			admin = true;
+		}
+		r->status = srv->api->metrics(srv->ctx, admin, r);
 		r->content_type = "text/plain; version=0.0.4";
 		return r->status;
 	}
@@ -541,6 +553,8 @@ route(struct http_server *srv, struct MHD_Connection *c, const char *url,
 	kind = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "kind");
 	if (kind && !segment_ok(kind, strlen(kind)))
 		return http_reply_error(r, 400, "bad event kind");
+	if (n == 2 && strcmp(segs[1], "hosts") == 0 && get && srv->api->hosts)
+		return srv->api->hosts(srv->ctx, r);
 	if (n == 2 && strcmp(segs[1], "groups") == 0 && get && srv->api->groups)
 		return srv->api->groups(srv->ctx, r);
 	if (n == 3 && strcmp(segs[1], "groups") == 0 && get && srv->api->group)

@@ -18,6 +18,7 @@
  *   GET  /v1/groups                GET /v1/groups/NAME
  *   GET  /v1/instances[?group=G]   GET /v1/events[?group=G&kind=K&limit=N]
  *   GET  /v1/instances/ID/metrics[?window=DURATION]
+ *   GET  /v1/hosts
  *   PUT  /v1/groups/NAME/desired   {"desired": N}
  *   POST /v1/groups/NAME/pause     POST /v1/groups/NAME/resume
  */
@@ -94,6 +95,7 @@ struct http_api {
 	unsigned (*heartbeat)(void *ctx, const struct http_heartbeat *in,
 			      struct http_reply *out);
 	unsigned (*groups)(void *ctx, struct http_reply *out);
+	unsigned (*hosts)(void *ctx, struct http_reply *out);
 	unsigned (*group)(void *ctx, const char *name, struct http_reply *out);
 	unsigned (*instances)(void *ctx, const char *group /* or NULL */,
 			      struct http_reply *out);
@@ -109,8 +111,10 @@ struct http_api {
 				struct http_reply *out);
 	unsigned (*set_paused)(void *ctx, const char *group, bool paused,
 			       struct http_reply *out);
-	/* Prometheus text into out->body; content type is set by http.c. */
-	unsigned (*metrics)(void *ctx, struct http_reply *out);
+	/* Prometheus text into out->body; content type is set by http.c.
+	 * admin: the request carried the right admin token (one with a wrong
+	 * token is refused before). */
+	unsigned (*metrics)(void *ctx, bool admin, struct http_reply *out);
 };
 
 /* Fill defaults into every zero field. */

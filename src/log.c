@@ -4,14 +4,18 @@
 #include "log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util.h"
 
 atomic_int log_threshold = LOG_LEVEL_INFO;
 static bool log_timestamps = true;
+static bool log_priority_prefix;
 
 #define COMPLAIN_FIRST_MS 60000
 #define COMPLAIN_MAX_MS (60 * 60000)
@@ -64,29 +68,132 @@ log_set_timestamps(bool on)
 }
 
 void
-log_vmsg(enum log_level level, const char *tag, const char *fmt, va_list ap)
+log_set_format(enum log_format f)
 {
-	char line[2048];
-	size_t n = 0;
+	bool journal = f == LOG_FORMAT_JOURNAL ||
+		       (f == LOG_FORMAT_AUTO && log_stderr_is_journal());
 
-	if (!log_enabled(level))
-		return;
-	if (log_timestamps) {
+	log_timestamps = !journal;
+	log_priority_prefix = journal;
+}
+
+void
+log_set_priority_prefix(bool on)
+{
+	log_priority_prefix = on;
+}
+
+int
+log_level_priority(enum log_level level)
+{
+	static const int prio[LOG_LEVEL_LAST] = {3, 4, 6, 7};
+
+	return level < LOG_LEVEL_LAST ? prio[level] : 6;
+}
+
+bool
+log_stderr_is_journal(void)
+{
+	const char *e = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	int end = 0;
+
+	if (!e || sscanf(e, "%llu:%llu%n", &dev, &ino, &end) != 2 ||
+	    e[end] != '\0')
+		return false;
+	if (fstat(STDERR_FILENO, &st) != 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev &&
+	       (unsigned long long)st.st_ino == ino;
+}
+
+/* Copy msg into buf from n on, one line: control characters escaped. */
+static size_t
+add_escaped(char *buf, size_t size, size_t n, const char *msg)
+{
+	size_t len = strlen(msg);
+
+	while (len && (msg[len - 1] == '\n' || msg[len - 1] == '\r'))
+		len--;
+	for (size_t i = 0; i < len && n + 1 < size; i++) {
+		unsigned char c = (unsigned char)msg[i];
+		char esc[5];
+		size_t k;
+
+		if (c == '\n')
+			k = (size_t)snprintf(esc, sizeof(esc), "\\n");
+		else if (c == '\r')
+			k = (size_t)snprintf(esc, sizeof(esc), "\\r");
+		else if ((c < 0x20 && c != '\t') || c == 0x7f)
+			k = (size_t)snprintf(esc, sizeof(esc), "\\x%02x", c);
+		else {
+			buf[n++] = (char)c;
+			continue;
+		}
+		if (n + k >= size)
+			break;
+		memcpy(buf + n, esc, k);
+		n += k;
+	}
+	buf[n] = '\0';
+	return n;
+}
+
+size_t
+log_format_line(char *buf, size_t size, enum log_level level, const char *tag,
+		bool priority_prefix, bool timestamp, const char *fmt,
+		va_list ap)
+{
+	char msg[2048];
+	size_t n = 0;
+	int k;
+
+	buf[0] = '\0';
+	if (priority_prefix) {
+		k = snprintf(buf, size, "<%d>", log_level_priority(level));
+		n = k > 0 && (size_t)k < size ? (size_t)k : 0;
+	}
+	if (timestamp && n < size) {
 		struct timespec ts;
 		struct tm tm;
+		size_t w;
 
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
-		n += strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-		n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ ",
-				      ts.tv_nsec / 1000000);
+		w = strftime(buf + n, size - n, "%Y-%m-%dT%H:%M:%S", &tm);
+		n += w;
+		if (w) {
+			k = snprintf(buf + n, size - n, ".%03ldZ ",
+				     ts.tv_nsec / 1000000);
+			if (k > 0)
+				n += (size_t)k < size - n ? (size_t)k : size - n - 1;
+		}
 	}
-	n += (size_t)snprintf(line + n, sizeof(line) - n, "%s %s: ",
-			      level_names[level], tag ? tag : "-");
-	if (n < sizeof(line))
-		vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+	if (n < size) {
+		k = snprintf(buf + n, size - n, "%s %s: ",
+			     level < LOG_LEVEL_LAST ? level_names[level] : "?",
+			     tag ? tag : "-");
+		if (k > 0)
+			n += (size_t)k < size - n ? (size_t)k : size - n - 1;
+	}
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	return add_escaped(buf, size, n, msg);
+}
+
+void
+log_vmsg(enum log_level level, const char *tag, const char *fmt, va_list ap)
+{
+	char line[4096];
+	size_t n;
+
+	if (!log_enabled(level))
+		return;
+	n = log_format_line(line, sizeof(line) - 1, level, tag,
+			    log_priority_prefix, log_timestamps, fmt, ap);
 	/* One write per line so that concurrent threads do not interleave. */
-	fprintf(stderr, "%s\n", line);
+	line[n] = '\n';
+	fwrite(line, 1, n + 1, stderr);
 }
 
 void

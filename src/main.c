@@ -69,6 +69,9 @@ main(int argc, char **argv)
 	};
 	int opt;
 
+	/* under systemd's journal from the first line on (daemon.log_format
+	 * may change it once the configuration is read) */
+	log_set_format(LOG_FORMAT_AUTO);
 	/* '+': stop at the first non-option, the subcommand's name. */
 	while ((opt = getopt_long(argc, argv, "+c:vqhV", longopts, NULL)) != -1) {
 		switch (opt) {

@@ -4,14 +4,17 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "metrics.h"
+#include "va_config.h"
 
 struct minstance {
 	char *group, *id;
 	struct rates rates;
+	struct rates_sample sample; /* the raw counters */
 };
 
 struct mhost {
@@ -32,13 +35,43 @@ struct mgroup {
 	struct rates_group agg;
 };
 
+/* Upper bounds (seconds) of va_instance_ready_seconds' buckets: a guest
+ * that boots and checks in takes from seconds to a few minutes. */
+static const double ready_buckets[] = {5, 10, 15, 20, 30, 45, 60, 90, 120,
+				       180, 300, 600};
+#define N_READY_BUCKETS (sizeof(ready_buckets) / sizeof(ready_buckets[0]))
+
+/* Per group: counters and the time-to-ready histogram. They live apart
+ * from struct mgroup because the HTTP threads observe readiness of a
+ * group the loop may not have published yet. */
+struct mcount {
+	char *group;
+	unsigned long up, down;              /* desired size changes */
+	unsigned long bucket[N_READY_BUCKETS]; /* not cumulative */
+	unsigned long ready_count;
+	double ready_sum;
+};
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mhost *hosts;
 static size_t n_hosts;
 static struct mgroup *groups;
 static size_t n_groups;
+static struct mcount *counts;
+static size_t n_counts;
 static double tick_s;
 static unsigned long ticks;
+
+static struct mcount *
+count_get(const char *group)
+{
+	for (size_t i = 0; i < n_counts; i++)
+		if (strcmp(counts[i].group, group) == 0)
+			return &counts[i];
+	counts = xreallocarray(counts, n_counts + 1, sizeof(*counts));
+	memset(&counts[n_counts], 0, sizeof(*counts));
+	counts[n_counts].group = xstrdup(group);
+	return &counts[n_counts++];
+}
 
 static struct mhost *
 host_get(const char *name)
@@ -88,6 +121,7 @@ metrics_update_host(const struct collect_host_result *r)
 			h->inst[i].group = xstrdup(r->inst[i].group);
 			h->inst[i].id = xstrdup(r->inst[i].id);
 			h->inst[i].rates = r->inst[i].rates;
+			h->inst[i].sample = r->inst[i].sample;
 		}
 		h->n_inst = r->n_inst;
 	}
@@ -138,6 +172,49 @@ metrics_remove_group(const char *group)
 		groups[i] = groups[--n_groups];
 		break;
 	}
+	for (size_t i = 0; i < n_counts; i++) {
+		if (strcmp(counts[i].group, group) != 0)
+			continue;
+		free(counts[i].group);
+		counts[i] = counts[--n_counts];
+		break;
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+void
+metrics_scale_action(const char *group, int from, int to)
+{
+	struct mcount *c;
+
+	if (from == to)
+		return;
+	pthread_mutex_lock(&lock);
+	c = count_get(group);
+	if (to > from)
+		c->up++;
+	else
+		c->down++;
+	pthread_mutex_unlock(&lock);
+}
+
+void
+metrics_instance_ready(const char *group, double seconds)
+{
+	struct mcount *c;
+
+	if (!(seconds >= 0))
+		seconds = 0;
+	pthread_mutex_lock(&lock);
+	c = count_get(group);
+	for (size_t b = 0; b < N_READY_BUCKETS; b++) {
+		if (seconds <= ready_buckets[b]) {
+			c->bucket[b]++;
+			break;
+		}
+	}
+	c->ready_count++;
+	c->ready_sum += seconds;
 	pthread_mutex_unlock(&lock);
 }
 
@@ -166,6 +243,11 @@ metrics_reset(void)
 	free(groups);
 	groups = NULL;
 	n_groups = 0;
+	for (size_t i = 0; i < n_counts; i++)
+		free(counts[i].group);
+	free(counts);
+	counts = NULL;
+	n_counts = 0;
 	tick_s = 0;
 	ticks = 0;
 	pthread_mutex_unlock(&lock);
@@ -209,33 +291,88 @@ family(struct strbuf *sb, const char *name, const char *type, const char *help)
 	strbuf_addf(sb, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/*
+ * Per instance: the two ratios the decisions read (gauges over the last
+ * collection interval) and the raw cumulative counters, from which
+ * Prometheus computes any rate itself (rate(...[5m])). A domain that was
+ * restarted starts its counters again at 0, which Prometheus reads as a
+ * counter reset.
+ */
 static const struct {
 	enum rates_metric m;
 	const char *name, *help;
-} instance_families[] = {
-	{RATES_CPU, "va_instance_cpu_percent",
-	 "CPU time used, percent of the instance's allotted vCPU time."},
-	{RATES_MEM, "va_instance_memory_percent",
-	 "Guest memory in use, percent (balloon statistics)."},
-	{RATES_DISK_RD_BPS, "va_instance_disk_read_bytes_per_second",
-	 "Bytes read from all disks per second."},
-	{RATES_DISK_WR_BPS, "va_instance_disk_write_bytes_per_second",
-	 "Bytes written to all disks per second."},
-	{RATES_DISK_RD_IOPS, "va_instance_disk_read_iops",
-	 "Read operations on all disks per second."},
-	{RATES_DISK_WR_IOPS, "va_instance_disk_write_iops",
-	 "Write operations on all disks per second."},
-	{RATES_NET_RX_BPS, "va_instance_net_rx_bytes_per_second",
-	 "Bytes received on all interfaces per second."},
-	{RATES_NET_TX_BPS, "va_instance_net_tx_bytes_per_second",
-	 "Bytes sent on all interfaces per second."},
+} instance_gauges[] = {
+	{RATES_CPU, "va_instance_cpu_ratio",
+	 "CPU time used over the last collection interval, as a share (0-1) "
+	 "of the instance's allotted vCPU time."},
+	{RATES_MEM, "va_instance_memory_used_ratio",
+	 "Guest memory in use, share (0-1) of the guest's memory (balloon statistics)."},
 };
+
+enum instance_counter {
+	IC_CPU, IC_RD_BYTES, IC_WR_BYTES, IC_RD_REQS, IC_WR_REQS, IC_RX, IC_TX,
+	IC_LAST
+};
+
+static const struct {
+	enum rates_field f;
+	const char *name, *help;
+} instance_counters[IC_LAST] = {
+	[IC_CPU] = {RATES_F_CPU_TIME, "va_instance_cpu_seconds_total",
+		    "CPU time the instance used (all vCPUs and QEMU's threads)."},
+	[IC_RD_BYTES] = {RATES_F_RD_BYTES, "va_instance_disk_read_bytes_total",
+			 "Bytes read from all disks."},
+	[IC_WR_BYTES] = {RATES_F_WR_BYTES, "va_instance_disk_written_bytes_total",
+			 "Bytes written to all disks."},
+	[IC_RD_REQS] = {RATES_F_RD_REQS, "va_instance_disk_reads_total",
+			"Read operations on all disks."},
+	[IC_WR_REQS] = {RATES_F_WR_REQS, "va_instance_disk_writes_total",
+			"Write operations on all disks."},
+	[IC_RX] = {RATES_F_RX_BYTES, "va_instance_network_receive_bytes_total",
+		   "Bytes received on all interfaces."},
+	[IC_TX] = {RATES_F_TX_BYTES, "va_instance_network_transmit_bytes_total",
+		   "Bytes sent on all interfaces."},
+};
+
+static double
+counter_value(const struct rates_sample *s, enum instance_counter c)
+{
+	switch (c) {
+	case IC_CPU:
+		return (double)s->cpu_time / 1e9;
+	case IC_RD_BYTES:
+		return (double)s->rd_bytes;
+	case IC_WR_BYTES:
+		return (double)s->wr_bytes;
+	case IC_RD_REQS:
+		return (double)s->rd_reqs;
+	case IC_WR_REQS:
+		return (double)s->wr_reqs;
+	case IC_RX:
+		return (double)s->rx_bytes;
+	case IC_TX:
+		return (double)s->tx_bytes;
+	default:
+		return 0;
+	}
+}
+
+static void
+instance_labels(struct strbuf *sb, const struct mhost *h,
+		const struct minstance *in)
+{
+	strbuf_addc(sb, '{');
+	label(sb, "group", in->group, true);
+	label(sb, "host", h->name, false);
+	label(sb, "instance_id", in->id, false);
+	strbuf_addc(sb, '}');
+}
 
 static void
 render_instances(struct strbuf *sb)
 {
-	for (size_t f = 0; f < ARRAY_SIZE(instance_families); f++) {
-		enum rates_metric m = instance_families[f].m;
+	for (size_t f = 0; f < ARRAY_SIZE(instance_gauges); f++) {
+		enum rates_metric m = instance_gauges[f].m;
 		bool any = false;
 
 		for (size_t h = 0; h < n_hosts; h++) {
@@ -245,16 +382,33 @@ render_instances(struct strbuf *sb)
 				if (!rates_has(&in->rates, m))
 					continue;
 				if (!any)
-					family(sb, instance_families[f].name, "gauge",
-					       instance_families[f].help);
+					family(sb, instance_gauges[f].name, "gauge",
+					       instance_gauges[f].help);
 				any = true;
-				strbuf_adds(sb, instance_families[f].name);
-				strbuf_addc(sb, '{');
-				label(sb, "group", in->group, true);
-				label(sb, "host", hosts[h].name, false);
-				label(sb, "instance", in->id, false);
-				strbuf_addc(sb, '}');
-				value(sb, in->rates.v[m]);
+				strbuf_adds(sb, instance_gauges[f].name);
+				instance_labels(sb, &hosts[h], in);
+				value(sb, in->rates.v[m] / 100.0);
+			}
+		}
+	}
+	for (int c = 0; c < IC_LAST; c++) {
+		bool any = false;
+
+		for (size_t h = 0; h < n_hosts; h++) {
+			for (size_t i = 0; i < hosts[h].n_inst; i++) {
+				const struct minstance *in = &hosts[h].inst[i];
+
+				if (!rates_sample_has(&in->sample,
+						      instance_counters[c].f))
+					continue;
+				if (!any)
+					family(sb, instance_counters[c].name, "counter",
+					       instance_counters[c].help);
+				any = true;
+				strbuf_adds(sb, instance_counters[c].name);
+				instance_labels(sb, &hosts[h], in);
+				value(sb, counter_value(&in->sample,
+							(enum instance_counter)c));
 			}
 		}
 	}
@@ -274,7 +428,34 @@ render_groups(struct strbuf *sb)
 		{"va_group_ready", "Instances that checked in and are healthy.",
 		 offsetof(struct mgroup, ready)},
 	};
-	bool any = false;
+	static const struct {
+		const char *name, *help;
+		double divisor;                  /* the engine's unit -> ours */
+	} group_inputs[POLICY_METRIC_LAST] = {
+		[POLICY_METRIC_CPU] = {"va_group_cpu_ratio",
+				       "The decision engine's input: CPU use of the "
+				       "group's ready instances over the scaling "
+				       "interval, share (0-1) of their vCPU time; "
+				       "stat mean or max over the instances.", 100},
+		[POLICY_METRIC_MEMORY] = {"va_group_memory_used_ratio",
+					  "The decision engine's input: guest memory "
+					  "in use, share (0-1); stat mean or max over "
+					  "the instances.", 100},
+		[POLICY_METRIC_DISK_IOPS] = {"va_group_disk_operations_per_second",
+					     "The decision engine's input: disk read + "
+					     "write operations per second per instance "
+					     "over the scaling interval; stat mean or "
+					     "max over the instances.", 1},
+		[POLICY_METRIC_DISK_BYTES] = {"va_group_disk_bytes_per_second",
+					      "The decision engine's input: disk bytes "
+					      "read + written per second per instance; "
+					      "stat mean or max over the instances.", 1},
+		[POLICY_METRIC_NET_BYTES] = {"va_group_network_bytes_per_second",
+					     "The decision engine's input: network "
+					     "bytes received + sent per second per "
+					     "instance; stat mean or max over the "
+					     "instances.", 1},
+	};
 
 	if (!n_groups)
 		return;
@@ -291,26 +472,89 @@ render_groups(struct strbuf *sb)
 			value(sb, v);
 		}
 	}
-	for (size_t g = 0; g < n_groups; g++) {
-		for (int pm = 0; pm < POLICY_METRIC_LAST && groups[g].have_agg; pm++) {
-			for (int stat = 0; stat < 2; stat++) {
+	/* the engine's input, one family per metric: one unit per name */
+	for (int pm = 0; pm < POLICY_METRIC_LAST; pm++) {
+		bool any = false;
+
+		for (size_t g = 0; g < n_groups; g++) {
+			for (int stat = 0; stat < 2 && groups[g].have_agg; stat++) {
 				double v;
 
 				if (!rates_group_get(&groups[g].agg, pm, stat == 1, &v))
 					continue;
 				if (!any)
-					family(sb, "va_group_metric", "gauge",
-					       "The decision engine's input: the group's "
-					       "mean or max over its window.");
+					family(sb, group_inputs[pm].name, "gauge",
+					       group_inputs[pm].help);
 				any = true;
-				strbuf_adds(sb, "va_group_metric{");
+				strbuf_adds(sb, group_inputs[pm].name);
+				strbuf_addc(sb, '{');
 				label(sb, "group", groups[g].name, true);
-				label(sb, "metric", policy_metric_name(pm), false);
 				label(sb, "stat", stat ? "max" : "mean", false);
 				strbuf_addc(sb, '}');
-				value(sb, v);
+				value(sb, v / group_inputs[pm].divisor);
 			}
 		}
+	}
+}
+
+static void
+render_counts(struct strbuf *sb)
+{
+	bool any = false;
+
+	if (n_groups || n_counts)
+		family(sb, "va_scale_actions_total", "counter",
+		       "Changes of the group's desired size (by the policy or by "
+		       "hand), by direction.");
+	for (size_t g = 0; g < n_groups; g++) {
+		const struct mcount *c = NULL;
+
+		for (size_t i = 0; i < n_counts && !c; i++)
+			if (strcmp(counts[i].group, groups[g].name) == 0)
+				c = &counts[i];
+		for (int up = 1; up >= 0; up--) {
+			strbuf_adds(sb, "va_scale_actions_total{");
+			label(sb, "group", groups[g].name, true);
+			label(sb, "direction", up ? "up" : "down", false);
+			strbuf_addc(sb, '}');
+			value(sb, c ? (double)(up ? c->up : c->down) : 0);
+		}
+	}
+	for (size_t i = 0; i < n_counts; i++) {
+		const struct mcount *c = &counts[i];
+		unsigned long cum = 0;
+
+		if (!c->ready_count)
+			continue;
+		if (!any)
+			family(sb, "va_instance_ready_seconds", "histogram",
+			       "Time from an instance's creation to its first "
+			       "check-in (ready).");
+		any = true;
+		for (size_t b = 0; b <= N_READY_BUCKETS; b++) {
+			char le[32];
+
+			if (b < N_READY_BUCKETS) {
+				cum += c->bucket[b];
+				snprintf(le, sizeof(le), "%g", ready_buckets[b]);
+			} else {
+				cum = c->ready_count;
+				snprintf(le, sizeof(le), "+Inf");
+			}
+			strbuf_adds(sb, "va_instance_ready_seconds_bucket{");
+			label(sb, "group", c->group, true);
+			label(sb, "le", le, false);
+			strbuf_addc(sb, '}');
+			value(sb, (double)cum);
+		}
+		strbuf_adds(sb, "va_instance_ready_seconds_sum{");
+		label(sb, "group", c->group, true);
+		strbuf_addc(sb, '}');
+		value(sb, c->ready_sum);
+		strbuf_adds(sb, "va_instance_ready_seconds_count{");
+		label(sb, "group", c->group, true);
+		strbuf_addc(sb, '}');
+		value(sb, (double)c->ready_count);
 	}
 }
 
@@ -351,13 +595,13 @@ render_hosts(struct strbuf *sb)
 		    hosts[h].cap.present & (1u << COLLECT_CAP_FREE))
 			host_line(sb, "va_host_free_memory_bytes", hosts[h].name,
 				  (double)hosts[h].cap.free_kib * 1024);
-	family(sb, "va_host_cpu_utilization_percent", "gauge",
-	       "Busy share of all host CPUs over the last capacity period.");
+	family(sb, "va_host_cpu_utilization_ratio", "gauge",
+	       "Busy share (0-1) of all host CPUs over the last capacity period.");
 	for (size_t h = 0; h < n_hosts; h++)
 		if (hosts[h].have_cap &&
 		    hosts[h].cap.present & (1u << COLLECT_CAP_CPU_UTIL))
-			host_line(sb, "va_host_cpu_utilization_percent", hosts[h].name,
-				  hosts[h].cap.cpu_util_pct);
+			host_line(sb, "va_host_cpu_utilization_ratio", hosts[h].name,
+				  hosts[h].cap.cpu_util_pct / 100.0);
 	family(sb, "va_host_domains", "gauge", "Active domains on the host (all).");
 	for (size_t h = 0; h < n_hosts; h++)
 		if (hosts[h].have_cap)
@@ -398,11 +642,18 @@ render_hosts(struct strbuf *sb)
 }
 
 void
-metrics_render_prometheus(struct strbuf *out)
+metrics_render_prometheus(struct strbuf *out, bool instances)
 {
 	pthread_mutex_lock(&lock);
-	render_instances(out);
+	family(out, "va_build_info", "gauge",
+	       "Always 1; the version of the daemon in the label.");
+	strbuf_adds(out, "va_build_info{");
+	label(out, "version", VA_VERSION, true);
+	strbuf_adds(out, "} 1\n");
+	if (instances)
+		render_instances(out);
 	render_groups(out);
+	render_counts(out);
 	render_hosts(out);
 	family(out, "va_tick_duration_seconds", "gauge",
 	       "Wall time of the daemon's last tick.");

@@ -5,16 +5,24 @@
  * A process-wide registry: the daemon's loop feeds it (collection results,
  * group state, its own tick), the HTTP server renders it. Thread-safe.
  *
- * Families (all gauges unless the name ends in _total):
- *   va_instance_{cpu_percent,memory_percent,disk_read_bytes_per_second,
- *     disk_write_bytes_per_second,disk_read_iops,disk_write_iops,
- *     net_rx_bytes_per_second,net_tx_bytes_per_second}{group,host,instance}
- *       the instance's rates over its last collection interval (a missing
- *       rate is absent, not 0)
+ * Families (docs/metrics.md has the table; counters end in _total;
+ * ratios are 0-1, never percent; one unit per name):
+ *   va_build_info{version}  1
+ *   va_instance_{cpu_ratio,memory_used_ratio}{group,host,instance_id}
+ *     gauges over the last collection interval, and the raw counters
+ *     va_instance_{cpu_seconds,disk_read_bytes,disk_written_bytes,
+ *     disk_reads,disk_writes,network_receive_bytes,
+ *     network_transmit_bytes}_total: only when asked for (they name every
+ *     VM: /metrics shows them with the admin token, or to anyone with
+ *     daemon.metrics_instances). A missing figure is absent, not 0.
  *   va_group_{desired,current,ready}{group}
- *   va_group_metric{group,metric,stat="mean"|"max"}  the engine's input
+ *   va_group_{cpu_ratio,memory_used_ratio,disk_operations_per_second,
+ *     disk_bytes_per_second,network_bytes_per_second}{group,stat}
+ *     the engine's input (stat "mean" or "max" over the instances)
+ *   va_scale_actions_total{group,direction="up"|"down"}
+ *   va_instance_ready_seconds{group} histogram: creation to first check-in
  *   va_host_up{host}, va_host_{cpus,memory_bytes,free_memory_bytes,
- *     cpu_utilization_percent,domains,vcpus_allocated,
+ *     cpu_utilization_ratio,domains,vcpus_allocated,
  *     memory_allocated_bytes}{host}
  *   va_host_collect_{rounds,errors}_total{host},
  *   va_host_libvirt_calls_total{host}, va_host_collect_duration_seconds{host}
@@ -37,11 +45,17 @@ void metrics_host_down(const char *host);
 void metrics_set_group(const char *group, int desired, int current, int ready,
 		       const struct rates_group *agg);
 void metrics_remove_group(const char *group);
+/* The group's desired size changed from -> to (the policy or by hand). */
+void metrics_scale_action(const char *group, int from, int to);
+/* An instance of the group became ready this long after its creation
+ * (any thread). */
+void metrics_instance_ready(const char *group, double seconds);
 /* The daemon's own loop. */
 void metrics_tick(double seconds);
 
-/* Append the exposition text to out. */
-void metrics_render_prometheus(struct strbuf *out);
+/* Append the exposition text to out; the per-instance series only with
+ * instances. */
+void metrics_render_prometheus(struct strbuf *out, bool instances);
 /* Forget everything (tests). */
 void metrics_reset(void);
 

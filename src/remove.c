@@ -189,8 +189,8 @@ remove_run(const struct jobs_env *env, virConnectPtr conn,
 	}
 	if (instance_remove(conn, r->pool, domain, r->id, env->owner,
 			    r->drain_ms, &graceful) != 0) {
-		log_warn("instance %s: removal failed: %s (retried later)", r->id,
-			 err_msg());
+		log_error("instance %s: removal of %s from %s failed: %s (retried later)",
+			  r->id, domain, r->host_name, err_msg());
 		goto out;
 	}
 	if (jobs_journal_step(env, jid, STORE_STEP_VOLUMES_DELETED, 0) != 0) {

@@ -49,6 +49,7 @@ command_set_desired(struct daemon *d, struct dgroup *g, struct control_cmd *c)
 	if (!g->manual)
 		g->manual_from = g->desired;
 	g->manual = true;
+	metrics_scale_action(g->cfg->name, g->desired, to);
 	g->desired = to;
 	c->to = to;
 	c->status = 200;
@@ -282,7 +283,8 @@ busy_cmp(const void *key, const void *elem)
 
 /* Placement records of the group's hosts, from the last measurements. */
 static struct va_placement_host *
-placement_hosts(struct daemon *d, const struct dgroup *g, const struct tick *t)
+placement_hosts(struct daemon *d, const struct dgroup *g, const struct tick *t,
+		size_t *pending)
 {
 	const struct config_group *gc = g->cfg;
 	struct va_placement_host *v = xcalloc(gc->hosts.n + 1, sizeof(*v));
@@ -300,12 +302,17 @@ placement_hosts(struct daemon *d, const struct dgroup *g, const struct tick *t)
 		p->reserved_memory = hc->reserved_memory;
 		p->max_instances = (uint32_t)hc->max_instances;
 		p->cpu_use = -1;
+		if (dh && dh->state == DHOST_UNKNOWN) {
+			p->down_reason = "not measured yet";
+			(*pending)++;
+			continue;
+		}
 		if (!dh || !host_is_up(dh->h)) {
 			p->down_reason = "not connected";
 			continue;
 		}
 		if (!dh->cap_ok || !(dh->cap.present & (1u << COLLECT_CAP_NODEINFO))) {
-			p->down_reason = "not measured yet";
+			p->down_reason = dh->why[0] ? dh->why : "no capacity measured";
 			continue;
 		}
 		p->up = 1;
@@ -463,6 +470,7 @@ apply(struct daemon *d, struct dgroup *g, struct tick *t, const size_t *rows,
 				sized = false;
 				break;
 			}
+			metrics_scale_action(name, g->desired, a->to);
 			g->desired = a->to;
 			event_record(d->store, name, NULL, "decision", NULL, "%s",
 				     a->message);
@@ -511,7 +519,7 @@ group_tick(struct daemon *d, struct dgroup *g, struct tick *t, int64_t now,
 	in.manual_from = g->manual_from;
 	in.backoff = now < g->backoff_until_ms;
 	in.v = group_instances(d, g, t, &rows, &in.n, now);
-	in.hosts = placement_hosts(d, g, t);
+	in.hosts = placement_hosts(d, g, t, &in.n_hosts_pending);
 	in.n_hosts = g->cfg->hosts.n;
 	in.place = g->place;
 	while (n_ids < CONVERGE_MAX_STARTS && store_instance_new_id(ids[n_ids]) == STORE_OK)
@@ -538,6 +546,10 @@ group_tick(struct daemon *d, struct dgroup *g, struct tick *t, int64_t now,
 	}
 	g->current = plan.live;
 	g->ready = plan.ready;
+	if (!g->paused) {
+		g->busy_held = plan.busy_held;
+		g->waiting_for_hosts = plan.waiting_for_hosts;
+	}
 	metrics_set_group(g->cfg->name, g->desired, plan.live, plan.ready, &g->agg);
 	converge_plan_release(&plan);
 	free((void *)in.v);

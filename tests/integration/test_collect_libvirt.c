@@ -394,10 +394,10 @@ test_burn(void **state)
 		struct strbuf sb = STRBUF_INIT;
 		const char *line;
 
-		metrics_render_prometheus(&sb);
-		line = strstr(strbuf_str(&sb), "va_instance_cpu_percent{group=\"collect-test\","
-					       "host=\"host1\",instance=\"burn-1\"} ");
-		prom_cpu = line ? strtod(strchr(line, '}') + 2, NULL) : -1;
+		metrics_render_prometheus(&sb, true);
+		line = strstr(strbuf_str(&sb), "va_instance_cpu_ratio{group=\"collect-test\","
+					       "host=\"host1\",instance_id=\"burn-1\"} ");
+		prom_cpu = line ? strtod(strchr(line, '}') + 2, NULL) * 100 : -1;
 		strbuf_release(&sb);
 	}
 	if (b.influx) {

@@ -48,6 +48,7 @@ struct row {
 	int64_t heartbeat_timeout_ms; /* 0: 60 s; -1: off */
 	unsigned hosts;             /* 0: 1 */
 	int hosts_down;             /* bit i: host i is not connected */
+	int hosts_pending;          /* bit i: host i is not measured yet */
 	uint32_t host_max;          /* instances per host; 0: no limit */
 	const char *range;          /* static addresses "FIRST-LAST" */
 	int scale_in_order;         /* config_scale_in_order */
@@ -89,6 +90,17 @@ static const struct row rows[] = {
 	 .want_desired = 3, .event = "hosts_full"},
 	{"every host down: placement error", 1, 8, 3, "R R", 0,
 	 .hosts_down = 1, .want_desired = 3, .event = "hosts_full"},
+	/* issue 12: after a restart the first plan said "hosts_full: down
+	 * (not measured yet)"; a host not measured yet is neither */
+	{"host not measured yet: wait, no event", 1, 8, 3, "R R", 0,
+	 .hosts_pending = 1, .want_desired = 3},
+	{"other host not measured yet: placed on the measured", 1, 8, 3, "R R", 0,
+	 .hosts = 2, .hosts_pending = 2, .want_desired = 3, .starts = 1,
+	 .start_hosts = "0"},
+	{"one full, the other not measured yet: wait", 1, 8, 3, "R R", 0,
+	 .hosts = 2, .hosts_pending = 2, .host_max = 2, .want_desired = 3},
+	{"not measured yet: the decision is not capped", 1, 8, 2, "R100 R100", 60,
+	 .hosts = 2, .hosts_pending = 2, .host_max = 2, .want_desired = 4},
 	{"capacity caps the decision", 1, 8, 2, "R100 R100", 60, .host_max = 3,
 	 .want_desired = 3, .starts = 1},
 	/* shrinking */
@@ -105,7 +117,11 @@ static const struct row rows[] = {
 	{"busy spared", 1, 8, 1, "R R R!", 0, .want_desired = 1, .removes = 2,
 	 .removed = "1 0"},
 	{"busy veto: fewer removed", 1, 8, 1, "R R! R!", 0, .want_desired = 1,
-	 .removes = 1, .removed = "0"},
+	 .removes = 1, .removed = "0", .event = "scale_in_blocked"},
+	{"busy veto: every candidate busy", 1, 8, 1, "R! R! R!", 0,
+	 .want_desired = 1, .event = "scale_in_blocked"},
+	{"busy with a job: no veto", 1, 8, 1, "R Rj!", 0,
+	 .want_desired = 1, .removes = 1, .removed = "0"},
 	{"busy too long is not spared", 1, 8, 1, "R R~", 0, .want_desired = 1,
 	 .removes = 1, .removed = "1"},
 	{"instance with a job is not chosen", 1, 8, 1, "R Rj", 0,
@@ -305,8 +321,10 @@ setup_fixture(struct fixture *f, const struct row *r)
 		f->hosts[i].name = f->host_names[i];
 		f->host_ptrs[i] = &f->hosts[i];
 		f->ph[i].name = f->host_names[i];
-		f->ph[i].up = !(r->hosts_down & (1 << i));
-		f->ph[i].down_reason = f->ph[i].up ? NULL : "not connected";
+		f->ph[i].up = !((r->hosts_down | r->hosts_pending) & (1 << i));
+		f->ph[i].down_reason = f->ph[i].up ? NULL
+				       : (r->hosts_pending & (1 << i)) ? "not measured yet"
+				       : "not connected";
 		f->ph[i].cpus = 64;
 		f->ph[i].mem_total = 256 * GIB;
 		f->ph[i].mem_free = 200 * GIB;
@@ -364,6 +382,8 @@ plan_row(struct fixture *f, const struct row *r, struct converge_state *st,
 	in.hosts = f->ph;
 	in.n_hosts = f->gc.hosts.n;
 	in.place = f->place;
+	for (unsigned h = 0; h < in.n_hosts; h++)
+		in.n_hosts_pending += (r->hosts_pending >> h) & 1;
 	in.new_ids = (const char (*)[STORE_ID_LEN + 1])f->new_ids;
 	in.n_new_ids = CONVERGE_MAX_STARTS;
 	converge_group(&in, st, plan);
@@ -524,6 +544,57 @@ test_held_decision_once(void **state)
 	release_fixture(&f);
 }
 
+/*
+ * Issue 12: while busy guests vetoed their removal the group sat above
+ * its desired size with no event at all. The veto is an event when it
+ * starts (once, not every plan) and when it ends; the plan says how many
+ * removals it holds.
+ */
+static void
+test_busy_veto_once(void **state)
+{
+	const struct row r = {"veto", 1, 8, 1, "R! R! R!", 0, .want_desired = 1};
+	struct fixture f;
+	struct converge_state st;
+	struct converge_plan plan;
+	int removes = 0;
+
+	(void)state;
+	setup_fixture(&f, &r);
+	converge_state_init(&st);
+	plan_row(&f, &r, &st, &plan);
+	assert_int_equal(plan.n, 1);
+	assert_int_equal(plan.v[0].kind, CONVERGE_EVENT);
+	assert_string_equal(plan.v[0].event, "scale_in_blocked");
+	assert_non_null(strstr(plan.v[0].message, "3 live for a desired 1"));
+	assert_non_null(strstr(plan.v[0].message, "3 instances that could go are busy"));
+	assert_int_equal(plan.busy_held, 2);
+	assert_int_equal(plan.busy_spared, 3);
+	assert_true(st.busy_held);
+	converge_plan_release(&plan);
+	/* the next plans: still held, nothing said */
+	for (int k = 0; k < 3; k++) {
+		plan_row(&f, &r, &st, &plan);
+		assert_int_equal(plan.n, 0);
+		assert_int_equal(plan.busy_held, 2);
+		converge_plan_release(&plan);
+	}
+	/* the guests are done: removed, and the veto's end is said */
+	for (size_t i = 0; i < f.n; i++)
+		f.v[i].busy = false;
+	plan_row(&f, &r, &st, &plan);
+	assert_int_equal(plan.busy_held, 0);
+	for (size_t k = 0; k < plan.n; k++)
+		removes += plan.v[k].kind == CONVERGE_REMOVE;
+	assert_int_equal(removes, 2);
+	assert_int_equal(plan.v[plan.n - 1].kind, CONVERGE_EVENT);
+	assert_string_equal(plan.v[plan.n - 1].event, "scale_in_unblocked");
+	assert_false(st.busy_held);
+	converge_plan_release(&plan);
+	converge_state_release(&st);
+	release_fixture(&f);
+}
+
 static void
 test_addresses(void **state)
 {
@@ -568,6 +639,7 @@ main(void)
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_hosts_full_once),
 		cmocka_unit_test(test_held_decision_once),
+		cmocka_unit_test(test_busy_veto_once),
 		cmocka_unit_test(test_addresses),
 	};
 

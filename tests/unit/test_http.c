@@ -125,9 +125,9 @@ stub_instance_metrics(void *ctx, const char *id, int64_t window_ms,
 }
 
 static unsigned
-stub_metrics(void *ctx, struct http_reply *out)
+stub_metrics(void *ctx, bool admin, struct http_reply *out)
 {
-	strbuf_adds(&out->body, "va_up 1\n");
+	strbuf_addf(&out->body, "va_up 1\nva_admin %d\n", admin);
 	return out->status = 200;
 }
 
@@ -242,7 +242,15 @@ test_healthz_and_metrics(void **state)
 	assert_string_equal(strbuf_str(&b), "ok\n");
 	strbuf_reset(&b);
 	assert_int_equal(request(f->base, "GET", "/metrics", NULL, NULL, NULL, &b), 200);
-	assert_string_equal(strbuf_str(&b), "va_up 1\n");
+	assert_string_equal(strbuf_str(&b), "va_up 1\nva_admin 0\n");
+	/* the admin token, when presented, must be right, and is passed on
+	 * (api.c then shows the per-instance series) */
+	strbuf_reset(&b);
+	assert_int_equal(request(f->base, "GET", "/metrics", "Bearer " ADMIN_TOKEN,
+				 NULL, NULL, &b), 200);
+	assert_string_equal(strbuf_str(&b), "va_up 1\nva_admin 1\n");
+	assert_int_equal(request(f->base, "GET", "/metrics", "Bearer wrong", NULL,
+				 NULL, NULL), 401);
 	strbuf_release(&b);
 	assert_int_equal(request(f->base, "GET", "/nope", NULL, NULL, NULL, NULL), 404);
 	assert_int_equal(request(f->base, "GET", "/v1/checkin/a%2Fb/x", NULL, NULL, NULL, NULL), 404);

@@ -32,7 +32,7 @@ check_grammar(const char *text)
 				 " (-?[0-9.e+-]+|NaN|[+-]Inf)$",
 				 REG_EXTENDED | REG_NOSUB), 0);
 	assert_int_equal(regcomp(&comment,
-				 "^# (HELP [a-z_]+ .+|TYPE [a-z_]+ (gauge|counter))$",
+				 "^# (HELP [a-z_]+ .+|TYPE [a-z_]+ (gauge|counter|histogram))$",
 				 REG_EXTENDED | REG_NOSUB), 0);
 	for (line = strtok_r(copy, "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save))
@@ -61,6 +61,11 @@ test_render(void **state)
 	inst[0].id = "web-0001";
 	rates_set(&inst[0].rates, RATES_CPU, 42.5);
 	rates_set(&inst[0].rates, RATES_DISK_RD_BPS, 2048);
+	inst[0].sample.present = 1u << RATES_F_CPU_TIME | 1u << RATES_F_RD_BYTES |
+				 1u << RATES_F_TX_BYTES;
+	inst[0].sample.cpu_time = 1500000000;
+	inst[0].sample.rd_bytes = 4096;
+	inst[0].sample.tx_bytes = 77;
 	inst[1].group = "we\"ird";
 	inst[1].id = "a\\b\nc";
 	rates_set(&inst[1].rates, RATES_MEM, 10);
@@ -74,6 +79,7 @@ test_render(void **state)
 	r.rounds = 7;
 	r.duration_us = 250000;
 	r.cap.present = 1u << COLLECT_CAP_NODEINFO | 1u << COLLECT_CAP_FREE;
+	r.cap.cpu_util_pct = 0;
 	r.cap.cpus = 8;
 	r.cap.mem_kib = 1024;
 	r.cap.free_kib = 512;
@@ -98,31 +104,76 @@ test_render(void **state)
 	metrics_remove_group("gone");
 	metrics_tick(0.125);
 
-	metrics_render_prometheus(&sb);
+	metrics_scale_action("web", 1, 3);
+	metrics_scale_action("web", 3, 2);
+	metrics_scale_action("web", 2, 4);
+	metrics_scale_action("web", 4, 4); /* no change: not an action */
+	metrics_instance_ready("web", 12.5);
+	metrics_instance_ready("web", 4);
+	metrics_instance_ready("web", 900);
+
+	/* Without the per-instance series (an unauthenticated scrape):
+	 * nothing that names a VM. */
+	metrics_render_prometheus(&sb, false);
 	t = strbuf_str(&sb);
 	check_grammar(t);
-	assert_non_null(strstr(t, "# TYPE va_instance_cpu_percent gauge\n"));
-	assert_non_null(strstr(t, "va_instance_cpu_percent{group=\"web\",host=\"kvm1\","
-				  "instance=\"web-0001\"} 42.5\n"));
-	assert_non_null(strstr(t, "va_instance_disk_read_bytes_per_second{group=\"web\","
-				  "host=\"kvm1\",instance=\"web-0001\"} 2048\n"));
-	/* escaped labels; a rate the instance lacks is absent, not 0 */
-	assert_non_null(strstr(t, "va_instance_memory_percent{group=\"we\\\"ird\","
-				  "host=\"kvm1\",instance=\"a\\\\b\\nc\"} 10\n"));
-	assert_null(strstr(t, "instance=\"web-0001\"} 0"));
-	assert_null(strstr(t, "va_instance_net_rx_bytes_per_second"));
+	assert_null(strstr(t, "va_instance_cpu"));
+	assert_null(strstr(t, "web-0001"));
+	assert_non_null(strstr(t, "va_group_desired{group=\"web\"} 3\n"));
+	strbuf_reset(&sb);
+
+	metrics_render_prometheus(&sb, true);
+	t = strbuf_str(&sb);
+	check_grammar(t);
+	assert_non_null(strstr(t, "va_build_info{version=\""));
+	/* percentages are ratios; the id is not in the label Prometheus
+	 * keeps for the scrape target */
+	assert_null(strstr(t, "percent"));
+	assert_null(strstr(t, "instance=\""));
+	assert_non_null(strstr(t, "# TYPE va_instance_cpu_ratio gauge\n"));
+	assert_non_null(strstr(t, "va_instance_cpu_ratio{group=\"web\",host=\"kvm1\","
+				  "instance_id=\"web-0001\"} 0.425\n"));
+	/* rates computed by the daemon are not gauges on /metrics: the raw
+	 * counters are, for Prometheus' own rate() */
+	assert_null(strstr(t, "per_second{group=\"web\",host"));
+	assert_null(strstr(t, "_iops"));
+	assert_non_null(strstr(t, "# TYPE va_instance_cpu_seconds_total counter\n"));
+	assert_non_null(strstr(t, "va_instance_cpu_seconds_total{group=\"web\",host=\"kvm1\","
+				  "instance_id=\"web-0001\"} 1.5\n"));
+	assert_non_null(strstr(t, "va_instance_disk_read_bytes_total{group=\"web\","
+				  "host=\"kvm1\",instance_id=\"web-0001\"} 4096\n"));
+	assert_non_null(strstr(t, "va_instance_network_transmit_bytes_total{group=\"web\","
+				  "host=\"kvm1\",instance_id=\"web-0001\"} 77\n"));
+	/* escaped labels; a figure the instance lacks is absent, not 0 */
+	assert_non_null(strstr(t, "va_instance_memory_used_ratio{group=\"we\\\"ird\","
+				  "host=\"kvm1\",instance_id=\"a\\\\b\\nc\"} 0.1\n"));
+	assert_null(strstr(t, "instance_id=\"web-0001\"} 0\n"));
+	assert_null(strstr(t, "va_instance_network_receive_bytes_total"));
+	assert_null(strstr(t, "va_instance_disk_written_bytes_total{group=\"we"));
 	assert_non_null(strstr(t, "va_group_desired{group=\"web\"} 3\n"));
 	assert_non_null(strstr(t, "va_group_ready{group=\"web\"} 1\n"));
 	assert_null(strstr(t, "group=\"gone\""));
-	assert_non_null(strstr(t, "va_group_metric{group=\"web\",metric=\"cpu\","
-				  "stat=\"mean\"} 55\n"));
-	assert_non_null(strstr(t, "va_group_metric{group=\"web\",metric=\"cpu\","
-				  "stat=\"max\"} 80\n"));
+	/* one unit per name: the engine's CPU input as a ratio */
+	assert_null(strstr(t, "va_group_metric"));
+	assert_non_null(strstr(t, "# TYPE va_group_cpu_ratio gauge\n"));
+	assert_non_null(strstr(t, "va_group_cpu_ratio{group=\"web\",stat=\"mean\"} 0.55\n"));
+	assert_non_null(strstr(t, "va_group_cpu_ratio{group=\"web\",stat=\"max\"} 0.8\n"));
+	assert_non_null(strstr(t, "# TYPE va_scale_actions_total counter\n"));
+	assert_non_null(strstr(t, "va_scale_actions_total{group=\"web\",direction=\"up\"} 2\n"));
+	assert_non_null(strstr(t, "va_scale_actions_total{group=\"web\",direction=\"down\"} 1\n"));
+	assert_non_null(strstr(t, "# TYPE va_instance_ready_seconds histogram\n"));
+	assert_non_null(strstr(t, "va_instance_ready_seconds_bucket{group=\"web\",le=\"5\"} 1\n"));
+	assert_non_null(strstr(t, "va_instance_ready_seconds_bucket{group=\"web\",le=\"10\"} 1\n"));
+	assert_non_null(strstr(t, "va_instance_ready_seconds_bucket{group=\"web\",le=\"15\"} 2\n"));
+	assert_non_null(strstr(t, "va_instance_ready_seconds_bucket{group=\"web\",le=\"600\"} 2\n"));
+	assert_non_null(strstr(t, "va_instance_ready_seconds_bucket{group=\"web\",le=\"+Inf\"} 3\n"));
+	assert_non_null(strstr(t, "va_instance_ready_seconds_sum{group=\"web\"} 916.5\n"));
+	assert_non_null(strstr(t, "va_instance_ready_seconds_count{group=\"web\"} 3\n"));
 	assert_non_null(strstr(t, "va_host_up{host=\"kvm1\"} 1\n"));
 	assert_non_null(strstr(t, "va_host_memory_bytes{host=\"kvm1\"} 1048576\n"));
 	assert_non_null(strstr(t, "va_host_libvirt_calls_total{host=\"kvm1\"} 4\n"));
 	assert_non_null(strstr(t, "va_host_collect_duration_seconds{host=\"kvm1\"} 0.25\n"));
-	assert_null(strstr(t, "va_host_cpu_utilization_percent{"));
+	assert_null(strstr(t, "va_host_cpu_utilization_ratio{"));
 	assert_non_null(strstr(t, "va_tick_duration_seconds 0.125\n"));
 	assert_non_null(strstr(t, "va_ticks_total 1\n"));
 
@@ -131,16 +182,16 @@ test_render(void **state)
 	r.errors = 1;
 	metrics_update_host(&r);
 	strbuf_reset(&sb);
-	metrics_render_prometheus(&sb);
+	metrics_render_prometheus(&sb, true);
 	t = strbuf_str(&sb);
 	check_grammar(t);
 	assert_non_null(strstr(t, "va_host_up{host=\"kvm1\"} 0\n"));
 	assert_non_null(strstr(t, "va_host_collect_errors_total{host=\"kvm1\"} 1\n"));
-	assert_non_null(strstr(t, "instance=\"web-0001\"} 42.5\n"));
+	assert_non_null(strstr(t, "instance_id=\"web-0001\"} 0.425\n"));
 
 	metrics_reset();
 	strbuf_reset(&sb);
-	metrics_render_prometheus(&sb);
+	metrics_render_prometheus(&sb, true);
 	check_grammar(strbuf_str(&sb));
 	assert_null(strstr(strbuf_str(&sb), "va_instance"));
 	strbuf_release(&sb);
@@ -170,7 +221,7 @@ rendered_calls(const char *host)
 	const char *p;
 	unsigned long v = 0;
 
-	metrics_render_prometheus(&sb);
+	metrics_render_prometheus(&sb, false);
 	p = strstr(strbuf_str(&sb), key);
 	assert_non_null(p);
 	v = strtoul(p + strlen(key), NULL, 10);

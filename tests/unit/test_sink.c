@@ -66,8 +66,8 @@ test_feed(void **state)
 	assert_int_equal(w.last_t_ms, 50000);
 	influx_get_counters(ix, &cnt);
 	assert_int_equal(cnt.queued, 3); /* two instances and the host */
-	metrics_render_prometheus(&sb);
-	assert_non_null(strstr(strbuf_str(&sb), "instance=\"web-2\"} 20\n"));
+	metrics_render_prometheus(&sb, true);
+	assert_non_null(strstr(strbuf_str(&sb), "instance_id=\"web-2\"} 0.2\n"));
 
 	/* A failed round: only /metrics hears of it. */
 	r.ok = false;
@@ -76,7 +76,7 @@ test_feed(void **state)
 	assert_int_equal(cnt.queued, 3);
 	assert_int_equal(mstore_count(ms), 2);
 	strbuf_reset(&sb);
-	metrics_render_prometheus(&sb);
+	metrics_render_prometheus(&sb, true);
 	assert_non_null(strstr(strbuf_str(&sb), "va_host_up{host=\"kvm1\"} 0\n"));
 
 	sink_poll(sinks, 2, util_now_ms()); /* the connection fails: kept */
