@@ -5,7 +5,13 @@
  * The daemon's address and admin token come from the same configuration
  * file the daemon reads (daemon.listen, daemon.tls, daemon.admin_token);
  * --url overrides the address. The token is sent in an Authorization
- * header, never on a command line or in a log line.
+ * header, never on a command line or in a log line, and over TLS only to
+ * a daemon whose certificate verifies (the system's CAs, daemon.tls.ca or
+ * --ca FILE); --insecure turns that off, with a warning.
+ *
+ * A file the daemon refused on SIGHUP (it keeps serving its last good
+ * configuration) still gives the client those keys, with a warning
+ * (config_load_client()).
  */
 #include <curl/curl.h>
 #include <getopt.h>
@@ -22,55 +28,175 @@
 #include "util.h"
 
 struct client {
-	char *base;  /* "http://127.0.0.1:8470" */
-	char *token; /* admin token, or NULL */
-	bool insecure; /* TLS without verification (self-signed daemons) */
+	char *base;       /* "http://127.0.0.1:8470" */
+	char *token;      /* admin token, or NULL */
+	char *ca;         /* CA file to verify the daemon with, or NULL */
+	char *connect_to; /* curl CONNECT_TO "NAME:PORT:ADDR:PORT", or NULL */
+	bool insecure;    /* --insecure: TLS without verification */
 };
+
+/* The options every client command takes. */
+struct client_args {
+	const char *url;  /* --url */
+	const char *ca;   /* --ca */
+	bool insecure;    /* --insecure */
+};
+
+#define CLIENT_LONGOPTS                                                   \
+	{"url", required_argument, NULL, 'u'},                            \
+	{"config", required_argument, NULL, 'c'},                         \
+	{"ca", required_argument, NULL, 'A'},                             \
+	{"insecure", no_argument, NULL, 'K'},                             \
+	{"help", no_argument, NULL, 'h'}
+#define CLIENT_OPTSTRING "u:c:h"
+#define CLIENT_USAGE "[--url URL] [--ca FILE | --insecure]"
+
+/* 1 if opt is one of CLIENT_LONGOPTS (taken), 0 if not. */
+static int
+client_opt(int opt, struct client_args *a)
+{
+	switch (opt) {
+	case 'u':
+		a->url = optarg;
+		return 1;
+	case 'c':
+		global_opts.config_path = optarg;
+		return 1;
+	case 'A':
+		a->ca = optarg;
+		return 1;
+	case 'K':
+		a->insecure = true;
+		return 1;
+	default:
+		return 0;
+	}
+}
 
 static void
 client_release(struct client *c)
 {
 	free(c->base);
+	free(c->ca);
+	free(c->connect_to);
 	if (c->token) {
 		explicit_bzero(c->token, strlen(c->token));
 		free(c->token);
 	}
 }
 
-/* The address a local client uses to reach daemon.listen. */
+/* The host part of an http(s) URL (no brackets), or NULL. Caller frees. */
 static char *
-client_base_from_config(const struct config *cfg)
+url_host(const char *url)
 {
-	const char *host = cfg->daemon.listen_host;
-	const char *scheme = cfg->daemon.tls.present ? "https" : "http";
+	CURLU *u = curl_url();
+	char *h = NULL, *out = NULL;
 
-	if (!host || !*host || strcmp(host, "0.0.0.0") == 0)
-		host = "127.0.0.1";
-	else if (strcmp(host, "::") == 0)
-		host = "::1";
-	return url_from_host_port(scheme, host, cfg->daemon.listen_port);
+	if (!u)
+		fatal("out of memory");
+	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK) {
+		size_t n = strlen(h);
+
+		out = h[0] == '[' && n > 2 ? xstrndup(h + 1, n - 2) : xstrdup(h);
+	}
+	curl_free(h);
+	curl_url_cleanup(u);
+	return out;
+}
+
+/*
+ * Where a local client reaches daemon.listen. Over TLS the certificate
+ * is verified for public_url's host name (the name guests verify too,
+ * so the certificate carries it) while the connection goes to the
+ * listen address: curl's CONNECT_TO.
+ */
+static void
+client_base_from_config(struct client *c, const struct config *cfg)
+{
+	const char *addr = cfg->daemon.listen_host;
+	int port = cfg->daemon.listen_port;
+	char *name = NULL;
+
+	if (!addr || !*addr || strcmp(addr, "0.0.0.0") == 0)
+		addr = "127.0.0.1";
+	else if (strcmp(addr, "::") == 0)
+		addr = "::1";
+	if (cfg->daemon.tls.present && cfg->daemon.public_url &&
+	    strncmp(cfg->daemon.public_url, "https://", 8) == 0)
+		name = url_host(cfg->daemon.public_url);
+	if (!cfg->daemon.tls.present || !name || strcmp(name, addr) == 0) {
+		c->base = url_from_host_port(cfg->daemon.tls.present ? "https"
+								      : "http",
+					     addr, port);
+	} else {
+		c->base = url_from_host_port("https", name, port);
+		c->connect_to = xasprintf(strchr(addr, ':') ? "%s:%d:[%s]:%d"
+							    : "%s:%d:%s:%d",
+					  name, port, addr, port);
+	}
+	free(name);
+}
+
+/* The first line of text, for a one-line summary. */
+static int
+first_line_len(const char *s)
+{
+	const char *nl = strchr(s, '\n');
+
+	return nl ? (int)(nl - s) : (int)strlen(s);
 }
 
 static int
-client_init(struct client *c, const char *url)
+client_init(struct client *c, const struct client_args *a)
 {
-	struct strbuf errors = STRBUF_INIT;
+	struct strbuf problems = STRBUF_INIT;
 	struct config *cfg;
 	int rc = -1;
 
 	memset(c, 0, sizeof(*c));
-	if (url && url_check_http(url) != 0) {
+	if (a->url && url_check_http(a->url) != 0) {
 		fprintf(stderr, "virt-autoscaler: --url: %s\n", err_msg());
 		return -1;
 	}
-	cfg = config_load(global_opts.config_path, &errors);
-	if (!cfg) {
-		fprintf(stderr, "%s", strbuf_str(&errors));
-		strbuf_release(&errors);
+	if (a->ca && a->insecure) {
+		fprintf(stderr, "virt-autoscaler: --ca and --insecure exclude each other\n");
 		return -1;
 	}
-	c->base = url ? xstrdup(url) : client_base_from_config(cfg);
-	c->insecure = cfg->daemon.tls.present;
+	cfg = config_load_client(global_opts.config_path, &problems);
+	if (!cfg) {
+		fprintf(stderr, "%s", strbuf_str(&problems));
+		strbuf_release(&problems);
+		return -1;
+	}
+	if (problems.len) {
+		const char *p = strbuf_str(&problems);
+		unsigned n = 0;
+
+		for (const char *q = p; *q; q++)
+			n += *q == '\n';
+		fprintf(stderr,
+			"virt-autoscaler: warning: %s does not pass `virt-autoscaler check` "
+			"(%u problem%s; the first: %.*s). A running daemon keeps the "
+			"configuration it last loaded; this command uses the file's "
+			"daemon.listen, public_url, tls and admin_token.\n",
+			global_opts.config_path, n, n == 1 ? "" : "s",
+			first_line_len(p), p);
+	}
+	if (a->url)
+		c->base = xstrdup(a->url);
+	else
+		client_base_from_config(c, cfg);
+	c->insecure = a->insecure;
+	if (a->ca)
+		c->ca = xstrdup(a->ca);
+	else if (cfg->daemon.tls.ca)
+		c->ca = config_resolve_path(cfg, cfg->daemon.tls.ca);
+	if (c->insecure && strncmp(c->base, "https://", 8) == 0)
+		fprintf(stderr,
+			"virt-autoscaler: warning: --insecure: the daemon's certificate "
+			"is not verified; the admin token goes to whoever answers at %s\n",
+			c->base);
 	if (cfg->daemon.admin_token.source != CONFIG_SECRET_NONE &&
 	    config_secret_read(&cfg->daemon.admin_token, &c->token) != 0) {
 		fprintf(stderr, "virt-autoscaler: admin token: %s\n", err_msg());
@@ -79,7 +205,7 @@ client_init(struct client *c, const char *url)
 	rc = 0;
 cleanup:
 	config_free(cfg);
-	strbuf_release(&errors);
+	strbuf_release(&problems);
 	return rc;
 }
 
@@ -100,26 +226,36 @@ client_call(const struct client *c, const char *method, const char *path,
 	    const char *body)
 {
 	CURL *h = curl_easy_init();
-	struct curl_slist *hdr = NULL;
+	struct curl_slist *hdr = NULL, *connect_to = NULL;
 	struct strbuf reply = STRBUF_INIT;
 	struct json_object *json = NULL;
 	/* Appended, not resolved with curl_url(): an absolute path would
 	 * replace a path the base may have (a daemon behind a proxy). */
 	char *url = xasprintf("%s%s", c->base, path);
 	long status = 0;
+	char errbuf[CURL_ERROR_SIZE] = "";
 	CURLcode cc;
 
 	if (!h)
 		fatal("curl_easy_init failed");
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &reply);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
 	curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+	/* libcurl verifies the peer and its name by default: the token is
+	 * sent only after the handshake proved whom it goes to */
 	if (c->insecure) {
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+	} else if (c->ca) {
+		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca);
+	}
+	if (c->connect_to) {
+		connect_to = curl_slist_append(NULL, c->connect_to);
+		curl_easy_setopt(h, CURLOPT_CONNECT_TO, connect_to);
 	}
 	if (c->token) {
 		struct strbuf auth = STRBUF_INIT;
@@ -136,10 +272,19 @@ client_call(const struct client *c, const char *method, const char *path,
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
 	cc = curl_easy_perform(h);
 	if (cc != CURLE_OK) {
-		fprintf(stderr,
-			"virt-autoscaler: cannot reach the daemon at %s: %s\n"
-			"(is `virt-autoscaler run` running with this configuration?)\n",
-			c->base, curl_easy_strerror(cc));
+		if (cc == CURLE_PEER_FAILED_VERIFICATION ||
+		    cc == CURLE_SSL_CACERT_BADFILE || cc == CURLE_SSL_CONNECT_ERROR)
+			fprintf(stderr,
+				"virt-autoscaler: %s: TLS: %s; the admin token was not sent.\n"
+				"(give the CA that signed the daemon's certificate with --ca FILE "
+				"or daemon.tls.ca; for a self-signed certificate, the certificate "
+				"itself)\n",
+				c->base, errbuf[0] ? errbuf : curl_easy_strerror(cc));
+		else
+			fprintf(stderr,
+				"virt-autoscaler: cannot reach the daemon at %s: %s\n"
+				"(is `virt-autoscaler run` running with this configuration?)\n",
+				c->base, errbuf[0] ? errbuf : curl_easy_strerror(cc));
 		goto cleanup;
 	}
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -162,6 +307,7 @@ client_call(const struct client *c, const char *method, const char *path,
 			path);
 cleanup:
 	curl_slist_free_all(hdr);
+	curl_slist_free_all(connect_to);
 	curl_easy_cleanup(h);
 	strbuf_release(&reply);
 	free(url);
@@ -202,34 +348,29 @@ format_time(int64_t ms, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
-/* Options shared by the client commands: --url and -c after the name. */
+/* The client options only, then the command's arguments in any order
+ * with them ("explain web --limit 3"). */
 static int
-parse_client_opts(int argc, char **argv, const char *usage, const char **url)
+parse_client_opts(int argc, char **argv, const char *usage,
+		  struct client_args *a)
 {
 	static const struct option longopts[] = {
-		{"url", required_argument, NULL, 'u'},
-		{"config", required_argument, NULL, 'c'},
-		{"help", no_argument, NULL, 'h'},
+		CLIENT_LONGOPTS,
 		{NULL, 0, NULL, 0},
 	};
 	int opt;
 
-	*url = NULL;
-	while ((opt = getopt_long(argc, argv, "+u:c:h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'u':
-			*url = optarg;
-			break;
-		case 'c':
-			global_opts.config_path = optarg;
-			break;
-		case 'h':
+	memset(a, 0, sizeof(*a));
+	while ((opt = getopt_long(argc, argv, CLIENT_OPTSTRING, longopts,
+				  NULL)) != -1) {
+		if (client_opt(opt, a))
+			continue;
+		if (opt == 'h') {
 			printf("usage: virt-autoscaler %s\n", usage);
 			return 1;
-		default:
-			fprintf(stderr, "usage: virt-autoscaler %s\n", usage);
-			return 2;
 		}
+		fprintf(stderr, "usage: virt-autoscaler %s\n", usage);
+		return 2;
 	}
 	return 0;
 }
@@ -261,14 +402,18 @@ print_events(struct json_object *events, bool decisions_only)
 int
 cmd_status(int argc, char **argv)
 {
-	const char *url;
+	struct client_args a;
 	struct client c;
 	struct json_object *groups = NULL, *insts = NULL, *hosts = NULL, *arr;
-	int rc = parse_client_opts(argc, argv, "status [--url URL]", &url);
+	int rc = parse_client_opts(argc, argv, "status " CLIENT_USAGE, &a);
 
 	if (rc)
 		return rc == 1 ? 0 : rc;
-	if (client_init(&c, url) != 0)
+	if (optind != argc) {
+		fprintf(stderr, "usage: virt-autoscaler status " CLIENT_USAGE "\n");
+		return 2;
+	}
+	if (client_init(&c, &a) != 0)
 		return 1;
 	rc = 1;
 	groups = client_call(&c, "GET", "/v1/groups", NULL);
@@ -351,30 +496,26 @@ static int
 events_common(int argc, char **argv, bool explain)
 {
 	static const struct option longopts[] = {
-		{"url", required_argument, NULL, 'u'},
-		{"config", required_argument, NULL, 'c'},
+		CLIENT_LONGOPTS,
 		{"limit", required_argument, NULL, 'n'},
 		{"group", required_argument, NULL, 'g'},
-		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *usage = explain ? "explain [--limit N] [--url URL] GROUP"
-				    : "events [--group GROUP] [--limit N] [--url URL]";
-	const char *url = NULL, *group = NULL;
+	const char *usage = explain ? "explain [--limit N] " CLIENT_USAGE " GROUP"
+				    : "events [--group GROUP] [--limit N] " CLIENT_USAGE;
+	const char *group = NULL;
+	struct client_args a = {0};
 	int64_t limit = explain ? 20 : 50;
 	struct client c;
 	struct json_object *reply, *arr;
 	struct strbuf path = STRBUF_INIT;
-	int opt;
+	int opt, rc = 1;
 
-	while ((opt = getopt_long(argc, argv, "+u:c:n:g:h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, CLIENT_OPTSTRING "n:g:", longopts,
+				  NULL)) != -1) {
+		if (client_opt(opt, &a))
+			continue;
 		switch (opt) {
-		case 'u':
-			url = optarg;
-			break;
-		case 'c':
-			global_opts.config_path = optarg;
-			break;
 		case 'n':
 			if (util_parse_int64(optarg, 1, 10000, &limit) != 0) {
 				fprintf(stderr, "virt-autoscaler: --limit: %s\n",
@@ -403,7 +544,7 @@ events_common(int argc, char **argv, bool explain)
 		fprintf(stderr, "usage: virt-autoscaler %s\n", usage);
 		return 2;
 	}
-	if (client_init(&c, url) != 0)
+	if (client_init(&c, &a) != 0)
 		return 1;
 	strbuf_addf(&path, "/v1/events?limit=%lld", (long long)limit);
 	if (explain)
@@ -415,19 +556,36 @@ events_common(int argc, char **argv, bool explain)
 		curl_free(esc);
 	}
 	reply = client_call(&c, "GET", strbuf_str(&path), NULL);
+	if (!reply)
+		goto cleanup;
+	if (!json_object_object_get_ex(reply, "events", &arr) ||
+	    !json_object_is_type(arr, json_type_array)) {
+		fprintf(stderr, "virt-autoscaler: /v1/events: no events in the reply\n");
+		goto cleanup;
+	}
+	/* Nothing recorded: a group the daemon does not know is an error
+	 * (the history of a group no longer configured is still shown). */
+	if (group && json_object_array_length(arr) == 0) {
+		struct json_object *g;
+		char *esc = curl_easy_escape(NULL, group, 0);
+
+		strbuf_reset(&path);
+		strbuf_addf(&path, "/v1/groups/%s", esc);
+		curl_free(esc);
+		g = client_call(&c, "GET", strbuf_str(&path), NULL);
+		if (!g)
+			goto cleanup;
+		json_object_put(g);
+	}
+	if (explain && json_object_array_length(arr) == 0)
+		printf("no decisions recorded for group %s yet\n", group);
+	print_events(arr, explain);
+	rc = 0;
+cleanup:
 	strbuf_release(&path);
-	if (!reply) {
-		client_release(&c);
-		return 1;
-	}
-	if (json_object_object_get_ex(reply, "events", &arr)) {
-		if (explain && json_object_array_length(arr) == 0)
-			printf("no decisions recorded for group %s yet\n", group);
-		print_events(arr, explain);
-	}
 	json_object_put(reply);
 	client_release(&c);
-	return 0;
+	return rc;
 }
 
 int
@@ -445,24 +603,24 @@ cmd_explain(int argc, char **argv)
 int
 cmd_scale(int argc, char **argv)
 {
-	const char *url;
+	struct client_args a;
 	struct client c;
 	struct json_object *reply;
 	int64_t n;
 	char *path, *body;
-	int rc = parse_client_opts(argc, argv, "scale [--url URL] GROUP N", &url);
+	int rc = parse_client_opts(argc, argv, "scale " CLIENT_USAGE " GROUP N", &a);
 
 	if (rc)
 		return rc == 1 ? 0 : rc;
 	if (optind != argc - 2) {
-		fprintf(stderr, "usage: virt-autoscaler scale [--url URL] GROUP N\n");
+		fprintf(stderr, "usage: virt-autoscaler scale " CLIENT_USAGE " GROUP N\n");
 		return 2;
 	}
 	if (util_parse_int64(argv[optind + 1], 0, 100000, &n) != 0) {
 		fprintf(stderr, "virt-autoscaler: scale: N: %s\n", err_msg());
 		return 2;
 	}
-	if (client_init(&c, url) != 0)
+	if (client_init(&c, &a) != 0)
 		return 1;
 	path = xasprintf("/v1/groups/%s/desired", argv[optind]);
 	body = xasprintf("{\"desired\": %lld}", (long long)n);
@@ -480,12 +638,13 @@ cmd_scale(int argc, char **argv)
 static int
 pause_common(int argc, char **argv, bool pause)
 {
-	const char *url;
+	struct client_args a;
 	struct client c;
 	struct json_object *reply;
 	char *path;
-	const char *usage = pause ? "pause [--url URL] GROUP" : "resume [--url URL] GROUP";
-	int rc = parse_client_opts(argc, argv, usage, &url);
+	const char *usage = pause ? "pause " CLIENT_USAGE " GROUP"
+				  : "resume " CLIENT_USAGE " GROUP";
+	int rc = parse_client_opts(argc, argv, usage, &a);
 
 	if (rc)
 		return rc == 1 ? 0 : rc;
@@ -493,7 +652,7 @@ pause_common(int argc, char **argv, bool pause)
 		fprintf(stderr, "usage: virt-autoscaler %s\n", usage);
 		return 2;
 	}
-	if (client_init(&c, url) != 0)
+	if (client_init(&c, &a) != 0)
 		return 1;
 	path = xasprintf("/v1/groups/%s/%s", argv[optind], pause ? "pause" : "resume");
 	reply = client_call(&c, "POST", path, "{}");
@@ -555,14 +714,13 @@ int
 cmd_metrics(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"url", required_argument, NULL, 'u'},
-		{"config", required_argument, NULL, 'c'},
+		CLIENT_LONGOPTS,
 		{"window", required_argument, NULL, 'w'},
-		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *usage = "metrics [--window DURATION] [--url URL] INSTANCE";
-	const char *url = NULL, *window = NULL;
+	const char *usage = "metrics [--window DURATION] " CLIENT_USAGE " INSTANCE";
+	const char *window = NULL;
+	struct client_args a = {0};
 	struct client c;
 	struct json_object *reply, *metrics;
 	struct strbuf path = STRBUF_INIT;
@@ -572,14 +730,11 @@ cmd_metrics(int argc, char **argv)
 	int64_t samples, w;
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "+u:c:w:h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, CLIENT_OPTSTRING "w:", longopts,
+				  NULL)) != -1) {
+		if (client_opt(opt, &a))
+			continue;
 		switch (opt) {
-		case 'u':
-			url = optarg;
-			break;
-		case 'c':
-			global_opts.config_path = optarg;
-			break;
 		case 'w':
 			if (util_parse_duration_ms(optarg, &w) != 0) {
 				fprintf(stderr, "virt-autoscaler: --window: %s\n",
@@ -604,7 +759,7 @@ cmd_metrics(int argc, char **argv)
 		fprintf(stderr, "usage: virt-autoscaler %s\n", usage);
 		return 2;
 	}
-	if (client_init(&c, url) != 0)
+	if (client_init(&c, &a) != 0)
 		return 1;
 	esc = curl_easy_escape(NULL, argv[optind], 0);
 	strbuf_addf(&path, "/v1/instances/%s/metrics", esc);

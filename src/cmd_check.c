@@ -3,7 +3,8 @@
  *
  * Validates the configuration; on success prints the effective
  * configuration (defaults filled in) as YAML on stdout and exits 0 (the
- * output itself passes check and prints identically); on failure prints
+ * output itself passes check and prints identically), with any warnings
+ * ("FILE:LINE:COL: warning: ...") on stderr; on failure prints
  * one line per problem on stderr and exits 1. --schema prints every key
  * with its type, default, bounds and reload flag instead.
  */
@@ -69,6 +70,8 @@ cmd_check(int argc, char **argv)
 		fputs(strbuf_str(&errors), stderr);
 		goto cleanup;
 	}
+	if (cfg->warnings)
+		fputs(cfg->warnings, stderr);
 	config_print(cfg, &out);
 	fputs(strbuf_str(&out), stdout);
 	rc = fflush(stdout) == 0 ? 0 : 1;

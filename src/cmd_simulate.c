@@ -211,7 +211,8 @@ cmd_simulate(int argc, char **argv)
 		return 2;
 	}
 
-	cfg = config_load(global_opts.config_path, &errors);
+	/* the groups only: not the files, secrets or network it names */
+	cfg = config_load_offline(global_opts.config_path, &errors);
 	if (!cfg) {
 		fputs(strbuf_str(&errors), stderr);
 		goto cleanup;

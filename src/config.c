@@ -61,26 +61,37 @@ struct ynode {
 	size_t len;
 	struct ynode **kids; /* SEQ: items; MAP: key, value, key, value... */
 	unsigned n, alloc;
+	bool closed;      /* SEQ, MAP: its end was read (see keep_partial) */
 };
 
 struct perr {
 	int line, col; /* 0: file-level */
 	unsigned seq;
+	bool warn;     /* a warning: reported, but the file is accepted */
 	char *msg;
 };
 
 struct pctx {
 	const char *name;
+	/* config_load(): also check what depends on where the file is
+	 * used: the files it names, environment variables, the admin
+	 * token's strength, whether guests reach the default public_url */
 	bool check_files;
 	const char *base_dir;
 	struct perr *errs;
 	unsigned n_errs, alloc_errs;
+	unsigned n_warns; /* of n_errs, how many are warnings */
 	unsigned n_nodes;
 	bool alias_reported;
 	/* group nodes, parallel to cfg->groups, for the whole-file checks */
 	const struct ynode **group_nodes;
 	const struct ynode *hosts_node;
 	struct config *cfg;
+	/* daemon.public_url was not written and defaults to 10.0.2.2 */
+	bool public_url_user_net;
+	const struct ynode *daemon_node; /* daemon section, or NULL */
+	/* config_load_client(): return the tree built before a syntax error */
+	bool keep_partial;
 };
 
 static void
@@ -104,6 +115,7 @@ perr_add(struct pctx *ctx, int line, int col, const char *fmt, ...)
 	ctx->errs[ctx->n_errs].line = line;
 	ctx->errs[ctx->n_errs].col = col;
 	ctx->errs[ctx->n_errs].seq = ctx->n_errs;
+	ctx->errs[ctx->n_errs].warn = false;
 	ctx->errs[ctx->n_errs].msg = strbuf_detach(&sb);
 	ctx->n_errs++;
 }
@@ -129,14 +141,50 @@ nerr(struct pctx *ctx, const struct ynode *n, const char *path,
 	strbuf_release(&sb);
 }
 
+/*
+ * A warning at a node: something that works only in some setups (the
+ * message says which). The file is accepted; `check` prints it on
+ * stderr, run and reload log it.
+ */
+static void
+nwarn(struct pctx *ctx, const struct ynode *n, const char *path,
+      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+nwarn(struct pctx *ctx, const struct ynode *n, const char *path,
+      const char *fmt, ...)
+{
+	struct strbuf sb = STRBUF_INIT;
+	va_list ap;
+
+	strbuf_adds(&sb, "warning: ");
+	if (path && *path)
+		strbuf_addf(&sb, "%s: ", path);
+	va_start(ap, fmt);
+	strbuf_vaddf(&sb, fmt, ap);
+	va_end(ap);
+	perr_add(ctx, n ? n->line : 1, n ? n->col : 1, "%s", strbuf_str(&sb));
+	ctx->errs[ctx->n_errs - 1].warn = true;
+	ctx->n_warns++;
+	strbuf_release(&sb);
+}
+
 /* Whether a problem was already reported at this node. */
 static bool
 node_has_error(const struct pctx *ctx, const struct ynode *n)
 {
 	for (unsigned i = 0; n && i < ctx->n_errs; i++)
-		if (ctx->errs[i].line == n->line && ctx->errs[i].col == n->col)
+		if (!ctx->errs[i].warn && ctx->errs[i].line == n->line &&
+		    ctx->errs[i].col == n->col)
 			return true;
 	return false;
+}
+
+/* Whether any problem (not a warning) was recorded. */
+static bool
+has_errors(const struct pctx *ctx)
+{
+	return ctx->n_errs > ctx->n_warns;
 }
 
 static int
@@ -151,29 +199,45 @@ perr_cmp(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/*
+ * Write out the problems, sorted by position, and forget them. With any
+ * error, only the errors go to errors (a refused file's warnings would
+ * only distract); without, the warnings go to warnings (may be NULL).
+ */
 static void
-perr_flush(struct pctx *ctx, struct strbuf *errors)
+perr_flush(struct pctx *ctx, struct strbuf *errors, struct strbuf *warnings)
 {
+	bool failed = has_errors(ctx);
+	unsigned shown = 0, hidden = 0;
+
 	if (ctx->n_errs)
 		qsort(ctx->errs, ctx->n_errs, sizeof(*ctx->errs), perr_cmp);
 	for (unsigned i = 0; i < ctx->n_errs; i++) {
-		if (errors && i < MAX_ERRORS) {
+		struct strbuf *out = failed ? errors : warnings;
+
+		if (ctx->errs[i].warn == failed)
+			out = NULL;
+		if (out && shown < MAX_ERRORS) {
 			if (ctx->errs[i].line > 0)
-				strbuf_addf(errors, "%s:%d:%d: %s\n", ctx->name,
+				strbuf_addf(out, "%s:%d:%d: %s\n", ctx->name,
 					    ctx->errs[i].line, ctx->errs[i].col,
 					    ctx->errs[i].msg);
 			else
-				strbuf_addf(errors, "%s: %s\n", ctx->name,
+				strbuf_addf(out, "%s: %s\n", ctx->name,
 					    ctx->errs[i].msg);
+			shown++;
+		} else if (out) {
+			hidden++;
 		}
 		free(ctx->errs[i].msg);
 	}
-	if (errors && ctx->n_errs > MAX_ERRORS)
-		strbuf_addf(errors, "%s: %u more problems not shown\n",
-			    ctx->name, ctx->n_errs - MAX_ERRORS);
+	if (hidden)
+		strbuf_addf(failed ? errors : warnings,
+			    "%s: %u more problems not shown\n", ctx->name,
+			    hidden);
 	free(ctx->errs);
 	ctx->errs = NULL;
-	ctx->n_errs = ctx->alloc_errs = 0;
+	ctx->n_errs = ctx->alloc_errs = ctx->n_warns = 0;
 }
 
 static void
@@ -335,7 +399,9 @@ report_yaml_error(struct pctx *ctx, const yaml_parser_t *p, const char *data,
 /*
  * Build the node tree. Returns the root, or NULL (problems recorded) on a
  * syntax error, an alias, too deep or too many nodes, more than one
- * document, or no document at all.
+ * document, or no document at all. With ctx->keep_partial, the tree
+ * built up to a syntax error is returned (its unfinished sequences and
+ * mappings are not closed).
  */
 static struct ynode *
 yaml_build(struct pctx *ctx, const char *data, size_t len)
@@ -407,7 +473,7 @@ yaml_build(struct pctx *ctx, const char *data, size_t len)
 		case YAML_MAPPING_END_EVENT:
 		case YAML_SEQUENCE_END_EVENT:
 			if (depth > 0)
-				depth--;
+				stack[--depth]->closed = true;
 			break;
 		default:
 			break;
@@ -443,7 +509,7 @@ yaml_build(struct pctx *ctx, const char *data, size_t len)
 		yaml_event_delete(&ev);
 	}
 	yaml_parser_delete(&parser);
-	if (failed) {
+	if (failed && !ctx->keep_partial) {
 		ynode_free(root);
 		return NULL;
 	}
@@ -969,6 +1035,17 @@ parse_value(struct pctx *ctx, const struct ynode *n, void *base,
 			     "expected text, got the boolean '%s' (quote it if "
 			     "you mean the text)", s);
 			return -1;
+		}
+		for (size_t i = 0; i < n->len; i++) {
+			unsigned char c = (unsigned char)n->value[i];
+
+			/* they end in libvirt XML (which refuses them),
+			 * cloud-init YAML or a URL: never what was meant */
+			if (c < 0x20 || c == 0x7f) {
+				nerr(ctx, n, path, "has the control character "
+				     "0x%02X at offset %zu", c, i);
+				return -1;
+			}
 		}
 		if (o->type == T_NAME && !valid_name(s)) {
 			nerr(ctx, n, path,
@@ -2453,6 +2530,11 @@ static const struct opt tls_opts[] = {
 	 .flags = F_REQ, .doc = "PEM certificate chain served by the HTTP API"},
 	{.name = "key", .type = T_PATH, .off = offsetof(struct config_tls, key),
 	 .flags = F_REQ, .doc = "PEM private key of the certificate"},
+	{.name = "ca", .type = T_PATH, .off = offsetof(struct config_tls, ca),
+	 .flags = F_OMIT | R, .defdoc = "the system's CA certificates",
+	 .doc = "PEM CA certificate(s) the command-line client verifies the "
+		"daemon's certificate with (a self-signed certificate: itself); "
+		"not used by the daemon"},
 	{0},
 };
 static const struct section tls_section = {
@@ -2605,8 +2687,10 @@ static const struct opt host_opts[] = {
 	 .flags = F_REQ, .type_name = "URI",
 	 .doc = "libvirt connection URI (qemu:///system, qemu+ssh://root@kvm2/system)"},
 	{.name = "pool", .type = T_STR, .off = offsetof(struct config_host, pool),
-	 .flags = R, .def = "default",
-	 .doc = "storage pool for instance disks and cloud-init seeds"},
+	 .def = "default",
+	 .doc = "storage pool for instance disks and cloud-init seeds; "
+		"change it once the host has no instances (theirs stay in "
+		"the old pool)"},
 	{.name = "network", .type = T_STR, .off = offsetof(struct config_host, network),
 	 .flags = F_OMIT | R, .defdoc = "default (when neither bridge nor user_net)",
 	 .doc = "libvirt network the instances join"},
@@ -2706,7 +2790,8 @@ static const struct section static_section = {
 static const struct opt cloud_init_opts[] = {
 	{.name = "user_data", .type = T_PATH,
 	 .off = offsetof(struct config_cloud_init, user_data), .flags = F_OMIT | R,
-	 .defdoc = "a built-in user-data that only phones home",
+	 .defdoc = "none (an empty user-data; the daemon's vendor-data, with "
+		   "phone_home, is added either way)",
 	 .doc = "cloud-init user-data file (relative paths: to the "
 		"configuration file's directory)"},
 	{.name = "network_config", .type = T_PATH,
@@ -2721,7 +2806,8 @@ static const struct opt cloud_init_opts[] = {
 	{.name = "phone_home", .type = T_BOOL,
 	 .off = offsetof(struct config_cloud_init, phone_home), .flags = R,
 	 .def = "true",
-	 .doc = "add cloud-init phone_home to the daemon's public_url to the user-data"},
+	 .doc = "add cloud-init phone_home to the daemon's public_url to the "
+		"vendor-data (the group's user-data is passed through untouched)"},
 	{0},
 };
 static const struct section cloud_init_section = {
@@ -3166,6 +3252,103 @@ check_secret_file(struct pctx *ctx, const struct ynode *map, const char *key,
 			   s->ref);
 }
 
+/*
+ * In config_load: a secret from the environment must be set there, as
+ * it will be for run (systemd's EnvironmentFile= applies to ExecStartPre
+ * too). Otherwise check passes and run fails.
+ */
+static void
+check_secret_env(struct pctx *ctx, const struct ynode *map, const char *key,
+		 const char *path, const struct config_secret *s)
+{
+	const char *v;
+	char *kpath;
+
+	if (!ctx->check_files || s->source != CONFIG_SECRET_ENV ||
+	    node_has_error(ctx, ymap_key(map, key)))
+		return; /* not used, or already refused */
+	v = getenv(s->ref);
+	if (v && *v)
+		return;
+	kpath = join_path(path, key);
+	nerr(ctx, ymap_get(ymap_get(map, key), "env"), kpath,
+	     "the environment variable %s is %s; run reads the secret from it "
+	     "and would fail (run check in the daemon's environment)",
+	     s->ref, v ? "empty" : "not set");
+	free(kpath);
+}
+
+/*
+ * The secret's value, in config_load only (NULL otherwise, or when it
+ * cannot be read: check_secret_file/check_secret_env said why). Trailing
+ * newlines removed, as config_secret_read() does. Caller zeroes, frees.
+ */
+static char *
+secret_peek(const struct pctx *ctx, const struct config_secret *s)
+{
+	char *v = NULL;
+	size_t len;
+
+	if (!ctx->check_files)
+		return NULL;
+	if (s->source == CONFIG_SECRET_ENV) {
+		const char *e = getenv(s->ref);
+
+		return e && *e ? xstrdup(e) : NULL;
+	}
+	if (s->source != CONFIG_SECRET_FILE)
+		return NULL;
+	v = util_read_file(s->path ? s->path : s->ref, 64 * 1024, &len);
+	if (!v)
+		return NULL;
+	while (len > 0 && (v[len - 1] == '\n' || v[len - 1] == '\r'))
+		v[--len] = '\0';
+	return v;
+}
+
+/*
+ * An estimate of a token's entropy in bits, for refusing weak admin
+ * tokens: its length times log2 of the alphabet its characters suggest
+ * (hexadecimal digits 16; else 26 per letter case, 10 digits, 33 other
+ * printable characters). A token of fewer than 8 distinct characters
+ * ("aaaa...", "abababab...") counts as 0: it was not drawn at random.
+ * Random tokens from `openssl rand -hex 16` (32 characters) or
+ * `-base64 16` (24) reach 128 bits; see docs/http-api.md.
+ */
+double
+config_token_bits(const char *s)
+{
+	bool lower = false, upper = false, digit = false, other = false;
+	bool hex = true;
+	unsigned char seen[256] = {0};
+	unsigned distinct = 0, alphabet = 0;
+	size_t n = strlen(s);
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!seen[c]++)
+			distinct++;
+		if (islower(c))
+			lower = true;
+		else if (isupper(c))
+			upper = true;
+		else if (isdigit(c))
+			digit = true;
+		else
+			other = true;
+		if (!isxdigit(c))
+			hex = false;
+	}
+	if (n == 0 || distinct < 8)
+		return 0;
+	if (hex)
+		return 4.0 * (double)n;
+	alphabet = (lower ? 26 : 0) + (upper ? 26 : 0) + (digit ? 10 : 0) +
+		   (other ? 33 : 0);
+	return (double)n * log2((double)alphabet);
+}
+
 static void
 check_tls(struct pctx *ctx, const struct ynode *map, void *base,
 	  const char *path)
@@ -3174,6 +3357,7 @@ check_tls(struct pctx *ctx, const struct ynode *map, void *base,
 
 	check_file(ctx, map, "cert", path, t->cert);
 	check_file(ctx, map, "key", path, t->key);
+	check_file(ctx, map, "ca", path, t->ca);
 }
 
 static void
@@ -3191,6 +3375,7 @@ check_influxdb(struct pctx *ctx, const struct ynode *map, void *base,
 		nerr(ctx, ymap_key(map, "password"), path,
 		     "password without username");
 	check_secret_file(ctx, map, "password", p, &in->password);
+	check_secret_env(ctx, map, "password", path, &in->password);
 	free(p);
 }
 
@@ -3201,6 +3386,38 @@ is_loopback(const char *host)
 	return strncmp(host, "127.", 4) == 0 || strcmp(host, "localhost") == 0;
 }
 
+static bool
+is_wildcard(const char *host)
+{
+	return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
+}
+
+/*
+ * public_url goes into every guest's seed as written, in "#va:" comment
+ * lines and a double-quoted YAML scalar, and gets "/v1/checkin/ID/SECRET"
+ * appended: seed.c refuses (at each provisioning) spaces, quotes, '#',
+ * '?', non-ASCII and a few more. The same rule, here, where it is one
+ * error instead of a failed provisioning per tick.
+ */
+static int
+guest_url_valid(const char *s)
+{
+	for (size_t i = 0; s[i]; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c <= 0x20 || c >= 0x7f || strchr("\"'\\#?`<>{}|^", c)) {
+			if (c > 0x20 && c < 0x7f)
+				err_set("has the character '%c' at offset %zu",
+					c, i);
+			else
+				err_set("has the byte 0x%02X at offset %zu", c,
+					i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static void
 check_daemon(struct pctx *ctx, const struct ynode *map, void *base,
 	     const char *path)
@@ -3208,13 +3425,21 @@ check_daemon(struct pctx *ctx, const struct ynode *map, void *base,
 	struct config_daemon *d = base;
 	char *p;
 
+	ctx->daemon_node = map;
+	if (d->public_url && guest_url_valid(d->public_url) != 0)
+		nerr(ctx, ymap_get(map, "public_url"), path,
+		     "public_url %s: it goes into every guest's cloud-init seed "
+		     "with the check-in path appended (no spaces, quotes, '#', "
+		     "'?', '\\', '<', '>', '{', '}', '|', '^', '`' or "
+		     "non-ASCII; percent-encode them)", err_msg());
 	if (!d->public_url && d->listen_host) {
 		const char *scheme = d->tls.present ? "https" : "http";
 
-		if (is_loopback(d->listen_host))
+		if (is_loopback(d->listen_host)) {
 			d->public_url = url_from_host_port(scheme, "10.0.2.2",
 							   d->listen_port);
-		else if (strcmp(d->listen_host, "0.0.0.0") == 0 ||
+			ctx->public_url_user_net = true;
+		} else if (strcmp(d->listen_host, "0.0.0.0") == 0 ||
 			 strcmp(d->listen_host, "::") == 0)
 			nerr(ctx, ymap_get(map, "listen"), path,
 			     "with a wildcard listen address, set public_url "
@@ -3244,6 +3469,100 @@ check_daemon(struct pctx *ctx, const struct ynode *map, void *base,
 	p = join_path(path, "admin_token");
 	check_secret_file(ctx, map, "admin_token", p, &d->admin_token);
 	free(p);
+	check_secret_env(ctx, map, "state_password", path, &d->state_password);
+	check_secret_env(ctx, map, "admin_token", path, &d->admin_token);
+	{
+		char *tok = secret_peek(ctx, &d->admin_token);
+
+		if (tok) {
+			double bits = config_token_bits(tok);
+
+			char what[80];
+
+			if (bits > 0)
+				snprintf(what, sizeof(what), "about %.0f bits "
+					 "of entropy", bits);
+			else
+				snprintf(what, sizeof(what), "fewer than 8 "
+					 "different characters");
+			if (bits < 128)
+				nerr(ctx, ymap_get(map, "admin_token"), path,
+				     "admin_token is too weak: %zu character%s, "
+				     "%s; 128 bits are needed (whoever reaches "
+				     "the API could guess it). Make one with "
+				     "`openssl rand -hex 16` (32 hex digits) or "
+				     "`openssl rand -base64 16`", strlen(tok),
+				     strlen(tok) == 1 ? "" : "s", what);
+			explicit_bzero(tok, strlen(tok));
+			free(tok);
+		}
+	}
+	if (d->listen_host && !d->tls.present && !is_loopback(d->listen_host) &&
+	    strcmp(d->listen_host, "::1") != 0) {
+		if (is_wildcard(d->listen_host))
+			nerr(ctx, ymap_get(map, "listen"), path,
+			     "listen %s without tls serves the admin API on "
+			     "every network in clear (the admin token, the "
+			     "guests' check-in secrets): set daemon.tls, or "
+			     "listen on a loopback address or on the address "
+			     "of a network only this host and its guests "
+			     "reach", d->listen);
+		else
+			nwarn(ctx, ymap_get(map, "listen"), path,
+			      "listen %s without tls: the admin token and "
+			      "the guests' check-in secrets cross the network "
+			      "in clear. Acceptable only where nothing but "
+			      "this host and its guests reach that address "
+			      "(a libvirt NAT network's bridge address); "
+			      "otherwise set daemon.tls", d->listen);
+	}
+}
+
+/*
+ * A libvirt object name the daemon writes into XML and looks up (pool,
+ * network, bridge, volume): what domxml_name_valid() takes at each
+ * provisioning, checked here once. NULL if fine, else what is wrong.
+ */
+static const char *
+libvirt_name_problem(const char *s, char *buf, size_t len)
+{
+	size_t n = strlen(s);
+
+	if (n > 63)
+		return "is longer than 63 characters";
+	if (s[0] == '.' || s[0] == '-') {
+		snprintf(buf, len, "must not start with '%c'", s[0]);
+		return buf;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!(isascii(c) && (isalnum(c) || c == '.' || c == '_' ||
+				     c == '-'))) {
+			if (isascii(c) && isprint(c))
+				snprintf(buf, len, "has the character '%c'", c);
+			else
+				snprintf(buf, len, "has the byte 0x%02X", c);
+			return buf;
+		}
+	}
+	return NULL;
+}
+
+static void
+check_libvirt_name(struct pctx *ctx, const struct ynode *map, const char *key,
+		   const char *path, const char *what, const char *s)
+{
+	char buf[64];
+	const char *why;
+
+	if (!s || node_has_error(ctx, ymap_get(map, key)))
+		return;
+	why = libvirt_name_problem(s, buf, sizeof(buf));
+	if (why)
+		nerr(ctx, ymap_get(map, key), path, "%s '%s' %s (allowed: "
+		     "letters, digits, '.', '_', '-', not first '.' or '-'; "
+		     "at most 63)", what, s, why);
 }
 
 static void
@@ -3257,6 +3576,9 @@ check_host(struct pctx *ctx, const struct ynode *map, void *base,
 	if (set > 1)
 		nerr(ctx, ymap_key(map, h->bridge ? "bridge" : "user_net"), path,
 		     "network, bridge and user_net exclude each other; set one");
+	check_libvirt_name(ctx, map, "pool", path, "pool", h->pool);
+	check_libvirt_name(ctx, map, "network", path, "network", h->network);
+	check_libvirt_name(ctx, map, "bridge", path, "bridge", h->bridge);
 	if (h->bridge) {
 		h->net_kind = CONFIG_NET_BRIDGE;
 		h->net_name = h->bridge;
@@ -3304,10 +3626,29 @@ check_template(struct pctx *ctx, const struct ynode *map, void *base,
 			nerr(ctx, ymap_key(map, "cmdline"), path,
 			     "cmdline needs kernel");
 	}
-	if (t->image && t->image[0] != '/' && strchr(t->image, '/'))
+	if (t->image && t->image[0] != '/' && strchr(t->image, '/')) {
 		nerr(ctx, ymap_get(map, "image"), path,
 		     "image '%s' must be a volume name or an absolute path",
 		     t->image);
+	} else if (t->image) {
+		/* the volume's name: the file's name when uploaded */
+		check_libvirt_name(ctx, map, "image", path,
+				   t->image[0] == '/' ? "image file name"
+						      : "image volume",
+				   strrchr(t->image, '/') ? strrchr(t->image, '/') + 1
+							  : t->image);
+		if (t->image[0] == '/' && ctx->check_files &&
+		    access(t->image, R_OK) != 0) {
+			char *kpath = join_path(path, "image");
+
+			nerr(ctx, ymap_get(map, "image"), kpath,
+			     "cannot read '%s': %s (the daemon uploads it to a "
+			     "host's pool when that pool lacks it; to use a "
+			     "volume already in the pools, give its name "
+			     "instead of a path)", t->image, strerror(errno));
+			free(kpath);
+		}
+	}
 }
 
 static void
@@ -3442,6 +3783,50 @@ check_group(struct pctx *ctx, const struct ynode *map, void *base,
 	g->policy.max = g->max;
 }
 
+/*
+ * daemon.public_url not written, listen on loopback: the default
+ * http://10.0.2.2:PORT is the host's loopback only to guests on QEMU user
+ * networking. A guest on a libvirt network or a bridge sends it out of
+ * its gateway, never reaches the daemon, never checks in, and is replaced
+ * again and again. libvirt's test driver (test://) runs no guest.
+ */
+static void
+check_user_net_url(struct pctx *ctx, const struct config *cfg)
+{
+	const struct ynode *hosts = ctx->hosts_node;
+
+	/* on an otherwise valid file: hosts and groups are whole then */
+	if (!ctx->public_url_user_net || !ctx->check_files || has_errors(ctx))
+		return;
+	for (unsigned i = 0; i < cfg->n_hosts; i++) {
+		const struct config_host *h = &cfg->hosts[i];
+		bool used = false;
+
+		if (h->net_kind == CONFIG_NET_USER || !h->uri ||
+		    strncmp(h->uri, "test:", 5) == 0)
+			continue;
+		for (unsigned g = 0; g < cfg->n_groups && !used; g++)
+			for (unsigned j = 0; cfg->groups[g].host_ptrs &&
+					     j < cfg->groups[g].hosts.n; j++)
+				if (cfg->groups[g].host_ptrs[j] == h)
+					used = true;
+		if (!used)
+			continue;
+		nerr(ctx, hosts && hosts->kind == YN_SEQ && i < hosts->n
+				  ? hosts->kids[i]
+				  : ymap_get(ctx->daemon_node, "listen"),
+		     "daemon.public_url",
+		     "not set, so it defaults to %s, which only guests on "
+		     "QEMU user networking (user_net) reach; the guests of "
+		     "host '%s' (%s %s) cannot and would never check in: set "
+		     "daemon.public_url to an address they reach, and "
+		     "daemon.listen to one the daemon serves it on",
+		     cfg->daemon.public_url, h->name,
+		     h->net_kind == CONFIG_NET_BRIDGE ? "bridge" : "network",
+		     h->net_name ? h->net_name : "?");
+	}
+}
+
 static void
 check_root(struct pctx *ctx, const struct ynode *map, void *base,
 	   const char *path)
@@ -3527,6 +3912,7 @@ check_root(struct pctx *ctx, const struct ynode *map, void *base,
 		}
 		free(gpath);
 	}
+	check_user_net_url(ctx, cfg);
 }
 
 /* ------------------------------------------------------------------ */
@@ -3560,7 +3946,7 @@ parse_data(struct pctx *ctx, const char *data, size_t len)
 	ynode_free(root);
 	free(ctx->group_nodes);
 	ctx->group_nodes = NULL;
-	if (ctx->n_errs) {
+	if (has_errors(ctx)) {
 		config_free(cfg);
 		return NULL;
 	}
@@ -3573,35 +3959,42 @@ config_parse_buffer(const char *data, size_t len, const char *name,
 {
 	struct pctx ctx = {.name = name ? name : "<buffer>"};
 	struct config *cfg = parse_data(&ctx, data, len);
+	struct strbuf warnings = STRBUF_INIT;
 
 	if (cfg) {
 		cfg->path = xstrdup(ctx.name);
 		cfg->base_dir = NULL;
 	}
-	perr_flush(&ctx, errors);
+	perr_flush(&ctx, errors, &warnings);
+	if (cfg && warnings.len)
+		cfg->warnings = strbuf_detach(&warnings);
+	strbuf_release(&warnings);
 	return cfg;
 }
 
-struct config *
-config_load(const char *path, struct strbuf *errors)
+/* The directory relative paths in the file resolve against. */
+static char *
+dir_of(const char *path)
 {
-	struct pctx ctx = {.name = path, .check_files = true};
-	struct config *cfg = NULL;
-	char *data, *dir, *slash;
-	size_t len;
+	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
 
-	dir = xstrdup(path);
-	slash = strrchr(dir, '/');
 	if (!slash) {
 		free(dir);
-		dir = xstrdup(".");
-	} else if (slash == dir) {
-		slash[1] = '\0';
-	} else {
-		*slash = '\0';
+		return xstrdup(".");
 	}
-	ctx.base_dir = dir;
-	data = util_read_file(path, CONFIG_MAX_FILE_SIZE, &len);
+	if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	return dir;
+}
+
+/* The file's bytes, or NULL with the problem recorded. */
+static char *
+read_config_file(struct pctx *ctx, const char *path, size_t *len)
+{
+	char *data = util_read_file(path, CONFIG_MAX_FILE_SIZE, len);
+
 	if (!data) {
 		const char *m = err_msg();
 		size_t plen = strlen(path);
@@ -3609,12 +4002,27 @@ config_load(const char *path, struct strbuf *errors)
 		if (strncmp(m, path, plen) == 0 && strncmp(m + plen, ": ", 2) == 0)
 			m += plen + 2;
 		if (strncmp(m, "larger than", 11) == 0)
-			perr_add(&ctx, 0, 0, "larger than 4 MiB; is this the "
+			perr_add(ctx, 0, 0, "larger than 4 MiB; is this the "
 				 "right file?");
 		else
-			perr_add(&ctx, 0, 0, "cannot read the configuration: %s",
+			perr_add(ctx, 0, 0, "cannot read the configuration: %s",
 				 m);
-	} else {
+	}
+	return data;
+}
+
+static struct config *
+load(const char *path, struct strbuf *errors, bool check_files)
+{
+	struct pctx ctx = {.name = path, .check_files = check_files};
+	struct strbuf warnings = STRBUF_INIT;
+	struct config *cfg = NULL;
+	char *data, *dir = dir_of(path);
+	size_t len;
+
+	ctx.base_dir = dir;
+	data = read_config_file(&ctx, path, &len);
+	if (data) {
 		cfg = parse_data(&ctx, data, len);
 		free(data);
 	}
@@ -3624,7 +4032,101 @@ config_load(const char *path, struct strbuf *errors)
 		dir = NULL;
 	}
 	free(dir);
-	perr_flush(&ctx, errors);
+	perr_flush(&ctx, errors, &warnings);
+	if (cfg && warnings.len)
+		cfg->warnings = strbuf_detach(&warnings);
+	strbuf_release(&warnings);
+	return cfg;
+}
+
+struct config *
+config_load(const char *path, struct strbuf *errors)
+{
+	return load(path, errors, true);
+}
+
+struct config *
+config_load_offline(const char *path, struct strbuf *errors)
+{
+	return load(path, errors, false);
+}
+
+/* The daemon keys the client reads, parsed on their own. */
+static const char *const client_keys[] = {"listen", "public_url", "tls",
+					  "admin_token", NULL};
+
+/*
+ * config_load_client's fallback: the tree (whole, or up to a syntax
+ * error) and from it only client_keys, each parsed by its own table
+ * row; problems elsewhere are ignored. The daemon section must be
+ * complete: a section cut off by a syntax error might lack the token.
+ */
+static struct config *
+load_client_keys(const char *path, struct strbuf *errors)
+{
+	struct pctx ctx = {.name = path, .keep_partial = true};
+	struct config *cfg = NULL;
+	struct ynode *root = NULL;
+	const struct ynode *dn;
+	char *data, *dir = dir_of(path);
+	size_t len;
+
+	ctx.base_dir = dir;
+	data = read_config_file(&ctx, path, &len);
+	if (!data)
+		goto out;
+	if (check_utf8(&ctx, data, len) == 0)
+		root = yaml_build(&ctx, data, len);
+	free(data);
+	/* only what follows counts */
+	perr_flush(&ctx, NULL, NULL);
+	dn = ymap_get(root, "daemon");
+	if (!root || root->kind != YN_MAP || (dn && dn->kind != YN_MAP) ||
+	    (dn && !dn->closed) || (!dn && !root->closed)) {
+		perr_add(&ctx, 0, 0, "its daemon section cannot be read on its "
+			 "own either (it is cut off by the error, or missing)");
+		goto out;
+	}
+	cfg = xcalloc(1, sizeof(*cfg));
+	apply_defaults(&daemon_section, &cfg->daemon, true);
+	for (const struct opt *o = daemon_opts; o->name; o++) {
+		const struct ynode *v = ymap_get(dn, o->name);
+		char *kpath;
+
+		if (!v || !in_list(o->name, client_keys))
+			continue;
+		kpath = join_path("daemon", o->name);
+		parse_value(&ctx, v, &cfg->daemon, o, kpath);
+		free(kpath);
+	}
+	check_daemon(&ctx, dn, &cfg->daemon, "daemon");
+	if (has_errors(&ctx)) {
+		config_free(cfg);
+		cfg = NULL;
+	} else {
+		cfg->path = xstrdup(path);
+		cfg->base_dir = dir;
+		dir = NULL;
+	}
+out:
+	ynode_free(root);
+	free(dir);
+	perr_flush(&ctx, errors, NULL);
+	return cfg;
+}
+
+struct config *
+config_load_client(const char *path, struct strbuf *problems)
+{
+	struct config *cfg = config_load_offline(path, problems);
+	struct strbuf more = STRBUF_INIT;
+
+	if (cfg)
+		return cfg;
+	cfg = load_client_keys(path, &more);
+	if (!cfg)
+		strbuf_add(problems, more.buf, more.len);
+	strbuf_release(&more);
 	return cfg;
 }
 
@@ -3652,6 +4154,7 @@ config_free(struct config *cfg)
 	secret_release(&d->admin_token);
 	free(d->tls.cert);
 	free(d->tls.key);
+	free(d->tls.ca);
 	free(d->metrics.influxdb.url);
 	free(d->metrics.influxdb.database);
 	free(d->metrics.influxdb.username);
@@ -3672,6 +4175,7 @@ config_free(struct config *cfg)
 	free(cfg->groups);
 	free(cfg->path);
 	free(cfg->base_dir);
+	free(cfg->warnings);
 	free(cfg);
 }
 
@@ -3818,6 +4322,18 @@ config_reload_check(const struct config *old_cfg,
 			strbuf_addf(why, "hosts: the uri of host '%s' changed; "
 				    "a reload cannot apply this, restart the "
 				    "daemon\n", o->name);
+			rc = -1;
+		} else if (strcmp(o->pool, n->pool) != 0) {
+			/* removals find an instance's volumes in its host's
+			 * pool: instances made in the old one would leave
+			 * theirs behind */
+			strbuf_addf(why, "hosts: the pool of host '%s' changed "
+				    "from '%s' to '%s'; a reload cannot apply "
+				    "this: the host's instances have their "
+				    "volumes in '%s'. Remove them (scale the "
+				    "groups off the host), then restart the "
+				    "daemon\n", o->name, o->pool, n->pool,
+				    o->pool);
 			rc = -1;
 		}
 	}

@@ -55,6 +55,13 @@ struct config_secret {
  */
 int config_secret_read(const struct config_secret *s, char **out);
 
+/*
+ * An estimate of the entropy of a token in bits (length times log2 of
+ * the alphabet its characters use; 0 for fewer than 8 distinct
+ * characters). Admin tokens under 128 bits are refused.
+ */
+double config_token_bits(const char *s);
+
 /* daemon.state: where the daemon keeps its state. */
 enum config_state_kind {
 	CONFIG_STATE_SQLITE, /* sqlite:///ABS/PATH */
@@ -77,6 +84,7 @@ struct config_tls {
 	bool present;  /* the tls block was given: serve HTTPS */
 	char *cert;    /* PEM certificate chain (path as written) */
 	char *key;     /* PEM private key (path as written) */
+	char *ca;      /* client side: CA to verify the daemon with, or NULL */
 };
 
 struct config_http {
@@ -263,16 +271,42 @@ struct config {
 	unsigned n_hosts;
 	struct config_group *groups; /* in file order */
 	unsigned n_groups;
+	/* "FILE:LINE:COL: warning: ..." lines (each "\n"-terminated) of
+	 * what the file allows but works only in some setups, or NULL. */
+	char *warnings;
 };
 
 /*
  * Read and validate PATH. Returns a config the caller frees with
  * config_free(), or NULL if there was any problem; then every problem
- * has been appended to errors, one "\n"-terminated line each. Also
+ * has been appended to errors, one "\n"-terminated line each (and
+ * warnings are not reported); on success cfg->warnings holds the
+ * warnings, if any. Also
  * checks that local files the configuration names (cloud-init files,
  * domain XML template, TLS files, secret files) exist.
  */
 struct config *config_load(const char *path, struct strbuf *errors);
+
+/*
+ * The same without the checks that depend on where the file is used:
+ * the files it names, environment variables, the admin token's strength,
+ * whether guests reach the default public_url. For `simulate`, which
+ * needs only the groups, on any machine.
+ */
+struct config *config_load_offline(const char *path, struct strbuf *errors);
+
+/*
+ * For the command-line client, which needs only the daemon's address,
+ * TLS settings and admin token: config_load_offline(), and when that
+ * refuses the file (an operator's edit in progress, a SIGHUP the daemon
+ * refused: it keeps serving its last good configuration), those keys of
+ * the daemon section parsed on their own. Then the config holds only
+ * daemon.listen, public_url, tls and admin_token (other keys: defaults),
+ * and problems holds the file's problems for a warning. NULL with
+ * problems when even those keys cannot be read. A non-empty problems
+ * with a non-NULL result means: degraded.
+ */
+struct config *config_load_client(const char *path, struct strbuf *problems);
 
 /* The same on a buffer (no file system access); name is used in messages. */
 struct config *config_parse_buffer(const char *data, size_t len,

@@ -227,6 +227,21 @@ test_stall(struct daemon *d)
  * each group carries over, so the API's snapshot never shows a group
  * afresh. No lock: no other thread reads the groups.
  */
+/* The configuration's warnings (config.h), one log line each. */
+static void
+log_config_warnings(const struct config *cfg)
+{
+	const char *p = cfg->warnings;
+
+	while (p && *p) {
+		const char *nl = strchr(p, '\n');
+		int len = nl ? (int)(nl - p) : (int)strlen(p);
+
+		log_warn("%.*s", len, p);
+		p += len + (nl ? 1 : 0);
+	}
+}
+
 static void
 daemon_reload(struct daemon *d)
 {
@@ -234,6 +249,7 @@ daemon_reload(struct daemon *d)
 	struct config *ncfg, *ocfg = d->cfg;
 	struct dgroup *old = d->groups, *groups;
 	unsigned n_old = d->n_groups, n;
+	char *token = NULL;
 	int64_t gen;
 
 	log_info("SIGHUP: reloading %s", global_opts.config_path);
@@ -252,9 +268,18 @@ daemon_reload(struct daemon *d)
 			  strbuf_str(&errors));
 		goto out;
 	}
+	log_config_warnings(ncfg);
 	if (config_reload_check(ocfg, ncfg, &why) != 0) {
 		log_error("new configuration changes settings that need a restart, keeping the old one:\n%s",
 			  strbuf_str(&why));
+		config_free(ncfg);
+		goto out;
+	}
+	/* The admin token is read again: rotating it is a reload. */
+	if (ncfg->daemon.admin_token.source != CONFIG_SECRET_NONE &&
+	    config_secret_read(&ncfg->daemon.admin_token, &token) != 0) {
+		log_error("new configuration rejected, keeping the old one: daemon.admin_token: %s",
+			  err_msg());
 		config_free(ncfg);
 		goto out;
 	}
@@ -271,6 +296,13 @@ daemon_reload(struct daemon *d)
 	}
 	d->cfg = ncfg;
 	d->config_gen = gen;
+	if (d->admin_token) {
+		explicit_bzero(d->admin_token, strlen(d->admin_token));
+		free(d->admin_token);
+	}
+	d->admin_token = token;
+	token = NULL;
+	http_set_admin_token(d->http, d->admin_token);
 	d->groups = groups;
 	collect_set_stats(d->collector, collect_stats_needed(ncfg));
 	mstore_set_metrics(d->mstore,
@@ -294,6 +326,10 @@ daemon_reload(struct daemon *d)
 		     "configuration reloaded (generation %" PRId64 ")",
 		     d->config_gen);
 out:
+	if (token) {
+		explicit_bzero(token, strlen(token));
+		free(token);
+	}
 	notify("READY=1");
 	strbuf_release(&errors);
 	strbuf_release(&why);
@@ -496,6 +532,7 @@ cmd_run(int argc, char **argv)
 	if (log_get_level() != LOG_LEVEL_DEBUG)
 		log_set_level(d.cfg->daemon.log_level);
 	log_set_format(d.cfg->daemon.log_format);
+	log_config_warnings(d.cfg);
 	if (daemon_setup(&d) != 0) {
 		log_error("%s", err_msg());
 		goto out;

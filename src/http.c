@@ -33,8 +33,9 @@ struct rate_slot {
 struct http_server {
 	struct MHD_Daemon *mhd;
 	struct http_options opts;
-	char *admin_token; /* owned copy */
+	char *admin_token; /* owned copy; under token_lock */
 	size_t admin_token_len;
+	pthread_mutex_t token_lock; /* http_set_admin_token() vs. requests */
 	const struct http_api *api;
 	void *ctx;
 	char *tls_cert;
@@ -402,8 +403,12 @@ admin_ok(struct http_server *srv, struct MHD_Connection *c,
 {
 	const char *auth;
 	const char *tok;
+	bool equal, configured;
 
-	if (!srv->admin_token) {
+	pthread_mutex_lock(&srv->token_lock);
+	configured = srv->admin_token != NULL;
+	pthread_mutex_unlock(&srv->token_lock);
+	if (!configured) {
 		http_reply_error(r, 403, "admin API disabled: no admin_token configured");
 		return false;
 	}
@@ -415,8 +420,12 @@ admin_ok(struct http_server *srv, struct MHD_Connection *c,
 		return false;
 	}
 	tok = auth + 7;
-	if (!util_secret_equal(tok, strlen(tok), srv->admin_token,
-			       srv->admin_token_len)) {
+	pthread_mutex_lock(&srv->token_lock);
+	equal = srv->admin_token &&
+		util_secret_equal(tok, strlen(tok), srv->admin_token,
+				  srv->admin_token_len);
+	pthread_mutex_unlock(&srv->token_lock);
+	if (!equal) {
 		rate_fail(srv, rq->client);
 		http_reply_error(r, 401, "wrong admin token");
 		return false;
@@ -780,6 +789,7 @@ http_start(const struct http_options *opts, const struct http_api *api,
 	srv->api = api;
 	srv->ctx = ctx;
 	pthread_mutex_init(&srv->rate_lock, NULL);
+	pthread_mutex_init(&srv->token_lock, NULL);
 	if (opts->admin_token && *opts->admin_token) {
 		srv->admin_token = xstrdup(opts->admin_token);
 		srv->admin_token_len = strlen(srv->admin_token);
@@ -877,6 +887,25 @@ http_port(const struct http_server *srv)
 }
 
 void
+http_set_admin_token(struct http_server *srv, const char *token)
+{
+	char *n = token && *token ? xstrdup(token) : NULL;
+	char *o;
+	size_t olen;
+
+	pthread_mutex_lock(&srv->token_lock);
+	o = srv->admin_token;
+	olen = srv->admin_token_len;
+	srv->admin_token = n;
+	srv->admin_token_len = n ? strlen(n) : 0;
+	pthread_mutex_unlock(&srv->token_lock);
+	if (o) {
+		explicit_bzero(o, olen);
+		free(o);
+	}
+}
+
+void
 http_stop(struct http_server *srv)
 {
 	if (!srv)
@@ -884,6 +913,7 @@ http_stop(struct http_server *srv)
 	if (srv->mhd)
 		MHD_stop_daemon(srv->mhd);
 	pthread_mutex_destroy(&srv->rate_lock);
+	pthread_mutex_destroy(&srv->token_lock);
 	if (srv->admin_token) {
 		explicit_bzero(srv->admin_token, srv->admin_token_len);
 		free(srv->admin_token);

@@ -128,6 +128,12 @@ struct http_server *http_start(const struct http_options *opts,
 			       const struct http_api *api, void *ctx);
 /* The bound port (useful with port 0). */
 unsigned http_port(const struct http_server *srv);
+/*
+ * Replace the admin token (a SIGHUP reload): requests from now on are
+ * checked against token (copied; NULL or "": the admin API answers 403).
+ * Any thread.
+ */
+void http_set_admin_token(struct http_server *srv, const char *token);
 /* Stop accepting, finish in-flight requests, free. Accepts NULL. */
 void http_stop(struct http_server *srv);
 

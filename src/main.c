@@ -112,7 +112,11 @@ main(int argc, char **argv)
 			int sub_argc = argc - optind;
 			char **sub_argv = argv + optind;
 
-			optind = 1; /* reset getopt for the subcommand */
+			/* 0, not 1: glibc then starts afresh and takes the
+			 * subcommand's ordering ('+' or not); with 1 it keeps
+			 * the '+' of the scan above, and "explain web --limit
+			 * 3" stopped at "web" */
+			optind = 0;
 			return c->fn(sub_argc, sub_argv);
 		}
 	}

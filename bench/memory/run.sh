@@ -154,6 +154,7 @@ version: 1
 daemon:
   interval: $interval
   listen: 127.0.0.1:$port
+  public_url: http://127.0.0.1:$port   # no guest checks in here
   state: sqlite://$dir/state.db
   admin_token: { file: admin.token }
   log_level: warn

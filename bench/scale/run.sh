@@ -129,6 +129,7 @@ version: 1
 daemon:
   interval: $interval
   listen: 127.0.0.1:$2
+  public_url: http://127.0.0.1:$2   # no guest checks in here
   state: sqlite://$1/state.db
   log_level: info
   metrics: { retention: $retention }

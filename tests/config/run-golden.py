@@ -3,8 +3,10 @@
 
 Cases (paths relative to this directory, which is the working directory of
 every run so that messages name files machine-independently):
-  valid/NAME.yaml    must pass: exit 0, no stderr, stdout == valid/NAME.out,
-                     and that output, checked again, prints identically.
+  valid/NAME.yaml    must pass: exit 0, stdout == valid/NAME.out, stderr ==
+                     valid/NAME.warn (warnings; no stderr when there is no
+                     .warn), and that output, checked again, prints
+                     identically (with the same warnings).
   invalid/NAME.yaml  must fail: exit 1, no stdout, stderr == invalid/NAME.err
   invalid/NAME.path  the same, but the file given to -c is the path written
                      in NAME.path (missing files, directories, devices).
@@ -34,9 +36,21 @@ def cases():
     return sorted(set(out))
 
 
+# The variables secrets in the cases come from ({ env: NAME }): check
+# reads them (an unset one is an error, as it is for run). Nothing else
+# from the caller's environment reaches a case.
+SECRET_ENV = {
+    'VA_ADMIN_TOKEN': '0123456789abcdef0123456789abcdef',  # 128 bits
+    'VA_INFLUX_PASSWORD': 'influx-password',
+    'DB_PASSWORD': 'db-password',
+}
+
+
 def run(binary, path):
-    env = dict(os.environ)
-    # secrets referenced by { env: ... } in the goldens are not read by check
+    env = {k: v for k, v in os.environ.items()
+           if k in ('PATH', 'LANG', 'LC_ALL', 'ASAN_OPTIONS', 'UBSAN_OPTIONS',
+                    'TSAN_OPTIONS', 'MALLOC_PERTURB_')}
+    env.update(SECRET_ENV)
     p = subprocess.run([binary, 'check', '-c', path], cwd=HERE,
                        capture_output=True, env=env, timeout=60)
     return p.returncode, p.stdout.decode('utf-8', 'replace'), \
@@ -68,8 +82,16 @@ def check_valid(binary, name, regen):
     if rc != 0:
         problems.append('exit status %d, expected 0; stderr:\n%s' % (rc, err))
         return problems
-    if err:
-        problems.append('unexpected stderr:\n' + err)
+    want_err = read(name + '.warn') or ''
+    if regen:
+        if err:
+            write(name + '.warn', err)
+        elif os.path.exists(os.path.join(HERE, name + '.warn')):
+            os.unlink(os.path.join(HERE, name + '.warn'))
+        want_err = err
+    if err != want_err:
+        problems.append('stderr (warnings) differs:\n' +
+                        diff(want_err, err, name + '.warn'))
     if regen:
         write(name + '.out', out)
     want = read(name + '.out')
@@ -93,6 +115,9 @@ def check_valid(binary, name, regen):
     elif out2 != out:
         problems.append('round trip: printed differently the second time:\n' +
                         diff(out, out2, 'first print'))
+    elif err2.count('warning:') != err.count('warning:'):
+        problems.append('round trip: other warnings the second time:\n' +
+                        err2)
     return problems
 
 

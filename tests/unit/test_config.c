@@ -293,7 +293,15 @@ test_urls(void **state)
 		 "'http://h:65536' is not a valid URL: Port number"},
 		{"public_url: \"http://[fd00::1:8470\"", NULL,
 		 "is not a valid URL"},
-		{"public_url: \"http://h/a\\tb\"", NULL, "is not a valid URL"},
+		{"public_url: \"http://h/a\\tb\"", NULL,
+		 "has the control character 0x09 at offset 10"},
+		/* a fragment, a query, a quote: the seed's URL breaks */
+		{"public_url: \"http://h:1/a#b\"", NULL,
+		 "has the character '#' at offset 12"},
+		{"public_url: \"http://h:1/?a\"", NULL,
+		 "has the character '?' at offset 11"},
+		{"public_url: 'http://h:1/\"'", NULL,
+		 "has the character '\"' at offset 11"},
 		{"public_url: \"http://ho^st\"", NULL, "is not a valid URL"},
 		{"listen: \"ho^st:8470\"", NULL,
 		 "daemon: listen gives no URL guests can use ('http://ho^st:8470'"},
@@ -348,6 +356,35 @@ test_alias_bomb(void **state)
 	assert_non_null(strstr(errors.buf, "aliases (*a0) are not supported"));
 	strbuf_release(&text);
 	strbuf_release(&errors);
+}
+
+/* Admin tokens under 128 bits are refused: the estimate, by table. */
+static void
+test_token_bits(void **state)
+{
+	static const struct {
+		const char *token;
+		bool strong;
+	} cases[] = {
+		{"x", false},
+		{"0123456789abcdef0123456789abcdef", true},   /* 32 hex: 128 */
+		{"0123456789abcdef0123456789abcde", false},   /* 31 hex: 124 */
+		{"0123456789ABCDEF0123456789ABCDEF", true},
+		{"q3Zt9Kp0Lx2Wv8Ny7Bm4Rc", true},              /* 22 base64: 131 */
+		{"Zm9vYmFyYmF6cXV1eDEyM", false},              /* 21: 125 */
+		{"p7Sx0+Ae2/Kc9QmTz4Lw1Q==", true},            /* base64 16 */
+		{"correcthorsebatterystaple", false},          /* 25 lower: 117 */
+		{"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false},
+		{"abababababababababababababababababababab", false},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		double bits = config_token_bits(cases[i].token);
+
+		if ((bits >= 128) != cases[i].strong)
+			fail_msg("case %zu: %.1f bits", i, bits);
+	}
 }
 
 static void
@@ -418,7 +455,8 @@ collect_key(const struct config_key_info *k, void *arg)
 	if ((strncmp(k->key, "hosts[]", 7) == 0 ||
 	     strncmp(k->key, "groups", 6) == 0) && !k->reloadable &&
 	    strcmp(k->key, "hosts[].name") != 0 &&
-	    strcmp(k->key, "hosts[].uri") != 0) {
+	    strcmp(k->key, "hosts[].uri") != 0 &&
+	    strcmp(k->key, "hosts[].pool") != 0) {
 		print_error("key %s is not reloadable\n", k->key);
 		ks->bad = true;
 	}
@@ -462,6 +500,8 @@ test_reload_flags(void **state)
 	assert_int_equal(config_key_reloadable("groups.*.scaling.steps[].change"), 1);
 	assert_int_equal(config_key_reloadable("hosts[].uri"), 0);
 	assert_int_equal(config_key_reloadable("hosts[].max_instances"), 1);
+	/* the host's instances keep their volumes in the old pool */
+	assert_int_equal(config_key_reloadable("hosts[].pool"), 0);
 	assert_int_equal(config_key_reloadable("no.such.key"), -1);
 
 	a = parse(base_yaml, &errors);
@@ -493,6 +533,17 @@ test_reload_flags(void **state)
 	assert_non_null(c);
 	assert_int_equal(config_reload_check(a, c, &why), 0);
 	config_free(c);
+	/* a host's pool may not: its instances' volumes are in the old one */
+	text = xasprintf("%s", base_yaml);
+	memcpy(strstr(text, "user_net: true"), "pool: other   ", 14);
+	c = parse(text, &errors);
+	free(text);
+	assert_non_null(c);
+	assert_int_equal(config_reload_check(a, c, &why), -1);
+	assert_non_null(strstr(why.buf, "the pool of host 'kvm1' changed from "
+				       "'default' to 'other'"));
+	config_free(c);
+	strbuf_reset(&why);
 	text = xasprintf("%s", base_yaml);
 	memcpy(strstr(text, "name: kvm1"), "name: kvm3", 10);
 	c = parse(text, &errors);
@@ -621,6 +672,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lookup),
+		cmocka_unit_test(test_token_bits),
 		cmocka_unit_test(test_secret_file),
 		cmocka_unit_test(test_secret_env),
 		cmocka_unit_test(test_secret_not_printed),
