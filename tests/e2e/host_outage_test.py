@@ -20,7 +20,9 @@ comes back with SIGCONT.
    Before issue 11 the daemon died by SIGSEGV in about half of such runs
    (a worker in virStoragePoolLookupByName on a connection that host.c
    closes from another thread once keepalive declares it dead).
-2. SIGTERM during the outage: scale 0 -> 1, SIGSTOP the host right after
+2. SIGTERM during the outage (the daemon restarted first with
+   reconciliation every 10 min, so that the inventory holds an idle
+   connection to the host): scale 0 -> 1, SIGSTOP the host right after
    the 'provision' event, 3 s later SIGTERM the daemon: it must exit, with
    status 0, within 5 s. In-flight jobs are not waited for: they are left
    to the intent journal, exactly as after a crash (docs/testing.md, the
@@ -178,6 +180,17 @@ def main():
             log("round %d: group back to 0 with nothing left (%.0f s)" % (r, took))
 
         log("SIGTERM while the host is stopped under a provisioning job")
+        # Restarted with reconciliation every 10 min: the inventory's
+        # pass at the start is done and holds its connection, idle, when
+        # the host stops (with passes every 30 s, whether one was running
+        # then was chance). Closing that connection waited for keepalive
+        # (about 17 s) before the fix: one failure in three CI runs.
+        if d.stop() != 0:
+            raise Fail("the daemon did not stop cleanly before the SIGTERM phase:\n"
+                       + d.tail(20))
+        d.start({"VA_TEST_RECONCILE_MS": "600000"})
+        api.wait_up(60, d)
+        harness.wait_ticks(api, 2, 30, d)
         since = int(time.time() * 1000)
         api.set_desired(GROUP, 1)
         ev = wait_provision(api, since, d)
