@@ -46,8 +46,9 @@ instance_id_valid(const char *s)
 /*
  * A refused check-in or heartbeat, for the operator (docs/provisioning.md,
  * "Was the check-in refused?"): an event, of kind checkin_refused, for the
- * first few and then at most one a minute, so that a client failing at
- * speed cannot fill the events table; when there is no event to spare, a
+ * first few and then at most one a minute (for instances the store knows,
+ * and apart for unknown ids), so that a client failing at speed cannot
+ * fill the events table; when there is no event to spare, a
  * warning, at most one every 6 s; the rest are counted and the count is
  * in the next line. si is the instance when the store knows it (its group
  * is the event's). Never the secret.
@@ -61,7 +62,10 @@ refused(struct daemon *d, const char *what, const char *id,
 	bool event, line = false;
 
 	pthread_mutex_lock(&d->refuse_lock);
-	event = ratelimit_take(&d->refuse_events, now, &skipped);
+	/* refusals of known instances have a bucket of their own: garbage
+	 * ids at speed do not hide a real instance's refusal */
+	event = ratelimit_take(si ? &d->refuse_known : &d->refuse_unknown,
+			       now, &skipped);
 	if (!event)
 		line = ratelimit_take(&d->refuse_lines, now, &skipped);
 	pthread_mutex_unlock(&d->refuse_lock);

@@ -122,7 +122,8 @@ struct daemon {
 	/* http: refused guests and store errors are said at a bounded rate
 	 * (api.c), under refuse_lock */
 	pthread_mutex_t refuse_lock;
-	struct ratelimit refuse_events, refuse_lines, store_complaint;
+	struct ratelimit refuse_known, refuse_unknown, refuse_lines;
+	struct ratelimit store_complaint;
 	unsigned long provisioned, removed, provision_errors;
 
 	int64_t next_collect_ms;

@@ -31,8 +31,9 @@ LOG_TAG("http");
 #define GUEST_ADDR_SLOTS 1024 /* addresses whose new keys found no slot */
 #define ADMIN_ADDR_SLOTS 1024 /* addresses on the admin API */
 /* A connection waiting this long for its request may be closed to make
- * room for a new one; a younger one never is. */
-#define EVICT_MIN_AGE_MS 500
+ * room for a new one; a younger one never is (a request on loopback or a
+ * LAN arrives within a few ms of the connection). */
+#define EVICT_MIN_AGE_MS 100
 #define REAPER_PERIOD_MS 250
 /* Only TLS 1.2 and 1.3 (GnuTLS priority string). */
 #define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"

@@ -168,7 +168,8 @@ daemon_setup(struct daemon *d)
 
 	/* api.c's bounds on what refused guests cost (daemon_int.h) */
 	pthread_mutex_init(&d->refuse_lock, NULL);
-	d->refuse_events = (struct ratelimit)RATELIMIT_INIT(5, 60000);
+	d->refuse_known = (struct ratelimit)RATELIMIT_INIT(5, 60000);
+	d->refuse_unknown = (struct ratelimit)RATELIMIT_INIT(5, 60000);
 	d->refuse_lines = (struct ratelimit)RATELIMIT_INIT(10, 6000);
 	d->store_complaint = (struct ratelimit)RATELIMIT_INIT(3, 30000);
 
