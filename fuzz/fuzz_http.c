@@ -1,6 +1,7 @@
 /*
  * Fuzz the HTTP API's parsers of guest and client input: phone-home form
- * bodies, JSON heartbeats and listen addresses. The first byte picks one.
+ * bodies, JSON heartbeats and listen addresses (and the redaction of the
+ * same text for logs). The first byte picks one.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -40,8 +41,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char *host = NULL;
 		unsigned port;
 
+		char out[64];
+
 		if (http_listen_parse(s, &host, &port) == 0)
 			free(host);
+		http_redact(s, out, sizeof(out));
+		if (strlen(out) >= sizeof(out))
+			abort();
 		free(s);
 	}
 	}

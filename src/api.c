@@ -12,11 +12,13 @@
  * tick (daemon_flush_heartbeats).
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "authlimit.h"
 #include "daemon_int.h"
 #include "log.h"
 #include "metrics.h"
@@ -26,26 +28,117 @@
 
 LOG_TAG("api");
 
-/* Look up and authenticate an instance; 0, or the HTTP status to answer. */
-static unsigned
-authenticate(struct daemon *d, const char *id, const char *secret,
-	     struct store_instance *si, struct http_reply *out)
+/* A lowercase UUID, as the store keeps instance ids (store.h). */
+static bool
+instance_id_valid(const char *s)
 {
-	int rc = store_instance_get(d->store_http, id, si);
+	for (int i = 0; i < 36; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
 
-	if (rc == STORE_OK) {
-		if (si->secret_hash &&
-		    secret_verify(secret, strlen(secret), si->secret_hash))
-			return 0;
-		store_instance_release(si);
-	} else if (rc != STORE_E_NOTFOUND) {
-		log_warn("check-in of %s: %s", id, err_msg());
-		return http_reply_error(out, 503, "state store unavailable");
-	} else {
-		/* Hash anyway: an unknown id costs what a wrong secret does. */
-		secret_verify(secret, strlen(secret),
-			      "0000000000000000000000000000000000000000000000000000000000000000");
+		if (dash ? s[i] != '-'
+			 : !((s[i] >= '0' && s[i] <= '9') ||
+			     (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
 	}
+	return s[36] == '\0';
+}
+
+/*
+ * A refused check-in or heartbeat, for the operator (docs/provisioning.md,
+ * "Was the check-in refused?"): an event, of kind checkin_refused, for the
+ * first few and then at most one a minute (for instances the store knows,
+ * and apart for unknown ids), so that a client failing at speed cannot
+ * fill the events table; when there is no event to spare, a
+ * warning, at most one every 6 s; the rest are counted and the count is
+ * in the next line. si is the instance when the store knows it (its group
+ * is the event's). Never the secret.
+ */
+static void
+refused(struct daemon *d, const char *what, const char *id,
+	const char *client, const struct store_instance *si, const char *why)
+{
+	int64_t now = util_now_ms();
+	unsigned long skipped = 0;
+	bool event, line = false;
+
+	pthread_mutex_lock(&d->refuse_lock);
+	/* refusals of known instances have a bucket of their own: garbage
+	 * ids at speed do not hide a real instance's refusal */
+	event = ratelimit_take(si ? &d->refuse_known : &d->refuse_unknown,
+			       now, &skipped);
+	if (!event)
+		line = ratelimit_take(&d->refuse_lines, now, &skipped);
+	pthread_mutex_unlock(&d->refuse_lock);
+	if (event) {
+		char more[80] = "";
+
+		if (skipped)
+			snprintf(more, sizeof(more),
+				 " (%lu more refused since the last such event)",
+				 skipped);
+		event_record(d->store_http, si ? si->group : NULL,
+			     si ? si->id : NULL, "checkin_refused", NULL,
+			     "%s of instance %s from %s refused: %s%s", what,
+			     id, client, why, more);
+	} else if (line)
+		log_warn("%s of instance %s from %s refused: %s (%lu more refused since the last such line)",
+			 what, id, client, why, skipped);
+}
+
+/*
+ * Look up and authenticate an instance; 0, or the HTTP status to answer.
+ * An id that is not a UUID, an unknown instance, a wrong secret and a
+ * removed instance (deleting or gone: its secret died with it) all get
+ * the same 401; only the log and the event say which.
+ */
+static unsigned
+authenticate(struct daemon *d, const char *what, const char *id,
+	     const char *secret, const char *client, struct store_instance *si,
+	     struct http_reply *out)
+{
+	const char *why;
+	int rc;
+
+	memset(si, 0, sizeof(*si));
+	if (!instance_id_valid(id)) {
+		/* no store, no hash: no instance has such an id */
+		refused(d, what, id, client, NULL,
+			"no such instance (the id is not a lowercase UUID)");
+		goto refuse;
+	}
+	rc = store_instance_get(d->store_http, id, si);
+	if (rc == STORE_OK) {
+		bool ok = si->secret_hash &&
+			  secret_verify(secret, strlen(secret), si->secret_hash);
+
+		if (ok && si->state != STORE_INSTANCE_DELETING &&
+		    si->state != STORE_INSTANCE_GONE)
+			return 0;
+		why = ok ? "the instance was removed"
+			 : si->secret_hash ? "wrong secret"
+					   : "the instance has no secret (adopted)";
+		refused(d, what, id, client, si, why);
+		store_instance_release(si);
+		goto refuse;
+	}
+	if (rc != STORE_E_NOTFOUND) {
+		int64_t now = util_now_ms();
+		unsigned long skipped = 0;
+		bool say;
+
+		pthread_mutex_lock(&d->refuse_lock);
+		say = ratelimit_take(&d->store_complaint, now, &skipped);
+		pthread_mutex_unlock(&d->refuse_lock);
+		if (say)
+			log_warn("%s of %s: %s (%lu more such errors not logged)",
+				 what, id, err_msg(), skipped);
+		return http_reply_error(out, 503, "state store unavailable");
+	}
+	/* Hash anyway: an unknown id costs what a wrong secret does. */
+	secret_verify(secret, strlen(secret),
+		      "0000000000000000000000000000000000000000000000000000000000000000");
+	refused(d, what, id, client, NULL, "unknown instance");
+refuse:
 	__atomic_add_fetch(&d->auth_failures, 1, __ATOMIC_RELAXED);
 	return http_reply_error(out, 401, "unknown instance or wrong secret");
 }
@@ -116,7 +209,8 @@ api_checkin(void *ctx, const struct http_checkin *in, struct http_reply *out)
 {
 	struct daemon *d = ctx;
 	struct store_instance si;
-	unsigned st = authenticate(d, in->instance_id, in->secret, &si, out);
+	unsigned st = authenticate(d, "check-in", in->instance_id, in->secret,
+				   in->client, &si, out);
 
 	if (st)
 		return st;
@@ -149,13 +243,13 @@ api_heartbeat(void *ctx, const struct http_heartbeat *in,
 		http_json_string(&out->body, in->instance_id);
 		strbuf_adds(&out->body, ",\"state\":\"ready\"}\n");
 		return out->status = 200;
-	case -1:
-		__atomic_add_fetch(&d->auth_failures, 1, __ATOMIC_RELAXED);
-		return http_reply_error(out, 401, "unknown instance or wrong secret");
 	default:
+		/* -1 (wrong secret) too: the store names its group for the
+		 * refusal; the limiter in http.c bounds how often */
 		break;
 	}
-	st = authenticate(d, in->instance_id, in->secret, &si, out);
+	st = authenticate(d, "heartbeat", in->instance_id, in->secret,
+			  in->client, &si, out);
 	if (st)
 		return st;
 	mark_ready(d, &si, "sent its first heartbeat");

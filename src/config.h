@@ -91,6 +91,8 @@ struct config_http {
 	uint64_t max_body;   /* largest accepted request body, bytes */
 	int max_connections; /* concurrent connections */
 	int64_t timeout_ms;  /* idle connection timeout */
+	int max_per_address; /* concurrent connections per client address */
+	int64_t request_timeout_ms; /* whole request, headers and body */
 };
 
 struct config_influxdb {

@@ -35,6 +35,7 @@
 #include "host.h"
 #include "http.h"
 #include "influx.h"
+#include "authlimit.h"
 #include "jobs.h"
 #include "lease.h"
 #include "mstore.h"
@@ -133,6 +134,11 @@ struct daemon {
 
 	/* counters for /metrics; http ones with __atomic builtins */
 	unsigned long checkins, heartbeats, auth_failures; /* http */
+	/* http: refused guests and store errors are said at a bounded rate
+	 * (api.c), under refuse_lock */
+	pthread_mutex_t refuse_lock;
+	struct ratelimit refuse_known, refuse_unknown, refuse_lines;
+	struct ratelimit store_complaint;
 	unsigned long provisioned, removed, provision_errors;
 
 	int64_t started_ms;            /* monotonic, when run began */

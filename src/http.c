@@ -14,20 +14,45 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
 
+#include "authlimit.h"
 #include "log.h"
 #include "quote.h"
 
 LOG_TAG("http");
 
-#define RATE_SLOTS 256
 #define SEGMENT_MAX 128
+/* Failed-authentication tables (authlimit.h, docs/http-api.md "Limits"). */
+#define GUEST_KEY_SLOTS 4096  /* (address, instance) of guest requests */
+#define GUEST_ADDR_SLOTS 1024 /* addresses whose new keys found no slot */
+#define ADMIN_ADDR_SLOTS 1024 /* addresses on the admin API */
+/* A connection waiting this long for its request may be closed to make
+ * room for a new one; a younger one never is (a request on loopback or a
+ * LAN arrives within a few ms of the connection). */
+#define EVICT_MIN_AGE_MS 100
+#define REAPER_PERIOD_MS 250
+/* Only TLS 1.2 and 1.3 (GnuTLS priority string). */
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
-struct rate_slot {
+/*
+ * A connection, from accept to close (MHD_OPTION_NOTIFY_CONNECTION): its
+ * peer and whether it is still waiting for a whole request. Linked in
+ * srv->conns under conn_lock. MHD closes the socket only after it told
+ * us the connection closed (and we unlinked it), so shutdown() on fd
+ * under the lock never hits a socket number reused by another.
+ */
+struct conn {
+	struct conn *prev, *next;
+	int fd;
 	char client[INET6_ADDRSTRLEN];
-	int64_t window_start_ms;
-	unsigned failures;
+	int64_t since_ms; /* waiting for a request since (accept, or the
+			     end of the previous request) */
+	bool waiting;     /* the request has not fully arrived */
+	bool closing;     /* shut down by us; MHD will close it */
 };
 
 struct http_server {
@@ -42,8 +67,19 @@ struct http_server {
 	char *tls_key;
 	unsigned port;
 
-	pthread_mutex_t rate_lock;
-	struct rate_slot rate[RATE_SLOTS];
+	/* failed authentications: guests by address and instance, then by
+	 * address when that table is full; the admin API by address, then
+	 * all addresses together when that one is full */
+	struct authlimit *guest_keys, *guest_addrs;
+	struct authlimit *admin_addrs, *admin_all;
+
+	pthread_mutex_t conn_lock;
+	pthread_cond_t reaper_cond;
+	struct conn *conns;
+	bool reaper_started, reaper_stop;
+	pthread_t reaper;
+	/* complaints, under conn_lock */
+	struct ratelimit say_conn, say_auth;
 };
 
 /* Per-request state kept by libmicrohttpd between calls. */
@@ -62,8 +98,12 @@ http_options_defaults(struct http_options *o)
 		o->max_header = 32 * 1024;
 	if (!o->max_connections)
 		o->max_connections = 256;
+	if (!o->max_per_address)
+		o->max_per_address = 64;
 	if (!o->timeout_s)
 		o->timeout_s = 10;
+	if (!o->request_timeout_ms)
+		o->request_timeout_ms = 10000;
 	if (!o->threads)
 		o->threads = 2;
 	if (!o->auth_fail_limit)
@@ -292,65 +332,83 @@ cleanup:
 	return rc;
 }
 
-/* Rate limiting of authentication failures, per client address. */
-static struct rate_slot *
-rate_find(struct http_server *srv, const char *client, bool create)
+/*
+ * Failed authentications (docs/http-api.md, "Limits"). A guest request
+ * is keyed by its address and instance id, so a guest that fails (or an
+ * attacker posing as one) refuses only itself, not the other guests
+ * behind the same address (QEMU user networking: all of them) nor the
+ * admin API, which has its own table keyed by address. A key that finds
+ * no free slot (authlimit.h: live entries are never evicted) is charged
+ * to the coarser table: the guest's address, or for the admin API every
+ * address together, which then refuses every key of its own that has no
+ * entry.
+ */
+static void
+auth_key(char *out, size_t outlen, const char *client, const char *id)
 {
-	struct rate_slot *oldest = &srv->rate[0];
-
-	for (size_t i = 0; i < RATE_SLOTS; i++) {
-		struct rate_slot *s = &srv->rate[i];
-
-		if (strcmp(s->client, client) == 0)
-			return s;
-		if (s->window_start_ms < oldest->window_start_ms)
-			oldest = s;
-	}
-	if (!create)
-		return NULL;
-	snprintf(oldest->client, sizeof(oldest->client), "%s", client);
-	oldest->failures = 0;
-	oldest->window_start_ms = util_now_ms();
-	return oldest;
+	snprintf(out, outlen, "%s %s", client, id);
 }
 
+/* Whether a guest request (id NULL: an admin request) must be refused. */
 static bool
-rate_blocked(struct http_server *srv, const char *client)
+auth_blocked(struct http_server *srv, const char *client, const char *id)
 {
-	struct rate_slot *s;
-	bool blocked = false;
+	int64_t now = util_now_ms();
+	char key[INET6_ADDRSTRLEN + SEGMENT_MAX + 2];
+	enum authlimit_state st;
 
-	pthread_mutex_lock(&srv->rate_lock);
-	s = rate_find(srv, client, false);
-	if (s) {
-		if (util_now_ms() - s->window_start_ms >
-		    srv->opts.auth_fail_window_ms) {
-			s->failures = 0;
-			s->window_start_ms = util_now_ms();
-		}
-		blocked = s->failures >= srv->opts.auth_fail_limit;
+	if (!id) {
+		st = authlimit_check(srv->admin_addrs, client, now);
+		if (st == AUTHLIMIT_ABSENT)
+			st = authlimit_check(srv->admin_all, "*", now);
+		return st == AUTHLIMIT_BLOCKED;
 	}
-	pthread_mutex_unlock(&srv->rate_lock);
-	return blocked;
+	auth_key(key, sizeof(key), client, id);
+	st = authlimit_check(srv->guest_keys, key, now);
+	if (st == AUTHLIMIT_ABSENT)
+		st = authlimit_check(srv->guest_addrs, client, now);
+	return st == AUTHLIMIT_BLOCKED;
 }
 
 static void
-rate_fail(struct http_server *srv, const char *client)
+auth_fail(struct http_server *srv, const char *client, const char *id)
 {
-	struct rate_slot *s;
+	int64_t now = util_now_ms();
+	char key[INET6_ADDRSTRLEN + SEGMENT_MAX + 2];
+	enum authlimit_result r;
+	const char *what = id ? "guest" : "admin";
+	unsigned long skipped = 0;
 
-	pthread_mutex_lock(&srv->rate_lock);
-	s = rate_find(srv, client, true);
-	if (util_now_ms() - s->window_start_ms > srv->opts.auth_fail_window_ms) {
-		s->failures = 0;
-		s->window_start_ms = util_now_ms();
+	if (id) {
+		auth_key(key, sizeof(key), client, id);
+		r = authlimit_fail(srv->guest_keys, key, now);
+		if (r == AUTHLIMIT_FULL) {
+			what = "guest (table full: by address)";
+			r = authlimit_fail(srv->guest_addrs, client, now);
+		}
+	} else {
+		r = authlimit_fail(srv->admin_addrs, client, now);
+		if (r == AUTHLIMIT_FULL) {
+			what = "admin (table full: all addresses)";
+			r = authlimit_fail(srv->admin_all, "*", now);
+		}
 	}
-	s->failures++;
-	if (s->failures == srv->opts.auth_fail_limit)
-		log_warn("client %s failed authentication %u times; refusing it for up to %" PRId64 " s",
-			 client, s->failures,
-			 srv->opts.auth_fail_window_ms / 1000);
-	pthread_mutex_unlock(&srv->rate_lock);
+	if (r != AUTHLIMIT_REACHED && r != AUTHLIMIT_FULL)
+		return;
+	pthread_mutex_lock(&srv->conn_lock);
+	if (ratelimit_take(&srv->say_auth, now, &skipped)) {
+		if (r == AUTHLIMIT_FULL)
+			log_warn("client %s failed %s authentication; not counted: every table is full",
+				 client, what);
+		else
+			log_warn("client %s failed %s authentication %u times%s%s; refusing it for up to %" PRId64 " s",
+				 client, what, srv->opts.auth_fail_limit,
+				 id ? " for instance " : "", id ? id : "",
+				 srv->opts.auth_fail_window_ms / 1000);
+		if (skipped)
+			log_warn("(%lu more such lines suppressed)", skipped);
+	}
+	pthread_mutex_unlock(&srv->conn_lock);
 }
 
 /* A path segment we accept as an id, a secret or a group name. */
@@ -370,7 +428,12 @@ segment_ok(const char *s, size_t n)
 	return true;
 }
 
-/* Split "/a/b/c" into at most max segments (copied into segs). */
+/*
+ * Split "/a/b/c" into at most max segments (copied into segs). Only the
+ * canonical form: "//a", "/a//b" and "/a/" are no path of ours (404), so
+ * that a path routes only one way and what a log redacts is what routes
+ * (docs/http-api.md).
+ */
 static int
 split_path(const char *url, char segs[][SEGMENT_MAX + 1], int max)
 {
@@ -379,22 +442,22 @@ split_path(const char *url, char segs[][SEGMENT_MAX + 1], int max)
 
 	if (*p != '/')
 		return -1;
-	while (*p == '/')
-		p++;
-	while (*p) {
+	p++;
+	if (!*p)
+		return 0; /* "/" */
+	for (;;) {
 		const char *slash = strchr(p, '/');
 		size_t len = slash ? (size_t)(slash - p) : strlen(p);
 
 		if (n == max || !segment_ok(p, len))
-			return -1;
+			return -1; /* also an empty segment */
 		memcpy(segs[n], p, len);
 		segs[n][len] = '\0';
 		n++;
-		p += len;
-		while (*p == '/')
-			p++;
+		if (!slash)
+			return n;
+		p = slash + 1;
 	}
-	return n;
 }
 
 static bool
@@ -415,7 +478,7 @@ admin_ok(struct http_server *srv, struct MHD_Connection *c,
 	auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 					   MHD_HTTP_HEADER_AUTHORIZATION);
 	if (!auth || strncmp(auth, "Bearer ", 7) != 0) {
-		rate_fail(srv, rq->client);
+		auth_fail(srv, rq->client, NULL);
 		http_reply_error(r, 401, "missing 'Authorization: Bearer TOKEN'");
 		return false;
 	}
@@ -426,7 +489,7 @@ admin_ok(struct http_server *srv, struct MHD_Connection *c,
 				  srv->admin_token_len);
 	pthread_mutex_unlock(&srv->token_lock);
 	if (!equal) {
-		rate_fail(srv, rq->client);
+		auth_fail(srv, rq->client, NULL);
 		http_reply_error(r, 401, "wrong admin token");
 		return false;
 	}
@@ -473,7 +536,7 @@ handle_guest(struct http_server *srv, struct request *rq, bool checkin,
 		status = srv->api->heartbeat(srv->ctx, &hb, r);
 	}
 	if (status == 401)
-		rate_fail(srv, rq->client);
+		auth_fail(srv, rq->client, id);
 	return status;
 }
 
@@ -527,7 +590,7 @@ route(struct http_server *srv, struct MHD_Connection *c, const char *url,
 		 * it must be right), also shows what names every VM. */
 		if (MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 						MHD_HTTP_HEADER_AUTHORIZATION)) {
-			if (rate_blocked(srv, rq->client))
+			if (auth_blocked(srv, rq->client, NULL))
 				return http_reply_error(r, 429, "too many failed authentications");
 			if (!admin_ok(srv, c, rq, r))
 				return r->status;
@@ -545,14 +608,14 @@ route(struct http_server *srv, struct MHD_Connection *c, const char *url,
 			return http_reply_error(r, 404, "no such endpoint");
 		if (!post)
 			return http_reply_error(r, 405, "use POST");
-		if (rate_blocked(srv, rq->client))
+		if (auth_blocked(srv, rq->client, segs[2]))
 			return http_reply_error(r, 429, "too many failed authentications");
 		return handle_guest(srv, rq, segs[1][0] == 'c', segs[2],
 				    segs[3], r);
 	}
 
 	/* Everything else is the admin API. */
-	if (rate_blocked(srv, rq->client))
+	if (auth_blocked(srv, rq->client, NULL))
 		return http_reply_error(r, 429, "too many failed authentications");
 	if (!admin_ok(srv, c, rq, r))
 		return r->status;
@@ -618,25 +681,73 @@ route(struct http_server *srv, struct MHD_Connection *c, const char *url,
 	return http_reply_error(r, 404, "no such endpoint");
 }
 
-/* The path with any secret replaced, for logs. */
-static void
-redacted_path(const char *url, char *out, size_t outlen)
+static bool
+redact_stop(char c)
 {
-	const char *p = NULL;
+	return c == '\0' || c == ' ' || c == '\t' || c == '\'' || c == '"' ||
+	       c == '`';
+}
 
-	if (strncmp(url, "/v1/checkin/", 12) == 0)
-		p = url + 12;
-	else if (strncmp(url, "/v1/heartbeat/", 14) == 0)
-		p = url + 14;
-	if (p) {
-		const char *slash = strchr(p, '/');
+/* A UUID (either case) ending at a '/' or a stop character. */
+static bool
+redact_uuid(const char *p)
+{
+	for (int i = 0; i < 36; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+		char c = p[i];
 
-		if (slash) {
-			snprintf(out, outlen, "%.*s/***", (int)(slash - url), url);
-			return;
+		if (dash ? c != '-'
+			 : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+			     (c >= 'A' && c <= 'F')))
+			return false;
+	}
+	return p[36] == '/' || redact_stop(p[36]);
+}
+
+/*
+ * Whatever follows a "/checkin/" or "/heartbeat/" segment (any case,
+ * anywhere in the text) up to a blank or a quote becomes "***", but for
+ * an instance id right after it that is a UUID; non-printable bytes
+ * become '?'. Applied to every path the server logs and to every line of
+ * libmicrohttpd's, which quote the URL: a secret is never a UUID.
+ */
+void
+http_redact(const char *in, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	if (!outlen)
+		return;
+	for (const char *p = in; *p && o + 1 < outlen;) {
+		size_t kw = 0;
+
+		if (*p == '/' && strncasecmp(p + 1, "checkin/", 8) == 0)
+			kw = 9;
+		else if (*p == '/' && strncasecmp(p + 1, "heartbeat/", 10) == 0)
+			kw = 11;
+		if (!kw) {
+			unsigned char c = (unsigned char)*p++;
+
+			out[o++] = (c < 0x20 || c >= 0x7f) ? '?' : (char)c;
+			continue;
+		}
+		/* copy "/checkin/" */
+		for (size_t i = 0; i < kw && o + 1 < outlen; i++)
+			out[o++] = *p++;
+		if (redact_uuid(p)) {
+			for (int i = 0; i < 36 && o + 1 < outlen; i++)
+				out[o++] = *p++;
+			if (*p == '/' && o + 1 < outlen)
+				out[o++] = *p++;
+		}
+		if (!redact_stop(*p)) {
+			for (const char *r = "***"; *r && o + 1 < outlen; r++)
+				out[o++] = *r;
+			while (!redact_stop(*p))
+				p++;
 		}
 	}
-	snprintf(out, outlen, "%s", url);
+	out[o] = '\0';
 }
 
 static enum MHD_Result
@@ -680,6 +791,256 @@ client_address(struct MHD_Connection *c, char *out, size_t outlen)
 			  out, (socklen_t)outlen);
 }
 
+/* --- connections ---------------------------------------------------- */
+
+static struct conn *
+conn_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci ? ci->socket_context : NULL;
+}
+
+/* Under conn_lock. */
+static void
+conn_close(struct conn *k)
+{
+	if (k->fd >= 0)
+		shutdown(k->fd, SHUT_RDWR);
+	k->closing = true;
+}
+
+/* Under conn_lock: the connection waiting longest for its request, of
+ * client (or of anyone: NULL), if it has waited EVICT_MIN_AGE_MS. */
+static struct conn *
+conn_oldest_waiting(struct http_server *srv, const char *client,
+		    const struct conn *except, int64_t now)
+{
+	struct conn *best = NULL;
+
+	for (struct conn *k = srv->conns; k; k = k->next) {
+		if (k == except || k->closing || !k->waiting ||
+		    now - k->since_ms < EVICT_MIN_AGE_MS ||
+		    (client && strcmp(k->client, client) != 0))
+			continue;
+		if (!best || k->since_ms < best->since_ms)
+			best = k;
+	}
+	return best;
+}
+
+/*
+ * Under conn_lock: a new connection k (already linked) over a limit,
+ * per address or overall, closes the connection that has waited longest
+ * for its request (a slow client's, or an idle keep-alive), or else
+ * itself. A request that arrives at once is never the one closed: a
+ * slow client holding every slot makes room for it (docs/http-api.md).
+ */
+static void
+conn_admit(struct http_server *srv, struct conn *k, int64_t now)
+{
+	unsigned total = 0, same = 0;
+	struct conn *victim;
+	const char *which;
+	unsigned long skipped = 0;
+
+	for (struct conn *o = srv->conns; o; o = o->next) {
+		if (o->closing)
+			continue;
+		total++;
+		same += strcmp(o->client, k->client) == 0;
+	}
+	if (same > srv->opts.max_per_address) {
+		victim = conn_oldest_waiting(srv, k->client, k, now);
+		which = "from this address";
+	} else if (total > srv->opts.max_connections) {
+		victim = conn_oldest_waiting(srv, NULL, k, now);
+		which = "in all";
+	} else {
+		return;
+	}
+	if (ratelimit_take(&srv->say_conn, now, &skipped)) {
+		if (victim)
+			log_warn("client %s: more than %u connections %s; closing the one of %s waiting %.1f s for its request",
+				 k->client, same > srv->opts.max_per_address
+						    ? srv->opts.max_per_address
+						    : srv->opts.max_connections,
+				 which, victim->client,
+				 (double)(now - victim->since_ms) / 1000.0);
+		else
+			log_warn("client %s: more than %u connections %s, none waiting long; refusing the new one",
+				 k->client, same > srv->opts.max_per_address
+						    ? srv->opts.max_per_address
+						    : srv->opts.max_connections,
+				 which);
+		if (skipped)
+			log_warn("(%lu more such lines suppressed)", skipped);
+	}
+	conn_close(victim ? victim : k);
+}
+
+static void
+on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+	      enum MHD_ConnectionNotificationCode toe)
+{
+	struct http_server *srv = cls;
+	struct conn *k = *socket_context;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+			c, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		k = xcalloc(1, sizeof(*k));
+		k->fd = ci ? ci->connect_fd : -1;
+		client_address(c, k->client, sizeof(k->client));
+		k->waiting = true;
+		*socket_context = k;
+		pthread_mutex_lock(&srv->conn_lock);
+		k->since_ms = util_now_ms();
+		k->next = srv->conns;
+		if (srv->conns)
+			srv->conns->prev = k;
+		srv->conns = k;
+		conn_admit(srv, k, k->since_ms);
+		pthread_mutex_unlock(&srv->conn_lock);
+		return;
+	}
+	if (!k)
+		return;
+	pthread_mutex_lock(&srv->conn_lock);
+	if (k->prev)
+		k->prev->next = k->next;
+	else
+		srv->conns = k->next;
+	if (k->next)
+		k->next->prev = k->prev;
+	pthread_mutex_unlock(&srv->conn_lock);
+	free(k);
+	*socket_context = NULL;
+}
+
+/* The request has fully arrived (waiting false) or a new one may begin. */
+static void
+conn_set_waiting(struct http_server *srv, struct MHD_Connection *c,
+		 bool waiting)
+{
+	struct conn *k = conn_of(c);
+
+	if (!k)
+		return;
+	pthread_mutex_lock(&srv->conn_lock);
+	k->waiting = waiting;
+	k->since_ms = util_now_ms();
+	pthread_mutex_unlock(&srv->conn_lock);
+}
+
+/*
+ * The deadline of a request: request_timeout_ms from the accept (or the
+ * end of the previous request on the connection) to the last byte of its
+ * body. libmicrohttpd's own timeout (timeout_s) restarts with every byte,
+ * so a client sending a header line every few seconds would hold its
+ * connection forever.
+ */
+static void *
+reaper_main(void *arg)
+{
+	struct http_server *srv = arg;
+
+	pthread_mutex_lock(&srv->conn_lock);
+	while (!srv->reaper_stop) {
+		int64_t now = util_now_ms();
+		unsigned n = 0;
+		unsigned long skipped = 0;
+		struct timespec ts;
+		const char *first = NULL;
+
+		for (struct conn *k = srv->conns; k; k = k->next) {
+			if (k->closing || !k->waiting ||
+			    now - k->since_ms < srv->opts.request_timeout_ms)
+				continue;
+			conn_close(k);
+			if (!first)
+				first = k->client;
+			n++;
+		}
+		if (n && ratelimit_take(&srv->say_conn, now, &skipped)) {
+			log_warn("closed %u connection%s (%s%s) that sent no whole request within %.1f s",
+				 n, n == 1 ? "" : "s", first,
+				 n > 1 ? " and others" : "",
+				 (double)srv->opts.request_timeout_ms / 1000.0);
+			if (skipped)
+				log_warn("(%lu more such lines suppressed)", skipped);
+		}
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += REAPER_PERIOD_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&srv->reaper_cond, &srv->conn_lock, &ts);
+	}
+	pthread_mutex_unlock(&srv->conn_lock);
+	return NULL;
+}
+
+/* --- requests ------------------------------------------------------- */
+
+struct header_count {
+	unsigned content_length;
+	bool conflicting;
+	const char *first;
+	bool transfer_encoding;
+};
+
+static enum MHD_Result
+count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+	     const char *value)
+{
+	struct header_count *h = cls;
+
+	(void)kind;
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+		if (h->content_length++ && strcmp(h->first, value) != 0)
+			h->conflicting = true;
+		else
+			h->first = value;
+	} else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+		h->transfer_encoding = true;
+	}
+	return MHD_YES;
+}
+
+/*
+ * The framing of the body must be unambiguous: libmicrohttpd reads the
+ * first Content-Length and prefers Transfer-Encoding, a proxy in front
+ * may read another (request smuggling). 0, or the status to answer.
+ */
+static unsigned
+check_framing(struct MHD_Connection *c, struct http_reply *r)
+{
+	struct header_count h = {0, false, NULL, false};
+
+	MHD_get_connection_values(c, MHD_HEADER_KIND, count_header, &h);
+	if (h.conflicting)
+		return http_reply_error(r, 400, "conflicting Content-Length headers");
+	if (h.content_length && h.transfer_encoding)
+		return http_reply_error(r, 400, "both Content-Length and Transfer-Encoding");
+	return 0;
+}
+
+static enum MHD_Result
+queue_final(struct http_server *srv, struct MHD_Connection *c,
+	    struct http_reply *r)
+{
+	enum MHD_Result ret;
+
+	conn_set_waiting(srv, c, false);
+	ret = queue_reply(c, r);
+	strbuf_release(&r->body);
+	return ret;
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *c, const char *url,
 	   const char *method, const char *version, const char *upload_data,
@@ -688,7 +1049,6 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	struct http_server *srv = cls;
 	struct request *rq = *con_cls;
 	struct http_reply r = {0, STRBUF_INIT, NULL};
-	enum MHD_Result ret;
 	char logpath[256];
 
 	if (!rq) {
@@ -697,6 +1057,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		rq = xcalloc(1, sizeof(*rq));
 		client_address(c, rq->client, sizeof(rq->client));
 		*con_cls = rq;
+		if (check_framing(c, &r))
+			return queue_final(srv, c, &r);
 		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 						 MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl) {
@@ -709,7 +1071,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		if (rq->too_large) {
 			http_reply_error(&r, 413, "request body larger than %zu bytes",
 					 srv->opts.max_body);
-			return queue_reply(c, &r);
+			return queue_final(srv, c, &r);
 		}
 		return MHD_YES;
 	}
@@ -726,19 +1088,18 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	conn_set_waiting(srv, c, false);
 	if (rq->too_large)
 		http_reply_error(&r, 413, "request body larger than %zu bytes",
 				 srv->opts.max_body);
 	else
 		route(srv, c, url, method, rq, &r);
 	if (log_enabled(LOG_LEVEL_DEBUG)) {
-		redacted_path(url, logpath, sizeof(logpath));
+		http_redact(url, logpath, sizeof(logpath));
 		log_debug("%s %s %s -> %u", rq->client, method, logpath,
 			  r.status);
 	}
-	ret = queue_reply(c, &r);
-	strbuf_release(&r.body);
-	return ret;
+	return queue_final(srv, c, &r);
 }
 
 static void
@@ -747,6 +1108,8 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
 	struct request *rq = *con_cls;
 
+	/* the next request on this connection has its own deadline */
+	conn_set_waiting(cls, c, true);
 	if (rq) {
 		strbuf_release(&rq->body);
 		free(rq);
@@ -757,17 +1120,41 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 
+/* libmicrohttpd's messages quote URLs: redacted like ours. */
 static void
 on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-	char line[512];
+	char line[512], clean[512];
 	size_t n;
 
+	if (!log_enabled(LOG_LEVEL_DEBUG))
+		return;
 	vsnprintf(line, sizeof(line), fmt, ap);
 	n = strlen(line);
 	while (n && line[n - 1] == '\n')
 		line[--n] = '\0';
-	log_debug("libmicrohttpd: %s", line);
+	http_redact(line, clean, sizeof(clean));
+	log_debug("libmicrohttpd: %s", clean);
+}
+
+/* Like ssh with its keys: a private key others may read is refused. */
+static int
+check_key_mode(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0) {
+		err_set("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (st.st_mode & 077) {
+		err_set("%s is accessible by group or others (mode %04o): "
+			"a private key must be readable by its owner only "
+			"(chmod 600 %s)",
+			path, (unsigned)(st.st_mode & 07777), path);
+		return -1;
+	}
+	return 0;
 }
 
 struct http_server *
@@ -788,8 +1175,26 @@ http_start(const struct http_options *opts, const struct http_api *api,
 	srv->opts.listen = NULL; /* not kept: borrowed */
 	srv->api = api;
 	srv->ctx = ctx;
-	pthread_mutex_init(&srv->rate_lock, NULL);
 	pthread_mutex_init(&srv->token_lock, NULL);
+	pthread_mutex_init(&srv->conn_lock, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&srv->reaper_cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	srv->guest_keys = authlimit_new(GUEST_KEY_SLOTS, srv->opts.auth_fail_limit,
+					srv->opts.auth_fail_window_ms);
+	srv->guest_addrs = authlimit_new(GUEST_ADDR_SLOTS, srv->opts.auth_fail_limit,
+					 srv->opts.auth_fail_window_ms);
+	srv->admin_addrs = authlimit_new(ADMIN_ADDR_SLOTS, srv->opts.auth_fail_limit,
+					 srv->opts.auth_fail_window_ms);
+	srv->admin_all = authlimit_new(1, srv->opts.auth_fail_limit,
+				       srv->opts.auth_fail_window_ms);
+	srv->say_conn = (struct ratelimit)RATELIMIT_INIT(5, 10000);
+	srv->say_auth = (struct ratelimit)RATELIMIT_INIT(5, 10000);
 	if (opts->admin_token && *opts->admin_token) {
 		srv->admin_token = xstrdup(opts->admin_token);
 		srv->admin_token_len = strlen(srv->admin_token);
@@ -825,6 +1230,10 @@ http_start(const struct http_options *opts, const struct http_api *api,
 			err_prefix("TLS certificate");
 			goto fail;
 		}
+		if (check_key_mode(opts->tls_key_path) != 0) {
+			err_prefix("TLS key");
+			goto fail;
+		}
 		srv->tls_key = util_read_file(opts->tls_key_path, 1 << 20, NULL);
 		if (!srv->tls_key) {
 			err_prefix("TLS key");
@@ -837,6 +1246,7 @@ http_start(const struct http_options *opts, const struct http_api *api,
 		struct MHD_OptionItem tls_opts[] = {
 			{MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert},
 			{MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key},
+			{MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_PRIORITIES},
 			{MHD_OPTION_END, 0, NULL},
 		};
 		struct MHD_OptionItem no_opts[] = {
@@ -845,14 +1255,18 @@ http_start(const struct http_options *opts, const struct http_api *api,
 
 		srv->mhd = MHD_start_daemon(
 			flags, (uint16_t)port, NULL, NULL, on_request, srv,
+			MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
 			MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 			MHD_OPTION_THREAD_POOL_SIZE, srv->opts.threads,
-			MHD_OPTION_CONNECTION_LIMIT, srv->opts.max_connections,
+			/* above ours: conn_admit() decides whom to close
+			 * before libmicrohttpd refuses anyone */
+			MHD_OPTION_CONNECTION_LIMIT,
+			srv->opts.max_connections + srv->opts.max_per_address + 16,
 			MHD_OPTION_CONNECTION_MEMORY_LIMIT, srv->opts.max_header,
 			MHD_OPTION_CONNECTION_TIMEOUT, srv->opts.timeout_s,
 			MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
 			MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-			MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
+			MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
 			MHD_OPTION_ARRAY, srv->tls_cert ? tls_opts : no_opts,
 			MHD_OPTION_END);
 	}
@@ -861,14 +1275,21 @@ http_start(const struct http_options *opts, const struct http_api *api,
 			opts->listen);
 		goto fail;
 	}
+	if (pthread_create(&srv->reaper, NULL, reaper_main, srv) != 0) {
+		err_set("cannot start the HTTP request deadline thread");
+		goto fail;
+	}
+	srv->reaper_started = true;
 	{
 		const union MHD_DaemonInfo *di =
 			MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
 
 		srv->port = di ? di->port : port;
 	}
-	log_info("listening on %s (port %u)%s", opts->listen, srv->port,
-		 srv->tls_cert ? " with TLS" : "");
+	log_info("listening on %s (port %u)%s; at most %u connections, %u per address, a request within %.1f s",
+		 opts->listen, srv->port, srv->tls_cert ? " with TLS 1.2+" : "",
+		 srv->opts.max_connections, srv->opts.max_per_address,
+		 (double)srv->opts.request_timeout_ms / 1000.0);
 	freeaddrinfo(ai);
 	free(host);
 	return srv;
@@ -910,10 +1331,22 @@ http_stop(struct http_server *srv)
 {
 	if (!srv)
 		return;
+	if (srv->reaper_started) {
+		pthread_mutex_lock(&srv->conn_lock);
+		srv->reaper_stop = true;
+		pthread_cond_signal(&srv->reaper_cond);
+		pthread_mutex_unlock(&srv->conn_lock);
+		pthread_join(srv->reaper, NULL);
+	}
 	if (srv->mhd)
 		MHD_stop_daemon(srv->mhd);
-	pthread_mutex_destroy(&srv->rate_lock);
 	pthread_mutex_destroy(&srv->token_lock);
+	pthread_cond_destroy(&srv->reaper_cond);
+	pthread_mutex_destroy(&srv->conn_lock);
+	authlimit_free(srv->guest_keys);
+	authlimit_free(srv->guest_addrs);
+	authlimit_free(srv->admin_addrs);
+	authlimit_free(srv->admin_all);
 	if (srv->admin_token) {
 		explicit_bzero(srv->admin_token, srv->admin_token_len);
 		free(srv->admin_token);

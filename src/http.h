@@ -5,7 +5,7 @@
  * http.c does the transport work: listening (optionally TLS), limits on
  * connections, header and body sizes and time, routing, parsing of
  * phone-home forms and JSON heartbeats, admin-token checks in constant
- * time, and rate limiting of clients that fail authentication. What a
+ * time, and limits on clients that fail authentication (authlimit.h). What a
  * request means is decided by the callbacks in struct http_api, which the
  * daemon supplies.
  *
@@ -40,7 +40,11 @@ struct http_options {
 	size_t max_body;            /* bytes; default 64 KiB */
 	size_t max_header;          /* per-connection memory; default 32 KiB */
 	unsigned max_connections;   /* default 256 */
+	unsigned max_per_address;   /* connections per client address; default 64 */
 	unsigned timeout_s;         /* idle connection timeout; default 10 */
+	/* from accept (or the previous request) to the request's last byte;
+	 * default 10 s */
+	int64_t request_timeout_ms;
 	unsigned threads;           /* worker threads; default 2 */
 	const char *admin_token;    /* NULL or "": admin endpoints answer 403 */
 	unsigned auth_fail_limit;   /* failures per client per window; default 10 */
@@ -150,5 +154,13 @@ char *http_form_get(const char *body, size_t len, const char *field);
 int http_heartbeat_parse(const char *body, size_t len,
 			 struct http_heartbeat *hb);
 int http_listen_parse(const char *listen, char **host, unsigned *port);
+/*
+ * Copy in to out (NUL-terminated, cut to outlen) for a log: whatever
+ * follows a "/checkin/" or "/heartbeat/" segment, in any case and
+ * anywhere in the text, becomes "***" up to a blank or a quote, except
+ * a UUID right after it (the instance id); non-printable bytes become
+ * '?'. Every path and libmicrohttpd message logged goes through it.
+ */
+void http_redact(const char *in, char *out, size_t outlen);
 
 #endif

@@ -148,6 +148,8 @@ http_setup(struct daemon *d)
 	o.max_body = dc->http.max_body;
 	o.max_connections = (unsigned)dc->http.max_connections;
 	o.timeout_s = (unsigned)((dc->http.timeout_ms + 999) / 1000);
+	o.max_per_address = (unsigned)dc->http.max_per_address;
+	o.request_timeout_ms = dc->http.request_timeout_ms;
 	o.admin_token = d->admin_token;
 	d->http = http_start(&o, &daemon_http_api, d);
 	free((char *)o.tls_cert_path);
@@ -163,6 +165,13 @@ daemon_setup(struct daemon *d)
 	char *password = NULL;
 	struct collect_opts co;
 	bool standby = false;
+
+	/* api.c's bounds on what refused guests cost (daemon_int.h) */
+	pthread_mutex_init(&d->refuse_lock, NULL);
+	d->refuse_known = (struct ratelimit)RATELIMIT_INIT(5, 60000);
+	d->refuse_unknown = (struct ratelimit)RATELIMIT_INIT(5, 60000);
+	d->refuse_lines = (struct ratelimit)RATELIMIT_INIT(10, 6000);
+	d->store_complaint = (struct ratelimit)RATELIMIT_INIT(3, 30000);
 
 	if (dc->state_password.source != CONFIG_SECRET_NONE &&
 	    config_secret_read(&dc->state_password, &password) != 0) {

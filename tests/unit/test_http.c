@@ -11,6 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <errno.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
 #include <cmocka.h>
 #include <curl/curl.h>
 
@@ -156,6 +162,9 @@ collect(char *ptr, size_t size, size_t nmemb, void *ud)
 	return size * nmemb;
 }
 
+/* CURLOPT_SSLVERSION for the next requests (0: curl's default). */
+static long tls_version;
+
 /* Perform one request; returns the status, body into *body if given. */
 static long
 request(const char *base, const char *method, const char *path,
@@ -174,6 +183,9 @@ request(const char *base, const char *method, const char *path,
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, body ? body : &sink);
 	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+	if (tls_version)
+		curl_easy_setopt(c, CURLOPT_SSLVERSION, tls_version);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -281,6 +293,12 @@ test_checkin(void **state)
 				 NULL, NULL, NULL, NULL), 405);
 }
 
+/*
+ * Failed authentications count per (address, instance) for guests and
+ * per address for the admin API, apart: ten bad check-ins of one guest
+ * behind 127.0.0.1 (QEMU user networking: every guest) must refuse
+ * neither the other guests nor the operator.
+ */
 static void
 test_auth_rate_limit(void **state)
 {
@@ -292,9 +310,222 @@ test_auth_rate_limit(void **state)
 	/* limit reached: even the right secret is refused for a while */
 	assert_int_equal(request(f->base, "POST", "/v1/checkin/i-1/" GOOD_SECRET,
 				 NULL, NULL, "x=1", NULL), 429);
+	assert_int_equal(request(f->base, "POST", "/v1/heartbeat/i-1/" GOOD_SECRET,
+				 NULL, NULL, "{}", NULL), 429);
 	assert_int_equal(f->stub.checkins, 0);
+	/* another guest from the same address, and the admin API: served */
+	assert_int_equal(request(f->base, "POST", "/v1/checkin/i-2/" GOOD_SECRET,
+				 NULL, NULL, "x=1", NULL), 200);
+	assert_int_equal(request(f->base, "GET", "/v1/groups", "Bearer " ADMIN_TOKEN,
+				 NULL, NULL, NULL), 200);
+	/* the admin API's own limit leaves the guests alone */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(request(f->base, "GET", "/v1/groups", "Bearer nope",
+					 NULL, NULL, NULL), 401);
 	assert_int_equal(request(f->base, "GET", "/v1/groups", "Bearer " ADMIN_TOKEN,
 				 NULL, NULL, NULL), 429);
+	assert_int_equal(request(f->base, "POST", "/v1/heartbeat/i-2/" GOOD_SECRET,
+				 NULL, NULL, "{}", NULL), 200);
+}
+
+/* Only the canonical path routes: "//v1/checkin/ID/SECRET" is a 404. */
+static void
+test_canonical_paths(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const bad[] = {
+		"//v1/checkin/i-1/" GOOD_SECRET,
+		"/v1//checkin/i-1/" GOOD_SECRET,
+		"/v1/checkin//i-1/" GOOD_SECRET,
+		"/v1/checkin/i-1//" GOOD_SECRET,
+		"/v1/checkin/i-1/" GOOD_SECRET "/",
+		"/v1/heartbeat/i-1/" GOOD_SECRET "//",
+		"//healthz",
+		"/healthz/",
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(request(f->base, "POST", bad[i], NULL, NULL,
+					 "x=1", NULL), 404);
+	assert_int_equal(f->stub.checkins, 0);
+	assert_int_equal(f->stub.heartbeats, 0);
+	assert_int_equal(request(f->base, "GET", "/healthz", NULL, NULL, NULL,
+				 NULL), 200);
+}
+
+static void
+test_redact(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{"/v1/checkin/0b5a6c1e-8f0a-4c39-9d7e-2f1b8a3c4d5e/SECRET",
+		 "/v1/checkin/0b5a6c1e-8f0a-4c39-9d7e-2f1b8a3c4d5e/***"},
+		{"/v1/heartbeat/0B5A6C1E-8F0A-4C39-9D7E-2F1B8A3C4D5E/S/x",
+		 "/v1/heartbeat/0B5A6C1E-8F0A-4C39-9D7E-2F1B8A3C4D5E/***"},
+		/* not a UUID where the id goes: everything after is hidden */
+		{"/v1/checkin/i-1/SECRET", "/v1/checkin/***"},
+		{"//v1//checkin//0b5a6c1e-8f0a-4c39-9d7e-2f1b8a3c4d5e//SECRET",
+		 "//v1//checkin/***"},
+		{"/v1/CHECKIN/SECRET", "/v1/CHECKIN/***"},
+		{"/prefix/v1/checkin/0b5a6c1e-8f0a-4c39-9d7e-2f1b8a3c4d5e/S",
+		 "/prefix/v1/checkin/0b5a6c1e-8f0a-4c39-9d7e-2f1b8a3c4d5e/***"},
+		{"/v1/checkin/0b5a6c1e-8f0a-4c39-9d7e-2f1b8a3c4d5e",
+		 "/v1/checkin/0b5a6c1e-8f0a-4c39-9d7e-2f1b8a3c4d5e"},
+		/* libmicrohttpd's messages quote the URL */
+		{"Failed to send data in request for `/v1/heartbeat/x/SECRET'. Error: x",
+		 "Failed to send data in request for `/v1/heartbeat/***'. Error: x"},
+		{"/v1/groups/web/desired", "/v1/groups/web/desired"},
+		{"/checkinx/SECRET", "/checkinx/SECRET"},
+		{"/a\x01" "b\x7f", "/a?b?"},
+	};
+	char out[256], tiny[8];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		http_redact(cases[i].in, out, sizeof(out));
+		assert_string_equal(out, cases[i].out);
+	}
+	http_redact("/v1/checkin/SECRETSECRET", tiny, sizeof(tiny));
+	assert_string_equal(tiny, "/v1/che");
+}
+
+/* A raw connection to the server at base ("http://127.0.0.1:PORT"). */
+static int
+raw_connect(const char *base)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct timeval tv = {5, 0};
+
+	assert_true(fd >= 0);
+	sa.sin_port = htons((uint16_t)atoi(strrchr(base, ':') + 1));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+/* Send a whole request, return the status of the answer (-1: none). */
+static int
+raw_request(const char *base, const char *text)
+{
+	int fd = raw_connect(base);
+	char buf[512];
+	ssize_t n;
+	int status = -1;
+
+	assert_int_equal(send(fd, text, strlen(text), MSG_NOSIGNAL),
+			 (ssize_t)strlen(text));
+	n = recv(fd, buf, sizeof(buf) - 1, 0);
+	if (n > 0) {
+		buf[n] = '\0';
+		if (sscanf(buf, "HTTP/1.1 %d", &status) != 1)
+			status = -1;
+	}
+	close(fd);
+	return status;
+}
+
+static void
+test_content_length(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(raw_request(f->base,
+		"POST /v1/checkin/i-1/" GOOD_SECRET " HTTP/1.1\r\nHost: x\r\n"
+		"Content-Length: 3\r\nContent-Length: 30\r\n\r\nx=1"), 400);
+	assert_int_equal(raw_request(f->base,
+		"POST /v1/checkin/i-1/" GOOD_SECRET " HTTP/1.1\r\nHost: x\r\n"
+		"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+		"3\r\nx=1\r\n0\r\n\r\n"), 400);
+	assert_int_equal(f->stub.checkins, 0);
+	/* one Content-Length, or the same twice over, is fine */
+	assert_int_equal(raw_request(f->base,
+		"POST /v1/checkin/i-1/" GOOD_SECRET " HTTP/1.1\r\nHost: x\r\n"
+		"Content-Length: 3\r\n\r\nx=1"), 200);
+	assert_int_equal(raw_request(f->base,
+		"POST /v1/checkin/i-1/" GOOD_SECRET " HTTP/1.1\r\nHost: x\r\n"
+		"Content-Length: 3\r\ncontent-length: 3\r\n\r\nx=1"), 200);
+	assert_int_equal(f->stub.checkins, 2);
+}
+
+/*
+ * Slow clients: a request must arrive whole within request_timeout (a
+ * header line now and then does not extend it), and one address holding
+ * every slot it may have with slow requests makes room for a new client.
+ */
+static void
+test_slow_clients(void **state)
+{
+	struct http_options o = {
+		.listen = "127.0.0.1:0",
+		.admin_token = ADMIN_TOKEN,
+		.max_per_address = 4,
+		.request_timeout_ms = 1500,
+	};
+	struct stub stub = {0};
+	struct http_server *srv = http_start(&o, &stub_api, &stub);
+	char base[64];
+	int fds[4], evicted = 0;
+	int64_t t0, closed_at[4];
+
+	(void)state;
+	assert_non_null(srv);
+	snprintf(base, sizeof(base), "http://127.0.0.1:%u", http_port(srv));
+	t0 = util_now_ms();
+	for (int i = 0; i < 4; i++) {
+		fds[i] = raw_connect(base);
+		static const char line[] = "POST /v1/checkin/i-1/x HTTP/1.1\r\n";
+
+		assert_true(send(fds[i], line, strlen(line), MSG_NOSIGNAL) ==
+			    (ssize_t)strlen(line));
+	}
+	/* every slot of 127.0.0.1 is held by a slow request; once they have
+	 * waited a while, a new client still gets in */
+	usleep(700 * 1000);
+	for (int i = 0; i < 4; i++)
+		assert_true(send(fds[i], "X-A: b\r\n", 8, MSG_NOSIGNAL) == 8);
+	assert_int_equal(request(base, "POST", "/v1/checkin/i-2/" GOOD_SECRET,
+				 NULL, NULL, "x=1", NULL), 200);
+	/* one slow request (the longest waiting) was closed to make room,
+	 * the others at their deadline although they keep sending */
+	for (int i = 0; i < 4; i++)
+		closed_at[i] = -1;
+	while (util_now_ms() - t0 < 5000) {
+		int open = 0;
+
+		for (int i = 0; i < 4; i++) {
+			char buf[256];
+			ssize_t n;
+
+			if (closed_at[i] >= 0)
+				continue;
+			n = recv(fds[i], buf, sizeof(buf), MSG_DONTWAIT);
+			if (n == 0 || (n < 0 && errno != EAGAIN &&
+				       errno != EWOULDBLOCK)) {
+				closed_at[i] = util_now_ms() - t0;
+				continue;
+			}
+			open++;
+			(void)send(fds[i], "X-A: b\r\n", 8, MSG_NOSIGNAL);
+		}
+		if (!open)
+			break;
+		usleep(100 * 1000);
+	}
+	for (int i = 0; i < 4; i++) {
+		print_message("slow request %d closed after %lld ms\n", i,
+			      (long long)closed_at[i]);
+		assert_true(closed_at[i] >= 0);
+		if (closed_at[i] < 1400)
+			evicted++;
+		else
+			assert_true(closed_at[i] < 2500);
+		close(fds[i]);
+	}
+	assert_int_equal(evicted, 1);
+	http_stop(srv);
 }
 
 static void
@@ -493,11 +724,23 @@ test_tls(void **state)
 	free(cmd);
 	o.tls_cert_path = cmd = xasprintf("%s/cert.pem", dir);
 	o.tls_key_path = xasprintf("%s/key.pem", dir);
+	/* a key others may read is refused, as ssh does */
+	assert_int_equal(chmod(o.tls_key_path, 0640), 0);
+	assert_null(http_start(&o, &stub_api, &stub));
+	assert_non_null(strstr(err_msg(), "readable by its owner only"));
+	assert_non_null(strstr(err_msg(), "0640"));
+	assert_int_equal(chmod(o.tls_key_path, 0600), 0);
 	srv = http_start(&o, &stub_api, &stub);
 	if (!srv)
 		fail_msg("http_start with TLS: %s", err_msg());
 	snprintf(base, sizeof(base), "https://127.0.0.1:%u", http_port(srv));
 	assert_int_equal(request(base, "GET", "/healthz", NULL, NULL, NULL, NULL), 200);
+	/* TLS 1.2 and later only */
+	tls_version = CURL_SSLVERSION_TLSv1_2 | CURL_SSLVERSION_MAX_TLSv1_2;
+	assert_int_equal(request(base, "GET", "/healthz", NULL, NULL, NULL, NULL), 200);
+	tls_version = CURL_SSLVERSION_TLSv1_0 | CURL_SSLVERSION_MAX_TLSv1_1;
+	assert_int_equal(request(base, "GET", "/healthz", NULL, NULL, NULL, NULL), -1);
+	tls_version = 0;
 	/* plain HTTP to a TLS port does not get an answer */
 	snprintf(base, sizeof(base), "http://127.0.0.1:%u", http_port(srv));
 	assert_int_not_equal(request(base, "GET", "/healthz", NULL, NULL, NULL, NULL), 200);
@@ -672,6 +915,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_healthz_and_metrics, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_auth_rate_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_canonical_paths, setup, teardown),
+		cmocka_unit_test(test_redact),
+		cmocka_unit_test_setup_teardown(test_content_length, setup, teardown),
+		cmocka_unit_test(test_slow_clients),
 		cmocka_unit_test_setup_teardown(test_heartbeat, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_body_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin, setup, teardown),
@@ -682,7 +929,7 @@ main(void)
 	};
 	int rc;
 
-	log_set_level(LOG_LEVEL_WARN);
+	log_set_level(getenv("VA_DEBUG") ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
 	curl_global_cleanup();
