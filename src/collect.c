@@ -1005,12 +1005,6 @@ collect_round(struct chost *ch, int64_t now_ms)
 	p->t_ms = t0 + (t1 - t0) / 2;
 	for (int i = 0; i < n; i++)
 		one_record(ch, recs[i], p->t_ms, r);
-	virDomainStatsRecordListFree(recs);
-#ifdef __GLIBC__
-	/* The reply (a few KiB per domain) was freed in small pieces; hand
-	 * the whole pages back so that resident memory stays flat. */
-	malloc_trim(0);
-#endif
 	sweep(ch, r);
 	node_capacity(ch, conn, now_ms, r);
 	virConnectClose(conn);
@@ -1046,6 +1040,19 @@ done:
 	pthread_mutex_lock(&ch->c->lock);
 	pthread_cond_broadcast(&ch->c->done);
 	pthread_mutex_unlock(&ch->c->lock);
+
+	/* The records are freed once the result is out: the loop decides
+	 * meanwhile (a domain each: libvirt formats its UUID for a debug
+	 * line even when nobody logs, a few ms at 5,000). */
+	if (recs) {
+		virDomainStatsRecordListFree(recs);
+#ifdef __GLIBC__
+		/* The reply (a few KiB per domain) was freed in small pieces;
+		 * hand the whole pages back so that resident memory stays
+		 * flat. */
+		malloc_trim(0);
+#endif
+	}
 }
 
 static void *

@@ -227,6 +227,7 @@ void store_instance_release(struct store_instance *inst);
 struct store_instance_list {
 	struct store_instance *v;
 	size_t n;
+	size_t alloc; /* room in v (the store's business) */
 };
 void store_instance_list_release(struct store_instance_list *l);
 
