@@ -20,6 +20,7 @@ VA_TEST_TINY_INITRD (scripts/services/*.sh start); exits 77 without them.
 """
 import os
 import signal
+import shutil
 import subprocess
 import sys
 import time
@@ -141,6 +142,26 @@ groups:
         print(r.stdout, end="")
         if r.returncode != 0 or "\ncpu " not in r.stdout:
             raise Fail("virt-autoscaler metrics %s: exit %d\n%s" % (iid, r.returncode, r.stderr))
+
+        # /metrics as Prometheus scrapes it, with real instances in it
+        # (the test driver's domains report no figures): promtool's lint
+        # passes and the instance series carry instance_id, not instance
+        if shutil.which("promtool"):
+            req = urllib.request.Request(api.base + "/metrics",
+                                         headers={"Authorization": "Bearer " + api.token})
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                text = resp.read().decode()
+            p = subprocess.run(["promtool", "check", "metrics"], input=text,
+                               capture_output=True, text=True)
+            want = 'va_instance_cpu_ratio{group="%s"' % group
+            if p.returncode != 0 or want not in text or ('instance_id="%s"' % iid) not in text:
+                raise Fail("/metrics with %s's instances: promtool exit %d %s%s; "
+                           "%s present: %s" % (group, p.returncode, p.stdout, p.stderr,
+                                               want, want in text))
+            log("promtool check metrics passes on /metrics with %d instances (%d lines)"
+                % (len(api.instances(group)), text.count("\n")))
+        elif os.environ.get("CI"):
+            raise Fail("promtool is missing: run scripts/setup.sh (Debian package prometheus)")
 
         log("load removed")
         urllib.request.urlopen(urllib.request.Request(
