@@ -64,13 +64,15 @@ struct client_args {
 	{"ca", required_argument, NULL, 'A'},                             \
 	{"insecure", no_argument, NULL, 'K'},                             \
 	{"token-file", required_argument, NULL, 'T'},                     \
+	{"token", required_argument, NULL, 'N'},                          \
 	{"help", no_argument, NULL, 'h'}
 /* for the commands that print what they read */
 #define CLIENT_JSON_LONGOPT {"json", no_argument, NULL, 'J'}
 #define CLIENT_OPTSTRING "u:c:h"
 #define CLIENT_USAGE "[--url URL] [--ca FILE | --insecure] [--token-file FILE]"
 
-/* 1 if opt is one of CLIENT_LONGOPTS (taken), 0 if not. */
+/* 1 if opt is one of CLIENT_LONGOPTS (taken), 0 if not, -1 for a usage
+ * error (said on stderr). */
 static int
 client_opt(int opt, struct client_args *a)
 {
@@ -90,6 +92,15 @@ client_opt(int opt, struct client_args *a)
 	case 'T':
 		a->token_file = optarg;
 		return 1;
+	case 'N':
+		/* not an option: listed so that getopt_long does not take
+		 * "--token SECRET" for --token-file abbreviated (and print
+		 * the secret as a file name that does not exist) */
+		fprintf(stderr,
+			"virt-autoscaler: there is no --token option: a token on "
+			"the command line is visible to every user (ps); write it "
+			"to a file only you can read and give --token-file FILE\n");
+		return -1;
 	case 'J':
 		a->json = true;
 		return 1;
@@ -584,14 +595,16 @@ parse_client_opts(int argc, char **argv, const char *usage,
 		CLIENT_JSON_LONGOPT,
 		{NULL, 0, NULL, 0},
 	};
-	int opt;
+	int opt, taken;
 
 	memset(a, 0, sizeof(*a));
 	while ((opt = getopt_long(argc, argv, CLIENT_OPTSTRING,
 				  with_json ? longopts_json : longopts,
 				  NULL)) != -1) {
-		if (client_opt(opt, a))
+		if ((taken = client_opt(opt, a)) > 0)
 			continue;
+		if (taken < 0)
+			return 2;
 		if (opt == 'h') {
 			printf("usage: virt-autoscaler %s\n", usage);
 			return 1;
@@ -755,12 +768,14 @@ events_common(int argc, char **argv, bool explain)
 	struct client c;
 	struct json_object *reply, *arr;
 	struct strbuf path = STRBUF_INIT;
-	int opt, rc = 1;
+	int opt, taken, rc = 1;
 
 	while ((opt = getopt_long(argc, argv, CLIENT_OPTSTRING "n:g:", longopts,
 				  NULL)) != -1) {
-		if (client_opt(opt, &a))
+		if ((taken = client_opt(opt, &a)) > 0)
 			continue;
+		if (taken < 0)
+			return 2;
 		switch (opt) {
 		case 'n':
 			if (util_parse_int64(optarg, 1, 10000, &limit) != 0) {
@@ -996,12 +1011,14 @@ cmd_metrics(int argc, char **argv)
 	double age;
 	bool have_age, dummy;
 	int64_t samples, w;
-	int opt;
+	int opt, taken;
 
 	while ((opt = getopt_long(argc, argv, CLIENT_OPTSTRING "w:", longopts,
 				  NULL)) != -1) {
-		if (client_opt(opt, &a))
+		if ((taken = client_opt(opt, &a)) > 0)
 			continue;
+		if (taken < 0)
+			return 2;
 		switch (opt) {
 		case 'w':
 			if (util_parse_duration_ms(optarg, &w) != 0) {
