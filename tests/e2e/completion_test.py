@@ -187,6 +187,8 @@ def main():
         expect("explain web, then nothing", comp("-c", cfg, "explain", "web", ""), [])
         expect("events --group", comp("-c", cfg, "events", "--group", ""), ["api", "web"])
         expect("events --group=w", comp("-c", cfg, "events", "--group", "=", "w"), ["web"])
+        expect("--config=FILE explain --limit=3 GROUP",
+               comp("--config", "=", cfg, "explain", "--limit", "=", "3", ""), ["api", "web"])
         expect("metrics INSTANCE", comp("-c", cfg, "metrics", ""), ids)
         expect("metrics --window 1m INSTANCE", comp("metrics", "--window", "1m", "-c", cfg,
                                                    ids[0][:8]), [ids[0]])
