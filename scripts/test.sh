@@ -14,7 +14,8 @@
 # and end with one line "N passed, N failed" (exit status 0 only if none failed).
 #
 # Options:
-#   --quick            only the gcc build's fast suites (no sanitizers, no fuzzing)
+#   --quick            only the gcc build's fast suites (no release build,
+#                      no sanitizers, no fuzzing)
 #   --heavy            also the long runs kept out of CI (see README, "Tests")
 #   --fuzz-seconds N   seconds for the configuration parser's fuzz target
 #                      (default 60); every other target gets a third of it
@@ -31,7 +32,7 @@ while [ $# -gt 0 ]; do
 	--heavy) heavy=1 ;;
 	--fuzz-seconds) fuzz_seconds=$2; shift ;;
 	--no-setup) setup=0 ;;
-	-h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,22p' "$0"; exit 0 ;;
 	*) echo "test.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
 	esac
 	shift
