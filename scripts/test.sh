@@ -3,6 +3,9 @@
 #   1. install the Debian packages the project needs (scripts/setup.sh),
 #   2. start the services the integration tests use (project scripts),
 #   3. build with gcc (warnings as errors) and run every suite,
+#      then build once more the way distributions build (release build
+#      type and Debian's hardening flags; not with --quick): a warning
+#      fails the run,
 #   4. build with AddressSanitizer + UndefinedBehaviorSanitizer and run
 #      every suite but the slow real-guest one again,
 #   5. build with ThreadSanitizer and run the unit suite and the daemon's
@@ -11,7 +14,8 @@
 # and end with one line "N passed, N failed" (exit status 0 only if none failed).
 #
 # Options:
-#   --quick            only the gcc build's fast suites (no sanitizers, no fuzzing)
+#   --quick            only the gcc build's fast suites (no release build,
+#                      no sanitizers, no fuzzing)
 #   --heavy            also the long runs kept out of CI (see README, "Tests")
 #   --fuzz-seconds N   seconds for the configuration parser's fuzz target
 #                      (default 60); every other target gets a third of it
@@ -28,7 +32,7 @@ while [ $# -gt 0 ]; do
 	--heavy) heavy=1 ;;
 	--fuzz-seconds) fuzz_seconds=$2; shift ;;
 	--no-setup) setup=0 ;;
-	-h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,22p' "$0"; exit 0 ;;
 	*) echo "test.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -89,7 +93,60 @@ else
 	run_suites build-test gcc "${heavy_args[@]}" || failed_steps+=(gcc)
 fi
 
+# As distributions build: the release build type (-O3, NDEBUG: GCC warns
+# of more at -O3, e.g. -Wnull-dereference once in mstore_put) with the
+# flags of Debian's packages (dpkg-buildflags, hardening=+all: stack
+# protector, _FORTIFY_SOURCE=2, -Werror=format-security, relro and now;
+# its -O2 is left out, or it would override -O3). One build, no test run
+# on it; any warning, of the compiler or the linker, fails the run, and
+# the binary must carry the hardening (readelf).
+release_build() {
+	local dir=build-release log=$results/release-build.log cflags cppflags ldflags
+	local exe=build-release/src/virt-autoscaler
+	if ! command -v dpkg-buildflags >/dev/null; then
+		echo "release build: dpkg-buildflags not found (Debian package dpkg-dev; scripts/setup.sh)" >&2
+		return 1
+	fi
+	cflags=$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get CFLAGS |
+		sed -E 's/(^| )-O[0-9a-z]*( |$)/ /g')
+	cppflags=$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get CPPFLAGS)
+	ldflags=$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get LDFLAGS)
+	echo "release build: -Dbuildtype=release, CPPFLAGS $cppflags, CFLAGS $cflags, LDFLAGS $ldflags" >&2
+	if [ -f "$dir/build.ninja" ]; then
+		meson configure "$dir" -Dbuildtype=release -Dc_args="$cppflags $cflags" \
+			-Dc_link_args="$ldflags" >/dev/null || return 1
+	else
+		meson setup "$dir" -Dbuildtype=release -Dc_args="$cppflags $cflags" \
+			-Dc_link_args="$ldflags" >/dev/null || return 1
+	fi
+	if ! ninja -C "$dir" >"$log" 2>&1; then
+		grep -E -A5 'error:|warning:' "$log" | head -60 >&2
+		echo "release build: FAILED" >&2
+		return 1
+	fi
+	if grep -q 'warning:' "$log"; then
+		grep -A5 'warning:' "$log" | head -60 >&2
+		echo "release build: warnings (above)" >&2
+		return 1
+	fi
+	if ! readelf -d "$exe" | grep 'BIND_NOW' >/dev/null ||
+		! readelf -lW "$exe" | grep 'GNU_RELRO' >/dev/null ||
+		! readelf -sW --dyn-syms "$exe" | grep '__stack_chk_fail' >/dev/null ||
+		! readelf -sW --dyn-syms "$exe" | grep '_chk@' >/dev/null; then
+		echo "release build: $exe lacks relro/now, the stack protector or _FORTIFY_SOURCE" >&2
+		return 1
+	fi
+	echo "release build: no warning, hardened" >&2
+}
 if [ "$quick" = 0 ]; then
+	say "release build with Debian's flags (warnings as errors)"
+	if release_build; then
+		echo pass >"$results/build-release.result"
+	else
+		echo fail >"$results/build-release.result"
+		failed_steps+=(release)
+	fi
+
 	say "AddressSanitizer + UndefinedBehaviorSanitizer build"
 	setup_build build-asan -Dbuildtype=debug -Db_sanitize=address,undefined \
 		-Db_lundef=false
@@ -168,6 +225,13 @@ for f in sorted(glob.glob(os.path.join(d, '*.json'))):
         else:
             failed += 1
             bad.append('%s: %s (%s)' % (label, t.get('name'), r))
+for f in sorted(glob.glob(os.path.join(d, 'build-*.result'))):
+    name = os.path.basename(f)[6:-7]
+    if open(f).read().strip() == 'pass':
+        passed += 1
+    else:
+        failed += 1
+        bad.append('build: %s' % name)
 for f in sorted(glob.glob(os.path.join(d, 'fuzz-*.result'))):
     name = os.path.basename(f)[5:-7]
     if open(f).read().strip() == 'pass':

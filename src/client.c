@@ -4,28 +4,41 @@
  *
  * The daemon's address and admin token come from the same configuration
  * file the daemon reads (daemon.listen, daemon.tls, daemon.admin_token);
- * --url overrides the address. The token is sent in an Authorization
- * header, never on a command line or in a log line, and over TLS only to
- * a daemon whose certificate verifies (the system's CAs, daemon.tls.ca or
- * --ca FILE); --insecure turns that off, with a warning.
+ * --url overrides the address and --token-file the token (a remote
+ * daemon: with --url, a configuration file that does not exist is not
+ * needed). The token is sent in an Authorization header, never on a
+ * command line or in a log line, and over TLS only to a daemon whose
+ * certificate verifies (the system's CAs, daemon.tls.ca or --ca FILE);
+ * --insecure turns that off, with a warning.
+ *
+ * --json prints one JSON document on standard output instead of the
+ * tables (docs/cli.md has each command's shape): the daemon's answers,
+ * put together, with every documented field present (null when the
+ * daemon has no value). Errors still go to standard error, with a
+ * non-zero exit status and nothing on standard output.
  *
  * A file the daemon refused on SIGHUP (it keeps serving its last good
  * configuration) still gives the client those keys, with a warning
  * (config_load_client()).
  */
 #include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "config.h"
 #include "log.h"
 #include "url.h"
 #include "util.h"
+#include "va_config.h"
 
 struct client {
 	char *base;       /* "http://127.0.0.1:8470" */
@@ -33,6 +46,7 @@ struct client {
 	char *ca;         /* CA file to verify the daemon with, or NULL */
 	char *connect_to; /* curl CONNECT_TO "NAME:PORT:ADDR:PORT", or NULL */
 	bool insecure;    /* --insecure: TLS without verification */
+	long timeout_ms;  /* a request's deadline */
 };
 
 /* The options every client command takes. */
@@ -40,6 +54,8 @@ struct client_args {
 	const char *url;  /* --url */
 	const char *ca;   /* --ca */
 	bool insecure;    /* --insecure */
+	const char *token_file; /* --token-file */
+	bool json;        /* --json, for the commands that take it */
 };
 
 #define CLIENT_LONGOPTS                                                   \
@@ -47,11 +63,16 @@ struct client_args {
 	{"config", required_argument, NULL, 'c'},                         \
 	{"ca", required_argument, NULL, 'A'},                             \
 	{"insecure", no_argument, NULL, 'K'},                             \
+	{"token-file", required_argument, NULL, 'T'},                     \
+	{"token", required_argument, NULL, 'N'},                          \
 	{"help", no_argument, NULL, 'h'}
+/* for the commands that print what they read */
+#define CLIENT_JSON_LONGOPT {"json", no_argument, NULL, 'J'}
 #define CLIENT_OPTSTRING "u:c:h"
-#define CLIENT_USAGE "[--url URL] [--ca FILE | --insecure]"
+#define CLIENT_USAGE "[--url URL] [--ca FILE | --insecure] [--token-file FILE]"
 
-/* 1 if opt is one of CLIENT_LONGOPTS (taken), 0 if not. */
+/* 1 if opt is one of CLIENT_LONGOPTS (taken), 0 if not, -1 for a usage
+ * error (said on stderr). */
 static int
 client_opt(int opt, struct client_args *a)
 {
@@ -67,6 +88,21 @@ client_opt(int opt, struct client_args *a)
 		return 1;
 	case 'K':
 		a->insecure = true;
+		return 1;
+	case 'T':
+		a->token_file = optarg;
+		return 1;
+	case 'N':
+		/* not an option: listed so that getopt_long does not take
+		 * "--token SECRET" for --token-file abbreviated (and print
+		 * the secret as a file name that does not exist) */
+		fprintf(stderr,
+			"virt-autoscaler: there is no --token option: a token on "
+			"the command line is visible to every user (ps); write it "
+			"to a file only you can read and give --token-file FILE\n");
+		return -1;
+	case 'J':
+		a->json = true;
 		return 1;
 	default:
 		return 0;
@@ -147,14 +183,112 @@ first_line_len(const char *s)
 	return nl ? (int)(nl - s) : (int)strlen(s);
 }
 
+/*
+ * --token-file: the admin token, the file's first line. A file that other
+ * users may read is refused (the token gives control of every group):
+ * the mode is checked on the open file, so a file swapped in between
+ * cannot slip through. Pipes work (--token-file <(pass show va)).
+ * Returns the token (caller zeroes and frees) or NULL after saying why
+ * on stderr; the token itself is never printed.
+ */
+static char *
+client_token_file(const char *path)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct stat st;
+	char buf[512];
+	char *tok = NULL;
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		fprintf(stderr, "virt-autoscaler: --token-file %s: %s\n", path,
+			strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) != 0) {
+		fprintf(stderr, "virt-autoscaler: --token-file %s: %s\n", path,
+			strerror(errno));
+		goto cleanup;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "virt-autoscaler: --token-file %s: is a directory\n",
+			path);
+		goto cleanup;
+	}
+	if (st.st_mode & S_IROTH) {
+		fprintf(stderr,
+			"virt-autoscaler: --token-file %s: readable by every user "
+			"(mode %04o); the admin token must be kept secret: "
+			"chmod o-rwx %s\n",
+			path, (unsigned)(st.st_mode & 07777), path);
+		goto cleanup;
+	}
+	while ((n = read(fd, buf, sizeof(buf))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "virt-autoscaler: --token-file %s: %s\n",
+				path, strerror(errno));
+			goto cleanup;
+		}
+		strbuf_add(&sb, buf, (size_t)n);
+		if (sb.len > 64 * 1024) {
+			fprintf(stderr, "virt-autoscaler: --token-file %s: longer "
+				"than 64 KiB, not a token\n", path);
+			goto cleanup;
+		}
+	}
+	/* the first line; a final newline (echo TOKEN > FILE) is not part
+	 * of the token */
+	for (size_t i = 0; i < sb.len; i++) {
+		if (sb.buf[i] == '\n' || sb.buf[i] == '\r') {
+			sb.buf[i] = '\0';
+			sb.len = i;
+			break;
+		}
+	}
+	if (sb.len == 0 || strlen(strbuf_str(&sb)) != sb.len) {
+		fprintf(stderr, "virt-autoscaler: --token-file %s: %s\n", path,
+			sb.len ? "holds a NUL byte" : "empty (the admin token "
+			"is its first line)");
+		goto cleanup;
+	}
+	tok = xstrndup(sb.buf, sb.len);
+cleanup:
+	explicit_bzero(buf, sizeof(buf));
+	if (sb.buf)
+		explicit_bzero(sb.buf, sb.alloc);
+	strbuf_release(&sb);
+	close(fd);
+	return tok;
+}
+
+/*
+ * With --url, the configuration is only needed for what the command line
+ * leaves out: the built-in default file may be missing (a workstation
+ * that reaches a remote daemon with --url and --token-file). A file named
+ * with -c must exist.
+ */
+static bool
+client_config_optional(const struct client_args *a)
+{
+	struct stat st;
+
+	return a->url && strcmp(global_opts.config_path, VA_DEFAULT_CONFIG) == 0 &&
+	       stat(global_opts.config_path, &st) != 0 && errno == ENOENT;
+}
+
 static int
 client_init(struct client *c, const struct client_args *a)
 {
 	struct strbuf problems = STRBUF_INIT;
-	struct config *cfg;
+	struct config *cfg = NULL;
 	int rc = -1;
 
 	memset(c, 0, sizeof(*c));
+	c->timeout_ms = 30000;
 	if (a->url && url_check_http(a->url) != 0) {
 		fprintf(stderr, "virt-autoscaler: --url: %s\n", err_msg());
 		return -1;
@@ -163,11 +297,23 @@ client_init(struct client *c, const struct client_args *a)
 		fprintf(stderr, "virt-autoscaler: --ca and --insecure exclude each other\n");
 		return -1;
 	}
+	if (a->token_file) {
+		c->token = client_token_file(a->token_file);
+		if (!c->token)
+			return -1;
+	}
+	if (client_config_optional(a)) {
+		c->base = xstrdup(a->url);
+		c->insecure = a->insecure;
+		if (a->ca)
+			c->ca = xstrdup(a->ca);
+		rc = 0;
+		goto warn;
+	}
 	cfg = config_load_client(global_opts.config_path, &problems);
 	if (!cfg) {
 		fprintf(stderr, "%s", strbuf_str(&problems));
-		strbuf_release(&problems);
-		return -1;
+		goto cleanup;
 	}
 	if (problems.len) {
 		const char *p = strbuf_str(&problems);
@@ -192,18 +338,21 @@ client_init(struct client *c, const struct client_args *a)
 		c->ca = xstrdup(a->ca);
 	else if (cfg->daemon.tls.ca)
 		c->ca = config_resolve_path(cfg, cfg->daemon.tls.ca);
-	if (c->insecure && strncmp(c->base, "https://", 8) == 0)
-		fprintf(stderr,
-			"virt-autoscaler: warning: --insecure: the daemon's certificate "
-			"is not verified; the admin token goes to whoever answers at %s\n",
-			c->base);
-	if (cfg->daemon.admin_token.source != CONFIG_SECRET_NONE &&
+	if (!c->token && cfg->daemon.admin_token.source != CONFIG_SECRET_NONE &&
 	    config_secret_read(&cfg->daemon.admin_token, &c->token) != 0) {
 		fprintf(stderr, "virt-autoscaler: admin token: %s\n", err_msg());
 		goto cleanup;
 	}
 	rc = 0;
+warn:
+	if (c->insecure && strncmp(c->base, "https://", 8) == 0)
+		fprintf(stderr,
+			"virt-autoscaler: warning: --insecure: the daemon's certificate "
+			"is not verified; the admin token goes to whoever answers at %s\n",
+			c->base);
 cleanup:
+	if (rc != 0)
+		client_release(c);
 	config_free(cfg);
 	strbuf_release(&problems);
 	return rc;
@@ -243,7 +392,7 @@ client_call(const struct client *c, const char *method, const char *path,
 	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &reply);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
 	curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
 	/* libcurl verifies the peer and its name by default: the token is
 	 * sent only after the handshake proved whom it goes to */
@@ -298,6 +447,10 @@ client_call(const struct client *c, const char *method, const char *path,
 		else
 			fprintf(stderr, "virt-autoscaler: %s: HTTP %ld\n", path,
 				status);
+		if ((status == 401 || status == 403) && !c->token)
+			fprintf(stderr, "(this command sent no admin token: give "
+				"--token-file FILE, or daemon.admin_token in %s)\n",
+				global_opts.config_path);
 		json_object_put(json);
 		json = NULL;
 		goto cleanup;
@@ -348,23 +501,110 @@ format_time(int64_t ms, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
+/*
+ * --json. The fields each command's document guarantees (docs/cli.md):
+ * the daemon's answers pass through as they are, and a documented field
+ * the daemon left out (a host not measured yet has no cpus) is null, so
+ * that scripts find every documented field. Fields the daemon adds later
+ * appear too.
+ */
+static const char *const json_group_keys[] = {
+	"name", "min", "max", "desired", "current", "ready", "paused",
+	"metrics", "last_decision", "busy_held", "waiting_for_hosts", NULL};
+static const char *const json_host_keys[] = {
+	"name", "state", "since", "reason", "cpus", "memory_bytes",
+	"free_memory_bytes", "domains", "vcpus_allocated",
+	"memory_allocated_bytes", NULL};
+static const char *const json_instance_keys[] = {
+	"id", "group", "host", "domain", "state", "created", "ready_at",
+	"last_heartbeat", "busy", NULL};
+static const char *const json_event_keys[] = {
+	"id", "time", "group", "instance", "kind", "message", NULL};
+static const char *const json_metrics_keys[] = {
+	"id", "group", "state", "window_s", "samples", "last_sample_age_s",
+	"metrics", NULL};
+
+static void
+json_fill(struct json_object *o, const char *const *keys)
+{
+	for (size_t i = 0; keys[i]; i++)
+		if (!json_object_object_get_ex(o, keys[i], NULL))
+			json_object_object_add(o, keys[i], NULL);
+}
+
+/*
+ * The array `key` of a reply to `path`, each of its objects with `keys`
+ * filled in; NULL after saying on stderr that it is not there. Borrowed
+ * from reply.
+ */
+static struct json_object *
+json_reply_array(struct json_object *reply, const char *key,
+		 const char *path, const char *const *keys)
+{
+	struct json_object *arr;
+
+	if (!json_object_object_get_ex(reply, key, &arr) ||
+	    !json_object_is_type(arr, json_type_array)) {
+		fprintf(stderr, "virt-autoscaler: %s: the daemon's reply has no "
+			"'%s' list\n", path, key);
+		return NULL;
+	}
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		struct json_object *o = json_object_array_get_idx(arr, i);
+
+		if (!json_object_is_type(o, json_type_object)) {
+			fprintf(stderr, "virt-autoscaler: %s: an entry of '%s' "
+				"is not an object\n", path, key);
+			return NULL;
+		}
+		json_fill(o, keys);
+	}
+	return arr;
+}
+
+/* One document on stdout, indented, with a final newline. */
+static int
+json_print(struct json_object *doc)
+{
+	const char *text = json_object_to_json_string_ext(
+		doc, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+			     JSON_C_TO_STRING_NOSLASHESCAPE);
+
+	if (!text)
+		fatal("out of memory");
+	if (printf("%s\n", text) < 0 || fflush(stdout) != 0) {
+		fprintf(stderr, "virt-autoscaler: writing to standard output: %s\n",
+			strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /* The client options only, then the command's arguments in any order
  * with them ("explain web --limit 3"). */
 static int
 parse_client_opts(int argc, char **argv, const char *usage,
-		  struct client_args *a)
+		  struct client_args *a, bool with_json)
 {
 	static const struct option longopts[] = {
 		CLIENT_LONGOPTS,
 		{NULL, 0, NULL, 0},
 	};
-	int opt;
+	static const struct option longopts_json[] = {
+		CLIENT_LONGOPTS,
+		CLIENT_JSON_LONGOPT,
+		{NULL, 0, NULL, 0},
+	};
+	int opt, taken;
 
 	memset(a, 0, sizeof(*a));
-	while ((opt = getopt_long(argc, argv, CLIENT_OPTSTRING, longopts,
+	while ((opt = getopt_long(argc, argv, CLIENT_OPTSTRING,
+				  with_json ? longopts_json : longopts,
 				  NULL)) != -1) {
-		if (client_opt(opt, a))
+		if ((taken = client_opt(opt, a)) > 0)
 			continue;
+		if (taken < 0)
+			return 2;
 		if (opt == 'h') {
 			printf("usage: virt-autoscaler %s\n", usage);
 			return 1;
@@ -405,12 +645,13 @@ cmd_status(int argc, char **argv)
 	struct client_args a;
 	struct client c;
 	struct json_object *groups = NULL, *insts = NULL, *hosts = NULL, *arr;
-	int rc = parse_client_opts(argc, argv, "status " CLIENT_USAGE, &a);
+	int rc = parse_client_opts(argc, argv, "status [--json] " CLIENT_USAGE,
+				   &a, true);
 
 	if (rc)
 		return rc == 1 ? 0 : rc;
 	if (optind != argc) {
-		fprintf(stderr, "usage: virt-autoscaler status " CLIENT_USAGE "\n");
+		fprintf(stderr, "usage: virt-autoscaler status [--json] " CLIENT_USAGE "\n");
 		return 2;
 	}
 	if (client_init(&c, &a) != 0)
@@ -425,6 +666,23 @@ cmd_status(int argc, char **argv)
 	hosts = client_call(&c, "GET", "/v1/hosts", NULL);
 	if (!hosts)
 		goto cleanup;
+	if (a.json) {
+		struct json_object *doc, *g, *h, *in;
+
+		g = json_reply_array(groups, "groups", "/v1/groups", json_group_keys);
+		h = json_reply_array(hosts, "hosts", "/v1/hosts", json_host_keys);
+		in = json_reply_array(insts, "instances", "/v1/instances",
+				      json_instance_keys);
+		if (!g || !h || !in)
+			goto cleanup;
+		doc = json_object_new_object();
+		json_object_object_add(doc, "groups", json_object_get(g));
+		json_object_object_add(doc, "hosts", json_object_get(h));
+		json_object_object_add(doc, "instances", json_object_get(in));
+		rc = json_print(doc) == 0 ? 0 : 1;
+		json_object_put(doc);
+		goto cleanup;
+	}
 	printf("%-16s %5s %5s %7s %7s %5s  %s\n", "GROUP", "MIN", "MAX",
 	       "DESIRED", "CURRENT", "READY", "STATE");
 	if (json_object_object_get_ex(groups, "groups", &arr)) {
@@ -497,24 +755,27 @@ events_common(int argc, char **argv, bool explain)
 {
 	static const struct option longopts[] = {
 		CLIENT_LONGOPTS,
+		CLIENT_JSON_LONGOPT,
 		{"limit", required_argument, NULL, 'n'},
 		{"group", required_argument, NULL, 'g'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *usage = explain ? "explain [--limit N] " CLIENT_USAGE " GROUP"
-				    : "events [--group GROUP] [--limit N] " CLIENT_USAGE;
+	const char *usage = explain ? "explain [--limit N] [--json] " CLIENT_USAGE " GROUP"
+				    : "events [--group GROUP] [--limit N] [--json] " CLIENT_USAGE;
 	const char *group = NULL;
 	struct client_args a = {0};
 	int64_t limit = explain ? 20 : 50;
 	struct client c;
 	struct json_object *reply, *arr;
 	struct strbuf path = STRBUF_INIT;
-	int opt, rc = 1;
+	int opt, taken, rc = 1;
 
 	while ((opt = getopt_long(argc, argv, CLIENT_OPTSTRING "n:g:", longopts,
 				  NULL)) != -1) {
-		if (client_opt(opt, &a))
+		if ((taken = client_opt(opt, &a)) > 0)
 			continue;
+		if (taken < 0)
+			return 2;
 		switch (opt) {
 		case 'n':
 			if (util_parse_int64(optarg, 1, 10000, &limit) != 0) {
@@ -558,11 +819,9 @@ events_common(int argc, char **argv, bool explain)
 	reply = client_call(&c, "GET", strbuf_str(&path), NULL);
 	if (!reply)
 		goto cleanup;
-	if (!json_object_object_get_ex(reply, "events", &arr) ||
-	    !json_object_is_type(arr, json_type_array)) {
-		fprintf(stderr, "virt-autoscaler: /v1/events: no events in the reply\n");
+	arr = json_reply_array(reply, "events", "/v1/events", json_event_keys);
+	if (!arr)
 		goto cleanup;
-	}
 	/* Nothing recorded: a group the daemon does not know is an error
 	 * (the history of a group no longer configured is still shown). */
 	if (group && json_object_array_length(arr) == 0) {
@@ -576,6 +835,28 @@ events_common(int argc, char **argv, bool explain)
 		if (!g)
 			goto cleanup;
 		json_object_put(g);
+	}
+	if (a.json) {
+		struct json_object *doc = json_object_new_object();
+
+		if (explain) {
+			struct json_object *d = json_object_new_array();
+
+			for (size_t i = 0; i < json_object_array_length(arr); i++) {
+				struct json_object *e = json_object_array_get_idx(arr, i);
+
+				if (strcmp(jstr(e, "kind"), "decision") == 0)
+					json_object_array_add(d, json_object_get(e));
+			}
+			json_object_object_add(doc, "group",
+					       json_object_new_string(group));
+			json_object_object_add(doc, "decisions", d);
+		} else {
+			json_object_object_add(doc, "events", json_object_get(arr));
+		}
+		rc = json_print(doc) == 0 ? 0 : 1;
+		json_object_put(doc);
+		goto cleanup;
 	}
 	if (explain && json_object_array_length(arr) == 0)
 		printf("no decisions recorded for group %s yet\n", group);
@@ -608,7 +889,8 @@ cmd_scale(int argc, char **argv)
 	struct json_object *reply;
 	int64_t n;
 	char *path, *body;
-	int rc = parse_client_opts(argc, argv, "scale " CLIENT_USAGE " GROUP N", &a);
+	int rc = parse_client_opts(argc, argv, "scale " CLIENT_USAGE " GROUP N",
+				   &a, false);
 
 	if (rc)
 		return rc == 1 ? 0 : rc;
@@ -644,7 +926,7 @@ pause_common(int argc, char **argv, bool pause)
 	char *path;
 	const char *usage = pause ? "pause " CLIENT_USAGE " GROUP"
 				  : "resume " CLIENT_USAGE " GROUP";
-	int rc = parse_client_opts(argc, argv, usage, &a);
+	int rc = parse_client_opts(argc, argv, usage, &a, false);
 
 	if (rc)
 		return rc == 1 ? 0 : rc;
@@ -715,10 +997,11 @@ cmd_metrics(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		CLIENT_LONGOPTS,
+		CLIENT_JSON_LONGOPT,
 		{"window", required_argument, NULL, 'w'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *usage = "metrics [--window DURATION] " CLIENT_USAGE " INSTANCE";
+	const char *usage = "metrics [--window DURATION] [--json] " CLIENT_USAGE " INSTANCE";
 	const char *window = NULL;
 	struct client_args a = {0};
 	struct client c;
@@ -728,12 +1011,14 @@ cmd_metrics(int argc, char **argv)
 	double age;
 	bool have_age, dummy;
 	int64_t samples, w;
-	int opt;
+	int opt, taken;
 
 	while ((opt = getopt_long(argc, argv, CLIENT_OPTSTRING "w:", longopts,
 				  NULL)) != -1) {
-		if (client_opt(opt, &a))
+		if ((taken = client_opt(opt, &a)) > 0)
 			continue;
+		if (taken < 0)
+			return 2;
 		switch (opt) {
 		case 'w':
 			if (util_parse_duration_ms(optarg, &w) != 0) {
@@ -774,6 +1059,21 @@ cmd_metrics(int argc, char **argv)
 	client_release(&c);
 	if (!reply)
 		return 1;
+	if (a.json) {
+		struct json_object *m;
+		int rc = 1;
+
+		json_fill(reply, json_metrics_keys);
+		if (!json_object_object_get_ex(reply, "metrics", &m) ||
+		    !json_object_is_type(m, json_type_object)) {
+			fprintf(stderr, "virt-autoscaler: metrics %s: the daemon's "
+				"reply has no 'metrics' object\n", argv[optind]);
+		} else {
+			rc = json_print(reply) == 0 ? 0 : 1;
+		}
+		json_object_put(reply);
+		return rc;
+	}
 	samples = jint(reply, "samples");
 	age = jdouble(reply, "last_sample_age_s", &have_age);
 	span = util_format_duration(
@@ -807,4 +1107,80 @@ cmd_metrics(int argc, char **argv)
 	free(span);
 	json_object_put(reply);
 	return 0;
+}
+
+/* The group names of the configuration file, for _complete's fallback. */
+static int
+complete_groups_from_config(void)
+{
+	struct strbuf problems = STRBUF_INIT;
+	struct config *cfg = config_load_client(global_opts.config_path, &problems);
+	int rc = 1;
+
+	if (cfg && !problems.len && cfg->n_groups) {
+		for (unsigned i = 0; i < cfg->n_groups; i++)
+			printf("%s\n", cfg->groups[i].name);
+		rc = 0;
+	}
+	config_free(cfg);
+	strbuf_release(&problems);
+	return rc;
+}
+
+/*
+ * _complete groups|instances [client options]: the names bash completion
+ * offers (contrib/bash-completion/virt-autoscaler), one a line: from the
+ * daemon within 2 s, the groups otherwise from the configuration file.
+ * Not listed in the help; errors go to stderr, which the completion
+ * discards.
+ */
+int
+cmd_complete(int argc, char **argv)
+{
+	const char *usage = "_complete groups|instances " CLIENT_USAGE;
+	struct client_args a;
+	struct client c;
+	struct json_object *reply = NULL, *arr;
+	const char *what, *path, *key, *field;
+	int rc = parse_client_opts(argc, argv, usage, &a, false);
+
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	if (optind != argc - 1) {
+		fprintf(stderr, "usage: virt-autoscaler %s\n", usage);
+		return 2;
+	}
+	what = argv[optind];
+	if (strcmp(what, "groups") == 0) {
+		path = "/v1/groups";
+		key = "groups";
+		field = "name";
+	} else if (strcmp(what, "instances") == 0) {
+		path = "/v1/instances";
+		key = "instances";
+		field = "id";
+	} else {
+		fprintf(stderr, "usage: virt-autoscaler %s\n", usage);
+		return 2;
+	}
+	rc = 1;
+	if (client_init(&c, &a) == 0) {
+		c.timeout_ms = 2000;
+		reply = client_call(&c, "GET", path, NULL);
+		client_release(&c);
+	}
+	if (reply && json_object_object_get_ex(reply, key, &arr) &&
+	    json_object_is_type(arr, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(arr); i++) {
+			struct json_object *o = json_object_array_get_idx(arr, i);
+
+			if (strcmp(jstr(o, field), "-") != 0)
+				printf("%s\n", jstr(o, field));
+		}
+		rc = 0;
+	} else if (strcmp(what, "groups") == 0) {
+		rc = complete_groups_from_config();
+	}
+	json_object_put(reply);
+	return rc;
 }

@@ -4132,7 +4132,8 @@ config_load_client(const char *path, struct strbuf *problems)
 	if (cfg)
 		return cfg;
 	cfg = load_client_keys(path, &more);
-	if (!cfg)
+	/* a file that cannot be read fails both ways alike: say it once */
+	if (!cfg && !strstr(strbuf_str(problems), strbuf_str(&more)))
 		strbuf_add(problems, more.buf, more.len);
 	strbuf_release(&more);
 	return cfg;

@@ -31,6 +31,8 @@ static const struct command commands[] = {
 	{"resume", cmd_resume, "resume scaling and repairing a group"},
 	{"metrics", cmd_metrics, "show an instance's recent CPU, memory, disk and network figures"},
 	{"simulate", cmd_simulate, "replay a load trace through a group's scaling policy"},
+	/* no summary: not in the help (for bash completion) */
+	{"_complete", cmd_complete, NULL},
 	{NULL, NULL, NULL},
 };
 
@@ -52,7 +54,8 @@ usage(FILE *out)
 		"Commands:\n",
 		VA_DEFAULT_CONFIG);
 	for (const struct command *c = commands; c->name; c++)
-		fprintf(out, "  %-10s %s\n", c->name, c->summary);
+		if (c->summary)
+			fprintf(out, "  %-10s %s\n", c->name, c->summary);
 	fprintf(out, "\nSee virt-autoscaler(8) and autoscale.yaml(5).\n");
 }
 

@@ -7,7 +7,8 @@
 2. Each command's entry in virt-autoscaler(8) (its .TP tag, as rendered)
    starts with that command's usage line from `virt-autoscaler CMD --help`,
    less the options documented once for all (-c FILE; --url, --ca,
-   --insecure of the client commands), and those options have entries.
+   --insecure, --token-file of the client commands), and those options
+   have entries.
    A tag written over several lines rendered as the command's name and a
    body starting with its options.
 3. Every configuration key that README.md, docs/*.md and the man pages
@@ -21,7 +22,7 @@ import re
 import subprocess
 import sys
 
-CLIENT_OPTS = " [--url URL] [--ca FILE | --insecure]"
+CLIENT_OPTS = " [--url URL] [--ca FILE | --insecure] [--token-file FILE]"
 COMMANDS = ("run", "check", "status", "events", "explain", "scale", "pause",
             "resume", "metrics", "simulate")
 # A key path: a section word, then dotted words (a group's name as *).
@@ -63,7 +64,7 @@ def usage_entries(binary, root):
             problems.append("virt-autoscaler(8): the entry of '%s' does not start "
                             "with its usage '%s'; entries found: %s"
                             % (cmd, want, got or "none"))
-    for opt in ("--url URL", "--ca FILE", "--insecure"):
+    for opt in ("--url URL", "--ca FILE", "--insecure", "--token-file FILE"):
         if opt not in lines:
             problems.append("virt-autoscaler(8): no entry for the client option %s"
                             % opt)
