@@ -523,10 +523,12 @@ group_to_sinks(struct daemon *d, const struct dgroup *g,
 	for (int k = 0; k < POLICY_METRIC_LAST; k++) {
 		if (!used[k] && p->target[k] <= 0)
 			continue;
+		bool have = plan->decided && plan->decision.metric_present[k];
+
 		m[ig.n_metrics] = (struct influx_group_metric){
 			.metric = policy_metric_name((enum policy_metric)k),
-			.have_value = plan->decided && plan->decision.metric_present[k],
-			.value = plan->decision.metric[k],
+			.have_value = have,
+			.value = have ? plan->decision.metric[k] : 0,
 			.have_target = p->target[k] > 0,
 			.target = p->target[k],
 		};
