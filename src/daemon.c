@@ -342,6 +342,17 @@ out:
 
 
 
+/* The events recorded since the last turn, as InfluxDB annotations. */
+static void
+events_to_sinks(struct daemon *d)
+{
+	unsigned long dropped = sink_events_drain(d->sinks, d->n_sinks);
+
+	if (dropped)
+		log_warn("%lu events were not written to InfluxDB: more than %d "
+			 "in one turn of the loop", dropped, EVENT_TAP_MAX);
+}
+
 /* control.h: a command was posted (any thread) */
 static void
 wake_loop(void *arg)
@@ -392,6 +403,7 @@ daemon_loop(struct daemon *d)
 				     now - d->cfg->daemon.metrics.retention_ms);
 		}
 		collect_take(d->collector, on_collect, d);
+		events_to_sinks(d);
 		sink_poll(d->sinks, d->n_sinks, now);
 		/* what acts on the store and the hosts asks the lease first:
 		 * a step may have taken longer than the lease */

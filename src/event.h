@@ -25,6 +25,25 @@ void event_record(struct store *s, const char *group, const char *instance,
 	__attribute__((format(printf, 6, 7)));
 
 /*
+ * The tap: while it is on, every event recorded (by any thread) is also
+ * copied into a bounded queue, which one thread drains (the daemon's loop
+ * hands them to the InfluxDB sink as annotations). Beyond max events the
+ * oldest are dropped and counted. event_tap_start() and _stop() are for
+ * the thread that drains; _stop() frees what is queued.
+ */
+struct event_tapped {
+	int64_t wall_ms;
+	char *group, *instance, *kind, *message; /* group, instance may be NULL */
+};
+#define EVENT_TAP_MAX 1000 /* the daemon's bound */
+void event_tap_start(size_t max);
+void event_tap_stop(void);
+/* Call fn for each queued event, oldest first, outside the lock; returns
+ * how many were dropped since the last call. */
+unsigned long event_tap_drain(void (*fn)(const struct event_tapped *e, void *arg),
+			      void *arg);
+
+/*
  * VA_TEST_CRASH_AT (docs/testing.md): when crash_at names step, the
  * process kills itself with SIGKILL there, as a crash would.
  */

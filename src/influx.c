@@ -37,6 +37,8 @@ struct influx {
 	int64_t retry_at_ms;
 	int64_t backoff_ms;
 
+	int64_t last_event_ms; /* events never share a timestamp */
+
 	struct influx_counters c;
 	struct log_complain complain;
 	char errbuf[CURL_ERROR_SIZE];
@@ -186,15 +188,53 @@ influx_free(struct influx *ix)
 	free(ix);
 }
 
+static bool
+lp_special(char c)
+{
+	return c == ',' || c == '=' || c == ' ';
+}
+
 void
 influx_escape(struct strbuf *sb, const char *s)
 {
-	for (; *s; s++) {
-		if (*s == ',' || *s == '=' || *s == ' ' || *s == '\\')
+	while (*s) {
+		/*
+		 * A backslash escapes nothing in InfluxDB 1.x unless a ',', '='
+		 * or ' ' follows (which it then unescapes), so a run of them is
+		 * written as it is. Before an escaped character a run must be
+		 * even, and a value must not end in one (influxd refuses the
+		 * line): there the run's last backslash becomes '_'.
+		 */
+		if (*s == '\\') {
+			size_t k = strspn(s, "\\");
+
+			if (s[k] == '\0' || (lp_special(s[k]) && k % 2 == 1)) {
+				strbuf_add(sb, s, k - 1);
+				strbuf_addc(sb, '_');
+			} else {
+				strbuf_add(sb, s, k);
+			}
+			s += k;
+			continue;
+		}
+		if (lp_special(*s))
 			strbuf_addc(sb, '\\');
-		/* A newline cannot be escaped in the line protocol. */
-		strbuf_addc(sb, *s == '\n' || *s == '\r' ? '_' : *s);
+		/* A line cannot hold a newline or other control characters. */
+		strbuf_addc(sb, (unsigned char)*s < 0x20 || *s == 0x7f ? '_' : *s);
+		s++;
 	}
+}
+
+void
+influx_escape_string(struct strbuf *sb, const char *s)
+{
+	strbuf_addc(sb, '"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			strbuf_addc(sb, '\\');
+		strbuf_addc(sb, (unsigned char)*s < 0x20 || *s == 0x7f ? ' ' : *s);
+	}
+	strbuf_addc(sb, '"');
 }
 
 /* Queue one formatted line (ownership taken). */
@@ -287,6 +327,75 @@ influx_add_host(struct influx *ix, const char *host, int64_t wall_ms,
 	add_int(&sb, &first, "vcpus_alloc", cap->vcpus_alloc);
 	add_int(&sb, &first, "mem_alloc_kib", cap->mem_alloc_kib);
 	strbuf_addf(&sb, " %" PRId64, wall_ms);
+	enqueue(ix, strbuf_detach(&sb));
+}
+
+static void
+add_string(struct strbuf *sb, bool *first, const char *key, const char *v)
+{
+	strbuf_addc(sb, *first ? ' ' : ',');
+	*first = false;
+	influx_escape(sb, key);
+	strbuf_addc(sb, '=');
+	influx_escape_string(sb, v);
+}
+
+void
+influx_add_group(struct influx *ix, int64_t wall_ms, const struct influx_group *g)
+{
+	struct strbuf sb = STRBUF_INIT;
+	bool first = true;
+
+	strbuf_adds(&sb, "va_group");
+	add_tag(&sb, "group", g->name);
+	add_int(&sb, &first, "desired", (uint64_t)(g->desired > 0 ? g->desired : 0));
+	add_int(&sb, &first, "current", (uint64_t)(g->current > 0 ? g->current : 0));
+	add_int(&sb, &first, "ready", (uint64_t)(g->ready > 0 ? g->ready : 0));
+	add_int(&sb, &first, "min", (uint64_t)(g->min > 0 ? g->min : 0));
+	add_int(&sb, &first, "max", (uint64_t)(g->max > 0 ? g->max : 0));
+	strbuf_addf(&sb, ",paused=%s %" PRId64, g->paused ? "true" : "false",
+		    wall_ms);
+	enqueue(ix, strbuf_detach(&sb));
+
+	for (size_t i = 0; i < g->n_metrics; i++) {
+		const struct influx_group_metric *m = &g->metrics[i];
+
+		first = true;
+		strbuf_adds(&sb, "va_group_metric");
+		add_tag(&sb, "group", g->name);
+		add_tag(&sb, "metric", m->metric);
+		if (m->have_value)
+			add_float(&sb, &first, "value", m->value);
+		if (m->have_target)
+			add_float(&sb, &first, "target", m->target);
+		if (first) {
+			strbuf_release(&sb); /* a point needs a field */
+			continue;
+		}
+		strbuf_addf(&sb, " %" PRId64, wall_ms);
+		enqueue(ix, strbuf_detach(&sb));
+	}
+}
+
+void
+influx_add_event(struct influx *ix, const struct influx_event *e)
+{
+	struct strbuf sb = STRBUF_INIT;
+	bool first = true;
+	int64_t t = e->wall_ms;
+
+	/* same series and time: InfluxDB would keep only the later point */
+	if (t <= ix->last_event_ms)
+		t = ix->last_event_ms + 1;
+	ix->last_event_ms = t;
+	strbuf_adds(&sb, "va_event");
+	add_tag(&sb, "group", e->group);
+	add_tag(&sb, "kind", e->kind);
+	add_tag(&sb, "level", e->level);
+	add_string(&sb, &first, "text", e->text ? e->text : "");
+	if (e->instance && *e->instance)
+		add_string(&sb, &first, "instance", e->instance);
+	strbuf_addf(&sb, " %" PRId64, t);
 	enqueue(ix, strbuf_detach(&sb));
 }
 

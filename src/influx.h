@@ -14,12 +14,23 @@
  *       (only the rates present; names as rates_metric_name())
  *   va_host,host=H cpus=Ni,mem_kib=Ni,free_kib=Ni,cpu_util=..,domains=Ni,
  *       vcpus_alloc=Ni,mem_alloc_kib=Ni (only the fields present)
+ *   va_group,group=G desired=Ni,current=Ni,ready=Ni,min=Ni,max=Ni,
+ *       paused=true|false                        (one per decision)
+ *   va_group_metric,group=G,metric=M value=..,target=..
+ *       (per metric the policy uses, with the decision; each field only
+ *       when known; percentages as 0..100 like va_instance)
+ *   va_event,group=G,kind=K,level=L text="...",instance="..."
+ *       (an event of the activity history; group and instance absent
+ *       for daemon-wide ones; a timestamp already used by an earlier
+ *       event is moved 1 ms on, so two events never overwrite each
+ *       other)
  *
  * Not thread-safe: one owner thread (the daemon's loop).
  */
 #ifndef VA_INFLUX_H
 #define VA_INFLUX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +58,34 @@ struct influx_counters {
 
 struct influx;
 
+/* A group at one decision (va_group, va_group_metric). */
+struct influx_group_metric {
+	const char *metric;     /* policy_metric_name() */
+	bool have_value;
+	double value;           /* what the decision saw */
+	bool have_target;
+	double target;          /* the policy's target, when it tracks one */
+};
+
+struct influx_group {
+	const char *name;
+	int desired, current, ready;
+	int min, max;           /* in force (schedules applied) */
+	bool paused;
+	const struct influx_group_metric *metrics;
+	size_t n_metrics;
+};
+
+/* An event of the activity history (va_event). */
+struct influx_event {
+	int64_t wall_ms;
+	const char *group;      /* NULL: daemon-wide */
+	const char *instance;   /* may be NULL */
+	const char *kind;
+	const char *level;      /* "info", "warn", "error" */
+	const char *text;
+};
+
 /*
  * The URLs influx_new() uses, exported for tests: write_url is
  * URL/write?db=DATABASE&precision=ms on url's path (query, fragment and
@@ -69,6 +108,10 @@ void influx_add_instance(struct influx *ix, const char *group,
 			 int64_t wall_ms, const struct rates *r);
 void influx_add_host(struct influx *ix, const char *host, int64_t wall_ms,
 		     const struct collect_capacity *cap);
+/* One va_group point and one va_group_metric point per metric. */
+void influx_add_group(struct influx *ix, int64_t wall_ms,
+		      const struct influx_group *g);
+void influx_add_event(struct influx *ix, const struct influx_event *e);
 
 /* Make progress: finish/start requests. Never blocks. */
 void influx_poll(struct influx *ix, int64_t now_ms);
@@ -78,8 +121,16 @@ int influx_flush(struct influx *ix, int64_t timeout_ms);
 
 void influx_get_counters(struct influx *ix, struct influx_counters *out);
 
-/* Line protocol escaping (exposed for tests): measurement, tag key/value
- * or field key text with ',', '=', ' ' (and '\\') escaped. */
+/*
+ * Line protocol escaping (exposed for tests). influx_escape(): a tag key
+ * or value or a field key, with ',', '=' and ' ' escaped; what InfluxDB
+ * 1.x cannot hold there becomes '_': control characters (a newline would
+ * end the line), a backslash that ends the text, and the last of an odd
+ * run of backslashes before ',', '=' or ' ' (InfluxDB would pair it with
+ * the escape's own). Everything else reads back as it was. influx_escape_string(): a string field value,
+ * quoted, with '"' and '\\' escaped and control characters as spaces.
+ */
 void influx_escape(struct strbuf *sb, const char *s);
+void influx_escape_string(struct strbuf *sb, const char *s);
 
 #endif

@@ -33,6 +33,7 @@ struct mgroup {
 	int desired, current, ready;
 	bool have_agg;
 	struct rates_group agg;
+	double target[POLICY_METRIC_LAST]; /* the policy's; 0: not tracked */
 };
 
 /* Upper bounds (seconds) of va_instance_ready_seconds' buckets: a guest
@@ -158,6 +159,16 @@ metrics_set_group(const char *group, int desired, int current, int ready,
 	g->have_agg = agg != NULL;
 	if (agg)
 		g->agg = *agg;
+	pthread_mutex_unlock(&lock);
+}
+
+void
+metrics_set_group_targets(const char *group, const double *target)
+{
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < n_groups; i++)
+		if (strcmp(groups[i].name, group) == 0)
+			memcpy(groups[i].target, target, sizeof(groups[i].target));
 	pthread_mutex_unlock(&lock);
 }
 
@@ -436,25 +447,25 @@ render_groups(struct strbuf *sb)
 				       "The decision engine's input: CPU use of the "
 				       "group's ready instances over the scaling "
 				       "interval, share (0-1) of their vCPU time; "
-				       "stat mean or max over the instances.", 100},
+				       "stat mean or max over the instances, or target.", 100},
 		[POLICY_METRIC_MEMORY] = {"va_group_memory_used_ratio",
 					  "The decision engine's input: guest memory "
 					  "in use, share (0-1); stat mean or max over "
-					  "the instances.", 100},
+					  "the instances, or target.", 100},
 		[POLICY_METRIC_DISK_IOPS] = {"va_group_disk_operations_per_second",
 					     "The decision engine's input: disk read + "
 					     "write operations per second per instance "
 					     "over the scaling interval; stat mean or "
-					     "max over the instances.", 1},
+					     "max over the instances, or target.", 1},
 		[POLICY_METRIC_DISK_BYTES] = {"va_group_disk_bytes_per_second",
 					      "The decision engine's input: disk bytes "
 					      "read + written per second per instance; "
-					      "stat mean or max over the instances.", 1},
+					      "stat mean or max over the instances, or target.", 1},
 		[POLICY_METRIC_NET_BYTES] = {"va_group_network_bytes_per_second",
 					     "The decision engine's input: network "
 					     "bytes received + sent per second per "
 					     "instance; stat mean or max over the "
-					     "instances.", 1},
+					     "instances, or target.", 1},
 	};
 
 	if (!n_groups)
@@ -493,6 +504,18 @@ render_groups(struct strbuf *sb)
 				strbuf_addc(sb, '}');
 				value(sb, v / group_inputs[pm].divisor);
 			}
+			if (groups[g].target[pm] <= 0)
+				continue;
+			if (!any)
+				family(sb, group_inputs[pm].name, "gauge",
+				       group_inputs[pm].help);
+			any = true;
+			strbuf_adds(sb, group_inputs[pm].name);
+			strbuf_addc(sb, '{');
+			label(sb, "group", groups[g].name, true);
+			label(sb, "stat", "target", false);
+			strbuf_addc(sb, '}');
+			value(sb, groups[g].target[pm] / group_inputs[pm].divisor);
 		}
 	}
 }

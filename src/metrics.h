@@ -44,6 +44,9 @@ void metrics_host_down(const char *host);
 /* A group's sizes and aggregated metrics (agg may be NULL). */
 void metrics_set_group(const char *group, int desired, int current, int ready,
 		       const struct rates_group *agg);
+/* The policy's targets of an existing group, per policy metric in the
+ * engine's unit (0: not tracked): shown as stat="target". */
+void metrics_set_group_targets(const char *group, const double *target);
 void metrics_remove_group(const char *group);
 /* The group's desired size changed from -> to (the policy or by hand). */
 void metrics_scale_action(const char *group, int from, int to);

@@ -498,6 +498,45 @@ apply(struct daemon *d, struct dgroup *g, struct tick *t, const size_t *rows,
 	}
 }
 
+/* The group at this decision, for InfluxDB: sizes, and each metric the
+ * policy uses (targets, step rules) with what the engine saw. */
+static void
+group_to_sinks(struct daemon *d, const struct dgroup *g,
+	       const struct converge_plan *plan, int64_t wall)
+{
+	const struct policy_params *p = &g->cfg->policy;
+	struct influx_group_metric m[POLICY_METRIC_LAST];
+	bool used[POLICY_METRIC_LAST] = {false};
+	struct influx_group ig = {
+		.name = g->cfg->name,
+		.desired = g->desired,
+		.current = plan->live,
+		.ready = plan->ready,
+		.min = plan->decided ? plan->decision.min : g->cfg->min,
+		.max = plan->decided ? plan->decision.max : g->cfg->max,
+		.paused = g->paused,
+		.metrics = m,
+	};
+
+	for (unsigned i = 0; i < p->n_steps; i++)
+		used[p->steps[i].metric] = true;
+	for (int k = 0; k < POLICY_METRIC_LAST; k++) {
+		if (!used[k] && p->target[k] <= 0)
+			continue;
+		bool have = plan->decided && plan->decision.metric_present[k];
+
+		m[ig.n_metrics] = (struct influx_group_metric){
+			.metric = policy_metric_name((enum policy_metric)k),
+			.have_value = have,
+			.value = have ? plan->decision.metric[k] : 0,
+			.have_target = p->target[k] > 0,
+			.target = p->target[k],
+		};
+		ig.n_metrics++;
+	}
+	sink_group(d->sinks, d->n_sinks, &ig, wall);
+}
+
 static void
 group_tick(struct daemon *d, struct dgroup *g, struct tick *t, int64_t now,
 	   int64_t wall)
@@ -551,6 +590,8 @@ group_tick(struct daemon *d, struct dgroup *g, struct tick *t, int64_t now,
 		g->waiting_for_hosts = plan.waiting_for_hosts;
 	}
 	metrics_set_group(g->cfg->name, g->desired, plan.live, plan.ready, &g->agg);
+	metrics_set_group_targets(g->cfg->name, g->cfg->policy.target);
+	group_to_sinks(d, g, &plan, wall);
 	converge_plan_release(&plan);
 	free((void *)in.v);
 	free(in.hosts);

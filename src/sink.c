@@ -2,6 +2,7 @@
  * sink.c: the metric sinks' table of functions and the feed of a
  * collection result to all of them (see sink.h).
  */
+#include "event.h"
 #include "metrics.h"
 #include "sink.h"
 
@@ -49,6 +50,18 @@ influx_host(void *self, const char *host, int64_t wall_ms,
 }
 
 static void
+influx_group(void *self, const struct influx_group *g, int64_t wall_ms)
+{
+	influx_add_group(self, wall_ms, g);
+}
+
+static void
+influx_event(void *self, const struct influx_event *e)
+{
+	influx_add_event(self, e);
+}
+
+static void
 influx_poll_op(void *self, int64_t now_ms)
 {
 	influx_poll(self, now_ms);
@@ -58,6 +71,8 @@ static const struct sink_ops influx_ops = {
 	.name = "influxdb",
 	.instance = influx_instance,
 	.host = influx_host,
+	.group = influx_group,
+	.event = influx_event,
 	.poll = influx_poll_op,
 };
 
@@ -90,6 +105,52 @@ sink_feed(const struct sink *sinks, size_t n,
 		if (ops->host)
 			ops->host(sinks[s].self, host, wall, &r->cap);
 	}
+}
+
+void
+sink_group(const struct sink *sinks, size_t n, const struct influx_group *g,
+	   int64_t wall_ms)
+{
+	for (size_t s = 0; s < n; s++)
+		if (sinks[s].ops->group)
+			sinks[s].ops->group(sinks[s].self, g, wall_ms);
+}
+
+void
+sink_event(const struct sink *sinks, size_t n, const struct influx_event *e)
+{
+	for (size_t s = 0; s < n; s++)
+		if (sinks[s].ops->event)
+			sinks[s].ops->event(sinks[s].self, e);
+}
+
+struct drain_ctx {
+	const struct sink *sinks;
+	size_t n;
+};
+
+static void
+drain_one(const struct event_tapped *t, void *arg)
+{
+	const struct drain_ctx *c = arg;
+	struct influx_event e = {
+		.wall_ms = t->wall_ms,
+		.group = t->group,
+		.instance = t->instance,
+		.kind = t->kind,
+		.level = log_level_name(event_level(t->kind)),
+		.text = t->message,
+	};
+
+	sink_event(c->sinks, c->n, &e);
+}
+
+unsigned long
+sink_events_drain(const struct sink *sinks, size_t n)
+{
+	struct drain_ctx c = {sinks, n};
+
+	return event_tap_drain(drain_one, &c);
 }
 
 void

@@ -3,6 +3,8 @@
  * InfluxDB writer) implements the same small table of functions, and
  * sink_feed() hands one host's collection result to all of them and to the
  * /metrics registry: the daemon calls it from its collect_take() callback.
+ * The scaler gives each group's state at a decision (sink_group()), the
+ * loop the events recorded since its last turn (sink_event()).
  */
 #ifndef VA_SINK_H
 #define VA_SINK_H
@@ -25,6 +27,10 @@ struct sink_ops {
 	/* A host's capacity. NULL: not kept. */
 	void (*host)(void *self, const char *host, int64_t wall_ms,
 		     const struct collect_capacity *cap);
+	/* A group at one of its decisions. NULL: not kept. */
+	void (*group)(void *self, const struct influx_group *g, int64_t wall_ms);
+	/* An event of the activity history. NULL: not kept. */
+	void (*event)(void *self, const struct influx_event *e);
 	/* Make progress (network I/O). NULL: nothing to do. */
 	void (*poll)(void *self, int64_t now_ms);
 };
@@ -46,6 +52,15 @@ struct sink sink_influx(struct influx *ix);
 void sink_feed(const struct sink *sinks, size_t n,
 	       const struct collect_host_result *r, int64_t wall_now_ms,
 	       int64_t mono_now_ms);
+/* Give a group's state at a decision, or an event, to every sink that
+ * keeps them (InfluxDB). */
+void sink_group(const struct sink *sinks, size_t n, const struct influx_group *g,
+		int64_t wall_ms);
+void sink_event(const struct sink *sinks, size_t n, const struct influx_event *e);
+/* The events recorded since the last call (event_tap_drain(): the tap is
+ * started by whoever configures a sink that keeps events) to every sink
+ * that keeps them; returns how many the tap had to drop. */
+unsigned long sink_events_drain(const struct sink *sinks, size_t n);
 /* Call every sink's poll. */
 void sink_poll(const struct sink *sinks, size_t n, int64_t now_ms);
 

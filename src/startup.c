@@ -128,6 +128,7 @@ influx_setup(struct daemon *d)
 		return -1;
 	}
 	d->sinks[d->n_sinks++] = sink_influx(d->influx);
+	event_tap_start(EVENT_TAP_MAX); /* events as annotations */
 	log_info("metrics also go to InfluxDB at %s, database %s", ic->url,
 		 ic->database);
 	return 0;
@@ -331,6 +332,8 @@ daemon_free(struct daemon *d)
 		group_release(&d->groups[i]);
 	free(d->groups);
 	if (d->influx) {
+		sink_events_drain(d->sinks, d->n_sinks);
+		event_tap_stop();
 		influx_flush(d->influx, 1000);
 		influx_free(d->influx);
 	}

@@ -7,7 +7,10 @@
  *     retried, not lost, and go through once it exists;
  *   - with InfluxDB unreachable the queue stays bounded: the points beyond
  *     it are dropped and counted, and polling goes on;
- *   - line protocol escaping.
+ *   - line protocol escaping: group points and events with hostile
+ *     names and texts read back exactly as written (or as influx.h says
+ *     they are changed), and two events of one series in the same
+ *     millisecond both kept.
  */
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -23,6 +26,7 @@
 #include <cmocka.h>
 
 #include <curl/curl.h>
+#include <json-c/json.h>
 
 #include "influx.h"
 #include "log.h"
@@ -117,6 +121,162 @@ test_write_and_query(void **state)
 	json = influxql(db, "SELECT cpus,mem_kib,cpu_util,vcpus_alloc FROM va_host "
 			    "WHERE host='kvm1'");
 	assert_non_null(strstr(json, "16,65536,12.5,4]"));
+	free(json);
+
+	free(influxql(NULL, (q = xasprintf("DROP DATABASE %s", db))));
+	free(q);
+	influx_free(ix);
+	free(db);
+}
+
+/* The values of column col in the answer's first series, in order. */
+static size_t
+column(const char *json, const char *col, const char **out, size_t max,
+       struct json_object **root)
+{
+	struct json_object *series, *cols, *vals, *o;
+	size_t n = 0, k;
+
+	*root = json_tokener_parse(json);
+	assert_non_null(*root);
+	if (!json_object_object_get_ex(*root, "results", &o) ||
+	    !(o = json_object_array_get_idx(o, 0)) ||
+	    !json_object_object_get_ex(o, "series", &series) ||
+	    !(series = json_object_array_get_idx(series, 0)) ||
+	    !json_object_object_get_ex(series, "columns", &cols) ||
+	    !json_object_object_get_ex(series, "values", &vals))
+		fail_msg("no series in %s", json);
+	for (k = 0; k < json_object_array_length(cols); k++)
+		if (strcmp(json_object_get_string(json_object_array_get_idx(cols, k)),
+			   col) == 0)
+			break;
+	if (k == json_object_array_length(cols))
+		fail_msg("no column %s in %s", col, json);
+	for (size_t i = 0; i < json_object_array_length(vals) && n < max; i++) {
+		struct json_object *row = json_object_array_get_idx(vals, i);
+		struct json_object *v = json_object_array_get_idx(row, k);
+
+		out[n++] = v ? json_object_get_string(v) : NULL;
+	}
+	return n;
+}
+
+/* Group points and events with hostile names: what goes in comes out. */
+static void
+test_hostile_roundtrip(void **state)
+{
+	static const struct {
+		const char *name, *stored;
+	} groups[] = {
+		{"web", "web"},
+		{"a b,c=d", "a b,c=d"},
+		{"q\"uote\\back\\\\two", "q\"uote\\back\\\\two"},
+		{"caf\u00e9 \u2603", "caf\u00e9 \u2603"},
+		{"end\\", "end_"},
+		{"odd\\,run", "odd_,run"},
+		{"nl\nx", "nl_x"},
+	};
+	static const char *const texts[] = {
+		"plain",
+		"desired 3 -> 5: cpu 87% > target 60% (\u00b110%)",
+		"quotes \" and \\ backslashes \\\" mixed, = signs, commas",
+		"trailing backslash \\",
+		"",
+	};
+	char *db = xasprintf("va_test_influx_hostile_%d", (int)getpid());
+	char *q, *json;
+	struct influx_opts o = {.url = base_url, .database = db};
+	struct influx *ix;
+	struct influx_counters cnt;
+	int64_t now = util_wall_ms() - 60000;
+	struct json_object *root;
+	const char *vals[64];
+	size_t n;
+
+	(void)state;
+	free(influxql(NULL, (q = xasprintf("CREATE DATABASE %s", db))));
+	free(q);
+	ix = influx_new(&o);
+	assert_non_null(ix);
+	for (size_t i = 0; i < ARRAY_SIZE(groups); i++) {
+		struct influx_group_metric m[2] = {
+			{.metric = "cpu", .have_value = true, .value = 42.5,
+			 .have_target = true, .target = 60},
+			{.metric = "net_bytes", .have_value = true, .value = 1e6},
+		};
+		struct influx_group g = {
+			.name = groups[i].name, .desired = 5, .current = 4,
+			.ready = 3, .min = 1, .max = 10, .paused = i == 1,
+			.metrics = m, .n_metrics = 2,
+		};
+
+		influx_add_group(ix, now + (int64_t)i, &g);
+	}
+	/* every text on one series and in one millisecond: none is lost */
+	for (size_t i = 0; i < ARRAY_SIZE(texts); i++) {
+		struct influx_event e = {
+			.wall_ms = now, .group = groups[2].name,
+			.instance = i == 0 ? "5b0c6e1e-8f0a-4c39-9d7e-2f1b8a3c4d5e" : NULL,
+			.kind = "decision", .level = "info", .text = texts[i],
+		};
+
+		influx_add_event(ix, &e);
+	}
+	influx_add_event(ix, &(struct influx_event){
+		.wall_ms = now, .kind = "host_down", .level = "warn",
+		.text = "host kvm1 is down"});
+	assert_int_equal(influx_flush(ix, 15000), 0);
+	influx_get_counters(ix, &cnt);
+	assert_int_equal(cnt.dropped, 0);
+	assert_int_equal(cnt.sent, 3 * ARRAY_SIZE(groups) + ARRAY_SIZE(texts) + 1);
+
+	json = influxql(db, "SELECT \"group\",desired,current,ready,\"min\",\"max\","
+			    "paused FROM va_group");
+	n = column(json, "group", vals, 64, &root);
+	assert_int_equal(n, ARRAY_SIZE(groups));
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(vals[i], groups[i].stored);
+	json_object_put(root);
+	n = column(json, "paused", vals, 64, &root);
+	assert_string_equal(vals[0], "false");
+	assert_string_equal(vals[1], "true");
+	json_object_put(root);
+	free(json);
+
+	json = influxql(db, "SELECT \"group\",metric,value,target FROM va_group_metric "
+			    "WHERE metric = 'cpu'");
+	n = column(json, "target", vals, 64, &root);
+	assert_int_equal(n, ARRAY_SIZE(groups));
+	assert_string_equal(vals[0], "60");
+	json_object_put(root);
+	free(json);
+	json = influxql(db, "SELECT count(value) FROM va_group_metric WHERE "
+			    "metric = 'net_bytes'");
+	assert_non_null(strstr(json, ",7]"));
+	free(json);
+
+	json = influxql(db, "SELECT \"text\",\"group\",kind,level,instance FROM va_event "
+			    "WHERE kind = 'decision'");
+	n = column(json, "text", vals, 64, &root);
+	assert_int_equal(n, ARRAY_SIZE(texts));
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(vals[i], texts[i]);
+	json_object_put(root);
+	n = column(json, "group", vals, 64, &root);
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(vals[i], groups[2].stored);
+	json_object_put(root);
+	n = column(json, "instance", vals, 64, &root);
+	assert_string_equal(vals[0], "5b0c6e1e-8f0a-4c39-9d7e-2f1b8a3c4d5e");
+	assert_null(vals[1]);
+	json_object_put(root);
+	free(json);
+	/* a daemon-wide event has no group: '' matches it */
+	json = influxql(db, "SELECT \"text\",level FROM va_event WHERE \"group\" = ''");
+	n = column(json, "text", vals, 64, &root);
+	assert_int_equal(n, 1);
+	assert_string_equal(vals[0], "host kvm1 is down");
+	json_object_put(root);
 	free(json);
 
 	free(influxql(NULL, (q = xasprintf("DROP DATABASE %s", db))));
@@ -261,9 +421,31 @@ test_escape_and_options(void **state)
 		{"web", "web"},
 		{"a b", "a\\ b"},
 		{"a,b=c", "a\\,b\\=c"},
-		{"back\\slash", "back\\\\slash"},
+		/* a backslash escapes nothing before other characters */
+		{"back\\slash", "back\\slash"},
+		{"two\\\\x", "two\\\\x"},
+		/* an even run before an escaped character stays, an odd one
+		 * loses its last backslash (InfluxDB would pair it) */
+		{"a\\\\,b", "a\\\\\\,b"},
+		{"a\\,b", "a_\\,b"},
+		{"a\\ b", "a_\\ b"},
+		{"a\\=b", "a_\\=b"},
+		/* a trailing backslash is refused by influxd */
+		{"end\\", "end_"},
+		{"end\\\\", "end\\_"},
+		{"q\"uote", "q\"uote"},
 		{"line\nbreak", "line_break"},
+		{"tab\tbell\a", "tab_bell_"},
 		{"", ""},
+	};
+	static const struct {
+		const char *in, *out;
+	} strings[] = {
+		{"plain", "\"plain\""},
+		{"say \"hi\"", "\"say \\\"hi\\\"\""},
+		{"c:\\dir\\", "\"c:\\\\dir\\\\\""},
+		{"two\nlines\r", "\"two lines \""},
+		{"a,b=c d", "\"a,b=c d\""},
 	};
 	struct influx_opts o = {.url = "ftp://x", .database = "d"};
 
@@ -272,6 +454,13 @@ test_escape_and_options(void **state)
 
 		influx_escape(&sb, cases[i].in);
 		assert_string_equal(strbuf_str(&sb), cases[i].out);
+		strbuf_release(&sb);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(strings); i++) {
+		struct strbuf sb = STRBUF_INIT;
+
+		influx_escape_string(&sb, strings[i].in);
+		assert_string_equal(strbuf_str(&sb), strings[i].out);
 		strbuf_release(&sb);
 	}
 	assert_null(influx_new(&o));
@@ -293,6 +482,7 @@ main(int argc, char **argv)
 	const struct CMUnitTest online[] = {
 		cmocka_unit_test(test_write_and_query),
 		cmocka_unit_test(test_retry),
+		cmocka_unit_test(test_hostile_roundtrip),
 	};
 
 	log_set_level(LOG_LEVEL_ERROR);

@@ -101,6 +101,14 @@ test_render(void **state)
 	rates_group_finish(&g);
 	metrics_set_group("web", 3, 2, 1, &g);
 	metrics_set_group("gone", 1, 1, 1, NULL);
+	/* the policy's targets, in the engine's unit: cpu 60 %, net 1 MB/s */
+	{
+		double target[POLICY_METRIC_LAST] = {0};
+
+		target[POLICY_METRIC_CPU] = 60;
+		target[POLICY_METRIC_NET_BYTES] = 1e6;
+		metrics_set_group_targets("web", target);
+	}
 	metrics_remove_group("gone");
 	metrics_tick(0.125);
 
@@ -158,6 +166,12 @@ test_render(void **state)
 	assert_non_null(strstr(t, "# TYPE va_group_cpu_ratio gauge\n"));
 	assert_non_null(strstr(t, "va_group_cpu_ratio{group=\"web\",stat=\"mean\"} 0.55\n"));
 	assert_non_null(strstr(t, "va_group_cpu_ratio{group=\"web\",stat=\"max\"} 0.8\n"));
+	assert_non_null(strstr(t, "va_group_cpu_ratio{group=\"web\",stat=\"target\"} 0.6\n"));
+	/* a target without measurements still has its family */
+	assert_non_null(strstr(t, "# TYPE va_group_network_bytes_per_second gauge\n"
+				  "va_group_network_bytes_per_second{group=\"web\","
+				  "stat=\"target\"} 1000000\n"));
+	assert_null(strstr(t, "va_group_memory_used_ratio"));
 	assert_non_null(strstr(t, "# TYPE va_scale_actions_total counter\n"));
 	assert_non_null(strstr(t, "va_scale_actions_total{group=\"web\",direction=\"up\"} 2\n"));
 	assert_non_null(strstr(t, "va_scale_actions_total{group=\"web\",direction=\"down\"} 1\n"));
