@@ -13,7 +13,8 @@ lets them through again. SQLite state, reconciliation every second
 
 1. The group is paused and set to 1; the test defines and starts a domain
    of the group with its two volumes (our metadata, as a daemon makes
-   them; QEMU with no bootable disk idles in the firmware), which the
+   them; QEMU with no bootable disk idles in the firmware) while the
+   relay keeps the daemon from the host, which the
    daemon adopts as a ready instance; then the group is resumed.
 2. The host goes down (the daemon reports it down), then `scale 0`: the
    ready instance is chosen, moves to draining, and its removal job runs
@@ -152,6 +153,9 @@ def main():
         api.set_desired(GROUP, 1)
 
         log("a domain of the group, running, with its volumes: %s (%s)" % (name, iid))
+        # made while the daemon cannot see the host, so that no
+        # reconciliation pass finds it defined but not yet started
+        relay.down()
         for vol, fmt in ((iid + ".qcow2", "qcow2"), (iid + "-seed.iso", "raw")):
             virsh(host.uri, "vol-create-as", POOL, vol, "1M", "--format", fmt, check=True)
         xml = os.path.join(work, name + ".xml")
@@ -159,6 +163,7 @@ def main():
             f.write(domain_xml(name, iid, POOL))
         virsh(host.uri, "define", xml, check=True)
         virsh(host.uri, "start", name, check=True)
+        relay.up()
         poll("the domain adopted as a ready instance",
              lambda: instance_state(state, iid) == "ready", 30, d)
         api.call("POST", "/v1/groups/%s/resume" % GROUP)
