@@ -642,8 +642,17 @@ daemon_flush_heartbeats(struct daemon *d)
 		batch[i].time_ms = v[i].time_ms;
 		batch[i].busy = v[i].busy;
 	}
-	if (store_instance_heartbeat_batch(d->store, batch, n) != STORE_OK)
-		log_warn("cannot record %zu heartbeats: %s", n, err_msg());
+	if (store_instance_heartbeat_batch(d->store, batch, n) != STORE_OK) {
+		/* Kept for the next flush, not dropped: a heartbeat answered
+		 * 200 during a store outage (the ready table needs no store)
+		 * must reach the store once it is back, or the health check
+		 * judges the instance by an older time. The next take keeps
+		 * the newest per instance, so this stays one per instance. */
+		log_warn("cannot record %zu heartbeats (kept for the next try): %s",
+			 n, err_msg());
+		for (size_t i = 0; i < n; i++)
+			control_heartbeat(d->ctl, v[i].id, v[i].time_ms, v[i].busy);
+	}
 	free(batch);
 	free(v);
 }

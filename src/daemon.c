@@ -532,6 +532,13 @@ cmd_run(int argc, char **argv)
 		p = getenv("VA_TEST_STALL_MS");
 		if (p && util_parse_int64(p, 1, 600000, &v) == 0)
 			d.stall_ms = v;
+		/* a provisioning's deadline after its base image (jobs.h) */
+		p = getenv("VA_TEST_PROVISION_DEADLINE_MS");
+		if (p && util_parse_int64(p, 100, JOBS_DEADLINE_MS, &v) == 0) {
+			d.provision_deadline_ms = v;
+			log_warn("VA_TEST_PROVISION_DEADLINE_MS=%" PRId64 ": a provisioning stops after %" PRId64 " ms past its base image",
+				 v, v);
+		}
 	}
 	d.cfg = config_load(global_opts.config_path, &errors);
 	if (!d.cfg) {

@@ -152,6 +152,8 @@ struct daemon {
 	const char *crash_at;          /* VA_TEST_CRASH_AT: kill -9 self at a step */
 	int64_t reconcile_period_ms;   /* VA_TEST_RECONCILE_MS, else 30 s */
 	int64_t stall_ms;              /* VA_TEST_STALL_MS: one stall of the loop */
+	int64_t provision_deadline_ms; /* VA_TEST_PROVISION_DEADLINE_MS, else
+					  0: JOBS_DEADLINE_MS (10 min) */
 };
 
 struct dgroup *daemon_group(struct daemon *d, const char *name);

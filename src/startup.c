@@ -263,6 +263,7 @@ daemon_setup(struct daemon *d)
 			.store = d->store,
 			.owner = d->owner,
 			.crash_at = d->crash_at,
+			.deadline_ms = d->provision_deadline_ms,
 		};
 
 		d->jobs = jobs_start(&env, WORKER_THREADS);

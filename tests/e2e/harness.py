@@ -690,3 +690,138 @@ class Forwarder:
 
     def close(self):
         self.sock.close()
+
+
+class LibvirtRelay:
+    """A UNIX socket relaying to libvirtd's, which reads the client's RPC
+    messages (libvirt's remote protocol: a 4-byte length, then program,
+    version, procedure...). Everything through it is real libvirt; the
+    test can
+      - hold a call: hold(procs, seconds, times) delays the next `times`
+        messages whose procedure is in procs (REMOTE_PROC_* numbers, e.g.
+        11 for virDomainDefineXML), and what follows them on that
+        connection, by `seconds` (a libvirt step that takes that long);
+      - take the host away: down() closes every connection through it and
+        closes new ones at once (a host that refuses connections), up()
+        lets them through again.
+    uri is the relayed one (qemu+unix:///session?socket=PATH)."""
+
+    REMOTE_PROGRAM = 0x20008086
+
+    def __init__(self, path, target_uri):
+        m = re.match(r"^(\w+)(?:\+unix)?://(/\w*)\?socket=([^&]+)$", target_uri)
+        if not m:
+            raise Fail("cannot relay %s: not a local libvirtd socket URI" % target_uri)
+        self.uri = "%s+unix://%s?socket=%s" % (m.group(1), m.group(2), path)
+        self.target = m.group(3)
+        self.is_down = False
+        self.holds = []        # [procs, seconds, times left]
+        self.held = []         # (procedure, seconds) of each message held
+        self.conns = []
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.bind(path)
+        os.chmod(path, 0o777)
+        self.sock.listen(64)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def hold(self, procs, seconds, times=1):
+        with self.lock:
+            self.holds.append([set(procs), seconds, times])
+
+    def down(self):
+        self.is_down = True
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for s in conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def up(self):
+        self.is_down = False
+
+    def close(self):
+        self.down()
+        self.sock.close()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.is_down:
+                c.close()
+                continue
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _delay(self, proc):
+        with self.lock:
+            for h in self.holds:
+                if proc in h[0] and h[2] > 0:
+                    h[2] -= 1
+                    self.held.append((proc, h[1]))
+                    return h[1]
+        return 0
+
+    def _serve(self, c):
+        u = socket.socket(socket.AF_UNIX)
+        try:
+            u.connect(self.target)
+        except OSError:
+            c.close()
+            return
+        with self.lock:
+            self.conns += [c, u]
+
+        def recv_exact(n):
+            buf = b""
+            while len(buf) < n:
+                data = c.recv(n - len(buf))
+                if not data:
+                    raise EOFError
+                buf += data
+            return buf
+
+        def upstream():
+            # the client's messages, one at a time
+            try:
+                while True:
+                    head = recv_exact(4)
+                    length = int.from_bytes(head, "big")
+                    if length < 4 or length > 64 << 20:
+                        raise EOFError
+                    msg = head + recv_exact(length - 4)
+                    if len(msg) >= 16 and int.from_bytes(msg[4:8], "big") == self.REMOTE_PROGRAM:
+                        delay = self._delay(int.from_bytes(msg[12:16], "big"))
+                        if delay:
+                            time.sleep(delay)
+                    u.sendall(msg)
+            except (OSError, EOFError):
+                pass
+            finally:
+                for x in (c, u):
+                    try:
+                        x.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        threading.Thread(target=upstream, daemon=True).start()
+        try:
+            while True:
+                data = u.recv(65536)
+                if not data:
+                    break
+                c.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for x in (c, u):
+                try:
+                    x.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            c.close()
+            u.close()
