@@ -168,20 +168,43 @@ queue_heartbeat(struct daemon *d, const char *id, bool busy)
 	__atomic_add_fetch(&d->heartbeats, 1, __ATOMIC_RELAXED);
 }
 
-/* booting/unhealthy -> ready on the first sign of life. */
-static void
+/*
+ * booting/unhealthy -> ready on the first sign of life. 0 when done or
+ * nothing to do (also when the state moved on meanwhile: the
+ * compare-and-set lost); -1 when the store refused the write: the caller
+ * answers 503, so that the guest tries again (cloud-init's phone_home
+ * retries an error, not a 200), instead of a 200 that loses the
+ * check-in while reads still work (a locked SQLite, a connection lost
+ * between the read and the write).
+ */
+static int
 mark_ready(struct daemon *d, struct store_instance *si, const char *how)
 {
 	enum store_instance_state from = si->state;
 	int rc;
 
 	if (from != STORE_INSTANCE_BOOTING && from != STORE_INSTANCE_UNHEALTHY)
-		return;
+		return 0;
 	rc = store_instance_set_state(d->store_http, si->id, from,
 				      STORE_INSTANCE_READY);
-	if (rc != STORE_OK) {
+	if (rc == STORE_E_CONFLICT || rc == STORE_E_NOTFOUND ||
+	    rc == STORE_E_ILLEGAL) {
 		log_debug("instance %s: not marked ready: %s", si->id, err_msg());
-		return;
+		return 0;
+	}
+	if (rc != STORE_OK) {
+		int64_t now = util_now_ms();
+		unsigned long skipped = 0;
+		bool say;
+
+		pthread_mutex_lock(&d->refuse_lock);
+		say = ratelimit_take(&d->store_complaint, now, &skipped);
+		pthread_mutex_unlock(&d->refuse_lock);
+		if (say)
+			log_warn("instance %s: cannot mark it ready: %s "
+				 "(%lu more such errors not logged)",
+				 si->id, err_msg(), skipped);
+		return -1;
 	}
 	si->state = STORE_INSTANCE_READY;
 	if (from == STORE_INSTANCE_BOOTING && si->created_ms > 0)
@@ -191,6 +214,7 @@ mark_ready(struct daemon *d, struct store_instance *si, const char *how)
 		     NULL, "%s %s %.1f s after its creation",
 		     si->domain ? si->domain : si->id, how,
 		     (double)(util_wall_ms() - si->created_ms) / 1000.0);
+	return 0;
 }
 
 static void
@@ -220,8 +244,11 @@ api_checkin(void *ctx, const struct http_checkin *in, struct http_reply *out)
 		return http_reply_error(out, 400,
 					"instance_id field does not match the URL");
 	}
+	if (mark_ready(d, &si, "checked in") < 0) {
+		store_instance_release(&si);
+		return http_reply_error(out, 503, "state store unavailable");
+	}
 	__atomic_add_fetch(&d->checkins, 1, __ATOMIC_RELAXED);
-	mark_ready(d, &si, "checked in");
 	queue_heartbeat(d, si.id, false);
 	reply_state(out, &si);
 	store_instance_release(&si);
@@ -252,7 +279,10 @@ api_heartbeat(void *ctx, const struct http_heartbeat *in,
 			  in->client, &si, out);
 	if (st)
 		return st;
-	mark_ready(d, &si, "sent its first heartbeat");
+	if (mark_ready(d, &si, "sent its first heartbeat") < 0) {
+		store_instance_release(&si);
+		return http_reply_error(out, 503, "state store unavailable");
+	}
 	queue_heartbeat(d, si.id, in->busy);
 	reply_state(out, &si);
 	store_instance_release(&si);
