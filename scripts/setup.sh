@@ -14,6 +14,8 @@ BUILD_PKGS=(
 	libmariadb-dev libcurl4-gnutls-dev libisofs-dev libgnutls28-dev
 	libcmocka-dev zlib1g-dev libjson-c-dev wrk gnutls-bin
 	python3 ca-certificates prometheus groff-base
+	# the status page's test and benchmark (tests/e2e/ui_test.py, bench/ui)
+	chromium
 )
 VIRT_PKGS=(
 	libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu

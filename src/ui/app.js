@@ -165,8 +165,13 @@
 			for (const v of se.values)
 				if (v !== null && v > ymax)
 					ymax = v;
-		ymax = integer ? Math.max(1, Math.ceil(ymax * 1.1))
-			       : (ymax > 0 ? ymax * 1.15 : 1);
+		if (integer) {
+			/* even, so that the middle line is a whole number */
+			ymax = Math.max(2, Math.ceil(ymax * 1.1));
+			ymax += ymax % 2;
+		} else {
+			ymax = ymax > 0 ? ymax * 1.15 : 1;
+		}
 		const span_ms = Math.max(1, t1 - t0);
 		const x = (t) => L + (W - L - R) * Math.min(1, Math.max(0, (t - t0) / span_ms));
 		const y = (v) => T + (H - T - B) * (1 - v / ymax);
