@@ -21,11 +21,17 @@
 		net_bytes: ' B/s',
 	};
 	const $ = (id) => document.getElementById(id);
+	/* Instance rows shown until "Show all": laying out a thousand takes
+	 * longer than the whole page's first frame should (bench/README.md). */
+	const INSTANCE_ROWS = 100;
 
 	let refreshes = 0;
 	let timer = null;
 	let running = false;
 	let again = false;      /* a refresh was asked for while one ran */
+	let pending = '';       /* a token typed in, not tried yet */
+	let showAll = false;    /* every instance row, not INSTANCE_ROWS */
+	let lastAdmin = null;   /* the last admin data, for the filter */
 
 	function token() {
 		try {
@@ -53,12 +59,12 @@
 		}
 	}
 
-	async function call(method, path, admin, body) {
+	async function call(method, path, admin, body, tok) {
 		const headers = {};
 		const init = { method: method, headers: headers, cache: 'no-store',
 			       credentials: 'omit', redirect: 'error' };
 		if (admin)
-			headers.Authorization = 'Bearer ' + token();
+			headers.Authorization = 'Bearer ' + (tok || token());
 		if (body !== undefined) {
 			headers['Content-Type'] = 'application/json';
 			init.body = JSON.stringify(body);
@@ -243,11 +249,13 @@
 	function groupPlots(g, now) {
 		const fig = el('figure', null, 'group-plots');
 		fig.setAttribute('data-group', g.name);
-		fig.appendChild(el('figcaption', g.name + ': the last ' +
-				   span(Math.round(g.window_s)) + ', a point per plan (every ' +
-				   g.interval_s + ' s)'));
+		fig.appendChild(el('figcaption', g.name + ': a point per plan (every ' +
+				   g.interval_s + ' s), kept for ' + span(Math.round(g.window_s))));
 		const h = g.history;
-		const t0 = now - g.window_s * 1000;
+		/* the window, or less while the history is shorter (a recent
+		 * start), but at least a minute */
+		const first = h.time.length ? h.time[0] : now;
+		const t0 = Math.max(now - g.window_s * 1000, Math.min(first, now - 60000));
 		fig.appendChild(plot(g.name + ': instances', h.time, t0, now, [
 			{ name: 'desired', cls: 'desired', values: h.desired, step: true },
 			{ name: 'current', cls: 'current', values: h.current, step: true },
@@ -402,27 +410,52 @@
 			body.replaceChildren();
 			return;
 		}
-		const list = admin.instances.instances;
+		const all = admin.instances.instances;
 		const states = new Map();
-		for (const i of list)
+		for (const i of all)
 			states.set(i.state, (states.get(i.state) || 0) + 1);
 		const parts = [];
 		for (const [s, n] of states)
 			parts.push(n + ' ' + s);
-		$('instances-note').textContent = list.length + ' instances' +
-			(parts.length ? ': ' + parts.join(', ') : '');
+		const q = $('instances-filter').value.trim().toLowerCase();
+		const match = q ? all.filter((i) => [i.id, i.group, i.host, i.domain, i.state]
+			.some((v) => v && v.toLowerCase().includes(q))) : all;
+		const list = showAll ? match : match.slice(0, INSTANCE_ROWS);
+		let note = all.length + ' instances' + (parts.length ? ': ' + parts.join(', ') : '');
+		if (q)
+			note += '; ' + match.length + ' match';
+		if (list.length < match.length)
+			note += '; showing the first ' + list.length;
+		$('instances-note').textContent = note + '.';
+		$('instances-all').textContent = showAll ? 'Show the first ' + INSTANCE_ROWS
+							 : 'Show all';
+		$('instances-all').hidden = match.length <= INSTANCE_ROWS;
+		/*
+		 * A thousand rows: the rows already there are kept and only the
+		 * text that changed is set, so a refresh that changes nothing
+		 * costs no layout; new rows are clones of one.
+		 */
+		const proto = el('tr');
+		proto.append(td('', 'id'), td(''), td(''), td(''), td(''), td(''), td(''), td(''));
+		const rows = body.rows;
 		const f = document.createDocumentFragment();
-		for (const i of list) {
-			const tr = el('tr');
-			tr.setAttribute('data-instance', i.id);
-			tr.append(td(i.id, 'id'), td(i.group), td(i.host || '-'),
-				  td(i.domain || '-'),
-				  td(i.state, i.state === 'ready' ? '' : 'warn'),
-				  td(clock(i.created)), td(clock(i.last_heartbeat)),
-				  td(i.busy ? 'yes' : '-'));
-			f.appendChild(tr);
+		for (let k = 0; k < list.length; k++) {
+			const i = list[k];
+			const tr = k < rows.length ? rows[k] : f.appendChild(proto.cloneNode(true));
+			const text = [i.id, i.group, i.host || '-', i.domain || '-', i.state,
+				      clock(i.created), clock(i.last_heartbeat), i.busy ? 'yes' : '-'];
+			if (tr.getAttribute('data-instance') !== i.id)
+				tr.setAttribute('data-instance', i.id);
+			for (let c = 0; c < text.length; c++)
+				if (tr.cells[c].textContent !== text[c])
+					tr.cells[c].textContent = text[c];
+			const cls = i.state === 'ready' ? '' : 'warn';
+			if (tr.cells[4].className !== cls)
+				tr.cells[4].className = cls;
 		}
-		body.replaceChildren(f);
+		while (rows.length > list.length)
+			body.deleteRow(-1);
+		body.appendChild(f);
 	}
 
 	/* ---- the loop ------------------------------------------------ */
@@ -453,15 +486,26 @@
 		refresh();
 	}
 
+	/*
+	 * A token just typed in is tried with one request first, so that a
+	 * wrong one fails once, not four times; once accepted it is kept
+	 * (sessionStorage) and the page asks for everything at once.
+	 */
 	async function loadAdmin() {
-		/* one request first: a wrong token fails once, not four times */
-		const groups = await call('GET', '/v1/groups', true);
-		const [hosts, events, instances] = await Promise.all([
+		let groups = null;
+		if (pending) {
+			const t = pending;
+			groups = await call('GET', '/v1/groups', true, undefined, t);
+			setToken(t);
+			pending = '';
+		}
+		const [g, hosts, events, instances] = await Promise.all([
+			groups ? Promise.resolve(groups) : call('GET', '/v1/groups', true),
 			call('GET', '/v1/hosts', true),
 			call('GET', '/v1/events?kind=decision&limit=20', true),
 			call('GET', '/v1/instances', true),
 		]);
-		return { groups: groups, hosts: hosts, events: events, instances: instances };
+		return { groups: g, hosts: hosts, events: events, instances: instances };
 	}
 
 	async function refresh() {
@@ -473,7 +517,7 @@
 		again = false;
 		clearTimeout(timer);
 		try {
-			const want = token() !== '';
+			const want = pending !== '' || token() !== '';
 			const [ov, admin] = await Promise.all([
 				call('GET', '/v1/overview', false),
 				want ? loadAdmin().catch((e) => e) : Promise.resolve(null),
@@ -482,6 +526,7 @@
 			if (adm instanceof Error) {
 				if (adm.status === 401 || adm.status === 403 || adm.status === 429) {
 					setToken('');
+					pending = '';
 					say('The admin token was not accepted (' + adm.status + ': ' +
 					    adm.message + '): forgotten. Showing public data only.', true);
 				} else {
@@ -490,6 +535,7 @@
 				}
 				adm = null;
 			}
+			lastAdmin = adm;
 			showAccess(adm);
 			renderGroups(ov, adm);
 			renderPlots(ov);
@@ -502,12 +548,13 @@
 			document.documentElement.setAttribute('data-refreshes', String(refreshes));
 			document.documentElement.setAttribute('data-view', adm ? 'admin' : 'public');
 			if (refreshes === 1) {
-				/* the frame that shows the data: bench/ui reads this */
-				requestAnimationFrame(() => {
+				/* once the frame that shows the data is painted (a
+				 * task after the animation frame): bench/ui reads it */
+				requestAnimationFrame(() => setTimeout(() => {
 					performance.mark('va-first-render');
 					document.documentElement.setAttribute('data-first-render-ms',
 									       performance.now().toFixed(1));
-				});
+				}, 0));
 			}
 		} catch (e) {
 			$('updated').textContent = 'Cannot reach the daemon (' +
@@ -530,14 +577,21 @@
 			e.preventDefault();
 			const t = $('token').value.trim();
 			$('token').value = '';
-			setToken(t);
+			setToken('');
+			pending = t;
 			say(t ? 'Token set.' : 'No token given.', !t);
 			refresh();
 		});
 		$('token-forget').addEventListener('click', () => {
 			setToken('');
+			pending = '';
 			say('Token forgotten.', false);
 			refresh();
+		});
+		$('instances-filter').addEventListener('input', () => renderInstances(lastAdmin));
+		$('instances-all').addEventListener('click', () => {
+			showAll = !showAll;
+			renderInstances(lastAdmin);
 		});
 		document.addEventListener('visibilitychange', () => {
 			if (!document.hidden)

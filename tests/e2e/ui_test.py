@@ -18,6 +18,7 @@ Checked:
     rows, the recent decisions with their reasons, the last decision per
     group; a decision whose text is HTML (written into the store by the
     test) shows as text: no element of it exists, its handler never runs;
+    the instance filter;
   - the page's Pause button pauses the group (the admin API says so);
   - a wrong token is refused once and forgotten at once: one admin request,
     not one per refresh, so the page never trips the daemon's limit on
@@ -220,6 +221,14 @@ def admin_view(b, api, ids, shots):
                   % GROUP)
     if not last or last == "-":
         raise Fail("no last decision in the group's row: %r" % last)
+    b.eval("(function(){var f=document.getElementById('instances-filter'); f.value=%s;"
+           " f.dispatchEvent(new Event('input')); return 1})()" % json.dumps(ids[0][:13]))
+    one = b.eval("Array.from(document.querySelectorAll('#instances tbody tr'))"
+                 ".map(function(r){return r.getAttribute('data-instance')})")
+    if one != [ids[0]]:
+        raise Fail("the filter %r shows %s, want only %s" % (ids[0][:13], one, ids[0]))
+    b.eval("(function(){var f=document.getElementById('instances-filter'); f.value='';"
+           " f.dispatchEvent(new Event('input')); return 1})()")
     time.sleep(0.5)  # an onerror would have run by now
     no_problems(b, "admin view")
     log("admin view: %d instance rows, %d decisions (the HTML one as text), last decision %r"
