@@ -1,6 +1,6 @@
 /*
  * ui.h: the status page's files (src/ui/: index.html, app.js,
- * style.css), built into the binary (src/ui/embed.py writes them as C
+ * style.css, icon.svg), built into the binary (src/ui/embed.py writes them as C
  * data at build time) and served by http.c at GET / and GET /ui/NAME.
  * The page loads nothing from anywhere else (docs/http-api.md, "The
  * status page").

@@ -324,8 +324,8 @@ test_status_page(void **state)
 	struct fixture *f = *state;
 	static const char *const paths[] = {"/", "/ui/app.js", "/ui/style.css",
 					    "/ui/index.html", "/v1/overview",
-					    "/v1/groups", "/nope"};
-	static const long want[] = {200, 200, 200, 200, 200, 401, 404};
+					    "/v1/groups", "/nope", "/ui/icon.svg"};
+	static const long want[] = {200, 200, 200, 200, 200, 401, 404, 200};
 	static const char *const type[] = {
 		"content-type: text/html; charset=utf-8",
 		"content-type: text/javascript; charset=utf-8",
@@ -334,6 +334,7 @@ test_status_page(void **state)
 		"content-type: application/json",
 		"content-type: application/json",
 		"content-type: application/json",
+		"content-type: image/svg+xml",
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
