@@ -10,7 +10,7 @@ Checked:
     Policy default-src 'self' (so no inline script, style or handler runs,
     and nothing loads from elsewhere), nosniff, X-Frame-Options DENY;
     /v1/overview answers without a token and names no instance, the admin
-    API still wants one;
+    API still wants one; a reload (SIGHUP) keeps each group's history;
   - public view (no token): both groups' rows, the instances plot of each
     with data points (desired, current, ready), hosts with capacity; no
     instance id anywhere in the page, and it says what needs the token;
@@ -44,6 +44,7 @@ import http.server
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import sys
 import threading
@@ -64,20 +65,20 @@ EVIL = ("<img src=x id=xss-probe onerror=\"document.title='pwned'\">"
         "<b id=xss-bold>4 -> 4</b> held")
 
 
-def config(path, port, state, node):
+def config(path, port, state, node, cooldown="0s"):
     harness.testdriver_config(path, port, state, node, """  %s:
     min: 2
     max: 6
     desired: %d
     template: { image: base.qcow2 }
     health: { heartbeat_timeout: 0s, replace: false }
-    scaling: { interval: 1s, target: { cpu: 60%% } }
+    scaling: { interval: 1s, cooldown: %s, target: { cpu: 60%% } }
   %s:
     min: 0
     max: 3
     template: { image: base.qcow2 }
     health: { heartbeat_timeout: 0s, replace: false }
-""" % (GROUP, SIZE, OTHER))
+""" % (GROUP, SIZE, cooldown, OTHER))
 
 
 def fetch(url, token=None):
@@ -123,6 +124,30 @@ def check_headers(base, ids):
             raise Fail("GET %s without a token: %s, not 401" % (path, st))
     log("headers: CSP, nosniff, DENY on the page, its files and the JSON; "
         "/v1/overview public without instance ids; the admin API still 401")
+
+
+def overview_history(base):
+    ov = json.loads(fetch(base + "/v1/overview")[2])
+    return {g["name"]: g["history"]["time"] for g in ov["groups"]}
+
+
+def history_across_reload(d, api, base, cfg, port, state, node):
+    """A reload keeps the plots: the rings carry over like the counts."""
+    before = overview_history(base)[GROUP]
+    reloads = len(api.events(kind="reload"))
+    config(cfg, port, state, node, cooldown="5s")
+    d.proc.send_signal(signal.SIGHUP)
+    t0 = time.time()
+    while len(api.events(kind="reload")) <= reloads:
+        if time.time() - t0 > 15:
+            raise Fail("the reload was not applied:\n" + d.tail())
+        time.sleep(0.2)
+    harness.wait_ticks(api, 2, 30, d)
+    after = overview_history(base)[GROUP]
+    if after[:len(before)] != before or len(after) <= len(before):
+        raise Fail("after SIGHUP the history of %s has %d points from %s, before %d from %s"
+                   % (GROUP, len(after), after[:1], len(before), before[:1]))
+    log("SIGHUP: the history went on (%d points, then %d)" % (len(before), len(after)))
 
 
 def no_problems(b, where):
@@ -387,6 +412,7 @@ def main():
         db.close()
         harness.wait_ticks(api, 3, 30, d)
         check_headers(base, ids)
+        history_across_reload(d, api, base, cfg, port, state, node)
         b = browser.Chromium(logpath=os.path.join(work, "chromium.log"))
         b.open_page()
         public_view(b, base, ids, shots)
