@@ -15,6 +15,8 @@ BUILD_PKGS=(
 	libcmocka-dev zlib1g-dev libjson-c-dev wrk gnutls-bin
 	python3 ca-certificates prometheus groff-base
 	dpkg-dev bash-completion
+	# the status page's test and benchmark (tests/e2e/ui_test.py, bench/ui)
+	chromium
 )
 VIRT_PKGS=(
 	libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu

@@ -12,6 +12,7 @@
  * tick (daemon_flush_heartbeats).
  */
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -384,6 +385,151 @@ api_group(void *ctx, const char *name, struct http_reply *out)
 	return out->status = 200;
 }
 
+/* A float series value: NaN (none) is null. */
+static void
+json_num(struct strbuf *sb, double v)
+{
+	if (isnan(v) || isinf(v))
+		strbuf_adds(sb, "null");
+	else
+		strbuf_addf(sb, "%.6g", v);
+}
+
+/* One group of GET /v1/overview: its sizes and its plans' history. */
+static void
+overview_group(const struct control_group *g, int64_t retention_ms,
+	       struct strbuf *sb)
+{
+	struct history_point *v = NULL;
+	size_t n = g->history ? history_read(g->history, &v) : 0;
+	int64_t window = retention_ms;
+	bool shown[POLICY_METRIC_LAST], targeted[POLICY_METRIC_LAST];
+
+	if (g->interval_ms > 0 &&
+	    window > (int64_t)(HISTORY_MAX_POINTS - 1) * g->interval_ms)
+		window = (int64_t)(HISTORY_MAX_POINTS - 1) * g->interval_ms;
+	strbuf_adds(sb, "{\"name\":");
+	http_json_string(sb, g->name);
+	strbuf_addf(sb, ",\"min\":%d,\"max\":%d,\"desired\":%d,\"current\":%d,"
+		    "\"ready\":%d,\"paused\":%s,\"interval_s\":%.15g,"
+		    "\"window_s\":%.15g,\"metrics\":{",
+		    g->min, g->max, g->desired, g->current, g->ready,
+		    g->paused ? "true" : "false", (double)g->interval_ms / 1000.0,
+		    (double)window / 1000.0);
+	for (int m = 0, first = 1; m < POLICY_METRIC_LAST; m++) {
+		if (!g->metric_present[m])
+			continue;
+		strbuf_addf(sb, "%s\"%s\":", first ? "" : ",",
+			    policy_metric_name((enum policy_metric)m));
+		json_num(sb, g->metric[m]);
+		first = 0;
+	}
+	strbuf_adds(sb, "},\"targets\":{");
+	for (int m = 0, first = 1; m < POLICY_METRIC_LAST; m++) {
+		if (g->target[m] <= 0)
+			continue;
+		strbuf_addf(sb, "%s\"%s\":", first ? "" : ",",
+			    policy_metric_name((enum policy_metric)m));
+		json_num(sb, g->target[m]);
+		first = 0;
+	}
+	/* a metric's series only when some plan read it or tracked it */
+	for (int m = 0; m < POLICY_METRIC_LAST; m++) {
+		shown[m] = targeted[m] = false;
+		for (size_t i = 0; i < n; i++) {
+			shown[m] |= !isnan(v[i].metric[m]) || v[i].target[m] > 0;
+			targeted[m] |= v[i].target[m] > 0;
+		}
+	}
+	strbuf_adds(sb, "},\"history\":{\"time\":[");
+	for (size_t i = 0; i < n; i++)
+		strbuf_addf(sb, "%s%" PRId64, i ? "," : "", v[i].t_ms);
+	strbuf_adds(sb, "],\"desired\":[");
+	for (size_t i = 0; i < n; i++)
+		strbuf_addf(sb, "%s%d", i ? "," : "", (int)v[i].desired);
+	strbuf_adds(sb, "],\"current\":[");
+	for (size_t i = 0; i < n; i++)
+		strbuf_addf(sb, "%s%d", i ? "," : "", (int)v[i].current);
+	strbuf_adds(sb, "],\"ready\":[");
+	for (size_t i = 0; i < n; i++)
+		strbuf_addf(sb, "%s%d", i ? "," : "", (int)v[i].ready);
+	strbuf_adds(sb, "],\"metrics\":{");
+	for (int m = 0, first = 1; m < POLICY_METRIC_LAST; m++) {
+		if (!shown[m])
+			continue;
+		strbuf_addf(sb, "%s\"%s\":[", first ? "" : ",",
+			    policy_metric_name((enum policy_metric)m));
+		for (size_t i = 0; i < n; i++) {
+			if (i)
+				strbuf_addc(sb, ',');
+			json_num(sb, v[i].metric[m]);
+		}
+		strbuf_addc(sb, ']');
+		first = 0;
+	}
+	strbuf_adds(sb, "},\"targets\":{");
+	for (int m = 0, first = 1; m < POLICY_METRIC_LAST; m++) {
+		if (!targeted[m])
+			continue;
+		strbuf_addf(sb, "%s\"%s\":[", first ? "" : ",",
+			    policy_metric_name((enum policy_metric)m));
+		for (size_t i = 0; i < n; i++) {
+			if (i)
+				strbuf_addc(sb, ',');
+			json_num(sb, v[i].target[m] > 0 ? v[i].target[m] : NAN);
+		}
+		strbuf_addc(sb, ']');
+		first = 0;
+	}
+	strbuf_adds(sb, "}}}");
+	free(v);
+}
+
+/*
+ * GET /v1/overview: the status page's public data, from the snapshot and
+ * the groups' rings only (no store, no metrics store): what /metrics
+ * tells anyone (groups' sizes, bounds, pause flags and the engine's
+ * inputs; hosts' state and capacity) and its history over the window.
+ * No instance ids, no host's down reason, no decision text: those are
+ * the admin API's (docs/http-api.md, "The status page").
+ */
+static unsigned
+api_overview(void *ctx, struct http_reply *out)
+{
+	struct daemon *d = ctx;
+	struct control_snapshot *s = control_snapshot_get(d->ctl);
+
+	strbuf_addf(&out->body, "{\"time\":%" PRId64 ",\"groups\":[",
+		    util_wall_ms());
+	for (size_t i = 0; s && i < s->n_groups; i++) {
+		if (i)
+			strbuf_addc(&out->body, ',');
+		overview_group(&s->groups[i], s->retention_ms, &out->body);
+	}
+	strbuf_adds(&out->body, "],\"hosts\":[");
+	for (size_t i = 0; s && i < s->n_hosts; i++) {
+		const struct control_host *h = &s->hosts[i];
+
+		strbuf_adds(&out->body, i ? ",{\"name\":" : "{\"name\":");
+		http_json_string(&out->body, h->name);
+		strbuf_adds(&out->body, ",\"state\":");
+		http_json_string(&out->body, h->state);
+		strbuf_addf(&out->body, ",\"since\":%" PRId64, h->since_ms);
+		if (h->measured)
+			strbuf_addf(&out->body,
+				    ",\"cpus\":%u,\"memory_bytes\":%" PRIu64
+				    ",\"free_memory_bytes\":%" PRIu64
+				    ",\"domains\":%u,\"vcpus_allocated\":%u"
+				    ",\"memory_allocated_bytes\":%" PRIu64,
+				    h->cpus, h->mem_bytes, h->free_bytes, h->domains,
+				    h->vcpus_alloc, h->mem_alloc_bytes);
+		strbuf_adds(&out->body, "}");
+	}
+	strbuf_adds(&out->body, "]}\n");
+	control_snapshot_put(s);
+	return out->status = 200;
+}
+
 static unsigned
 api_instances(void *ctx, const char *group, struct http_reply *out)
 {
@@ -646,6 +792,7 @@ const struct http_api daemon_http_api = {
 	.heartbeat = api_heartbeat,
 	.groups = api_groups,
 	.hosts = api_hosts,
+	.overview = api_overview,
 	.group = api_group,
 	.instances = api_instances,
 	.instance_metrics = api_instance_metrics,
@@ -784,6 +931,9 @@ daemon_publish(struct daemon *d)
 		cg->last_decision = g->have_last ? xstrdup(g->last.reason) : NULL;
 		cg->busy_held = g->busy_held;
 		cg->waiting_for_hosts = g->waiting_for_hosts;
+		cg->interval_ms = g->cfg->policy.interval_ms;
+		memcpy(cg->target, g->cfg->policy.target, sizeof(cg->target));
+		cg->history = g->hist ? history_ref(g->hist) : NULL;
 	}
 	s->hosts = xcalloc(d->n_hosts + 1, sizeof(*s->hosts));
 	s->n_hosts = d->n_hosts;

@@ -64,6 +64,7 @@ snapshot_free(struct control_snapshot *s)
 	for (size_t i = 0; i < s->n_groups; i++) {
 		free(s->groups[i].name);
 		free(s->groups[i].last_decision);
+		history_put(s->groups[i].history);
 	}
 	free(s->groups);
 	for (size_t i = 0; i < s->n_hosts; i++) {

@@ -32,6 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "history.h"
 #include "policy.h"
 #include "store.h"
 
@@ -47,6 +48,9 @@ struct control_group {
 	char *last_decision;             /* the last decision's reason, or NULL */
 	int busy_held;                   /* removals held by busy instances */
 	bool waiting_for_hosts;          /* placement waits for hosts not measured yet */
+	int64_t interval_ms;             /* scaling.interval: a plan this often */
+	double target[POLICY_METRIC_LAST]; /* target tracking; 0: not tracked */
+	struct history *history;         /* a reference: the plans (history.h) */
 };
 
 /* What the HTTP threads see of a host. */

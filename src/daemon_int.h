@@ -32,6 +32,7 @@
 #include "control.h"
 #include "converge.h"
 #include "event.h"
+#include "history.h"
 #include "host.h"
 #include "http.h"
 #include "influx.h"
@@ -93,6 +94,7 @@ struct dgroup {
 	int64_t backoff_until_ms;      /* provisioning failed: wait */
 	unsigned failures;             /* provisioning failures in a row */
 	struct log_complain full_complaint;  /* "hosts full" */
+	struct history *hist;          /* a point per plan, for the status page */
 };
 
 struct daemon {

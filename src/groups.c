@@ -37,6 +37,7 @@ group_release(struct dgroup *g)
 	free(g->user_data);
 	free(g->network_config);
 	free(g->domain_template);
+	history_put(g->hist);
 	memset(g, 0, sizeof(*g));
 }
 
@@ -50,9 +51,18 @@ group_init(struct dgroup *g, const struct config *cfg,
 {
 	struct va_placement_option *opts = NULL;
 	char spec[4200];
+	size_t hcap = history_capacity_for(cfg->daemon.metrics.retention_ms,
+					   gc->policy.interval_ms);
 
 	memset(g, 0, sizeof(*g));
 	g->cfg = gc;
+	/* the status page's plots carry over a reload, like the counts */
+	if (old && old->hist) {
+		g->hist = history_ref(old->hist);
+		history_resize(g->hist, hcap);
+	} else {
+		g->hist = history_new(hcap);
+	}
 	if (read_group_file(cfg, gc->cloud_init.user_data, &g->user_data,
 			    &g->files.user_data_len) != 0 ||
 	    read_group_file(cfg, gc->cloud_init.network_config,

@@ -22,6 +22,7 @@
 #include "authlimit.h"
 #include "log.h"
 #include "quote.h"
+#include "ui.h"
 
 LOG_TAG("http");
 
@@ -563,6 +564,19 @@ parse_desired(const struct request *rq, int *out, struct http_reply *r)
 	return 0;
 }
 
+/* One of the status page's files (ui.h); the headers are queue_reply's. */
+static unsigned
+serve_asset(const char *name, struct http_reply *r)
+{
+	const struct ui_asset *a = ui_asset_find(name);
+
+	if (!a)
+		return http_reply_error(r, 404, "no such file");
+	strbuf_add(&r->body, a->data, a->len);
+	r->content_type = a->content_type;
+	return r->status = 200;
+}
+
 static unsigned
 route(struct http_server *srv, struct MHD_Connection *c, const char *url,
       const char *method, struct request *rq, struct http_reply *r)
@@ -576,6 +590,20 @@ route(struct http_server *srv, struct MHD_Connection *c, const char *url,
 
 	if (n < 0)
 		return http_reply_error(r, 404, "no such endpoint");
+	/* the status page and its public data: no token (docs/http-api.md) */
+	if (n == 0 || (n == 2 && strcmp(segs[0], "ui") == 0) ||
+	    (n == 2 && strcmp(segs[0], "v1") == 0 &&
+	     strcmp(segs[1], "overview") == 0)) {
+		if (!get)
+			return http_reply_error(r, 405, "use GET");
+		if (n == 0)
+			return serve_asset("index.html", r);
+		if (strcmp(segs[0], "ui") == 0)
+			return serve_asset(segs[1], r);
+		if (!srv->api->overview)
+			return http_reply_error(r, 404, "no such endpoint");
+		return srv->api->overview(srv->ctx, r);
+	}
 	if (n == 1 && strcmp(segs[0], "healthz") == 0 && get) {
 		r->content_type = "text/plain";
 		strbuf_adds(&r->body, "ok\n");
@@ -767,6 +795,15 @@ queue_reply(struct MHD_Connection *c, struct http_reply *r)
 				r->content_type ? r->content_type
 						: "application/json");
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	/* Every answer, not only the status page's: nothing of ours is to
+	 * be sniffed into another type, framed, or run with anything but
+	 * our own files (no inline script or style, no other origin). */
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+	MHD_add_response_header(resp, "Content-Security-Policy",
+				"default-src 'self'; base-uri 'none'; "
+				"form-action 'none'; frame-ancestors 'none'");
+	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
 	ret = MHD_queue_response(c, r->status ? r->status : 500, resp);
 	MHD_destroy_response(resp);
 	return ret;

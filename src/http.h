@@ -14,6 +14,9 @@
  *   POST /v1/heartbeat/ID/SECRET   JSON {"busy": bool, "metrics": {..}}
  *   GET  /healthz                  200 "ok"
  *   GET  /metrics                  Prometheus text format
+ *   GET  /                         the status page (GET /ui/NAME: its
+ *                                  script and style), embedded (ui.h)
+ *   GET  /v1/overview              the page's public data
  *   admin, with "Authorization: Bearer TOKEN":
  *   GET  /v1/groups                GET /v1/groups/NAME
  *   GET  /v1/instances[?group=G]   GET /v1/events[?group=G&kind=K&limit=N]
@@ -100,6 +103,8 @@ struct http_api {
 			      struct http_reply *out);
 	unsigned (*groups)(void *ctx, struct http_reply *out);
 	unsigned (*hosts)(void *ctx, struct http_reply *out);
+	/* GET /v1/overview: the status page's public data (no token) */
+	unsigned (*overview)(void *ctx, struct http_reply *out);
 	unsigned (*group)(void *ctx, const char *name, struct http_reply *out);
 	unsigned (*instances)(void *ctx, const char *group /* or NULL */,
 			      struct http_reply *out);

@@ -8,6 +8,7 @@
  * events, then jobs). Every per-tick path is O(n log n) in the instances.
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -537,6 +538,26 @@ group_to_sinks(struct daemon *d, const struct dgroup *g,
 	sink_group(d->sinks, d->n_sinks, &ig, wall);
 }
 
+/* The plan as a point of the status page's plots (history.h). */
+static void
+history_note(struct dgroup *g, const struct converge_plan *plan, int64_t wall)
+{
+	struct history_point p = {
+		.t_ms = wall,
+		.desired = g->desired,
+		.current = plan->live,
+		.ready = plan->ready,
+	};
+
+	for (int m = 0; m < POLICY_METRIC_LAST; m++) {
+		p.metric[m] = plan->decided && plan->decision.metric_present[m]
+				      ? (float)plan->decision.metric[m]
+				      : NAN;
+		p.target[m] = (float)g->cfg->policy.target[m];
+	}
+	history_add(g->hist, &p);
+}
+
 static void
 group_tick(struct daemon *d, struct dgroup *g, struct tick *t, int64_t now,
 	   int64_t wall)
@@ -592,6 +613,7 @@ group_tick(struct daemon *d, struct dgroup *g, struct tick *t, int64_t now,
 	metrics_set_group(g->cfg->name, g->desired, plan.live, plan.ready, &g->agg);
 	metrics_set_group_targets(g->cfg->name, g->cfg->policy.target);
 	group_to_sinks(d, g, &plan, wall);
+	history_note(g, &plan, wall);
 	converge_plan_release(&plan);
 	free((void *)in.v);
 	free(in.hosts);

@@ -137,7 +137,16 @@ stub_metrics(void *ctx, bool admin, struct http_reply *out)
 	return out->status = 200;
 }
 
+static unsigned
+stub_overview(void *ctx, struct http_reply *out)
+{
+	(void)ctx;
+	strbuf_adds(&out->body, "{\"groups\":[]}\n");
+	return out->status = 200;
+}
+
 static const struct http_api stub_api = {
+	.overview = stub_overview,
 	.checkin = stub_checkin,
 	.heartbeat = stub_heartbeat,
 	.groups = stub_groups,
@@ -266,6 +275,96 @@ test_healthz_and_metrics(void **state)
 	strbuf_release(&b);
 	assert_int_equal(request(f->base, "GET", "/nope", NULL, NULL, NULL, NULL), 404);
 	assert_int_equal(request(f->base, "GET", "/v1/checkin/a%2Fb/x", NULL, NULL, NULL, NULL), 404);
+}
+
+/* Headers of one GET, lower-cased, into *hdrs; the status. */
+static size_t
+collect_header(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	for (size_t i = 0; i < size * nmemb; i++) {
+		char c = ptr[i];
+
+		strbuf_addc(ud, (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c);
+	}
+	return size * nmemb;
+}
+
+static long
+get_headers(const char *base, const char *path, struct strbuf *hdrs,
+	    struct strbuf *body)
+{
+	CURL *c = curl_easy_init();
+	char *url = xasprintf("%s%s", base, path);
+	long code = -1;
+
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, hdrs);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_cleanup(c);
+	free(url);
+	return code;
+}
+
+/*
+ * The status page (ui.h): GET / and /ui/NAME serve the files built into
+ * the binary, and /v1/overview its public data, without a token; every
+ * answer, JSON too, carries the headers that keep the page's data from
+ * being sniffed, framed or run with anything but our own files. The
+ * admin API still wants its token.
+ */
+static void
+test_status_page(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const paths[] = {"/", "/ui/app.js", "/ui/style.css",
+					    "/ui/index.html", "/v1/overview",
+					    "/v1/groups", "/nope", "/ui/icon.svg"};
+	static const long want[] = {200, 200, 200, 200, 200, 401, 404, 200};
+	static const char *const type[] = {
+		"content-type: text/html; charset=utf-8",
+		"content-type: text/javascript; charset=utf-8",
+		"content-type: text/css; charset=utf-8",
+		"content-type: text/html; charset=utf-8",
+		"content-type: application/json",
+		"content-type: application/json",
+		"content-type: application/json",
+		"content-type: image/svg+xml",
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
+		struct strbuf h = STRBUF_INIT, b = STRBUF_INIT;
+
+		assert_int_equal(get_headers(f->base, paths[i], &h, &b), want[i]);
+		assert_non_null(strstr(strbuf_str(&h), type[i]));
+		assert_non_null(strstr(strbuf_str(&h), "x-content-type-options: nosniff\r\n"));
+		assert_non_null(strstr(strbuf_str(&h), "x-frame-options: deny\r\n"));
+		assert_non_null(strstr(strbuf_str(&h),
+				       "content-security-policy: default-src 'self'; "));
+		assert_non_null(strstr(strbuf_str(&h), "frame-ancestors 'none'"));
+		if (i == 0) {
+			/* the page names its files; none from elsewhere */
+			assert_non_null(strstr(strbuf_str(&b), "src=\"/ui/app.js\""));
+			assert_null(strstr(strbuf_str(&b), "http"));
+			assert_null(strstr(strbuf_str(&b), "<style"));
+			assert_null(strstr(strbuf_str(&b), " on"));
+		}
+		if (i == 4)
+			assert_string_equal(strbuf_str(&b), "{\"groups\":[]}\n");
+		strbuf_release(&h);
+		strbuf_release(&b);
+	}
+	/* read-only: the page's routes take nothing but GET (and HEAD) */
+	assert_int_equal(request(f->base, "POST", "/", NULL, NULL, "x", NULL), 405);
+	assert_int_equal(request(f->base, "PUT", "/v1/overview", NULL, NULL, "x", NULL), 405);
+	assert_int_equal(request(f->base, "GET", "/ui/nope.js", NULL, NULL, NULL, NULL), 404);
+	assert_int_equal(request(f->base, "GET", "/ui/", NULL, NULL, NULL, NULL), 404);
+	assert_int_equal(request(f->base, "GET", "/ui/../v1/groups", NULL, NULL, NULL, NULL), 404);
 }
 
 static void
@@ -914,6 +1013,7 @@ main(void)
 		cmocka_unit_test(test_listen_parse),
 		cmocka_unit_test_setup_teardown(test_healthz_and_metrics, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_status_page, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_auth_rate_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_canonical_paths, setup, teardown),
 		cmocka_unit_test(test_redact),
