@@ -2708,6 +2708,11 @@ static const struct opt cloud_init_opts[] = {
 	 .off = offsetof(struct config_cloud_init, phone_home), .flags = R,
 	 .def = "true",
 	 .doc = "add cloud-init phone_home to the daemon's public_url to the user-data"},
+	{.name = "agent", .type = T_BOOL,
+	 .off = offsetof(struct config_cloud_init, agent), .flags = R,
+	 .def = "true",
+	 .doc = "install virt-autoscaler-agent in the guest (vendor-data): "
+		"heartbeats with busy and metrics from a status file"},
 	{0},
 };
 static const struct section cloud_init_section = {
