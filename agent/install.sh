@@ -33,6 +33,15 @@ rm -f "$conf.new"
 chmod 0600 "$conf.new"
 mv -f "$conf.new" "$conf"
 
+# cloud-init logs the phone_home URL, which holds this instance's secret,
+# to a log it created world-readable before version 23.1.2 (Debian 12 has
+# 22.4): root and group adm only. (phone_home runs after this script.)
+for f in /var/log/cloud-init.log /var/log/cloud-init-output.log; do
+	if [ -f "$root$f" ]; then
+		chmod o-rwx "$root$f"
+	fi
+done
+
 if [ "${VA_AGENT_INIT:-}" != none ] && [ -d "$root/run/systemd/system" ] &&
 	command -v systemctl >/dev/null 2>&1; then
 	unit=$root/etc/systemd/system/virt-autoscaler-agent.service

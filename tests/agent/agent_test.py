@@ -7,7 +7,8 @@ under a scratch root (VA_AGENT_ROOT).
 
 A. Without systemd (VA_AGENT_INIT=none): the installer writes the agent,
    its configuration (mode 0600, the only file holding the secret besides
-   the seed) and a cloud-init per-boot script, and starts the agent. The
+   the seed) and a cloud-init per-boot script, makes cloud-init's log (it
+   logs the phone_home URL) unreadable for others, and starts the agent. The
    agent must then heartbeat to the URL of the seed: `{}` without a status
    file; busy and metrics from the status file; only the valid part of a
    status file with bad metrics; liveness only (`{}`) for a status file that
@@ -148,7 +149,13 @@ def case_no_systemd(binary, work, srv, port):
     if not script or not script.startswith("#!/bin/sh\n"):
         raise Fail("no shell script part")
     root = os.path.join(work, "root-a")
-    os.makedirs(root)
+    os.makedirs(os.path.join(root, "var/log"))
+    # cloud-init's log, world-readable as cloud-init 22.4 creates it: it
+    # will hold the phone_home URL
+    cilog = os.path.join(root, "var/log/cloud-init.log")
+    with open(cilog, "w") as f:
+        f.write("cloud-init log\n")
+    os.chmod(cilog, 0o644)
     path = os.path.join(work, "part-001")
     with open(path, "w") as f:
         f.write(script)
@@ -168,6 +175,8 @@ def case_no_systemd(binary, work, srv, port):
     want = "http://127.0.0.1:%d/v1/heartbeat/%s/%s" % (port, IID, SECRET)
     if c.get("heartbeat_url") != want or c.get("interval") != 1:
         raise Fail("agent.conf: %s" % c)
+    if stat.S_IMODE(os.stat(cilog).st_mode) != 0o640:
+        raise Fail("/var/log/cloud-init.log is still readable by others")
     perboot = os.path.join(root, "var/lib/cloud/scripts/per-boot/virt-autoscaler-agent")
     if not os.access(perboot, os.X_OK):
         raise Fail("no per-boot script")
