@@ -53,6 +53,23 @@ notify(const char *state)
 #endif
 }
 
+/*
+ * A reload starts: sd_notify(3) wants RELOADING=1 together with
+ * MONOTONIC_USEC (CLOCK_MONOTONIC), so that the service manager can tell
+ * this reload from an earlier one (Type=notify-reload needs it).
+ */
+static void
+notify_reloading(void)
+{
+#ifdef HAVE_LIBSYSTEMD
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64,
+		   (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u);
+#endif
+}
+
 struct dgroup *
 daemon_group(struct daemon *d, const char *name)
 {
@@ -173,7 +190,7 @@ daemon_reload(struct daemon *d)
 	int64_t gen;
 
 	log_info("SIGHUP: reloading %s", global_opts.config_path);
-	notify("RELOADING=1");
+	notify_reloading();
 	ncfg = config_load(global_opts.config_path, &errors);
 	if (!ncfg) {
 		log_error("new configuration rejected, keeping the old one:\n%s",
