@@ -312,6 +312,7 @@ test_host1_and_errors(void **state)
 /* --- a full pool ------------------------------------------------------ */
 
 static char full_dir[512], full_pool[96];
+static char big[300], fits[300], trunc_file[300];
 
 static void
 write_random(const char *path, size_t len, unsigned seed)
@@ -418,7 +419,7 @@ test_full_pool(void **state)
 	virConnectPtr c;
 	virStoragePoolPtr p;
 	struct statvfs vfs;
-	char big[300], fits[300], trunc[300], *path = NULL, *fmt = NULL;
+	char *path = NULL, *fmt = NULL;
 	char *vols, *ov = NULL;
 	const char *state_dir = getenv("VA_TEST_STATE_DIR");
 	bool uploaded = false;
@@ -484,13 +485,13 @@ test_full_pool(void **state)
 	path = fmt = NULL;
 
 	/* a truncated base volume from before verified uploads: replaced */
-	snprintf(trunc, sizeof(trunc), "/tmp/%s-trunc.raw", prefix);
-	write_random(trunc, 2000000, 3);
-	make_truncated(c, strrchr(trunc, '/') + 1, trunc, 500000);
-	if (volume_ensure_base(c, full_pool, trunc, &path, &fmt, &uploaded) < 0)
+	snprintf(trunc_file, sizeof(trunc_file), "/tmp/%s-trunc_file.raw", prefix);
+	write_random(trunc_file, 2000000, 3);
+	make_truncated(c, strrchr(trunc_file, '/') + 1, trunc_file, 500000);
+	if (volume_ensure_base(c, full_pool, trunc_file, &path, &fmt, &uploaded) < 0)
 		fail_msg("%s", err_msg());
 	assert_true(uploaded);
-	expect_volume_is(c, strrchr(trunc, '/') + 1, trunc);
+	expect_volume_is(c, strrchr(trunc_file, '/') + 1, trunc_file);
 
 	/* the image changed (same name): the volume no longer is it; with an
 	 * overlay on it, it is left alone ... */
@@ -500,38 +501,41 @@ test_full_pool(void **state)
 	free(path);
 	free(fmt);
 	path = fmt = NULL;
-	write_random(trunc, 2000000, 4);
-	assert_int_equal(volume_ensure_base(c, full_pool, trunc, &path, &fmt,
+	write_random(trunc_file, 2000000, 4);
+	assert_int_equal(volume_ensure_base(c, full_pool, trunc_file, &path, &fmt,
 					    &uploaded), -1);
 	print_message("in use: %s\n", err_msg());
 	assert_non_null(strstr(err_msg(), "is not the image"));
 	assert_non_null(strstr(err_msg(), ov));
 	/* ... and replaced once nothing is backed by it */
 	assert_int_equal(volume_delete(c, full_pool, ov), 0);
-	if (volume_ensure_base(c, full_pool, trunc, &path, &fmt, &uploaded) < 0)
+	if (volume_ensure_base(c, full_pool, trunc_file, &path, &fmt, &uploaded) < 0)
 		fail_msg("%s", err_msg());
 	assert_true(uploaded);
-	expect_volume_is(c, strrchr(trunc, '/') + 1, trunc);
+	expect_volume_is(c, strrchr(trunc_file, '/') + 1, trunc_file);
 
-	assert_int_equal(volume_delete(c, full_pool, strrchr(trunc, '/') + 1), 0);
+	assert_int_equal(volume_delete(c, full_pool, strrchr(trunc_file, '/') + 1), 0);
 	assert_int_equal(volume_delete(c, full_pool, strrchr(fits, '/') + 1), 0);
 	vols = full_pool_volumes(c);
 	assert_string_equal(vols, "");
 	free(vols);
-	unlink(big);
-	unlink(fits);
-	unlink(trunc);
 	free(path);
 	free(fmt);
 	free(ov);
 	virConnectClose(c);
 }
 
-/* The full pool goes, pass or fail. */
+/* The full pool and the images go, pass or fail. */
 static int
 full_pool_teardown(void **state)
 {
 	(void)state;
+	if (big[0])
+		unlink(big);
+	if (fits[0])
+		unlink(fits);
+	if (trunc_file[0])
+		unlink(trunc_file);
 	if (full_pool[0]) {
 		virConnectPtr c = virConnectOpen(uri1);
 		virStoragePoolPtr p = c ? virStoragePoolLookupByName(c, full_pool)
