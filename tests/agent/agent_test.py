@@ -13,7 +13,7 @@ A. Without systemd (VA_AGENT_INIT=none): the installer writes the agent,
    file; busy and metrics from the status file; only the valid part of a
    status file with bad metrics; liveness only (`{}`) for a status file that
    is not JSON; `{}` again right after the daemon answered 400 to a body; on
-   after the daemon was unreachable. The secret must not be in the agent's
+   after the daemon was unreachable; no retry for a minute after a 401. The secret must not be in the agent's
    command line or in any world-readable file; a second start (the
    per-boot script again) must exit because the first holds the lock.
 B. With systemd (a fake systemctl that records its calls): the unit written
@@ -248,13 +248,27 @@ def case_no_systemd(binary, work, srv, port):
         if pids != [pid]:
             raise Fail("after a second start, agents %s (want only %d)"
                        % (pids, pid))
+        # refused (401: unknown instance or wrong secret): the agent backs
+        # off for a minute and more, not 5 s (failed secrets are counted per
+        # client address, which guests behind NAT share)
+        with srv.lock:
+            srv.status = 401
+            n = len(srv.beats)
+        wait_body(srv, lambda b: True, "answered 401", since=n, timeout=5)
+        with srv.lock:
+            n = len(srv.beats)
+        time.sleep(6)
+        with srv.lock:
+            if len(srv.beats) != n:
+                raise Fail("after a 401 the agent tried again within 6 s")
+            srv.status = 200
         log = os.path.join(root, "var/log/virt-autoscaler-agent.log")
         with open(log) as f:
             text = f.read()
         if SECRET in text:
             raise Fail("the agent logged the secret")
         for want in ("another agent runs", "not valid JSON",
-                     "bad name", "503", "refused the status"):
+                     "bad name", "503", "refused the status", "401"):
             if want not in text:
                 raise Fail("the agent's log lacks %r:\n%s" % (want, text))
         print("A: %d heartbeats, log:\n%s" % (len(srv.beats), text))
