@@ -29,6 +29,7 @@ VA_TEST_CLOUD_INITRD (scripts/services/*.sh start); exits 77 without them.
 import base64
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -285,6 +286,10 @@ groups:
             virsh(uri, "destroy", name)
             virsh(uri, "undefine", name, "--nvram")
         drop_pool(uri, pool, pool_dir)
+        if rc == 0:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print("work dir kept: %s" % work)
     return rc
 
 
