@@ -14,6 +14,7 @@ BUILD_PKGS=(
 	libmariadb-dev libcurl4-gnutls-dev libisofs-dev libgnutls28-dev
 	libsystemd-dev libcmocka-dev zlib1g-dev libjson-c-dev wrk gnutls-bin
 	python3 ca-certificates
+	systemd   # systemd-analyze: the unit test of the generated unit (offline)
 )
 VIRT_PKGS=(
 	libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu
