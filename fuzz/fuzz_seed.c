@@ -4,7 +4,9 @@
  * bytes into instance id, hostname, public URL, secret, address, gateway
  * and a quoted value. Whatever seed.c accepts must parse back with libyaml
  * to exactly the values given (no YAML injection), and seed_yaml_quote()
- * must round-trip any valid UTF-8 string.
+ * must round-trip any valid UTF-8 string. The vendor-data is a MIME
+ * document: its parts and the here-documents of the agent's script must
+ * end exactly where seed.c ends them.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -67,6 +69,40 @@ expect(const char *text, const char *parent, const char *key, const char *want)
 	free(got);
 }
 
+static size_t
+count(const char *s, const char *what)
+{
+	size_t n = 0;
+
+	for (const char *p = strstr(s, what); p; p = strstr(p + 1, what))
+		n++;
+	return n;
+}
+
+/*
+ * The vendor-data is MIME: its cloud-config part must parse to the values
+ * given, and no value may end a part or a here-document of the agent's
+ * script early (each delimiter line exactly where seed.c puts it).
+ */
+static char *
+cloud_config_part(const char *doc)
+{
+	const char *delim = "\n--" SEED_MIME_BOUNDARY;
+	const char *body, *end;
+
+	if (count(doc, delim) != 3 ||
+	    count(doc, "\nVA_CONF_EOF\n") != 1 ||
+	    count(doc, "\nVA_AGENT_EOF\n") != 1)
+		abort();
+	body = strstr(doc, "\n\n#cloud-config\n");
+	if (!body)
+		abort();
+	end = strstr(body, delim);
+	if (!end)
+		abort();
+	return xstrndup(body + 2, (size_t)(end - body - 2));
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -98,11 +134,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	s = seed_vendor_data(&spec);
 	if (s) {
+		char *cc = cloud_config_part(s);
+
 		url = seed_checkin_url(f[2], f[0], f[3]);
 		if (!url)
 			abort();
-		expect(s, "phone_home", "url", url);
+		expect(cc, "phone_home", "url", url);
 		free(url);
+		free(cc);
 		free(s);
 	}
 	memset(&net, 0, sizeof(net));

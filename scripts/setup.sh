@@ -17,6 +17,7 @@ BUILD_PKGS=(
 	dpkg-dev bash-completion
 	# the status page's test and benchmark (tests/e2e/ui_test.py, bench/ui)
 	chromium
+	systemd   # systemd-analyze: the unit test of the generated unit (offline)
 )
 VIRT_PKGS=(
 	libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu

@@ -2816,6 +2816,11 @@ static const struct opt cloud_init_opts[] = {
 	 .def = "true",
 	 .doc = "add cloud-init phone_home to the daemon's public_url to the "
 		"vendor-data (the group's user-data is passed through untouched)"},
+	{.name = "agent", .type = T_BOOL,
+	 .off = offsetof(struct config_cloud_init, agent), .flags = R,
+	 .def = "true",
+	 .doc = "install virt-autoscaler-agent in the guest (vendor-data): "
+		"heartbeats with busy and metrics from a status file"},
 	{0},
 };
 static const struct section cloud_init_section = {

@@ -220,6 +220,7 @@ struct config_cloud_init {
 	char *network_config; /* path as written, or NULL */
 	struct config_static_addresses static_addresses;
 	bool phone_home;      /* add phone_home to user-data */
+	bool agent;           /* install virt-autoscaler-agent (vendor-data) */
 };
 
 struct config_health {

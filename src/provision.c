@@ -121,6 +121,7 @@ provision_spec_new(const struct config *cfg, const struct config_group *gc,
 
 	s->seed.instance_id = s->id;
 	s->seed.no_phone_home = !gc->cloud_init.phone_home;
+	s->seed.no_agent = !gc->cloud_init.agent;
 	s->seed.user_data = own(s, files->user_data, files->user_data_len);
 	s->seed.user_data_len = files->user_data_len;
 	s->seed.network_config = own(s, files->network_config,

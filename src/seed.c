@@ -15,6 +15,7 @@
 #define LIBISOFS_WITHOUT_LIBBURN 1
 #include <libisofs/libisofs.h>
 
+#include "agent_text.h"
 #include "log.h"
 #include "quote.h"
 #include "url.h"
@@ -231,11 +232,62 @@ seed_meta_data(const struct seed_spec *spec)
 	return strbuf_detach(&sb);
 }
 
+/* The #cloud-config part: #va: lines and phone_home. */
+static void
+vendor_cloud_config(struct strbuf *sb, const struct seed_spec *spec,
+		    const char *checkin, const char *hb, unsigned interval)
+{
+	strbuf_adds(sb, "#cloud-config\n"
+			"# Added by virt-autoscaler (the group's user-data is "
+			"passed through untouched).\n");
+	/* Comments for guests that send heartbeats; validated URLs only. */
+	strbuf_addf(sb, "#va: checkin_url=%s\n", checkin);
+	strbuf_addf(sb, "#va: heartbeat_url=%s\n", hb);
+	strbuf_addf(sb, "#va: heartbeat_interval=%u\n", interval);
+	if (!spec->no_phone_home) {
+		strbuf_adds(sb, "phone_home:\n");
+		add_kv(sb, 2, "url", checkin);
+		strbuf_adds(sb, "  post: [instance_id, hostname]\n"
+				"  tries: 10\n");
+	}
+}
+
+/*
+ * The shell script part that installs the agent (agent/install.sh). The
+ * heartbeat URL (with the secret) is only in a quoted here-document, so it
+ * reaches the 0600 file through a pipe: never a command line, never a
+ * world-readable file. hb is url_valid() + path segments: no '"' or '\'
+ * to escape in JSON, no control characters.
+ */
+static void
+vendor_agent_script(struct strbuf *sb, const char *hb, unsigned interval)
+{
+	strbuf_adds(sb, "#!/bin/sh\n"
+			"# virt-autoscaler: installs virt-autoscaler-agent, "
+			"which sends this\n"
+			"# instance's heartbeats (docs/provisioning.md).\n"
+			"va_conf() {\n"
+			"\tcat <<'VA_CONF_EOF'\n");
+	strbuf_addf(sb, "{\"heartbeat_url\": \"%s\", \"interval\": %u,\n", hb,
+		    interval);
+	strbuf_adds(sb, "VA_CONF_EOF\n"
+			"\tprintf ' \"status_file\": "
+			"\"%s/run/virt-autoscaler/status.json\"}\\n' \"$1\"\n"
+			"}\n"
+			"va_agent() {\n"
+			"\tcat <<'VA_AGENT_EOF'\n");
+	strbuf_adds(sb, AGENT_PROGRAM);
+	strbuf_adds(sb, "VA_AGENT_EOF\n}\n");
+	strbuf_adds(sb, AGENT_INSTALL);
+}
+
 char *
 seed_vendor_data(const struct seed_spec *spec)
 {
 	struct strbuf sb = STRBUF_INIT;
 	char *checkin = NULL, *hb = NULL, *ret = NULL;
+	unsigned interval = spec->heartbeat_interval ? spec->heartbeat_interval
+						     : 30;
 
 	checkin = seed_checkin_url(spec->public_url, spec->instance_id,
 				   spec->secret);
@@ -245,20 +297,40 @@ seed_vendor_data(const struct seed_spec *spec)
 				spec->secret);
 	if (!hb)
 		goto cleanup;
-	strbuf_adds(&sb, "#cloud-config\n"
-			 "# Added by virt-autoscaler (the group's user-data is "
-			 "passed through untouched).\n");
-	/* Comments for guests that send heartbeats; validated URLs only. */
-	strbuf_addf(&sb, "#va: checkin_url=%s\n", checkin);
-	strbuf_addf(&sb, "#va: heartbeat_url=%s\n", hb);
-	strbuf_addf(&sb, "#va: heartbeat_interval=%u\n",
-		    spec->heartbeat_interval ? spec->heartbeat_interval : 30);
-	if (!spec->no_phone_home) {
-		strbuf_adds(&sb, "phone_home:\n");
-		add_kv(&sb, 2, "url", checkin);
-		strbuf_adds(&sb, "  post: [instance_id, hostname]\n"
-				 "  tries: 10\n");
+	if (spec->no_agent) {
+		vendor_cloud_config(&sb, spec, checkin, hb, interval);
+		ret = strbuf_detach(&sb);
+		goto cleanup;
 	}
+	/*
+	 * A MIME multipart document, as cloud-init's make-mime writes it. The
+	 * agent is a script part, not write_files/runcmd in the cloud-config:
+	 * cloud-init merges user-data over vendor-data key by key, so a
+	 * user-data with its own write_files or runcmd would silently drop
+	 * ours; vendor scripts run regardless (scripts-vendor).
+	 */
+	strbuf_adds(&sb, "Content-Type: multipart/mixed; boundary=\""
+			 SEED_MIME_BOUNDARY "\"\n"
+			 "MIME-Version: 1.0\n"
+			 "\n"
+			 "--" SEED_MIME_BOUNDARY "\n"
+			 "Content-Type: text/cloud-config; charset=\"us-ascii\"\n"
+			 "MIME-Version: 1.0\n"
+			 "Content-Transfer-Encoding: 7bit\n"
+			 "Content-Disposition: attachment; "
+			 "filename=\"virt-autoscaler.cfg\"\n"
+			 "\n");
+	vendor_cloud_config(&sb, spec, checkin, hb, interval);
+	strbuf_adds(&sb, "\n"
+			 "--" SEED_MIME_BOUNDARY "\n"
+			 "Content-Type: text/x-shellscript; charset=\"us-ascii\"\n"
+			 "MIME-Version: 1.0\n"
+			 "Content-Transfer-Encoding: 7bit\n"
+			 "Content-Disposition: attachment; "
+			 "filename=\"virt-autoscaler-agent.sh\"\n"
+			 "\n");
+	vendor_agent_script(&sb, hb, interval);
+	strbuf_adds(&sb, "\n--" SEED_MIME_BOUNDARY "--\n");
 	ret = strbuf_detach(&sb);
 cleanup:
 	strbuf_release(&sb);

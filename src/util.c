@@ -132,6 +132,7 @@ strbuf_detach(struct strbuf *sb)
 	char *s;
 
 	strbuf_grow(sb, 0);
+	sb->buf[sb->len] = '\0'; /* a buffer never written to, too */
 	s = sb->buf;
 	strbuf_init(sb);
 	return s;

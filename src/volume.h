@@ -12,13 +12,29 @@
  *   <instance id>.qcow2         a VM's overlay (volume_overlay_name)
  *   <instance id>-seed.iso      a VM's cloud-init seed (volume_seed_name)
  *
+ *   <image basename>.va-sha256  the SHA-256 and size of the base image,
+ *                               written once its upload was verified
+ *
  * Half-uploaded base images: libvirt cannot rename a volume, so the upload
  * is bracketed by a marker volume: the marker is created first, then the
  * base volume, then the upload, and the marker is deleted last. A base
  * volume found next to a marker is an interrupted upload (the daemon died
  * or the host dropped the stream): both are deleted and the upload starts
- * again. A base volume without a marker is complete — including one the
- * administrator put into the pool by other means. Within one process,
+ * again.
+ *
+ * Verified uploads: libvirt (9.0) reports success for an upload whose last
+ * writes failed on the host (a pool that is full by less than ~450 KiB:
+ * "No space left on device" only in libvirtd's log), so an upload is read
+ * back through a stream and compared (SHA-256) before the checksum volume
+ * is written and the marker deleted; a pool that reports less room than
+ * the image needs is refused before uploading. A failed upload deletes
+ * what it made. A base volume without a marker is the image when its
+ * checksum volume says so; without one (an older version's upload, or a
+ * volume the administrator put there) it is read back once and compared.
+ * A base volume that is not the image (truncated, or another image of the
+ * same name) is deleted and uploaded again — unless volumes in the pool
+ * are backed by it (VMs' overlays): then it is left alone and the call
+ * fails, naming one of them. Within one process,
  * concurrent calls for the same host, pool and image wait for each other
  * (the first uploads, the others reuse); two daemons uploading the same
  * image to the same pool at the same moment are not supported.
@@ -43,7 +59,8 @@ char *volume_seed_name(const char *instance_id);
 /*
  * Make sure the pool holds the base image local_path (a file on the
  * daemon's machine) under the name of its basename, uploading it through a
- * libvirt stream when it is missing or an upload was interrupted.
+ * libvirt stream when it is missing, an upload was interrupted, or the
+ * volume is not the image (see "Verified uploads").
  * On success: *path_out (caller frees) is the volume's path on the host
  * (for an overlay's backing store), *format_out (caller frees, may be
  * NULL to skip) its format ("qcow2", "raw") as libvirt probed it, and
@@ -79,7 +96,8 @@ int volume_upload_bytes(virConnectPtr conn, const char *pool, const char *name,
 int volume_find(virConnectPtr conn, const char *pool, const char *name,
 		char **path_out, char **format_out);
 
-/* Delete volume `name`. Returns 0 when deleted or already absent. */
+/* Delete volume `name` (and, for a base image, its checksum and marker
+ * volumes). Returns 0 when deleted or already absent. */
 int volume_delete(virConnectPtr conn, const char *pool, const char *name);
 
 /* 1 if the volume exists, 0 if not, -1 on error. */

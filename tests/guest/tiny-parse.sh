@@ -62,6 +62,36 @@ phone_home:
   url: http://10.0.2.2:1/a,b
   post: all
 EOF
+# src/seed.c with the agent: a MIME document, cloud-config then a script
+cat >"$work/mime" <<'EOF'
+Content-Type: multipart/mixed; boundary="==b=="
+MIME-Version: 1.0
+
+--==b==
+Content-Type: text/cloud-config; charset="us-ascii"
+
+#cloud-config
+#va: heartbeat_url=http://10.0.2.2:8470/v1/heartbeat/i-2/sec
+#va: heartbeat_interval=20
+phone_home:
+  url: "http://10.0.2.2:8470/v1/checkin/i-2/sec"
+  post: [instance_id, hostname]
+  tries: 10
+
+--==b==
+Content-Type: text/x-shellscript; charset="us-ascii"
+
+#!/bin/sh
+va_conf() {
+	cat <<'VA_CONF_EOF'
+{"heartbeat_url": "http://10.0.2.2:8470/v1/heartbeat/i-2/sec", "interval": 20,
+VA_CONF_EOF
+}
+  url: "http://not-this-one"
+  post: [not, this]
+
+--==b==--
+EOF
 printf '#cloud-config\nruncmd: [ls]\n' >"$work/none"
 printf 'instance-id: "i-abc"\nlocal-hostname: web-1\n' >"$work/meta"
 printf '#cloud-config\n#tiny: heartbeat=2\n#tiny: load_url=http://10.0.2.2:9/load\n' >"$work/user"
@@ -71,6 +101,11 @@ check "flow style" "http://10.0.2.2:8470/v1/checkin/\$INSTANCE_ID/s3cr3t${tab}in
 	'phone_home_conf flow'
 check "block style (src/seed.c)" "http://10.0.2.2:8470/v1/checkin/i-1/sec${tab}instance_id  hostname" \
 	'phone_home_conf block'
+check "MIME with the agent script (src/seed.c)" \
+	"http://10.0.2.2:8470/v1/checkin/i-2/sec${tab}instance_id  hostname" \
+	'phone_home_conf mime'
+check "MIME: #va: lines" "http://10.0.2.2:8470/v1/heartbeat/i-2/sec 20" \
+	'echo $(tag_get va heartbeat_url mime) $(tag_get va heartbeat_interval mime)'
 check "block list, single quotes" "http://10.0.2.2:1/x/\${INSTANCE_ID}/t${tab} instance_id hostname" \
 	'phone_home_conf blocklist'
 check "post: all" "http://10.0.2.2:1/a,b${tab}all" 'phone_home_conf all'

@@ -8,9 +8,16 @@
  *     virStorageVolGetXMLDesc;
  *   - a seed ISO is uploaded and downloaded back byte for byte;
  *   - everything is deleted (twice: deleting is idempotent) and nothing of
- *     ours is left in the pool.
+ *     ours is left in the pool;
+ *   - a full pool (a dir pool on a tmpfs of 8 MiB this test mounts; root
+ *     only): an image a little larger than the room fails with a clear
+ *     error and leaves no volume (libvirt 9.0 reported such an upload as a
+ *     success, truncated); one that fits is uploaded and verified; a
+ *     truncated base volume left by an older version is replaced, one that
+ *     backs an overlay is refused, a changed image is uploaded again.
  * Exits 77 (skip) without VA_TEST_LIBVIRT_URI / _URI2 / VA_TEST_POOL.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +27,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -299,6 +309,252 @@ test_host1_and_errors(void **state)
 	virConnectClose(c);
 }
 
+/* --- a full pool ------------------------------------------------------ */
+
+static char full_dir[512], full_pool[96];
+static char big[300], fits[300], trunc_file[300];
+
+static void
+write_random(const char *path, size_t len, unsigned seed)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	srand(seed);
+	for (size_t i = 0; i < len; i++)
+		fputc(rand() & 0xff, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+static char *
+read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "r");
+	struct strbuf sb = STRBUF_INIT;
+	char buf[65536];
+	size_t n;
+
+	assert_non_null(f);
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		strbuf_add(&sb, buf, n);
+	fclose(f);
+	*len = sb.len;
+	return strbuf_detach(&sb);
+}
+
+/* Names of the volumes in the full pool, space-separated ("" if none). */
+static char *
+full_pool_volumes(virConnectPtr c)
+{
+	virStoragePoolPtr p = virStoragePoolLookupByName(c, full_pool);
+	virStorageVolPtr *vols = NULL;
+	struct strbuf sb = STRBUF_INIT;
+	int n;
+
+	assert_non_null(p);
+	assert_int_equal(virStoragePoolRefresh(p, 0), 0);
+	n = virStoragePoolListAllVolumes(p, &vols, 0);
+	assert_true(n >= 0);
+	for (int i = 0; i < n; i++) {
+		strbuf_addf(&sb, "%s%s", sb.len ? " " : "",
+			    virStorageVolGetName(vols[i]));
+		virStorageVolFree(vols[i]);
+	}
+	free(vols);
+	virStoragePoolFree(p);
+	return strbuf_detach(&sb);
+}
+
+/* Upload only the first `part` bytes of a file into a new raw volume of
+ * its full size: what an upload that ran out of room left behind. */
+static void
+make_truncated(virConnectPtr c, const char *name, const char *file, size_t part)
+{
+	virStoragePoolPtr p = virStoragePoolLookupByName(c, full_pool);
+	size_t len;
+	char *data = read_file(file, &len);
+	char *xml = xasprintf("<volume><name>%s</name><capacity unit='bytes'>%zu"
+			      "</capacity><allocation>0</allocation><target>"
+			      "<format type='raw'/></target></volume>", name, len);
+	virStorageVolPtr v = virStorageVolCreateXML(p, xml, 0);
+	virStreamPtr st = virStreamNew(c, 0);
+
+	assert_non_null(v);
+	assert_int_equal(virStorageVolUpload(v, st, 0, part, 0), 0);
+	assert_int_equal(virStreamSend(st, data, part), (int)part);
+	assert_int_equal(virStreamFinish(st), 0);
+	virStreamFree(st);
+	virStorageVolFree(v);
+	virStoragePoolFree(p);
+	free(xml);
+	free(data);
+}
+
+static void
+expect_volume_is(virConnectPtr c, const char *name, const char *file)
+{
+	virStoragePoolPtr p = virStoragePoolLookupByName(c, full_pool);
+	virStorageVolPtr v = virStorageVolLookupByName(p, name);
+	virStreamPtr st = virStreamNew(c, 0);
+	struct sink k = {STRBUF_INIT};
+	size_t len;
+	char *want = read_file(file, &len);
+
+	assert_non_null(v);
+	assert_int_equal(virStorageVolDownload(v, st, 0, 0, 0), 0);
+	assert_int_equal(virStreamRecvAll(st, sink_write, &k), 0);
+	assert_int_equal(virStreamFinish(st), 0);
+	assert_int_equal(k.sb.len, len);
+	assert_memory_equal(k.sb.buf, want, len);
+	strbuf_release(&k.sb);
+	virStreamFree(st);
+	virStorageVolFree(v);
+	virStoragePoolFree(p);
+	free(want);
+}
+
+static void
+test_full_pool(void **state)
+{
+	virConnectPtr c;
+	virStoragePoolPtr p;
+	struct statvfs vfs;
+	char *path = NULL, *fmt = NULL;
+	char *vols, *ov = NULL;
+	const char *state_dir = getenv("VA_TEST_STATE_DIR");
+	bool uploaded = false;
+	size_t avail;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip(); /* mounts a tmpfs */
+	snprintf(full_dir, sizeof(full_dir), "%s/%s-full",
+		 state_dir ? state_dir : "/var/tmp", prefix);
+	snprintf(full_pool, sizeof(full_pool), "%s-full", prefix);
+	assert_int_equal(mkdir(full_dir, 0755), 0);
+	if (mount("tmpfs", full_dir, "tmpfs", 0, "size=8m,mode=0755") < 0) {
+		print_message("cannot mount a tmpfs on %s: %s\n", full_dir,
+			      strerror(errno));
+		rmdir(full_dir);
+		full_dir[0] = '\0';
+		skip();
+	}
+	c = open_conn(uri1);
+	{
+		char *xml = xasprintf("<pool type='dir'><name>%s</name><target>"
+				      "<path>%s</path></target></pool>",
+				      full_pool, full_dir);
+
+		p = virStoragePoolCreateXML(c, xml, 0);
+		free(xml);
+		if (!p)
+			fail_msg("pool: %s", virGetLastErrorMessage());
+		virStoragePoolFree(p);
+	}
+	assert_int_equal(statvfs(full_dir, &vfs), 0);
+	avail = (size_t)vfs.f_bavail * vfs.f_frsize;
+
+	/* a little more than the room: libvirt 9.0 said "uploaded" for this */
+	snprintf(big, sizeof(big), "/tmp/%s-big.raw", prefix);
+	write_random(big, avail + 100000, 1);
+	assert_int_equal(volume_ensure_base(c, full_pool, big, &path, &fmt,
+					    &uploaded), -1);
+	print_message("full pool: %s\n", err_msg());
+	assert_non_null(strstr(err_msg(), full_pool));
+	assert_non_null(strstr(err_msg(), "available"));
+	assert_false(uploaded);
+	vols = full_pool_volumes(c);
+	assert_string_equal(vols, "");
+	free(vols);
+
+	/* with room: uploaded, verified, its checksum volume written */
+	snprintf(fits, sizeof(fits), "/tmp/%s-fits.raw", prefix);
+	write_random(fits, 3000000, 2);
+	if (volume_ensure_base(c, full_pool, fits, &path, &fmt, &uploaded) < 0)
+		fail_msg("%s", err_msg());
+	assert_true(uploaded);
+	expect_volume_is(c, strrchr(fits, '/') + 1, fits);
+	free(path);
+	free(fmt);
+	path = fmt = NULL;
+	if (volume_ensure_base(c, full_pool, fits, &path, &fmt, &uploaded) < 0)
+		fail_msg("%s", err_msg());
+	assert_false(uploaded);
+	free(path);
+	free(fmt);
+	path = fmt = NULL;
+
+	/* a truncated base volume from before verified uploads: replaced */
+	snprintf(trunc_file, sizeof(trunc_file), "/tmp/%s-trunc_file.raw", prefix);
+	write_random(trunc_file, 2000000, 3);
+	make_truncated(c, strrchr(trunc_file, '/') + 1, trunc_file, 500000);
+	if (volume_ensure_base(c, full_pool, trunc_file, &path, &fmt, &uploaded) < 0)
+		fail_msg("%s", err_msg());
+	assert_true(uploaded);
+	expect_volume_is(c, strrchr(trunc_file, '/') + 1, trunc_file);
+
+	/* the image changed (same name): the volume no longer is it; with an
+	 * overlay on it, it is left alone ... */
+	ov = xasprintf("%s-ov.qcow2", prefix);
+	assert_int_equal(volume_create_overlay(c, full_pool, ov, path, fmt,
+					       4 * MiB, NULL), 0);
+	free(path);
+	free(fmt);
+	path = fmt = NULL;
+	write_random(trunc_file, 2000000, 4);
+	assert_int_equal(volume_ensure_base(c, full_pool, trunc_file, &path, &fmt,
+					    &uploaded), -1);
+	print_message("in use: %s\n", err_msg());
+	assert_non_null(strstr(err_msg(), "is not the image"));
+	assert_non_null(strstr(err_msg(), ov));
+	/* ... and replaced once nothing is backed by it */
+	assert_int_equal(volume_delete(c, full_pool, ov), 0);
+	if (volume_ensure_base(c, full_pool, trunc_file, &path, &fmt, &uploaded) < 0)
+		fail_msg("%s", err_msg());
+	assert_true(uploaded);
+	expect_volume_is(c, strrchr(trunc_file, '/') + 1, trunc_file);
+
+	assert_int_equal(volume_delete(c, full_pool, strrchr(trunc_file, '/') + 1), 0);
+	assert_int_equal(volume_delete(c, full_pool, strrchr(fits, '/') + 1), 0);
+	vols = full_pool_volumes(c);
+	assert_string_equal(vols, "");
+	free(vols);
+	free(path);
+	free(fmt);
+	free(ov);
+	virConnectClose(c);
+}
+
+/* The full pool and the images go, pass or fail. */
+static int
+full_pool_teardown(void **state)
+{
+	(void)state;
+	if (big[0])
+		unlink(big);
+	if (fits[0])
+		unlink(fits);
+	if (trunc_file[0])
+		unlink(trunc_file);
+	if (full_pool[0]) {
+		virConnectPtr c = virConnectOpen(uri1);
+		virStoragePoolPtr p = c ? virStoragePoolLookupByName(c, full_pool)
+					: NULL;
+
+		if (p) {
+			virStoragePoolDestroy(p);
+			virStoragePoolFree(p);
+		}
+		if (c)
+			virConnectClose(c);
+	}
+	if (full_dir[0]) {
+		umount2(full_dir, MNT_DETACH);
+		rmdir(full_dir);
+	}
+	return 0;
+}
+
 /* After the tests, pass or fail: no volume of ours stays on either host. */
 static int
 group_teardown(void **state)
@@ -337,6 +593,7 @@ main(void)
 		cmocka_unit_test(test_upload_overlay_seed),
 		cmocka_unit_test(test_host1_and_errors),
 		cmocka_unit_test(test_concurrent_ensure),
+		cmocka_unit_test_teardown(test_full_pool, full_pool_teardown),
 	};
 	char *cmd;
 	int rc;

@@ -18,6 +18,7 @@
 #include <libisofs/libisofs.h>
 #include <yaml.h>
 
+#include "agent_text.h"
 #include "log.h"
 #include "seed.h"
 #include "util.h"
@@ -143,6 +144,48 @@ expect_at(const char *text, const char *want, char *got)
 	free(got);
 }
 
+/* --- MIME --------------------------------------------------------------- */
+
+/*
+ * The body of the part of a MIME multipart vendor-data with this
+ * Content-Type (caller frees), NULL if there is none. Parts are split at
+ * "\n--BOUNDARY" lines as RFC 2046 says; the line break before a boundary
+ * belongs to the boundary.
+ */
+static char *
+mime_part(const char *doc, const char *ctype)
+{
+	const char *delim = "\n--" SEED_MIME_BOUNDARY;
+	const char *p = strstr(doc, delim);
+
+	while (p) {
+		const char *hdr = p + strlen(delim), *body, *end;
+
+		if (strncmp(hdr, "--", 2) == 0)
+			return NULL; /* the closing boundary */
+		hdr = strchr(hdr, '\n');
+		assert_non_null(hdr);
+		body = strstr(hdr, "\n\n");
+		assert_non_null(body);
+		end = strstr(body + 2, delim);
+		assert_non_null(end);
+		if (memmem(hdr, (size_t)(body - hdr), ctype, strlen(ctype)))
+			return xstrndup(body + 2, (size_t)(end - body - 2));
+		p = end;
+	}
+	return NULL;
+}
+
+static size_t
+count(const char *s, const char *what)
+{
+	size_t n = 0;
+
+	for (const char *p = strstr(s, what); p; p = strstr(p + 1, what))
+		n++;
+	return n;
+}
+
 /* --- tests --------------------------------------------------------------- */
 
 static const char user_data[] =
@@ -189,6 +232,13 @@ test_iso_roundtrip(void **state)
 
 	s = iso_cat(&r, "vendor-data", &n);
 	assert_non_null(s);
+	{
+		char *doc = s;
+
+		s = mime_part(doc, "text/cloud-config");
+		assert_non_null(s);
+		free(doc);
+	}
 	assert_memory_equal(s, "#cloud-config\n", 14);
 	expect_at(s, "http://10.0.2.2:8470/v1/checkin/web-0001/s3cr3t_-.X",
 		  AT(s, "phone_home", "url"));
@@ -244,8 +294,13 @@ test_iso_minimal(void **state)
 	assert_memory_equal(s, netcfg, n);
 	free(s);
 	s = iso_cat(&r, "vendor-data", &n);
-	expect_at(s, "https://autoscaler.example:8470/prefix/v1/checkin/i/x",
-		  AT(s, "phone_home", "url"));
+	{
+		char *cc = mime_part(s, "text/cloud-config");
+
+		expect_at(cc, "https://autoscaler.example:8470/prefix/v1/checkin/i/x",
+			  AT(cc, "phone_home", "url"));
+		free(cc);
+	}
 	free(s);
 	iso_close(&r);
 	free(iso);
@@ -254,7 +309,7 @@ test_iso_minimal(void **state)
 	spec.no_phone_home = true;
 	s = seed_vendor_data(&spec);
 	assert_non_null(s);
-	assert_null(strstr(s, "phone_home"));
+	assert_null(strstr(s, "\nphone_home:"));
 	assert_non_null(strstr(s, "\n#va: heartbeat_url=https://"));
 	free(s);
 	spec.no_phone_home = false;
@@ -410,6 +465,73 @@ test_urls(void **state)
 	assert_non_null(strstr(err_msg(), "must start with http"));
 }
 
+/*
+ * The agent's vendor-data (docs/provisioning.md, "The guest agent"): a MIME
+ * document cloud-init recognises, the cloud-config part as before, and a
+ * script part holding the agent and its configuration, with the secret
+ * only in a quoted here-document (a pipe into a file created 0600), never
+ * in a command's arguments; a user-data key cannot override it (it is not
+ * a cloud-config key). With cloud_init.agent: false, the cloud-config
+ * alone.
+ */
+static void
+test_vendor_agent(void **state)
+{
+	struct seed_spec spec = {
+		.instance_id = "web-0001", .hostname = "web-0001",
+		.public_url = "http://10.0.2.2:8470", .secret = "S3CR3Tx",
+		.heartbeat_interval = 20};
+	char *doc, *cc, *sh, *line;
+	const char *conf = "\tcat <<'VA_CONF_EOF'\n{\"heartbeat_url\": "
+			   "\"http://10.0.2.2:8470/v1/heartbeat/web-0001/"
+			   "S3CR3Tx\", \"interval\": 20,\nVA_CONF_EOF\n";
+
+	(void)state;
+	doc = seed_vendor_data(&spec);
+	assert_non_null(doc);
+	/* cloud-init takes it for MIME when this is in its first 4 KiB */
+	assert_memory_equal(doc, "Content-Type: multipart/mixed; boundary=", 40);
+	line = strstr(doc, "\nMIME-Version: 1.0\n");
+	assert_true(line && line - doc < 4096);
+	cc = mime_part(doc, "Content-Type: text/cloud-config;");
+	sh = mime_part(doc, "Content-Type: text/x-shellscript;");
+	assert_non_null(cc);
+	assert_non_null(sh);
+	assert_memory_equal(cc, "#cloud-config\n", 14);
+	expect_at(cc, "http://10.0.2.2:8470/v1/checkin/web-0001/S3CR3Tx",
+		  AT(cc, "phone_home", "url"));
+	assert_memory_equal(sh, "#!/bin/sh\n", 10);
+	/* the secret: 2 #va: lines and phone_home, then the here-document */
+	assert_int_equal(count(cc, "S3CR3Tx"), 3);
+	assert_int_equal(count(sh, "S3CR3Tx"), 1);
+	assert_int_equal(count(doc, "S3CR3Tx"), 4);
+	assert_non_null(strstr(sh, conf));
+	assert_non_null(strstr(sh, "(umask 077 && va_conf \"$root\" >\"$conf.new\")\n"
+				   "chmod 0600 \"$conf.new\"\n"));
+	/* the agent whole, in its own quoted here-document */
+	line = xasprintf("\tcat <<'VA_AGENT_EOF'\n%sVA_AGENT_EOF\n}\n",
+			 AGENT_PROGRAM);
+	assert_non_null(strstr(sh, line));
+	free(line);
+	assert_non_null(strstr(sh, AGENT_INSTALL));
+	/* the tiny test guest reads these lines from the whole file */
+	assert_int_equal(count(doc, "\nphone_home:"), 1);
+	assert_int_equal(count(doc, "\n#va: heartbeat_url="), 1);
+	assert_int_equal(count(doc, "\n--" SEED_MIME_BOUNDARY), 3);
+	assert_non_null(strstr(doc, "\n--" SEED_MIME_BOUNDARY "--\n"));
+	free(cc);
+	free(sh);
+	free(doc);
+
+	spec.no_agent = true;
+	doc = seed_vendor_data(&spec);
+	assert_memory_equal(doc, "#cloud-config\n", 14);
+	assert_null(strstr(doc, "#!/bin/sh"));
+	assert_null(strstr(doc, "MIME"));
+	assert_non_null(strstr(doc, "\n#va: heartbeat_interval=20\n"));
+	free(doc);
+}
+
 int
 main(void)
 {
@@ -420,6 +542,7 @@ main(void)
 		cmocka_unit_test(test_network_bad),
 		cmocka_unit_test(test_yaml_quote),
 		cmocka_unit_test(test_urls),
+		cmocka_unit_test(test_vendor_agent),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

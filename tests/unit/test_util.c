@@ -172,6 +172,10 @@ test_strbuf(void **state)
 	assert_string_equal(s, "abc");
 	assert_null(sb.buf);
 	free(s);
+	/* never written to: still an empty string, not uninitialised bytes */
+	s = strbuf_detach(&sb);
+	assert_string_equal(s, "");
+	free(s);
 	strbuf_release(&sb);
 }
 
