@@ -750,6 +750,34 @@ cleanup:
 	return rc;
 }
 
+/*
+ * explain: the hosts that are down, which a decision cannot use (no new
+ * instance is placed there; their instances are not measured). When the
+ * daemon cannot say, client_call() said why on stderr.
+ */
+static void
+print_hosts_down(struct client *c)
+{
+	struct json_object *reply = client_call(c, "GET", "/v1/hosts", NULL);
+	struct json_object *hosts;
+
+	if (!reply)
+		return;
+	if (json_object_object_get_ex(reply, "hosts", &hosts) &&
+	    json_object_is_type(hosts, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(hosts); i++) {
+			struct json_object *h = json_object_array_get_idx(hosts, i);
+
+			if (strcmp(jstr(h, "state"), "down") != 0)
+				continue;
+			printf("host %s is down (%s): nothing is placed there and "
+			       "its instances are not measured\n",
+			       jstr(h, "name"), jstr(h, "reason"));
+		}
+	}
+	json_object_put(reply);
+}
+
 static int
 events_common(int argc, char **argv, bool explain)
 {
@@ -861,6 +889,8 @@ events_common(int argc, char **argv, bool explain)
 	if (explain && json_object_array_length(arr) == 0)
 		printf("no decisions recorded for group %s yet\n", group);
 	print_events(arr, explain);
+	if (explain)
+		print_hosts_down(&c);
 	rc = 0;
 cleanup:
 	strbuf_release(&path);

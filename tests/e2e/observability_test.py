@@ -203,6 +203,11 @@ def main():
         out = status(binary, cfg)
         if not re.search(r"^dead +down ", out, re.M) or not re.search(r"^test +up ", out, re.M):
             raise Fail("status shows no hosts section:\n%s" % out)
+        p = subprocess.run([binary, "-c", cfg, "explain", "more"], capture_output=True,
+                           text=True, timeout=20)
+        if p.returncode != 0 or "host dead is down" not in p.stdout:
+            raise Fail("explain does not say the host is down: exit %d\n%s%s"
+                       % (p.returncode, p.stdout, p.stderr))
         log("A: one host_down event, hosts_full says '%s', status:\n%s"
             % (full[0]["message"], out))
         api.call("POST", "/v1/groups/more/pause")
