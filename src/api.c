@@ -21,6 +21,7 @@
 #include "authlimit.h"
 #include "daemon_int.h"
 #include "log.h"
+#include "members.h"
 #include "metrics.h"
 #include "rates.h"
 #include "secret.h"
@@ -813,5 +814,6 @@ daemon_publish(struct daemon *d)
 		memcpy(s->ready, d->ready, d->n_ready * sizeof(*s->ready));
 		s->n_ready = d->n_ready;
 	}
+	members_publish(d, s);
 	control_publish(d->ctl, s);
 }

@@ -64,6 +64,7 @@
 #include "domxml.h"
 #include "inventory.h"
 #include "log.h"
+#include "members.h"
 #include "reconcile_plan.h"
 #include "recover.h"
 #include "util.h"
@@ -514,6 +515,7 @@ take_finished(struct reconciler *r, int64_t now_ms)
 				     "%s", res->error);
 		} else {
 			reconcile_host(d, rh, res);
+			members_host_addresses(d, rh->dh->cfg->name, res);
 			log_complain_clear(&rh->pass_complaint, log_tag,
 					   "host %s: reconciling again",
 					   rh->dh->cfg->name);
