@@ -83,7 +83,7 @@ targets_render(enum config_targets_format f, const char *group, int port,
 	size_t left_out = 0;
 
 	/* group names are configuration names ([A-Za-z0-9._-]) */
-	strbuf_addf(out, "# virt-autoscaler: the ready instances of group %s (%s); "
+	strbuf_addf(out, "# virt-autoscaler: the ready instances of group %s (%s), "
 		    "rewritten on every change\n",
 		    group, targets_format_name(f));
 	for (size_t i = 0; i < n; i++) {
