@@ -86,6 +86,10 @@ targets_render(enum config_targets_format f, const char *group, int port,
 	strbuf_addf(out, "# virt-autoscaler: the ready instances of group %s (%s), "
 		    "rewritten on every change\n",
 		    group, targets_format_name(f));
+	/* HAProxy has no include: the file is a section of its own, loaded
+	 * with a second -f (a section does not continue across files) */
+	if (f == CONFIG_TARGETS_HAPROXY)
+		strbuf_addf(out, "backend %s\n", group);
 	for (size_t i = 0; i < n; i++) {
 		if (!targets_id_valid(v[i].id) || !targets_addr_valid(v[i].addr)) {
 			left_out++;
@@ -93,7 +97,7 @@ targets_render(enum config_targets_format f, const char *group, int port,
 		}
 		switch (f) {
 		case CONFIG_TARGETS_HAPROXY:
-			strbuf_addf(out, "server %s ", v[i].id);
+			strbuf_addf(out, "    server %s ", v[i].id);
 			add_hostport(out, v[i].addr, port);
 			strbuf_adds(out, " check\n");
 			break;

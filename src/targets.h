@@ -52,7 +52,11 @@ const char *targets_format_name(enum config_targets_format f);
 /*
  * Render v (n entries, in the order given) in format f with port (0:
  * none; haproxy and nginx need one) into out, after a comment line
- * naming the group. Invalid entries are left out; returns how many.
+ * naming the group. haproxy: a whole "backend GROUP" section (HAProxy
+ * has no include; the file is loaded with a second -f); nginx: server
+ * lines for an upstream block's include; plain: ADDR or ADDR:PORT lines
+ * ([ADDR] for IPv6 with a port). Invalid entries are left out; returns
+ * how many.
  */
 size_t targets_render(enum config_targets_format f, const char *group,
 		      int port, const struct targets_entry *v, size_t n,

@@ -84,8 +84,9 @@ test_formats(void **state)
 	assert_int_equal(bad, 3);
 	assert_string_equal(s,
 		"# virt-autoscaler: the ready instances of group web (haproxy), rewritten on every change\n"
-		"server " ID1 " 10.0.0.5:8080 check\n"
-		"server " ID2 " [2001:db8::7]:8080 check\n");
+		"backend web\n"
+		"    server " ID1 " 10.0.0.5:8080 check\n"
+		"    server " ID2 " [2001:db8::7]:8080 check\n");
 	free(s);
 	s = render(CONFIG_TARGETS_NGINX, 80, &bad);
 	assert_int_equal(bad, 3);
