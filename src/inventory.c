@@ -54,6 +54,7 @@ struct pass {
 	int64_t started_ms;
 	/* inputs, the thread's until done */
 	char *host, *uri, *pool;
+	bool addresses;           /* read the addresses */
 	struct cache old;
 	/* in and out: the thread's until done, then the inventory's */
 	virConnectPtr conn;       /* NULL: the pass opens one */
@@ -67,6 +68,7 @@ struct inventory {
 	virConnectPtr conn;       /* ours, home while no pass holds it */
 	struct cache cache;       /* home while no pass holds it */
 	struct pass *pass;        /* started, not taken yet */
+	bool no_addresses;        /* inventory_set_addresses(false) */
 	char **forget;            /* inventory_forget() while a pass ran */
 	size_t n_forget;
 };
@@ -331,9 +333,11 @@ list_domains(struct pass *p)
 		if (!d->active) {
 			addr[0] = '\0'; /* a new boot may get another lease */
 			addr_ms = 0;
-		} else if (meta && addr_domains < INVENTORY_ADDR_DOMAINS_MAX &&
-			   (!addr[0] || !addr_ms ||
-			    now - addr_ms >= INVENTORY_ADDR_REFRESH_MS)) {
+		} else if (p->addresses && meta &&
+			   addr_domains < INVENTORY_ADDR_DOMAINS_MAX &&
+			   (!addr_ms ||
+			    now - addr_ms >= (addr[0] ? INVENTORY_ADDR_REFRESH_MS
+						      : INVENTORY_ADDR_RETRY_MS))) {
 			addr_domains++;
 			read_address(p, doms[i], addr);
 			addr_ms = now;
@@ -575,6 +579,7 @@ inventory_start(struct inventory *inv, const char *pool)
 	p->host = xstrdup(inv->host);
 	p->uri = xstrdup(inv->uri);
 	p->pool = xstrdup(pool);
+	p->addresses = !inv->no_addresses;
 	p->res = xcalloc(1, sizeof(*p->res));
 	/* the pass's until it is taken */
 	p->conn = inv->conn;
@@ -658,6 +663,12 @@ inventory_wait(struct inventory *inv, int64_t timeout_ms)
 	rc = p->done ? 0 : -1;
 	pthread_mutex_unlock(&p->m);
 	return rc;
+}
+
+void
+inventory_set_addresses(struct inventory *inv, bool read)
+{
+	inv->no_addresses = !read;
 }
 
 void

@@ -65,13 +65,17 @@
  * virDomainInterfaceAddresses() from the DHCP leases of libvirt's
  * network, else the guest agent, else the host's ARP table (the first
  * source that answers with a usable address: IPv4 before IPv6, no
- * loopback or link-local). It is cached with the metadata and read again
- * only when unknown (at most once a pass) or older than
- * INVENTORY_ADDR_REFRESH_MS, for at most INVENTORY_ADDR_DOMAINS_MAX
- * domains a pass: never a call per domain per tick.
+ * loopback or link-local). It is cached with the metadata and read
+ * again only when older than INVENTORY_ADDR_REFRESH_MS, or, when no
+ * source told one (a guest still booting, a bridge without agent), after
+ * INVENTORY_ADDR_RETRY_MS; a domain that stops forgets it (read at its
+ * next start). At most INVENTORY_ADDR_DOMAINS_MAX
+ * domains a pass: never a call per domain per tick. Hosts on QEMU user
+ * networking are not asked (inventory_set_addresses).
  */
 #define INVENTORY_ADDR_LEN 46            /* INET6_ADDRSTRLEN */
 #define INVENTORY_ADDR_REFRESH_MS (5 * 60 * 1000)
+#define INVENTORY_ADDR_RETRY_MS (60 * 1000)
 #define INVENTORY_ADDR_DOMAINS_MAX 32
 
 /* One domain as listed. Strings owned by the result. */
@@ -134,6 +138,11 @@ struct inventory_result *inventory_take(struct inventory *inv);
 /* Block until the pass finishes or timeout_ms pass: 0 when it has
  * finished (or none runs), -1 on timeout. For the start and tests. */
 int inventory_wait(struct inventory *inv, int64_t timeout_ms);
+
+/* Whether passes read the running domains' addresses (default: yes). A
+ * host whose guests are on QEMU user networking has none to read: no
+ * call is made for them. */
+void inventory_set_addresses(struct inventory *inv, bool read);
 
 /* The domain's metadata changed (we wrote it): read it again at the next
  * pass. uuid as in struct inventory_domain. */

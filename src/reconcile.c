@@ -123,6 +123,9 @@ reconciler_new(struct daemon *d)
 		r->hosts[i].dh = &d->hosts[i];
 		r->hosts[i].inv = inventory_new(d->hosts[i].cfg->name,
 						d->hosts[i].cfg->uri);
+		/* user networking: no address a load balancer could use */
+		inventory_set_addresses(r->hosts[i].inv,
+					!d->hosts[i].cfg->user_net);
 	}
 	return r;
 }

@@ -383,6 +383,14 @@ test_addresses(void **state)
 	assert_int_equal(r->addr_calls, 1);
 	assert_true(find(r, "addr-00")->address[0] != '\0');
 	inventory_result_free(r);
+	/* a host on user networking: never asked */
+	inventory_free(inv);
+	inv = inventory_new("test", "test:///default");
+	inventory_set_addresses(inv, false);
+	r = pass(inv, POOL);
+	assert_int_equal(r->addr_calls, 0);
+	assert_string_equal(find(r, "addr-01")->address, "");
+	inventory_result_free(r);
 
 	for (int i = 0; i < N_ADDR; i++) {
 		virDomainDestroy(doms[i]);
