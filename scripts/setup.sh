@@ -13,7 +13,7 @@ BUILD_PKGS=(
 	libvirt-dev libyaml-dev libxml2-dev libmicrohttpd-dev libsqlite3-dev
 	libmariadb-dev libcurl4-gnutls-dev libisofs-dev libgnutls28-dev
 	libcmocka-dev zlib1g-dev libjson-c-dev wrk gnutls-bin
-	python3 ca-certificates prometheus groff-base
+	python3 ca-certificates prometheus groff-base haproxy nginx-light
 	dpkg-dev bash-completion
 	# the status page's test and benchmark (tests/e2e/ui_test.py, bench/ui)
 	chromium

@@ -22,6 +22,7 @@
 #include "authlimit.h"
 #include "daemon_int.h"
 #include "log.h"
+#include "members.h"
 #include "metrics.h"
 #include "rates.h"
 #include "secret.h"
@@ -530,18 +531,60 @@ api_overview(void *ctx, struct http_reply *out)
 	return out->status = 200;
 }
 
+/*
+ * GET /v1/groups/NAME/targets: the group's in-service (ready) instances
+ * with an address, as the loop last listed them (members.h), for a load
+ * balancer; "pending": ready ones whose address is not known yet.
+ */
+static unsigned
+api_targets(void *ctx, const char *name, struct http_reply *out)
+{
+	struct daemon *d = ctx;
+	struct control_snapshot *s = control_snapshot_get(d->ctl);
+	const struct control_group *g = control_snapshot_group(s, name);
+
+	if (!g) {
+		control_snapshot_put(s);
+		return http_reply_error(out, 404, "no group '%s'", name);
+	}
+	if (!g->targets_known) {
+		control_snapshot_put(s);
+		return http_reply_error(out, 503, "the daemon has not listed the group's instances yet");
+	}
+	strbuf_adds(&out->body, "{\"group\":");
+	http_json_string(&out->body, g->name);
+	strbuf_adds(&out->body, ",\"port\":");
+	if (g->targets_port)
+		strbuf_addf(&out->body, "%d", g->targets_port);
+	else
+		strbuf_adds(&out->body, "null");
+	strbuf_addf(&out->body, ",\"pending\":%zu,\"targets\":[", g->targets_pending);
+	for (size_t i = 0; i < g->n_targets; i++) {
+		strbuf_adds(&out->body, i ? ",{\"id\":" : "{\"id\":");
+		http_json_string(&out->body, g->targets[i].id);
+		strbuf_adds(&out->body, ",\"address\":");
+		http_json_string(&out->body, g->targets[i].addr);
+		strbuf_adds(&out->body, "}");
+	}
+	strbuf_adds(&out->body, "]}\n");
+	control_snapshot_put(s);
+	return out->status = 200;
+}
+
 static unsigned
 api_instances(void *ctx, const char *group, struct http_reply *out)
 {
 	struct daemon *d = ctx;
 	struct store_instance_filter f = {.group = group};
 	struct store_instance_list l = {0};
+	struct control_snapshot *s;
 
 	for (int st = 0; st < STORE_INSTANCE_LAST; st++)
 		if (st != STORE_INSTANCE_GONE)
 			f.state_mask |= STORE_STATE_BIT(st);
 	if (store_instance_list(d->store_http, &f, &l) != STORE_OK)
 		return http_reply_error(out, 503, "state store: %s", err_msg());
+	s = control_snapshot_get(d->ctl);
 	strbuf_adds(&out->body, "{\"instances\":[");
 	for (size_t i = 0; i < l.n; i++) {
 		const struct store_instance *si = &l.v[i];
@@ -558,11 +601,24 @@ api_instances(void *ctx, const char *group, struct http_reply *out)
 		http_json_string(&out->body, store_instance_state_name(si->state));
 		strbuf_addf(&out->body,
 			    ",\"created\":%" PRId64 ",\"ready_at\":%" PRId64
-			    ",\"last_heartbeat\":%" PRId64 ",\"busy\":%s}",
+			    ",\"last_heartbeat\":%" PRId64 ",\"busy\":%s",
 			    si->created_ms, si->ready_ms, si->heartbeat_ms,
 			    si->busy ? "true" : "false");
+		{
+			/* the static one, else what libvirt reported */
+			const char *a = si->address ? si->address
+						    : control_snapshot_address(s, si->id);
+
+			strbuf_adds(&out->body, ",\"address\":");
+			if (a)
+				http_json_string(&out->body, a);
+			else
+				strbuf_adds(&out->body, "null");
+		}
+		strbuf_addc(&out->body, '}');
 	}
 	strbuf_adds(&out->body, "]}\n");
+	control_snapshot_put(s);
 	store_instance_list_release(&l);
 	return out->status = 200;
 }
@@ -800,6 +856,7 @@ const struct http_api daemon_http_api = {
 	.set_desired = api_set_desired,
 	.set_paused = api_set_paused,
 	.metrics = api_metrics,
+	.targets = api_targets,
 };
 
 void
@@ -963,5 +1020,6 @@ daemon_publish(struct daemon *d)
 		memcpy(s->ready, d->ready, d->n_ready * sizeof(*s->ready));
 		s->n_ready = d->n_ready;
 	}
+	members_publish(d, s);
 	control_publish(d->ctl, s);
 }

@@ -517,7 +517,7 @@ static const char *const json_host_keys[] = {
 	"memory_allocated_bytes", NULL};
 static const char *const json_instance_keys[] = {
 	"id", "group", "host", "domain", "state", "created", "ready_at",
-	"last_heartbeat", "busy", NULL};
+	"last_heartbeat", "busy", "address", NULL};
 static const char *const json_event_keys[] = {
 	"id", "time", "group", "instance", "kind", "message", NULL};
 static const char *const json_metrics_keys[] = {
@@ -724,8 +724,9 @@ cmd_status(int argc, char **argv)
 			       jstr(h, "domains"), jstr(h, "reason"));
 		}
 	}
-	printf("\n%-38s %-10s %-10s %-12s %-4s %-20s %s\n", "INSTANCE", "GROUP",
-	       "HOST", "STATE", "BUSY", "CREATED", "LAST HEARTBEAT");
+	printf("\n%-38s %-10s %-10s %-12s %-4s %-15s %-20s %s\n", "INSTANCE",
+	       "GROUP", "HOST", "STATE", "BUSY", "ADDRESS", "CREATED",
+	       "LAST HEARTBEAT");
 	if (json_object_object_get_ex(insts, "instances", &arr)) {
 		for (size_t i = 0; i < json_object_array_length(arr); i++) {
 			struct json_object *in = json_object_array_get_idx(arr, i);
@@ -736,9 +737,10 @@ cmd_status(int argc, char **argv)
 
 			format_time(jint(in, "created"), created, sizeof(created));
 			format_time(jint(in, "last_heartbeat"), hb, sizeof(hb));
-			printf("%-38s %-10s %-10s %-12s %-4s %-20s %s\n",
+			printf("%-38s %-10s %-10s %-12s %-4s %-15s %-20s %s\n",
 			       jstr(in, "id"), jstr(in, "group"), jstr(in, "host"),
-			       jstr(in, "state"), busy ? "yes" : "-", created, hb);
+			       jstr(in, "state"), busy ? "yes" : "-",
+			       jstr(in, "address"), created, hb);
 		}
 	}
 	rc = 0;

@@ -2978,6 +2978,54 @@ static const struct opt scale_in_opts[] = {
 static const struct section scale_in_section = {"scale_in", scale_in_opts,
 						NO_PRESENT, NULL};
 
+static const char *const targets_formats[] = {"plain", "haproxy", "nginx",
+					     NULL};
+
+static const struct opt targets_opts[] = {
+	{.name = "port", .type = T_INT,
+	 .off = offsetof(struct config_targets, port), .flags = R,
+	 .min = 0, .max = 65535, .def = "0",
+	 .doc = "the service's port on every instance, added to each address "
+		"(0: none; haproxy and nginx need one)"},
+	{.name = "file", .type = T_PATH,
+	 .off = offsetof(struct config_targets, file), .flags = F_OMIT | R,
+	 .defdoc = "none",
+	 .doc = "absolute path of a file rewritten atomically whenever the "
+		"ready instances or their addresses change"},
+	{.name = "format", .type = T_ENUM,
+	 .off = offsetof(struct config_targets, format), .flags = R,
+	 .enums = targets_formats, .def = "plain",
+	 .doc = "the file's lines: plain (ADDR[:PORT]), haproxy (server ID "
+		"ADDR:PORT check) or nginx (server ADDR:PORT;)"},
+	{.name = "reload_url", .type = T_URL,
+	 .off = offsetof(struct config_targets, reload_url), .flags = F_OMIT | R,
+	 .defdoc = "none",
+	 .doc = "an empty HTTP POST goes there after the file changed "
+		"(retried with backoff)"},
+	{0},
+};
+
+static void
+check_targets(struct pctx *ctx, const struct ynode *map, void *base,
+	      const char *path)
+{
+	struct config_targets *t = base;
+
+	if (t->file && t->file[0] != '/')
+		nerr(ctx, ymap_get(map, "file"), path,
+		     "file must be an absolute path, got '%s'", t->file);
+	if (t->file && t->format != CONFIG_TARGETS_PLAIN && !t->port)
+		nerr(ctx, ymap_key(map, "format"), path,
+		     "format %s needs a port (targets.port)",
+		     targets_formats[t->format]);
+	if (t->reload_url && !t->file)
+		nerr(ctx, ymap_key(map, "reload_url"), path,
+		     "reload_url needs a file: it is called when the file changed");
+}
+
+static const struct section targets_section = {"targets", targets_opts,
+					       NO_PRESENT, check_targets};
+
 static const struct opt group_opts[] = {
 	{.name = "min", .type = T_INT, .off = offsetof(struct config_group, min),
 	 .flags = F_REQ | R, .min = 0, .max = 1000, .doc = "fewest instances"},
@@ -3015,6 +3063,10 @@ static const struct opt group_opts[] = {
 	{.name = "scale_in", .type = T_SECTION, .flags = F_RELOAD,
 	 .off = offsetof(struct config_group, scale_in), .sub = &scale_in_section,
 	 .doc = "how instances are removed"},
+	{.name = "targets", .type = T_SECTION, .flags = F_RELOAD,
+	 .off = offsetof(struct config_group, targets), .sub = &targets_section,
+	 .doc = "the ready instances' addresses for a load balancer: "
+		"GET /v1/groups/NAME/targets, a file, a reload URL"},
 	{0},
 };
 static const struct section group_section = {"group", group_opts,
@@ -3126,6 +3178,8 @@ group_release(struct config_group *g)
 	free(g->cloud_init.static_addresses.last);
 	free(g->cloud_init.static_addresses.gateway);
 	strlist_release(&g->cloud_init.static_addresses.dns);
+	free(g->targets.file);
+	free(g->targets.reload_url);
 	policy_params_release(&g->policy);
 }
 

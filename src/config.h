@@ -223,6 +223,21 @@ struct config_cloud_init {
 	bool agent;           /* install virt-autoscaler-agent (vendor-data) */
 };
 
+/* groups.*.targets: the load balancer's view of the group (targets.h). */
+enum config_targets_format {
+	CONFIG_TARGETS_PLAIN,   /* one address (ADDR or ADDR:PORT) a line */
+	CONFIG_TARGETS_HAPROXY, /* server ID ADDR:PORT check */
+	CONFIG_TARGETS_NGINX,   /* server ADDR:PORT; */
+	CONFIG_TARGETS_LAST
+};
+
+struct config_targets {
+	int port;             /* the service's port on each instance; 0: none */
+	char *file;           /* absolute path rendered on change, or NULL */
+	enum config_targets_format format;
+	char *reload_url;     /* POSTed to after the file changed, or NULL */
+};
+
 struct config_health {
 	int64_t ready_within_ms;      /* a new instance must check in by then */
 	int64_t heartbeat_timeout_ms; /* 0 = heartbeats not required */
@@ -262,6 +277,7 @@ struct config_group {
 	struct policy_params policy;
 	struct config_health health;
 	struct config_scale_in scale_in;
+	struct config_targets targets;
 	int line;
 };
 

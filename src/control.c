@@ -58,6 +58,23 @@ control_snapshot_ready(const struct control_snapshot *s, const char *id)
 	return bsearch(id, s->ready, s->n_ready, sizeof(*s->ready), ready_cmp);
 }
 
+static int
+addr_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct targets_entry *)elem)->id);
+}
+
+const char *
+control_snapshot_address(const struct control_snapshot *s, const char *id)
+{
+	const struct targets_entry *e;
+
+	if (!s || !s->n_addrs)
+		return NULL;
+	e = bsearch(id, s->addrs, s->n_addrs, sizeof(*s->addrs), addr_cmp);
+	return e ? e->addr : NULL;
+}
+
 static void
 snapshot_free(struct control_snapshot *s)
 {
@@ -65,7 +82,9 @@ snapshot_free(struct control_snapshot *s)
 		free(s->groups[i].name);
 		free(s->groups[i].last_decision);
 		history_put(s->groups[i].history);
+		free(s->groups[i].targets);
 	}
+	free(s->addrs);
 	free(s->groups);
 	for (size_t i = 0; i < s->n_hosts; i++) {
 		free(s->hosts[i].name);

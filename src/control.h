@@ -35,6 +35,7 @@
 #include "history.h"
 #include "policy.h"
 #include "store.h"
+#include "targets.h"
 
 struct control;
 
@@ -51,6 +52,12 @@ struct control_group {
 	int64_t interval_ms;             /* scaling.interval: a plan this often */
 	double target[POLICY_METRIC_LAST]; /* target tracking; 0: not tracked */
 	struct history *history;         /* a reference: the plans (history.h) */
+	/* load-balancer members (members.h): ready instances with an
+	 * address, sorted by id; how many ready ones have none yet */
+	struct targets_entry *targets;
+	size_t n_targets, targets_pending;
+	int targets_port;                /* groups.*.targets.port, 0: none */
+	bool targets_known;              /* listed at least once */
 };
 
 /* What the HTTP threads see of a host. */
@@ -86,7 +93,15 @@ struct control_snapshot {
 	size_t n_ready;
 	struct control_host *hosts;      /* configuration order */
 	size_t n_hosts;
+	/* addresses the hosts' inventories found, every instance's (not
+	 * only the ready ones), sorted by id */
+	struct targets_entry *addrs;
+	size_t n_addrs;
 };
+
+/* The address libvirt reported for instance id, or NULL. */
+const char *control_snapshot_address(const struct control_snapshot *s,
+				     const char *id);
 
 /* A new snapshot with room for n groups (all zero); the loop fills it. */
 struct control_snapshot *control_snapshot_new(size_t n_groups);

@@ -30,6 +30,7 @@
 
 #include "commands.h"
 #include "daemon_int.h"
+#include "members.h"
 #include "groups.h"
 #include "leader.h"
 #include "log.h"
@@ -418,6 +419,8 @@ daemon_loop(struct daemon *d)
 		}
 		if (leader_check(d) > 0)
 			reconciler_tick(d->reconciler, now);
+		if (leader_check(d) > 0)
+			members_tick(d, now);
 		daemon_publish(d);
 		if (now >= d->next_reconcile_ms && leader_check(d) > 0) {
 			d->next_reconcile_ms = now + d->reconcile_period_ms;

@@ -48,6 +48,7 @@
 #include "store.h"
 
 struct reconciler;
+struct members;
 
 /* What the daemon knows of a host (status, events, placement). */
 enum dhost_state {
@@ -127,6 +128,7 @@ struct daemon {
 	struct http_server *http;
 	struct job_queue *jobs;
 	struct reconciler *reconciler; /* reconcile.h */
+	struct members *members;       /* members.h: load-balancer members */
 	struct control *ctl;           /* http: the snapshot, commands */
 	/* ready instances with their secret hashes, sorted by id, as the
 	 * scaler last listed them: published for heartbeats (control.h) */

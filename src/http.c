@@ -659,6 +659,12 @@ route(struct http_server *srv, struct MHD_Connection *c, const char *url,
 		return srv->api->groups(srv->ctx, r);
 	if (n == 3 && strcmp(segs[1], "groups") == 0 && get && srv->api->group)
 		return srv->api->group(srv->ctx, segs[2], r);
+	if (n == 4 && strcmp(segs[1], "groups") == 0 &&
+	    strcmp(segs[3], "targets") == 0 && srv->api->targets) {
+		if (!get)
+			return http_reply_error(r, 405, "use GET");
+		return srv->api->targets(srv->ctx, segs[2], r);
+	}
 	if (n == 2 && strcmp(segs[1], "instances") == 0 && get &&
 	    srv->api->instances)
 		return srv->api->instances(srv->ctx, group, r);

@@ -124,6 +124,8 @@ struct http_api {
 	 * admin: the request carried the right admin token (one with a wrong
 	 * token is refused before). */
 	unsigned (*metrics)(void *ctx, bool admin, struct http_reply *out);
+	/* GET /v1/groups/NAME/targets: the group's load-balancer members */
+	unsigned (*targets)(void *ctx, const char *group, struct http_reply *out);
 };
 
 /* Fill defaults into every zero field. */

@@ -13,6 +13,7 @@
  */
 #include "inventory.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -35,6 +36,8 @@ LOG_TAG("inventory");
 struct centry {
 	char uuid[VIR_UUID_STRING_BUFLEN];
 	struct domxml_meta *meta;
+	char addr[INVENTORY_ADDR_LEN];  /* "" unknown */
+	int64_t addr_ms;                /* when last read (util_now_ms), 0 never */
 };
 
 /* Sorted by uuid, unique. */
@@ -51,6 +54,7 @@ struct pass {
 	int64_t started_ms;
 	/* inputs, the thread's until done */
 	char *host, *uri, *pool;
+	bool addresses;           /* read the addresses */
 	struct cache old;
 	/* in and out: the thread's until done, then the inventory's */
 	virConnectPtr conn;       /* NULL: the pass opens one */
@@ -64,6 +68,7 @@ struct inventory {
 	virConnectPtr conn;       /* ours, home while no pass holds it */
 	struct cache cache;       /* home while no pass holds it */
 	struct pass *pass;        /* started, not taken yet */
+	bool no_addresses;        /* inventory_set_addresses(false) */
 	char **forget;            /* inventory_forget() while a pass ran */
 	size_t n_forget;
 };
@@ -193,9 +198,85 @@ read_meta(struct pass *p, virDomainPtr dom, const char *name,
 	return 0;
 }
 
+const char *
+inventory_pick_address(const char *const *v, size_t n)
+{
+	const char *v6 = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char b[16];
+
+		if (!v[i])
+			continue;
+		if (inet_pton(AF_INET, v[i], b) == 1) {
+			if (b[0] == 127 || b[0] == 0 || (b[0] == 169 && b[1] == 254))
+				continue;
+			return v[i];
+		}
+		if (inet_pton(AF_INET6, v[i], b) == 1 && !v6) {
+			static const unsigned char lo[16] = {[15] = 1};
+
+			if (memcmp(b, lo, 16) == 0 ||
+			    (b[0] == 0xfe && (b[1] & 0xc0) == 0x80))
+				continue;
+			v6 = v[i];
+		}
+	}
+	return v6;
+}
+
+/*
+ * The domain's address into out ("" when no source told one): the DHCP
+ * leases of libvirt's network, else the guest agent, else ARP. A source
+ * the host or the guest does not offer fails fast and the next is asked.
+ */
+static void
+read_address(struct pass *p, virDomainPtr dom, char out[INVENTORY_ADDR_LEN])
+{
+	static const unsigned sources[] = {
+		VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE,
+		VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT,
+		VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP,
+	};
+	struct inventory_result *r = p->res;
+
+	out[0] = '\0';
+	for (size_t s = 0; s < ARRAY_SIZE(sources) && !out[0]; s++) {
+		virDomainInterfacePtr *ifs = NULL;
+		const char **addrs;
+		size_t na = 0;
+		const char *best;
+		int n;
+
+		r->calls++;
+		r->addr_calls++;
+		n = virDomainInterfaceAddresses(dom, &ifs, sources[s], 0);
+		if (n < 0) {
+			virResetLastError();
+			continue;
+		}
+		addrs = xcalloc(1, sizeof(*addrs));
+		for (int i = 0; i < n; i++) {
+			addrs = xreallocarray(addrs, na + ifs[i]->naddrs + 1,
+					      sizeof(*addrs));
+			for (unsigned j = 0; j < ifs[i]->naddrs; j++)
+				addrs[na++] = ifs[i]->addrs[j].addr;
+		}
+		best = inventory_pick_address(addrs, na);
+		if (best)
+			snprintf(out, INVENTORY_ADDR_LEN, "%s", best);
+		free(addrs);
+		for (int i = 0; i < n; i++)
+			virDomainInterfaceFree(ifs[i]);
+		free(ifs);
+	}
+}
+
 static void
 list_domains(struct pass *p)
 {
+	unsigned addr_domains = 0;
+	int64_t now = util_now_ms();
 	struct inventory_result *r = p->res;
 	virDomainPtr *doms = NULL;
 	int n;
@@ -217,6 +298,8 @@ list_domains(struct pass *p)
 		const char *name = virDomainGetName(doms[i]); /* local */
 		struct centry *hit = NULL;
 		struct domxml_meta *meta;
+		char addr[INVENTORY_ADDR_LEN] = "";
+		int64_t addr_ms = 0;
 
 		if (virDomainGetUUIDString(doms[i], d->uuid) < 0) { /* local */
 			virResetLastError();
@@ -227,6 +310,8 @@ list_domains(struct pass *p)
 		if (hit) {
 			meta = hit->meta; /* moves to the new cache */
 			hit->meta = NULL;
+			memcpy(addr, hit->addr, sizeof(addr));
+			addr_ms = hit->addr_ms;
 		} else {
 			int rc = read_meta(p, doms[i], name ? name : d->uuid,
 					   &meta);
@@ -245,12 +330,27 @@ list_domains(struct pass *p)
 		/* the listing's id: -1 for a domain that does not run */
 		d->active = virDomainGetID(doms[i]) != (unsigned int)-1;
 		d->meta = meta_dup(meta);
+		if (!d->active) {
+			addr[0] = '\0'; /* a new boot may get another lease */
+			addr_ms = 0;
+		} else if (p->addresses && meta &&
+			   addr_domains < INVENTORY_ADDR_DOMAINS_MAX &&
+			   (!addr_ms ||
+			    now - addr_ms >= (addr[0] ? INVENTORY_ADDR_REFRESH_MS
+						      : INVENTORY_ADDR_RETRY_MS))) {
+			addr_domains++;
+			read_address(p, doms[i], addr);
+			addr_ms = now;
+		}
+		memcpy(d->address, addr, sizeof(d->address));
 		r->n_domains++;
 		if (d->uuid[0]) {
 			struct centry *e = &p->cache.v[p->cache.n++];
 
 			memcpy(e->uuid, d->uuid, sizeof(e->uuid));
 			e->meta = meta;
+			memcpy(e->addr, addr, sizeof(e->addr));
+			e->addr_ms = addr_ms;
 		} else {
 			free(meta);
 		}
@@ -479,6 +579,7 @@ inventory_start(struct inventory *inv, const char *pool)
 	p->host = xstrdup(inv->host);
 	p->uri = xstrdup(inv->uri);
 	p->pool = xstrdup(pool);
+	p->addresses = !inv->no_addresses;
 	p->res = xcalloc(1, sizeof(*p->res));
 	/* the pass's until it is taken */
 	p->conn = inv->conn;
@@ -562,6 +663,12 @@ inventory_wait(struct inventory *inv, int64_t timeout_ms)
 	rc = p->done ? 0 : -1;
 	pthread_mutex_unlock(&p->m);
 	return rc;
+}
+
+void
+inventory_set_addresses(struct inventory *inv, bool read)
+{
+	inv->no_addresses = !read;
 }
 
 void

@@ -60,6 +60,24 @@
 
 #include "domxml.h"
 
+/*
+ * Addresses: a running domain of ours also gets its address, read with
+ * virDomainInterfaceAddresses() from the DHCP leases of libvirt's
+ * network, else the guest agent, else the host's ARP table (the first
+ * source that answers with a usable address: IPv4 before IPv6, no
+ * loopback or link-local). It is cached with the metadata and read
+ * again only when older than INVENTORY_ADDR_REFRESH_MS, or, when no
+ * source told one (a guest still booting, a bridge without agent), after
+ * INVENTORY_ADDR_RETRY_MS; a domain that stops forgets it (read at its
+ * next start). At most INVENTORY_ADDR_DOMAINS_MAX
+ * domains a pass: never a call per domain per tick. Hosts on QEMU user
+ * networking are not asked (inventory_set_addresses).
+ */
+#define INVENTORY_ADDR_LEN 46            /* INET6_ADDRSTRLEN */
+#define INVENTORY_ADDR_REFRESH_MS (5 * 60 * 1000)
+#define INVENTORY_ADDR_RETRY_MS (60 * 1000)
+#define INVENTORY_ADDR_DOMAINS_MAX 32
+
 /* One domain as listed. Strings owned by the result. */
 struct inventory_domain {
 	char uuid[VIR_UUID_STRING_BUFLEN]; /* "" if libvirt could not say */
@@ -67,6 +85,8 @@ struct inventory_domain {
 	bool active;                       /* running or paused */
 	struct domxml_meta *meta;          /* our metadata (valid), or NULL:
 					      none, or malformed (not ours) */
+	char address[INVENTORY_ADDR_LEN];  /* active and ours: its address
+					      as last read, "" unknown */
 };
 
 /* What one pass found; inventory_result_free(). */
@@ -88,6 +108,7 @@ struct inventory_result {
 	unsigned calls;           /* libvirt calls that went to the host
 				     (opening the connection not counted) */
 	unsigned meta_calls;      /* of which metadata reads (cache misses) */
+	unsigned addr_calls;      /* of which address reads */
 	int64_t duration_ms;
 };
 
@@ -118,9 +139,19 @@ struct inventory_result *inventory_take(struct inventory *inv);
  * finished (or none runs), -1 on timeout. For the start and tests. */
 int inventory_wait(struct inventory *inv, int64_t timeout_ms);
 
+/* Whether passes read the running domains' addresses (default: yes). A
+ * host whose guests are on QEMU user networking has none to read: no
+ * call is made for them. */
+void inventory_set_addresses(struct inventory *inv, bool read);
+
 /* The domain's metadata changed (we wrote it): read it again at the next
  * pass. uuid as in struct inventory_domain. */
 void inventory_forget(struct inventory *inv, const char *uuid);
+/* The better of the addresses in v (n of them) for a load balancer:
+ * the first IPv4 that is not loopback or link-local, else the first such
+ * IPv6; NULL when none is usable. For the tests. */
+const char *inventory_pick_address(const char *const *v, size_t n);
+
 /* Domains in the cache (0 while a pass holds it). */
 size_t inventory_cached(const struct inventory *inv);
 

@@ -64,6 +64,7 @@
 #include "domxml.h"
 #include "inventory.h"
 #include "log.h"
+#include "members.h"
 #include "reconcile_plan.h"
 #include "recover.h"
 #include "util.h"
@@ -122,6 +123,9 @@ reconciler_new(struct daemon *d)
 		r->hosts[i].dh = &d->hosts[i];
 		r->hosts[i].inv = inventory_new(d->hosts[i].cfg->name,
 						d->hosts[i].cfg->uri);
+		/* user networking: no address a load balancer could use */
+		inventory_set_addresses(r->hosts[i].inv,
+					!d->hosts[i].cfg->user_net);
 	}
 	return r;
 }
@@ -514,6 +518,7 @@ take_finished(struct reconciler *r, int64_t now_ms)
 				     "%s", res->error);
 		} else {
 			reconcile_host(d, rh, res);
+			members_host_addresses(d, rh->dh->cfg->name, res);
 			log_complain_clear(&rh->pass_complaint, log_tag,
 					   "host %s: reconciling again",
 					   rh->dh->cfg->name);

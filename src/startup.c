@@ -15,6 +15,7 @@
 
 #include "commands.h"
 #include "daemon_int.h"
+#include "members.h"
 #include "groups.h"
 #include "leader.h"
 #include "log.h"
@@ -351,6 +352,7 @@ daemon_free(struct daemon *d)
 		explicit_bzero(d->admin_token, strlen(d->admin_token));
 		free(d->admin_token);
 	}
+	members_free(d->members);
 	control_free(d->ctl);
 	free(d->ready);
 	config_free(d->cfg);

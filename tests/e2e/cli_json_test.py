@@ -64,6 +64,7 @@ HOST_FIELDS = {
 INSTANCE_FIELDS = {
     "id": STR, "group": STR, "host": STR, "domain": STR, "state": STR,
     "created": INT, "ready_at": INT, "last_heartbeat": INT, "busy": BOOL,
+    "address": STR + NULL,
 }
 EVENT_FIELDS = {
     "id": INT, "time": INT, "group": STR + NULL, "instance": STR + NULL,

@@ -174,7 +174,10 @@ test_passes(void **state)
 	before = r->n_domains; /* the driver's own "test" domain, and ours */
 	assert_true(before >= 5);
 	assert_int_equal(r->meta_calls, before);
-	assert_int_equal(r->calls, 1 + before + 3);
+	/* the running domain of ours: its address too (test driver: the
+	 * leases source answers) */
+	assert_int_equal(r->addr_calls, 1);
+	assert_int_equal(r->calls, 1 + before + 3 + 1);
 	d = find(r, "inv-ours");
 	assert_non_null(d);
 	assert_true(d->active);
@@ -311,6 +314,111 @@ test_failure(void **state)
 	inventory_free(inv);
 }
 
+/*
+ * Addresses: read for running domains of ours only, once, then from the
+ * cache; at most INVENTORY_ADDR_DOMAINS_MAX domains a pass, the rest at
+ * the next; a domain that stops forgets its address.
+ */
+#define N_ADDR (INVENTORY_ADDR_DOMAINS_MAX + 8)
+
+static void
+test_addresses(void **state)
+{
+	virConnectPtr conn = virConnectOpen("test:///default");
+	struct inventory *inv = inventory_new("test", "test:///default");
+	struct inventory_result *r;
+	virDomainPtr doms[N_ADDR], other;
+	char ids[N_ADDR][37], id_other[37];
+	unsigned known = 0;
+
+	(void)state;
+	assert_non_null(conn);
+	for (int i = 0; i < N_ADDR; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "addr-%02d", i);
+		doms[i] = define(conn, OURS, name, ids[i]);
+		assert_int_equal(virDomainCreate(doms[i]), 0);
+	}
+	other = define(conn, "none", "addr-not-ours", id_other);
+	assert_int_equal(virDomainCreate(other), 0);
+
+	r = pass(inv, POOL);
+	fprintf(stderr, "first pass: %u address calls for %d running domains of ours\n",
+		r->addr_calls, N_ADDR);
+	assert_true(r->addr_calls >= INVENTORY_ADDR_DOMAINS_MAX);
+	assert_true(r->addr_calls <= 3 * INVENTORY_ADDR_DOMAINS_MAX);
+	for (size_t i = 0; i < r->n_domains; i++)
+		if (strncmp(r->domains[i].name, "addr-", 5) == 0 &&
+		    r->domains[i].address[0])
+			known++;
+	assert_int_equal(known, INVENTORY_ADDR_DOMAINS_MAX);
+	assert_string_equal(find(r, "addr-not-ours")->address, "");
+	inventory_result_free(r);
+
+	/* the rest (8) now; the known ones come from the cache */
+	r = pass(inv, POOL);
+	assert_int_equal(r->addr_calls, 8);
+	for (int i = 0; i < N_ADDR; i++) {
+		char name[32];
+		const struct inventory_domain *d;
+		const char *v[1];
+
+		snprintf(name, sizeof(name), "addr-%02d", i);
+		d = find(r, name);
+		v[0] = d->address;
+		assert_non_null(inventory_pick_address(v, 1));
+	}
+	inventory_result_free(r);
+
+	/* steady: no address call */
+	assert_int_equal(virDomainDestroy(doms[0]), 0);
+	r = pass(inv, POOL);
+	assert_int_equal(r->addr_calls, 0);
+	assert_string_equal(find(r, "addr-00")->address, "");
+	inventory_result_free(r);
+	/* started again: read again */
+	assert_int_equal(virDomainCreate(doms[0]), 0);
+	r = pass(inv, POOL);
+	assert_int_equal(r->addr_calls, 1);
+	assert_true(find(r, "addr-00")->address[0] != '\0');
+	inventory_result_free(r);
+	/* a host on user networking: never asked */
+	inventory_free(inv);
+	inv = inventory_new("test", "test:///default");
+	inventory_set_addresses(inv, false);
+	r = pass(inv, POOL);
+	assert_int_equal(r->addr_calls, 0);
+	assert_string_equal(find(r, "addr-01")->address, "");
+	inventory_result_free(r);
+
+	for (int i = 0; i < N_ADDR; i++) {
+		virDomainDestroy(doms[i]);
+		virDomainUndefine(doms[i]);
+		virDomainFree(doms[i]);
+	}
+	virDomainDestroy(other);
+	virDomainUndefine(other);
+	virDomainFree(other);
+	inventory_free(inv);
+	virConnectClose(conn);
+}
+
+static void
+test_pick_address(void **state)
+{
+	const char *a[] = {"127.0.0.1", "::1", "fe80::1", "169.254.3.4",
+			   "2001:db8::5", "10.0.0.7", "not an address"};
+	const char *b[] = {"::1", "fe80::1", "2001:db8::5"};
+	const char *c[] = {"127.0.0.1", "fe80::2", "garbage\nserver x", NULL};
+
+	(void)state;
+	assert_string_equal(inventory_pick_address(a, 7), "10.0.0.7");
+	assert_string_equal(inventory_pick_address(b, 3), "2001:db8::5");
+	assert_null(inventory_pick_address(c, 4));
+	assert_null(inventory_pick_address(c, 0));
+}
+
 /* One pass at a time; a pass given up on frees itself. */
 static void
 test_lifecycle(void **state)
@@ -340,6 +448,8 @@ main(void)
 		cmocka_unit_test(test_passes),
 		cmocka_unit_test(test_failure),
 		cmocka_unit_test(test_lifecycle),
+		cmocka_unit_test(test_addresses),
+		cmocka_unit_test(test_pick_address),
 	};
 
 	virSetErrorFunc(NULL, quiet);
