@@ -84,8 +84,8 @@ bench_decide(const struct policy_params *web, unsigned n)
 {
 	struct policy_params p;
 	struct policy_step steps[2] = {
-		{POLICY_METRIC_CPU, POLICY_STEP_ABOVE, 90, 60000, 2, 0, 0},
-		{POLICY_METRIC_CPU, POLICY_STEP_BELOW, 10, 300000, 0, -10, 1},
+		{POLICY_METRIC_CPU, POLICY_STEP_ABOVE, 90, 60000, 2, 0, 0, 0},
+		{POLICY_METRIC_CPU, POLICY_STEP_BELOW, 10, 300000, 0, -10, 1, 0},
 	};
 	struct policy_schedule sch[2] = {
 		{(char *)"office", {0}, 4, -1},
