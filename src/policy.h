@@ -94,6 +94,9 @@ struct policy_schedule {
  */
 #define POLICY_APP_MAX 4
 #define POLICY_APP_NAME_MAX 64
+/* Different app metrics all groups together may name (the daemon keeps
+ * each instance's last value of each). */
+#define POLICY_APP_DAEMON_MAX 16
 /* A heartbeat's metric values beyond this are refused (400). */
 #define POLICY_APP_VALUE_MAX 1e12
 
