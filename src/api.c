@@ -170,6 +170,65 @@ queue_heartbeat(struct daemon *d, const char *id, bool busy)
 	__atomic_add_fetch(&d->heartbeats, 1, __ATOMIC_RELAXED);
 }
 
+/* A heartbeat with its application metrics: only those a policy names
+ * travel to the loop (appmetric.h), the others are dropped here. */
+static void
+queue_heartbeat_app(struct daemon *d, const char *id,
+		    const struct http_heartbeat *in)
+{
+	struct control_hb hb;
+
+	if (!in->n_metrics || !d->appm) {
+		queue_heartbeat(d, id, in->busy);
+		return;
+	}
+	memset(&hb, 0, sizeof(hb));
+	snprintf(hb.id, sizeof(hb.id), "%s", id);
+	hb.time_ms = util_wall_ms();
+	hb.busy = in->busy;
+	for (unsigned i = 0; i < in->n_metrics; i++) {
+		uint32_t gen;
+		int k = appm_index(d->appm, in->metric_names[i], &gen);
+
+		if (k < 0 || k >= POLICY_APP_DAEMON_MAX)
+			continue;
+		if (hb.app_mask && gen != hb.app_gen)
+			continue; /* a reload between two lookups: rare */
+		hb.app_gen = gen;
+		hb.app_mask |= 1u << k;
+		hb.app[k] = in->metric_values[i];
+	}
+	control_heartbeat_app(d->ctl, &hb);
+	__atomic_add_fetch(&d->heartbeats, 1, __ATOMIC_RELAXED);
+}
+
+/*
+ * A heartbeat's metric values must be finite numbers from 0 to
+ * POLICY_APP_VALUE_MAX: a NaN, an infinity (1e999), a negative or an
+ * absurd value is a broken guest, refused with 400 before anything is
+ * looked up, and counted (va_heartbeats_invalid_total).
+ */
+static unsigned
+check_heartbeat_metrics(struct daemon *d, const struct http_heartbeat *in,
+			struct http_reply *out)
+{
+	for (unsigned i = 0; i < in->n_metrics; i++) {
+		double v = in->metric_values[i];
+		const char *what = isnan(v) ? "not a number"
+			: isinf(v) ? "infinite"
+			: v < 0 ? "negative"
+			: v > POLICY_APP_VALUE_MAX ? "over 1e12" : NULL;
+
+		if (!what)
+			continue;
+		__atomic_add_fetch(&d->heartbeats_invalid, 1, __ATOMIC_RELAXED);
+		return http_reply_error(out, 400, "heartbeat: metric '%s' is %s "
+					"(metrics are numbers from 0 to 1e12)",
+					in->metric_names[i], what);
+	}
+	return 0;
+}
+
 /*
  * booting/unhealthy -> ready on the first sign of life. 0 when done or
  * nothing to do (also when the state moved on meanwhile: the
@@ -265,9 +324,11 @@ api_heartbeat(void *ctx, const struct http_heartbeat *in,
 	struct store_instance si;
 	unsigned st;
 
+	if ((st = check_heartbeat_metrics(d, in, out)) != 0)
+		return st;
 	switch (authenticate_ready(d, in->instance_id, in->secret)) {
 	case 1:
-		queue_heartbeat(d, in->instance_id, in->busy);
+		queue_heartbeat_app(d, in->instance_id, in);
 		strbuf_adds(&out->body, "{\"instance\":");
 		http_json_string(&out->body, in->instance_id);
 		strbuf_adds(&out->body, ",\"state\":\"ready\"}\n");
@@ -285,7 +346,7 @@ api_heartbeat(void *ctx, const struct http_heartbeat *in,
 		store_instance_release(&si);
 		return http_reply_error(out, 503, "state store unavailable");
 	}
-	queue_heartbeat(d, si.id, in->busy);
+	queue_heartbeat_app(d, si.id, in);
 	reply_state(out, &si);
 	store_instance_release(&si);
 	return out->status;
@@ -717,6 +778,20 @@ api_instance_metrics(void *ctx, const char *id, int64_t window_ms,
 			    w.mean[m], w.max[m], w.last[m], w.n[m]);
 		first = 0;
 	}
+	strbuf_adds(&out->body, "},\"app_metrics\":{");
+	if (d->appm) {
+		struct appm_value av[APPM_NAMES];
+		unsigned na = appm_instance(d->appm, si.id, av);
+		int64_t wall = util_wall_ms();
+
+		for (unsigned i = 0; i < na; i++) {
+			strbuf_addf(&out->body, "%s", i ? "," : "");
+			http_json_string(&out->body, av[i].name);
+			strbuf_addf(&out->body, ":{\"value\":%.6g,\"age_s\":%.1f}",
+				    av[i].value,
+				    (double)(wall - av[i].wall_ms) / 1000.0);
+		}
+	}
 	strbuf_adds(&out->body, "}}\n");
 	store_instance_release(&si);
 	return out->status = 200;
@@ -872,6 +947,12 @@ daemon_flush_heartbeats(struct daemon *d)
 	}
 	batch = xcalloc(n, sizeof(*batch));
 	for (size_t i = 0; i < n; i++) {
+		/* app metrics now: the store does not keep them, and a batch
+		 * kept for the next try below goes without them */
+		for (unsigned k = 0; d->appm && k < POLICY_APP_DAEMON_MAX; k++)
+			if (v[i].app_mask & (1u << k))
+				appm_put(d->appm, v[i].id, v[i].app_gen, k,
+					 v[i].app[k], v[i].time_ms);
 		batch[i].id = v[i].id;
 		batch[i].time_ms = v[i].time_ms;
 		batch[i].busy = v[i].busy;
@@ -899,6 +980,47 @@ prom_header(struct strbuf *sb, const char *name, const char *type,
 }
 
 /*
+ * Each group's application metrics at its last decision: stat="value"
+ * (the mean or the total the engine saw; absent while no ready instance
+ * reported it recently), stat="target" (when it is a target) and
+ * stat="reporting" (the instances it was computed over).
+ */
+static void
+render_app_metrics(struct daemon *d, struct strbuf *sb)
+{
+	bool any = false;
+
+	for (unsigned i = 0; i < d->n_groups; i++)
+		any = any || d->groups[i].cfg->policy.n_app > 0;
+	if (!any)
+		return;
+	prom_header(sb, "va_group_app_metric", "gauge",
+		    "an application metric of the group (from heartbeats): stat "
+		    "value (mean or total at the last decision), target, reporting");
+	for (unsigned i = 0; i < d->n_groups; i++) {
+		const struct dgroup *g = &d->groups[i];
+		const struct policy_params *p = &g->cfg->policy;
+
+		for (unsigned a = 0; a < p->n_app && a < POLICY_APP_MAX; a++) {
+			const char *name = p->app[a].name;
+
+			if (g->have_last && g->last.app_present[a])
+				strbuf_addf(sb, "va_group_app_metric{group=\"%s\","
+					    "metric=\"%s\",stat=\"value\"} %.6g\n",
+					    g->cfg->name, name, g->last.app[a]);
+			if (p->app[a].target > 0)
+				strbuf_addf(sb, "va_group_app_metric{group=\"%s\","
+					    "metric=\"%s\",stat=\"target\"} %.6g\n",
+					    g->cfg->name, name, p->app[a].target);
+			strbuf_addf(sb, "va_group_app_metric{group=\"%s\","
+				    "metric=\"%s\",stat=\"reporting\"} %d\n",
+				    g->cfg->name, name,
+				    g->have_last ? g->last.app_reporting[a] : 0);
+		}
+	}
+}
+
+/*
  * The daemon's own part of /metrics: group bounds and pause flags,
  * check-in and provisioning counters. The collected figures (instances,
  * hosts, group sizes and aggregates, the loop's tick) come from
@@ -916,6 +1038,10 @@ render_metrics(struct daemon *d)
 		 offsetof(struct daemon, checkins)},
 		{"va_heartbeats_total", "guest heartbeats accepted",
 		 offsetof(struct daemon, heartbeats)},
+		{"va_heartbeats_invalid_total",
+		 "heartbeats refused (400) for a metric value that is not a "
+		 "finite number from 0 to 1e12",
+		 offsetof(struct daemon, heartbeats_invalid)},
 		{"va_auth_failures_total",
 		 "check-ins and heartbeats refused for a wrong secret or an unknown instance",
 		 offsetof(struct daemon, auth_failures)},
@@ -946,6 +1072,7 @@ render_metrics(struct daemon *d)
 										   counters[k].off),
 					    __ATOMIC_RELAXED));
 	}
+	render_app_metrics(d, &sb);
 	if (d->influx) {
 		struct influx_counters ic;
 
@@ -968,6 +1095,26 @@ daemon_publish(struct daemon *d)
 {
 	struct control_snapshot *s = control_snapshot_new(d->n_groups);
 
+	if (d->appm) {
+		/* the names every group's policy names (config.c bounds them
+		 * to APPM_NAMES); the same set changes nothing */
+		const char *names[APPM_NAMES];
+		unsigned nn = 0;
+
+		for (unsigned i = 0; i < d->n_groups; i++) {
+			const struct policy_params *p = &d->groups[i].cfg->policy;
+
+			for (unsigned a = 0; a < p->n_app && nn < APPM_NAMES; a++) {
+				unsigned k = 0;
+
+				while (k < nn && strcmp(names[k], p->app[a].name))
+					k++;
+				if (k == nn)
+					names[nn++] = p->app[a].name;
+			}
+		}
+		appm_set_names(d->appm, names, nn);
+	}
 	s->generation = d->config_gen;
 	s->retention_ms = d->cfg->daemon.metrics.retention_ms;
 	s->metrics_instances = d->cfg->daemon.metrics_instances;

@@ -1136,6 +1136,20 @@ cmd_metrics(int argc, char **argv)
 			printf("%-16s %14s %14s %14s\n", name, mean, max, last);
 		}
 	}
+	/* the application metrics from its heartbeats (a daemon before
+	 * them has no app_metrics) */
+	if (json_object_object_get_ex(reply, "app_metrics", &metrics) &&
+	    json_object_is_type(metrics, json_type_object) &&
+	    json_object_object_length(metrics) > 0) {
+		printf("%-24s %14s %10s\n", "APP METRIC", "LAST", "AGE");
+		json_object_object_foreach(metrics, aname, am) {
+			bool p;
+			double v = jdouble(am, "value", &p);
+			double ag = jdouble(am, "age_s", &p);
+
+			printf("%-24s %14.6g %9.0fs\n", aname, v, ag);
+		}
+	}
 	free(span);
 	json_object_put(reply);
 	return 0;

@@ -2064,6 +2064,7 @@ print_gateway(struct strbuf *out, const void *base, int indent,
 
 struct step_raw {
 	char *metric;
+	char *app;
 	const struct ynode *above, *below;
 	int64_t for_ms;
 	char *change;
@@ -2072,8 +2073,13 @@ struct step_raw {
 
 static const struct opt step_opts[] = {
 	{.name = "metric", .type = T_STR, .off = offsetof(struct step_raw, metric),
-	 .flags = F_REQ | F_RELOAD,
+	 .flags = F_RELOAD, .defdoc = "none (give metric or app)",
 	 .doc = "cpu, memory, disk_iops, disk_bytes or net_bytes"},
+	{.name = "app", .type = T_STR, .off = offsetof(struct step_raw, app),
+	 .flags = F_RELOAD, .defdoc = "none (give metric or app)",
+	 .doc = "instead of metric: an application metric the guests report "
+		"in their heartbeats (1-63 of A-Za-z0-9_.); the group's mean, "
+		"or its total for a target's kind: total"},
 	{.name = "above", .type = T_NODE, .off = offsetof(struct step_raw, above),
 	 .flags = F_RELOAD, .type_name = "threshold",
 	 .defdoc = "none (give above or below)",
@@ -2134,6 +2140,25 @@ parse_threshold(struct pctx *ctx, const struct ynode *n, enum policy_metric m,
 	return 0;
 }
 
+/* An app metric's threshold: a plain number, 0..POLICY_APP_VALUE_MAX. */
+static int
+parse_app_threshold(struct pctx *ctx, const struct ynode *n, const char *path,
+		    double *out)
+{
+	const char *s = want_string(ctx, n, path, "a threshold");
+
+	if (!s)
+		return -1;
+	if (!parse_double_text(s, out) || *out < 0 ||
+	    *out > POLICY_APP_VALUE_MAX) {
+		nerr(ctx, n, path, "'%s' is not a number from 0 to %g (an "
+		     "application metric's threshold, in its own unit)", s,
+		     POLICY_APP_VALUE_MAX);
+		return -1;
+	}
+	return 0;
+}
+
 static char *
 format_threshold(enum policy_metric m, double v)
 {
@@ -2171,6 +2196,36 @@ parse_change(const char *s, int *change, double *pct)
 	return 0;
 }
 
+/*
+ * The index of app metric name in p->app, added (kind average, no
+ * target) when new; -1 with an error at n when the name is bad or the
+ * policy names too many.
+ */
+static int
+app_register(struct pctx *ctx, const struct ynode *n, const char *path,
+	     struct policy_params *p, const char *name)
+{
+	int i;
+
+	if (!policy_app_name_ok(name)) {
+		nerr(ctx, n, path, "'%s' is not an application metric name: "
+		     "1-63 of A-Za-z0-9_. (what a heartbeat accepts)", name);
+		return -1;
+	}
+	i = policy_app_find(p, name);
+	if (i >= 0)
+		return i;
+	if (p->n_app >= POLICY_APP_MAX) {
+		nerr(ctx, n, path, "more than %d application metrics in one "
+		     "group's policy", POLICY_APP_MAX);
+		return -1;
+	}
+	snprintf(p->app[p->n_app].name, sizeof(p->app[0].name), "%s", name);
+	p->app[p->n_app].kind = POLICY_APP_AVERAGE;
+	p->app[p->n_app].target = 0;
+	return (int)p->n_app++;
+}
+
 static int
 parse_steps(struct pctx *ctx, const struct ynode *n, void *base,
 	    const struct opt *o, const char *path)
@@ -2198,8 +2253,24 @@ parse_steps(struct pctx *ctx, const struct ynode *n, void *base,
 		char *sub;
 		int ok = parse_section(ctx, item, &step_section, &raw, ipath);
 
-		if (ok == 0 && policy_metric_from_name(raw.metric,
-							&st.metric) != 0) {
+		if (ok == 0 && !!raw.metric == !!raw.app) {
+			nerr(ctx, item, ipath, "give exactly one of metric or "
+			     "app");
+			ok = -1;
+		}
+		if (ok == 0 && raw.app) {
+			int a;
+
+			sub = join_path(ipath, "app");
+			a = app_register(ctx, ymap_get(item, "app"), sub, p,
+					 raw.app);
+			free(sub);
+			if (a < 0)
+				ok = -1;
+			else
+				st.app = (unsigned)a + 1;
+		} else if (ok == 0 && policy_metric_from_name(raw.metric,
+							       &st.metric) != 0) {
 			sub = join_path(ipath, "metric");
 			nerr(ctx, ymap_get(item, "metric"), sub, "%s",
 			     err_msg());
@@ -2215,9 +2286,13 @@ parse_steps(struct pctx *ctx, const struct ynode *n, void *base,
 			st.dir = raw.above ? POLICY_STEP_ABOVE
 					   : POLICY_STEP_BELOW;
 			sub = join_path(ipath, raw.above ? "above" : "below");
-			if (parse_threshold(ctx, raw.above ? raw.above
-							   : raw.below,
-					    st.metric, sub, &st.threshold))
+			if (st.app ? parse_app_threshold(ctx, raw.above
+							   ? raw.above : raw.below,
+							 sub, &st.threshold)
+				   : parse_threshold(ctx, raw.above ? raw.above
+								    : raw.below,
+						     st.metric, sub,
+						     &st.threshold))
 				ok = -1;
 			free(sub);
 		}
@@ -2246,6 +2321,7 @@ parse_steps(struct pctx *ctx, const struct ynode *n, void *base,
 		else
 			rc = -1;
 		free(raw.metric);
+		free(raw.app);
 		free(raw.change);
 		free(ipath);
 	}
@@ -2268,7 +2344,14 @@ print_steps(struct strbuf *out, const void *base, int indent,
 		char *dur = util_format_duration(st->for_ms);
 
 		indent_to(out, indent + 2);
-		strbuf_addf(out, "- metric: %s\n", policy_metric_name(st->metric));
+		if (st->app && st->app <= p->n_app) {
+			free(thr);
+			thr = xasprintf("%g", st->threshold);
+			strbuf_addf(out, "- app: %s\n", p->app[st->app - 1].name);
+		} else {
+			strbuf_addf(out, "- metric: %s\n",
+				    policy_metric_name(st->metric));
+		}
 		indent_to(out, indent + 4);
 		strbuf_addf(out, "%s: %s\n",
 			    st->dir == POLICY_STEP_ABOVE ? "above" : "below",
@@ -2830,6 +2913,84 @@ static const struct section cloud_init_section = {
 	{.name = nm, .type = t,                                              \
 	 .off = (m) * sizeof(double), .flags = F_OMIT | F_MIN_EXCL | R,     \
 	 .min = 0, .max = mx, .defdoc = "not tracked", .doc = d}
+/* scaling.target.app: { metric: NAME, value: N, kind: average | total } */
+struct app_raw {
+	char *metric;
+	double value;
+	int kind;
+};
+
+static const char *const app_kinds[] = {"average", "total", NULL};
+
+static const struct opt app_opts[] = {
+	{.name = "metric", .type = T_STR, .off = offsetof(struct app_raw, metric),
+	 .flags = F_REQ | R,
+	 .doc = "the name the guests' heartbeats give it (1-63 of "
+		"A-Za-z0-9_.); the daemon cannot know at check time whether "
+		"guests will report it"},
+	{.name = "value", .type = T_DOUBLE, .off = offsetof(struct app_raw, value),
+	 .flags = F_REQ | F_MIN_EXCL | R, .min = 0, .max = POLICY_APP_VALUE_MAX,
+	 .doc = "average: the per-instance mean to hold; total: what one "
+		"instance handles (desired = ceil(total / value))"},
+	{.name = "kind", .type = T_ENUM, .off = offsetof(struct app_raw, kind),
+	 .flags = R, .enums = app_kinds, .def = "average",
+	 .doc = "average: each instance reports its own share; total: they "
+		"report one figure for the whole group (the newest counts)"},
+	{0},
+};
+static const struct section app_section = {"app", app_opts, NO_PRESENT,
+					   NULL};
+
+static int
+parse_app_target(struct pctx *ctx, const struct ynode *n, void *base,
+		 const struct opt *o, const char *path)
+{
+	struct policy_params *p = (struct policy_params *)(void *)
+		((char *)base - offsetof(struct policy_params, target));
+	struct app_raw raw = {0};
+	int rc = parse_section(ctx, n, &app_section, &raw, path);
+
+	if (rc == 0) {
+		char *sub = join_path(path, "metric");
+		int a = app_register(ctx, ymap_get(n, "metric"), sub, p,
+				     raw.metric);
+
+		free(sub);
+		if (a < 0) {
+			rc = -1;
+		} else {
+			p->app[a].kind = raw.kind == 1 ? POLICY_APP_TOTAL
+						       : POLICY_APP_AVERAGE;
+			p->app[a].target = raw.value;
+		}
+	}
+	free(raw.metric);
+	return rc;
+}
+
+static void
+print_app_target(struct strbuf *out, const void *base, int indent,
+		 const struct opt *o)
+{
+	const struct policy_params *p = (const struct policy_params *)
+		(const void *)((const char *)base -
+			       offsetof(struct policy_params, target));
+
+	for (unsigned i = 0; i < p->n_app && i < POLICY_APP_MAX; i++) {
+		if (!(p->app[i].target > 0))
+			continue;
+		indent_to(out, indent);
+		strbuf_adds(out, "app:\n");
+		indent_to(out, indent + 2);
+		strbuf_addf(out, "metric: %s\n", p->app[i].name);
+		indent_to(out, indent + 2);
+		strbuf_addf(out, "value: %g\n", p->app[i].target);
+		indent_to(out, indent + 2);
+		strbuf_addf(out, "kind: %s\n",
+			    policy_app_kind_name(p->app[i].kind));
+	}
+}
+
 static const struct opt target_opts[] = {
 	TARGET_OPT("cpu", POLICY_METRIC_CPU, T_PERCENT, 100,
 		   "keep the group's average CPU use (of allotted vCPU time) near this"),
@@ -2841,6 +3002,11 @@ static const struct opt target_opts[] = {
 		   "keep the average disk bytes per second per instance near this"),
 	TARGET_OPT("net_bytes", POLICY_METRIC_NET_BYTES, T_SIZE_D, 1024 * GIB,
 		   "keep the average network bytes per second per instance near this"),
+	{.name = "app", .type = T_CUSTOM, .parse = parse_app_target,
+	 .print = print_app_target, .flags = R, .sub = &app_section,
+	 .elem = "", .type_name = "mapping", .defdoc = "not tracked",
+	 .doc = "an application metric the guests report in their "
+		"heartbeats: { metric: NAME, value: N, kind: average | total }"},
 	{0},
 };
 static const struct section target_section = {"target", target_opts,
@@ -3899,7 +4065,31 @@ check_root(struct pctx *ctx, const struct ynode *map, void *base,
 	   const char *path)
 {
 	struct config *cfg = base;
+	const char *app_names[POLICY_APP_DAEMON_MAX];
+	unsigned n_app_names = 0;
 
+	/* the daemon keeps every instance's last value of each app metric
+	 * some group names: a bounded set */
+	for (unsigned i = 0; i < cfg->n_groups; i++) {
+		const struct policy_params *pp = &cfg->groups[i].policy;
+
+		for (unsigned a = 0; a < pp->n_app; a++) {
+			unsigned k;
+
+			for (k = 0; k < n_app_names; k++)
+				if (strcmp(app_names[k], pp->app[a].name) == 0)
+					break;
+			if (k < n_app_names)
+				continue;
+			if (n_app_names == POLICY_APP_DAEMON_MAX) {
+				nerr(ctx, ctx->group_nodes[i], "groups",
+				     "the groups name more than %d different "
+				     "application metrics", POLICY_APP_DAEMON_MAX);
+				break;
+			}
+			app_names[n_app_names++] = pp->app[a].name;
+		}
+	}
 	for (unsigned i = 0; i < cfg->n_groups; i++) {
 		struct config_group *g = &cfg->groups[i];
 		const struct ynode *gn = ctx->group_nodes[i];

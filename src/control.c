@@ -279,10 +279,23 @@ control_heartbeat(struct control *c, const char *id, int64_t time_ms, bool busy)
 		c->alloc_hb = c->alloc_hb ? c->alloc_hb * 2 : 64;
 		c->hb = xreallocarray(c->hb, c->alloc_hb, sizeof(*c->hb));
 	}
+	memset(&c->hb[c->n_hb], 0, sizeof(c->hb[0]));
 	snprintf(c->hb[c->n_hb].id, sizeof(c->hb[0].id), "%s", id);
 	c->hb[c->n_hb].time_ms = time_ms;
 	c->hb[c->n_hb].busy = busy;
 	c->n_hb++;
+	pthread_mutex_unlock(&c->m);
+}
+
+void
+control_heartbeat_app(struct control *c, const struct control_hb *hb)
+{
+	pthread_mutex_lock(&c->m);
+	if (c->n_hb == c->alloc_hb) {
+		c->alloc_hb = c->alloc_hb ? c->alloc_hb * 2 : 64;
+		c->hb = xreallocarray(c->hb, c->alloc_hb, sizeof(*c->hb));
+	}
+	c->hb[c->n_hb++] = *hb;
 	pthread_mutex_unlock(&c->m);
 }
 

@@ -169,7 +169,15 @@ struct control_hb {
 	char id[STORE_ID_LEN + 1];
 	int64_t time_ms;
 	bool busy;
+	/* application metrics a policy names (appmetric.h): app[i] for
+	 * each bit i of app_mask, indices of generation app_gen */
+	uint32_t app_gen;
+	uint32_t app_mask;
+	double app[POLICY_APP_DAEMON_MAX];
 };
+/* The same with the heartbeat's application metrics (hb->id, time_ms
+ * and busy too). */
+void control_heartbeat_app(struct control *c, const struct control_hb *hb);
 /* Loop: the heartbeats posted since the last call, the newest per
  * instance, into *out (caller frees). Returns how many. */
 size_t control_heartbeats_take(struct control *c, struct control_hb **out);

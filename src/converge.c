@@ -211,6 +211,9 @@ plan_decision(const struct converge_input *in, const enum store_instance_state *
 		memcpy(s->metric, ci->metric, sizeof(s->metric));
 		memcpy(s->metric_present, ci->metric_present,
 		       sizeof(s->metric_present));
+		memcpy(s->app, ci->app, sizeof(s->app));
+		memcpy(s->app_present, ci->app_present, sizeof(s->app_present));
+		memcpy(s->app_ms, ci->app_ms, sizeof(s->app_ms));
 	}
 	pin.capacity_left = capacity_left(in);
 	policy_input_from_instances(&pin, p, samples, n);

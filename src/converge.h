@@ -67,6 +67,11 @@ struct converge_instance {
 	/* ready instances: the means over the last interval */
 	double metric[POLICY_METRIC_LAST];
 	bool metric_present[POLICY_METRIC_LAST];
+	/* ready instances: the policy's app metrics (cfg->policy.app[i])
+	 * reported recently (within two intervals), and when (wall) */
+	double app[POLICY_APP_MAX];
+	bool app_present[POLICY_APP_MAX];
+	int64_t app_ms[POLICY_APP_MAX];
 };
 
 struct converge_input {

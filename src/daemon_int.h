@@ -39,6 +39,7 @@
 #include "authlimit.h"
 #include "jobs.h"
 #include "lease.h"
+#include "appmetric.h"
 #include "mstore.h"
 #include "place.h"
 #include "policy.h"
@@ -122,6 +123,7 @@ struct daemon {
 
 	struct collector *collector;
 	struct mstore *mstore;         /* has its own lock: http reads it */
+	struct appm *appm;             /* app metrics; own lock (appmetric.h) */
 	struct influx *influx;         /* NULL unless daemon.metrics.influxdb */
 	struct sink sinks[2];          /* the built-in store, InfluxDB */
 	size_t n_sinks;
@@ -138,6 +140,7 @@ struct daemon {
 
 	/* counters for /metrics; http ones with __atomic builtins */
 	unsigned long checkins, heartbeats, auth_failures; /* http */
+	unsigned long heartbeats_invalid; /* http: a metric value refused */
 	/* http: refused guests and store errors are said at a bounded rate
 	 * (api.c), under refuse_lock */
 	pthread_mutex_t refuse_lock;

@@ -57,6 +57,38 @@ policy_metric_is_percent(enum policy_metric m)
 	return m == POLICY_METRIC_CPU || m == POLICY_METRIC_MEMORY;
 }
 
+const char *
+policy_app_kind_name(enum policy_app_kind k)
+{
+	return k == POLICY_APP_TOTAL ? "total" : "average";
+}
+
+bool
+policy_app_name_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n >= POLICY_APP_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '_' || c == '.'))
+			return false;
+	}
+	return true;
+}
+
+int
+policy_app_find(const struct policy_params *p, const char *name)
+{
+	for (unsigned i = 0; i < p->n_app && i < POLICY_APP_MAX; i++)
+		if (strcmp(p->app[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
 /* ---- cron windows ----------------------------------------------------- */
 
 struct cron_field {
@@ -489,6 +521,10 @@ policy_input_from_instances(struct policy_input *in,
 {
 	double sum[POLICY_METRIC_LAST] = {0};
 	unsigned cnt[POLICY_METRIC_LAST] = {0};
+	double asum[POLICY_APP_MAX] = {0};
+	int64_t anew[POLICY_APP_MAX] = {0};
+	int acnt[POLICY_APP_MAX] = {0};
+	unsigned n_app = p->n_app < POLICY_APP_MAX ? p->n_app : POLICY_APP_MAX;
 
 	in->ready = 0;
 	in->warming = 0;
@@ -514,10 +550,31 @@ policy_input_from_instances(struct policy_input *in,
 				cnt[m]++;
 			}
 		}
+		for (unsigned a = 0; a < n_app; a++) {
+			if (!s->app_present[a] || !isfinite(s->app[a]))
+				continue;
+			if (p->app[a].kind == POLICY_APP_TOTAL) {
+				/* one figure for the group: the newest */
+				if (!acnt[a] || s->app_ms[a] > anew[a]) {
+					asum[a] = s->app[a];
+					anew[a] = s->app_ms[a];
+				}
+			} else {
+				asum[a] += s->app[a];
+			}
+			acnt[a]++;
+		}
 	}
 	for (unsigned m = 0; m < POLICY_METRIC_LAST; m++) {
 		in->metric_present[m] = cnt[m] > 0;
 		in->metric[m] = cnt[m] ? sum[m] / cnt[m] : 0;
+	}
+	for (unsigned a = 0; a < POLICY_APP_MAX; a++) {
+		in->app_present[a] = a < n_app && acnt[a] > 0;
+		in->app_reporting[a] = a < n_app ? acnt[a] : 0;
+		in->app[a] = !in->app_present[a] ? 0
+			: p->app[a].kind == POLICY_APP_TOTAL ? asum[a]
+			: asum[a] / acnt[a];
 	}
 }
 
@@ -654,15 +711,61 @@ effective_bounds(const struct policy_params *p, const struct policy_input *in,
 		d->min = 0;
 }
 
+/*
+ * The tolerance band and the formula: ratio is value / target, raw the
+ * instances the value asks for; vb and tb are the value and the target
+ * as the reason shows them.
+ */
+static int
+track_ratio(const struct policy_params *p, const struct policy_input *in,
+	    int cur, const char *name, const char *vb, const char *tb,
+	    double ratio, double raw, struct reason *r)
+{
+	int w;
+
+	if (ratio > 1 + p->tolerance) {
+		w = ceil_int(raw);
+		if (raw <= cur * (1 + p->tolerance)) {
+			w = cur;
+			reason_add(r, "%s %s > target %s (±%.0f%%) over %d "
+				   "ready -> %.1f instances, covered by "
+				   "%d desired (%d warming)",
+				   name, vb, tb,
+				   p->tolerance * 100, in->ready, raw,
+				   cur, in->warming);
+		} else {
+			if (w < cur)
+				w = cur;
+			reason_add(r, "%s %s > target %s (±%.0f%%) over %d "
+				   "ready -> want %d",
+				   name, vb, tb,
+				   p->tolerance * 100, in->ready, w);
+		}
+	} else if (ratio < 1 - p->tolerance) {
+		w = ceil_int(raw);
+		if (w > cur)
+			w = cur;
+		reason_add(r, "%s %s < target %s (±%.0f%%) over %d ready "
+			   "-> want %d", name, vb, tb,
+			   p->tolerance * 100, in->ready, w);
+	} else {
+		w = cur;
+		reason_add(r, "%s %s within target %s ±%.0f%% -> keep %d",
+			   name, vb, tb,
+			   p->tolerance * 100, cur);
+	}
+	return w;
+}
+
 /* Target tracking: the maximum over tracked metrics, or -1 without data. */
 static int
 target_tracking(const struct policy_params *p, const struct policy_input *in,
 		int cur, bool *saturated, struct reason *r)
 {
 	int want = -1;
-	unsigned tracked = 0, missing = 0;
+	unsigned tracked = 0, missing = 0, missing_app = 0;
 	const char *missing_name = NULL;
-	char vb[32], tb[32];
+	char vb[48], tb[48];
 
 	for (unsigned i = 0; i < POLICY_METRIC_LAST; i++) {
 		enum policy_metric m = (enum policy_metric)i;
@@ -698,46 +801,58 @@ target_tracking(const struct policy_params *p, const struct policy_input *in,
 				   "-> want %d (+%.0f%% of ready)",
 				   policy_metric_name(m), vb, p->saturation.above_pct,
 				   in->ready, w, p->saturation.scale_up_pct);
-		} else if (ratio > 1 + p->tolerance) {
-			w = ceil_int(raw);
-			if (raw <= cur * (1 + p->tolerance)) {
-				w = cur;
-				reason_add(r, "%s %s > target %s (±%.0f%%) over %d "
-					   "ready -> %.1f instances, covered by "
-					   "%d desired (%d warming)",
-					   policy_metric_name(m), vb, tb,
-					   p->tolerance * 100, in->ready, raw,
-					   cur, in->warming);
-			} else {
-				if (w < cur)
-					w = cur;
-				reason_add(r, "%s %s > target %s (±%.0f%%) over %d "
-					   "ready -> want %d",
-					   policy_metric_name(m), vb, tb,
-					   p->tolerance * 100, in->ready, w);
-			}
-		} else if (ratio < 1 - p->tolerance) {
-			w = ceil_int(raw);
-			if (w > cur)
-				w = cur;
-			reason_add(r, "%s %s < target %s (±%.0f%%) over %d ready "
-				   "-> want %d", policy_metric_name(m), vb, tb,
-				   p->tolerance * 100, in->ready, w);
 		} else {
-			w = cur;
-			reason_add(r, "%s %s within target %s ±%.0f%% -> keep %d",
-				   policy_metric_name(m), vb, tb,
-				   p->tolerance * 100, cur);
+			w = track_ratio(p, in, cur, policy_metric_name(m), vb,
+					tb, ratio, raw, r);
 		}
+		if (w > want)
+			want = w;
+	}
+	for (unsigned a = 0; a < p->n_app && a < POLICY_APP_MAX; a++) {
+		const struct policy_app *ap = &p->app[a];
+		double v, ratio, raw;
+		int w;
+
+		if (!(ap->target > 0))
+			continue;
+		tracked++;
+		if (!in->app_present[a] || in->ready <= 0 ||
+		    !isfinite(in->app[a])) {
+			/* never read as zero: nobody said the load is low */
+			missing++;
+			missing_app++;
+			missing_name = ap->name;
+			reason_add(r, "no recent value of app metric %s%s",
+				   ap->name, in->ready <= 0
+				   ? " (no ready instance)" : "");
+			continue;
+		}
+		v = in->app[a] < 0 ? 0 : in->app[a];
+		if (ap->kind == POLICY_APP_TOTAL) {
+			raw = v / ap->target;
+			ratio = raw / in->ready;
+			snprintf(vb, sizeof(vb), "%.6g (total)", v);
+			snprintf(tb, sizeof(tb), "%.6g per instance", ap->target);
+		} else {
+			ratio = v / ap->target;
+			raw = ratio * in->ready;
+			snprintf(vb, sizeof(vb), "%.6g (mean of %d)", v,
+				 in->app_reporting[a]);
+			snprintf(tb, sizeof(tb), "%.6g", ap->target);
+		}
+		w = track_ratio(p, in, cur, ap->name, vb, tb, ratio, raw, r);
 		if (w > want)
 			want = w;
 	}
 	if (!tracked)
 		return -1;
 	if (missing == tracked) {
-		reason_add(r, "no %s data%s: target tracking holds",
-			   missing == 1 ? missing_name : "metric",
-			   in->ready <= 0 ? " (no ready instance)" : "");
+		if (missing_app == missing)
+			reason_add(r, "target tracking holds");
+		else
+			reason_add(r, "no %s data%s: target tracking holds",
+				   missing == 1 ? missing_name : "metric",
+				   in->ready <= 0 ? " (no ready instance)" : "");
 		return -1;
 	}
 	if (missing && want < cur) {
@@ -773,26 +888,38 @@ step_rules(const struct policy_params *p, const struct policy_input *in,
 		const struct policy_step *s = &p->steps[i];
 		enum policy_metric m = s->metric;
 		bool above = s->dir == POLICY_STEP_ABOVE;
+		unsigned a = s->app - 1;  /* s->app > 0: an app metric */
+		const char *name;
 		double v;
 		int delta, base, w;
 
-		if ((unsigned)m >= POLICY_METRIC_LAST ||
-		    !in->metric_present[m] || in->ready <= 0) {
+		if (s->app ? (a >= p->n_app || a >= POLICY_APP_MAX ||
+			      !in->app_present[a])
+			   : ((unsigned)m >= POLICY_METRIC_LAST ||
+			      !in->metric_present[m]) ||
+		    in->ready <= 0) {
 			st->step_since[i] = NO_TIME;
 			continue;
 		}
-		v = in->metric[m];
+		v = s->app ? in->app[a] : in->metric[m];
 		if (above ? !(v > s->threshold) : !(v < s->threshold)) {
 			st->step_since[i] = NO_TIME;
 			continue;
 		}
 		if (st->step_since[i] == NO_TIME)
 			st->step_since[i] = in->now_ms;
-		fmt_value(vb, sizeof(vb), m, v);
-		fmt_value(tb, sizeof(tb), m, s->threshold);
+		if (s->app) {
+			name = p->app[a].name;
+			snprintf(vb, sizeof(vb), "%.6g", v);
+			snprintf(tb, sizeof(tb), "%.6g", s->threshold);
+		} else {
+			name = policy_metric_name(m);
+			fmt_value(vb, sizeof(vb), m, v);
+			fmt_value(tb, sizeof(tb), m, s->threshold);
+		}
 		if (in->now_ms - st->step_since[i] < s->for_ms) {
 			reason_add(r, "step %u: %s %s %s %s for %s of %s", i + 1,
-				   policy_metric_name(m), vb,
+				   name, vb,
 				   above ? ">" : "<", tb,
 				   fmt_dur(db, sizeof(db),
 					   in->now_ms - st->step_since[i]),
@@ -830,11 +957,11 @@ step_rules(const struct policy_params *p, const struct policy_input *in,
 		if (delta > 0 && in->warming && w == cur)
 			reason_add(r, "step %u: %s %s %s %s -> %+d on %d warm, "
 				   "covered by %d warming", i + 1,
-				   policy_metric_name(m), vb, above ? ">" : "<",
+				   name, vb, above ? ">" : "<",
 				   tb, delta, base, in->warming);
 		else
 			reason_add(r, "step %u: %s %s %s %s for %s -> %+d -> want "
-				   "%d", i + 1, policy_metric_name(m), vb,
+				   "%d", i + 1, name, vb,
 				   above ? ">" : "<", tb,
 				   fmt_dur(db, sizeof(db), s->for_ms), delta, w);
 		if (w > want)
@@ -896,6 +1023,11 @@ policy_decide(const struct policy_params *p, const struct policy_input *in,
 	for (unsigned m = 0; m < POLICY_METRIC_LAST; m++) {
 		d->metric[m] = in->metric[m];
 		d->metric_present[m] = in->metric_present[m];
+	}
+	for (unsigned a = 0; a < p->n_app && a < POLICY_APP_MAX; a++) {
+		d->app[a] = in->app[a];
+		d->app_present[a] = in->app_present[a];
+		d->app_reporting[a] = in->app_reporting[a];
 	}
 	effective_bounds(p, in, d);
 
@@ -1040,7 +1172,6 @@ policy_decision_format(const struct policy_decision *d,
 	char vb[32];
 	bool any = false;
 
-	(void)p;
 	if (d->outcome == POLICY_OUTCOME_HOLD)
 		strbuf_addf(out, "%d (hold): ", d->from);
 	else
@@ -1054,6 +1185,12 @@ policy_decision_format(const struct policy_decision *d,
 		strbuf_addf(out, ", %s %s", policy_metric_name(m),
 			    fmt_value(vb, sizeof(vb), (enum policy_metric)m,
 				      d->metric[m]));
+		any = true;
+	}
+	for (unsigned a = 0; p && a < p->n_app && a < POLICY_APP_MAX; a++) {
+		if (!d->app_present[a])
+			continue;
+		strbuf_addf(out, ", %s %.6g", p->app[a].name, d->app[a]);
 		any = true;
 	}
 	if (!any)
@@ -1087,7 +1224,30 @@ policy_decision_json(const struct policy_decision *d,
 			    d->metric[m]);
 		first = false;
 	}
-	strbuf_addf(out, "}, \"min\": %d, \"max\": %d, \"schedule\": ",
+	strbuf_adds(out, "}");
+	if (p && p->n_app)
+		strbuf_adds(out, ", \"app_metrics\": {");
+	first = true;
+	for (unsigned a = 0; p && a < p->n_app && a < POLICY_APP_MAX; a++) {
+		strbuf_addf(out, "%s", first ? "" : ", ");
+		quote_json(out, p->app[a].name);
+		strbuf_addf(out, ": {\"kind\": \"%s\", \"value\": ",
+			    policy_app_kind_name(p->app[a].kind));
+		if (d->app_present[a] && isfinite(d->app[a]))
+			strbuf_addf(out, "%.6g", d->app[a]);
+		else
+			strbuf_adds(out, "null");
+		strbuf_addf(out, ", \"reporting\": %d, \"target\": ",
+			    d->app_reporting[a]);
+		if (p->app[a].target > 0)
+			strbuf_addf(out, "%.6g}", p->app[a].target);
+		else
+			strbuf_adds(out, "null}");
+		first = false;
+	}
+	if (p && p->n_app)
+		strbuf_adds(out, "}");
+	strbuf_addf(out, ", \"min\": %d, \"max\": %d, \"schedule\": ",
 		    d->min, d->max);
 	if (p && d->schedule >= 0 && (unsigned)d->schedule < p->n_schedules &&
 	    p->schedules[d->schedule].name)

@@ -48,6 +48,7 @@ struct policy_step {
 	int change;          /* +N / -N instances (0 when percent is used) */
 	double change_pct;   /* +P / -P percent of current size (0 if unused) */
 	int min_step;        /* with change_pct: at least this many (>= 1) */
+	unsigned app;        /* 0: on metric; i + 1: on the app metric p->app[i] */
 };
 
 /*
@@ -77,6 +78,48 @@ struct policy_schedule {
 	int max;                /* -1: leave the group's max */
 };
 
+/*
+ * Application metrics: figures the guests report in their heartbeats
+ * ("metrics": {"requests_per_s": 42}). A group's policy names at most
+ * POLICY_APP_MAX of them (target, step rules); the daemon keeps only
+ * named ones. Names: 1-63 of A-Za-z0-9_. (what a heartbeat accepts).
+ *   average  each instance reports its own share (requests per second
+ *            it serves): the group figure is the mean over the ready
+ *            instances that reported recently; target tracking wants
+ *            ceil(ready x mean / target), as for cpu
+ *   total    the instances report one figure for the whole group (a
+ *            queue's length): the group figure is the newest report;
+ *            target tracking wants ceil(total / target) (target: what
+ *            one instance handles)
+ */
+#define POLICY_APP_MAX 4
+#define POLICY_APP_NAME_MAX 64
+/* Different app metrics all groups together may name (the daemon keeps
+ * each instance's last value of each). */
+#define POLICY_APP_DAEMON_MAX 16
+/* A heartbeat's metric values beyond this are refused (400). */
+#define POLICY_APP_VALUE_MAX 1e12
+
+enum policy_app_kind {
+	POLICY_APP_AVERAGE,
+	POLICY_APP_TOTAL,
+	POLICY_APP_KIND_LAST
+};
+
+struct policy_app {
+	char name[POLICY_APP_NAME_MAX];
+	enum policy_app_kind kind;
+	double target;       /* > 0: target tracking on it; 0: steps only */
+};
+
+struct policy_params;
+/* "average", "total" */
+const char *policy_app_kind_name(enum policy_app_kind k);
+/* Whether name is a valid app metric name (1-63 of A-Za-z0-9_.). */
+bool policy_app_name_ok(const char *name);
+/* The index of name in p->app, or -1. */
+int policy_app_find(const struct policy_params *p, const char *name);
+
 /* Rate limit on changes: at most max(instances, percent of current) per period. */
 struct policy_rate_limit {
 	int instances;   /* 0 = no absolute allowance */
@@ -94,6 +137,9 @@ struct policy_params {
 	int64_t interval_ms;              /* how often the engine is consulted */
 
 	double target[POLICY_METRIC_LAST]; /* 0 = not tracked */
+	/* application metrics the policy names (targets, steps) */
+	struct policy_app app[POLICY_APP_MAX];
+	unsigned n_app;
 	double tolerance;                 /* fraction, 0.10 = 10 % */
 
 	struct policy_step *steps;        /* owned array */
@@ -173,6 +219,11 @@ struct policy_input {
 	int warming;
 	double metric[POLICY_METRIC_LAST];
 	bool metric_present[POLICY_METRIC_LAST];
+	/* p->app[i]'s group figure (mean or total), when app_present[i];
+	 * app_reporting[i]: how many instances it is computed over */
+	double app[POLICY_APP_MAX];
+	bool app_present[POLICY_APP_MAX];
+	int app_reporting[POLICY_APP_MAX];
 	int capacity_left;     /* instances placement can still add; -1 unknown */
 	int instances;         /* instances that exist now (for capacity_left) */
 };
@@ -183,13 +234,21 @@ struct policy_instance_sample {
 	int64_t ready_ms;      /* monotonic time it became ready */
 	double metric[POLICY_METRIC_LAST];
 	bool metric_present[POLICY_METRIC_LAST];
+	/* p->app[i]'s last reported value, when app_present[i] (the caller
+	 * leaves out reports it considers stale); app_ms[i]: when it was
+	 * reported (any clock, used only to find the newest of a total) */
+	double app[POLICY_APP_MAX];
+	bool app_present[POLICY_APP_MAX];
+	int64_t app_ms[POLICY_APP_MAX];
 };
 
 /*
  * Fill in->ready, in->warming, in->instances, in->metric[] and
  * in->metric_present[] from n samples, as described above: averages over
  * instances ready for at least max(p->interval_ms, p->warmup_ms) at
- * in->now_ms. Other fields are left alone.
+ * in->now_ms, and in->app[] from the same instances: the mean over
+ * those that reported (average), or the newest report (total). Other
+ * fields are left alone.
  */
 void policy_input_from_instances(struct policy_input *in,
 				 const struct policy_params *p,
@@ -240,6 +299,9 @@ struct policy_decision {
 	int ready, warming, instances, capacity_left;
 	double metric[POLICY_METRIC_LAST];
 	bool metric_present[POLICY_METRIC_LAST];
+	double app[POLICY_APP_MAX];      /* named by the params' app[] */
+	bool app_present[POLICY_APP_MAX];
+	int app_reporting[POLICY_APP_MAX];
 	/* effective bounds (schedules applied) */
 	int min, max;
 	int schedule;          /* index of the schedule that set a bound, -1 */

@@ -332,6 +332,30 @@ placement_hosts(struct daemon *d, const struct dgroup *g, const struct tick *t,
 	return v;
 }
 
+/*
+ * The instance's last value of each app metric the policy names, if
+ * reported within two intervals: an older one (the guest stopped
+ * reporting it, or its heartbeats stopped) is unknown, not zero.
+ */
+static void
+app_values(struct daemon *d, const struct policy_params *p, const char *id,
+	   struct converge_instance *ci)
+{
+	int64_t wall = util_wall_ms();
+
+	for (unsigned a = 0; a < p->n_app && a < POLICY_APP_MAX; a++) {
+		double v;
+		int64_t t;
+
+		if (!appm_get(d->appm, id, p->app[a].name, &v, &t) ||
+		    wall - t > 2 * p->interval_ms)
+			continue;
+		ci->app[a] = v;
+		ci->app_present[a] = true;
+		ci->app_ms[a] = t;
+	}
+}
+
 /* The group's instances as the planner sees them (pointing into t->all). */
 static struct converge_instance *
 group_instances(struct daemon *d, struct dgroup *g, const struct tick *t,
@@ -364,6 +388,8 @@ group_instances(struct daemon *d, struct dgroup *g, const struct tick *t,
 		ci->busy_since_ms = si->busy_since_ms;
 		ci->job = bsearch(si->id, t->busy, t->n_busy, sizeof(*t->busy),
 				  busy_cmp) != NULL;
+		if (si->state == STORE_INSTANCE_READY && d->appm)
+			app_values(d, p, si->id, ci);
 		if (si->state != STORE_INSTANCE_READY ||
 		    util_uuid_parse(si->id, uuid) != 0 ||
 		    mstore_query(d->mstore, uuid, now - p->interval_ms, now, &w) != 0)
@@ -639,6 +665,17 @@ scaler_tick(struct daemon *d, int64_t now)
 		gathered = true;
 		group_tick(d, g, &t, now, wall);
 	}
-	if (gathered)
+	if (gathered) {
 		tick_release(&t);
+		if (d->appm) {
+			/* values older than any group's two intervals
+			 * count nowhere: removed or silent instances */
+			int64_t keep = 60000;
+
+			for (unsigned i = 0; i < d->n_groups; i++)
+				if (2 * d->groups[i].cfg->policy.interval_ms > keep)
+					keep = 2 * d->groups[i].cfg->policy.interval_ms;
+			appm_forget_before(d->appm, wall - keep);
+		}
+	}
 }

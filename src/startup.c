@@ -251,6 +251,7 @@ daemon_setup(struct daemon *d)
 	co.stats = collect_stats_needed(d->cfg);
 	d->collector = collector_new(&co);
 	d->mstore = mstore_new(dc->metrics.retention_ms, dc->interval_ms);
+	d->appm = appm_new();
 	mstore_set_metrics(d->mstore, collect_stats_metrics(co.stats));
 	d->sinks[d->n_sinks++] = sink_mstore(d->mstore);
 	if (dc->metrics.influxdb.present && influx_setup(d) != 0)
@@ -340,6 +341,8 @@ daemon_free(struct daemon *d)
 		influx_free(d->influx);
 	}
 	mstore_free(d->mstore);
+	appm_free(d->appm);
+	d->appm = NULL;
 	/* the lease last: the workers and HTTP threads have stopped acting.
 	 * Jobs still running keep it until it expires: whoever takes over
 	 * must not act beside them. */

@@ -131,13 +131,13 @@ setup_downlimit(struct policy_params *p)
 }
 
 static struct policy_step step_above80 = {
-	POLICY_METRIC_CPU, POLICY_STEP_ABOVE, 80, 60000, 2, 0, 0};
+	POLICY_METRIC_CPU, POLICY_STEP_ABOVE, 80, 60000, 2, 0, 0, 0};
 static struct policy_step step_pct = {
-	POLICY_METRIC_CPU, POLICY_STEP_ABOVE, 70, 0, 0, 10, 2};
+	POLICY_METRIC_CPU, POLICY_STEP_ABOVE, 70, 0, 0, 10, 2, 0};
 static struct policy_step step_below = {
-	POLICY_METRIC_CPU, POLICY_STEP_BELOW, 20, 0, -1, 0, 0};
+	POLICY_METRIC_CPU, POLICY_STEP_BELOW, 20, 0, -1, 0, 0, 0};
 static struct policy_step step_below_pct = {
-	POLICY_METRIC_CPU, POLICY_STEP_BELOW, 20, 0, 0, -50, 1};
+	POLICY_METRIC_CPU, POLICY_STEP_BELOW, 20, 0, 0, -50, 1, 0};
 
 static void
 setup_steps_only(struct policy_params *p)
@@ -480,6 +480,231 @@ run_case(const struct policy_case *c)
 	policy_state_free(st);
 }
 
+
+/* ---- application metrics (heartbeats) ---------------------------------- */
+
+/* One decision of a group scaling on an app metric (p->app[0]). */
+struct app_in {
+	int64_t t;       /* seconds */
+	int desired;     /* -1: the previous decision's result */
+	int ready;       /* -1: = desired */
+	double app;      /* NONE: no recent value */
+	int reporting;
+	double cpu;      /* NONE: missing */
+	int want;
+	const char *why;
+};
+
+struct app_case {
+	const char *name;
+	void (*setup)(struct policy_params *p);
+	struct app_in steps[6];
+};
+
+static void
+app_avg30(struct policy_params *p)
+{
+	p->target[POLICY_METRIC_CPU] = 0;
+	snprintf(p->app[0].name, sizeof(p->app[0].name), "requests_per_s");
+	p->app[0].kind = POLICY_APP_AVERAGE;
+	p->app[0].target = 30;
+	p->n_app = 1;
+}
+static void
+app_avg30_cpu(struct policy_params *p)
+{
+	app_avg30(p);
+	p->target[POLICY_METRIC_CPU] = 60;
+}
+static void
+app_total100(struct policy_params *p)
+{
+	p->target[POLICY_METRIC_CPU] = 0;
+	snprintf(p->app[0].name, sizeof(p->app[0].name), "queue_length");
+	p->app[0].kind = POLICY_APP_TOTAL;
+	p->app[0].target = 100;
+	p->n_app = 1;
+}
+static struct policy_step app_step_above50 = {
+	POLICY_METRIC_CPU, POLICY_STEP_ABOVE, 50, 0, 2, 0, 0, 1};
+static void
+app_step(struct policy_params *p)
+{
+	app_avg30(p);
+	p->app[0].target = 0; /* named by the step only */
+	p->steps = &app_step_above50;
+	p->n_steps = 1;
+}
+
+#define APP_END {-1, 0, 0, 0, 0, 0, 0, NULL}
+
+static const struct app_case app_cases[] = {
+	{"app average: grow to ceil(3 x 45 / 30)", app_avg30, {
+		{0, 3, -1, 45, 3, NONE, 5,
+		 "requests_per_s 45 (mean of 3) > target 30 (±10%) over 3 "
+		 "ready -> want 5"},
+		APP_END}},
+	{"app average: shrink", app_avg30, {
+		{0, 6, -1, 10, 6, NONE, 2, "requests_per_s 10 (mean of 6) < "
+		 "target 30"},
+		APP_END}},
+	{"app average: within the band", app_avg30, {
+		{0, 4, -1, 32, 4, NONE, 4, "within target 30"},
+		APP_END}},
+	{"app average: mean of the reporting instances only", app_avg30, {
+		/* 2 of 4 reported 60: the mean holds for all 4 ready */
+		{0, 4, -1, 60, 2, NONE, 8, "(mean of 2) > target 30"},
+		APP_END}},
+	{"app: no recent value holds, never read as zero", app_avg30, {
+		{0, 4, -1, NONE, 0, NONE, 4,
+		 "no recent value of app metric requests_per_s; target "
+		 "tracking holds"},
+		APP_END}},
+	{"app missing with cpu: scale-out yes, scale-in no", app_avg30_cpu, {
+		{0, 4, -1, NONE, 0, 90, 6, "cpu 90%"},
+		{10, 6, -1, NONE, 0, 10, 6,
+		 "requests_per_s missing: no scale-in"},
+		{20, 6, -1, 60, 6, 10, 12, "requests_per_s 60 (mean of 6)"},
+		APP_END}},
+	{"app total: ceil(total / per instance)", app_total100, {
+		{0, 2, -1, 950, 2, NONE, 10,
+		 "queue_length 950 (total) > target 100 per instance (±10%) "
+		 "over 2 ready -> want 10"},
+		{10, 10, -1, 420, 10, NONE, 5, "queue_length 420 (total) < "
+		 "target 100 per instance"},
+		{20, 5, -1, 0, 5, NONE, 1, "raised to min 1"},
+		APP_END}},
+	{"app total: none reported -> hold", app_total100, {
+		{0, 3, -1, NONE, 0, NONE, 3,
+		 "no recent value of app metric queue_length"},
+		APP_END}},
+	{"app step rule", app_step, {
+		{0, 3, -1, 40, 3, NONE, 3, "no step rule fires"},
+		{10, 3, -1, 55, 3, NONE, 5, "step 1: requests_per_s 55 > 50"},
+		{20, 5, -1, NONE, 0, NONE, 5, "no step rule fires"},
+		APP_END}},
+};
+
+static void
+test_app_cases(void **state)
+{
+	(void)state;
+	for (size_t c = 0; c < ARRAY_SIZE(app_cases); c++) {
+		const struct app_case *ac = &app_cases[c];
+		struct policy_params p;
+		struct policy_state *st = policy_state_new();
+		int prev = 0;
+
+		base(&p);
+		ac->setup(&p);
+		for (unsigned i = 0; i < ARRAY_SIZE(ac->steps) &&
+		     ac->steps[i].t >= 0; i++) {
+			const struct app_in *s = &ac->steps[i];
+			struct policy_input in;
+			struct policy_decision d;
+			struct strbuf sb = STRBUF_INIT;
+
+			memset(&in, 0, sizeof(in));
+			in.now_ms = s->t * 1000;
+			in.desired = s->desired >= 0 ? s->desired : prev;
+			in.ready = s->ready >= 0 ? s->ready : in.desired;
+			in.instances = in.desired;
+			in.capacity_left = -1;
+			if (s->app >= 0) {
+				in.app[0] = s->app;
+				in.app_present[0] = true;
+				in.app_reporting[0] = s->reporting;
+			}
+			if (s->cpu >= 0) {
+				in.metric[POLICY_METRIC_CPU] = s->cpu;
+				in.metric_present[POLICY_METRIC_CPU] = true;
+			}
+			policy_decide(&p, &in, st, &d);
+			if (d.to != s->want || !strstr(d.reason, s->why))
+				fail_msg("case '%s', decision %u: got %d, want "
+					 "%d; reason: %s; expected in it: %s",
+					 ac->name, i + 1, d.to, s->want,
+					 d.reason, s->why);
+			/* the explanation names the metric and its value */
+			policy_decision_format(&d, &p, &sb);
+			if (s->app >= 0) {
+				char want[96];
+
+				snprintf(want, sizeof(want), ", %s %.6g",
+					 p.app[0].name, s->app);
+				if (!strstr(strbuf_str(&sb), want))
+					fail_msg("'%s' not in '%s'", want,
+						 strbuf_str(&sb));
+			}
+			strbuf_release(&sb);
+			policy_decision_json(&d, &p, &sb);
+			if (!strstr(strbuf_str(&sb), "\"app_metrics\": {"))
+				fail_msg("no app_metrics in %s", strbuf_str(&sb));
+			strbuf_release(&sb);
+			prev = d.to;
+		}
+		policy_state_free(st);
+	}
+}
+
+static void
+test_app_input_from_instances(void **state)
+{
+	struct policy_params p;
+	struct policy_input in;
+	struct policy_instance_sample s[4];
+
+	(void)state;
+	base(&p);
+	p.warmup_ms = 60000;
+	snprintf(p.app[0].name, sizeof(p.app[0].name), "rps");
+	p.app[0].target = 30;
+	snprintf(p.app[1].name, sizeof(p.app[1].name), "queue");
+	p.app[1].kind = POLICY_APP_TOTAL;
+	p.app[1].target = 100;
+	p.n_app = 2;
+	assert_int_equal(policy_app_find(&p, "queue"), 1);
+	assert_int_equal(policy_app_find(&p, "nope"), -1);
+	memset(s, 0, sizeof(s));
+	memset(&in, 0, sizeof(in));
+	in.now_ms = 1000000;
+	s[0].ready = true;
+	s[0].app[0] = 40;
+	s[0].app_present[0] = true;
+	s[0].app[1] = 500;
+	s[0].app_ms[1] = 10;
+	s[0].app_present[1] = true;
+	s[1] = s[0];
+	s[1].app[0] = 20;
+	s[1].app[1] = 300;      /* newer report of the total */
+	s[1].app_ms[1] = 20;
+	s[2] = s[0];            /* no recent value (the caller says) */
+	s[2].app_present[0] = s[2].app_present[1] = false;
+	s[3] = s[0];            /* warming: left out */
+	s[3].ready_ms = in.now_ms - 30000;
+	s[3].app[0] = 1000;
+	s[3].app[1] = 9999;
+	s[3].app_ms[1] = 99;
+	policy_input_from_instances(&in, &p, s, 4);
+	assert_int_equal(in.ready, 4);
+	assert_true(in.app_present[0]);
+	assert_float_equal(in.app[0], 30, 1e-9);
+	assert_int_equal(in.app_reporting[0], 2);
+	assert_true(in.app_present[1]);
+	assert_float_equal(in.app[1], 300, 1e-9);
+	assert_false(in.app_present[2]);
+	/* nobody reported */
+	policy_input_from_instances(&in, &p, s + 2, 1);
+	assert_false(in.app_present[0]);
+	assert_int_equal(in.app_reporting[0], 0);
+
+	assert_true(policy_app_name_ok("requests_per_s"));
+	assert_true(policy_app_name_ok("app.latency_p99"));
+	assert_false(policy_app_name_ok(""));
+	assert_false(policy_app_name_ok("a-b"));
+	assert_false(policy_app_name_ok("a b"));
+}
+
 static void
 test_engine_cases(void **state)
 {
@@ -762,6 +987,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_engine_cases),
+		cmocka_unit_test(test_app_cases),
+		cmocka_unit_test(test_app_input_from_instances),
 		cmocka_unit_test(test_cron_parse),
 		cmocka_unit_test(test_cron_match),
 		cmocka_unit_test(test_metric_names),
