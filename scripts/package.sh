@@ -7,7 +7,7 @@
 # The source is `git archive HEAD` unpacked into a temporary directory, so
 # uncommitted changes and build directories in the work tree never reach the
 # package. Needs the build dependencies of debian/control and debhelper,
-# lintian and fakeroot (scripts/setup.sh installs them). Runs as any user.
+# lintian (scripts/setup.sh installs them). Runs as any user.
 # The environment passes through to the build: DEB_BUILD_OPTIONS=nocheck
 # skips the unit tests, WERROR=false turns warnings back into warnings
 # (docs/packaging.md). Lintian errors fail the run; its warnings are printed.
@@ -22,7 +22,7 @@ outdir=${1:-$top/build-deb}
 mkdir -p "$outdir"
 outdir=$(cd "$outdir" && pwd)
 
-for tool in git dpkg-buildpackage dh lintian fakeroot; do
+for tool in git dpkg-buildpackage dh lintian; do
 	if ! command -v "$tool" >/dev/null; then
 		echo "package.sh: $tool not found (scripts/setup.sh installs it)" >&2
 		exit 1
