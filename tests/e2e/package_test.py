@@ -15,8 +15,8 @@ checked, and purged.
        /usr/share/doc/virt-autoscaler/examples;
      - /etc/autoscaler/autoscale.yaml is a conffile and passes `check`
        with no warning, as root and as the service user (the unit's
-       ExecStartPre); its admin token file exists, 32 hex digits,
-       root:virt-autoscaler 0640;
+       ExecStartPre), and the documents its comments name are installed;
+       its admin token file exists, 32 hex digits, root:virt-autoscaler 0640;
      - the installed examples pass `check` beside the files they name
        (TLS certificate and key) and with VA_ADMIN_TOKEN set;
      - `systemd-analyze verify` accepts the installed unit, which is not
@@ -238,8 +238,16 @@ def main():
             raise Fail("%s does not hold 128 random bits in hex" % token_file)
         log("user %s (libvirt), state directory 0700, admin token 0640" % PKG)
 
-        # the shipped configuration, as root and as the unit runs it
+        # the shipped configuration, as root and as the unit runs it; the
+        # documents its comments point to are installed
         cfg = "/etc/autoscaler/autoscale.yaml"
+        with open(cfg) as f:
+            named = re.findall(r"/usr/share/doc/\S+[^\s.,)]", f.read())
+        if not named:
+            raise Fail("%s points to no installed document" % cfg)
+        for path in named:
+            if not os.path.isfile(path):
+                raise Fail("%s names %s, which is not installed" % (cfg, path))
         check_config(binary, cfg)
         check_config(binary, cfg, as_user=PKG)
 
