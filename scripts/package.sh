@@ -49,10 +49,9 @@ if ! (cd "$src" && dpkg-buildpackage -us -uc -b -j"$(nproc)") >"$log" 2>&1; then
 	exit 1
 fi
 
-changes=$(ls "$work"/virt-autoscaler_*.changes)
-debs=$(ls "$work"/*.deb)
-rm -f "$outdir"/virt-autoscaler_*.deb "$outdir"/virt-autoscaler-dbgsym_*.deb
-cp $debs "$changes" "$outdir"/
+rm -f "$outdir"/virt-autoscaler_*.deb "$outdir"/virt-autoscaler-dbgsym_*.deb \
+	"$outdir"/virt-autoscaler_*.changes
+cp "$work"/*.deb "$work"/virt-autoscaler_*.changes "$outdir"/
 deb=$(ls "$outdir"/virt-autoscaler_*_*.deb)
 
 # Lintian on the binary package: errors fail, warnings (each justified in
