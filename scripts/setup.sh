@@ -18,6 +18,8 @@ BUILD_PKGS=(
 	# the status page's test and benchmark (tests/e2e/ui_test.py, bench/ui)
 	chromium
 	systemd   # systemd-analyze: the unit test of the generated unit (offline)
+	# the Debian package: scripts/package.sh, tests/e2e/package_test.py
+	debhelper lintian fakeroot git
 )
 VIRT_PKGS=(
 	libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu
