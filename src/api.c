@@ -44,8 +44,13 @@ group_json(const struct control_group *g, struct strbuf *sb)
 		http_json_string(sb, g->last_decision);
 	else
 		strbuf_adds(sb, "null");
-	strbuf_addf(sb, ",\"busy_held\":%d,\"waiting_for_hosts\":%s}",
+	strbuf_addf(sb, ",\"busy_held\":%d,\"waiting_for_hosts\":%s",
 		    g->busy_held, g->waiting_for_hosts ? "true" : "false");
+	if (g->app_source) {
+		strbuf_adds(sb, ",\"app_source\":");
+		strbuf_adds(sb, g->app_source);
+	}
+	strbuf_adds(sb, "}");
 }
 
 /* GET /v1/hosts: each configured host's state and last measurements. */

@@ -780,6 +780,56 @@ print_hosts_down(struct client *c)
 	json_object_put(reply);
 }
 
+static double jdouble(struct json_object *o, const char *key, bool *present);
+
+/*
+ * explain: the group's app metric measured outside (scaling.target.app
+ * .source), what it read last or why it has nothing, and the group's
+ * last decision (a hold for want of that figure is no decision event).
+ * Nothing for a group without a source, or a daemon before them.
+ */
+static void
+print_app_source(struct client *c, const char *group, struct json_object *doc)
+{
+	struct json_object *reply, *src;
+	struct strbuf path = STRBUF_INIT;
+	char *esc = curl_easy_escape(NULL, group, 0);
+	bool p;
+
+	strbuf_addf(&path, "/v1/groups/%s", esc);
+	curl_free(esc);
+	reply = client_call(c, "GET", strbuf_str(&path), NULL);
+	strbuf_release(&path);
+	if (!reply)
+		return;
+	if (!json_object_object_get_ex(reply, "app_source", &src) ||
+	    !json_object_is_type(src, json_type_object)) {
+		json_object_put(reply);
+		return;
+	}
+	if (doc) {
+		json_object_object_add(doc, "app_source", json_object_get(src));
+		json_object_put(reply);
+		return;
+	}
+	printf("app metric %s from %s %s, query %s: ", jstr(src, "metric"),
+	       jstr(src, "source"), jstr(src, "url"), jstr(src, "query"));
+	if (strcmp(jstr(src, "error"), "-") != 0) {
+		printf("no value: %s", jstr(src, "error"));
+	} else {
+		double v = jdouble(src, "value", &p);
+
+		if (p)
+			printf("%.6g, %.0f s ago", v, jdouble(src, "age_s", &p));
+		else
+			printf("no answer yet");
+	}
+	printf("; target %.6g per instance\n", jdouble(src, "target", &p));
+	if (strcmp(jstr(reply, "last_decision"), "-") != 0)
+		printf("last decision: %s\n", jstr(reply, "last_decision"));
+	json_object_put(reply);
+}
+
 static int
 events_common(int argc, char **argv, bool explain)
 {
@@ -881,6 +931,7 @@ events_common(int argc, char **argv, bool explain)
 			json_object_object_add(doc, "group",
 					       json_object_new_string(group));
 			json_object_object_add(doc, "decisions", d);
+			print_app_source(&c, group, doc);
 		} else {
 			json_object_object_add(doc, "events", json_object_get(arr));
 		}
@@ -891,8 +942,10 @@ events_common(int argc, char **argv, bool explain)
 	if (explain && json_object_array_length(arr) == 0)
 		printf("no decisions recorded for group %s yet\n", group);
 	print_events(arr, explain);
-	if (explain)
+	if (explain) {
+		print_app_source(&c, group, NULL);
 		print_hosts_down(&c);
+	}
 	rc = 0;
 cleanup:
 	strbuf_release(&path);

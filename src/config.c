@@ -31,6 +31,7 @@
 #include "config.h"
 #include "log.h"
 #include "policy.h"
+#include "promsrc.h"
 #include "quote.h"
 #include "url.h"
 #include "util.h"
@@ -2913,12 +2914,72 @@ static const struct section cloud_init_section = {
 	{.name = nm, .type = t,                                              \
 	 .off = (m) * sizeof(double), .flags = F_OMIT | F_MIN_EXCL | R,     \
 	 .min = 0, .max = mx, .defdoc = "not tracked", .doc = d}
-/* scaling.target.app: { metric: NAME, value: N, kind: average | total } */
+static void
+secret_release(struct config_secret *s)
+{
+	free(s->ref);
+	free(s->path);
+	memset(s, 0, sizeof(*s));
+}
+
+static void
+app_source_release(struct config_app_source *s)
+{
+	free(s->prometheus);
+	free(s->query);
+	secret_release(&s->token);
+	memset(s, 0, sizeof(*s));
+}
+
+/* scaling.target.app: { metric: NAME, value: N, kind: average | total,
+ * source: { prometheus: URL, query: PROMQL, ... } } */
 struct app_raw {
 	char *metric;
 	double value;
 	int kind;
+	struct config_app_source source;
 };
+
+static void
+check_app_source(struct pctx *ctx, const struct ynode *map, void *base,
+		 const char *path)
+{
+	const struct config_app_source *s = base;
+	const struct ynode *q = map ? ymap_get(map, "query") : NULL;
+
+	if (s->query && strlen(s->query) > PROMSRC_QUERY_MAX) {
+		char *sub = join_path(path, "query");
+
+		nerr(ctx, q ? q : map, sub, "%zu characters, more than the %d "
+		     "allowed", strlen(s->query), PROMSRC_QUERY_MAX);
+		free(sub);
+	}
+}
+
+static const struct opt app_source_opts[] = {
+	{.name = "prometheus", .type = T_URL,
+	 .off = offsetof(struct config_app_source, prometheus),
+	 .flags = F_REQ | R,
+	 .doc = "base URL of Prometheus' HTTP API (http:// or https://; TLS "
+		"certificates are verified against the system's CAs)"},
+	{.name = "query", .type = T_STR,
+	 .off = offsetof(struct config_app_source, query), .flags = F_REQ | R,
+	 .doc = "PromQL instant query giving one number for the whole group "
+		"(a scalar or a single series), run once per scaling.interval"},
+	{.name = "timeout", .type = T_DURATION,
+	 .off = offsetof(struct config_app_source, timeout_ms), .flags = R,
+	 .min = 100, .max = 60 * SEC, .def = "5s",
+	 .doc = "a query not answered within this is an error"},
+	{.name = "token", .type = T_SECRET,
+	 .off = offsetof(struct config_app_source, token), .flags = F_OMIT | R,
+	 .defdoc = "none",
+	 .doc = "bearer token sent to Prometheus: { file: PATH } or "
+		"{ env: NAME }; read at start and reload, never logged"},
+	{0},
+};
+static const struct section app_source_section = {
+	"source", app_source_opts,
+	offsetof(struct config_app_source, present), check_app_source};
 
 static const char *const app_kinds[] = {"average", "total", NULL};
 
@@ -2936,6 +2997,11 @@ static const struct opt app_opts[] = {
 	 .flags = R, .enums = app_kinds, .def = "average",
 	 .doc = "average: each instance reports its own share; total: they "
 		"report one figure for the whole group (the newest counts)"},
+	{.name = "source", .type = T_SECTION,
+	 .off = offsetof(struct app_raw, source), .flags = R,
+	 .sub = &app_source_section, .defdoc = "none (the guests' heartbeats)",
+	 .doc = "take the figure from outside the VMs instead of heartbeats: "
+		"{ prometheus: URL, query: PROMQL }; implies kind: total"},
 	{0},
 };
 static const struct section app_section = {"app", app_opts, NO_PRESENT,
@@ -2963,8 +3029,31 @@ parse_app_target(struct pctx *ctx, const struct ynode *n, void *base,
 						       : POLICY_APP_AVERAGE;
 			p->app[a].target = raw.value;
 		}
+		if (a >= 0 && raw.source.present) {
+			/* scaling is parsed into a group's policy only */
+			struct config_group *g = (struct config_group *)(void *)
+				((char *)p - offsetof(struct config_group, policy));
+			const struct ynode *k = ymap_get(n, "kind");
+
+			if (k && raw.kind != 1) {
+				sub = join_path(path, "kind");
+				nerr(ctx, k, sub, "a source gives one figure for "
+				     "the whole group: use kind: total (value: "
+				     "what one instance handles); an average from "
+				     "outside cannot tell which instances it covers");
+				free(sub);
+				rc = -1;
+			} else {
+				p->app[a].kind = POLICY_APP_TOTAL;
+				snprintf(p->app[a].source,
+					 sizeof(p->app[a].source), "prometheus");
+				g->app_source = raw.source;
+				memset(&raw.source, 0, sizeof(raw.source));
+			}
+		}
 	}
 	free(raw.metric);
+	app_source_release(&raw.source);
 	return rc;
 }
 
@@ -2988,6 +3077,16 @@ print_app_target(struct strbuf *out, const void *base, int indent,
 		indent_to(out, indent + 2);
 		strbuf_addf(out, "kind: %s\n",
 			    policy_app_kind_name(p->app[i].kind));
+		if (p->app[i].source[0]) {
+			const struct config_group *g = (const struct config_group *)
+				(const void *)((const char *)p -
+					       offsetof(struct config_group, policy));
+
+			indent_to(out, indent + 2);
+			strbuf_adds(out, "source:\n");
+			print_section(out, &app_source_section, &g->app_source,
+				      indent + 4);
+		}
 	}
 }
 
@@ -3006,7 +3105,8 @@ static const struct opt target_opts[] = {
 	 .print = print_app_target, .flags = R, .sub = &app_section,
 	 .elem = "", .type_name = "mapping", .defdoc = "not tracked",
 	 .doc = "an application metric the guests report in their "
-		"heartbeats: { metric: NAME, value: N, kind: average | total }"},
+		"heartbeats, or a source measures outside them: { metric: "
+		"NAME, value: N, kind: average | total, source: {...} }"},
 	{0},
 };
 static const struct section target_section = {"target", target_opts,
@@ -3346,6 +3446,7 @@ group_release(struct config_group *g)
 	strlist_release(&g->cloud_init.static_addresses.dns);
 	free(g->targets.file);
 	free(g->targets.reload_url);
+	app_source_release(&g->app_source);
 	policy_params_release(&g->policy);
 }
 
@@ -4388,13 +4489,6 @@ config_load_client(const char *path, struct strbuf *problems)
 	return cfg;
 }
 
-static void
-secret_release(struct config_secret *s)
-{
-	free(s->ref);
-	free(s->path);
-	memset(s, 0, sizeof(*s));
-}
 
 void
 config_free(struct config *cfg)

@@ -259,6 +259,18 @@ struct config_scale_in {
 	int64_t drain_ms;             /* graceful shutdown timeout */
 };
 
+/*
+ * groups.*.scaling.target.app.source: the app target's figure measured
+ * outside the VMs (promsrc.h) instead of reported in heartbeats.
+ */
+struct config_app_source {
+	bool present;         /* a source was given */
+	char *prometheus;     /* base URL of Prometheus' HTTP API */
+	char *query;          /* PromQL instant query: one number */
+	int64_t timeout_ms;   /* per query */
+	struct config_secret token; /* bearer token, or NONE */
+};
+
 struct config_group {
 	char *name;
 	int min, max;                 /* also in policy.min / policy.max */
@@ -279,6 +291,8 @@ struct config_group {
 	struct config_scale_in scale_in;
 	struct config_targets targets;
 	int line;
+	/* the app target's outside source (policy.app[i].source names it) */
+	struct config_app_source app_source;
 };
 
 struct config {

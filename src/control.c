@@ -81,6 +81,7 @@ snapshot_free(struct control_snapshot *s)
 	for (size_t i = 0; i < s->n_groups; i++) {
 		free(s->groups[i].name);
 		free(s->groups[i].last_decision);
+		free(s->groups[i].app_source);
 		history_put(s->groups[i].history);
 		free(s->groups[i].targets);
 	}

@@ -218,6 +218,14 @@ plan_decision(const struct converge_input *in, const enum store_instance_state *
 	pin.capacity_left = capacity_left(in);
 	policy_input_from_instances(&pin, p, samples, n);
 	free(samples);
+	for (unsigned a = 0; a < p->n_app && a < POLICY_APP_MAX; a++) {
+		if (!p->app[a].source[0])
+			continue;
+		pin.app[a] = in->ext_present[a] ? in->ext_app[a] : 0;
+		pin.app_present[a] = in->ext_present[a];
+		pin.app_reporting[a] = in->ext_present[a] ? 1 : 0;
+		pin.app_why[a] = in->ext_why[a];
+	}
 	policy_decide(p, &pin, st->pst, dec);
 	plan->decided = true;
 

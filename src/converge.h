@@ -100,6 +100,11 @@ struct converge_input {
 	 * most this many START actions */
 	const char (*new_ids)[STORE_ID_LEN + 1];
 	size_t n_new_ids;
+	/* app metrics measured outside (cfg->policy.app[i].source[0]):
+	 * the group figure when ext_present[i], else why it is unknown */
+	double ext_app[POLICY_APP_MAX];
+	bool ext_present[POLICY_APP_MAX];
+	const char *ext_why[POLICY_APP_MAX];
 };
 
 /* What the planner remembers of a group between plans (the caller keeps it). */

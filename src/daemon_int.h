@@ -43,6 +43,7 @@
 #include "mstore.h"
 #include "place.h"
 #include "policy.h"
+#include "promsrc.h"
 #include "provision.h"
 #include "rates.h"
 #include "sink.h"
@@ -97,6 +98,9 @@ struct dgroup {
 	unsigned failures;             /* provisioning failures in a row */
 	struct log_complain full_complaint;  /* "hosts full" */
 	struct history *hist;          /* a point per plan, for the status page */
+	/* the app target's outside source (promsrc.h), or NULL */
+	struct promsrc *src;
+	bool src_failing;              /* an app_source_error event said so */
 };
 
 struct daemon {

@@ -28,6 +28,7 @@ static const struct {
 	{"hosts_full", LOG_LEVEL_WARN},
 	{"addresses_full", LOG_LEVEL_WARN},
 	{"host_down", LOG_LEVEL_WARN},
+	{"app_source_error", LOG_LEVEL_WARN},
 };
 
 enum log_level

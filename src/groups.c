@@ -38,7 +38,50 @@ group_release(struct dgroup *g)
 	free(g->network_config);
 	free(g->domain_template);
 	history_put(g->hist);
+	promsrc_free(g->src);
 	memset(g, 0, sizeof(*g));
+}
+
+/*
+ * The worker of the app target's outside source: its first query at
+ * once, then one per scaling interval. A new one at every reload (the
+ * old group's stops when it is released); the token is read now.
+ */
+static int
+app_source_start(struct dgroup *g, const struct config_group *gc)
+{
+	const struct config_app_source *as = &gc->app_source;
+	const char *metric = "?";
+	char *token = NULL, *label;
+	struct promsrc_opts o = {0};
+
+	for (unsigned a = 0; a < gc->policy.n_app && a < POLICY_APP_MAX; a++)
+		if (gc->policy.app[a].source[0])
+			metric = gc->policy.app[a].name;
+	if (as->token.source != CONFIG_SECRET_NONE &&
+	    config_secret_read(&as->token, &token) != 0) {
+		err_prefix("group %s: app metric %s: prometheus token", gc->name,
+			   metric);
+		return -1;
+	}
+	label = xasprintf("group %s, app metric %s", gc->name, metric);
+	o.label = label;
+	o.url = as->prometheus;
+	o.query = as->query;
+	o.token = token;
+	o.timeout_ms = as->timeout_ms;
+	o.interval_ms = gc->policy.interval_ms;
+	g->src = promsrc_new(&o);
+	if (token) {
+		explicit_bzero(token, strlen(token));
+		free(token);
+	}
+	free(label);
+	if (!g->src) {
+		err_prefix("group %s: app metric %s", gc->name, metric);
+		return -1;
+	}
+	return 0;
 }
 
 /*
@@ -102,6 +145,8 @@ group_init(struct dgroup *g, const struct config *cfg,
 		err_prefix("group %s: placement", gc->name);
 		goto fail;
 	}
+	if (gc->app_source.present && app_source_start(g, gc) != 0)
+		goto fail;
 	if (old) {
 		/* what the loop knows of the group carries over, so that
 		 * neither the decisions nor what the API shows start afresh */

@@ -822,16 +822,26 @@ target_tracking(const struct policy_params *p, const struct policy_input *in,
 			missing++;
 			missing_app++;
 			missing_name = ap->name;
-			reason_add(r, "no recent value of app metric %s%s",
-				   ap->name, in->ready <= 0
-				   ? " (no ready instance)" : "");
+			if (ap->source[0] && in->ready > 0)
+				reason_add(r, "no value of app metric %s from "
+					   "%s: %s", ap->name, ap->source,
+					   in->app_why[a] ? in->app_why[a]
+							  : "none yet");
+			else
+				reason_add(r, "no recent value of app metric %s%s",
+					   ap->name, in->ready <= 0
+					   ? " (no ready instance)" : "");
 			continue;
 		}
 		v = in->app[a] < 0 ? 0 : in->app[a];
 		if (ap->kind == POLICY_APP_TOTAL) {
 			raw = v / ap->target;
 			ratio = raw / in->ready;
-			snprintf(vb, sizeof(vb), "%.6g (total)", v);
+			if (ap->source[0])
+				snprintf(vb, sizeof(vb), "%.6g (total from %s)",
+					 v, ap->source);
+			else
+				snprintf(vb, sizeof(vb), "%.6g (total)", v);
 			snprintf(tb, sizeof(tb), "%.6g per instance", ap->target);
 		} else {
 			ratio = v / ap->target;
@@ -1240,9 +1250,12 @@ policy_decision_json(const struct policy_decision *d,
 		strbuf_addf(out, ", \"reporting\": %d, \"target\": ",
 			    d->app_reporting[a]);
 		if (p->app[a].target > 0)
-			strbuf_addf(out, "%.6g}", p->app[a].target);
+			strbuf_addf(out, "%.6g", p->app[a].target);
 		else
-			strbuf_adds(out, "null}");
+			strbuf_adds(out, "null");
+		if (p->app[a].source[0])
+			strbuf_addf(out, ", \"source\": \"%s\"", p->app[a].source);
+		strbuf_adds(out, "}");
 		first = false;
 	}
 	if (p && p->n_app)

@@ -110,6 +110,10 @@ struct policy_app {
 	char name[POLICY_APP_NAME_MAX];
 	enum policy_app_kind kind;
 	double target;       /* > 0: target tracking on it; 0: steps only */
+	/* "": the figure comes from heartbeats; otherwise the kind of
+	 * outside source that measures it ("prometheus"; kind total):
+	 * the caller fills in->app[i] itself, and reasons name it */
+	char source[16];
 };
 
 struct policy_params;
@@ -224,6 +228,8 @@ struct policy_input {
 	double app[POLICY_APP_MAX];
 	bool app_present[POLICY_APP_MAX];
 	int app_reporting[POLICY_APP_MAX];
+	/* when !app_present[i], why (an outside source's error), or NULL */
+	const char *app_why[POLICY_APP_MAX];
 	int capacity_left;     /* instances placement can still add; -1 unknown */
 	int instances;         /* instances that exist now (for capacity_left) */
 };

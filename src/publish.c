@@ -15,6 +15,7 @@
 #include "log.h"
 #include "members.h"
 #include "metrics.h"
+#include "promsrc.h"
 #include "rates.h"
 #include "util.h"
 
@@ -31,6 +32,41 @@ prom_header(struct strbuf *sb, const char *name, const char *type,
  * reported it recently), stat="target" (when it is a target) and
  * stat="reporting" (the instances it was computed over).
  */
+/* The outside sources' queries and failures (scaling.target.app.source). */
+static void
+render_app_sources(struct daemon *d, struct strbuf *sb)
+{
+	static const char *const names[2] = {"va_app_source_queries_total",
+					     "va_app_source_errors_total"};
+	static const char *const helps[2] = {
+		"queries made to an app metric's outside source (prometheus)",
+		"of those, failed (no answer, HTTP error, not one usable number)"};
+
+	for (int k = 0; k < 2; k++) {
+		bool header = false;
+
+		for (unsigned i = 0; i < d->n_groups; i++) {
+			const struct dgroup *g = &d->groups[i];
+			const struct policy_params *p = &g->cfg->policy;
+			struct promsrc_state st;
+
+			if (!g->src)
+				continue;
+			promsrc_get(g->src, &st);
+			if (!header)
+				prom_header(sb, names[k], "counter", helps[k]);
+			header = true;
+			for (unsigned a = 0; a < p->n_app && a < POLICY_APP_MAX; a++)
+				if (p->app[a].source[0])
+					strbuf_addf(sb, "%s{group=\"%s\",metric=\"%s\","
+						    "source=\"%s\"} %lu\n", names[k],
+						    g->cfg->name, p->app[a].name,
+						    p->app[a].source,
+						    k ? st.errors : st.queries);
+		}
+	}
+}
+
 static void
 render_app_metrics(struct daemon *d, struct strbuf *sb)
 {
@@ -41,8 +77,9 @@ render_app_metrics(struct daemon *d, struct strbuf *sb)
 	if (!any)
 		return;
 	prom_header(sb, "va_group_app_metric", "gauge",
-		    "an application metric of the group (from heartbeats): stat "
-		    "value (mean or total at the last decision), target, reporting");
+		    "an application metric of the group (from heartbeats, or an "
+		    "outside source): stat value (mean or total at the last "
+		    "decision), target, reporting");
 	for (unsigned i = 0; i < d->n_groups; i++) {
 		const struct dgroup *g = &d->groups[i];
 		const struct policy_params *p = &g->cfg->policy;
@@ -64,6 +101,7 @@ render_app_metrics(struct daemon *d, struct strbuf *sb)
 				    g->have_last ? g->last.app_reporting[a] : 0);
 		}
 	}
+	render_app_sources(d, sb);
 }
 
 /*
@@ -136,6 +174,51 @@ render_metrics(struct daemon *d)
 	return strbuf_detach(&sb);
 }
 
+/*
+ * The group's outside source for GET /v1/groups(/NAME) and explain:
+ * {"metric", "source", "url", "query", "target", "value", "age_s",
+ * "error", "queries", "errors"}; NULL without one. Caller frees.
+ */
+static char *
+app_source_json(const struct dgroup *g)
+{
+	const struct policy_params *p = &g->cfg->policy;
+	struct strbuf sb = STRBUF_INIT;
+	struct promsrc_state st;
+	int64_t now = util_now_ms();
+
+	if (!g->src)
+		return NULL;
+	promsrc_get(g->src, &st);
+	for (unsigned a = 0; a < p->n_app && a < POLICY_APP_MAX; a++) {
+		if (!p->app[a].source[0])
+			continue;
+		strbuf_adds(&sb, "{\"metric\":");
+		http_json_string(&sb, p->app[a].name);
+		strbuf_adds(&sb, ",\"source\":");
+		http_json_string(&sb, p->app[a].source);
+		strbuf_adds(&sb, ",\"url\":");
+		http_json_string(&sb, promsrc_shown_url(g->src));
+		strbuf_adds(&sb, ",\"query\":");
+		http_json_string(&sb, g->cfg->app_source.query);
+		strbuf_addf(&sb, ",\"target\":%.6g", p->app[a].target);
+		if (st.have)
+			strbuf_addf(&sb, ",\"value\":%.6g,\"age_s\":%.1f",
+				    st.value, (double)(now - st.value_ms) / 1000);
+		else
+			strbuf_adds(&sb, ",\"value\":null,\"age_s\":null");
+		strbuf_adds(&sb, ",\"error\":");
+		if (st.failing)
+			http_json_string(&sb, st.why);
+		else
+			strbuf_adds(&sb, "null");
+		strbuf_addf(&sb, ",\"queries\":%lu,\"errors\":%lu}",
+			    st.queries, st.errors);
+		break;
+	}
+	return sb.len ? strbuf_detach(&sb) : (strbuf_release(&sb), NULL);
+}
+
 void
 daemon_publish(struct daemon *d)
 {
@@ -153,6 +236,8 @@ daemon_publish(struct daemon *d)
 			for (unsigned a = 0; a < p->n_app && nn < APPM_NAMES; a++) {
 				unsigned k = 0;
 
+				if (p->app[a].source[0])
+					continue; /* not from heartbeats */
 				while (k < nn && strcmp(names[k], p->app[a].name))
 					k++;
 				if (k == nn)
@@ -179,6 +264,7 @@ daemon_publish(struct daemon *d)
 		memcpy(cg->metric_present, g->metric_present,
 		       sizeof(cg->metric_present));
 		cg->last_decision = g->have_last ? xstrdup(g->last.reason) : NULL;
+		cg->app_source = app_source_json(g);
 		cg->busy_held = g->busy_held;
 		cg->waiting_for_hosts = g->waiting_for_hosts;
 		cg->interval_ms = g->cfg->policy.interval_ms;

@@ -356,6 +356,62 @@ app_values(struct daemon *d, const struct policy_params *p, const char *id,
 	}
 }
 
+/*
+ * The figure of an app metric measured outside (scaling.target.app.source),
+ * into in->ext_*: the worker's last value if its last query succeeded and
+ * is at most two intervals old; otherwise unknown, with why (in why[],
+ * which must outlive the plan). An event when the source starts failing
+ * and when it answers again; the worker logs (rate-limited).
+ */
+static void
+source_values(struct daemon *d, struct dgroup *g, struct converge_input *in,
+	      int64_t now, char *why, size_t whylen)
+{
+	const struct policy_params *p = &g->cfg->policy;
+
+	for (unsigned a = 0; a < p->n_app && a < POLICY_APP_MAX; a++) {
+		struct promsrc_state st;
+		bool failing;
+
+		if (!p->app[a].source[0])
+			continue;
+		in->ext_why[a] = why;
+		if (!g->src) {
+			snprintf(why, whylen, "the source is not running");
+			continue;
+		}
+		promsrc_get(g->src, &st);
+		if (st.failing)
+			snprintf(why, whylen, "%s", st.why);
+		else if (!st.have)
+			snprintf(why, whylen, "no answer from %s yet",
+				 promsrc_shown_url(g->src));
+		else if (now - st.value_ms > 2 * p->interval_ms)
+			snprintf(why, whylen, "the last value from %s is %" PRId64
+				 " s old (more than two intervals)",
+				 promsrc_shown_url(g->src),
+				 (now - st.value_ms) / 1000);
+		else {
+			in->ext_app[a] = st.value;
+			in->ext_present[a] = true;
+			in->ext_why[a] = NULL;
+		}
+		failing = st.failing || (st.have && !in->ext_present[a]);
+		if (failing && !g->src_failing)
+			event_record(d->store, g->cfg->name, NULL,
+				     "app_source_error", NULL,
+				     "app metric %s from prometheus: %s",
+				     p->app[a].name, why);
+		else if (!failing && g->src_failing && in->ext_present[a])
+			event_record(d->store, g->cfg->name, NULL,
+				     "app_source_ok", NULL,
+				     "app metric %s from prometheus %s "
+				     "answers again: %.6g", p->app[a].name,
+				     promsrc_shown_url(g->src), st.value);
+		g->src_failing = failing;
+	}
+}
+
 /* The group's instances as the planner sees them (pointing into t->all). */
 static struct converge_instance *
 group_instances(struct daemon *d, struct dgroup *g, const struct tick *t,
@@ -591,6 +647,7 @@ group_tick(struct daemon *d, struct dgroup *g, struct tick *t, int64_t now,
 	struct converge_input in;
 	struct converge_plan plan;
 	char ids[CONVERGE_MAX_STARTS][STORE_ID_LEN + 1];
+	char src_why[PROMSRC_WHY_MAX];
 	size_t *rows = NULL, n_ids = 0;
 	time_t secs = (time_t)(wall / 1000);
 
@@ -613,6 +670,7 @@ group_tick(struct daemon *d, struct dgroup *g, struct tick *t, int64_t now,
 	in.new_ids = (const char (*)[STORE_ID_LEN + 1])ids;
 	in.n_new_ids = n_ids;
 	g->manual = false;
+	source_values(d, g, &in, now, src_why, sizeof(src_why));
 
 	converge_group(&in, &g->cs, &plan);
 	apply(d, g, t, rows, &in, &plan);

@@ -825,3 +825,35 @@ class LibvirtRelay:
                     pass
             c.close()
             u.close()
+
+
+def start_prometheus(work, scrape_configs, timeout=30):
+    """A Prometheus server of the test's own (Debian's prometheus) on a free
+    loopback port, scraping every second: `scrape_configs` is the YAML of
+    the scrape_configs: list, indented by two spaces. Returns (process,
+    base URL) once /-/ready answers; stop it with proc.terminate()."""
+    pport = free_port()
+    cfg = os.path.join(work, "prometheus.yml")
+    with open(cfg, "w") as f:
+        f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+                "scrape_configs:\n" + scrape_configs)
+    logf = open(os.path.join(work, "prometheus.log"), "a")
+    p = subprocess.Popen(["prometheus", "--config.file=" + cfg,
+                          "--storage.tsdb.path=" + os.path.join(work, "prom"),
+                          "--web.listen-address=127.0.0.1:%d" % pport,
+                          "--log.level=warn"],
+                         stdout=logf, stderr=logf)
+    base = "http://127.0.0.1:%d" % pport
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if p.poll() is not None:
+            raise Fail("prometheus exited (%s): see %s" % (p.returncode, logf.name))
+        try:
+            with urllib.request.urlopen(base + "/-/ready", timeout=2) as r:
+                if r.status == 200:
+                    return p, base
+        except OSError:
+            pass
+        time.sleep(0.2)
+    p.kill()
+    raise Fail("Prometheus not ready within %d s: see %s" % (timeout, logf.name))

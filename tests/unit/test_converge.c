@@ -545,6 +545,89 @@ test_held_decision_once(void **state)
 }
 
 /*
+ * Issue 14: an app metric measured outside (a Prometheus query) is the
+ * caller's figure (ext_*), not the instances' heartbeats; unknown, it
+ * holds with the source's own reason.
+ */
+static void
+test_app_source(void **state)
+{
+	static const struct {
+		bool present;
+		double value;
+		const char *why;
+		double heartbeat;    /* what the instances report under the
+				      * same name: never used; <0: nothing */
+		int want;
+		const char *reason;
+	} cases[] = {
+		{true, 95, NULL, -1, 4, "lb_rps 95 (total from prometheus) > "
+		 "target 30 per instance (±10%) over 2 ready -> want 4"},
+		{true, 20, NULL, 900, 1, "lb_rps 20 (total from prometheus) < "
+		 "target 30 per instance"},
+		{false, 0, "the query returned 2 series, not one", 900, 2,
+		 "no value of app metric lb_rps from prometheus: the query "
+		 "returned 2 series"},
+		{false, 0, NULL, -1, 2,
+		 "no value of app metric lb_rps from prometheus: none yet"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		const struct row r = {.name = "source", .min = 1, .max = 10,
+				      .desired = 2, .inst = "R R"};
+		struct fixture f;
+		struct converge_state st;
+		struct converge_plan plan;
+		struct converge_input in;
+
+		setup_fixture(&f, &r);
+		f.gc.policy.scale_down_window_ms = 0;
+		snprintf(f.gc.policy.app[0].name, sizeof(f.gc.policy.app[0].name),
+			 "lb_rps");
+		f.gc.policy.app[0].kind = POLICY_APP_TOTAL;
+		f.gc.policy.app[0].target = 30;
+		snprintf(f.gc.policy.app[0].source,
+			 sizeof(f.gc.policy.app[0].source), "prometheus");
+		f.gc.policy.n_app = 1;
+		for (size_t k = 0; k < f.n && cases[i].heartbeat >= 0; k++) {
+			f.v[k].app[0] = cases[i].heartbeat;
+			f.v[k].app_present[0] = true;
+			f.v[k].app_ms[0] = WALL;
+		}
+		converge_state_init(&st);
+		memset(&in, 0, sizeof(in));
+		in.cfg = &f.gc;
+		in.now_ms = NOW;
+		in.wall_ms = WALL;
+		in.desired = r.desired;
+		in.v = f.v;
+		in.n = f.n;
+		in.hosts = f.ph;
+		in.n_hosts = f.gc.hosts.n;
+		in.place = f.place;
+		in.new_ids = (const char (*)[STORE_ID_LEN + 1])f.new_ids;
+		in.n_new_ids = CONVERGE_MAX_STARTS;
+		in.ext_present[0] = cases[i].present;
+		in.ext_app[0] = cases[i].value;
+		in.ext_why[0] = cases[i].why;
+		converge_group(&in, &st, &plan);
+		assert_true(plan.decided);
+		if (plan.desired != cases[i].want ||
+		    !strstr(plan.decision.reason, cases[i].reason))
+			fail_msg("case %zu: desired %d (want %d), reason '%s' "
+				 "(want '%s' in it)", i, plan.desired,
+				 cases[i].want, plan.decision.reason,
+				 cases[i].reason);
+		assert_int_equal(plan.decision.app_reporting[0],
+				 cases[i].present ? 1 : 0);
+		converge_plan_release(&plan);
+		converge_state_release(&st);
+		release_fixture(&f);
+	}
+}
+
+/*
  * Issue 12: while busy guests vetoed their removal the group sat above
  * its desired size with no event at all. The veto is an event when it
  * starts (once, not every plan) and when it ends; the plan says how many
@@ -640,6 +723,7 @@ main(void)
 		cmocka_unit_test(test_hosts_full_once),
 		cmocka_unit_test(test_held_decision_once),
 		cmocka_unit_test(test_busy_veto_once),
+		cmocka_unit_test(test_app_source),
 		cmocka_unit_test(test_addresses),
 	};
 
