@@ -69,7 +69,7 @@ def main():
     for tname, target in targets:
         grid = [("off", "5m", "10m")]
         grid += [("forecast_and_scale", b, w)
-                 for b in ("1m", "2m", "5m") for w in ("5m", "15m", "30m")]
+                 for b in ("1m", "2m", "5m") for w in ("2m", "5m", "15m")]
         for mode, b, w in grid:
             cfg = os.path.join(tmp, "p.yaml")
             with open(cfg, "w") as f:

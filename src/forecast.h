@@ -29,9 +29,9 @@
 /* The history keeps this many minutes (two weeks, 80 KiB of floats). */
 #define FORECAST_HISTORY_MIN (2 * FORECAST_WEEK_MIN)
 /* The recent level: the mean of the last this many minutes. */
-#define FORECAST_LEVEL_MIN 30
+#define FORECAST_LEVEL_MIN 15
 /* The level ratio is clamped to [1 / this, this]. */
-#define FORECAST_RATIO_MAX 4.0
+#define FORECAST_RATIO_MAX 1.5
 /* buffer + window may not exceed this (a forecast reaches into the
  * future only as far as the shortest seasonal lag allows). */
 #define FORECAST_HORIZON_MAX_MIN (12 * 60)

@@ -159,11 +159,11 @@ static int64_t shift_at;
 static double
 shifted(int64_t m)
 {
-	return m >= shift_at ? 8 : 4;
+	return m >= shift_at ? 5 : 4;
 }
 
-/* The level doubled two hours ago: the forecast follows the recent
- * level (ratio 2), not the days before. */
+/* The level rose by a quarter two hours ago: the forecast follows the
+ * recent level, not the days before. */
 static void
 test_level_shift(void **state)
 {
@@ -175,8 +175,8 @@ test_level_shift(void **state)
 	shift_at = n - 120;
 	h = fill(shifted, n);
 	assert_int_equal(forecast_compute(h, 5, 15, &r), 0);
-	assert_float_equal(r.ratio, (8 + 0.1) / (4 + 0.1), 1e-6);
-	assert_float_equal(r.peak, 4 * (8 + 0.1) / (4 + 0.1), 1e-4);
+	assert_float_equal(r.ratio, (5 + 0.1) / (4 + 0.1), 1e-6);
+	assert_float_equal(r.peak, 4 * (5 + 0.1) / (4 + 0.1), 1e-4);
 	forecast_history_free(h);
 	/* a tenfold jump is clamped to FORECAST_RATIO_MAX */
 	shift_at = n - 120;
