@@ -4018,6 +4018,11 @@ check_predictive(struct pctx *ctx, const struct ynode *sc,
 		nerr(ctx, ymap_get(pn, "mode"), path, "scaling.predictive "
 		     "needs a scaling.target: the forecast is of the load "
 		     "target tracking measures");
+	else
+		nwarn(ctx, ymap_get(pn, "mode"), path, "scaling.predictive: "
+		      "the daemon does not keep the load history yet, so it "
+		      "has no forecast and scales as with mode: off; "
+		      "`virt-autoscaler simulate` forecasts (docs/scaling.md)");
 }
 
 static void
