@@ -3127,7 +3127,8 @@ static const struct opt scaling_opts[] = {
 	 .off = offsetof(struct policy_params, predictive),
 	 .sub = &predictive_section, .show = show_predictive,
 	 .doc = "predictive scaling: a floor from the load of earlier days "
-		"and weeks (printed only when on)"},
+		"and weeks (printed only when on; the daemon keeps no load "
+		"history yet: only simulate forecasts)"},
 	{.name = "scale_up_limit", .type = T_SECTION, .flags = F_RELOAD,
 	 .off = offsetof(struct policy_params, scale_up_limit),
 	 .sub = &limit_section, .doc = "rate limit on growing"},
