@@ -5,9 +5,20 @@
  *   defaults  examples/web.yaml (the shipped defaults, target cpu 60 %)
  *   HPA       bench/hpa-baseline.yaml (the plain HPA formula)
  *   fixed     bench/fixed-peak.yaml, min = max = ceil(peak / capacity)
+ *   app       bench/app-rps.yaml (app metric requests_per_s target)
+ *   pred      bench/predictive.yaml (app target + predictive scaling)
+ *   web+pred  bench/web-predictive.yaml (cpu 60 % + predictive)
+ * and the oracle (simulate.h: fewest VM-hours never short, knowing the
+ * future), as the ratio column.
  *
  *   bench_policy [--trace FILE] [--capacity RPS] [--boot-delay SECONDS]
  *                [--scale X] [--decisions N] [--label TEXT]
+ *                [--report-from SECONDS] [--until SECONDS]
+ *
+ * --until cuts the trace there; --report-from counts the figures from
+ * that second on (the policies and the forecaster's history warm up on
+ * what comes before): the tuning half of the Twitter trace is --until
+ * 950400, the test half --report-from 950400.
  *
  * The trace defaults to $VA_SHARED_DIR/traces/twitter-rps.txt.gz
  * (VA_SHARED_DIR defaults to SRCDIR/../shared). --scale multiplies every
@@ -25,6 +36,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "forecast.h"
 #include "log.h"
 #include "policy.h"
 #include "simulate.h"
@@ -69,11 +81,78 @@ cleanup:
 static void
 print_row(const char *name, const struct sim_result *r, double secs)
 {
-	printf("| %-22s | %10.1f | %8" PRIu64 " | %10" PRIu64 " | %6" PRIu64
-	       " | %3d | %3d | %5.2f s |\n",
-	       name, r->vm_hours, r->under_provisioned_seconds,
+	printf("| %-22s | %10.1f | %5.2f | %8" PRIu64 " | %10" PRIu64 " | %6"
+	       PRIu64 " | %3d | %3d | %5.2f s |\n",
+	       name, r->vm_hours, r->oracle_vm_hours > 0
+	       ? r->vm_hours / r->oracle_vm_hours : 0,
+	       r->under_provisioned_seconds,
 	       r->excess_requests, r->scale_actions, r->min_vms, r->max_vms,
 	       secs);
+}
+
+/*
+ * The forecaster on a full history (14 days of one-minute means of a
+ * noisy daily cycle): forecast_compute() time per call, and
+ * policy_decide() with predictive scaling on.
+ */
+static void
+bench_forecast(const struct policy_params *web, unsigned n)
+{
+	struct forecast_history *h = forecast_history_new();
+	struct forecast_result fr;
+	struct policy_params p = *web;
+	struct policy_state *st = policy_state_new();
+	struct policy_decision d;
+	struct policy_input in;
+	unsigned seed = 7, calls = n / 100 ? n / 100 : 1;
+	double t0, t1, sink = 0;
+
+	for (int i = 0; i < FORECAST_HISTORY_MIN; i++)
+		forecast_history_push(h, (float)(5 + 3 * sin(i * 2 * M_PI /
+					     FORECAST_DAY_MIN) +
+					     (rand_r(&seed) % 100) / 100.0));
+	t0 = now_s();
+	for (unsigned i = 0; i < calls; i++) {
+		forecast_history_push(h, (float)(rand_r(&seed) % 800) / 100);
+		if (forecast_compute(h, 2, 2 + (int)(i % 3), &fr) == 0)
+			sink += fr.peak;
+	}
+	t1 = now_s();
+	printf("forecast: %.3f us per forecast_compute (%u calls on 14 days of "
+	       "history, buffer 2m, window 2-4m; sum %.0f)\n",
+	       (t1 - t0) * 1e6 / calls, calls, sink);
+	t0 = now_s();
+	for (unsigned i = 0; i < calls / 10 + 1; i++) {
+		forecast_history_push(h, 4);
+		if (forecast_compute(h, 60, 60, &fr) == 0)
+			sink += fr.peak;
+	}
+	t1 = now_s();
+	printf("forecast: %.3f us per forecast_compute with buffer 1h, window "
+	       "1h\n", (t1 - t0) * 1e6 / (calls / 10 + 1));
+
+	p.max = 100;
+	p.predictive.mode = POLICY_PREDICTIVE_FORECAST_AND_SCALE;
+	memset(&in, 0, sizeof(in));
+	in.capacity_left = 50;
+	in.desired = in.ready = in.instances = 10;
+	in.metric_present[POLICY_METRIC_CPU] = true;
+	in.have_forecast = true;
+	t0 = now_s();
+	for (unsigned i = 0; i < n; i++) {
+		in.now_ms = (int64_t)i * 10000;
+		in.metric[POLICY_METRIC_CPU] = 60 + 40 * sin(i / 50.0);
+		in.forecast = 8 + (int)(i / 60 % 5);
+		policy_decide(&p, &in, st, &d);
+		if (d.to != d.from)
+			in.desired = in.ready = in.instances = d.to;
+	}
+	t1 = now_s();
+	printf("decision: %.3f us per policy_decide with predictive scaling "
+	       "(forecast_and_scale, a floor every decision)\n",
+	       (t1 - t0) * 1e6 / n);
+	policy_state_free(st);
+	forecast_history_free(h);
 }
 
 /*
@@ -197,14 +276,17 @@ main(int argc, char **argv)
 		{"scale", required_argument, NULL, 's'},
 		{"decisions", required_argument, NULL, 'n'},
 		{"label", required_argument, NULL, 'l'},
+		{"report-from", required_argument, NULL, 'r'},
+		{"until", required_argument, NULL, 'u'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *shared = getenv("VA_SHARED_DIR");
 	char *path = NULL;
 	struct trace tr = {0};
 	struct sim_options o;
-	struct policy_params web, hpa, fixed;
-	int web_init, hpa_init, fixed_init;
+	struct policy_params web, hpa, fixed, app, pred, webpred;
+	int web_init, hpa_init, fixed_init, app_init, pred_init, webpred_init;
+	uint64_t until = 0;
 	char fixed_name[64];
 	const char *label = NULL;
 	double scale = 1, t0, t1;
@@ -233,6 +315,12 @@ main(int argc, char **argv)
 		case 'l':
 			label = optarg;
 			break;
+		case 'r':
+			o.report_from = (uint64_t)atoll(optarg);
+			break;
+		case 'u':
+			until = (uint64_t)atoll(optarg);
+			break;
 		default:
 			return 2;
 		}
@@ -248,10 +336,16 @@ main(int argc, char **argv)
 	}
 	if (load_policy("examples/web.yaml", &web, &web_init) != 0 ||
 	    load_policy("bench/hpa-baseline.yaml", &hpa, &hpa_init) != 0 ||
-	    load_policy("bench/fixed-peak.yaml", &fixed, &fixed_init) != 0)
+	    load_policy("bench/fixed-peak.yaml", &fixed, &fixed_init) != 0 ||
+	    load_policy("bench/app-rps.yaml", &app, &app_init) != 0 ||
+	    load_policy("bench/predictive.yaml", &pred, &pred_init) != 0 ||
+	    load_policy("bench/web-predictive.yaml", &webpred,
+			&webpred_init) != 0)
 		return 1;
-	if (ndec)
+	if (ndec) {
 		bench_decide(&web, ndec);
+		bench_forecast(&web, ndec);
+	}
 
 	t0 = now_s();
 	if (trace_load(path, &tr) != 0) {
@@ -259,6 +353,8 @@ main(int argc, char **argv)
 		return 1;
 	}
 	t1 = now_s();
+	if (until && until < tr.n)
+		tr.n = (size_t)until;
 	if (scale != 1)
 		for (size_t i = 0; i < tr.n; i++)
 			tr.v[i] = (uint32_t)llround(tr.v[i] * scale);
@@ -270,7 +366,7 @@ main(int argc, char **argv)
 		fleet = 1;
 	fixed.min = fixed.max = fleet;
 	if (web.max < 2 * fleet || hpa.max < 2 * fleet)
-		web.max = hpa.max = 2 * fleet;
+		web.max = hpa.max = app.max = pred.max = webpred.max = 2 * fleet;
 	if (label)
 		printf("trace: %s", label);
 	else
@@ -278,15 +374,23 @@ main(int argc, char **argv)
 	printf(", %zu s, peak %" PRIu32 " req/s, loaded in %.2f s; %g req/s "
 	       "per VM, boot delay %" PRId64 " s\n", tr.n, peak, t1 - t0,
 	       o.capacity, o.boot_delay_ms / 1000);
-	printf("| %-22s | %10s | %8s | %10s | %6s | %3s | %3s | %7s |\n",
-	       "policy", "vm_hours", "under_s", "excess_req", "scale", "min",
-	       "max", "sim");
-	printf("|%s|\n", "------------------------|------------|----------|"
-	       "------------|--------|-----|-----|---------");
+	if (o.report_from)
+		printf("figures from second %" PRIu64 " on\n", o.report_from);
+	printf("| %-22s | %10s | %5s | %8s | %10s | %6s | %3s | %3s | %7s |\n",
+	       "policy", "vm_hours", "x orc", "under_s", "excess_req", "scale",
+	       "min", "max", "sim");
+	printf("|%s|\n", "------------------------|------------|-------|"
+	       "----------|------------|--------|-----|-----|---------");
 	run_row("defaults (web.yaml)", &web, web_init, &tr, &o);
 	run_row("HPA baseline", &hpa, hpa_init, &tr, &o);
 	snprintf(fixed_name, sizeof(fixed_name), "fixed fleet (%d VMs)", fleet);
 	run_row(fixed_name, &fixed, fleet, &tr, &o);
+	run_row("app metric (app-rps)", &app, app_init, &tr, &o);
+	run_row("predictive + app", &pred, pred_init, &tr, &o);
+	run_row("predictive + cpu 60%", &webpred, webpred_init, &tr, &o);
+	policy_params_release(&app);
+	policy_params_release(&pred);
+	policy_params_release(&webpred);
 	policy_params_release(&web);
 	policy_params_release(&hpa);
 	policy_params_release(&fixed);

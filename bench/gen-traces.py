@@ -60,6 +60,20 @@ def main():
             lam = 60
         vals.append(noisy(rng, lam))
     write(os.path.join(out, "flash.txt"), vals)
+    # weekly: 21 days from a Monday; weekdays a daily cycle 40..300 req/s
+    # peaking at 14:00, weekends 40..120; from day 15 on every level is
+    # 1.5x (a level shift the history has not seen); Poisson noise.
+    # Added for predictive scaling (issue 14); nothing was tuned on it.
+    vals = []
+    for t in range(21 * 86400):
+        day, s = divmod(t, 86400)
+        top = 120 if day % 7 >= 5 else 300
+        lam = 40 + (top - 40) * 0.5 * (1 - math.cos(2 * math.pi *
+                                                     (s - 7200) / 86400))
+        if day >= 15:
+            lam *= 1.5
+        vals.append(noisy(rng, lam))
+    write(os.path.join(out, "weekly.txt"), vals)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,12 @@
 #     fixed fleet sized for the peak) at 40 req/s per VM and 60 s boot
 #     delay on ../shared/traces/twitter-rps.txt.gz, and the same on other
 #     shapes: the trace x2, other boot delays and capacities, and
-#     synthetic diurnal / steps / spikes / flash-crowd traces.
+#     synthetic diurnal / steps / spikes / flash-crowd / weekly traces;
+#   - every policy (also the app-metric and predictive ones, issue 14) on
+#     the Twitter trace split in time: the first 11 days (950,400 s) are
+#     where bench/tune-predictive.py chose their parameters, the last 11
+#     days are reported with nothing tuned on them (the run starts at 0
+#     so that the history is warm; the figures count from 950,400 on).
 # The trace directory is $VA_SHARED_DIR/traces (default ../shared/traces).
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,6 +40,10 @@ echo "## other shapes and settings"
 "$bench" --decisions 0 --trace "$trace" --boot-delay 120 --label "twitter-rps, boot 120 s"
 "$bench" --decisions 0 --trace "$trace" --capacity 100 --label "twitter-rps, 100 req/s per VM"
 python3 "$root/bench/gen-traces.py" "$tmp"
-for t in diurnal steps spikes flash; do
+echo
+echo "## the Twitter trace split in time (issue 14)"
+"$bench" --decisions 0 --trace "$trace" --until 950400 --label "twitter days 1-11 (TUNING half)"
+"$bench" --decisions 0 --trace "$trace" --report-from 950400 --label "twitter days 12-22 (TEST half)"
+for t in diurnal steps spikes flash weekly; do
 	"$bench" --decisions 0 --trace "$tmp/$t.txt" --label "synthetic $t"
 done

@@ -1,12 +1,12 @@
 /*
  * cmd_simulate.c: `virt-autoscaler simulate -c FILE --trace FILE
  * [--group NAME] [--capacity RPS] [--boot-delay DURATION] [--json]
- * [--plot OUT.svg] [--explain]`.
+ * [--plot OUT.svg] [--explain] [--report-from DURATION]`.
  *
  * Replays a request-rate trace through the real decision engine with the
  * group's policy from the configuration (see simulate.h for the model)
  * and prints vm_hours, under_provisioned_seconds, excess_requests,
- * scale_actions, min_vms and max_vms: as a table, or with --json as one
+ * scale_actions, min_vms, max_vms and oracle_vm_hours: as a table, or with --json as one
  * JSON object with exactly these fields. --explain prints every decision
  * with its reason (on stderr when --json keeps stdout for the object).
  */
@@ -30,7 +30,7 @@
 static const char usage_text[] =
 	"usage: virt-autoscaler simulate [-c FILE] --trace FILE [--group NAME]\n"
 	"         [--capacity RPS] [--boot-delay DURATION] [--json]\n"
-	"         [--plot OUT.svg] [--explain]\n"
+	"         [--plot OUT.svg] [--explain] [--report-from DURATION]\n"
 	"Replay a request-rate trace (one non-negative integer a line: requests\n"
 	"in that second; gzip accepted) through the group's scaling policy.\n"
 	"  -c, --config FILE      configuration (default: the global -c)\n"
@@ -41,7 +41,10 @@ static const char usage_text[] =
 	"      --boot-delay DUR   decision to ready (default 60s)\n"
 	"      --json             print one JSON object\n"
 	"      --plot OUT.svg     chart demand, ready capacity and VMs over time\n"
-	"      --explain          print every decision and its reason\n";
+	"      --explain          print every decision and its reason\n"
+	"      --report-from DUR  count the figures from this second of the "
+	"trace on\n"
+	"                         (what comes before warms the policy up)\n";
 
 /* What the observers share: the --explain output and the --plot data. */
 struct observe_ctx {
@@ -137,6 +140,7 @@ cmd_simulate(int argc, char **argv)
 		{"json", no_argument, NULL, 'j'},
 		{"plot", required_argument, NULL, 'p'},
 		{"explain", no_argument, NULL, 'e'},
+		{"report-from", required_argument, NULL, 'R'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -191,6 +195,17 @@ cmd_simulate(int argc, char **argv)
 		case 'e':
 			explain = true;
 			break;
+		case 'R': {
+			int64_t ms;
+
+			if (util_parse_duration_ms(optarg, &ms) != 0) {
+				fprintf(stderr, "virt-autoscaler simulate: "
+					"--report-from: %s\n", err_msg());
+				return 2;
+			}
+			o.report_from = (uint64_t)(ms / 1000);
+			break;
+		}
 		case 'h':
 			printf(usage_text);
 			return 0;
@@ -255,9 +270,10 @@ cmd_simulate(int argc, char **argv)
 		printf("{\"vm_hours\": %.3f, \"under_provisioned_seconds\": %"
 		       PRIu64 ", \"excess_requests\": %" PRIu64 ", "
 		       "\"scale_actions\": %" PRIu64 ", \"min_vms\": %d, "
-		       "\"max_vms\": %d}\n", r.vm_hours,
-		       r.under_provisioned_seconds, r.excess_requests,
-		       r.scale_actions, r.min_vms, r.max_vms);
+		       "\"max_vms\": %d, \"oracle_vm_hours\": %.3f}\n",
+		       r.vm_hours, r.under_provisioned_seconds,
+		       r.excess_requests, r.scale_actions, r.min_vms,
+		       r.max_vms, r.oracle_vm_hours);
 	} else {
 		printf("group %s, %zu s of trace, %g req/s per VM, boot delay "
 		       "%" PRId64 " s, decisions every %" PRId64 " ms\n",
@@ -272,6 +288,13 @@ cmd_simulate(int argc, char **argv)
 		       r.scale_actions);
 		printf("min_vms                    %d\n", r.min_vms);
 		printf("max_vms                    %d\n", r.max_vms);
+		printf("oracle_vm_hours            %.3f (%.2fx)\n",
+		       r.oracle_vm_hours, r.oracle_vm_hours > 0
+		       ? r.vm_hours / r.oracle_vm_hours : 0);
+		if (g->policy.predictive.mode != POLICY_PREDICTIVE_OFF)
+			printf("forecasts                  %" PRIu64 " of %"
+			       PRIu64 " decisions\n", r.forecasts,
+			       r.decisions);
 	}
 	rc = fflush(stdout) == 0 ? 0 : 1;
 cleanup:

@@ -3144,6 +3144,40 @@ static const struct section saturation_section = {"saturation",
 						  saturation_opts, NO_PRESENT,
 						  NULL};
 
+/* scaling.predictive: the forecaster's floor (policy.h, forecast.h) */
+static const char *const predictive_modes[] = {
+	"off", "forecast_only", "forecast_and_scale", NULL};
+
+static const struct opt predictive_opts[] = {
+	{.name = "mode", .type = T_ENUM,
+	 .off = offsetof(struct policy_predictive, mode), .flags = R,
+	 .enums = predictive_modes, .def = "off",
+	 .doc = "off; forecast_only: show the forecast in decisions without "
+		"acting; forecast_and_scale: the size is at least the "
+		"forecast floor"},
+	{.name = "buffer", .type = T_DURATION,
+	 .off = offsetof(struct policy_predictive, buffer_ms), .flags = R,
+	 .min = 0, .max = 6 * HOUR, .def = "5m",
+	 .doc = "how far ahead the forecast window starts (rounded up to a "
+		"minute); at least the boot time"},
+	{.name = "window", .type = T_DURATION,
+	 .off = offsetof(struct policy_predictive, window_ms), .flags = R,
+	 .min = MIN, .max = 6 * HOUR, .def = "10m",
+	 .doc = "the forecast window's length: the floor is the peak "
+		"forecast within it"},
+	{0},
+};
+static const struct section predictive_section = {"predictive",
+						  predictive_opts, NO_PRESENT,
+						  NULL};
+
+static bool
+show_predictive(const void *base)
+{
+	return ((const struct policy_params *)base)->predictive.mode !=
+	       POLICY_PREDICTIVE_OFF;
+}
+
 static const struct opt scaling_opts[] = {
 	{.name = "interval", .type = T_DURATION,
 	 .off = offsetof(struct policy_params, interval_ms), .flags = R,
@@ -3189,6 +3223,12 @@ static const struct opt scaling_opts[] = {
 	 .off = offsetof(struct policy_params, saturation),
 	 .sub = &saturation_section,
 	 .doc = "target tracking when a cpu/memory average is saturated"},
+	{.name = "predictive", .type = T_SECTION, .flags = F_RELOAD,
+	 .off = offsetof(struct policy_params, predictive),
+	 .sub = &predictive_section, .show = show_predictive,
+	 .doc = "predictive scaling: a floor from the load of earlier days "
+		"and weeks (printed only when on; the daemon keeps no load "
+		"history yet: only simulate forecasts)"},
 	{.name = "scale_up_limit", .type = T_SECTION, .flags = F_RELOAD,
 	 .off = offsetof(struct policy_params, scale_up_limit),
 	 .sub = &limit_section, .doc = "rate limit on growing"},
@@ -4058,6 +4098,35 @@ check_limit(struct pctx *ctx, const struct ynode *map, void *base,
 		nerr(ctx, map, path, "instances and percent need a period");
 }
 
+/* The forecast is of the load target tracking measures: it needs a
+ * target. (buffer and window are at most 6h each, so together within
+ * FORECAST_HORIZON_MAX_MIN.) */
+static void
+check_predictive(struct pctx *ctx, const struct ynode *sc,
+		 const struct config_group *g, const char *path)
+{
+	const struct policy_params *p = &g->policy;
+	const struct ynode *pn = ymap_get(sc, "predictive");
+	bool tracked = false;
+
+	if (!pn || p->predictive.mode == POLICY_PREDICTIVE_OFF ||
+	    node_has_error(ctx, pn))
+		return;
+	for (unsigned m = 0; m < POLICY_METRIC_LAST; m++)
+		tracked = tracked || p->target[m] > 0;
+	for (unsigned a = 0; a < p->n_app && a < POLICY_APP_MAX; a++)
+		tracked = tracked || p->app[a].target > 0;
+	if (!tracked)
+		nerr(ctx, ymap_get(pn, "mode"), path, "scaling.predictive "
+		     "needs a scaling.target: the forecast is of the load "
+		     "target tracking measures");
+	else
+		nwarn(ctx, ymap_get(pn, "mode"), path, "scaling.predictive: "
+		      "the daemon does not keep the load history yet, so it "
+		      "has no forecast and scales as with mode: off; "
+		      "`virt-autoscaler simulate` forecasts (docs/scaling.md)");
+}
+
 static void
 check_group(struct pctx *ctx, const struct ynode *map, void *base,
 	    const char *path)
@@ -4081,6 +4150,7 @@ check_group(struct pctx *ctx, const struct ynode *map, void *base,
 		     g->min, g->max);
 	if (!g->template.name_prefix)
 		g->template.name_prefix = xstrdup(g->name);
+	check_predictive(ctx, sc, g, path);
 	if (sa->present && sa->range && sa->count < (uint64_t)g->max)
 		nerr(ctx, ymap_get(ymap_get(ymap_get(map, "cloud_init"),
 					    "static_addresses"), "range"),

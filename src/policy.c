@@ -350,6 +350,22 @@ policy_params_defaults(struct policy_params *p)
 	p->scale_down_limit.period_ms = 0;
 	p->saturation.above_pct = 95;
 	p->saturation.scale_up_pct = 100;
+	p->predictive.mode = POLICY_PREDICTIVE_OFF;
+	p->predictive.buffer_ms = 5 * 60000;
+	p->predictive.window_ms = 10 * 60000;
+}
+
+const char *
+policy_predictive_mode_name(int mode)
+{
+	switch (mode) {
+	case POLICY_PREDICTIVE_FORECAST_ONLY:
+		return "forecast_only";
+	case POLICY_PREDICTIVE_FORECAST_AND_SCALE:
+		return "forecast_and_scale";
+	default:
+		return "off";
+	}
 }
 
 void
@@ -387,6 +403,53 @@ policy_params_copy(struct policy_params *dst, const struct policy_params *src)
 				? xstrdup(src->schedules[i].name) : NULL;
 		}
 	}
+}
+
+static int ceil_int(double x);
+
+/* ---- predictive scaling's inputs ------------------------------------- */
+
+double
+policy_load_instances(const struct policy_params *p,
+		      const struct policy_input *in)
+{
+	double load = NAN;
+
+	if (in->ready <= 0)
+		return NAN;
+	for (unsigned m = 0; m < POLICY_METRIC_LAST; m++) {
+		double v;
+
+		if (!(p->target[m] > 0) || !in->metric_present[m] ||
+		    !isfinite(in->metric[m]))
+			continue;
+		v = (in->metric[m] < 0 ? 0 : in->metric[m]) * in->ready /
+		    p->target[m];
+		if (isnan(load) || v > load)
+			load = v;
+	}
+	for (unsigned a = 0; a < p->n_app && a < POLICY_APP_MAX; a++) {
+		const struct policy_app *ap = &p->app[a];
+		double v;
+
+		if (!(ap->target > 0) || !in->app_present[a] ||
+		    !isfinite(in->app[a]))
+			continue;
+		v = in->app[a] < 0 ? 0 : in->app[a];
+		v = ap->kind == POLICY_APP_TOTAL ? v / ap->target
+						 : v * in->ready / ap->target;
+		if (isnan(load) || v > load)
+			load = v;
+	}
+	return load;
+}
+
+int
+policy_forecast_floor(double load)
+{
+	if (!(load > 0))
+		return 0;
+	return ceil_int(load);
 }
 
 /* ---- engine state ----------------------------------------------------- */
@@ -1018,7 +1081,7 @@ policy_decide(const struct policy_params *p, const struct policy_input *in,
 	struct reason r = {d->reason, 0};
 	int cur = in->desired < 0 ? 0 : in->desired;
 	int rec, tt, steps, v;
-	bool saturated = false;
+	bool saturated = false, forecast_won = false;
 	int64_t now = in->now_ms, maxper;
 	char db[32], db2[32];
 
@@ -1045,6 +1108,33 @@ policy_decide(const struct policy_params *p, const struct policy_input *in,
 	tt = target_tracking(p, in, cur, &saturated, &r);
 	steps = step_rules(p, in, st, cur, &r);
 	rec = tt > steps ? tt : steps;
+	/* 1b. predictive scaling: the forecast floor only ever raises */
+	d->forecast = -1;
+	if (p->predictive.mode != POLICY_PREDICTIVE_OFF && in->have_forecast) {
+		int f = in->forecast < 0 ? 0 : in->forecast;
+		int base = rec >= 0 ? rec : cur;
+
+		d->forecast = f;
+		if (f > base && p->predictive.mode ==
+		    POLICY_PREDICTIVE_FORECAST_AND_SCALE) {
+			reason_add(&r, "forecast: %d needed in %s..%s -> want %d",
+				   f, fmt_dur(db, sizeof(db),
+					      p->predictive.buffer_ms),
+				   fmt_dur(db2, sizeof(db2),
+					   p->predictive.buffer_ms +
+					   p->predictive.window_ms), f);
+			rec = f;
+			forecast_won = true;
+		} else if (f > base) {
+			reason_add(&r, "forecast: %d needed in %s..%s "
+				   "(forecast_only: not acting)", f,
+				   fmt_dur(db, sizeof(db),
+					   p->predictive.buffer_ms),
+				   fmt_dur(db2, sizeof(db2),
+					   p->predictive.buffer_ms +
+					   p->predictive.window_ms));
+		}
+	}
 	d->recommendation = rec;
 	if (rec < 0 && p->n_steps == 0 && !r.len)
 		reason_add(&r, "no scaling rule");
@@ -1068,6 +1158,11 @@ policy_decide(const struct policy_params *p, const struct policy_input *in,
 		if (lo < rec && rec > cur) {
 			if (saturated && tt == rec) {
 				reason_add(&r, "saturated: scale-up window "
+					   "skipped");
+				lo = rec;
+			} else if (forecast_won) {
+				/* planned ahead, already smoothed: no noise */
+				reason_add(&r, "forecast: scale-up window "
 					   "skipped");
 				lo = rec;
 			} else if (p->scale_up_window_skip_pct > 0 &&
@@ -1208,6 +1303,8 @@ policy_decision_format(const struct policy_decision *d,
 	strbuf_addf(out, ", bounds %d..%d", d->min, d->max);
 	if (d->capacity_left >= 0)
 		strbuf_addf(out, ", room %d", d->capacity_left);
+	if (d->forecast >= 0)
+		strbuf_addf(out, ", forecast %d", d->forecast);
 	strbuf_adds(out, "]");
 }
 
@@ -1270,6 +1367,15 @@ policy_decision_json(const struct policy_decision *d,
 	else
 		strbuf_adds(out, "null");
 	strbuf_addf(out, ", \"recommendation\": %d, \"stabilized\": %d, "
-		    "\"limited\": %d}", d->recommendation, d->stabilized,
+		    "\"limited\": %d", d->recommendation, d->stabilized,
 		    d->limited);
+	if (p && p->predictive.mode != POLICY_PREDICTIVE_OFF) {
+		strbuf_addf(out, ", \"predictive\": \"%s\", \"forecast\": ",
+			    policy_predictive_mode_name(p->predictive.mode));
+		if (d->forecast >= 0)
+			strbuf_addf(out, "%d", d->forecast);
+		else
+			strbuf_adds(out, "null");
+	}
+	strbuf_adds(out, "}");
 }

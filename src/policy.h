@@ -182,7 +182,36 @@ struct policy_params {
 	 * scale_up_window_skip: 20%.
 	 */
 	double scale_up_window_skip_pct;
+
+	/*
+	 * Predictive scaling (YAML: predictive: { mode: forecast_and_scale,
+	 * buffer: 5m, window: 10m }). The forecaster (forecast.h) runs in
+	 * the caller, which passes its capacity floor as in->forecast:
+	 *   off                 no forecast (the default)
+	 *   forecast_only       the forecast is shown in the decision
+	 *                       (reason, JSON) but does not act
+	 *   forecast_and_scale  the recommendation is the larger of target
+	 *                       tracking/steps and the forecast floor
+	 * buffer_ms: how far ahead the forecast window starts (at least the
+	 * boot delay, so instances are ready when the load comes);
+	 * window_ms: its length (the floor is the peak forecast within it).
+	 */
+	struct policy_predictive {
+		int mode;            /* enum policy_predictive_mode */
+		int64_t buffer_ms;
+		int64_t window_ms;
+	} predictive;
 };
+
+enum policy_predictive_mode {
+	POLICY_PREDICTIVE_OFF,
+	POLICY_PREDICTIVE_FORECAST_ONLY,
+	POLICY_PREDICTIVE_FORECAST_AND_SCALE,
+	POLICY_PREDICTIVE_LAST
+};
+
+/* "off", "forecast_only", "forecast_and_scale" */
+const char *policy_predictive_mode_name(int mode);
 
 /* Fill the shipped defaults (what autoscale.yaml(5) documents). */
 void policy_params_defaults(struct policy_params *p);
@@ -232,6 +261,10 @@ struct policy_input {
 	const char *app_why[POLICY_APP_MAX];
 	int capacity_left;     /* instances placement can still add; -1 unknown */
 	int instances;         /* instances that exist now (for capacity_left) */
+	/* predictive scaling: the forecaster's capacity floor (instances)
+	 * for the window ahead, when have_forecast (policy_forecast_floor()) */
+	bool have_forecast;
+	int forecast;
 };
 
 /* One instance's view, for policy_input_from_instances(). */
@@ -260,6 +293,18 @@ void policy_input_from_instances(struct policy_input *in,
 				 const struct policy_params *p,
 				 const struct policy_instance_sample *inst,
 				 unsigned n);
+
+/*
+ * The group's load in instances, as target tracking measures it before
+ * rounding: the maximum over tracked metrics with data of value x ready
+ * / target (an app metric of kind total: total / target). NaN without
+ * data. Predictive scaling records its one-minute means (forecast.h).
+ */
+double policy_load_instances(const struct policy_params *p,
+			     const struct policy_input *in);
+/* A forecast load (instances, as above) as a capacity floor: its
+ * ceiling, within 0..1e9 (NaN or negative: 0). */
+int policy_forecast_floor(double load);
 
 /*
  * What the engine remembers between decisions of one group: recent
@@ -315,6 +360,7 @@ struct policy_decision {
 	int recommendation;    /* from target tracking and steps */
 	int stabilized;        /* after the stabilization windows */
 	int limited;           /* after cooldown and rate limits */
+	int forecast;          /* predictive floor given, -1: none */
 	/* human-readable: "cpu 87% > target 60% (±10%) over 3 ready -> want 5;
 	 * ..." */
 	char reason[POLICY_REASON_MAX];

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "forecast.h"
 #include "log.h"
 #include "simulate.h"
 #include "util.h"
@@ -35,6 +36,13 @@ sim_run(const struct policy_params *p, const uint32_t *trace, size_t n,
 	struct vm *vms = NULL;
 	double *cpu_sum = NULL; /* cpu_sum[k]: sum of per-second CPU (%) of
 				 * seconds interval_start .. interval_start+k-1 */
+	double *rps_sum = NULL; /* the same of demand / ready VMs */
+	double *dem_sum = NULL; /* the same of demand */
+	struct forecast_history *hist = NULL;
+	bool fc_have = false;   /* the last forecast, a floor */
+	int fc_floor = 0;
+	int app_rps = -1;       /* p->app[] index of requests_per_s */
+	int buffer_min = 0, window_min = 0;
 	size_t nvms = 0, cap_vms = 0, cap_win = 0, nready = 0;
 	uint64_t boot_s, interval_start = 0, vm_seconds = 0;
 	int64_t next_ms;
@@ -57,6 +65,11 @@ sim_run(const struct policy_params *p, const uint32_t *trace, size_t n,
 		err_set("empty trace");
 		goto cleanup;
 	}
+	if (o->report_from >= n) {
+		err_set("the trace has %zu s: nothing to report from second %llu",
+			n, (unsigned long long)o->report_from);
+		goto cleanup;
+	}
 	boot_s = (uint64_t)((o->boot_delay_ms + 999) / 1000);
 	st = policy_state_new();
 	{
@@ -72,6 +85,14 @@ sim_run(const struct policy_params *p, const uint32_t *trace, size_t n,
 	}
 	cap_win = (size_t)(p->interval_ms / 1000) + 2;
 	cpu_sum = xcalloc(cap_win + 1, sizeof(*cpu_sum));
+	rps_sum = xcalloc(cap_win + 1, sizeof(*rps_sum));
+	dem_sum = xcalloc(cap_win + 1, sizeof(*dem_sum));
+	app_rps = policy_app_find(p, "requests_per_s");
+	if (p->predictive.mode != POLICY_PREDICTIVE_OFF) {
+		hist = forecast_history_new();
+		buffer_min = (int)((p->predictive.buffer_ms + 59999) / 60000);
+		window_min = (int)((p->predictive.window_ms + 59999) / 60000);
+	}
 	r->min_vms = INT32_MAX;
 	next_ms = p->interval_ms;
 
@@ -107,16 +128,47 @@ sim_run(const struct policy_params *p, const uint32_t *trace, size_t n,
 						(cpu_sum[len] - cpu_sum[a]) /
 						(double)(len - a);
 					s->metric_present[POLICY_METRIC_CPU] = true;
+					if (app_rps >= 0 && p->app[app_rps].kind ==
+					    POLICY_APP_AVERAGE) {
+						s->app[app_rps] =
+							(rps_sum[len] - rps_sum[a]) /
+							(double)(len - a);
+						s->app_present[app_rps] = true;
+					} else if (app_rps >= 0) {
+						s->app[app_rps] = dem_sum[len] /
+								  (double)len;
+						s->app_present[app_rps] = true;
+						s->app_ms[app_rps] = in.now_ms;
+					}
 				}
 			}
 			policy_input_from_instances(&in, p, samples,
 						    (unsigned)nvms);
+			if (hist) {
+				struct forecast_result fr;
+
+				/* once a minute, as the daemon */
+				if (forecast_history_add(hist, in.now_ms,
+						policy_load_instances(p, &in))) {
+					fc_have = forecast_compute(hist, buffer_min,
+								   window_min,
+								   &fr) == 0;
+					fc_floor = fc_have
+						? policy_forecast_floor(fr.peak)
+						: 0;
+				}
+				in.have_forecast = fc_have;
+				in.forecast = fc_floor;
+				if (in.have_forecast && t >= o->report_from)
+					r->forecasts++;
+			}
 			policy_decide(p, &in, st, &d);
 			r->decisions++;
 			if (o->on_decision)
 				o->on_decision(o->arg, t, &d, p);
 			if (d.to != d.from) {
-				r->scale_actions++;
+				if (t >= o->report_from)
+					r->scale_actions++;
 				while (nvms > (size_t)d.to)
 					nvms--;
 				if ((size_t)d.to > cap_vms) {
@@ -142,7 +194,7 @@ sim_run(const struct policy_params *p, const uint32_t *trace, size_t n,
 		while (nready < nvms && vms[nready].ready <= (int64_t)t)
 			nready++;
 		capacity = (double)nready * o->capacity;
-		if ((double)demand > capacity) {
+		if ((double)demand > capacity && t >= o->report_from) {
 			r->under_provisioned_seconds++;
 			r->excess_requests += (uint64_t)ceil((double)demand - capacity);
 		}
@@ -151,25 +203,81 @@ sim_run(const struct policy_params *p, const uint32_t *trace, size_t n,
 			cap_win = (k + 1) * 2;
 			cpu_sum = xreallocarray(cpu_sum, cap_win + 1,
 						sizeof(*cpu_sum));
+			rps_sum = xreallocarray(rps_sum, cap_win + 1,
+						sizeof(*rps_sum));
+			dem_sum = xreallocarray(dem_sum, cap_win + 1,
+						sizeof(*dem_sum));
 		}
 		if (k == 0)
-			cpu_sum[0] = 0;
+			cpu_sum[0] = rps_sum[0] = dem_sum[0] = 0;
 		cpu_sum[k + 1] = cpu_sum[k] +
 			(nready ? fmin(100.0, 100.0 * demand / capacity) : 0);
+		rps_sum[k + 1] = rps_sum[k] +
+			(nready ? (double)demand / (double)nready : 0);
+		dem_sum[k + 1] = dem_sum[k] + demand;
+		if (t < o->report_from)
+			goto observe;
 		vm_seconds += nvms;
 		if ((int)nvms < r->min_vms)
 			r->min_vms = (int)nvms;
 		if ((int)nvms > r->max_vms)
 			r->max_vms = (int)nvms;
+observe:
 		if (o->on_second)
 			o->on_second(o->arg, t, demand, (int)nready, (int)nvms);
 	}
+	if (r->min_vms == INT32_MAX)
+		r->min_vms = 0;
 	r->vm_hours = (double)vm_seconds / 3600.0;
+	r->oracle_vm_hours = sim_oracle_vm_hours(trace, n,
+						 (size_t)o->report_from,
+						 o->capacity, o->boot_delay_ms);
 	ret = 0;
 cleanup:
+	forecast_history_free(hist);
+	free(rps_sum);
+	free(dem_sum);
 	policy_state_free(st);
 	free(samples);
 	free(vms);
 	free(cpu_sum);
 	return ret;
+}
+
+double
+sim_oracle_vm_hours(const uint32_t *trace, size_t n, size_t from,
+		    double capacity, int64_t boot_delay_ms)
+{
+	/* last[j]: the last second layer j (the j+1-th VM) was needed */
+	int64_t *last = NULL, boot = (boot_delay_ms + 999) / 1000;
+	size_t nlast = 0;
+	double secs = 0;
+
+	if (!(capacity > 0))
+		return 0;
+	for (size_t t = from; t < n; t++) {
+		double q = ceil((double)trace[t] / capacity - 1e-9);
+		size_t need = q < 1 ? 1 : (size_t)q;
+
+		if (need > nlast) {
+			last = xreallocarray(last, need, sizeof(*last));
+			for (size_t j = nlast; j < need; j++)
+				last[j] = -1;
+			nlast = need;
+		}
+		for (size_t j = 0; j < need; j++) {
+			int64_t gap;
+
+			if (last[j] < 0) {
+				/* the first second's VMs are there */
+				secs += t == from ? 1 : (double)boot + 1;
+			} else {
+				gap = (int64_t)t - last[j] - 1;
+				secs += (double)(gap < boot ? gap : boot) + 1;
+			}
+			last[j] = (int64_t)t;
+		}
+	}
+	free(last);
+	return secs / 3600.0;
 }

@@ -13,6 +13,18 @@
  *   - the engine is consulted every p->interval_ms (first at that time).
  * Seconds are simulated from 0 to n-1; the group starts with `initial`
  * VMs already ready.
+ *
+ * Application metrics: an app metric named `requests_per_s` in the policy
+ * is the trace's demand as the guests would report it: kind average,
+ * each ready VM's mean of demand / ready VMs over the seconds it was
+ * ready since the previous decision (uncapped: the requests that reach
+ * it, served or not); kind total, the demand's mean over the interval.
+ * Other app metric names have no data.
+ *
+ * Predictive scaling (p->predictive.mode not off): the simulator keeps
+ * the group's history as the daemon does (policy_load_instances() at
+ * every decision, one-minute means, forecast.h) and, once a minute,
+ * passes forecast_compute()'s floor to policy_decide().
  */
 #ifndef VA_SIMULATE_H
 #define VA_SIMULATE_H
@@ -30,6 +42,10 @@ struct sim_options {
 	time_t start;          /* UTC time of the trace's first second, for
 				* schedules (default Monday 2024-01-01 00:00) */
 	int initial;           /* VMs ready at second 0; -1: the policy's min */
+	/* Figures count seconds from here on (the run still starts at 0:
+	 * the policy, its state and the forecaster's history warm up on
+	 * what comes before). 0: all. */
+	uint64_t report_from;
 	/* Optional observers (NULL: none). t is the second of the trace. */
 	void (*on_decision)(void *arg, uint64_t t,
 			    const struct policy_decision *d,
@@ -46,6 +62,15 @@ struct sim_result {
 	uint64_t scale_actions;             /* decisions that changed the size */
 	int min_vms, max_vms;               /* VMs existing, over all seconds */
 	uint64_t decisions;                 /* engine consultations */
+	uint64_t forecasts;                 /* decisions given a forecast */
+	/*
+	 * The oracle: the fewest VM-hours with no under-provisioned second,
+	 * knowing the future. Each second needs max(1, ceil(demand /
+	 * capacity)) VMs at 100 % CPU; a VM is started boot delay before
+	 * it is needed (that time counts) and kept through a lull shorter
+	 * than the boot delay; the VMs of the first second are there.
+	 */
+	double oracle_vm_hours;
 };
 
 /* capacity 40 req/s, boot delay 60 s, start 2024-01-01, initial -1. */
@@ -58,5 +83,9 @@ void sim_options_defaults(struct sim_options *o);
  */
 int sim_run(const struct policy_params *p, const uint32_t *trace, size_t n,
 	    const struct sim_options *o, struct sim_result *r);
+
+/* The oracle's VM-hours (above) over trace[from..n-1]. */
+double sim_oracle_vm_hours(const uint32_t *trace, size_t n, size_t from,
+			   double capacity, int64_t boot_delay_ms);
 
 #endif

@@ -15,7 +15,7 @@ import tempfile
 import xml.etree.ElementTree as ET
 
 FIELDS = ["vm_hours", "under_provisioned_seconds", "excess_requests",
-          "scale_actions", "min_vms", "max_vms"]
+          "scale_actions", "min_vms", "max_vms", "oracle_vm_hours"]
 failures = []
 
 

@@ -4,6 +4,7 @@
  * decisions with the expected size and a piece of the reason), plus cron
  * windows, inputs from instances, params copy and the decision text.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -982,6 +983,146 @@ test_format_and_note(void **state)
 	policy_state_free(NULL);
 }
 
+/* Predictive scaling: the forecast floor raises, never lowers; only in
+ * forecast_and_scale; skips the scale-up window; shown in the bracket
+ * and the JSON. */
+static void
+run_forecast(const struct policy_params *p, struct policy_state *st,
+	     int64_t t, int desired, int ready, double cpu, int forecast,
+	     struct policy_decision *d)
+{
+	struct policy_input in;
+
+	memset(&in, 0, sizeof(in));
+	in.now_ms = t * 1000;
+	in.desired = desired;
+	in.ready = ready;
+	in.instances = desired;
+	in.capacity_left = -1;
+	if (cpu >= 0) {
+		in.metric[POLICY_METRIC_CPU] = cpu;
+		in.metric_present[POLICY_METRIC_CPU] = true;
+	}
+	if (forecast >= 0) {
+		in.have_forecast = true;
+		in.forecast = forecast;
+	}
+	policy_decide(p, &in, st, d);
+}
+
+static void
+test_predictive(void **state)
+{
+	struct policy_params p;
+	struct policy_state *st;
+	struct policy_decision d;
+	struct strbuf sb = STRBUF_INIT;
+
+	(void)state;
+	base(&p);
+	p.scale_up_window_ms = 60000;
+	p.scale_down_window_ms = 60000;
+	p.scale_up_window_skip_pct = 30;
+	p.predictive.mode = POLICY_PREDICTIVE_FORECAST_AND_SCALE;
+	p.predictive.buffer_ms = 300000;
+	p.predictive.window_ms = 600000;
+
+	/* the forecast wins over "within target", no scale-up window */
+	st = policy_state_new();
+	run_forecast(&p, st, 0, 3, 3, 60, -1, &d);
+	assert_int_equal(d.forecast, -1);
+	run_forecast(&p, st, 10, 3, 3, 60, 6, &d);
+	assert_int_equal(d.to, 6);
+	assert_int_equal(d.forecast, 6);
+	assert_non_null(strstr(d.reason, "forecast: 6 needed in 5m..15m -> "
+			       "want 6"));
+	assert_non_null(strstr(d.reason, "forecast: scale-up window skipped"));
+	policy_decision_format(&d, &p, &sb);
+	assert_non_null(strstr(strbuf_str(&sb), ", forecast 6]"));
+	strbuf_reset(&sb);
+	policy_decision_json(&d, &p, &sb);
+	assert_non_null(strstr(strbuf_str(&sb), "\"predictive\": "
+			       "\"forecast_and_scale\", \"forecast\": 6}"));
+	/* target tracking above the floor wins */
+	run_forecast(&p, st, 20, 6, 6, 90, 4, &d);
+	assert_int_equal(d.to, 9);
+	assert_null(strstr(d.reason, "forecast:"));
+	/* a low forecast never scales in: the usual scale-down window */
+	run_forecast(&p, st, 30, 9, 9, 60, 1, &d);
+	assert_int_equal(d.to, 9);
+	policy_state_free(st);
+
+	/* without data (nothing ready), the floor still raises */
+	st = policy_state_new();
+	run_forecast(&p, st, 0, 1, 0, -1, 4, &d);
+	assert_int_equal(d.to, 4);
+	/* clamped to max like anything else */
+	run_forecast(&p, st, 10, 4, 0, -1, 50, &d);
+	assert_int_equal(d.to, 20);
+	policy_state_free(st);
+
+	/* forecast_only: shown, not acted on */
+	p.predictive.mode = POLICY_PREDICTIVE_FORECAST_ONLY;
+	st = policy_state_new();
+	run_forecast(&p, st, 0, 3, 3, 60, 6, &d);
+	assert_int_equal(d.to, 3);
+	assert_int_equal(d.forecast, 6);
+	assert_non_null(strstr(d.reason, "(forecast_only: not acting)"));
+	strbuf_reset(&sb);
+	policy_decision_json(&d, &p, &sb);
+	assert_non_null(strstr(strbuf_str(&sb), "\"predictive\": "
+			       "\"forecast_only\", \"forecast\": 6}"));
+	policy_state_free(st);
+
+	/* off: ignored, not shown */
+	p.predictive.mode = POLICY_PREDICTIVE_OFF;
+	st = policy_state_new();
+	run_forecast(&p, st, 0, 3, 3, 60, 6, &d);
+	assert_int_equal(d.to, 3);
+	assert_int_equal(d.forecast, -1);
+	strbuf_reset(&sb);
+	policy_decision_format(&d, &p, &sb);
+	assert_null(strstr(strbuf_str(&sb), "forecast"));
+	strbuf_reset(&sb);
+	policy_decision_json(&d, &p, &sb);
+	assert_null(strstr(strbuf_str(&sb), "forecast"));
+	policy_state_free(st);
+	strbuf_release(&sb);
+}
+
+/* The load predictive scaling records, and the floor from a forecast. */
+static void
+test_load_instances(void **state)
+{
+	struct policy_params p;
+	struct policy_input in;
+
+	(void)state;
+	base(&p);
+	memset(&in, 0, sizeof(in));
+	in.ready = 3;
+	assert_true(isnan(policy_load_instances(&p, &in)));
+	in.metric[POLICY_METRIC_CPU] = 90;
+	in.metric_present[POLICY_METRIC_CPU] = true;
+	assert_float_equal(policy_load_instances(&p, &in), 4.5, 1e-9);
+	snprintf(p.app[0].name, sizeof(p.app[0].name), "requests_per_s");
+	p.app[0].target = 20;
+	p.n_app = 1;
+	in.app[0] = 40;
+	in.app_present[0] = true;
+	assert_float_equal(policy_load_instances(&p, &in), 6, 1e-9);
+	p.app[0].kind = POLICY_APP_TOTAL;
+	in.app[0] = 200;
+	assert_float_equal(policy_load_instances(&p, &in), 10, 1e-9);
+	in.ready = 0;
+	assert_true(isnan(policy_load_instances(&p, &in)));
+	assert_int_equal(policy_forecast_floor(4.0000000001), 4);
+	assert_int_equal(policy_forecast_floor(4.2), 5);
+	assert_int_equal(policy_forecast_floor(NAN), 0);
+	assert_int_equal(policy_forecast_floor(-3), 0);
+	assert_int_equal(policy_forecast_floor(1e300), 1000000000);
+}
+
 int
 main(void)
 {
@@ -995,6 +1136,8 @@ main(void)
 		cmocka_unit_test(test_input_from_instances),
 		cmocka_unit_test(test_params),
 		cmocka_unit_test(test_format_and_note),
+		cmocka_unit_test(test_predictive),
+		cmocka_unit_test(test_load_instances),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -246,6 +246,111 @@ test_observers_and_errors(void **state)
 	free(t);
 }
 
+/* The oracle, by hand: capacity 10, boot 60 s; 5 s needing 2 VMs, 100 s
+ * needing 1, 5 s needing 2. The first VM: 110 s. The second: there for
+ * the first 5 s, then a 100 s lull (longer than the boot: stop it) and
+ * a restart booting 60 s before its 5 s: 5 + 60 + 5 = 70 s. From second
+ * 5 on: the first VM 105 s; the second boots 60 s for its 5 s. */
+static void
+test_oracle(void **state)
+{
+	uint32_t v[110];
+
+	(void)state;
+	for (int i = 0; i < 110; i++)
+		v[i] = i < 5 || i >= 105 ? 15 : 5;
+	assert_float_equal(sim_oracle_vm_hours(v, 110, 0, 10, 60000),
+			   180 / 3600.0, 1e-12);
+	assert_float_equal(sim_oracle_vm_hours(v, 110, 5, 10, 60000),
+			   (105 + 65) / 3600.0, 1e-12);
+	/* a lull shorter than the boot: keep the VM (30 s < 60 s) */
+	for (int i = 0; i < 110; i++)
+		v[i] = i < 40 || i >= 70 ? 15 : 5;
+	assert_float_equal(sim_oracle_vm_hours(v, 110, 0, 10, 60000),
+			   220 / 3600.0, 1e-12);
+}
+
+/* The app metric requests_per_s is the trace per ready VM: 100 req/s on
+ * one VM, target 20 per VM -> 5 VMs (cpu would be saturated at 100 %
+ * and only give ceil(1 x 100 / 60) = 2 with the plain formula). */
+static void
+test_app_metric(void **state)
+{
+	struct policy_params p;
+	struct sim_options o;
+	struct sim_result r;
+	uint32_t *v = make_trace(200, 0, 100, 100);
+
+	(void)state;
+	hpa(&p);
+	p.target[POLICY_METRIC_CPU] = 0;
+	snprintf(p.app[0].name, sizeof(p.app[0].name), "requests_per_s");
+	p.app[0].target = 20;
+	p.n_app = 1;
+	sim_options_defaults(&o);
+	o.initial = 1;
+	assert_int_equal(sim_run(&p, v, 200, &o, &r), 0);
+	assert_int_equal(r.max_vms, 5);
+	/* kind total: the same figure for the whole group */
+	p.app[0].kind = POLICY_APP_TOTAL;
+	assert_int_equal(sim_run(&p, v, 200, &o, &r), 0);
+	assert_int_equal(r.max_vms, 5);
+	/* another name: no data, the group holds */
+	snprintf(p.app[0].name, sizeof(p.app[0].name), "queue_length");
+	assert_int_equal(sim_run(&p, v, 200, &o, &r), 0);
+	assert_int_equal(r.max_vms, 1);
+	free(v);
+}
+
+/* Predictive scaling on a daily step (20 req/s, 400 from 12:00 to
+ * 13:00): from the second day on the VMs are ready before the step;
+ * reactive scaling is short every day for about a boot delay. Figures
+ * on the third day only (report_from). */
+static void
+test_predictive(void **state)
+{
+	struct policy_params p;
+	struct sim_options o;
+	struct sim_result off, on;
+	size_t n = 3 * 86400;
+	uint32_t *v = xcalloc(n, sizeof(*v));
+
+	(void)state;
+	for (size_t t = 0; t < n; t++)
+		v[t] = t % 86400 >= 43200 && t % 86400 < 46800 ? 400 : 20;
+	hpa(&p);
+	p.max = 30;
+	p.target[POLICY_METRIC_CPU] = 0;
+	snprintf(p.app[0].name, sizeof(p.app[0].name), "requests_per_s");
+	p.app[0].target = 30;
+	p.n_app = 1;
+	p.scale_down_window_ms = 180000;
+	sim_options_defaults(&o);
+	o.report_from = 2 * 86400;
+	assert_int_equal(sim_run(&p, v, n, &o, &off), 0);
+	assert_true(off.under_provisioned_seconds >= 60);
+	assert_int_equal(off.forecasts, 0);
+	p.predictive.mode = POLICY_PREDICTIVE_FORECAST_AND_SCALE;
+	p.predictive.buffer_ms = 120000;
+	p.predictive.window_ms = 120000;
+	assert_int_equal(sim_run(&p, v, n, &o, &on), 0);
+	assert_int_equal(on.under_provisioned_seconds, 0);
+	assert_true(on.forecasts > 8000);
+	/* the price: a few minutes of 14 VMs ahead of the step */
+	assert_true(on.vm_hours > off.vm_hours);
+	assert_true(on.vm_hours < off.vm_hours + 14 * 6 / 60.0);
+	/* forecast_only changes nothing */
+	p.predictive.mode = POLICY_PREDICTIVE_FORECAST_ONLY;
+	assert_int_equal(sim_run(&p, v, n, &o, &on), 0);
+	assert_int_equal(on.under_provisioned_seconds,
+			 off.under_provisioned_seconds);
+	assert_float_equal(on.vm_hours, off.vm_hours, 1e-9);
+	/* report_from past the end is an error */
+	o.report_from = n;
+	assert_int_equal(sim_run(&p, v, n, &o, &on), -1);
+	free(v);
+}
+
 int
 main(void)
 {
@@ -256,6 +361,9 @@ main(void)
 		cmocka_unit_test(test_step_saturation),
 		cmocka_unit_test(test_drop_window),
 		cmocka_unit_test(test_observers_and_errors),
+		cmocka_unit_test(test_oracle),
+		cmocka_unit_test(test_app_metric),
+		cmocka_unit_test(test_predictive),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
