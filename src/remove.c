@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include <libvirt/virterror.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
 
 #include "domxml.h"
 #include "event.h"
@@ -93,6 +95,70 @@ cleanup:
 	return rc;
 }
 
+static bool
+node_is(const xmlNode *n, const char *name)
+{
+	return n->type == XML_ELEMENT_NODE && xmlStrcmp(n->name, BAD_CAST name) == 0;
+}
+
+/*
+ * The pool that holds the domain's disk named `volume` (the instance's
+ * overlay), found from the domain's own XML: the host's pool may have
+ * changed since the instance was made (a restart with another
+ * hosts[].pool), and its volumes are where they were created. NULL when
+ * the domain has no such disk or libvirt does not know the path (the
+ * caller then uses the configured pool). Caller frees.
+ */
+static char *
+pool_of_volume(virConnectPtr conn, const char *domain, const char *volume)
+{
+	virDomainPtr dom = virDomainLookupByName(conn, domain);
+	char *xml = dom ? virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE) : NULL;
+	xmlDoc *doc = NULL;
+	xmlNode *root, *devs = NULL;
+	char *out = NULL;
+
+	if (!xml)
+		goto cleanup;
+	doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
+			    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	root = doc ? xmlDocGetRootElement(doc) : NULL;
+	for (xmlNode *n = root ? root->children : NULL; n; n = n->next)
+		if (node_is(n, "devices"))
+			devs = n;
+	for (xmlNode *disk = devs ? devs->children : NULL; disk && !out;
+	     disk = disk->next) {
+		if (!node_is(disk, "disk"))
+			continue;
+		for (xmlNode *src = disk->children; src && !out; src = src->next) {
+			xmlChar *file;
+			const char *base;
+			virStorageVolPtr vol;
+			virStoragePoolPtr p;
+
+			if (!node_is(src, "source"))
+				continue;
+			file = xmlGetProp(src, BAD_CAST "file");
+			base = file ? strrchr((const char *)file, '/') : NULL;
+			if (base && strcmp(base + 1, volume) == 0 &&
+			    (vol = virStorageVolLookupByPath(conn, (const char *)file))) {
+				p = virStoragePoolLookupByVolume(vol);
+				if (p && virStoragePoolGetName(p))
+					out = xstrdup(virStoragePoolGetName(p));
+				virStoragePoolFree(p);
+				virStorageVolFree(vol);
+			}
+			xmlFree(file);
+		}
+	}
+cleanup:
+	virResetLastError();
+	xmlFreeDoc(doc);
+	free(xml);
+	virDomainFree(dom);
+	return out;
+}
+
 int
 instance_remove(virConnectPtr conn, const char *pool, const char *domain,
 		const char *id, const char *owner, int64_t drain_ms,
@@ -109,7 +175,7 @@ instance_remove(virConnectPtr conn, const char *pool, const char *domain,
 		.shutdown_timeout_ms = drain_ms,
 	};
 	enum domain_owner who;
-	char *why = NULL;
+	char *why = NULL, *actual = NULL;
 	int rc = -1;
 
 	if (graceful)
@@ -118,6 +184,15 @@ instance_remove(virConnectPtr conn, const char *pool, const char *domain,
 		goto cleanup;
 	if (domain_owner(conn, domain, id, owner, &who, &why) != 0)
 		goto cleanup;
+	if (who == DOMAIN_OURS) {
+		actual = pool_of_volume(conn, domain, overlay);
+		if (actual && strcmp(actual, pool) != 0) {
+			log_info("instance %s: its volumes are in pool %s, not in "
+				 "the host's pool %s (changed since it was made): "
+				 "deleted from %s", id, actual, pool, actual);
+			rs.pool = actual;
+		}
+	}
 	if (who == DOMAIN_ABSENT || who == DOMAIN_OURS) {
 		rc = scalein_remove(conn, &rs, graceful);
 		goto cleanup;
@@ -143,6 +218,7 @@ instance_remove(virConnectPtr conn, const char *pool, const char *domain,
 	rc = 0;
 cleanup:
 	free(why);
+	free(actual);
 	free(overlay);
 	free(seedvol);
 	return rc;

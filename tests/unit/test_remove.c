@@ -223,12 +223,74 @@ test_remove_no_owner_given(void **state)
 	virConnectClose(conn);
 }
 
+/* The host's pool changed since the instance was made (hosts[].pool is
+ * restart-only): its volumes are deleted from the pool its domain's disk
+ * is in, not looked for in the configured one (issue 12: they stayed). */
+static void
+test_remove_volumes_in_old_pool(void **state)
+{
+	virConnectPtr conn = virConnectOpen("test:///default");
+	virStoragePoolPtr old;
+	virStorageVolPtr ov;
+	char id[37], name[16], *vols[2], *xml = NULL, *path;
+	struct domxml_spec s = {
+		.type = DOMXML_TYPE_QEMU, .vcpus = 1, .memory = 64u << 20,
+		.net = DOMXML_NET_USER, .group = "web", .owner = OURS};
+	virDomainPtr dom;
+
+	(void)state;
+	assert_non_null(conn);
+	old = virStoragePoolDefineXML(conn,
+				      "<pool type='dir'><name>old-pool</name>"
+				      "<target><path>/old-pool</path></target></pool>", 0);
+	assert_non_null(old);
+	assert_int_equal(virStoragePoolCreate(old, 0), 0);
+	domxml_uuid_generate(id);
+	snprintf(name, sizeof(name), "t-%.8s", id);
+	vols[0] = xasprintf("%s.qcow2", id);
+	vols[1] = xasprintf("%s-seed.iso", id);
+	make_volume(old, vols[0]);
+	make_volume(old, vols[1]);
+	ov = virStorageVolLookupByName(old, vols[0]);
+	assert_non_null(ov);
+	path = virStorageVolGetPath(ov);
+	assert_non_null(path);
+	s.name = name;
+	s.uuid = id;
+	s.instance_id = id;
+	s.disk.path = path;
+	if (domxml_build(&s, &xml) < 0)
+		fail_msg("%s", err_msg());
+	dom = virDomainDefineXML(conn, xml);
+	assert_non_null(dom);
+	assert_int_equal(virDomainCreate(dom), 0);
+	virDomainFree(dom);
+
+	/* the configured pool is another one now */
+	assert_int_equal(instance_remove(conn, POOL, name, id, OURS, 0, NULL), 0);
+	assert_null(virDomainLookupByName(conn, name));
+	virResetLastError();
+	for (size_t k = 0; k < 2; k++) {
+		if (volume_there(old, vols[k]))
+			fail_msg("volume %s stayed in the old pool", vols[k]);
+		free(vols[k]);
+	}
+	virStorageVolFree(ov);
+	free(path);
+	free(xml);
+	virStoragePoolDestroy(old);
+	virStoragePoolUndefine(old);
+	virStoragePoolFree(old);
+	virConnectClose(conn);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_remove_guard),
 		cmocka_unit_test(test_remove_no_owner_given),
+		cmocka_unit_test(test_remove_volumes_in_old_pool),
 	};
 
 	log_set_level(LOG_LEVEL_ERROR);
