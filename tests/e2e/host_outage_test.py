@@ -40,8 +40,9 @@ Suite 'guest' (a real libvirtd and QEMU; guests need not boot fully),
 about 5 minutes.
 
 usage: host_outage_test.py VIRT_AUTOSCALER [--rounds N] [--keep]
-(--rounds 2: the first and the last round only, as the default suite
-runs it; the suite 'heavy' runs all four)
+(--rounds 1: the first round only, as the default suite runs it: the
+host back just after keepalive gave up; --rounds 2 adds the last, back
+long after; the suite 'heavy' runs all four)
 Needs VA_TEST_TINY_KERNEL and VA_TEST_TINY_INITRD (scripts/services/images.sh)
 and libvirtd; exits 77 without them.
 """
