@@ -14,6 +14,7 @@
 #include "util.h"
 
 atomic_int log_threshold = LOG_LEVEL_INFO;
+/* Read by every thread that logs, set by the loop on reload: atomics. */
 static bool log_timestamps = true;
 static bool log_priority_prefix;
 
@@ -64,7 +65,7 @@ log_level_name(enum log_level level)
 void
 log_set_timestamps(bool on)
 {
-	log_timestamps = on;
+	__atomic_store_n(&log_timestamps, on, __ATOMIC_RELAXED);
 }
 
 void
@@ -73,14 +74,14 @@ log_set_format(enum log_format f)
 	bool journal = f == LOG_FORMAT_JOURNAL ||
 		       (f == LOG_FORMAT_AUTO && log_stderr_is_journal());
 
-	log_timestamps = !journal;
-	log_priority_prefix = journal;
+	__atomic_store_n(&log_timestamps, !journal, __ATOMIC_RELAXED);
+	__atomic_store_n(&log_priority_prefix, journal, __ATOMIC_RELAXED);
 }
 
 void
 log_set_priority_prefix(bool on)
 {
-	log_priority_prefix = on;
+	__atomic_store_n(&log_priority_prefix, on, __ATOMIC_RELAXED);
 }
 
 int
@@ -190,7 +191,9 @@ log_vmsg(enum log_level level, const char *tag, const char *fmt, va_list ap)
 	if (!log_enabled(level))
 		return;
 	n = log_format_line(line, sizeof(line) - 1, level, tag,
-			    log_priority_prefix, log_timestamps, fmt, ap);
+			    __atomic_load_n(&log_priority_prefix, __ATOMIC_RELAXED),
+			    __atomic_load_n(&log_timestamps, __ATOMIC_RELAXED),
+			    fmt, ap);
 	/* One write per line so that concurrent threads do not interleave. */
 	line[n] = '\n';
 	fwrite(line, 1, n + 1, stderr);
