@@ -52,63 +52,15 @@ discard_body(char *ptr, size_t size, size_t nmemb, void *opaque)
 	return size * nmemb;
 }
 
-/* curl_url_set() or _get(); only out of memory fails on a checked URL. */
-static void
-url_part_ok(CURLUcode rc)
-{
-	if (rc != CURLUE_OK)
-		fatal("influxdb: libcurl URL API: %s", curl_url_strerror(rc));
-}
-
 int
 influx_urls(const char *url, const char *database, char **write_url,
 	    char **shown_url)
 {
-	CURLU *u;
-	char *path = NULL, *s = NULL;
-	size_t n;
-
-	if (url_check_http(url) != 0) {
+	if (url_endpoint(url, "write", "db", database, "precision=ms",
+			 write_url, shown_url) != 0) {
 		err_prefix("influxdb url");
 		return -1;
 	}
-	u = curl_url();
-	if (!u)
-		fatal("out of memory");
-	url_part_ok(curl_url_set(u, CURLUPART_URL, url, 0));
-	url_part_ok(curl_url_set(u, CURLUPART_QUERY, NULL, 0));
-	url_part_ok(curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0));
-	url_part_ok(curl_url_get(u, CURLUPART_PATH, &path, 0));
-	n = strlen(path);
-	while (n && path[n - 1] == '/')
-		n--;
-	s = xasprintf("%.*s/write", (int)n, path);
-	url_part_ok(curl_url_set(u, CURLUPART_PATH, s, 0));
-	free(s);
-	s = xasprintf("db=%s", database);
-	url_part_ok(curl_url_set(u, CURLUPART_QUERY, s,
-				 CURLU_APPENDQUERY | CURLU_URLENCODE));
-	free(s);
-	url_part_ok(curl_url_set(u, CURLUPART_QUERY, "precision=ms",
-				 CURLU_APPENDQUERY));
-	url_part_ok(curl_url_get(u, CURLUPART_URL, &s, 0));
-	*write_url = xstrdup(s);
-	curl_free(s);
-
-	/* For messages: no user info (a password may be in it), no query. */
-	url_part_ok(curl_url_set(u, CURLUPART_USER, NULL, 0));
-	url_part_ok(curl_url_set(u, CURLUPART_PASSWORD, NULL, 0));
-	url_part_ok(curl_url_set(u, CURLUPART_QUERY, NULL, 0));
-	path[n] = '\0';
-	url_part_ok(curl_url_set(u, CURLUPART_PATH, path, 0));
-	url_part_ok(curl_url_get(u, CURLUPART_URL, &s, 0));
-	n = strlen(s);
-	if (n && s[n - 1] == '/')
-		n--; /* curl writes "/" for an empty path */
-	*shown_url = xstrndup(s, n);
-	curl_free(s);
-	curl_free(path);
-	curl_url_cleanup(u);
 	return 0;
 }
 

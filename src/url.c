@@ -4,6 +4,7 @@
 #include "url.h"
 
 #include <curl/curl.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -70,4 +71,62 @@ url_from_host_port(const char *scheme, const char *host, int port)
 	if (strchr(host, ':'))
 		return xasprintf("%s://[%s]:%d", scheme, host, port);
 	return xasprintf("%s://%s:%d", scheme, host, port);
+}
+
+/* curl_url_set() or _get(); only out of memory fails on a checked URL. */
+static void
+url_part_ok(CURLUcode rc)
+{
+	if (rc != CURLUE_OK)
+		fatal("libcurl URL API: %s", curl_url_strerror(rc));
+}
+
+int
+url_endpoint(const char *base, const char *path, const char *name,
+	     const char *value, const char *raw, char **full, char **shown)
+{
+	CURLU *u;
+	char *bpath = NULL, *s = NULL;
+	size_t n;
+
+	if (url_check_http(base) != 0)
+		return -1;
+	u = curl_url();
+	if (!u)
+		fatal("out of memory");
+	url_part_ok(curl_url_set(u, CURLUPART_URL, base, 0));
+	url_part_ok(curl_url_set(u, CURLUPART_QUERY, NULL, 0));
+	url_part_ok(curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0));
+	url_part_ok(curl_url_get(u, CURLUPART_PATH, &bpath, 0));
+	n = strlen(bpath);
+	while (n && bpath[n - 1] == '/')
+		n--;
+	s = xasprintf("%.*s/%s", (int)n, bpath, path);
+	url_part_ok(curl_url_set(u, CURLUPART_PATH, s, 0));
+	free(s);
+	s = xasprintf("%s=%s", name, value);
+	url_part_ok(curl_url_set(u, CURLUPART_QUERY, s,
+				 CURLU_APPENDQUERY | CURLU_URLENCODE));
+	free(s);
+	if (raw)
+		url_part_ok(curl_url_set(u, CURLUPART_QUERY, raw,
+					 CURLU_APPENDQUERY));
+	url_part_ok(curl_url_get(u, CURLUPART_URL, &s, 0));
+	*full = xstrdup(s);
+	curl_free(s);
+
+	url_part_ok(curl_url_set(u, CURLUPART_USER, NULL, 0));
+	url_part_ok(curl_url_set(u, CURLUPART_PASSWORD, NULL, 0));
+	url_part_ok(curl_url_set(u, CURLUPART_QUERY, NULL, 0));
+	bpath[n] = '\0';
+	url_part_ok(curl_url_set(u, CURLUPART_PATH, bpath, 0));
+	url_part_ok(curl_url_get(u, CURLUPART_URL, &s, 0));
+	n = strlen(s);
+	if (n && s[n - 1] == '/')
+		n--; /* curl writes "/" for an empty path */
+	*shown = xstrndup(s, n);
+	curl_free(s);
+	curl_free(bpath);
+	curl_url_cleanup(u);
+	return 0;
 }

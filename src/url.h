@@ -22,4 +22,16 @@ int url_check_http(const char *s);
  */
 char *url_from_host_port(const char *scheme, const char *host, int port);
 
+/*
+ * The URL of an endpoint under a service's base URL (InfluxDB's /write,
+ * Prometheus' /api/v1/query): base's path (trailing slashes dropped) +
+ * "/" + path, its own query and fragment replaced by NAME=VALUE (VALUE
+ * URL-encoded) and then raw, if not NULL, as given. *shown: base without
+ * user info (a password may be in it), query or trailing slash, for
+ * messages. 0 (both caller-freed), or -1 with err_set() when base is not
+ * an http(s) URL (url_check_http()).
+ */
+int url_endpoint(const char *base, const char *path, const char *name,
+		 const char *value, const char *raw, char **full, char **shown);
+
 #endif
