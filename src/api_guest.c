@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +92,31 @@ refused(struct daemon *d, const char *what, const char *id,
  * removed instance (deleting or gone: its secret died with it) all get
  * the same 401; only the log and the event say which.
  */
+/*
+ * A store error met by a guest request: logged with err_msg() at a
+ * bounded rate shared by all HTTP threads (a client failing at speed
+ * must not fill the log), saying how many were left out.
+ */
+static void __attribute__((format(printf, 2, 3)))
+store_complain(struct daemon *d, const char *fmt, ...)
+{
+	unsigned long skipped = 0;
+	char what[256];
+	va_list ap;
+	bool say;
+
+	pthread_mutex_lock(&d->refuse_lock);
+	say = ratelimit_take(&d->store_complaint, util_now_ms(), &skipped);
+	pthread_mutex_unlock(&d->refuse_lock);
+	if (!say)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	log_warn("%s: %s (%lu more such errors not logged)", what, err_msg(),
+		 skipped);
+}
+
 static unsigned
 authenticate(struct daemon *d, const char *what, const char *id,
 	     const char *secret, const char *client, struct store_instance *si,
@@ -122,16 +148,7 @@ authenticate(struct daemon *d, const char *what, const char *id,
 		goto refuse;
 	}
 	if (rc != STORE_E_NOTFOUND) {
-		int64_t now = util_now_ms();
-		unsigned long skipped = 0;
-		bool say;
-
-		pthread_mutex_lock(&d->refuse_lock);
-		say = ratelimit_take(&d->store_complaint, now, &skipped);
-		pthread_mutex_unlock(&d->refuse_lock);
-		if (say)
-			log_warn("%s of %s: %s (%lu more such errors not logged)",
-				 what, id, err_msg(), skipped);
+		store_complain(d, "%s of %s", what, id);
 		return http_reply_error(out, 503, "state store unavailable");
 	}
 	/* Hash anyway: an unknown id costs what a wrong secret does. */
@@ -252,17 +269,7 @@ mark_ready(struct daemon *d, struct store_instance *si, const char *how)
 		return 0;
 	}
 	if (rc != STORE_OK) {
-		int64_t now = util_now_ms();
-		unsigned long skipped = 0;
-		bool say;
-
-		pthread_mutex_lock(&d->refuse_lock);
-		say = ratelimit_take(&d->store_complaint, now, &skipped);
-		pthread_mutex_unlock(&d->refuse_lock);
-		if (say)
-			log_warn("instance %s: cannot mark it ready: %s "
-				 "(%lu more such errors not logged)",
-				 si->id, err_msg(), skipped);
+		store_complain(d, "instance %s: cannot mark it ready", si->id);
 		return -1;
 	}
 	si->state = STORE_INSTANCE_READY;
