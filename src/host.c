@@ -133,6 +133,34 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event,
  */
 static pthread_mutex_t cb_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/*
+ * The lifecycle callback's opaque. Deregistering a domain event callback
+ * does not wait for a dispatch in flight on the event thread: libvirt
+ * marks it deleted and calls its free function once that dispatch is
+ * over. So the callback gets a context of its own, released through that
+ * free function, rather than the link, which may be gone by then (found
+ * by AddressSanitizer: on_lifecycle read a link that link_unref() had
+ * just freed). The close callbacks keep the link: unregistering one waits
+ * for it under libvirt's lock. refs and host: guarded by cb_lock.
+ */
+struct link_cb {
+	int refs;
+	struct host *host;
+};
+
+static void
+link_cb_release(void *opaque)
+{
+	struct link_cb *c = opaque;
+	bool last;
+
+	pthread_mutex_lock(&cb_lock);
+	last = --c->refs == 0;
+	pthread_mutex_unlock(&cb_lock);
+	if (last)
+		free(c);
+}
+
 struct link {
 	pthread_mutex_t lock; /* guards refs, done, conn, own, err */
 	int refs;
@@ -144,6 +172,7 @@ struct link {
 	bool own_close_cb;    /* ... on own */
 	int lifecycle_id;     /* -1: not registered */
 	struct host *host;    /* guarded by cb_lock */
+	struct link_cb *cb;   /* the lifecycle callback's; one ref is ours */
 	char err[512];
 };
 
@@ -169,6 +198,7 @@ link_unref(struct link *a)
 			virConnectUnregisterCloseCallback(a->own, on_close);
 		virConnectClose(a->own);
 	}
+	link_cb_release(a->cb);
 	pthread_mutex_destroy(&a->lock);
 	free(a->uri);
 	free(a);
@@ -181,6 +211,7 @@ link_detach(struct link *a)
 		return;
 	pthread_mutex_lock(&cb_lock);
 	a->host = NULL;
+	a->cb->host = NULL;
 	pthread_mutex_unlock(&cb_lock);
 }
 
@@ -221,9 +252,15 @@ attempt_main(void *arg)
 
 	conn = open_conn(a, &close_cb, err, sizeof(err));
 	if (conn) {
+		pthread_mutex_lock(&cb_lock);
+		a->cb->refs++; /* the registration's, dropped by libvirt */
+		pthread_mutex_unlock(&cb_lock);
 		id = virConnectDomainEventRegisterAny(
 			conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-			VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), a, NULL);
+			VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), a->cb,
+			link_cb_release);
+		if (id < 0)
+			link_cb_release(a->cb);
 		if (id < 0)
 			log_warn("%s: cannot register for domain lifecycle "
 				 "events: %s", a->uri, virGetLastErrorMessage());
@@ -351,7 +388,7 @@ static int
 on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail,
 	     void *opaque)
 {
-	struct link *a = opaque;
+	struct link_cb *c = opaque;
 	unsigned char uuid[VIR_UUID_BUFLEN];
 
 	(void)conn;
@@ -359,8 +396,8 @@ on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail,
 	if (virDomainGetUUID(dom, uuid) < 0)
 		return 0;
 	pthread_mutex_lock(&cb_lock);
-	if (a->host)
-		notify(a->host, uuid, event);
+	if (c->host)
+		notify(c->host, uuid, event);
 	pthread_mutex_unlock(&cb_lock);
 	return 0;
 }
@@ -470,6 +507,9 @@ start_attempt_locked(struct host *h)
 	a->uri = xstrdup(h->uri);
 	a->lifecycle_id = -1;
 	a->host = h; /* read by callbacks under cb_lock */
+	a->cb = xcalloc(1, sizeof(*a->cb));
+	a->cb->refs = 1;
+	a->cb->host = h;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&t, &attr, attempt_main, a) != 0) {
