@@ -3332,6 +3332,39 @@ check_targets(struct pctx *ctx, const struct ynode *map, void *base,
 static const struct section targets_section = {"targets", targets_opts,
 					       NO_PRESENT, check_targets};
 
+static const char *const warm_states[] = {"saved", "paused", "stopped",
+					 NULL};
+
+const char *
+config_warm_state_name(enum config_warm_state st)
+{
+	return st < CONFIG_WARM_LAST ? warm_states[st] : NULL;
+}
+
+static const struct opt warm_pool_opts[] = {
+	{.name = "size", .type = T_INT,
+	 .off = offsetof(struct config_warm_pool, size), .flags = R,
+	 .min = 0, .max = 1000, .def = "0",
+	 .doc = "prepared instances kept beyond desired (at most max - min)"},
+	{.name = "max_prepared", .type = T_INT,
+	 .off = offsetof(struct config_warm_pool, max_prepared), .flags = R,
+	 .min = 0, .max = 2000, .def = "0",
+	 .doc = "cap on desired + warm instances (0: none)"},
+	{.name = "state", .type = T_ENUM,
+	 .off = offsetof(struct config_warm_pool, state), .flags = R,
+	 .enums = warm_states, .def = "saved",
+	 .doc = "how a warm instance waits: saved (RAM written to the host's "
+		"disk, managed save), paused (RAM held) or stopped (shut off)"},
+	{.name = "reuse_on_scale_in", .type = T_BOOL,
+	 .off = offsetof(struct config_warm_pool, reuse_on_scale_in),
+	 .flags = R, .def = "false",
+	 .doc = "scale-in returns instances to the pool (up to size) "
+		"instead of deleting them"},
+	{0},
+};
+static const struct section warm_pool_section = {"warm_pool",
+	warm_pool_opts, offsetof(struct config_warm_pool, present), NULL};
+
 static const struct opt group_opts[] = {
 	{.name = "min", .type = T_INT, .off = offsetof(struct config_group, min),
 	 .flags = F_REQ | R, .min = 0, .max = 1000, .doc = "fewest instances"},
@@ -3373,6 +3406,11 @@ static const struct opt group_opts[] = {
 	 .off = offsetof(struct config_group, targets), .sub = &targets_section,
 	 .doc = "the ready instances' addresses for a load balancer: "
 		"GET /v1/groups/NAME/targets, a file, a reload URL"},
+	{.name = "warm_pool", .type = T_SECTION, .flags = F_RELOAD,
+	 .off = offsetof(struct config_group, warm_pool),
+	 .sub = &warm_pool_section,
+	 .doc = "prepared instances a scale-out resumes instead of booting "
+		"new ones"},
 	{0},
 };
 static const struct section group_section = {"group", group_opts,
@@ -4127,6 +4165,30 @@ check_predictive(struct pctx *ctx, const struct ynode *sc,
 		      "`virt-autoscaler simulate` forecasts (docs/scaling.md)");
 }
 
+/* The pool against the group's bounds and its template. */
+static void
+check_warm_pool(struct pctx *ctx, const struct ynode *wp,
+		const struct config_group *g, const char *path)
+{
+	const struct config_warm_pool *w = &g->warm_pool;
+
+	if (!w->present || node_has_error(ctx, wp))
+		return;
+	if (g->max >= g->min && w->size > g->max - g->min)
+		nerr(ctx, ymap_get(wp, "size"), path,
+		     "warm_pool.size (%d) is more than max - min (%d): the "
+		     "pool could never be used in full", w->size,
+		     g->max - g->min);
+	if (w->max_prepared && w->max_prepared < g->max)
+		nerr(ctx, ymap_get(wp, "max_prepared"), path,
+		     "warm_pool.max_prepared (%d) is less than max (%d): it "
+		     "caps desired + warm, so it cannot be below max",
+		     w->max_prepared, g->max);
+	if (w->reuse_on_scale_in && w->size == 0)
+		nerr(ctx, ymap_get(wp, "reuse_on_scale_in"), path,
+		     "warm_pool.reuse_on_scale_in needs a size above 0");
+}
+
 static void
 check_group(struct pctx *ctx, const struct ynode *map, void *base,
 	    const char *path)
@@ -4151,6 +4213,7 @@ check_group(struct pctx *ctx, const struct ynode *map, void *base,
 	if (!g->template.name_prefix)
 		g->template.name_prefix = xstrdup(g->name);
 	check_predictive(ctx, sc, g, path);
+	check_warm_pool(ctx, ymap_get(map, "warm_pool"), g, path);
 	if (sa->present && sa->range && sa->count < (uint64_t)g->max)
 		nerr(ctx, ymap_get(ymap_get(ymap_get(map, "cloud_init"),
 					    "static_addresses"), "range"),

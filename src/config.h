@@ -238,6 +238,27 @@ struct config_targets {
 	char *reload_url;     /* POSTed to after the file changed, or NULL */
 };
 
+/*
+ * groups.*.warm_pool: prepared instances kept beyond desired, in a state
+ * a scale-out resumes from (docs/warm-pools.md).
+ */
+enum config_warm_state {
+	CONFIG_WARM_SAVED,   /* virDomainManagedSave: RAM on disk */
+	CONFIG_WARM_PAUSED,  /* virDomainSuspend: RAM held */
+	CONFIG_WARM_STOPPED, /* shut off: boots from its own disk */
+	CONFIG_WARM_LAST
+};
+
+struct config_warm_pool {
+	bool present;         /* the mapping was given */
+	int size;             /* prepared instances beyond desired; 0: none */
+	int max_prepared;     /* cap on desired + warm; 0: none */
+	enum config_warm_state state;
+	bool reuse_on_scale_in; /* scale-in returns instances to the pool */
+};
+/* "saved", "paused", "stopped"; NULL out of range. */
+const char *config_warm_state_name(enum config_warm_state st);
+
 struct config_health {
 	int64_t ready_within_ms;      /* a new instance must check in by then */
 	int64_t heartbeat_timeout_ms; /* 0 = heartbeats not required */
@@ -290,6 +311,7 @@ struct config_group {
 	struct config_health health;
 	struct config_scale_in scale_in;
 	struct config_targets targets;
+	struct config_warm_pool warm_pool;
 	int line;
 	/* the app target's outside source (policy.app[i].source names it) */
 	struct config_app_source app_source;
