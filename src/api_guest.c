@@ -259,7 +259,8 @@ mark_ready(struct daemon *d, struct store_instance *si, const char *how)
 	enum store_instance_state from = si->state;
 	int rc;
 
-	if (from != STORE_INSTANCE_BOOTING && from != STORE_INSTANCE_UNHEALTHY)
+	if (from != STORE_INSTANCE_BOOTING && from != STORE_INSTANCE_UNHEALTHY &&
+	    from != STORE_INSTANCE_RESUMING)
 		return 0;
 	rc = store_instance_set_state(d->store_http, si->id, from,
 				      STORE_INSTANCE_READY);
@@ -276,10 +277,17 @@ mark_ready(struct daemon *d, struct store_instance *si, const char *how)
 	if (from == STORE_INSTANCE_BOOTING && si->created_ms > 0)
 		metrics_instance_ready(si->group,
 				       (double)(util_wall_ms() - si->created_ms) / 1000.0);
-	event_record(d->store_http, si->group, si->id, "ready",
-		     NULL, "%s %s %.1f s after its creation",
-		     si->domain ? si->domain : si->id, how,
-		     (double)(util_wall_ms() - si->created_ms) / 1000.0);
+	if (from == STORE_INSTANCE_RESUMING)
+		/* updated_ms: the draw (warm -> resuming) */
+		event_record(d->store_http, si->group, si->id, "ready",
+			     NULL, "%s %s %.1f s after its draw from the "
+			     "warm pool", si->domain ? si->domain : si->id, how,
+			     (double)(util_wall_ms() - si->updated_ms) / 1000.0);
+	else
+		event_record(d->store_http, si->group, si->id, "ready",
+			     NULL, "%s %s %.1f s after its creation",
+			     si->domain ? si->domain : si->id, how,
+			     (double)(util_wall_ms() - si->created_ms) / 1000.0);
 	return 0;
 }
 

@@ -3360,6 +3360,12 @@ static const struct opt warm_pool_opts[] = {
 	 .flags = R, .def = "false",
 	 .doc = "scale-in returns instances to the pool (up to size) "
 		"instead of deleting them"},
+	{.name = "resume_within", .type = T_DURATION,
+	 .off = offsetof(struct config_warm_pool, resume_within_ms),
+	 .flags = R, .min = 1000, .max = HOUR, .def = "2m",
+	 .doc = "a drawn instance must send a heartbeat or check in this long "
+		"after the draw, else it is removed and the next warm instance "
+		"(or a new one) takes its place"},
 	{0},
 };
 static const struct section warm_pool_section = {"warm_pool",

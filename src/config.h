@@ -255,6 +255,7 @@ struct config_warm_pool {
 	int max_prepared;     /* cap on desired + warm; 0: none */
 	enum config_warm_state state;
 	bool reuse_on_scale_in; /* scale-in returns instances to the pool */
+	int64_t resume_within_ms; /* a drawn instance must be ready by then */
 };
 /* "saved", "paused", "stopped"; NULL out of range. */
 const char *config_warm_state_name(enum config_warm_state st);

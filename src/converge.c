@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <sys/types.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,10 +23,31 @@ converge_state_live(enum store_instance_state st)
 	case STORE_INSTANCE_BOOTING:
 	case STORE_INSTANCE_READY:
 	case STORE_INSTANCE_UNHEALTHY:
+	case STORE_INSTANCE_RESUMING:
 		return true;
 	default:
 		return false;
 	}
+}
+
+bool
+converge_state_pooled(enum store_instance_state st)
+{
+	return st == STORE_INSTANCE_WARMING || st == STORE_INSTANCE_WARM;
+}
+
+int
+converge_warm_target(const struct config_group *cfg, int desired)
+{
+	const struct config_warm_pool *w = &cfg->warm_pool;
+	int t = w->size;
+
+	/* a warm instance beyond max - desired could never be drawn */
+	if (t > cfg->max - desired)
+		t = cfg->max - desired;
+	if (w->max_prepared > 0 && t > w->max_prepared - desired)
+		t = w->max_prepared - desired;
+	return t > 0 ? t : 0;
 }
 
 const char *
@@ -38,6 +60,9 @@ converge_action_name(enum converge_action_kind k)
 		[CONVERGE_EVENT] = "event",
 		[CONVERGE_START] = "start",
 		[CONVERGE_REMOVE] = "remove",
+		[CONVERGE_DRAW] = "draw",
+		[CONVERGE_PARK] = "park",
+		[CONVERGE_RESUME] = "resume",
 	};
 
 	return (unsigned)k < CONVERGE_LAST ? names[k] : "?";
@@ -109,6 +134,36 @@ plan_health(const struct converge_input *in, enum store_instance_state *state,
 
 		if (converge_state_live(state[i]))
 			live++;
+		if (state[i] == STORE_INSTANCE_WARMING && !ci->job &&
+		    !ci->heartbeat_ms &&
+		    in->wall_ms - ci->created_ms > h->ready_within_ms) {
+			struct converge_action *a = add(plan, CONVERGE_REMOVE, i,
+				"warm pool: %s did not check in within %" PRId64
+				" s of its creation; removed",
+				ci->domain ? ci->domain : ci->id,
+				h->ready_within_ms / 1000);
+
+			a->state = STORE_INSTANCE_DELETING;
+			a->event = "warm_failed";
+			state[i] = STORE_INSTANCE_DELETING;
+			continue;
+		}
+		if (state[i] == STORE_INSTANCE_RESUMING && !ci->job &&
+		    in->wall_ms - ci->updated_ms >
+			    in->cfg->warm_pool.resume_within_ms) {
+			struct converge_action *a = add(plan, CONVERGE_REMOVE, i,
+				"warm pool: %s was not ready within %" PRId64
+				" s of its draw; removed, the next warm instance "
+				"or a new one takes its place",
+				ci->domain ? ci->domain : ci->id,
+				in->cfg->warm_pool.resume_within_ms / 1000);
+
+			a->state = STORE_INSTANCE_DELETING;
+			a->event = "resume_failed";
+			state[i] = STORE_INSTANCE_DELETING;
+			live--;
+			continue;
+		}
 		if (state[i] == STORE_INSTANCE_BOOTING &&
 		    in->wall_ms - ci->created_ms > h->ready_within_ms) {
 			add(plan, CONVERGE_MARK_UNHEALTHY, i,
@@ -322,22 +377,42 @@ converge_allocate_address(const struct config_static_addresses *sa,
 
 /* ---- growing and shrinking ------------------------------------------------ */
 
+/* START actions in the plan so far: the next new id's index. */
+static size_t
+starts_planned(const struct converge_plan *plan, char (*taken)[46],
+	       size_t *n_taken)
+{
+	size_t n = 0;
+
+	*n_taken = 0;
+	for (size_t k = 0; k < plan->n; k++) {
+		if (plan->v[k].kind != CONVERGE_START)
+			continue;
+		n++;
+		if (plan->v[k].address[0])
+			memcpy(taken[(*n_taken)++], plan->v[k].address, 46);
+	}
+	return n;
+}
+
+/* Start up to `missing` new instances (for the warm pool when pool). */
 static void
 plan_grow(const struct converge_input *in, struct converge_state *st,
-	  int missing, struct converge_plan *plan)
+	  int missing, bool pool, struct converge_plan *plan)
 {
 	const struct config_static_addresses *sa =
 		&in->cfg->cloud_init.static_addresses;
 	char taken[CONVERGE_MAX_STARTS][46];
-	size_t n_taken = 0;
+	size_t n_taken = 0, first;
 
-	if (in->backoff)
+	if (in->backoff || missing <= 0)
 		return;
-	if (missing > CONVERGE_MAX_STARTS)
-		missing = CONVERGE_MAX_STARTS;
-	if ((size_t)missing > in->n_new_ids)
-		missing = (int)in->n_new_ids;
-	for (int k = 0; k < missing; k++) {
+	first = starts_planned(plan, taken, &n_taken);
+	if ((size_t)missing + first > CONVERGE_MAX_STARTS)
+		missing = CONVERGE_MAX_STARTS - (int)first;
+	if ((size_t)missing + first > in->n_new_ids)
+		missing = (int)in->n_new_ids - (int)first;
+	for (int k = (int)first; k < (int)first + missing; k++) {
 		struct va_placement_request req = {
 			.group = in->cfg->name,
 			.vcpus = (uint32_t)in->cfg->template.vcpus,
@@ -384,12 +459,167 @@ plan_grow(const struct converge_input *in, struct converge_state *st,
 		st->full = false;
 		st->why[0] = '\0';
 		place_host_commit(&in->hosts[chosen], &req);
-		a = add(plan, CONVERGE_START, (size_t)k, "placed on %s",
-			in->hosts[chosen].name);
+		a = add(plan, CONVERGE_START, (size_t)k, "placed on %s%s",
+			in->hosts[chosen].name,
+			pool ? " for the warm pool" : "");
 		a->host = chosen;
+		a->pool = pool;
+		if (!pool)
+			plan->cold_starts++;
 		snprintf(a->address, sizeof(a->address), "%s", address);
 		if (sa->present)
 			snprintf(taken[n_taken++], sizeof(taken[0]), "%s", address);
+	}
+}
+
+/* ---- the warm pool ---------------------------------------------------------- */
+
+static int
+host_index(const struct converge_input *in, const char *name)
+{
+	for (size_t h = 0; name && h < in->n_hosts; h++)
+		if (strcmp(in->hosts[h].name, name) == 0)
+			return (int)h;
+	return -1;
+}
+
+/* A warm instance (not busy with a job) on host h, the oldest; or -1. */
+static ssize_t
+warm_on(const struct converge_input *in, const enum store_instance_state *state,
+	int h)
+{
+	ssize_t best = -1;
+
+	for (size_t i = 0; i < in->n; i++) {
+		if (state[i] != STORE_INSTANCE_WARM || in->v[i].job ||
+		    host_index(in, in->v[i].host) != h)
+			continue;
+		if (best < 0 || in->v[i].created_ms < in->v[best].created_ms)
+			best = (ssize_t)i;
+	}
+	return best;
+}
+
+/*
+ * Scale-out draws warm instances first: the group's strategy chooses
+ * among the connected hosts that hold one (a host whose free memory the
+ * strategy finds short still gets its warm instance drawn when no other
+ * holds one: the VM is there already, and resuming it is the quickest
+ * capacity there is). Returns how many were drawn.
+ */
+static int
+plan_draw(const struct converge_input *in, enum store_instance_state *state,
+	  int missing, struct converge_plan *plan)
+{
+	struct va_placement_host *cand;
+	int drawn = 0;
+
+	if (missing <= 0)
+		return 0;
+	cand = xcalloc(in->n_hosts + 1, sizeof(*cand));
+	while (drawn < missing) {
+		struct va_placement_request req = {
+			.group = in->cfg->name,
+			.vcpus = (uint32_t)in->cfg->template.vcpus,
+			.memory = in->cfg->template.memory,
+			.seq = (uint32_t)drawn,
+		};
+		struct converge_action *a;
+		size_t chosen = 0;
+		ssize_t i = -1;
+		bool any = false;
+
+		memcpy(cand, in->hosts, in->n_hosts * sizeof(*cand));
+		for (size_t h = 0; h < in->n_hosts; h++) {
+			cand[h].up = cand[h].up && warm_on(in, state, (int)h) >= 0;
+			any = any || cand[h].up;
+		}
+		if (!any)
+			break;
+		if (place_choose(in->place, &req, cand, in->n_hosts, &chosen) !=
+			    PLACE_OK || !cand[chosen].up)
+			for (chosen = 0; !cand[chosen].up; chosen++)
+				;
+		i = warm_on(in, state, (int)chosen);
+		a = add(plan, CONVERGE_DRAW, (size_t)i,
+			"drawing %s from the warm pool on %s",
+			in->v[i].domain ? in->v[i].domain : in->v[i].id,
+			in->hosts[chosen].name);
+		a->host = chosen;
+		/* a paused VM holds its memory already; a saved or stopped
+		 * one takes it back */
+		if (in->cfg->warm_pool.state != CONFIG_WARM_PAUSED)
+			place_host_commit(&in->hosts[chosen], &req);
+		state[i] = STORE_INSTANCE_RESUMING;
+		drawn++;
+		plan->draws++;
+	}
+	free(cand);
+	return drawn;
+}
+
+static int
+count_pooled(const struct converge_input *in,
+	     const enum store_instance_state *state)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < in->n; i++)
+		if (converge_state_pooled(state[i]))
+			n++;
+	return n;
+}
+
+/*
+ * Keep the pool at its target: refill (new instances for the pool) or
+ * trim (not checked in first, then the newest); then park the warming
+ * ones that checked in, and run again the resume of resuming ones whose
+ * job this run has not seen end.
+ */
+static void
+plan_pool(const struct converge_input *in, struct converge_state *st,
+	  enum store_instance_state *state, struct converge_plan *plan)
+{
+	int target = converge_warm_target(in->cfg, plan->desired);
+	int have = count_pooled(in, state);
+
+	plan->warm_target = target;
+	if (have < target && !in->warm_backoff && !plan->waiting_for_hosts)
+		plan_grow(in, st, target - have, true, plan);
+	for (int pass = 0; pass < 3 && have > target; pass++) {
+		for (size_t i = in->n; i-- > 0 && have > target;) {
+			const struct converge_instance *ci = &in->v[i];
+			struct converge_action *a;
+			bool pick = pass == 0 ? state[i] == STORE_INSTANCE_WARMING &&
+						       !ci->heartbeat_ms
+				  : pass == 1 ? state[i] == STORE_INSTANCE_WARMING
+					      : state[i] == STORE_INSTANCE_WARM;
+
+			if (!pick || ci->job)
+				continue;
+			a = add(plan, CONVERGE_REMOVE, i,
+				"warm pool: %d prepared for a target of %d; "
+				"removing %s", have, target,
+				ci->domain ? ci->domain : ci->id);
+			a->state = STORE_INSTANCE_DELETING;
+			a->event = "warm_trim";
+			state[i] = STORE_INSTANCE_DELETING;
+			have--;
+		}
+	}
+	for (size_t i = 0; i < in->n; i++) {
+		const struct converge_instance *ci = &in->v[i];
+
+		if (ci->job || !ci->host)
+			continue;
+		if (state[i] == STORE_INSTANCE_WARMING && ci->heartbeat_ms)
+			add(plan, CONVERGE_PARK, i, "parking %s (%s)",
+			    ci->domain ? ci->domain : ci->id,
+			    config_warm_state_name(in->cfg->warm_pool.state));
+		else if (ci->state == STORE_INSTANCE_RESUMING &&
+			 state[i] == STORE_INSTANCE_RESUMING && !ci->resumed)
+			add(plan, CONVERGE_RESUME, i, "resuming %s again",
+			    ci->domain ? ci->domain : ci->id);
 	}
 }
 
@@ -401,6 +631,7 @@ state_rank(enum store_instance_state st)
 	case STORE_INSTANCE_UNHEALTHY:
 		return 0;
 	case STORE_INSTANCE_BOOTING:
+	case STORE_INSTANCE_RESUMING:
 		return 1;
 	default:
 		return 2;
@@ -416,6 +647,12 @@ plan_shrink(const struct converge_input *in, enum store_instance_state *state,
 	size_t *order = xcalloc(m, sizeof(*order));
 	size_t *map = xcalloc(m, sizeof(*map));
 	enum scalein_order how = (enum scalein_order)in->cfg->scale_in.order;
+	/* with reuse_on_scale_in, ready ones go back to the pool while it
+	 * has room (at the size after this plan) */
+	int returns = in->cfg->warm_pool.reuse_on_scale_in
+			      ? converge_warm_target(in->cfg, plan->desired) -
+					count_pooled(in, state)
+			      : 0;
 
 	/* Instances still being created cannot be removed yet; they will
 	 * be booting (and go first) at a later plan. Until then they stand
@@ -469,6 +706,19 @@ plan_shrink(const struct converge_input *in, enum store_instance_state *state,
 					   ? STORE_INSTANCE_DRAINING
 					   : STORE_INSTANCE_DELETING;
 			a->drain_ms = in->cfg->scale_in.drain_ms;
+			if (a->state == STORE_INSTANCE_DRAINING && returns > 0) {
+				char *ret = xasprintf("returning %s on %s to the "
+						    "warm pool (order %s)",
+						    ci->domain ? ci->domain : ci->id,
+						    ci->host ? ci->host : "?",
+						    scalein_order_name(how));
+
+				free(a->message);
+				a->message = ret;
+				a->state = STORE_INSTANCE_WARMING;
+				a->event = "warm_return";
+				returns--;
+			}
 			state[i] = a->state;
 			surplus--;
 		}
@@ -549,11 +799,22 @@ converge_group(const struct converge_input *in, struct converge_state *st,
 			plan->ready++;
 	}
 	if (!in->paused) {
-		if (plan->live < plan->desired)
-			plan_grow(in, st, plan->desired - plan->live, plan);
-		else if (plan->live > plan->desired)
+		if (plan->live < plan->desired) {
+			int missing = plan->desired - plan->live;
+
+			missing -= plan_draw(in, state, missing, plan);
+			plan_grow(in, st, missing, false, plan);
+		} else if (plan->live > plan->desired) {
 			plan_shrink(in, state, plan->live - plan->desired, plan);
+		}
 		plan_busy_veto(in, st, plan);
+		plan_pool(in, st, state, plan);
+	}
+	for (size_t i = 0; i < in->n; i++) {
+		if (state[i] == STORE_INSTANCE_WARMING)
+			plan->warming++;
+		else if (state[i] == STORE_INSTANCE_WARM)
+			plan->warm++;
 	}
 	free(state);
 }

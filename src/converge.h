@@ -33,6 +33,20 @@
  *      plan.busy_held says how many removals wait, and an EVENT
  *      scale_in_blocked is emitted once when that starts and
  *      scale_in_unblocked once when it ends.
+ *   5. the warm pool (groups.*.warm_pool, docs/warm-pools.md): a
+ *      scale-out draws warm instances first (DRAW: warm -> resuming, on
+ *      the host the group's strategy chooses among those holding one) and
+ *      starts new ones for the rest; scale-in returns ready instances to
+ *      the pool when reuse_on_scale_in and the pool has room (REMOVE to
+ *      warming); the pool is refilled (START with pool set: the new
+ *      instance is warming) or trimmed to min(size, max - desired,
+ *      max_prepared - desired); a warming instance that checked in is
+ *      parked (PARK), a resuming one whose resume job this run has not
+ *      seen end is resumed (RESUME: the jobs are idempotent, so after a
+ *      crash this runs them again); a warming one that did not check in
+ *      within health.ready_within, or a resuming one not ready within
+ *      warm_pool.resume_within, is removed (the draw falls through to the
+ *      next warm instance or a new one at the next plan).
  * A paused group gets no action: only its counts.
  *
  * Threads: none of its own; the caller owns everything it passes.
@@ -64,6 +78,9 @@ struct converge_instance {
 	bool busy;                       /* the guest says it is busy ... */
 	int64_t busy_since_ms;           /* ... since then (wall clock) */
 	bool job;                        /* a worker job runs for it */
+	int64_t updated_ms;              /* last state change (wall) */
+	bool resumed;                    /* resuming: its resume job ended
+					    well in this run */
 	/* ready instances: the means over the last interval */
 	double metric[POLICY_METRIC_LAST];
 	bool metric_present[POLICY_METRIC_LAST];
@@ -85,6 +102,7 @@ struct converge_input {
 	bool manual;                     /* `scale` set desired since the last plan ... */
 	int manual_from;                 /* ... from this size */
 	bool backoff;                    /* provisioning failed lately: no START */
+	bool warm_backoff;               /* parking failed lately: no refill */
 	const struct converge_instance *v; /* the group's instances */
 	size_t n;
 	/* the group's hosts (cfg->hosts order), as measured; START actions
@@ -126,7 +144,11 @@ enum converge_action_kind {
 	CONVERGE_SET_DESIRED,    /* desired -> to; message: the decision */
 	CONVERGE_EVENT,          /* event kind, message */
 	CONVERGE_START,          /* new_ids[inst] on hosts[host], address */
-	CONVERGE_REMOVE,         /* inst -> state (draining/deleting), drain_ms */
+	CONVERGE_REMOVE,         /* inst -> state (draining/deleting, or
+				    warming: back to the pool), drain_ms */
+	CONVERGE_DRAW,           /* inst: warm -> resuming, resume it */
+	CONVERGE_PARK,           /* inst: warming, checked in: park it */
+	CONVERGE_RESUME,         /* inst: resuming: run its resume again */
 	CONVERGE_LAST
 };
 
@@ -138,7 +160,10 @@ struct converge_action {
 	enum store_instance_state state; /* REMOVE: the state it goes to */
 	int64_t drain_ms;                /* REMOVE */
 	char address[46];                /* START: "" when none */
-	const char *event;               /* EVENT: its kind (static string) */
+	const char *event;               /* EVENT: its kind; REMOVE: the
+					    event's kind when not scale_in
+					    (static strings) */
+	bool pool;                       /* START: for the warm pool */
 	char *message;                   /* owned; "" when none */
 };
 
@@ -155,6 +180,9 @@ struct converge_plan {
 	int busy_held, busy_spared;
 	/* a START waits for hosts not measured yet (n_hosts_pending) */
 	bool waiting_for_hosts;
+	/* the warm pool after the plan: warming (incl. checked in), warm,
+	 * the pool's target, and this plan's draws and cold starts */
+	int warming, warm, warm_target, draws, cold_starts;
 };
 
 /*
@@ -170,6 +198,11 @@ const char *converge_action_name(enum converge_action_kind k);
 
 /* Live = counts towards the group's size. */
 bool converge_state_live(enum store_instance_state st);
+/* In the warm pool (warming or warm): not live, not serving. */
+bool converge_state_pooled(enum store_instance_state st);
+/* The pool's target size for a desired size: min(size, max - desired,
+ * max_prepared - desired), 0 without a pool. */
+int converge_warm_target(const struct config_group *cfg, int desired);
 
 /*
  * The lowest address of the static range that no instance of v (other

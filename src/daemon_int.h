@@ -101,6 +101,13 @@ struct dgroup {
 	/* the app target's outside source (promsrc.h), or NULL */
 	struct promsrc *src;
 	bool src_failing;              /* an app_source_error event said so */
+	/* the warm pool: sizes at the last plan; parking failed lately (no
+	 * refill until then); the resuming instances whose resume job ended
+	 * well in this run (sorted ids; pruned at each plan) */
+	int warming, warm, warm_target;
+	int64_t warm_backoff_until_ms;
+	char (*resumed)[STORE_ID_LEN + 1];
+	size_t n_resumed;
 };
 
 struct daemon {

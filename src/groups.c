@@ -39,6 +39,7 @@ group_release(struct dgroup *g)
 	free(g->domain_template);
 	history_put(g->hist);
 	promsrc_free(g->src);
+	free(g->resumed);
 	memset(g, 0, sizeof(*g));
 }
 
@@ -165,6 +166,14 @@ group_init(struct dgroup *g, const struct config *cfg,
 		       sizeof(g->metric_present));
 		g->backoff_until_ms = old->backoff_until_ms;
 		g->failures = old->failures;
+		g->warming = old->warming;
+		g->warm = old->warm;
+		g->warm_target = old->warm_target;
+		g->warm_backoff_until_ms = old->warm_backoff_until_ms;
+		g->resumed = old->resumed; /* moved: see group_release */
+		g->n_resumed = old->n_resumed;
+		old->resumed = NULL;
+		old->n_resumed = 0;
 		g->next_decide_ms = old->next_decide_ms;
 	} else {
 		converge_state_init(&g->cs);

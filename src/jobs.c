@@ -17,6 +17,7 @@
 #include "provision.h"
 #include "remove.h"
 #include "util.h"
+#include "warm.h"
 
 LOG_TAG("jobs");
 
@@ -29,6 +30,7 @@ struct job {
 	char id[STORE_ID_LEN + 1];
 	struct provision_spec *spec;  /* JOB_PROVISION */
 	struct remove_spec rm;        /* JOB_REMOVE: strings owned below */
+	struct warm_spec warm;        /* JOB_WARM: the same strings */
 	char *rm_strings[6];
 	struct job *next;
 };
@@ -125,7 +127,8 @@ worker_conn_check(struct worker *w, const char *uri)
 }
 
 static void
-post_result(struct job_queue *q, const struct job *j, const char *group, bool ok)
+post_result(struct job_queue *q, const struct job *j, const char *group, bool ok,
+	    bool retry)
 {
 	struct job_result *r;
 
@@ -140,6 +143,8 @@ post_result(struct job_queue *q, const struct job *j, const char *group, bool ok
 	memcpy(r->id, j->id, sizeof(r->id));
 	r->group = xstrdup(group);
 	r->ok = ok;
+	r->retry = retry;
+	r->op = j->kind == JOB_WARM ? (int)j->warm.op : 0;
 	pthread_mutex_unlock(&q->m);
 }
 
@@ -147,23 +152,33 @@ static void
 run(struct worker *w, struct job *j)
 {
 	struct job_queue *q = w->q;
-	const char *uri = j->kind == JOB_PROVISION ? j->spec->uri : j->rm.uri;
-	const char *group = j->kind == JOB_PROVISION ? j->spec->group : j->rm.group;
+	const char *uri = j->kind == JOB_PROVISION ? j->spec->uri
+			  : j->kind == JOB_WARM    ? j->warm.uri
+						   : j->rm.uri;
+	const char *group = j->kind == JOB_PROVISION ? j->spec->group
+			    : j->kind == JOB_WARM    ? j->warm.group
+						     : j->rm.group;
 	virConnectPtr conn = NULL;
-	bool ok;
+	bool ok, retry = false;
 
 	if (j->kind == JOB_REMOVE && j->rm.host_down)
 		log_debug("job for %s: host %s is not connected", j->id,
 			  j->rm.host_name);
 	else if (!(conn = worker_conn(w, uri)))
 		log_debug("job for %s: %s", j->id, err_msg());
-	if (j->kind == JOB_PROVISION)
+	if (j->kind == JOB_PROVISION) {
 		ok = provision_run(&q->env, conn, j->spec);
-	else
+	} else if (j->kind == JOB_WARM) {
+		enum warm_outcome o = warm_run(&q->env, conn, &j->warm);
+
+		ok = o == WARM_DONE;
+		retry = o == WARM_RETRY;
+	} else {
 		ok = remove_run(&q->env, conn, &j->rm);
+	}
 	if (!ok && conn)
 		worker_conn_check(w, uri);
-	post_result(q, j, group, ok);
+	post_result(q, j, group, ok, retry);
 }
 
 static void *
@@ -363,6 +378,27 @@ jobs_remove(struct job_queue *q, const struct remove_spec *r)
 	j->rm.domain = j->rm_strings[5];
 	j->rm.drain_ms = r->drain_ms;
 	j->rm.host_down = r->host_down;
+	enqueue(q, j);
+}
+
+void
+jobs_warm(struct job_queue *q, const struct warm_spec *w)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+	const char *src[6] = {w->id, w->group, w->host_name, w->uri, w->pool,
+			      w->domain};
+
+	j->kind = JOB_WARM;
+	snprintf(j->id, sizeof(j->id), "%s", w->id);
+	for (size_t i = 0; i < ARRAY_SIZE(src); i++)
+		j->rm_strings[i] = xstrdup(src[i] ? src[i] : "");
+	j->warm = *w;
+	j->warm.id = j->rm_strings[0];
+	j->warm.group = j->rm_strings[1];
+	j->warm.host_name = j->rm_strings[2];
+	j->warm.uri = j->rm_strings[3];
+	j->warm.pool = j->rm_strings[4];
+	j->warm.domain = j->rm_strings[5];
 	enqueue(q, j);
 }
 

@@ -54,8 +54,11 @@ struct jobs_env {
 enum job_kind {
 	JOB_PROVISION,
 	JOB_REMOVE,
+	JOB_WARM,       /* park or resume a warm pool instance (warm.h) */
 	JOB_KIND_LAST
 };
+
+struct warm_spec;
 
 /* What the loop learns when a job ends. */
 struct job_result {
@@ -63,6 +66,8 @@ struct job_result {
 	char id[STORE_ID_LEN + 1];
 	char *group;
 	bool ok;
+	bool retry;     /* JOB_WARM: not done, the host was not reachable */
+	int op;         /* JOB_WARM: enum warm_op */
 };
 
 /* A removal: the instance (already draining or deleting in the store). */
@@ -97,6 +102,8 @@ bool jobs_stop(struct job_queue *q, int64_t wait_ms);
 void jobs_provision(struct job_queue *q, struct provision_spec *spec);
 /* Queue a removal; copies r. */
 void jobs_remove(struct job_queue *q, const struct remove_spec *r);
+/* Queue a park or a resume (the instance is warming or resuming); copies w. */
+void jobs_warm(struct job_queue *q, const struct warm_spec *w);
 
 /* The results of the jobs that ended since the last call (caller frees
  * with jobs_results_free). Returns how many. */

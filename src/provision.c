@@ -266,6 +266,25 @@ instance_hostname(const char *domain, char out[64])
 	out[n] = '\0';
 }
 
+/* Is the instance in state st now? false with err_set() if not. */
+static bool
+instance_is(const struct jobs_env *env, const char *id,
+	    enum store_instance_state st)
+{
+	struct store_instance si;
+	bool is;
+
+	if (store_instance_get(env->store, id, &si) != STORE_OK)
+		return false;
+	is = si.state == st;
+	if (!is)
+		err_set("instance %s is %s, not %s", id,
+			store_instance_state_name(si.state),
+			store_instance_state_name(st));
+	store_instance_release(&si);
+	return is;
+}
+
 bool
 provision_run(const struct jobs_env *env, virConnectPtr conn,
 	      struct provision_spec *j)
@@ -285,8 +304,10 @@ provision_run(const struct jobs_env *env, virConnectPtr conn,
 	bool ok = false;
 	int64_t t0 = util_now_ms();
 
-	if (store_instance_set_state(env->store, j->id, STORE_INSTANCE_REQUESTED,
-				     STORE_INSTANCE_PROVISIONING) != STORE_OK) {
+	if (j->warm ? !instance_is(env, j->id, STORE_INSTANCE_WARMING)
+		    : store_instance_set_state(env->store, j->id,
+					       STORE_INSTANCE_REQUESTED,
+					       STORE_INSTANCE_PROVISIONING) != STORE_OK) {
 		log_warn("instance %s: cannot start provisioning: %s", j->id,
 			 err_msg());
 		return false;
@@ -382,8 +403,11 @@ provision_run(const struct jobs_env *env, virConnectPtr conn,
 	if (jobs_journal_step(env, jid, STORE_STEP_STARTED, deadline_ms) != 0)
 		goto fail;
 	event_crash_point(env->crash_at, "started");
-	if (store_instance_set_state(env->store, j->id, STORE_INSTANCE_PROVISIONING,
-				     STORE_INSTANCE_BOOTING) != STORE_OK)
+	/* A warm pool instance stays warming: its check-in has it parked. */
+	if (j->warm ? !instance_is(env, j->id, STORE_INSTANCE_WARMING)
+		    : store_instance_set_state(env->store, j->id,
+					       STORE_INSTANCE_PROVISIONING,
+					       STORE_INSTANCE_BOOTING) != STORE_OK)
 		goto fail;
 	store_journal_done(env->store, jid);
 	event_record(env->store, j->group, j->id, "booting", NULL,

@@ -55,6 +55,8 @@ struct provision_spec {
 	/* the seed: everything but the secret and the MAC */
 	struct seed_spec seed;
 	struct seed_net net;      /* seed.net points here with a static address */
+	bool warm;                /* for the warm pool: the instance is
+				     warming from the start and stays so */
 	/* the strings the spec points to */
 	char **owned;
 	size_t n_owned;

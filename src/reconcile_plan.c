@@ -412,7 +412,10 @@ plan_lost(const struct reconcile_input *in, const struct prep *p,
 	const unsigned live = STORE_STATE_BIT(STORE_INSTANCE_BOOTING) |
 			      STORE_STATE_BIT(STORE_INSTANCE_READY) |
 			      STORE_STATE_BIT(STORE_INSTANCE_UNHEALTHY) |
-			      STORE_STATE_BIT(STORE_INSTANCE_DRAINING);
+			      STORE_STATE_BIT(STORE_INSTANCE_DRAINING) |
+			      STORE_STATE_BIT(STORE_INSTANCE_WARMING) |
+			      STORE_STATE_BIT(STORE_INSTANCE_WARM) |
+			      STORE_STATE_BIT(STORE_INSTANCE_RESUMING);
 
 	if (!in->inv->listed || !in->inv->complete)
 		return;

@@ -25,9 +25,11 @@
  *     of the same group: CLAIM (our owner id into its metadata);
  *   - a domain whose instance is gone, deleting or lost: REMOVE_DOMAIN (the
  *     shell removes it, then ends the instance);
- *   - a ready instance whose domain does not run: MARK_UNHEALTHY;
- *   - a booting, ready, unhealthy or draining instance of this host whose
- *     domain is not on the host: MARK_LOST (the shell then removes what is
+ *   - a ready instance whose domain does not run: MARK_UNHEALTHY (a
+ *     warm one's domain is saved, paused or shut off: nothing);
+ *   - a booting, ready, unhealthy or draining instance of this host, or
+ *     one of the warm pool's (warming, warm, resuming), whose domain is
+ *     not on the host: MARK_LOST (the shell then removes what is
  *     left and the group replaces it), but only when the inventory is
  *     complete (every domain listed and its metadata known);
  *   - requested and provisioning instances are the intent journal's

@@ -29,20 +29,7 @@ libvirt_err(const char *what)
 	err_set("%s: %s", what, e && e->message ? e->message : "libvirt error");
 }
 
-enum domain_owner {
-	DOMAIN_ABSENT,    /* no domain by that name */
-	DOMAIN_OURS,      /* instance id's, owner ours or none (older version) */
-	DOMAIN_NOT_OURS,  /* someone else's: never touch it */
-	DOMAIN_FOREIGN_INSTANCE, /* instance id's, made by another
-				    installation: its volumes are theirs too */
-};
-
-/*
- * Whose is the domain called `domain`? *why says why it is not ours for
- * DOMAIN_NOT_OURS and DOMAIN_FOREIGN_INSTANCE (caller frees). 0, or -1
- * with err_set() when libvirt cannot tell.
- */
-static int
+int
 domain_owner(virConnectPtr conn, const char *domain, const char *id,
 	     const char *owner, enum domain_owner *out, char **why)
 {

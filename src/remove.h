@@ -13,6 +13,23 @@
 
 #include "jobs.h"
 
+enum domain_owner {
+	DOMAIN_ABSENT,    /* no domain by that name */
+	DOMAIN_OURS,      /* instance id's, owner ours or none (older version) */
+	DOMAIN_NOT_OURS,  /* someone else's: never touch it */
+	DOMAIN_FOREIGN_INSTANCE, /* instance id's, made by another
+				    installation: its volumes are theirs too */
+};
+
+/*
+ * Whose is the domain called `domain` (instance id, our installation id
+ * owner)? *why says why it is not ours for DOMAIN_NOT_OURS and
+ * DOMAIN_FOREIGN_INSTANCE (caller frees). 0, or -1 with err_set() when
+ * libvirt cannot tell.
+ */
+int domain_owner(virConnectPtr conn, const char *domain, const char *id,
+		 const char *owner, enum domain_owner *out, char **why);
+
 /*
  * Remove an instance's domain (graceful shutdown up to drain_ms, then
  * destroy and undefine) and its volumes; every step tolerates what is

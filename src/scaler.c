@@ -18,6 +18,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
+#include "warm.h"
 
 LOG_TAG("scaler");
 
@@ -100,6 +101,53 @@ scaler_commands(struct daemon *d, bool may_act)
 
 /* ---- job results ------------------------------------------------------------ */
 
+/* How long the pool is not refilled after a park failed on a host that
+ * cannot do it (managed save refused): scale-outs are cold meanwhile. */
+#define WARM_BACKOFF_MS (10 * 60 * 1000)
+
+static int
+id_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* A park or resume ended: what the next plans must know. */
+static void
+warm_result(struct dgroup *g, const struct job_result *r)
+{
+	if (r->op == WARM_RESUME && r->ok) {
+		g->resumed = xreallocarray(g->resumed, g->n_resumed + 1,
+					   sizeof(*g->resumed));
+		memcpy(g->resumed[g->n_resumed++], r->id, sizeof(r->id));
+		qsort(g->resumed, g->n_resumed, sizeof(*g->resumed), id_cmp);
+	} else if (r->op == WARM_PARK && !r->ok && !r->retry) {
+		g->warm_backoff_until_ms = util_now_ms() + WARM_BACKOFF_MS;
+		log_warn("group %s: parking a warm instance failed (see the "
+			 "events); the pool is not refilled for %d minutes: "
+			 "scale-outs start new instances", g->cfg->name,
+			 WARM_BACKOFF_MS / 60000);
+	}
+}
+
+/* Keep only the ids of instances still resuming (t's list). */
+static void
+resumed_prune(struct dgroup *g, const struct converge_input *in)
+{
+	size_t n = 0;
+
+	for (size_t k = 0; k < g->n_resumed; k++) {
+		bool keep = false;
+
+		for (size_t i = 0; i < in->n && !keep; i++)
+			keep = in->v[i].state == STORE_INSTANCE_RESUMING &&
+			       strcmp(in->v[i].id, g->resumed[k]) == 0;
+		if (keep)
+			memmove(g->resumed[n++], g->resumed[k],
+				sizeof(g->resumed[0]));
+	}
+	g->n_resumed = n;
+}
+
 void
 scaler_reap(struct daemon *d)
 {
@@ -113,6 +161,11 @@ scaler_reap(struct daemon *d)
 		if (r[i].kind == JOB_REMOVE) {
 			if (r[i].ok)
 				d->removed++;
+			continue;
+		}
+		if (r[i].kind == JOB_WARM) {
+			if (g)
+				warm_result(g, &r[i]);
 			continue;
 		}
 		if (r[i].ok)
@@ -224,6 +277,7 @@ tick_gather(struct daemon *d, struct tick *t)
 	memset(t, 0, sizeof(*t));
 	for (int st = 0; st < STORE_INSTANCE_LAST; st++)
 		if (converge_state_live((enum store_instance_state)st) ||
+		    converge_state_pooled((enum store_instance_state)st) ||
 		    st == STORE_INSTANCE_DRAINING || st == STORE_INSTANCE_DELETING)
 			f.state_mask |= STORE_STATE_BIT(st);
 	if (store_instance_list(d->store, &f, &t->all) != STORE_OK) {
@@ -444,6 +498,10 @@ group_instances(struct daemon *d, struct dgroup *g, const struct tick *t,
 		ci->busy_since_ms = si->busy_since_ms;
 		ci->job = bsearch(si->id, t->busy, t->n_busy, sizeof(*t->busy),
 				  busy_cmp) != NULL;
+		ci->updated_ms = si->updated_ms;
+		ci->resumed = si->state == STORE_INSTANCE_RESUMING &&
+			      bsearch(si->id, g->resumed, g->n_resumed,
+				      sizeof(*g->resumed), busy_cmp) != NULL;
 		if (si->state == STORE_INSTANCE_READY && d->appm)
 			app_values(d, p, si->id, ci);
 		if (si->state != STORE_INSTANCE_READY ||
@@ -469,7 +527,8 @@ group_instances(struct daemon *d, struct dgroup *g, const struct tick *t,
 
 static void
 start_instance(struct daemon *d, struct dgroup *g, const char *id,
-	       const struct va_placement_host *ph, const char *address)
+	       const struct va_placement_host *ph, const char *address,
+	       bool pool)
 {
 	struct dhost *h = daemon_host(d, ph->name);
 	struct provision_spec *spec;
@@ -489,7 +548,7 @@ start_instance(struct daemon *d, struct dgroup *g, const char *id,
 	si.group = g->cfg->name;
 	si.host = h->cfg->name;
 	si.domain = (char *)spec->dom.name;
-	si.state = STORE_INSTANCE_REQUESTED;
+	si.state = pool ? STORE_INSTANCE_WARMING : STORE_INSTANCE_REQUESTED;
 	si.config_gen = d->config_gen;
 	si.address = address[0] ? (char *)address : NULL;
 	if (store_instance_put(d->store, &si) != STORE_OK) {
@@ -498,10 +557,39 @@ start_instance(struct daemon *d, struct dgroup *g, const char *id,
 		provision_spec_free(spec);
 		return;
 	}
-	event_record(d->store, g->cfg->name, id, "provision", NULL,
-		     "new instance %s placed on %s by %s", spec->dom.name,
-		     h->cfg->name, place_strategy_name(g->place));
+	event_record(d->store, g->cfg->name, id,
+		     pool ? "warm_refill" : "provision", NULL,
+		     "new instance %s placed on %s by %s%s", spec->dom.name,
+		     h->cfg->name, place_strategy_name(g->place),
+		     pool ? " for the warm pool" : "");
+	spec->warm = pool;
 	jobs_provision(d->jobs, spec);
+}
+
+/* Queue a park or a resume of si (warming, resuming) on its host. */
+static void
+warm_job(struct daemon *d, struct dgroup *g, const struct store_instance *si,
+	 enum warm_op op)
+{
+	struct dhost *h = si->host ? daemon_host(d, si->host) : NULL;
+	struct warm_spec w = {
+		.op = op,
+		.id = si->id,
+		.group = si->group,
+		.domain = si->domain,
+		.state = g->cfg->warm_pool.state,
+		.shutdown_ms = g->cfg->scale_in.drain_ms,
+	};
+
+	if (!h || !si->domain) {
+		log_warn("instance %s: cannot %s it: host %s is not configured",
+			 si->id, warm_op_name(op), si->host ? si->host : "(none)");
+		return;
+	}
+	w.host_name = h->cfg->name;
+	w.uri = h->cfg->uri;
+	w.pool = h->cfg->pool;
+	jobs_warm(d->jobs, &w);
 }
 
 /* inst's state from -> to in the store; false when refused. */
@@ -565,15 +653,33 @@ apply(struct daemon *d, struct dgroup *g, struct tick *t, const size_t *rows,
 		case CONVERGE_START:
 			if (sized)
 				start_instance(d, g, in->new_ids[a->inst],
-					       &in->hosts[a->host], a->address);
+					       &in->hosts[a->host], a->address,
+					       a->pool);
 			break;
 		case CONVERGE_REMOVE:
 			if (!sized || !set_state(d, si, a->state, "start removal"))
 				break;
-			event_record(d->store, name, si->id, "scale_in", NULL, "%s",
-				     a->message);
+			event_record(d->store, name, si->id,
+				     a->event ? a->event : "scale_in", NULL,
+				     "%s", a->message);
+			if (a->state == STORE_INSTANCE_WARMING)
+				break; /* returned: parked at the next plan */
 			if (scaler_remove(d, si, a->drain_ms) != 0)
 				log_warn("%s", err_msg());
+			break;
+		case CONVERGE_DRAW:
+			if (!sized || !set_state(d, si, STORE_INSTANCE_RESUMING,
+						 "draw it from the warm pool"))
+				break;
+			event_record(d->store, name, si->id, "warm_draw", NULL,
+				     "%s", a->message);
+			warm_job(d, g, si, WARM_RESUME);
+			break;
+		case CONVERGE_PARK:
+			warm_job(d, g, si, WARM_PARK);
+			break;
+		case CONVERGE_RESUME:
+			warm_job(d, g, si, WARM_RESUME);
 			break;
 		default:
 			break;
@@ -661,6 +767,7 @@ group_tick(struct daemon *d, struct dgroup *g, struct tick *t, int64_t now,
 	in.manual = g->manual;
 	in.manual_from = g->manual_from;
 	in.backoff = now < g->backoff_until_ms;
+	in.warm_backoff = now < g->warm_backoff_until_ms;
 	in.v = group_instances(d, g, t, &rows, &in.n, now);
 	in.hosts = placement_hosts(d, g, t, &in.n_hosts_pending);
 	in.n_hosts = g->cfg->hosts.n;
@@ -690,6 +797,10 @@ group_tick(struct daemon *d, struct dgroup *g, struct tick *t, int64_t now,
 	}
 	g->current = plan.live;
 	g->ready = plan.ready;
+	g->warming = plan.warming;
+	g->warm = plan.warm;
+	g->warm_target = plan.warm_target;
+	resumed_prune(g, &in);
 	if (!g->paused) {
 		g->busy_held = plan.busy_held;
 		g->waiting_for_hosts = plan.waiting_for_hosts;

@@ -177,7 +177,8 @@ int store_group_set_paused(struct store *s, const char *name, bool paused);
  *   requested -> provisioning -> booting -> ready <-> draining -> deleting -> gone
  * with side paths to unhealthy (missed heartbeats; may recover), lost (the
  * domain vanished; may come back or be cleaned up) and deleting (removal
- * or rollback from any live state). store_instance_transition_ok() is the
+ * or rollback from any live state). The warm pool's path (warm.h):
+ *   warming -> warm -> resuming -> ready, and ready -> warming (returned) store_instance_transition_ok() is the
  * authoritative table; docs/state.md draws it.
  */
 enum store_instance_state {
@@ -190,6 +191,11 @@ enum store_instance_state {
 	STORE_INSTANCE_GONE,
 	STORE_INSTANCE_UNHEALTHY,
 	STORE_INSTANCE_LOST,
+	STORE_INSTANCE_WARMING,  /* for the warm pool: created, booting, or
+				    checked in and waiting to be parked */
+	STORE_INSTANCE_WARM,     /* in the pool: saved, paused or stopped */
+	STORE_INSTANCE_RESUMING, /* drawn from the pool: ready on its first
+				    heartbeat or check-in after the resume */
 	STORE_INSTANCE_LAST
 };
 /* "requested", "provisioning", ...; NULL for an out-of-range value. */
