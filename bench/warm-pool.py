@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench/warm-pool.py tune|report [BUILD_DIR]: the warm-pool figures of
+"""bench/warm-pool.py tune|report|variants [BUILD_DIR]: the warm-pool figures of
 bench/README.md ("Warm pools in the simulator (issue 13)").
 
 All runs: virt-autoscaler simulate, --capacity 40 --boot-delay 60s, the
@@ -18,6 +18,11 @@ group's warm_pool from the file, --warm-boot-delay 2s (and 5s).
           defaults (examples/web.yaml) and examples/web-warm.yaml at warm
           boot 2 s and 5 s, with the oracle's VM-hours (every run prints
           them: oracle_vm_hours) and a markdown table.
+  variants  run after the choice, for docs/warm-pools.md's advice (the
+          example is not changed on them): on the Twitter test half (days
+          12-22), the pool of examples/web-warm.yaml as paused, as stopped
+          (warm boot 20 s: a boot from its own disk), with
+          reuse_on_scale_in, with max_prepared 20, and sizes 1-8.
 """
 import gzip
 import json
@@ -114,11 +119,38 @@ def report(tmp):
         sys.stdout.flush()
 
 
+def variants(tmp):
+    with open(os.path.join(ROOT, "examples", "web.yaml")) as f:
+        text = f.read()
+    frm = "950400s"
+    cases = [("saved, size 4 (the example)", "{ size: 4, state: saved }",
+              "2s"),
+             ("paused, size 4", "{ size: 4, state: paused }", "2s"),
+             ("stopped, size 4, warm boot 20 s",
+              "{ size: 4, state: stopped }", "20s"),
+             ("saved, size 4, reuse_on_scale_in",
+              "{ size: 4, state: saved, reuse_on_scale_in: true }", "2s"),
+             ("saved, size 4, max_prepared 20",
+              "{ size: 4, state: saved, max_prepared: 20 }", "2s")]
+    cases += [("saved, size %d" % n, "{ size: %d, state: saved }" % n, "2s")
+              for n in (1, 2, 3, 5, 6, 8)]
+    print("| Twitter days 12-22 | vm_hours | warm_vm_hours | under_s | "
+          "warm_draws | x oracle |")
+    print("|---|---|---|---|---|---|")
+    for name, pool, warm in cases:
+        cfg = os.path.join(tmp, "v.yaml")
+        with open(cfg, "w") as f:
+            f.write(text + "    warm_pool: %s\n" % pool)
+        print(row(name, run(cfg, TWITTER, warm, frm)))
+        sys.stdout.flush()
+
+
 def main():
-    if len(sys.argv) < 2 or sys.argv[1] not in ("tune", "report"):
+    modes = {"tune": tune, "report": report, "variants": variants}
+    if len(sys.argv) < 2 or sys.argv[1] not in modes:
         sys.exit(__doc__)
     with tempfile.TemporaryDirectory() as tmp:
-        (tune if sys.argv[1] == "tune" else report)(tmp)
+        modes[sys.argv[1]](tmp)
 
 
 if __name__ == "__main__":
