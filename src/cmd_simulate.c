@@ -9,8 +9,9 @@
  * and prints vm_hours, under_provisioned_seconds, excess_requests,
  * scale_actions, min_vms, max_vms, oracle_vm_hours, warm_vm_hours and
  * warm_draws: as a table, or with --json as one JSON object with exactly
- * these fields. The group's warm_pool is simulated (simulate.h). --explain prints every decision
- * with its reason (on stderr when --json keeps stdout for the object).
+ * these fields. The group's warm_pool is simulated (simulate.h).
+ * --explain prints every decision with its reason (on stderr when --json
+ * keeps stdout for the object).
  */
 #include <errno.h>
 #include <getopt.h>
