@@ -11,7 +11,9 @@
 #     the Twitter trace split in time: the first 11 days (950,400 s) are
 #     where bench/tune-predictive.py chose their parameters, the last 11
 #     days are reported with nothing tuned on them (the run starts at 0
-#     so that the history is warm; the figures count from 950,400 on).
+#     so that the history is warm; the figures count from 950,400 on);
+#   - examples/web-warm.yaml (a warm pool, issue 13) on every trace
+#     (bench/warm-pool.py report).
 # The trace directory is $VA_SHARED_DIR/traces (default ../shared/traces).
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,3 +49,6 @@ echo "## the Twitter trace split in time (issue 14)"
 for t in diurnal steps spikes flash weekly; do
 	"$bench" --decisions 0 --trace "$tmp/$t.txt" --label "synthetic $t"
 done
+echo
+echo "## warm pools (issue 13): examples/web-warm.yaml on every trace"
+VA_SHARED_DIR=$shared python3 "$root/bench/warm-pool.py" report "$build"

@@ -1,14 +1,17 @@
 /*
  * cmd_simulate.c: `virt-autoscaler simulate -c FILE --trace FILE
- * [--group NAME] [--capacity RPS] [--boot-delay DURATION] [--json]
- * [--plot OUT.svg] [--explain] [--report-from DURATION]`.
+ * [--group NAME] [--capacity RPS] [--boot-delay DURATION]
+ * [--warm-boot-delay DURATION] [--json] [--plot OUT.svg] [--explain]
+ * [--report-from DURATION]`.
  *
  * Replays a request-rate trace through the real decision engine with the
  * group's policy from the configuration (see simulate.h for the model)
  * and prints vm_hours, under_provisioned_seconds, excess_requests,
- * scale_actions, min_vms, max_vms and oracle_vm_hours: as a table, or with --json as one
- * JSON object with exactly these fields. --explain prints every decision
- * with its reason (on stderr when --json keeps stdout for the object).
+ * scale_actions, min_vms, max_vms, oracle_vm_hours, warm_vm_hours and
+ * warm_draws: as a table, or with --json as one JSON object with exactly
+ * these fields. The group's warm_pool is simulated (simulate.h).
+ * --explain prints every decision with its reason (on stderr when --json
+ * keeps stdout for the object).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -29,8 +32,9 @@
 
 static const char usage_text[] =
 	"usage: virt-autoscaler simulate [-c FILE] --trace FILE [--group NAME]\n"
-	"         [--capacity RPS] [--boot-delay DURATION] [--json]\n"
-	"         [--plot OUT.svg] [--explain] [--report-from DURATION]\n"
+	"         [--capacity RPS] [--boot-delay DURATION]\n"
+	"         [--warm-boot-delay DURATION] [--json] [--plot OUT.svg]\n"
+	"         [--explain] [--report-from DURATION]\n"
 	"Replay a request-rate trace (one non-negative integer a line: requests\n"
 	"in that second; gzip accepted) through the group's scaling policy.\n"
 	"  -c, --config FILE      configuration (default: the global -c)\n"
@@ -38,7 +42,10 @@ static const char usage_text[] =
 	"  -g, --group NAME       the group (default: the only one)\n"
 	"      --capacity RPS     requests/s one VM serves at 100 %% CPU "
 	"(default 40)\n"
-	"      --boot-delay DUR   decision to ready (default 60s)\n"
+	"      --boot-delay DUR   decision to ready (default 60s); also what\n"
+	"                         refilling the warm pool takes\n"
+	"      --warm-boot-delay DUR\n"
+	"                         draw of a warm instance to ready (default 2s)\n"
 	"      --json             print one JSON object\n"
 	"      --plot OUT.svg     chart demand, ready capacity and VMs over time\n"
 	"      --explain          print every decision and its reason\n"
@@ -54,11 +61,25 @@ struct observe_ctx {
 };
 
 static void
-observe_second(void *arg, uint64_t t, uint32_t demand, int ready, int vms)
+observe_second(void *arg, uint64_t t, uint32_t demand, int ready, int vms,
+	       int warm)
 {
 	struct observe_ctx *x = arg;
 
-	sim_plot_second(x->plot, t, demand, ready, vms);
+	sim_plot_second(x->plot, t, demand, ready, vms, warm);
+}
+
+/* groups.*.warm_pool as the simulator models it. */
+static void
+warm_from_config(const struct config_warm_pool *c, struct sim_warm_pool *w)
+{
+	memset(w, 0, sizeof(*w));
+	if (!c->present)
+		return;
+	w->size = c->size;
+	w->max_prepared = c->max_prepared;
+	w->holds_ram = c->state == CONFIG_WARM_PAUSED;
+	w->reuse = c->reuse_on_scale_in;
 }
 
 static void
@@ -137,6 +158,7 @@ cmd_simulate(int argc, char **argv)
 		{"group", required_argument, NULL, 'g'},
 		{"capacity", required_argument, NULL, 'C'},
 		{"boot-delay", required_argument, NULL, 'B'},
+		{"warm-boot-delay", required_argument, NULL, 'W'},
 		{"json", no_argument, NULL, 'j'},
 		{"plot", required_argument, NULL, 'p'},
 		{"explain", no_argument, NULL, 'e'},
@@ -183,6 +205,14 @@ cmd_simulate(int argc, char **argv)
 			if (util_parse_duration_ms(optarg, &o.boot_delay_ms) != 0) {
 				fprintf(stderr, "virt-autoscaler simulate: "
 					"--boot-delay: %s\n", err_msg());
+				return 2;
+			}
+			break;
+		case 'W':
+			if (util_parse_duration_ms(optarg,
+						   &o.warm_boot_delay_ms) != 0) {
+				fprintf(stderr, "virt-autoscaler simulate: "
+					"--warm-boot-delay: %s\n", err_msg());
 				return 2;
 			}
 			break;
@@ -242,6 +272,7 @@ cmd_simulate(int argc, char **argv)
 		goto cleanup;
 	}
 	o.initial = g->desired;
+	warm_from_config(&g->warm_pool, &o.warm);
 	o.arg = &x;
 	if (explain) {
 		x.out = json ? stderr : stdout;
@@ -256,9 +287,20 @@ cmd_simulate(int argc, char **argv)
 		goto cleanup;
 	}
 	if (x.plot) {
-		title = xasprintf("group %s: %s, %g req/s per VM, boot delay "
-				  "%" PRId64 " s", g->name, trace_path,
-				  o.capacity, o.boot_delay_ms / 1000);
+		if (o.warm.size > 0)
+			title = xasprintf("group %s: %s, %g req/s per VM, boot "
+					  "delay %" PRId64 " s, warm pool %d "
+					  "%s (%" PRId64 " s)", g->name,
+					  trace_path, o.capacity,
+					  o.boot_delay_ms / 1000, o.warm.size,
+					  config_warm_state_name(
+						  g->warm_pool.state),
+					  o.warm_boot_delay_ms / 1000);
+		else
+			title = xasprintf("group %s: %s, %g req/s per VM, boot "
+					  "delay %" PRId64 " s", g->name,
+					  trace_path, o.capacity,
+					  o.boot_delay_ms / 1000);
 		sim_plot_svg(x.plot, title, &svg);
 		if (write_file(plot_path, &svg) != 0) {
 			fprintf(stderr, "virt-autoscaler simulate: %s\n",
@@ -270,10 +312,13 @@ cmd_simulate(int argc, char **argv)
 		printf("{\"vm_hours\": %.3f, \"under_provisioned_seconds\": %"
 		       PRIu64 ", \"excess_requests\": %" PRIu64 ", "
 		       "\"scale_actions\": %" PRIu64 ", \"min_vms\": %d, "
-		       "\"max_vms\": %d, \"oracle_vm_hours\": %.3f}\n",
+		       "\"max_vms\": %d, \"oracle_vm_hours\": %.3f, "
+		       "\"warm_vm_hours\": %.3f, \"warm_draws\": %" PRIu64
+		       "}\n",
 		       r.vm_hours, r.under_provisioned_seconds,
 		       r.excess_requests, r.scale_actions, r.min_vms,
-		       r.max_vms, r.oracle_vm_hours);
+		       r.max_vms, r.oracle_vm_hours, r.warm_vm_hours,
+		       r.warm_draws);
 	} else {
 		printf("group %s, %zu s of trace, %g req/s per VM, boot delay "
 		       "%" PRId64 " s, decisions every %" PRId64 " ms\n",
@@ -291,6 +336,18 @@ cmd_simulate(int argc, char **argv)
 		printf("oracle_vm_hours            %.3f (%.2fx)\n",
 		       r.oracle_vm_hours, r.oracle_vm_hours > 0
 		       ? r.vm_hours / r.oracle_vm_hours : 0);
+		if (o.warm.size > 0) {
+			printf("warm pool                  %d %s, warm boot "
+			       "delay %.3g s%s\n", o.warm.size,
+			       config_warm_state_name(g->warm_pool.state),
+			       o.warm_boot_delay_ms / 1000.0,
+			       o.warm.reuse ? ", reuse on scale-in" : "");
+			printf("warm_vm_hours              %.3f%s\n",
+			       r.warm_vm_hours, o.warm.holds_ram
+			       ? " (paused: in vm_hours)" : "");
+			printf("warm_draws                 %" PRIu64 "\n",
+			       r.warm_draws);
+		}
 		if (g->policy.predictive.mode != POLICY_PREDICTIVE_OFF)
 			printf("forecasts                  %" PRIu64 " of %"
 			       PRIu64 " decisions\n", r.forecasts,

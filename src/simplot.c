@@ -14,14 +14,15 @@
 #define PLOT_COLUMNS 1000 /* points across; one per bucket of seconds */
 
 struct bucket {
-	double demand_sum, cap_sum, ready_sum;
+	double demand_sum, cap_sum, ready_sum, warm_sum, warm_cap_sum;
 	uint32_t demand_max;
-	int vms_max;
+	int vms_max, warm_max;
 	uint32_t count;
 };
 
 struct sim_plot {
 	uint64_t n, per;   /* seconds, seconds per bucket */
+	bool warm;         /* a warm instance was seen: draw the series */
 	double capacity;
 	size_t nb;
 	struct bucket *b;
@@ -50,7 +51,8 @@ sim_plot_free(struct sim_plot *pl)
 }
 
 void
-sim_plot_second(void *arg, uint64_t t, uint32_t demand, int ready, int vms)
+sim_plot_second(void *arg, uint64_t t, uint32_t demand, int ready, int vms,
+		int warm)
 {
 	struct sim_plot *pl = arg;
 	size_t i = (size_t)(t / pl->per);
@@ -66,6 +68,12 @@ sim_plot_second(void *arg, uint64_t t, uint32_t demand, int ready, int vms)
 		b->demand_max = demand;
 	if (vms > b->vms_max)
 		b->vms_max = vms;
+	b->warm_sum += warm;
+	b->warm_cap_sum += (ready + warm) * pl->capacity;
+	if (warm > b->warm_max)
+		b->warm_max = warm;
+	if (warm > 0)
+		pl->warm = true;
 	b->count++;
 }
 
@@ -187,7 +195,8 @@ axes(const struct sim_plot *pl, const struct panel *p, const char *ylabel,
 		    p->x0 - 48, p->y0 + p->h / 2, ylabel);
 }
 
-enum series { S_DEMAND_MAX, S_DEMAND, S_CAPACITY, S_VMS, S_READY };
+enum series { S_DEMAND_MAX, S_DEMAND, S_CAPACITY, S_VMS, S_READY, S_WARM,
+	      S_WARM_CAP };
 
 static double
 value(const struct bucket *b, enum series s)
@@ -205,6 +214,11 @@ value(const struct bucket *b, enum series s)
 		return b->vms_max;
 	case S_READY:
 		return b->ready_sum / c;
+	case S_WARM:
+		return b->warm_sum / c;
+	case S_WARM_CAP:
+		/* what the ready and the prepared warm VMs could serve */
+		return b->warm_cap_sum / c;
 	}
 	return 0;
 }
@@ -246,6 +260,9 @@ sim_plot_svg(const struct sim_plot *pl, const char *title, struct strbuf *out)
 	static const char *const st_vms = "stroke='#2ca02c' stroke-width='1.2'";
 	static const char *const st_rdy =
 		"stroke='#98df8a' stroke-width='1' stroke-dasharray='4,2'";
+	static const char *const st_warm = "stroke='#9467bd' stroke-width='1.2'";
+	static const char *const st_wcap =
+		"stroke='#9467bd' stroke-width='1' stroke-dasharray='4,2'";
 	char lab[96];
 
 	for (size_t i = 0; i < pl->nb; i++) {
@@ -257,6 +274,10 @@ sim_plot_svg(const struct sim_plot *pl, const char *title, struct strbuf *out)
 			top.ymax = value(b, S_CAPACITY);
 		if (b->vms_max > bot.ymax)
 			bot.ymax = b->vms_max;
+		if (b->warm_max > bot.ymax)
+			bot.ymax = b->warm_max;
+		if (pl->warm && value(b, S_WARM_CAP) > top.ymax)
+			top.ymax = value(b, S_WARM_CAP);
 	}
 	top.ymax = ceil(top.ymax / nice_step(top.ymax)) * nice_step(top.ymax);
 	bot.ymax = ceil(bot.ymax / fmax(1, nice_step(bot.ymax))) *
@@ -282,6 +303,10 @@ sim_plot_svg(const struct sim_plot *pl, const char *title, struct strbuf *out)
 	polyline(pl, &top, S_CAPACITY, st_cap, out);
 	polyline(pl, &bot, S_READY, st_rdy, out);
 	polyline(pl, &bot, S_VMS, st_vms, out);
+	if (pl->warm) {
+		polyline(pl, &top, S_WARM_CAP, st_wcap, out);
+		polyline(pl, &bot, S_WARM, st_warm, out);
+	}
 	legend(top.x0 + 10, top.y0 - 10, st_dem, "demand (mean)", out);
 	legend(top.x0 + 170, top.y0 - 10, st_dmax, "demand (peak second)", out);
 	snprintf(lab, sizeof(lab), "ready capacity (ready VMs x %g req/s)",
@@ -289,5 +314,11 @@ sim_plot_svg(const struct sim_plot *pl, const char *title, struct strbuf *out)
 	legend(top.x0 + 370, top.y0 - 10, st_cap, lab, out);
 	legend(bot.x0 + 10, bot.y0 - 10, st_vms, "VMs (started, most)", out);
 	legend(bot.x0 + 200, bot.y0 - 10, st_rdy, "ready VMs (mean)", out);
+	if (pl->warm) {
+		legend(top.x0 + 700, top.y0 - 10, st_wcap,
+		       "ready + prepared warm capacity", out);
+		legend(bot.x0 + 370, bot.y0 - 10, st_warm,
+		       "prepared warm VMs (mean)", out);
+	}
 	strbuf_adds(out, "</svg>\n");
 }

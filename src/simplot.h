@@ -1,7 +1,8 @@
 /*
  * simplot.h: an SVG chart of a simulation, written by hand as text:
  * demand and ready capacity (requests/s) over time in the upper panel,
- * the VM count in the lower one, downsampled to a readable width.
+ * the VM count (and the prepared warm instances) in the lower one,
+ * downsampled to a readable width.
  */
 #ifndef VA_SIMPLOT_H
 #define VA_SIMPLOT_H
@@ -19,7 +20,7 @@ void sim_plot_free(struct sim_plot *pl);
 
 /* Feed every second in order (a sim_options.on_second observer). */
 void sim_plot_second(void *pl, uint64_t t, uint32_t demand, int ready,
-		     int vms);
+		     int vms, int warm);
 
 /* Append the SVG document to out; title is escaped. */
 void sim_plot_svg(const struct sim_plot *pl, const char *title,

@@ -16,6 +16,7 @@ sim_options_defaults(struct sim_options *o)
 	memset(o, 0, sizeof(*o));
 	o->capacity = 40;
 	o->boot_delay_ms = 60000;
+	o->warm_boot_delay_ms = 2000;
 	o->start = 1704067200; /* 2024-01-01 00:00:00 UTC, a Monday */
 	o->initial = -1;
 }
@@ -26,6 +27,96 @@ struct vm {
 	int64_t start, ready;
 };
 #define SIM_LONG_AGO (-((int64_t)1 << 40))
+#define SIM_NEVER INT64_MAX
+
+/* The pool's size with `desired` instances: size, less what passes
+ * max_prepared. */
+static size_t
+pool_target(const struct sim_warm_pool *w, size_t desired)
+{
+	int64_t tgt = w->size;
+
+	if (w->max_prepared > 0 && (int64_t)w->max_prepared -
+	    (int64_t)desired < tgt)
+		tgt = (int64_t)w->max_prepared - (int64_t)desired;
+	return tgt > 0 ? (size_t)tgt : 0;
+}
+
+/* How many of vms[0..n-1] are ready at t; *next: the next ready time
+ * after t (SIM_NEVER: none). */
+static size_t
+count_ready(const struct vm *vms, size_t n, int64_t t, int64_t *next)
+{
+	size_t c = 0;
+
+	*next = SIM_NEVER;
+	for (size_t i = 0; i < n; i++) {
+		if (vms[i].ready <= t)
+			c++;
+		else if (vms[i].ready < *next)
+			*next = vms[i].ready;
+	}
+	return c;
+}
+
+/* The warm pool: avail[i] is the second its instance is (or was)
+ * prepared; it can be drawn from then on. */
+struct pool {
+	int64_t *avail;
+	size_t n, cap;
+};
+
+static void
+pool_add(struct pool *pl, int64_t avail)
+{
+	if (pl->n == pl->cap) {
+		pl->cap = pl->cap ? pl->cap * 2 : 8;
+		pl->avail = xreallocarray(pl->avail, pl->cap,
+					  sizeof(*pl->avail));
+	}
+	pl->avail[pl->n++] = avail;
+}
+
+/* The prepared instances at t; *next as count_ready(). */
+static size_t
+pool_prepared(const struct pool *pl, int64_t t, int64_t *next)
+{
+	size_t c = 0;
+
+	*next = SIM_NEVER;
+	for (size_t i = 0; i < pl->n; i++) {
+		if (pl->avail[i] <= t)
+			c++;
+		else if (pl->avail[i] < *next)
+			*next = pl->avail[i];
+	}
+	return c;
+}
+
+/* Take a prepared instance (avail <= t); false when there is none. */
+static bool
+pool_draw(struct pool *pl, int64_t t)
+{
+	for (size_t i = 0; i < pl->n; i++) {
+		if (pl->avail[i] <= t) {
+			pl->avail[i] = pl->avail[--pl->n];
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Drop the least prepared instance (the latest avail). */
+static void
+pool_trim(struct pool *pl)
+{
+	size_t worst = 0;
+
+	for (size_t i = 1; i < pl->n; i++)
+		if (pl->avail[i] > pl->avail[worst])
+			worst = i;
+	pl->avail[worst] = pl->avail[--pl->n];
+}
 
 int
 sim_run(const struct policy_params *p, const uint32_t *trace, size_t n,
@@ -39,6 +130,11 @@ sim_run(const struct policy_params *p, const uint32_t *trace, size_t n,
 	double *rps_sum = NULL; /* the same of demand / ready VMs */
 	double *dem_sum = NULL; /* the same of demand */
 	struct forecast_history *hist = NULL;
+	struct pool pool = {NULL, 0, 0};
+	const struct sim_warm_pool *w = &o->warm;
+	size_t npool_ready = 0;
+	int64_t next_ready = 0, next_pool = 0; /* count again from then on */
+	uint64_t warm_s, warm_seconds = 0;
 	bool fc_have = false;   /* the last forecast, a floor */
 	int fc_floor = 0;
 	int app_rps = -1;       /* p->app[] index of requests_per_s */
@@ -57,6 +153,15 @@ sim_run(const struct policy_params *p, const uint32_t *trace, size_t n,
 		err_set("boot delay must not be negative");
 		goto cleanup;
 	}
+	if (o->warm_boot_delay_ms < 0) {
+		err_set("warm boot delay must not be negative");
+		goto cleanup;
+	}
+	if (w->size < 0 || w->max_prepared < 0) {
+		err_set("the warm pool's size and max_prepared must not be "
+			"negative");
+		goto cleanup;
+	}
 	if (p->interval_ms <= 0) {
 		err_set("the policy's interval must be above 0");
 		goto cleanup;
@@ -71,6 +176,7 @@ sim_run(const struct policy_params *p, const uint32_t *trace, size_t n,
 		goto cleanup;
 	}
 	boot_s = (uint64_t)((o->boot_delay_ms + 999) / 1000);
+	warm_s = (uint64_t)((o->warm_boot_delay_ms + 999) / 1000);
 	st = policy_state_new();
 	{
 		int init = o->initial >= 0 ? o->initial : p->min;
@@ -82,6 +188,9 @@ sim_run(const struct policy_params *p, const uint32_t *trace, size_t n,
 		samples = xcalloc(cap_vms, sizeof(*samples));
 		for (int i = 0; i < init; i++)
 			vms[nvms++] = (struct vm){SIM_LONG_AGO, SIM_LONG_AGO};
+		/* the pool is full and prepared at the start */
+		for (size_t i = pool_target(w, nvms); i > 0; i--)
+			pool_add(&pool, SIM_LONG_AGO);
 	}
 	cap_win = (size_t)(p->interval_ms / 1000) + 2;
 	cpu_sum = xcalloc(cap_win + 1, sizeof(*cpu_sum));
@@ -169,8 +278,17 @@ sim_run(const struct policy_params *p, const uint32_t *trace, size_t n,
 			if (d.to != d.from) {
 				if (t >= o->report_from)
 					r->scale_actions++;
-				while (nvms > (size_t)d.to)
+				/* newest first; with reuse back to the pool,
+				 * prepared once it would have been ready */
+				while (nvms > (size_t)d.to) {
 					nvms--;
+					if (w->reuse && pool.n <
+					    pool_target(w, (size_t)d.to))
+						pool_add(&pool, vms[nvms].ready >
+							 (int64_t)t
+							 ? vms[nvms].ready
+							 : (int64_t)t);
+				}
 				if ((size_t)d.to > cap_vms) {
 					cap_vms = (size_t)d.to * 2;
 					vms = xreallocarray(vms, cap_vms,
@@ -178,21 +296,40 @@ sim_run(const struct policy_params *p, const uint32_t *trace, size_t n,
 					samples = xreallocarray(samples, cap_vms,
 								sizeof(*samples));
 				}
-				while (nvms < (size_t)d.to)
-					vms[nvms++] = (struct vm){
-						(int64_t)t, (int64_t)(t + boot_s)};
+				/* warm instances first, cold for the rest */
+				while (nvms < (size_t)d.to) {
+					bool warm = pool_draw(&pool, (int64_t)t);
+
+					if (warm && t >= o->report_from)
+						r->warm_draws++;
+					vms[nvms++] = (struct vm){(int64_t)t,
+						(int64_t)(t + (warm ? warm_s
+								    : boot_s))};
+				}
 			}
-			if (nready > nvms)
-				nready = nvms;
+			/* refill (a cold provision each) or trim the pool */
+			{
+				size_t tgt = pool_target(w, nvms);
+
+				while (pool.n > tgt)
+					pool_trim(&pool);
+				while (pool.n < tgt)
+					pool_add(&pool, (int64_t)(t + boot_s));
+			}
+			next_ready = next_pool = (int64_t)t;
 			interval_start = t;
 			next_ms += p->interval_ms;
 			if (next_ms <= (int64_t)t * 1000)
 				next_ms = (int64_t)t * 1000 + p->interval_ms;
 		}
 
-		/* VMs are sorted by ready time: the ready ones are a prefix. */
-		while (nready < nvms && vms[nready].ready <= (int64_t)t)
-			nready++;
+		/* Warm draws leave ready times out of order: count again
+		 * when one is due and after every decision. */
+		if ((int64_t)t >= next_ready)
+			nready = count_ready(vms, nvms, (int64_t)t, &next_ready);
+		if ((int64_t)t >= next_pool)
+			npool_ready = pool_prepared(&pool, (int64_t)t,
+						    &next_pool);
 		capacity = (double)nready * o->capacity;
 		if ((double)demand > capacity && t >= o->report_from) {
 			r->under_provisioned_seconds++;
@@ -217,24 +354,33 @@ sim_run(const struct policy_params *p, const uint32_t *trace, size_t n,
 		dem_sum[k + 1] = dem_sum[k] + demand;
 		if (t < o->report_from)
 			goto observe;
-		vm_seconds += nvms;
+		/* instances being prepared run; prepared ones hold RAM
+		 * (paused) or only disk (saved, stopped) */
+		vm_seconds += nvms + (pool.n - npool_ready);
+		if (w->holds_ram)
+			vm_seconds += npool_ready;
+		else
+			warm_seconds += npool_ready;
 		if ((int)nvms < r->min_vms)
 			r->min_vms = (int)nvms;
 		if ((int)nvms > r->max_vms)
 			r->max_vms = (int)nvms;
 observe:
 		if (o->on_second)
-			o->on_second(o->arg, t, demand, (int)nready, (int)nvms);
+			o->on_second(o->arg, t, demand, (int)nready, (int)nvms,
+				     (int)npool_ready);
 	}
 	if (r->min_vms == INT32_MAX)
 		r->min_vms = 0;
 	r->vm_hours = (double)vm_seconds / 3600.0;
+	r->warm_vm_hours = (double)warm_seconds / 3600.0;
 	r->oracle_vm_hours = sim_oracle_vm_hours(trace, n,
 						 (size_t)o->report_from,
 						 o->capacity, o->boot_delay_ms);
 	ret = 0;
 cleanup:
 	forecast_history_free(hist);
+	free(pool.avail);
 	free(rps_sum);
 	free(dem_sum);
 	policy_state_free(st);

@@ -2,7 +2,8 @@
 """`virt-autoscaler simulate` end to end: the real binary with
 examples/web.yaml (and small configs written here) on short synthetic
 traces, plain and gzip. Checks the JSON fields and hand-checked figures,
---explain, --plot (a well-formed SVG with labelled axes) and the errors.
+--explain, --plot (a well-formed SVG with labelled axes), a group's warm
+pool with --warm-boot-delay, examples/web-warm.yaml, and the errors.
 
   test_cli.py BINARY SOURCE_ROOT
 """
@@ -15,7 +16,8 @@ import tempfile
 import xml.etree.ElementTree as ET
 
 FIELDS = ["vm_hours", "under_provisioned_seconds", "excess_requests",
-          "scale_actions", "min_vms", "max_vms", "oracle_vm_hours"]
+          "scale_actions", "min_vms", "max_vms", "oracle_vm_hours",
+          "warm_vm_hours", "warm_draws"]
 failures = []
 
 
@@ -52,6 +54,8 @@ def main():
         check(obj["excess_requests"] == 0, "constant excess")
         check(obj["scale_actions"] == 0, "constant actions")
         check(obj["min_vms"] == 1 and obj["max_vms"] == 1, "constant vms")
+        check(obj["warm_vm_hours"] == 0 and obj["warm_draws"] == 0,
+              "no pool: no warm figures")
 
         # A step to 200 req/s (gzip): the group grows, and is short at
         # least until the first new VM boots (60 s) after the step.
@@ -97,6 +101,53 @@ def main():
         check(sum(1 for _ in tree.iter("{http://www.w3.org/2000/svg}polyline")) == 5,
               "plot: five series")
 
+        # A warm pool (the group's warm_pool) on the step: the first
+        # scale-out draws warm VMs, ready 2 s later instead of 60 s.
+        with open(web) as f:
+            web_text = f.read()
+        cold = obj
+        warm_cfg = os.path.join(tmp, "warm.yaml")
+        with open(warm_cfg, "w") as f:
+            f.write(web_text + "    warm_pool: { size: 3, state: saved }\n")
+        rc, out, err = run(binary, "-c", warm_cfg, "--trace", step, "--json",
+                           "--boot-delay", "60s", "--warm-boot-delay", "2s")
+        check(rc == 0, "warm: exit %d, %r" % (rc, err))
+        wobj = json.loads(out)
+        check(list(wobj) == FIELDS, "warm JSON fields")
+        check(wobj["warm_draws"] >= 3, "warm: draws %d" % wobj["warm_draws"])
+        check(wobj["warm_vm_hours"] > 0, "saved pool: warm_vm_hours > 0")
+        check(wobj["under_provisioned_seconds"] <
+              cold["under_provisioned_seconds"] - 40,
+              "warm: under %d vs cold %d" % (wobj["under_provisioned_seconds"],
+                                            cold["under_provisioned_seconds"]))
+        rc, out, err = run(binary, "-c", warm_cfg, "--trace", step, "--json",
+                           "--warm-boot-delay", "30s")
+        check(rc == 0 and json.loads(out)["under_provisioned_seconds"] >
+              wobj["under_provisioned_seconds"],
+              "a slower warm boot is short longer")
+        with open(warm_cfg, "w") as f:
+            f.write(web_text + "    warm_pool: { size: 3, state: paused }\n")
+        rc, out, err = run(binary, "-c", warm_cfg, "--trace", step, "--json")
+        pobj = json.loads(out) if rc == 0 else {}
+        check(rc == 0 and pobj["warm_vm_hours"] == 0 and
+              abs(pobj["vm_hours"] - wobj["vm_hours"] -
+                  wobj["warm_vm_hours"]) < 0.002,
+              "paused pool: its hours are in vm_hours: %r %r" % (pobj, wobj))
+        rc, out, err = run(binary, "-c", warm_cfg, "--trace", step)
+        check(rc == 0 and "warm pool                  3 paused" in out and
+              "warm_draws" in out, "warm: the table: %r" % out)
+        rc, out, err = run(binary, "-c", warm_cfg, "--trace", step, "--plot",
+                           svg)
+        tree = ET.parse(svg)
+        texts = [t.text or "" for t in tree.iter("{http://www.w3.org/2000/svg}text")]
+        check(sum(1 for _ in tree.iter("{http://www.w3.org/2000/svg}polyline")) == 7
+              and "prepared warm VMs (mean)" in texts,
+              "warm plot: seven series, warm legend")
+        example = os.path.join(root, "examples", "web-warm.yaml")
+        rc, out, err = run(binary, "-c", example, "--trace", step, "--json")
+        check(rc == 0 and json.loads(out)["warm_draws"] >= 1,
+              "examples/web-warm.yaml draws: %d %r" % (rc, out + err))
+
         # Errors
         bad = os.path.join(tmp, "bad.txt")
         with open(bad, "w") as f:
@@ -111,6 +162,10 @@ def main():
         rc, out, err = run(binary, "-c", web, "--trace", const,
                            "--boot-delay", "60")
         check(rc == 2 and "--boot-delay" in err, "boot delay unit: %d" % rc)
+        rc, out, err = run(binary, "-c", web, "--trace", const,
+                           "--warm-boot-delay", "soon")
+        check(rc == 2 and "--warm-boot-delay" in err,
+              "warm boot delay: %d %r" % (rc, err))
         rc, out, err = run(binary, "-c", web, "--trace", const,
                            "--group", "db")
         check(rc == 1 and "no group 'db' (groups: web)" in err,

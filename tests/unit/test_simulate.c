@@ -202,12 +202,14 @@ on_decision(void *arg, uint64_t t, const struct policy_decision *d,
 }
 
 static void
-on_second(void *arg, uint64_t t, uint32_t demand, int ready, int vms)
+on_second(void *arg, uint64_t t, uint32_t demand, int ready, int vms,
+	  int warm)
 {
 	struct count *c = arg;
 
 	assert_int_equal(t, c->seconds);
 	assert_true(ready <= vms);
+	assert_int_equal(warm, 0); /* no pool */
 	(void)demand;
 	c->seconds++;
 }
@@ -351,6 +353,212 @@ test_predictive(void **state)
 	free(v);
 }
 
+/*
+ * Warm pools. The policy scales on the app metric requests_per_s of kind
+ * total with a target of 20 per VM: desired = ceil(mean demand of the
+ * last interval / 20), whatever is ready, so the decisions can be worked
+ * out by hand. Capacity 40 req/s, boot 30 s, warm boot 2 s.
+ */
+static void
+demand_policy(struct policy_params *p)
+{
+	hpa(p);
+	p->target[POLICY_METRIC_CPU] = 0;
+	snprintf(p->app[0].name, sizeof(p->app[0].name), "requests_per_s");
+	p->app[0].target = 20;
+	p->app[0].kind = POLICY_APP_TOTAL;
+	p->n_app = 1;
+}
+
+static void
+warm_options(struct sim_options *o, int size)
+{
+	sim_options_defaults(o);
+	o->boot_delay_ms = 30000;
+	o->warm_boot_delay_ms = 2000;
+	o->warm.size = size;
+}
+
+struct warm_seen {
+	int warm_at[400];
+	int ready_at[400];
+};
+
+static void
+on_second_warm(void *arg, uint64_t t, uint32_t demand, int ready, int vms,
+	       int warm)
+{
+	struct warm_seen *s = arg;
+
+	(void)demand;
+	(void)vms;
+	if (t < 400) {
+		s->warm_at[t] = warm;
+		s->ready_at[t] = ready;
+	}
+}
+
+/*
+ * 20 req/s, 100 from t=60. t=70: 1 -> 5. Cold only: ready at 100, short
+ * 60..99 (40 s by 60). With a pool of 2: 2 drawn, ready at 72, 3 cold
+ * ready at 100; 3 ready VMs serve 120 >= 100: short 60..71 (12 s, 720
+ * requests). The pool refills 2 at t=70, prepared at 100.
+ * VM-seconds: 70 x 1 + 230 x 5 active, + 2 x 30 refills being prepared
+ * = 1280; saved: warm 2 x 70 (0..69) + 2 x 200 (100..299) = 540.
+ * Paused: the 540 prepared warm seconds count in vm_hours (1820).
+ */
+static void
+test_warm_draws(void **state)
+{
+	struct policy_params p;
+	struct sim_options o;
+	struct sim_result r;
+	struct warm_seen seen;
+	uint32_t *t = make_trace(300, 60, 20, 100);
+
+	(void)state;
+	demand_policy(&p);
+	warm_options(&o, 0);
+	assert_int_equal(sim_run(&p, t, 300, &o, &r), 0);
+	assert_int_equal(r.under_provisioned_seconds, 40);
+	assert_int_equal(r.warm_draws, 0);
+	assert_float_equal(r.warm_vm_hours, 0, 1e-12);
+	assert_float_equal(r.vm_hours, 1220 / 3600.0, 1e-9);
+
+	warm_options(&o, 2);
+	memset(&seen, 0, sizeof(seen));
+	o.on_second = on_second_warm;
+	o.arg = &seen;
+	assert_int_equal(sim_run(&p, t, 300, &o, &r), 0);
+	assert_int_equal(r.under_provisioned_seconds, 12);
+	assert_int_equal(r.excess_requests, 720);
+	assert_int_equal(r.warm_draws, 2);
+	assert_int_equal(r.scale_actions, 1);
+	assert_int_equal(r.max_vms, 5);
+	assert_float_equal(r.vm_hours, 1280 / 3600.0, 1e-9);
+	assert_float_equal(r.warm_vm_hours, 540 / 3600.0, 1e-9);
+	/* what the observer (and the plot) sees */
+	assert_int_equal(seen.warm_at[69], 2);
+	assert_int_equal(seen.warm_at[70], 0);
+	assert_int_equal(seen.warm_at[99], 0);
+	assert_int_equal(seen.warm_at[100], 2);
+	assert_int_equal(seen.ready_at[71], 1);
+	assert_int_equal(seen.ready_at[72], 3);
+	assert_int_equal(seen.ready_at[100], 5);
+
+	/* paused: RAM held, in vm_hours */
+	o.warm.holds_ram = true;
+	assert_int_equal(sim_run(&p, t, 300, &o, &r), 0);
+	assert_int_equal(r.under_provisioned_seconds, 12);
+	assert_float_equal(r.vm_hours, 1820 / 3600.0, 1e-9);
+	assert_float_equal(r.warm_vm_hours, 0, 1e-12);
+
+	/* the warm boot delay is what the drawn ones take: 10 s -> short
+	 * 60..79 (20 s) */
+	o.warm.holds_ram = false;
+	o.warm_boot_delay_ms = 10000;
+	assert_int_equal(sim_run(&p, t, 300, &o, &r), 0);
+	assert_int_equal(r.under_provisioned_seconds, 20);
+
+	/* figures from second 80 on: the draw at 70 is not counted */
+	o.warm_boot_delay_ms = 2000;
+	o.report_from = 80;
+	assert_int_equal(sim_run(&p, t, 300, &o, &r), 0);
+	assert_int_equal(r.warm_draws, 0);
+	assert_float_equal(r.warm_vm_hours, 400 / 3600.0, 1e-9);
+
+	/* bad options */
+	o.report_from = 0;
+	o.warm_boot_delay_ms = -1;
+	assert_int_equal(sim_run(&p, t, 300, &o, &r), -1);
+	assert_non_null(strstr(err_msg(), "warm boot delay"));
+	o.warm_boot_delay_ms = 2000;
+	o.warm.size = -1;
+	assert_int_equal(sim_run(&p, t, 300, &o, &r), -1);
+	free(t);
+}
+
+/*
+ * Refills take the cold boot delay and only prepared instances are
+ * drawn. 20 req/s, 100 from t=60, 180 from t=80 (5 VMs of 40 serve it).
+ * t=70: 1 -> 5, draws 2 (ready 72), 3 cold; the pool refills 2.
+ * t=90: 5 -> 9.
+ *  - boot 30 s: the refills are prepared at 100, not yet at 90: 4 cold,
+ *    2 draws in all. Short 60..71 (1 ready) and 80..99 (3 ready: the
+ *    cold ones of t=70 are ready at 100): 12 + 20 = 32 s.
+ *  - boot 20 s: the refills are prepared at 90: 2 drawn (ready 92) and 2
+ *    cold, 4 draws. Short 60..71 and 80..89 (the cold ones of t=70 are
+ *    ready at 90; at 90 and 91: 2 warm + 3 cold = 200): 22 s.
+ */
+static void
+test_warm_refill(void **state)
+{
+	struct policy_params p;
+	struct sim_options o;
+	struct sim_result r;
+	uint32_t *t = make_trace(200, 60, 20, 100);
+
+	(void)state;
+	for (size_t i = 80; i < 200; i++)
+		t[i] = 180;
+	demand_policy(&p);
+	warm_options(&o, 2);
+	assert_int_equal(sim_run(&p, t, 200, &o, &r), 0);
+	assert_int_equal(r.warm_draws, 2);
+	assert_int_equal(r.under_provisioned_seconds, 32);
+	assert_int_equal(r.max_vms, 9);
+	o.boot_delay_ms = 20000;
+	assert_int_equal(sim_run(&p, t, 200, &o, &r), 0);
+	assert_int_equal(r.warm_draws, 4);
+	assert_int_equal(r.under_provisioned_seconds, 22);
+	free(t);
+}
+
+/*
+ * Reuse on scale-in and the cap, max 5: 20 req/s, 100 from t=60 to 199,
+ * 20 after; t=70: 1 -> 5, t=210: 5 -> 1 (no scale-down window).
+ * Pool size 2, max_prepared 6 (desired + warm): at 5 desired the pool
+ * may hold 1, so t=70 draws 2 and refills only 1 (prepared at 100).
+ *   - reuse: at t=210 the newest removed VM (cold, ready at 100) goes
+ *     back prepared; the pool is full (2), no refill. Warm seconds:
+ *     2 x 70 + 1 x 110 (100..209) + 2 x 190 (210..399) = 630; VM
+ *     seconds 70 + 140 x 5 + 190 x 1 + 30 (the refill) = 990.
+ *   - no reuse: a refill at 210, prepared at 240: warm 2 x 70 + 110 +
+ *     190 + 160 = 600, VM seconds 990 + 30 = 1020.
+ *   - no cap: t=70 refills 2: warm 2 x 70 + 2 x 300 = 740, VM 1020.
+ */
+static void
+test_warm_reuse_cap(void **state)
+{
+	struct policy_params p;
+	struct sim_options o;
+	struct sim_result r;
+	uint32_t *t = make_trace(400, 60, 20, 100);
+
+	(void)state;
+	for (size_t i = 200; i < 400; i++)
+		t[i] = 20;
+	demand_policy(&p);
+	p.max = 5;
+	warm_options(&o, 2);
+	o.warm.max_prepared = 6;
+	o.warm.reuse = true;
+	assert_int_equal(sim_run(&p, t, 400, &o, &r), 0);
+	assert_int_equal(r.scale_actions, 2);
+	assert_int_equal(r.warm_draws, 2);
+	assert_float_equal(r.warm_vm_hours, 630 / 3600.0, 1e-9);
+	assert_float_equal(r.vm_hours, 990 / 3600.0, 1e-9);
+	o.warm.reuse = false;
+	assert_int_equal(sim_run(&p, t, 400, &o, &r), 0);
+	assert_float_equal(r.warm_vm_hours, 600 / 3600.0, 1e-9);
+	assert_float_equal(r.vm_hours, 1020 / 3600.0, 1e-9);
+	o.warm.max_prepared = 0;
+	assert_int_equal(sim_run(&p, t, 400, &o, &r), 0);
+	assert_float_equal(r.warm_vm_hours, 740 / 3600.0, 1e-9);
+	assert_float_equal(r.vm_hours, 1020 / 3600.0, 1e-9);
+	free(t);
+}
+
 int
 main(void)
 {
@@ -364,6 +572,9 @@ main(void)
 		cmocka_unit_test(test_oracle),
 		cmocka_unit_test(test_app_metric),
 		cmocka_unit_test(test_predictive),
+		cmocka_unit_test(test_warm_draws),
+		cmocka_unit_test(test_warm_refill),
+		cmocka_unit_test(test_warm_reuse_cap),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
