@@ -7,11 +7,15 @@
  * An instance is a token: its state letter, then modifiers:
  *   r requested  p provisioning  B booting  R ready  U unhealthy
  *   D draining   X deleting      G gone
+ *   m warming (created for the warm pool)  W warm  Z resuming (drawn 5 s ago)
  *   NN   its CPU % (ready ones; none: no metrics)
  *   !    busy (heartbeat said so, just now)   ~ busy for an hour
  *   j    a worker job runs for it
  *   s    silent: last heartbeat 10 minutes ago
- *   o    old: created an hour ago (booting past ready_within)
+ *   o    old: created an hour ago (booting past ready_within); a
+ *        resuming one drawn an hour ago
+ *   h    warming: checked in (a heartbeat; warming ones have none else)
+ *   k    resuming: its resume job ended in this run
  *   w    warming: ready for 5 s only
  *   @N   on host N (default host 0)
  *   =A   its static address, the range's A-th (0-based)
@@ -52,6 +56,10 @@ struct row {
 	uint32_t host_max;          /* instances per host; 0: no limit */
 	const char *range;          /* static addresses "FIRST-LAST" */
 	int scale_in_order;         /* config_scale_in_order */
+	/* the warm pool */
+	int warm_size;              /* 0: none */
+	int max_prepared;
+	bool reuse, warm_backoff;
 	/* what must come out */
 	int want_desired;           /* after the plan */
 	int starts, removes, unhealthy, replaces;
@@ -60,6 +68,10 @@ struct row {
 				       as their indexes: "2 0" */
 	const char *start_hosts;    /* the hosts START uses, "0 1 0" */
 	const char *address;        /* the first START's address */
+	/* the warm pool: pool starts are not in `starts`, returns (REMOVE to
+	 * warming) not in `removes` */
+	int draws, pool_starts, returns, parks, resumes;
+	const char *draw_hosts;     /* the hosts DRAW uses, "1 0" */
 };
 
 static const struct row rows[] = {
@@ -172,6 +184,66 @@ static const struct row rows[] = {
 	{"gone instances give theirs back", 1, 8, 2, "R=0 G=1", 0,
 	 .range = "192.0.2.10-192.0.2.11", .want_desired = 2, .starts = 1,
 	 .address = "192.0.2.11"},
+	/* the warm pool (issue 13) */
+	{"warm pool: drawn before any start, then refilled", 1, 8, 3, "R W W",
+	 0, .warm_size = 2, .want_desired = 3, .draws = 2, .pool_starts = 2},
+	{"warm pool: draws first, new ones for the rest", 1, 8, 4, "R W", 0,
+	 .warm_size = 1, .want_desired = 4, .draws = 1, .starts = 2,
+	 .pool_starts = 1},
+	{"warm pool: scale-out on load drawn", 1, 8, 2, "R90 R90 W", 60,
+	 .warm_size = 1, .want_desired = 3, .draws = 1, .pool_starts = 1},
+	{"warm pool: filled at start", 1, 8, 1, "R", 0, .warm_size = 2,
+	 .want_desired = 1, .pool_starts = 2},
+	{"warm pool: warming ones count", 1, 8, 1, "R m m", 0, .warm_size = 2,
+	 .want_desired = 1},
+	{"warm pool: warming ones are not drawn", 1, 8, 2, "R m", 0,
+	 .warm_size = 1, .want_desired = 2, .starts = 1},
+	{"warm pool: checked in, parked", 1, 8, 1, "R mh", 0, .warm_size = 1,
+	 .want_desired = 1, .parks = 1},
+	{"warm pool: a job runs, not parked again", 1, 8, 1, "R mhj", 0,
+	 .warm_size = 1, .want_desired = 1},
+	{"warm pool: never checked in, removed and refilled", 1, 8, 1, "R mo",
+	 0, .warm_size = 1, .want_desired = 1, .removes = 1, .pool_starts = 1},
+	{"warm pool: not ready after its draw, the next one drawn", 1, 8, 2,
+	 "R Zo W", 0, .warm_size = 1, .want_desired = 2, .removes = 1,
+	 .draws = 1, .pool_starts = 1},
+	{"warm pool: resuming after a restart: resumed again", 1, 8, 2, "R Z",
+	 0, .want_desired = 2, .resumes = 1},
+	{"warm pool: resumed, waiting for its heartbeat", 1, 8, 2, "R Zk", 0,
+	 .want_desired = 2},
+	{"warm pool: resuming counts towards the size", 1, 8, 2, "R Z", 0,
+	 .warm_size = 1, .want_desired = 2, .resumes = 1, .pool_starts = 1},
+	{"warm pool: scale-in returns to the pool, parked at once", 1, 8, 1,
+	 "R R R", 0, .warm_size = 2, .reuse = true, .want_desired = 1,
+	 .returns = 2, .parks = 2},
+	{"warm pool: returns up to its size, removes the rest", 1, 8, 1,
+	 "R R R W", 0, .warm_size = 2, .reuse = true, .want_desired = 1,
+	 .returns = 1, .removes = 1, .parks = 1},
+	{"warm pool: without reuse, removed", 1, 8, 1, "R R W", 0,
+	 .warm_size = 1, .want_desired = 1, .removes = 1},
+	{"warm pool: trimmed at max (could never be drawn)", 1, 4, 4,
+	 "R R R R W W", 0, .warm_size = 2, .want_desired = 4, .removes = 2},
+	{"warm pool: max_prepared caps desired + warm", 1, 8, 3, "R R R", 0,
+	 .warm_size = 3, .max_prepared = 5, .want_desired = 3, .pool_starts = 2},
+	{"warm pool: paused group, nothing", 1, 8, 3, "R W", 0,
+	 .warm_size = 1, .paused = true, .want_desired = 3},
+	{"warm pool: provisioning backoff: drawn, not refilled", 1, 8, 2,
+	 "R W", 0, .warm_size = 1, .backoff = true, .want_desired = 2,
+	 .draws = 1},
+	{"warm pool: park failed lately: not refilled", 1, 8, 1, "R", 0,
+	 .warm_size = 1, .warm_backoff = true, .want_desired = 1},
+	{"warm pool: the strategy chooses among hosts holding one", 1, 8, 2,
+	 "R@0 W@0 W@1", 0, .hosts = 2, .warm_size = 1, .want_desired = 2,
+	 .draws = 1,
+	 .draw_hosts = "1"},
+	{"warm pool: a down host's warm one is not drawn", 1, 8, 2, "R@0 W@1",
+	 0, .hosts = 2, .hosts_down = 2, .warm_size = 1, .want_desired = 2,
+	 .starts = 1, .start_hosts = "0"},
+	{"warm pool: size 0 now, the warm ones go", 1, 8, 1, "R W W", 0,
+	 .want_desired = 1, .removes = 2},
+	{"warm pool: warm ones are not removed for the surplus", 1, 8, 1,
+	 "R R W", 0, .warm_size = 1, .want_desired = 1, .removes = 1,
+	 .removed = "1"},
 };
 
 struct fixture {
@@ -233,12 +305,20 @@ parse_instances(struct fixture *f, const struct row *r)
 		case 'D': ci->state = STORE_INSTANCE_DRAINING; break;
 		case 'X': ci->state = STORE_INSTANCE_DELETING; break;
 		case 'G': ci->state = STORE_INSTANCE_GONE; break;
+		case 'm': ci->state = STORE_INSTANCE_WARMING; break;
+		case 'W': ci->state = STORE_INSTANCE_WARM; break;
+		case 'Z': ci->state = STORE_INSTANCE_RESUMING; break;
 		default: fail_msg("bad state in '%s'", r->inst);
 		}
 		if (ci->state == STORE_INSTANCE_BOOTING)
 			ci->created_ms = WALL - 60000 + (int64_t)i * 1000;
 		ci->ready_ms = WALL - 600000;
 		ci->heartbeat_ms = WALL - 1000;
+		ci->updated_ms = WALL - 5000;
+		if (ci->state == STORE_INSTANCE_WARMING) {
+			ci->created_ms = WALL - 60000 + (int64_t)i * 1000;
+			ci->ready_ms = ci->heartbeat_ms = 0;
+		}
 		while (*p && *p != ' ') {
 			char c = *p++;
 
@@ -261,6 +341,11 @@ parse_instances(struct fixture *f, const struct row *r)
 				ci->heartbeat_ms = WALL - 600000;
 			} else if (c == 'o') {
 				ci->created_ms = WALL - 3600000;
+				ci->updated_ms = WALL - 3600000;
+			} else if (c == 'h') {
+				ci->heartbeat_ms = WALL - 1000;
+			} else if (c == 'k') {
+				ci->resumed = true;
 			} else if (c == 'w') {
 				ci->ready_ms = WALL - 5000;
 			} else if (c == '@') {
@@ -303,6 +388,11 @@ setup_fixture(struct fixture *f, const struct row *r)
 	f->gc.health.busy_max_ms = 1800000;
 	f->gc.scale_in.order = (enum config_scale_in_order)r->scale_in_order;
 	f->gc.scale_in.drain_ms = 60000;
+	f->gc.warm_pool.present = r->warm_size > 0;
+	f->gc.warm_pool.size = r->warm_size;
+	f->gc.warm_pool.max_prepared = r->max_prepared;
+	f->gc.warm_pool.reuse_on_scale_in = r->reuse;
+	f->gc.warm_pool.resume_within_ms = 120000;
 	if (r->range) {
 		static char first[46], last[46];
 		const char *dash = strchr(r->range, '-');
@@ -377,6 +467,7 @@ plan_row(struct fixture *f, const struct row *r, struct converge_state *st,
 	in.manual = r->manual;
 	in.manual_from = r->manual_from;
 	in.backoff = r->backoff;
+	in.warm_backoff = r->warm_backoff;
 	in.v = f->v;
 	in.n = f->n;
 	in.hosts = f->ph;
@@ -395,8 +486,8 @@ check_row(const struct row *r)
 	struct fixture f;
 	struct converge_state st;
 	struct converge_plan plan;
-	int count[CONVERGE_LAST] = {0};
-	char removed[128] = "", hosts[128] = "";
+	int count[CONVERGE_LAST] = {0}, pool_starts = 0, returns = 0;
+	char removed[128] = "", hosts[128] = "", draw_hosts[128] = "";
 	const char *address = NULL, *event = NULL;
 
 	setup_fixture(&f, r);
@@ -409,13 +500,41 @@ check_row(const struct row *r)
 		count[a->kind]++;
 		switch (a->kind) {
 		case CONVERGE_REMOVE:
+			if (a->state == STORE_INSTANCE_WARMING) {
+				assert_int_equal(f.v[a->inst].state,
+						 STORE_INSTANCE_READY);
+				count[a->kind]--;
+				returns++;
+				break;
+			}
 			len = strlen(removed);
 			snprintf(removed + len, sizeof(removed) - len, "%s%zu",
 				 len ? " " : "", a->inst);
 			assert_true(a->state == STORE_INSTANCE_DRAINING ||
 				    a->state == STORE_INSTANCE_DELETING);
 			break;
+		case CONVERGE_DRAW:
+			assert_int_equal(f.v[a->inst].state, STORE_INSTANCE_WARM);
+			len = strlen(draw_hosts);
+			snprintf(draw_hosts + len, sizeof(draw_hosts) - len,
+				 "%s%zu", len ? " " : "", a->host);
+			break;
+		case CONVERGE_PARK:
+			/* warming, or ready and returned by this plan */
+			assert_true(f.v[a->inst].state == STORE_INSTANCE_WARMING ||
+				    f.v[a->inst].state == STORE_INSTANCE_READY);
+			break;
+		case CONVERGE_RESUME:
+			assert_int_equal(f.v[a->inst].state,
+					 STORE_INSTANCE_RESUMING);
+			break;
 		case CONVERGE_START:
+			if (a->pool) {
+				pool_starts++;
+				assert_string_equal(f.new_ids[a->inst],
+						    f.new_ids[count[a->kind] - 1]);
+				break;
+			}
 			len = strlen(hosts);
 			snprintf(hosts + len, sizeof(hosts) - len, "%s%zu",
 				 len ? " " : "", a->host);
@@ -434,6 +553,19 @@ check_row(const struct row *r)
 			break;
 		}
 	}
+	count[CONVERGE_START] -= pool_starts;
+	if (count[CONVERGE_DRAW] != r->draws || pool_starts != r->pool_starts ||
+	    returns != r->returns || count[CONVERGE_PARK] != r->parks ||
+	    count[CONVERGE_RESUME] != r->resumes)
+		fail_msg("case '%s': draw %d (want %d), pool start %d (%d), "
+			 "return %d (%d), park %d (%d), resume %d (%d)", r->name,
+			 count[CONVERGE_DRAW], r->draws, pool_starts,
+			 r->pool_starts, returns, r->returns,
+			 count[CONVERGE_PARK], r->parks, count[CONVERGE_RESUME],
+			 r->resumes);
+	if (r->draw_hosts && strcmp(draw_hosts, r->draw_hosts) != 0)
+		fail_msg("case '%s': drawn on '%s', want '%s'", r->name,
+			 draw_hosts, r->draw_hosts);
 	if (plan.desired != r->want_desired || count[CONVERGE_START] != r->starts ||
 	    count[CONVERGE_REMOVE] != r->removes ||
 	    count[CONVERGE_MARK_UNHEALTHY] != r->unhealthy ||
