@@ -21,6 +21,9 @@ B. With systemd (a fake systemctl that records its calls): the unit written
    blocking, and its exposure (`systemd-analyze security --offline=yes`) is
    printed.
 C. With cloud_init.agent: false the vendor-data is the cloud-config alone.
+D. A resume (warm pool): with a 60 s interval, the agent sends a heartbeat
+   within 3 s of the RTC (a file standing for it, VA_AGENT_RTC) jumping
+   ahead of the system clock, as it does after a managed save or a pause.
 
 usage: agent_test.py SEED_VENDOR_DATA_BINARY
 """
@@ -336,6 +339,43 @@ def case_no_agent(binary, port):
         raise Fail("agent: false still installs the agent:\n" + vendor[:300])
 
 
+def case_resume(work, srv):
+    agent = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                         "..", "..", "agent", "virt-autoscaler-agent")
+    conf = os.path.join(work, "resume.conf")
+    rtc = os.path.join(work, "rtc")
+    with open(conf, "w") as f:
+        json.dump({"heartbeat_url": "http://127.0.0.1:%d/v1/instances/%s/"
+                   "heartbeat" % (srv.server_address[1], IID),
+                   "interval": 60,
+                   "status_file": os.path.join(work, "none.json")}, f)
+    os.chmod(conf, 0o600)
+    with open(rtc, "w") as f:
+        f.write("%d\n" % int(time.time()))
+    with srv.lock:
+        n = len(srv.beats)
+    p = subprocess.Popen([sys.executable, agent, conf],
+                         env=dict(os.environ, VA_AGENT_RTC=rtc),
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        wait_body(srv, lambda b: True, "at the start", since=n, timeout=10)
+        time.sleep(2)
+        with srv.lock:
+            n = len(srv.beats)
+        # what a resume looks like from inside: the RTC a minute ahead
+        with open(rtc, "w") as f:
+            f.write("%d\n" % int(time.time() + 60))
+        t0 = time.time()
+        wait_body(srv, lambda b: True, "after the resume", since=n, timeout=3)
+        print("agent: heartbeat %.1f s after the resume showed"
+              % (time.time() - t0))
+    finally:
+        p.terminate()
+        err = p.communicate(timeout=10)[1]
+    if "resumed" not in err:
+        raise Fail("the agent did not log the resume: %s" % err[-300:])
+
+
 def main():
     binary = sys.argv[1]
     if not shutil.which("python3"):
@@ -349,6 +389,7 @@ def main():
         case_no_systemd(binary, work, srv, port)
         case_systemd(binary, work, port)
         case_no_agent(binary, port)
+        case_resume(work, srv)
     except Fail as e:
         print("FAIL: %s" % e)
         return 1
