@@ -46,6 +46,10 @@ group_json(const struct control_group *g, struct strbuf *sb)
 		strbuf_adds(sb, "null");
 	strbuf_addf(sb, ",\"busy_held\":%d,\"waiting_for_hosts\":%s",
 		    g->busy_held, g->waiting_for_hosts ? "true" : "false");
+	if (g->warm_pool)
+		strbuf_addf(sb, ",\"warm_pool\":{\"state\":\"%s\",\"target\":%d,"
+			    "\"warming\":%d,\"warm\":%d}", g->warm_state,
+			    g->warm_target, g->warming, g->warm);
 	if (g->app_source) {
 		strbuf_adds(sb, ",\"app_source\":");
 		strbuf_adds(sb, g->app_source);

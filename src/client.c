@@ -708,6 +708,12 @@ cmd_status(int argc, char **argv)
 				       (long long)held);
 			if (waiting)
 				printf(", waiting for hosts to be measured");
+			if (json_object_object_get_ex(g, "warm_pool", &p))
+				printf(", warm pool (%s): %lld warm, %lld warming, "
+				       "target %lld", jstr(p, "state"),
+				       (long long)jint(p, "warm"),
+				       (long long)jint(p, "warming"),
+				       (long long)jint(p, "target"));
 			printf("\n");
 		}
 	}

@@ -51,6 +51,11 @@ struct control_group {
 					  * source (api.c), or NULL */
 	int busy_held;                   /* removals held by busy instances */
 	bool waiting_for_hosts;          /* placement waits for hosts not measured yet */
+	/* the warm pool: configured (size > 0 or instances left in it),
+	 * its state, target, and instances being prepared and parked */
+	bool warm_pool;
+	const char *warm_state;          /* static */
+	int warm_target, warming, warm;
 	int64_t interval_ms;             /* scaling.interval: a plan this often */
 	double target[POLICY_METRIC_LAST]; /* target tracking; 0: not tracked */
 	struct history *history;         /* a reference: the plans (history.h) */

@@ -773,6 +773,43 @@ plan_busy_veto(const struct converge_input *in, struct converge_state *st,
 	st->busy_held = plan->busy_held > 0;
 }
 
+/*
+ * With a warm pool, the decision says how its scale-out was served (what
+ * `explain` shows): drawn warm, started cold, and why cold.
+ */
+static void
+note_served(const struct converge_input *in,
+	    const enum store_instance_state *state, struct converge_plan *plan)
+{
+	struct converge_action *dec = NULL;
+	int warming = 0;
+	char *m;
+
+	if (!in->cfg->warm_pool.size && !plan->draws)
+		return;
+	for (size_t k = 0; k < plan->n && !dec; k++)
+		if (plan->v[k].kind == CONVERGE_SET_DESIRED)
+			dec = &plan->v[k];
+	if (!dec || (!plan->draws && !plan->cold_starts))
+		return;
+	for (size_t i = 0; i < in->n; i++)
+		if (state[i] == STORE_INSTANCE_WARMING)
+			warming++;
+	if (!plan->cold_starts)
+		m = xasprintf("%s; served warm: %d drawn from the warm pool",
+			      dec->message, plan->draws);
+	else
+		m = xasprintf("%s; served %d warm, %d cold: %s", dec->message,
+			      plan->draws, plan->cold_starts,
+			      warming ? "the rest of the pool is still being "
+					"prepared"
+			      : in->warm_backoff ? "the pool is not refilled "
+						   "after a failed park"
+			      : "the warm pool is empty");
+	free(dec->message);
+	dec->message = m;
+}
+
 void
 converge_group(const struct converge_input *in, struct converge_state *st,
 	       struct converge_plan *plan)
@@ -804,6 +841,7 @@ converge_group(const struct converge_input *in, struct converge_state *st,
 
 			missing -= plan_draw(in, state, missing, plan);
 			plan_grow(in, st, missing, false, plan);
+			note_served(in, state, plan);
 		} else if (plan->live > plan->desired) {
 			plan_shrink(in, state, plan->live - plan->desired, plan);
 		}

@@ -31,6 +31,7 @@ struct mhost {
 struct mgroup {
 	char *name;
 	int desired, current, ready;
+	int warming, warm;                 /* the warm pool */
 	bool have_agg;
 	struct rates_group agg;
 	double target[POLICY_METRIC_LAST]; /* the policy's; 0: not tracked */
@@ -159,6 +160,18 @@ metrics_set_group(const char *group, int desired, int current, int ready,
 	g->have_agg = agg != NULL;
 	if (agg)
 		g->agg = *agg;
+	pthread_mutex_unlock(&lock);
+}
+
+void
+metrics_set_group_warm(const char *group, int warming, int warm)
+{
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < n_groups; i++)
+		if (strcmp(groups[i].name, group) == 0) {
+			groups[i].warming = warming;
+			groups[i].warm = warm;
+		}
 	pthread_mutex_unlock(&lock);
 }
 
@@ -438,6 +451,10 @@ render_groups(struct strbuf *sb)
 		 offsetof(struct mgroup, current)},
 		{"va_group_ready", "Instances that checked in and are healthy.",
 		 offsetof(struct mgroup, ready)},
+		{"va_group_warm", "Warm pool instances parked (saved, paused "
+		 "or stopped), ready to be drawn.", offsetof(struct mgroup, warm)},
+		{"va_group_warming", "Warm pool instances being prepared (not "
+		 "parked yet).", offsetof(struct mgroup, warming)},
 	};
 	static const struct {
 		const char *name, *help;

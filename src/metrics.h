@@ -42,6 +42,8 @@ void metrics_update_host(const struct collect_host_result *r);
 /* A host that is down (no round this tick). */
 void metrics_host_down(const char *host);
 /* A group's sizes and aggregated metrics (agg may be NULL). */
+/* The group's warm pool: instances being prepared, and parked. */
+void metrics_set_group_warm(const char *group, int warming, int warm);
 void metrics_set_group(const char *group, int desired, int current, int ready,
 		       const struct rates_group *agg);
 /* The policy's targets of an existing group, per policy metric in the

@@ -267,6 +267,12 @@ daemon_publish(struct daemon *d)
 		cg->app_source = app_source_json(g);
 		cg->busy_held = g->busy_held;
 		cg->waiting_for_hosts = g->waiting_for_hosts;
+		cg->warm_pool = g->cfg->warm_pool.size > 0 || g->warming > 0 ||
+				g->warm > 0;
+		cg->warm_state = config_warm_state_name(g->cfg->warm_pool.state);
+		cg->warm_target = g->warm_target;
+		cg->warming = g->warming;
+		cg->warm = g->warm;
 		cg->interval_ms = g->cfg->policy.interval_ms;
 		memcpy(cg->target, g->cfg->policy.target, sizeof(cg->target));
 		cg->history = g->hist ? history_ref(g->hist) : NULL;

@@ -806,6 +806,7 @@ group_tick(struct daemon *d, struct dgroup *g, struct tick *t, int64_t now,
 		g->waiting_for_hosts = plan.waiting_for_hosts;
 	}
 	metrics_set_group(g->cfg->name, g->desired, plan.live, plan.ready, &g->agg);
+	metrics_set_group_warm(g->cfg->name, plan.warming, plan.warm);
 	metrics_set_group_targets(g->cfg->name, g->cfg->policy.target);
 	group_to_sinks(d, g, &plan, wall);
 	history_note(g, &plan, wall);

@@ -72,6 +72,7 @@ struct row {
 	 * warming) not in `removes` */
 	int draws, pool_starts, returns, parks, resumes;
 	const char *draw_hosts;     /* the hosts DRAW uses, "1 0" */
+	const char *decision_has;   /* in the SET_DESIRED message */
 };
 
 static const struct row rows[] = {
@@ -191,7 +192,16 @@ static const struct row rows[] = {
 	 .warm_size = 1, .want_desired = 4, .draws = 1, .starts = 2,
 	 .pool_starts = 1},
 	{"warm pool: scale-out on load drawn", 1, 8, 2, "R90 R90 W", 60,
-	 .warm_size = 1, .want_desired = 3, .draws = 1, .pool_starts = 1},
+	 .warm_size = 1, .want_desired = 3, .draws = 1, .pool_starts = 1,
+	 .decision_has = "; served warm: 1 drawn from the warm pool"},
+	{"warm pool: more than the pool holds: warm, then cold", 1, 8, 3,
+	 "R90 R90 R90 W", 60, .warm_size = 1, .want_desired = 5, .draws = 1,
+	 .starts = 1, .pool_starts = 1,
+	 .decision_has = "; served 1 warm, 1 cold: the warm pool is empty"},
+	{"warm pool: still being prepared: cold, and said why", 1, 8, 2,
+	 "R90 R90 m", 60, .warm_size = 1, .want_desired = 3, .starts = 1,
+	 .decision_has = "; served 0 warm, 1 cold: the rest of the pool is "
+			 "still being prepared"},
 	{"warm pool: filled at start", 1, 8, 1, "R", 0, .warm_size = 2,
 	 .want_desired = 1, .pool_starts = 2},
 	{"warm pool: warming ones count", 1, 8, 1, "R m m", 0, .warm_size = 2,
@@ -548,6 +558,9 @@ check_row(const struct row *r)
 			break;
 		case CONVERGE_SET_DESIRED:
 			assert_int_equal(a->to, plan.desired);
+			if (r->decision_has && !strstr(a->message, r->decision_has))
+				fail_msg("case '%s': decision '%s' lacks '%s'",
+					 r->name, a->message, r->decision_has);
 			break;
 		default:
 			break;
