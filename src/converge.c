@@ -787,11 +787,19 @@ note_served(const struct converge_input *in,
 
 	if (!in->cfg->warm_pool.size && !plan->draws)
 		return;
+	if (!plan->draws && !plan->cold_starts)
+		return;
 	for (size_t k = 0; k < plan->n && !dec; k++)
 		if (plan->v[k].kind == CONVERGE_SET_DESIRED)
 			dec = &plan->v[k];
-	if (!dec || (!plan->draws && !plan->cold_starts))
-		return;
+	if (!dec) {
+		/* a manual scale, or instances to replace: said on its own */
+		dec = add(plan, CONVERGE_EVENT, 0, "%d more instance%s for the "
+			  "desired %d", plan->draws + plan->cold_starts,
+			  plan->draws + plan->cold_starts == 1 ? "" : "s",
+			  plan->desired);
+		dec->event = "decision";
+	}
 	for (size_t i = 0; i < in->n; i++)
 		if (state[i] == STORE_INSTANCE_WARMING)
 			warming++;

@@ -190,7 +190,9 @@ static const struct row rows[] = {
 	 0, .warm_size = 2, .want_desired = 3, .draws = 2, .pool_starts = 2},
 	{"warm pool: draws first, new ones for the rest", 1, 8, 4, "R W", 0,
 	 .warm_size = 1, .want_desired = 4, .draws = 1, .starts = 2,
-	 .pool_starts = 1},
+	 .pool_starts = 1,
+	 .decision_has = "3 more instances for the desired 4; served 1 warm, "
+			 "2 cold: the warm pool is empty"},
 	{"warm pool: scale-out on load drawn", 1, 8, 2, "R90 R90 W", 60,
 	 .warm_size = 1, .want_desired = 3, .draws = 1, .pool_starts = 1,
 	 .decision_has = "; served warm: 1 drawn from the warm pool"},
@@ -555,6 +557,9 @@ check_row(const struct row *r)
 		case CONVERGE_EVENT:
 			if (strcmp(a->event, "decision") != 0)
 				event = a->event;
+			else if (r->decision_has && !strstr(a->message, r->decision_has))
+				fail_msg("case '%s': decision event '%s' lacks '%s'",
+					 r->name, a->message, r->decision_has);
 			break;
 		case CONVERGE_SET_DESIRED:
 			assert_int_equal(a->to, plan.desired);
