@@ -305,6 +305,8 @@ influx_add_group(struct influx *ix, int64_t wall_ms, const struct influx_group *
 	add_int(&sb, &first, "ready", (uint64_t)(g->ready > 0 ? g->ready : 0));
 	add_int(&sb, &first, "min", (uint64_t)(g->min > 0 ? g->min : 0));
 	add_int(&sb, &first, "max", (uint64_t)(g->max > 0 ? g->max : 0));
+	add_int(&sb, &first, "warming", (uint64_t)(g->warming > 0 ? g->warming : 0));
+	add_int(&sb, &first, "warm", (uint64_t)(g->warm > 0 ? g->warm : 0));
 	strbuf_addf(&sb, ",paused=%s %" PRId64, g->paused ? "true" : "false",
 		    wall_ms);
 	enqueue(ix, strbuf_detach(&sb));

@@ -72,6 +72,7 @@ struct influx_group {
 	int desired, current, ready;
 	int min, max;           /* in force (schedules applied) */
 	bool paused;
+	int warming, warm;      /* the warm pool (0 without one) */
 	const struct influx_group_metric *metrics;
 	size_t n_metrics;
 };

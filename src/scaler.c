@@ -704,6 +704,8 @@ group_to_sinks(struct daemon *d, const struct dgroup *g,
 		.min = plan->decided ? plan->decision.min : g->cfg->min,
 		.max = plan->decided ? plan->decision.max : g->cfg->max,
 		.paused = g->paused,
+		.warming = plan->warming,
+		.warm = plan->warm,
 		.metrics = m,
 	};
 

@@ -207,6 +207,7 @@ test_hostile_roundtrip(void **state)
 		struct influx_group g = {
 			.name = groups[i].name, .desired = 5, .current = 4,
 			.ready = 3, .min = 1, .max = 10, .paused = i == 1,
+			.warming = 1, .warm = 2,
 			.metrics = m, .n_metrics = 2,
 		};
 
@@ -240,6 +241,13 @@ test_hostile_roundtrip(void **state)
 	n = column(json, "paused", vals, 64, &root);
 	assert_string_equal(vals[0], "false");
 	assert_string_equal(vals[1], "true");
+	json_object_put(root);
+	free(json);
+	/* the warm pool's sizes (issue 13) */
+	json = influxql(db, "SELECT warming,warm FROM va_group");
+	n = column(json, "warm", vals, 64, &root);
+	assert_int_equal(n, ARRAY_SIZE(groups));
+	assert_string_equal(vals[0], "2");
 	json_object_put(root);
 	free(json);
 
