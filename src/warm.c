@@ -188,20 +188,39 @@ give_up(const struct jobs_env *env, virConnectPtr conn,
 			     ? " and the pool is not refilled for a while"
 			     : ", the next warm instance or a new one takes "
 			       "its place");
-	if (store_instance_set_state(env->store, w->id, from,
+	bool removed;
+
+	/*
+	 * A drawn instance leaves the group's size at once (deleting), so
+	 * that the next plan draws another or starts one. A warming one stays
+	 * warming while it is removed: until the loop has this job's result
+	 * (and stops refilling), a plan must not see the pool short and make
+	 * another instance the host will refuse to park. A crash meanwhile
+	 * leaves it warming and checked in: the next run parks it again, is
+	 * refused again, and removes it.
+	 */
+	if (w->op == WARM_RESUME &&
+	    store_instance_set_state(env->store, w->id, from,
 				     STORE_INSTANCE_DELETING) != STORE_OK) {
 		log_warn("instance %s: %s", w->id, err_msg());
 		return;
 	}
-	if (instance_remove(conn, w->pool, w->domain, w->id, env->owner, 0,
-			    NULL) != 0) {
+	removed = instance_remove(conn, w->pool, w->domain, w->id, env->owner,
+				  0, NULL) == 0;
+	if (!removed)
 		/* deleting without a job: reconciliation finishes it */
 		log_warn("instance %s: removal after a failed %s: %s", w->id,
 			 warm_op_name(w->op), err_msg());
+	if (w->op == WARM_PARK &&
+	    store_instance_set_state(env->store, w->id, from,
+				     STORE_INSTANCE_DELETING) != STORE_OK) {
+		log_warn("instance %s: %s", w->id, err_msg());
 		return;
 	}
-	store_instance_set_state(env->store, w->id, STORE_INSTANCE_DELETING,
-				 STORE_INSTANCE_GONE);
+	if (removed)
+		store_instance_set_state(env->store, w->id,
+					 STORE_INSTANCE_DELETING,
+					 STORE_INSTANCE_GONE);
 }
 
 enum warm_outcome

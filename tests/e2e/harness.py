@@ -701,6 +701,11 @@ class LibvirtRelay:
         messages whose procedure is in procs (REMOTE_PROC_* numbers, e.g.
         11 for virDomainDefineXML), and what follows them on that
         connection, by `seconds` (a libvirt step that takes that long);
+      - refuse a call: refuse(procs, message, times) answers the next
+        `times` calls whose procedure is in procs with a libvirt error
+        (VIR_ERR_OPERATION_INVALID from the QEMU driver, `message`)
+        instead of passing them on: what a host says when it cannot do it
+        (e.g. 182, virDomainManagedSave, for a domain that blocks it);
       - take the host away: down() closes every connection through it and
         closes new ones at once (a host that refuses connections), up()
         lets them through again.
@@ -717,6 +722,8 @@ class LibvirtRelay:
         self.is_down = False
         self.holds = []        # [procs, seconds, times left]
         self.held = []         # (procedure, seconds) of each message held
+        self.refusals = []     # [procs, message, times left]
+        self.refused = []      # procedure of each call refused
         self.conns = []
         self.lock = threading.Lock()
         self.sock = socket.socket(socket.AF_UNIX)
@@ -728,6 +735,36 @@ class LibvirtRelay:
     def hold(self, procs, seconds, times=1):
         with self.lock:
             self.holds.append([set(procs), seconds, times])
+
+    def refuse(self, procs, message, times=1):
+        with self.lock:
+            self.refusals.append([set(procs), message, times])
+
+    def _refusal(self, proc):
+        with self.lock:
+            for r in self.refusals:
+                if proc in r[0] and r[2] > 0:
+                    r[2] -= 1
+                    self.refused.append(proc)
+                    return r[1]
+        return None
+
+    @staticmethod
+    def _error_reply(call, message):
+        """A REPLY with status ERROR to the call `call` (its header: prog,
+        vers, proc, type, serial, status after the length): a
+        remote_error (remote_protocol.x) with the code, the domain, the
+        message and no object."""
+        def u32(v):
+            return int(v).to_bytes(4, "big")
+        text = message.encode()
+        body = (u32(55) + u32(10) +                     # code, domain
+                u32(1) + u32(len(text)) + text + b"\0" * (-len(text) % 4) +
+                u32(2) +                                # level: error
+                u32(0) + u32(0) + u32(0) + u32(0) +     # dom, str1-3: none
+                u32(0) + u32(0) + u32(0))               # int1, int2, net
+        head = call[4:16] + u32(1) + call[20:24] + u32(1)
+        return u32(4 + len(head) + len(body)) + head + body
 
     def down(self):
         self.is_down = True
@@ -775,6 +812,7 @@ class LibvirtRelay:
             return
         with self.lock:
             self.conns += [c, u]
+        wlock = threading.Lock()   # both directions write to c
 
         def recv_exact(n):
             buf = b""
@@ -794,10 +832,16 @@ class LibvirtRelay:
                     if length < 4 or length > 64 << 20:
                         raise EOFError
                     msg = head + recv_exact(length - 4)
-                    if len(msg) >= 16 and int.from_bytes(msg[4:8], "big") == self.REMOTE_PROGRAM:
-                        delay = self._delay(int.from_bytes(msg[12:16], "big"))
+                    if len(msg) >= 24 and int.from_bytes(msg[4:8], "big") == self.REMOTE_PROGRAM:
+                        proc = int.from_bytes(msg[12:16], "big")
+                        delay = self._delay(proc)
                         if delay:
                             time.sleep(delay)
+                        refusal = self._refusal(proc)
+                        if refusal is not None:
+                            with wlock:
+                                c.sendall(self._error_reply(msg, refusal))
+                            continue
                     u.sendall(msg)
             except (OSError, EOFError):
                 pass
@@ -808,14 +852,27 @@ class LibvirtRelay:
                     except OSError:
                         pass
 
+        def recv_up(n):
+            buf = b""
+            while len(buf) < n:
+                data = u.recv(n - len(buf))
+                if not data:
+                    raise EOFError
+                buf += data
+            return buf
+
         threading.Thread(target=upstream, daemon=True).start()
         try:
+            # libvirtd's messages, whole: a refusal goes between two
             while True:
-                data = u.recv(65536)
-                if not data:
+                head = recv_up(4)
+                length = int.from_bytes(head, "big")
+                if length < 4 or length > 64 << 20:
                     break
-                c.sendall(data)
-        except OSError:
+                msg = head + recv_up(length - 4)
+                with wlock:
+                    c.sendall(msg)
+        except (OSError, EOFError):
             pass
         finally:
             for x in (c, u):
