@@ -22,6 +22,9 @@ figure.
   5. Scale-in with reuse: w 3 -> 1 returns instances to the pool (a
      'warm_return' event; an instance that was ready is warm again) until
      the pool is at its target (2), the rest is removed.
+     With --cloud (a guest with qemu-guest-agent), the guest's clock is
+     within 5 s of the host's right after the draw (set through the guest
+     agent: it stood still in the pool).
   6. Nothing leaked (daemon stopped): every instance the store does not
      call gone has its domain and two volumes on its host, in the state
      its store state says; no domain, volume or managed save image of a
@@ -44,6 +47,7 @@ VA_TEST_TINY_INITRD (or VA_TEST_CLOUD_* with --cloud;
 scripts/services/*.sh); exits 77 without them.
 """
 import os
+import re
 import shutil
 import sys
 import time
@@ -289,6 +293,23 @@ def main():
         for e in ready + [e for e in api.events("w", "warm_resumed")
                           if e["time"] >= since]:
             log("   " + e["message"])
+        if cloud and warm_state != "stopped":
+            # the guest's clock stood still in the pool: set through the
+            # QEMU guest agent right after the resume (warm.c set_clock)
+            for i in api.instances("w"):
+                if i["id"] not in warm_ids:
+                    continue
+                uri = uris[int(i["host"][1:]) - 1]
+                out = harness.virsh(uri, "qemu-agent-command", i["domain"],
+                                    '{"execute":"guest-get-time"}')
+                m = re.search(r'"return":\s*(\d+)', out)
+                if not m:
+                    raise Fail("guest-get-time on %s: %r" % (i["domain"], out))
+                skew = int(m.group(1)) / 1e9 - time.time()
+                log("   %s: guest clock %+.1f s from the host's" % (i["domain"], skew))
+                if abs(skew) > 5:
+                    raise Fail("%s: the guest clock is %+.0f s off after the "
+                               "resume" % (i["domain"], skew))
         if not any("served warm" in e["message"] for e in dec):
             raise Fail("no decision says 'served warm': %s" % [e["message"] for e in dec])
 
@@ -325,7 +346,15 @@ def main():
                        "were ready %s" % (returns, back))
         api.set_desired("c", 0)
         wait_group(api, "c", "c at 0", lambda g: g["current"] == 0, 120 * slow, d)
-        time.sleep(3)
+        # removals finish (a graceful shutdown takes up to scale_in.drain)
+        t0 = time.time()
+        while [i for g in ("w", "c") for i in api.instances(g)
+               if i["state"] not in ("ready", "warm")]:
+            if time.time() - t0 > 150 * slow:
+                raise Fail("removals not finished: %s" % [
+                    (i["id"][:8], i["state"]) for g in ("w", "c")
+                    for i in api.instances(g)])
+            time.sleep(1)
 
         log("6. nothing leaked")
         if d.stop() != 0:
