@@ -169,10 +169,20 @@ run(struct worker *w, struct job *j)
 	if (j->kind == JOB_PROVISION) {
 		ok = provision_run(&q->env, conn, j->spec);
 	} else if (j->kind == JOB_WARM) {
-		enum warm_outcome o = warm_run(&q->env, conn, &j->warm);
+		bool clock_next = false;
+		enum warm_outcome o = warm_run(&q->env, conn, &j->warm,
+					       &clock_next);
 
 		ok = o == WARM_DONE;
 		retry = o == WARM_RETRY;
+		if (clock_next) {
+			/* behind whatever else is queued: a guest without
+			 * an agent must not delay the next draw */
+			struct warm_spec c = j->warm;
+
+			c.op = WARM_CLOCK;
+			jobs_warm(q, &c);
+		}
 	} else {
 		ok = remove_run(&q->env, conn, &j->rm);
 	}

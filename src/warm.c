@@ -20,7 +20,7 @@ LOG_TAG("warm");
 const char *
 warm_op_name(enum warm_op op)
 {
-	return op == WARM_PARK ? "park" : "resume";
+	return op == WARM_PARK ? "park" : op == WARM_RESUME ? "resume" : "clock";
 }
 
 static void
@@ -154,24 +154,53 @@ resume(virDomainPtr dom, const struct warm_spec *w, int st, const char **did)
 
 /*
  * The guest's clock stood still while it was saved or paused: set it
- * through the guest agent. Without one (not installed, not answering)
+ * through the guest agent, which reconnects a moment after the resume, so
+ * tried for a few seconds. Without one (not installed, not answering)
  * the guest's own time sync catches up: not an error.
  */
 static void
 set_clock(virDomainPtr dom, const struct warm_spec *w)
 {
-	struct timespec ts;
+	int64_t end = util_now_ms() + WARM_CLOCK_WAIT_MS;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	if (virDomainSetTime(dom, (long long)ts.tv_sec, (unsigned)ts.tv_nsec,
-			     0) < 0) {
-		log_debug("instance %s: guest clock not set (%s): the guest's "
-			  "own time sync catches up", w->id,
-			  virGetLastErrorMessage());
+	for (;;) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		if (virDomainSetTime(dom, (long long)ts.tv_sec,
+				     (unsigned)ts.tv_nsec, 0) == 0) {
+			log_debug("instance %s: guest clock set", w->id);
+			return;
+		}
+		if (util_now_ms() >= end) {
+			log_debug("instance %s: guest clock not set (%s): the "
+				  "guest's own time sync catches up", w->id,
+				  virGetLastErrorMessage());
+			virResetLastError();
+			return;
+		}
 		virResetLastError();
-		return;
+		nanosleep(&(struct timespec){0, 250 * 1000 * 1000}, NULL);
 	}
-	log_debug("instance %s: guest clock set", w->id);
+}
+
+/* WARM_CLOCK: the drawn instance's domain, if it still runs. */
+static enum warm_outcome
+clock_run(virConnectPtr conn, const struct warm_spec *w)
+{
+	virDomainPtr dom;
+	int st, reason;
+
+	if (!conn || !(dom = virDomainLookupByName(conn, w->domain))) {
+		virResetLastError();
+		return WARM_DONE;
+	}
+	if (virDomainGetState(dom, &st, &reason, 0) == 0 &&
+	    st == VIR_DOMAIN_RUNNING)
+		set_clock(dom, w);
+	virResetLastError();
+	virDomainFree(dom);
+	return WARM_DONE;
 }
 
 /* The permanent failure: the instance goes, with what it holds. */
@@ -225,7 +254,7 @@ give_up(const struct jobs_env *env, virConnectPtr conn,
 
 enum warm_outcome
 warm_run(const struct jobs_env *env, virConnectPtr conn,
-	 const struct warm_spec *w)
+	 const struct warm_spec *w, bool *clock_next)
 {
 	enum store_instance_state want = w->op == WARM_PARK
 						 ? STORE_INSTANCE_WARMING
@@ -239,6 +268,9 @@ warm_run(const struct jobs_env *env, virConnectPtr conn,
 	int st = 0, reason = 0;
 	int64_t t0 = util_now_ms();
 
+	*clock_next = false;
+	if (w->op == WARM_CLOCK)
+		return clock_run(conn, w);
 	if (store_instance_get(env->store, w->id, &si) != STORE_OK) {
 		log_warn("instance %s: cannot %s: %s", w->id,
 			 warm_op_name(w->op), err_msg());
@@ -292,8 +324,11 @@ warm_run(const struct jobs_env *env, virConnectPtr conn,
 		out = WARM_FAILED;
 		goto out;
 	}
-	if (w->op == WARM_RESUME)
-		set_clock(dom, w);
+	/* a boot reads the host's time from the RTC; a restored or unpaused
+	 * guest needs its clock set */
+	if (w->op == WARM_RESUME && st != VIR_DOMAIN_RUNNING &&
+	    strcmp(did, "booted") != 0)
+		*clock_next = true;
 	event_crash_point(env->crash_at, w->op == WARM_PARK ? "parked" : "resumed");
 	if (w->op == WARM_PARK &&
 	    store_instance_set_state(env->store, w->id, STORE_INSTANCE_WARMING,

@@ -8,10 +8,13 @@
  *           then warming -> warm in the store.
  *   resume  a drawn (resuming) instance is started from its managed save
  *           image or its disk (virDomainCreate) or unpaused
- *           (virDomainResume); then its clock is set through the QEMU
- *           guest agent (virDomainSetTime) when one answers. It becomes
- *           ready on its first heartbeat or check-in after that
- *           (api_guest.c), not here.
+ *           (virDomainResume). It becomes ready on its first heartbeat or
+ *           check-in after that (api_guest.c), not here.
+ *   clock   after a restore or an unpause (not a boot), the guest's clock
+ *           is set through the QEMU guest agent (virDomainSetTime): tried
+ *           for up to WARM_CLOCK_WAIT_MS, since the agent reconnects a
+ *           moment after the resume. A job of its own, queued behind the
+ *           resume, so that a guest without an agent never delays a draw.
  *
  * Both look at the domain's state first and do only what is left, so
  * running one again (after a crash, a lost connection) never does a step
@@ -43,7 +46,10 @@
 enum warm_op {
 	WARM_PARK,
 	WARM_RESUME,
+	WARM_CLOCK,
 };
+
+#define WARM_CLOCK_WAIT_MS 5000
 
 struct warm_spec {
 	enum warm_op op;
@@ -60,11 +66,12 @@ enum warm_outcome {
 	WARM_FAILED,    /* the host cannot: the instance was removed */
 };
 
-/* Run it on conn (the worker's own connection; NULL: host not connected). */
+/* Run it on conn (the worker's own connection; NULL: host not connected).
+ * *clock_next: a resume that restored or unpaused: queue WARM_CLOCK. */
 enum warm_outcome warm_run(const struct jobs_env *env, virConnectPtr conn,
-			   const struct warm_spec *w);
+			   const struct warm_spec *w, bool *clock_next);
 
-/* "park", "resume". */
+/* "park", "resume", "clock". */
 const char *warm_op_name(enum warm_op op);
 
 #endif
