@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <unistd.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -2788,6 +2789,147 @@ store_lease_holder_default(char *buf, size_t size)
 		return -1;
 	}
 	return 0;
+}
+
+/* ---- load history ------------------------------------------------------ */
+
+#define LOAD_MILLI_MAX ((int64_t)(STORE_LOAD_MAX * 1000))
+/* Minutes up to the year 9999: a minute beyond is no clock's. */
+#define LOAD_MINUTE_MAX 4102444800LL
+
+void
+store_load_list_release(struct store_load_list *l)
+{
+	free(l->v);
+	l->v = NULL;
+	l->n = l->alloc = 0;
+}
+
+static int
+check_load(const struct store_load_minute *m)
+{
+	if (check_name(m->group, "group name") < 0)
+		return -1;
+	if (m->minute < 0 || m->minute > LOAD_MINUTE_MAX) {
+		err_set("group %s: load history minute %" PRId64 " is out of "
+			"range (0..%lld)", m->group, m->minute,
+			(long long)LOAD_MINUTE_MAX);
+		return -1;
+	}
+	if (!isfinite(m->load) || m->load < 0 || m->load > STORE_LOAD_MAX) {
+		err_set("group %s: load %g at minute %" PRId64 " is not a "
+			"number from 0 to %g", m->group, m->load, m->minute,
+			STORE_LOAD_MAX);
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_load_put(struct store *s, const struct store_load_minute *v, size_t n)
+{
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		if (check_load(&v[i]) < 0)
+			return STORE_E_ERROR;
+	if (n == 0)
+		return STORE_OK;
+	s = lock(s);
+	rc = tx_begin(s);
+	if (rc < 0)
+		goto cleanup;
+	for (size_t i = 0; i < n && rc == STORE_OK; i++) {
+		/* replace: a minute written again (a clock set back, a
+		 * takeover within the minute) keeps the newest mean */
+		if (x(s, "DELETE FROM load_history WHERE group_name = ? AND "
+			 "minute = ?",
+		      (struct store_val[]){SV_TEXT(v[i].group),
+					   SV_INT(v[i].minute)},
+		      2, NULL, NULL) < 0 ||
+		    x(s, "INSERT INTO load_history (group_name, minute, "
+			 "load_milli) VALUES (?, ?, ?)",
+		      (struct store_val[]){SV_TEXT(v[i].group),
+					   SV_INT(v[i].minute),
+					   SV_INT(llround(v[i].load * 1000))},
+		      3, NULL, NULL) < 0)
+			rc = STORE_E_ERROR;
+	}
+	rc = tx_end(s, rc);
+cleanup:
+	unlock(s);
+	return rc;
+}
+
+struct load_ctx {
+	struct store_load_list *out;
+	const char *group;
+};
+
+static int
+load_list_cb(void *ctx, const struct store_row *r)
+{
+	struct load_ctx *c = ctx;
+	struct store_load_list *l = c->out;
+	int64_t minute, milli;
+
+	if (col_int(r, 0, "minute", 0, LOAD_MINUTE_MAX, &minute) < 0 ||
+	    col_int(r, 1, "load_milli", 0, LOAD_MILLI_MAX, &milli) < 0) {
+		err_prefix("state store: table load_history, group %s",
+			   c->group);
+		return -1;
+	}
+	if (l->n == l->alloc) {
+		l->alloc = l->alloc ? 2 * l->alloc : 1024;
+		l->v = xreallocarray(l->v, l->alloc, sizeof(*l->v));
+	}
+	l->v[l->n++] = (struct store_load_minute){NULL, minute,
+						  (double)milli / 1000};
+	return 0;
+}
+
+int
+store_load_get(struct store *s, const char *group, int64_t from_minute,
+	       struct store_load_list *out)
+{
+	struct load_ctx c = {out, group};
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (check_name(group, "group name") < 0)
+		return STORE_E_ERROR;
+	s = lock(s);
+	rc = q(s, "SELECT minute, load_milli FROM load_history WHERE "
+		  "group_name = ? AND minute >= ? ORDER BY minute",
+	       (struct store_val[]){SV_TEXT(group), SV_INT(from_minute)}, 2,
+	       load_list_cb, &c);
+	unlock(s);
+	if (rc < 0) {
+		store_load_list_release(out);
+		return STORE_E_ERROR;
+	}
+	return STORE_OK;
+}
+
+int
+store_load_prune(struct store *s, int64_t before_minute, int64_t *count)
+{
+	int64_t n = 0;
+	int rc;
+
+	s = lock(s);
+	rc = tx_begin(s);
+	if (rc < 0)
+		goto cleanup;
+	if (x(s, "DELETE FROM load_history WHERE minute < ?",
+	      (struct store_val[]){SV_INT(before_minute)}, 1, &n, NULL) < 0)
+		rc = STORE_E_ERROR;
+	rc = tx_end(s, rc);
+cleanup:
+	unlock(s);
+	if (rc == STORE_OK && count)
+		*count = n;
+	return rc;
 }
 
 /* ---- housekeeping ------------------------------------------------------ */
