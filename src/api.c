@@ -50,6 +50,10 @@ group_json(const struct control_group *g, struct strbuf *sb)
 		strbuf_adds(sb, ",\"app_source\":");
 		strbuf_adds(sb, g->app_source);
 	}
+	if (g->predictive) {
+		strbuf_adds(sb, ",\"predictive\":");
+		strbuf_adds(sb, g->predictive);
+	}
 	strbuf_adds(sb, "}");
 }
 

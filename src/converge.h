@@ -105,6 +105,10 @@ struct converge_input {
 	double ext_app[POLICY_APP_MAX];
 	bool ext_present[POLICY_APP_MAX];
 	const char *ext_why[POLICY_APP_MAX];
+	/* predictive scaling: the forecaster's capacity floor for the
+	 * window ahead (policy_input.forecast), when have_forecast */
+	bool have_forecast;
+	int forecast;
 };
 
 /* What the planner remembers of a group between plans (the caller keeps it). */
@@ -155,6 +159,10 @@ struct converge_plan {
 	int busy_held, busy_spared;
 	/* a START waits for hosts not measured yet (n_hosts_pending) */
 	bool waiting_for_hosts;
+	/* the load the decision measured, in instances
+	 * (policy_load_instances()): what predictive scaling records; NaN
+	 * when none (no decision, no data) */
+	double load;
 };
 
 /*

@@ -43,6 +43,7 @@
 #include "mstore.h"
 #include "place.h"
 #include "policy.h"
+#include "predict.h"
 #include "promsrc.h"
 #include "provision.h"
 #include "rates.h"
@@ -101,6 +102,9 @@ struct dgroup {
 	/* the app target's outside source (promsrc.h), or NULL */
 	struct promsrc *src;
 	bool src_failing;              /* an app_source_error event said so */
+	/* predictive scaling's history and forecast (predict.h), or NULL
+	 * when scaling.predictive is off */
+	struct predict *pred;
 };
 
 struct daemon {
@@ -156,6 +160,7 @@ struct daemon {
 	int64_t next_collect_ms;
 	int64_t next_reconcile_ms;
 	int64_t next_housekeeping_ms;  /* pruning of old history, hourly */
+	struct log_complain predict_complaint; /* load history not written */
 	bool stop;                     /* SIGTERM/SIGINT */
 	bool lease_lost;               /* the loop stopped: another daemon leads */
 

@@ -671,8 +671,10 @@ group_tick(struct daemon *d, struct dgroup *g, struct tick *t, int64_t now,
 	in.n_new_ids = n_ids;
 	g->manual = false;
 	source_values(d, g, &in, now, src_why, sizeof(src_why));
+	in.have_forecast = predict_floor(g->pred, &in.forecast);
 
 	converge_group(&in, &g->cs, &plan);
+	predict_note(g->pred, &g->cfg->policy, wall, plan.load);
 	apply(d, g, t, rows, &in, &plan);
 	if (g->cs.full)
 		log_complain(&g->full_complaint, LOG_LEVEL_WARN, log_tag,
@@ -725,6 +727,7 @@ scaler_tick(struct daemon *d, int64_t now)
 	}
 	if (gathered) {
 		tick_release(&t);
+		predict_flush(d);
 		if (d->appm) {
 			/* values older than any group's two intervals
 			 * count nowhere: removed or silent instances */
