@@ -105,6 +105,8 @@ struct dgroup {
 	/* predictive scaling's history and forecast (predict.h), or NULL
 	 * when scaling.predictive is off */
 	struct predict *pred;
+	/* app metric values reported up to then went to the sinks */
+	int64_t app_sent_ms;
 };
 
 struct daemon {

@@ -357,6 +357,36 @@ app_values(struct daemon *d, const struct policy_params *p, const char *id,
 }
 
 /*
+ * The instance's app metric values reported since the last decision to
+ * the sinks that keep them (InfluxDB's va_instance_app), each at its
+ * heartbeat's time: a value already written at an earlier decision (a
+ * heartbeat older than *sent) is not written again.
+ */
+static void
+app_to_sinks(struct daemon *d, const struct dgroup *g,
+	     const struct converge_instance *ci, int64_t *sent)
+{
+	const struct policy_params *p = &g->cfg->policy;
+
+	for (unsigned a = 0; a < p->n_app && a < POLICY_APP_MAX; a++) {
+		struct influx_app_value v = {
+			.group = g->cfg->name,
+			.host = ci->host,
+			.instance = ci->id,
+			.metric = p->app[a].name,
+			.value = ci->app[a],
+			.wall_ms = ci->app_ms[a],
+		};
+
+		if (!ci->app_present[a] || ci->app_ms[a] <= g->app_sent_ms)
+			continue;
+		sink_instance_app(d->sinks, d->n_sinks, &v);
+		if (ci->app_ms[a] > *sent)
+			*sent = ci->app_ms[a];
+	}
+}
+
+/*
  * The figure of an app metric measured outside (scaling.target.app.source),
  * into in->ext_*: the worker's last value if its last query succeeded and
  * is at most two intervals old; otherwise unknown, with why (in why[],
@@ -420,6 +450,7 @@ group_instances(struct daemon *d, struct dgroup *g, const struct tick *t,
 	const struct policy_params *p = &g->cfg->policy;
 	size_t gi = (size_t)(g - d->groups), n = 0;
 	struct converge_instance *v = xcalloc(t->all.n + 1, sizeof(*v));
+	int64_t app_sent = g->app_sent_ms;
 
 	*rows = xcalloc(t->all.n + 1, sizeof(**rows));
 	rates_group_init(&g->agg);
@@ -446,6 +477,7 @@ group_instances(struct daemon *d, struct dgroup *g, const struct tick *t,
 				  busy_cmp) != NULL;
 		if (si->state == STORE_INSTANCE_READY && d->appm)
 			app_values(d, p, si->id, ci);
+		app_to_sinks(d, g, ci, &app_sent);
 		if (si->state != STORE_INSTANCE_READY ||
 		    util_uuid_parse(si->id, uuid) != 0 ||
 		    mstore_query(d->mstore, uuid, now - p->interval_ms, now, &w) != 0)
@@ -461,6 +493,7 @@ group_instances(struct daemon *d, struct dgroup *g, const struct tick *t,
 		}
 	}
 	rates_group_finish(&g->agg);
+	g->app_sent_ms = app_sent;
 	*n_out = n;
 	return v;
 }
@@ -588,7 +621,7 @@ group_to_sinks(struct daemon *d, const struct dgroup *g,
 	       const struct converge_plan *plan, int64_t wall)
 {
 	const struct policy_params *p = &g->cfg->policy;
-	struct influx_group_metric m[POLICY_METRIC_LAST];
+	struct influx_group_metric m[POLICY_METRIC_LAST + POLICY_APP_MAX];
 	bool used[POLICY_METRIC_LAST] = {false};
 	struct influx_group ig = {
 		.name = g->cfg->name,
@@ -616,6 +649,18 @@ group_to_sinks(struct daemon *d, const struct dgroup *g,
 			.target = p->target[k],
 		};
 		ig.n_metrics++;
+	}
+	/* the app metrics, under their own names: the mean or total */
+	for (unsigned a = 0; a < p->n_app && a < POLICY_APP_MAX; a++) {
+		bool have = plan->decided && plan->decision.app_present[a];
+
+		m[ig.n_metrics++] = (struct influx_group_metric){
+			.metric = p->app[a].name,
+			.have_value = have,
+			.value = have ? plan->decision.app[a] : 0,
+			.have_target = p->app[a].target > 0,
+			.target = p->app[a].target,
+		};
 	}
 	sink_group(d->sinks, d->n_sinks, &ig, wall);
 }
