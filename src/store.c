@@ -2794,7 +2794,12 @@ store_lease_holder_default(char *buf, size_t size)
 /* ---- load history ------------------------------------------------------ */
 
 #define LOAD_MILLI_MAX ((int64_t)(STORE_LOAD_MAX * 1000))
-/* Minutes up to the year 9999: a minute beyond is no clock's. */
+/* Rows per statement of store_load_put(): 3 parameters a row, within the
+ * drivers' 32 (MAX_COLS); a rest smaller than a chunk goes row by row, so
+ * that the statements' cache holds two texts of each kind, not one per
+ * size. */
+#define LOAD_CHUNK 10
+/* Minutes up to about the year 9800: a minute beyond is no clock's. */
 #define LOAD_MINUTE_MAX 4102444800LL
 
 void
@@ -2839,21 +2844,39 @@ store_load_put(struct store *s, const struct store_load_minute *v, size_t n)
 	rc = tx_begin(s);
 	if (rc < 0)
 		goto cleanup;
-	for (size_t i = 0; i < n && rc == STORE_OK; i++) {
+	/* LOAD_CHUNK rows per statement: two round trips per chunk on
+	 * MariaDB instead of two per row (a minute of 100 groups: 20 ms
+	 * row by row) */
+	for (size_t i = 0, k; i < n && rc == STORE_OK; i += k) {
+		k = n - i >= LOAD_CHUNK ? LOAD_CHUNK : 1;
+		struct strbuf del = STRBUF_INIT, ins = STRBUF_INIT;
+		struct store_val *p = xcalloc(3 * k, sizeof(*p));
+
 		/* replace: a minute written again (a clock set back, a
 		 * takeover within the minute) keeps the newest mean */
-		if (x(s, "DELETE FROM load_history WHERE group_name = ? AND "
-			 "minute = ?",
-		      (struct store_val[]){SV_TEXT(v[i].group),
-					   SV_INT(v[i].minute)},
-		      2, NULL, NULL) < 0 ||
-		    x(s, "INSERT INTO load_history (group_name, minute, "
-			 "load_milli) VALUES (?, ?, ?)",
-		      (struct store_val[]){SV_TEXT(v[i].group),
-					   SV_INT(v[i].minute),
-					   SV_INT(llround(v[i].load * 1000))},
-		      3, NULL, NULL) < 0)
+		strbuf_adds(&del, "DELETE FROM load_history WHERE ");
+		strbuf_adds(&ins, "INSERT INTO load_history (group_name, "
+				  "minute, load_milli) VALUES ");
+		for (size_t j = 0; j < k; j++) {
+			strbuf_adds(&del, j ? " OR (group_name = ? AND minute = ?)"
+					    : "(group_name = ? AND minute = ?)");
+			strbuf_adds(&ins, j ? ", (?, ?, ?)" : "(?, ?, ?)");
+			p[2 * j] = SV_TEXT(v[i + j].group);
+			p[2 * j + 1] = SV_INT(v[i + j].minute);
+		}
+		if (x(s, strbuf_str(&del), p, 2 * k, NULL, NULL) < 0)
 			rc = STORE_E_ERROR;
+		for (size_t j = 0; j < k; j++) {
+			p[3 * j] = SV_TEXT(v[i + j].group);
+			p[3 * j + 1] = SV_INT(v[i + j].minute);
+			p[3 * j + 2] = SV_INT(llround(v[i + j].load * 1000));
+		}
+		if (rc == STORE_OK &&
+		    x(s, strbuf_str(&ins), p, 3 * k, NULL, NULL) < 0)
+			rc = STORE_E_ERROR;
+		strbuf_release(&del);
+		strbuf_release(&ins);
+		free(p);
 	}
 	rc = tx_end(s, rc);
 cleanup:

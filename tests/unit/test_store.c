@@ -1134,6 +1134,35 @@ test_load_history(void **state)
 	assert_int_equal(l.n, 0);
 	store_load_list_release(&l);
 
+	/* a batch larger than one statement's chunk (200 rows), with
+	 * minutes already stored: every row written once, the newest wins */
+	{
+		struct store_load_minute big[450];
+		char names[3][8] = {"g0", "g1", "g2"};
+
+		for (size_t i = 0; i < ARRAY_SIZE(big); i++)
+			big[i] = (struct store_load_minute){
+				names[i % 3], 29100000 + (int64_t)(i / 3),
+				(double)i / 4};
+		assert_int_equal(store_load_put(s, big, 300), STORE_OK);
+		for (size_t i = 0; i < ARRAY_SIZE(big); i++)
+			big[i].load += 1000;
+		assert_int_equal(store_load_put(s, big, ARRAY_SIZE(big)),
+				 STORE_OK);
+		for (int g = 0; g < 3; g++) {
+			assert_int_equal(store_load_get(s, names[g], 0, &l),
+					 STORE_OK);
+			assert_int_equal(l.n, 150);
+			for (size_t i = 0; i < l.n; i++) {
+				assert_int_equal(l.v[i].minute,
+						 29100000 + (int64_t)i);
+				assert_true(l.v[i].load ==
+					    (double)(3 * i + (size_t)g) / 4 + 1000);
+			}
+			store_load_list_release(&l);
+		}
+	}
+
 	/* a damaged row is an error naming the table and the group */
 	raw_exec("INSERT INTO load_history (group_name, minute, load_milli) "
 		 "VALUES ('web', 29000005, -3)");
