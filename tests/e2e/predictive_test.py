@@ -9,7 +9,8 @@ wants 2. The group has `predictive: { buffer: 1m, window: 2m }`.
     history there is no forecast, and GET /v1/groups/web says why;
   - the test then writes two days of history into the store's
     load_history table, as the daemon itself would have: 2 instances
-    all day, 5 from this minute on for half an hour on each earlier day;
+    all day, 5 for an hour from two minutes ahead on each earlier day
+    (the forecaster's level ratio then compares equal levels: exactly 5);
   - restarted in forecast_only, the daemon loads it and forecasts 5 for
     the window ahead: GET /v1/groups/web, `status`, `explain` and
     /metrics show it, and the size stays 2 (not acting);
@@ -82,16 +83,21 @@ def write_config(cfg, port, state, node, mode):
 
 
 def preload(state, now_min):
-    """Two days of one-minute means: 2 instances, and PEAK for the half
-    hour from this minute on each earlier day (the daemon's own units:
-    instances, stored in thousandths)."""
+    """Two days of one-minute means: 2 instances, and PEAK for the hour
+    from two minutes ahead on each earlier day (the daemon's own units:
+    instances, stored in thousandths). The window 1m..3m ahead reaches
+    into it while the test runs its first checks (now is this minute or
+    the next), and the 15 minutes before now are 2 today as on those
+    days: the level ratio is 1 and the forecast exactly PEAK. (Later, as
+    today stays at 2 through the peak's start, the ratio lowers it.)"""
     rows = []
     for m in range(now_min - 2 * 1440, now_min):
-        in_peak = (m - now_min) % 1440 < 30
+        in_peak = 2 <= (m - now_min) % 1440 < 62
         rows.append((GROUP, m, (PEAK if in_peak else 2) * 1000))
     db = sqlite3.connect(state, timeout=30)
-    db.executemany("INSERT INTO load_history (group_name, minute, load_milli) "
-                   "VALUES (?, ?, ?)", rows)
+    # a minute the first run wrote itself is replaced
+    db.executemany("INSERT OR REPLACE INTO load_history (group_name, minute, "
+                   "load_milli) VALUES (?, ?, ?)", rows)
     db.commit()
     db.close()
     return len(rows)
@@ -177,7 +183,7 @@ def main():
         t_min = int(time.time()) // 60
         n = preload(state, t_min)
         log("wrote %d minutes of history (peak %d from minute %d on each day)"
-            % (n, PEAK, t_min))
+            % (n, PEAK, t_min + 2))
 
         # 3. forecast_only: shown everywhere, not acting
         start()
