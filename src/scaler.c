@@ -378,7 +378,10 @@ app_to_sinks(struct daemon *d, const struct dgroup *g,
 			.wall_ms = ci->app_ms[a],
 		};
 
-		if (!ci->app_present[a] || ci->app_ms[a] <= g->app_sent_ms)
+		/* a figure from an outside source is the group's, not
+		 * the instance's (va_group_metric has it) */
+		if (p->app[a].source[0] || !ci->app_present[a] ||
+		    ci->app_ms[a] <= g->app_sent_ms)
 			continue;
 		sink_instance_app(d->sinks, d->n_sinks, &v);
 		if (ci->app_ms[a] > *sent)
