@@ -88,7 +88,10 @@ predict_setup(struct store *s, const struct config_group *gc,
 	if (pp->predictive.mode == POLICY_PREDICTIVE_OFF)
 		return 0;
 	if (prev) {
-		*out = prev; /* the caller settles who owns it */
+		/* the caller settles who owns it; a reload may have
+		 * changed buffer or window */
+		recompute(prev, pp, wall_ms);
+		*out = prev;
 		return 0;
 	}
 	if (store_load_get(s, gc->name, now_min - FORECAST_HISTORY_MIN, &l) !=

@@ -40,7 +40,8 @@ void predict_free(struct predict *p);
 /*
  * The group's predictive state for a setup (groups.c): NULL when its
  * mode is off; prev's (the same group before a reload) when it had one,
- * else a new one with the stored history of its last two weeks loaded.
+ * its forecast recomputed for the new buffer and window; else a new one
+ * with the stored history of its last two weeks loaded.
  * 0 and *out, or -1 + err_set() when the store cannot be read.
  */
 int predict_setup(struct store *s, const struct config_group *gc,

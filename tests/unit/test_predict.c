@@ -144,12 +144,16 @@ test_restore(void **state)
 	free(json);
 
 	/* a reload keeps the same state (no store read: a closed store
-	 * would fail it) */
+	 * would fail it), the forecast recomputed for a new window: the
+	 * window 1m..2m ahead only reaches the minute before the peak */
 	{
 		struct predict *q = NULL;
 
+		gc.policy.predictive.window_ms = 60000;
 		assert_int_equal(predict_setup(NULL, &gc, p, WALL + 6000, &q), 0);
 		assert_ptr_equal(q, p);
+		assert_true(predict_floor(p, &floor));
+		assert_int_equal(floor, 2);
 	}
 	predict_free(p);
 	free(v);
