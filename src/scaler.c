@@ -677,6 +677,7 @@ history_note(struct dgroup *g, const struct converge_plan *plan, int64_t wall)
 		.desired = g->desired,
 		.current = plan->live,
 		.ready = plan->ready,
+		.forecast = plan->decided ? plan->decision.forecast : -1,
 	};
 
 	for (int m = 0; m < POLICY_METRIC_LAST; m++) {

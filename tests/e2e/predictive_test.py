@@ -12,8 +12,9 @@ wants 2. The group has `predictive: { buffer: 1m, window: 2m }`.
     all day, 5 for an hour from two minutes ahead on each earlier day
     (the forecaster's level ratio then compares equal levels: exactly 5);
   - restarted in forecast_only, the daemon loads it and forecasts 5 for
-    the window ahead: GET /v1/groups/web, `status`, `explain` and
-    /metrics show it, and the size stays 2 (not acting);
+    the window ahead: GET /v1/groups/web, `status`, `explain`, /metrics
+    and the status page's data (GET /v1/overview) show it, and the size
+    stays 2 (not acting);
   - reloaded to forecast_and_scale, the floor wins over target tracking:
     the group scales to 5 ahead of the load, and `explain` names the
     forecast in the decision;
@@ -23,6 +24,7 @@ usage: predictive_test.py VIRT_AUTOSCALER
 """
 import hashlib
 import http.client
+import json
 import os
 import re
 import secrets
@@ -212,6 +214,16 @@ def main():
         text = prom(port, token)
         if 'va_group_forecast{group="web"} %d' % PEAK not in text:
             problems.append("/metrics has no va_group_forecast %d" % PEAK)
+        # the status page's data (no token): the floor beside the sizes
+        with urllib.request.urlopen("http://127.0.0.1:%d/v1/overview" % port,
+                                    timeout=5) as r:
+            ov = json.loads(r.read().decode())
+        h = next(g for g in ov["groups"] if g["name"] == GROUP)["history"]
+        log("overview: desired %s forecast %s" % (h["desired"][-3:],
+                                                  h.get("forecast", [])[-3:]))
+        if PEAK not in h.get("forecast", []) or h["desired"][-1] != SIZE:
+            problems.append("GET /v1/overview history: forecast %s, desired %s"
+                            % (h.get("forecast"), h["desired"]))
 
         # 4. forecast_and_scale (a reload): the floor wins, ahead of load
         write_config(cfg, port, state, node, "forecast_and_scale")
