@@ -14,6 +14,12 @@ fall, as with real traffic.
 
 Change the demand with `POST /demand` (body: a number) or by writing a number
 into the file given with --demand-file. GET /state shows what it serves.
+
+It can also hold a request rate (`POST /rps`, body: requests per second
+for the whole group, or --rps): then each guest's load spec also says
+"rps=R" with R = rate / ready VMs, which the tiny guest reports in its
+heartbeats as the application metric requests_per_s (docs/images.md) --
+the requests the balancer sends it, i.e. what it is offered.
 Only loopback addresses are accepted for --listen and --daemon.
 """
 import argparse
@@ -33,6 +39,7 @@ class Load:
         self.group = group
         self.demand = float(demand)
         self.demand_file = demand_file
+        self.rps = None           # requests/s for the group; None: not said
         self.ready = 0
         self.lock = threading.Lock()
 
@@ -46,6 +53,12 @@ class Load:
                     pass
             ready = max(1, self.ready)
             return min(100.0, self.demand / ready)
+
+    def rps_per_vm(self):
+        with self.lock:
+            if self.rps is None:
+                return None
+            return self.rps / max(1, self.ready)
 
     def poll(self):
         while True:
@@ -66,10 +79,13 @@ def make_handler(load):
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
             if self.path == "/load":
-                body = ("%d%%\n" % round(load.per_vm())).encode()
+                rps = load.rps_per_vm()
+                body = ("%d%%%s\n" % (round(load.per_vm()),
+                                      "" if rps is None else " rps=%.2f" % rps)).encode()
             elif self.path == "/state":
                 body = json.dumps({"demand": load.demand, "ready": load.ready,
-                                   "per_vm": load.per_vm()}).encode()
+                                   "per_vm": load.per_vm(), "rps": load.rps,
+                                   "rps_per_vm": load.rps_per_vm()}).encode()
             else:
                 self.send_error(404)
                 return
@@ -79,19 +95,22 @@ def make_handler(load):
             self.wfile.write(body)
 
         def do_POST(self):
-            if self.path != "/demand":
+            if self.path not in ("/demand", "/rps"):
                 self.send_error(404)
                 return
             n = int(self.headers.get("Content-Length", "0"))
             try:
                 value = float(self.rfile.read(min(n, 64)).decode().strip())
-                if value < 0:
+                if not 0 <= value < float("inf"):
                     raise ValueError
             except ValueError:
                 self.send_error(400, "body must be a non-negative number")
                 return
             with load.lock:
-                load.demand = value
+                if self.path == "/rps":
+                    load.rps = value
+                else:
+                    load.demand = value
             self.send_response(204)
             self.end_headers()
 
@@ -109,6 +128,7 @@ def main():
     ap.add_argument("--group", required=True)
     ap.add_argument("--demand", default="0")
     ap.add_argument("--demand-file")
+    ap.add_argument("--rps", type=float, help="requests/s for the whole group")
     a = ap.parse_args()
     host, port = a.listen.rsplit(":", 1)
     if not host.startswith(LOOPBACK) or \
@@ -117,6 +137,7 @@ def main():
     with open(a.token_file) as f:
         token = f.read().strip()
     load = Load(a.daemon, token, a.group, a.demand, a.demand_file)
+    load.rps = a.rps
     threading.Thread(target=load.poll, daemon=True).start()
     ThreadingHTTPServer((host, int(port)), make_handler(load)).serve_forever()
 

@@ -54,6 +54,10 @@ group_json(const struct control_group *g, struct strbuf *sb)
 		strbuf_adds(sb, ",\"app_source\":");
 		strbuf_adds(sb, g->app_source);
 	}
+	if (g->predictive) {
+		strbuf_adds(sb, ",\"predictive\":");
+		strbuf_adds(sb, g->predictive);
+	}
 	strbuf_adds(sb, "}");
 }
 
@@ -146,6 +150,7 @@ overview_group(const struct control_group *g, int64_t retention_ms,
 	size_t n = g->history ? history_read(g->history, &v) : 0;
 	int64_t window = retention_ms;
 	bool shown[POLICY_METRIC_LAST], targeted[POLICY_METRIC_LAST];
+	bool forecast = false;
 
 	if (g->interval_ms > 0 &&
 	    window > (int64_t)(HISTORY_MAX_POINTS - 1) * g->interval_ms)
@@ -195,6 +200,20 @@ overview_group(const struct control_group *g, int64_t retention_ms,
 	strbuf_adds(sb, "],\"ready\":[");
 	for (size_t i = 0; i < n; i++)
 		strbuf_addf(sb, "%s%d", i ? "," : "", (int)v[i].ready);
+	/* predictive scaling's floor, when some plan had one */
+	for (size_t i = 0; i < n; i++)
+		forecast |= v[i].forecast >= 0;
+	if (forecast) {
+		strbuf_adds(sb, "],\"forecast\":[");
+		for (size_t i = 0; i < n; i++) {
+			if (i)
+				strbuf_addc(sb, ',');
+			if (v[i].forecast >= 0)
+				strbuf_addf(sb, "%d", (int)v[i].forecast);
+			else
+				strbuf_adds(sb, "null");
+		}
+	}
 	strbuf_adds(sb, "],\"metrics\":{");
 	for (int m = 0, first = 1; m < POLICY_METRIC_LAST; m++) {
 		if (!shown[m])

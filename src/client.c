@@ -639,6 +639,27 @@ print_events(struct json_object *events, bool decisions_only)
 	}
 }
 
+static double jdouble(struct json_object *o, const char *key, bool *present);
+
+/* status: ", forecast N (MODE)" or ", no forecast (MODE)" for a group
+ * with predictive scaling. */
+static void
+print_forecast_short(struct json_object *g)
+{
+	struct json_object *pr;
+	bool have;
+	double f;
+
+	if (!json_object_object_get_ex(g, "predictive", &pr) ||
+	    !json_object_is_type(pr, json_type_object))
+		return;
+	f = jdouble(pr, "forecast", &have);
+	if (have)
+		printf(", forecast %.0f (%s)", f, jstr(pr, "mode"));
+	else
+		printf(", no forecast (%s)", jstr(pr, "mode"));
+}
+
 int
 cmd_status(int argc, char **argv)
 {
@@ -714,6 +735,7 @@ cmd_status(int argc, char **argv)
 				       (long long)jint(p, "warm"),
 				       (long long)jint(p, "warming"),
 				       (long long)jint(p, "target"));
+			print_forecast_short(g);
 			printf("\n");
 		}
 	}
@@ -836,6 +858,55 @@ print_app_source(struct client *c, const char *group, struct json_object *doc)
 	json_object_put(reply);
 }
 
+/*
+ * explain: the group's forecast (scaling.predictive): the floor for the
+ * window ahead and whether it acts, or why there is none. Nothing for a
+ * group without predictive scaling, or a daemon before it.
+ */
+static void
+print_forecast(struct client *c, const char *group, struct json_object *doc)
+{
+	struct json_object *reply, *pr;
+	struct strbuf path = STRBUF_INIT;
+	char *esc = curl_easy_escape(NULL, group, 0);
+	double f, peak, buffer, window;
+	bool have, p;
+
+	strbuf_addf(&path, "/v1/groups/%s", esc);
+	curl_free(esc);
+	reply = client_call(c, "GET", strbuf_str(&path), NULL);
+	strbuf_release(&path);
+	if (!reply)
+		return;
+	if (!json_object_object_get_ex(reply, "predictive", &pr) ||
+	    !json_object_is_type(pr, json_type_object)) {
+		json_object_put(reply);
+		return;
+	}
+	if (doc) {
+		json_object_object_add(doc, "predictive", json_object_get(pr));
+		json_object_put(reply);
+		return;
+	}
+	f = jdouble(pr, "forecast", &have);
+	peak = jdouble(pr, "peak", &p);
+	buffer = jdouble(pr, "buffer_s", &p) / 60;
+	window = jdouble(pr, "window_s", &p) / 60;
+	if (have)
+		printf("forecast (%s): %.0f instances needed in %.0fm..%.0fm "
+		       "(peak load %.2f, from %.0f minutes of history, "
+		       "computed %.0f s ago)%s\n", jstr(pr, "mode"), f, buffer,
+		       buffer + window, peak,
+		       jdouble(pr, "history_minutes", &p),
+		       jdouble(pr, "updated_s", &p),
+		       strcmp(jstr(pr, "mode"), "forecast_only") == 0
+			       ? ": not acting" : ": the size is at least this");
+	else
+		printf("forecast (%s): none: %s\n", jstr(pr, "mode"),
+		       jstr(pr, "why"));
+	json_object_put(reply);
+}
+
 static int
 events_common(int argc, char **argv, bool explain)
 {
@@ -938,6 +1009,7 @@ events_common(int argc, char **argv, bool explain)
 					       json_object_new_string(group));
 			json_object_object_add(doc, "decisions", d);
 			print_app_source(&c, group, doc);
+			print_forecast(&c, group, doc);
 		} else {
 			json_object_object_add(doc, "events", json_object_get(arr));
 		}
@@ -950,6 +1022,7 @@ events_common(int argc, char **argv, bool explain)
 	print_events(arr, explain);
 	if (explain) {
 		print_app_source(&c, group, NULL);
+		print_forecast(&c, group, NULL);
 		print_hosts_down(&c);
 	}
 	rc = 0;

@@ -3227,8 +3227,7 @@ static const struct opt scaling_opts[] = {
 	 .off = offsetof(struct policy_params, predictive),
 	 .sub = &predictive_section, .show = show_predictive,
 	 .doc = "predictive scaling: a floor from the load of earlier days "
-		"and weeks (printed only when on; the daemon keeps no load "
-		"history yet: only simulate forecasts)"},
+		"and weeks, kept in the state store (printed only when on)"},
 	{.name = "scale_up_limit", .type = T_SECTION, .flags = F_RELOAD,
 	 .off = offsetof(struct policy_params, scale_up_limit),
 	 .sub = &limit_section, .doc = "rate limit on growing"},
@@ -4164,11 +4163,6 @@ check_predictive(struct pctx *ctx, const struct ynode *sc,
 		nerr(ctx, ymap_get(pn, "mode"), path, "scaling.predictive "
 		     "needs a scaling.target: the forecast is of the load "
 		     "target tracking measures");
-	else
-		nwarn(ctx, ymap_get(pn, "mode"), path, "scaling.predictive: "
-		      "the daemon does not keep the load history yet, so it "
-		      "has no forecast and scales as with mode: off; "
-		      "`virt-autoscaler simulate` forecasts (docs/scaling.md)");
 }
 
 /* The pool against the group's bounds and its template. */

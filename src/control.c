@@ -82,6 +82,7 @@ snapshot_free(struct control_snapshot *s)
 		free(s->groups[i].name);
 		free(s->groups[i].last_decision);
 		free(s->groups[i].app_source);
+		free(s->groups[i].predictive);
 		history_put(s->groups[i].history);
 		free(s->groups[i].targets);
 	}

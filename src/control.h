@@ -49,6 +49,8 @@ struct control_group {
 	char *last_decision;             /* the last decision's reason, or NULL */
 	char *app_source;                /* JSON of the app target's outside
 					  * source (api.c), or NULL */
+	char *predictive;                /* JSON of the forecast
+					  * (predict_json()), or NULL */
 	int busy_held;                   /* removals held by busy instances */
 	bool waiting_for_hosts;          /* placement waits for hosts not measured yet */
 	/* the warm pool: configured (size > 0 or instances left in it),

@@ -4,6 +4,7 @@
  */
 #include <arpa/inet.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <sys/types.h>
 #include <stdio.h>
@@ -281,6 +282,9 @@ plan_decision(const struct converge_input *in, const enum store_instance_state *
 		pin.app_reporting[a] = in->ext_present[a] ? 1 : 0;
 		pin.app_why[a] = in->ext_why[a];
 	}
+	pin.have_forecast = in->have_forecast;
+	pin.forecast = in->forecast;
+	plan->load = policy_load_instances(p, &pin);
 	policy_decide(p, &pin, st->pst, dec);
 	plan->decided = true;
 
@@ -826,6 +830,7 @@ converge_group(const struct converge_input *in, struct converge_state *st,
 
 	memset(plan, 0, sizeof(*plan));
 	plan->desired = in->desired;
+	plan->load = NAN;
 	/* the states as the plan changes them */
 	state = xcalloc(in->n ? in->n : 1, sizeof(*state));
 	for (size_t i = 0; i < in->n; i++)

@@ -123,6 +123,10 @@ struct converge_input {
 	double ext_app[POLICY_APP_MAX];
 	bool ext_present[POLICY_APP_MAX];
 	const char *ext_why[POLICY_APP_MAX];
+	/* predictive scaling: the forecaster's capacity floor for the
+	 * window ahead (policy_input.forecast), when have_forecast */
+	bool have_forecast;
+	int forecast;
 };
 
 /* What the planner remembers of a group between plans (the caller keeps it). */
@@ -183,6 +187,10 @@ struct converge_plan {
 	/* the warm pool after the plan: warming (incl. checked in), warm,
 	 * the pool's target, and this plan's draws and cold starts */
 	int warming, warm, warm_target, draws, cold_starts;
+	/* the load the decision measured, in instances
+	 * (policy_load_instances()): what predictive scaling records; NaN
+	 * when none (no decision, no data) */
+	double load;
 };
 
 /*

@@ -182,6 +182,7 @@ housekeeping(struct daemon *d)
 	int64_t before, events = 0, instances = 0;
 	char *text;
 
+	predict_prune(d);
 	if (keep <= 0)
 		return;
 	before = util_wall_ms() - keep;

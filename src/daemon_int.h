@@ -43,6 +43,7 @@
 #include "mstore.h"
 #include "place.h"
 #include "policy.h"
+#include "predict.h"
 #include "promsrc.h"
 #include "provision.h"
 #include "rates.h"
@@ -108,6 +109,11 @@ struct dgroup {
 	int64_t warm_backoff_until_ms;
 	char (*resumed)[STORE_ID_LEN + 1];
 	size_t n_resumed;
+	/* predictive scaling's history and forecast (predict.h), or NULL
+	 * when scaling.predictive is off */
+	struct predict *pred;
+	/* app metric values reported up to then went to the sinks */
+	int64_t app_sent_ms;
 };
 
 struct daemon {
@@ -163,6 +169,7 @@ struct daemon {
 	int64_t next_collect_ms;
 	int64_t next_reconcile_ms;
 	int64_t next_housekeeping_ms;  /* pruning of old history, hourly */
+	struct log_complain predict_complaint; /* load history not written */
 	bool stop;                     /* SIGTERM/SIGINT */
 	bool lease_lost;               /* the loop stopped: another daemon leads */
 

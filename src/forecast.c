@@ -63,11 +63,31 @@ forecast_history_at(const struct forecast_history *h, size_t i)
 	return h->v[(h->head + i) % FORECAST_HISTORY_MIN];
 }
 
+static int64_t
+minute_of(int64_t ms)
+{
+	return ms >= 0 ? ms / 60000 : -((-ms + 59999) / 60000);
+}
+
+void
+forecast_history_resume(struct forecast_history *h, int64_t now_ms)
+{
+	h->cur_min = minute_of(now_ms);
+	h->sum = 0;
+	h->count = 0;
+}
+
+int64_t
+forecast_history_minute(const struct forecast_history *h)
+{
+	return h->cur_min;
+}
+
 bool
 forecast_history_add(struct forecast_history *h, int64_t now_ms,
 		     double value)
 {
-	int64_t m = now_ms >= 0 ? now_ms / 60000 : -((-now_ms + 59999) / 60000);
+	int64_t m = minute_of(now_ms);
 	bool closed = false;
 
 	if (h->cur_min == NO_MINUTE) {

@@ -59,6 +59,16 @@ size_t forecast_history_len(const struct forecast_history *h);
 float forecast_history_at(const struct forecast_history *h, size_t i);
 /* Append a complete minute (restoring a stored history); NaN = gap. */
 void forecast_history_push(struct forecast_history *h, float value);
+/*
+ * After a restore: the minute of now_ms is the one being accumulated and
+ * the history pushed so far ends with the minute before it; the next add
+ * in a later minute closes it (a gap unless values came) and fills gaps.
+ */
+void forecast_history_resume(struct forecast_history *h, int64_t now_ms);
+/* The minute being accumulated (now_ms / 60000 of the last add or
+ * resume), INT64_MIN before any: the last complete minute held is the
+ * one before it, minute i of the history is this - len + i. */
+int64_t forecast_history_minute(const struct forecast_history *h);
 
 struct forecast_result {
 	double peak;      /* load expected at most (instances, >= 0) */

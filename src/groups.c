@@ -40,6 +40,7 @@ group_release(struct dgroup *g)
 	history_put(g->hist);
 	promsrc_free(g->src);
 	free(g->resumed);
+	predict_free(g->pred);
 	memset(g, 0, sizeof(*g));
 }
 
@@ -206,6 +207,10 @@ groups_setup(struct daemon *d, const struct config *cfg, int64_t gen,
 				prev = &old[j];
 		if (group_init(&groups[i], cfg, gc, prev) != 0)
 			goto fail;
+		/* predictive scaling's history: carried over, or loaded */
+		if (predict_setup(d->store, gc, prev ? prev->pred : NULL,
+				  util_wall_ms(), &groups[i].pred) != 0)
+			goto fail;
 		rc = store_group_get(d->store, gc->name, &sg);
 		if (rc == STORE_OK) {
 			if (!prev) {
@@ -241,17 +246,23 @@ groups_setup(struct daemon *d, const struct config *cfg, int64_t gen,
 	}
 	/* the planner's memory now belongs to the new groups */
 	for (unsigned i = 0; i < cfg->n_groups; i++)
-		for (unsigned j = 0; j < n_old; j++)
+		for (unsigned j = 0; j < n_old; j++) {
 			if (old[j].cs.pst && old[j].cs.pst == groups[i].cs.pst)
 				memset(&old[j].cs, 0, sizeof(old[j].cs));
+			if (old[j].pred && old[j].pred == groups[i].pred)
+				old[j].pred = NULL;
+		}
 	*out = groups;
 	*n_out = cfg->n_groups;
 	return 0;
 fail:
 	for (unsigned i = 0; i < cfg->n_groups; i++) {
-		for (unsigned j = 0; j < n_old; j++)
+		for (unsigned j = 0; j < n_old; j++) {
 			if (groups[i].cs.pst && old[j].cs.pst == groups[i].cs.pst)
 				memset(&groups[i].cs, 0, sizeof(groups[i].cs));
+			if (groups[i].pred && old[j].pred == groups[i].pred)
+				groups[i].pred = NULL;
+		}
 		group_release(&groups[i]);
 	}
 	free(groups);

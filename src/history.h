@@ -29,6 +29,7 @@ struct history_point {
 	int32_t desired, current, ready;  /* after the plan */
 	float metric[POLICY_METRIC_LAST]; /* the decision's input; NaN: none */
 	float target[POLICY_METRIC_LAST]; /* target tracking; 0: not tracked */
+	int32_t forecast;                 /* predictive floor shown; -1: none */
 };
 
 struct history;

@@ -3,6 +3,7 @@
  * with a bounded queue (see influx.h).
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -350,6 +351,24 @@ influx_add_event(struct influx *ix, const struct influx_event *e)
 	if (e->instance && *e->instance)
 		add_string(&sb, &first, "instance", e->instance);
 	strbuf_addf(&sb, " %" PRId64, t);
+	enqueue(ix, strbuf_detach(&sb));
+}
+
+void
+influx_add_instance_app(struct influx *ix, const struct influx_app_value *v)
+{
+	struct strbuf sb = STRBUF_INIT;
+	bool first = true;
+
+	if (!isfinite(v->value))
+		return;
+	strbuf_adds(&sb, "va_instance_app");
+	add_tag(&sb, "group", v->group);
+	add_tag(&sb, "host", v->host);
+	add_tag(&sb, "instance", v->instance);
+	add_tag(&sb, "metric", v->metric);
+	add_float(&sb, &first, "value", v->value);
+	strbuf_addf(&sb, " %" PRId64, v->wall_ms);
 	enqueue(ix, strbuf_detach(&sb));
 }
 

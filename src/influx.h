@@ -77,6 +77,17 @@ struct influx_group {
 	size_t n_metrics;
 };
 
+/* An application metric an instance reported in a heartbeat
+ * (va_instance_app): one value of one metric at the report's time. */
+struct influx_app_value {
+	const char *group;
+	const char *host;       /* may be NULL */
+	const char *instance;   /* its id */
+	const char *metric;     /* the name the guest reported */
+	double value;           /* finite, 0 .. 1e12 (api_guest.c) */
+	int64_t wall_ms;        /* when the heartbeat came */
+};
+
 /* An event of the activity history (va_event). */
 struct influx_event {
 	int64_t wall_ms;
@@ -113,6 +124,10 @@ void influx_add_host(struct influx *ix, const char *host, int64_t wall_ms,
 void influx_add_group(struct influx *ix, int64_t wall_ms,
 		      const struct influx_group *g);
 void influx_add_event(struct influx *ix, const struct influx_event *e);
+/* One va_instance_app point: tags group, host, instance, metric; field
+ * value. A value that is not finite is not written. */
+void influx_add_instance_app(struct influx *ix,
+			     const struct influx_app_value *v);
 
 /* Make progress: finish/start requests. Never blocks. */
 void influx_poll(struct influx *ix, int64_t now_ms);

@@ -157,6 +157,7 @@ render_metrics(struct daemon *d)
 					    __ATOMIC_RELAXED));
 	}
 	render_app_metrics(d, &sb);
+	predict_prom(d, &sb);
 	if (d->influx) {
 		struct influx_counters ic;
 
@@ -265,6 +266,7 @@ daemon_publish(struct daemon *d)
 		       sizeof(cg->metric_present));
 		cg->last_decision = g->have_last ? xstrdup(g->last.reason) : NULL;
 		cg->app_source = app_source_json(g);
+		cg->predictive = predict_json(g, util_wall_ms());
 		cg->busy_held = g->busy_held;
 		cg->waiting_for_hosts = g->waiting_for_hosts;
 		cg->warm_pool = g->cfg->warm_pool.size > 0 || g->warming > 0 ||

@@ -411,6 +411,39 @@ app_values(struct daemon *d, const struct policy_params *p, const char *id,
 }
 
 /*
+ * The instance's app metric values reported since the last decision to
+ * the sinks that keep them (InfluxDB's va_instance_app), each at its
+ * heartbeat's time: a value already written at an earlier decision (a
+ * heartbeat older than *sent) is not written again.
+ */
+static void
+app_to_sinks(struct daemon *d, const struct dgroup *g,
+	     const struct converge_instance *ci, int64_t *sent)
+{
+	const struct policy_params *p = &g->cfg->policy;
+
+	for (unsigned a = 0; a < p->n_app && a < POLICY_APP_MAX; a++) {
+		struct influx_app_value v = {
+			.group = g->cfg->name,
+			.host = ci->host,
+			.instance = ci->id,
+			.metric = p->app[a].name,
+			.value = ci->app[a],
+			.wall_ms = ci->app_ms[a],
+		};
+
+		/* a figure from an outside source is the group's, not
+		 * the instance's (va_group_metric has it) */
+		if (p->app[a].source[0] || !ci->app_present[a] ||
+		    ci->app_ms[a] <= g->app_sent_ms)
+			continue;
+		sink_instance_app(d->sinks, d->n_sinks, &v);
+		if (ci->app_ms[a] > *sent)
+			*sent = ci->app_ms[a];
+	}
+}
+
+/*
  * The figure of an app metric measured outside (scaling.target.app.source),
  * into in->ext_*: the worker's last value if its last query succeeded and
  * is at most two intervals old; otherwise unknown, with why (in why[],
@@ -474,6 +507,7 @@ group_instances(struct daemon *d, struct dgroup *g, const struct tick *t,
 	const struct policy_params *p = &g->cfg->policy;
 	size_t gi = (size_t)(g - d->groups), n = 0;
 	struct converge_instance *v = xcalloc(t->all.n + 1, sizeof(*v));
+	int64_t app_sent = g->app_sent_ms;
 
 	*rows = xcalloc(t->all.n + 1, sizeof(**rows));
 	rates_group_init(&g->agg);
@@ -504,6 +538,7 @@ group_instances(struct daemon *d, struct dgroup *g, const struct tick *t,
 				      sizeof(*g->resumed), busy_cmp) != NULL;
 		if (si->state == STORE_INSTANCE_READY && d->appm)
 			app_values(d, p, si->id, ci);
+		app_to_sinks(d, g, ci, &app_sent);
 		if (si->state != STORE_INSTANCE_READY ||
 		    util_uuid_parse(si->id, uuid) != 0 ||
 		    mstore_query(d->mstore, uuid, now - p->interval_ms, now, &w) != 0)
@@ -519,6 +554,7 @@ group_instances(struct daemon *d, struct dgroup *g, const struct tick *t,
 		}
 	}
 	rates_group_finish(&g->agg);
+	g->app_sent_ms = app_sent;
 	*n_out = n;
 	return v;
 }
@@ -694,7 +730,7 @@ group_to_sinks(struct daemon *d, const struct dgroup *g,
 	       const struct converge_plan *plan, int64_t wall)
 {
 	const struct policy_params *p = &g->cfg->policy;
-	struct influx_group_metric m[POLICY_METRIC_LAST];
+	struct influx_group_metric m[POLICY_METRIC_LAST + POLICY_APP_MAX];
 	bool used[POLICY_METRIC_LAST] = {false};
 	struct influx_group ig = {
 		.name = g->cfg->name,
@@ -725,6 +761,18 @@ group_to_sinks(struct daemon *d, const struct dgroup *g,
 		};
 		ig.n_metrics++;
 	}
+	/* the app metrics, under their own names: the mean or total */
+	for (unsigned a = 0; a < p->n_app && a < POLICY_APP_MAX; a++) {
+		bool have = plan->decided && plan->decision.app_present[a];
+
+		m[ig.n_metrics++] = (struct influx_group_metric){
+			.metric = p->app[a].name,
+			.have_value = have,
+			.value = have ? plan->decision.app[a] : 0,
+			.have_target = p->app[a].target > 0,
+			.target = p->app[a].target,
+		};
+	}
 	sink_group(d->sinks, d->n_sinks, &ig, wall);
 }
 
@@ -737,6 +785,7 @@ history_note(struct dgroup *g, const struct converge_plan *plan, int64_t wall)
 		.desired = g->desired,
 		.current = plan->live,
 		.ready = plan->ready,
+		.forecast = plan->decided ? plan->decision.forecast : -1,
 	};
 
 	for (int m = 0; m < POLICY_METRIC_LAST; m++) {
@@ -780,8 +829,10 @@ group_tick(struct daemon *d, struct dgroup *g, struct tick *t, int64_t now,
 	in.n_new_ids = n_ids;
 	g->manual = false;
 	source_values(d, g, &in, now, src_why, sizeof(src_why));
+	in.have_forecast = predict_floor(g->pred, &in.forecast);
 
 	converge_group(&in, &g->cs, &plan);
+	predict_note(g->pred, &g->cfg->policy, wall, plan.load);
 	apply(d, g, t, rows, &in, &plan);
 	if (g->cs.full)
 		log_complain(&g->full_complaint, LOG_LEVEL_WARN, log_tag,
@@ -839,6 +890,7 @@ scaler_tick(struct daemon *d, int64_t now)
 	}
 	if (gathered) {
 		tick_release(&t);
+		predict_flush(d);
 		if (d->appm) {
 			/* values older than any group's two intervals
 			 * count nowhere: removed or silent instances */

@@ -62,6 +62,12 @@ influx_event(void *self, const struct influx_event *e)
 }
 
 static void
+influx_instance_app(void *self, const struct influx_app_value *v)
+{
+	influx_add_instance_app(self, v);
+}
+
+static void
 influx_poll_op(void *self, int64_t now_ms)
 {
 	influx_poll(self, now_ms);
@@ -73,6 +79,7 @@ static const struct sink_ops influx_ops = {
 	.host = influx_host,
 	.group = influx_group,
 	.event = influx_event,
+	.instance_app = influx_instance_app,
 	.poll = influx_poll_op,
 };
 
@@ -114,6 +121,15 @@ sink_group(const struct sink *sinks, size_t n, const struct influx_group *g,
 	for (size_t s = 0; s < n; s++)
 		if (sinks[s].ops->group)
 			sinks[s].ops->group(sinks[s].self, g, wall_ms);
+}
+
+void
+sink_instance_app(const struct sink *sinks, size_t n,
+		  const struct influx_app_value *v)
+{
+	for (size_t s = 0; s < n; s++)
+		if (sinks[s].ops->instance_app)
+			sinks[s].ops->instance_app(sinks[s].self, v);
 }
 
 void

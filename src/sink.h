@@ -31,6 +31,8 @@ struct sink_ops {
 	void (*group)(void *self, const struct influx_group *g, int64_t wall_ms);
 	/* An event of the activity history. NULL: not kept. */
 	void (*event)(void *self, const struct influx_event *e);
+	/* An instance's application metric value. NULL: not kept. */
+	void (*instance_app)(void *self, const struct influx_app_value *v);
 	/* Make progress (network I/O). NULL: nothing to do. */
 	void (*poll)(void *self, int64_t now_ms);
 };
@@ -57,6 +59,9 @@ void sink_feed(const struct sink *sinks, size_t n,
 void sink_group(const struct sink *sinks, size_t n, const struct influx_group *g,
 		int64_t wall_ms);
 void sink_event(const struct sink *sinks, size_t n, const struct influx_event *e);
+/* An instance's application metric value to every sink that keeps them. */
+void sink_instance_app(const struct sink *sinks, size_t n,
+		       const struct influx_app_value *v);
 /* The events recorded since the last call (event_tap_drain(): the tap is
  * started by whoever configures a sink that keeps events) to every sink
  * that keeps them; returns how many the tap had to drop. */

@@ -78,7 +78,7 @@ const char *store_rc_name(int rc);
 #define STORE_HOLDER_MAX 255    /* lease holder ids */
 
 /* Newest schema version this binary knows (see docs/state.md). */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 /* ---- opening ---------------------------------------------------------- */
 
@@ -477,6 +477,44 @@ int store_lease_release(struct store *s, const char *name, const char *holder,
 int store_lease_get(struct store *s, const char *name, struct store_lease *out);
 /* Arm (epoch > 0) or disarm (epoch 0, name may be NULL) the fence by hand. */
 void store_fence_set(struct store *s, const char *name, int64_t epoch);
+
+/* ---- load history: predictive scaling's one-minute means -------------- */
+
+/*
+ * Each group's load as predictive scaling records it (forecast.h): one
+ * row per group and wall-clock minute (minutes since the Unix epoch),
+ * the mean of that minute's decisions in instances, stored to 1/1000 of
+ * an instance (schema version 5, docs/state.md). A minute without data
+ * has no row. The daemon writes the minutes of all groups once a minute
+ * in one transaction, loads a group's last two weeks at start, and
+ * prunes older rows hourly.
+ */
+#define STORE_LOAD_MAX 1e9    /* instances */
+
+struct store_load_minute {
+	const char *group;   /* put: the group; lists: NULL (one group) */
+	int64_t minute;      /* minutes since the epoch, >= 0 */
+	double load;         /* finite, 0 .. STORE_LOAD_MAX */
+};
+
+struct store_load_list {
+	struct store_load_minute *v; /* by minute, oldest first */
+	size_t n;
+	size_t alloc;
+};
+void store_load_list_release(struct store_load_list *l);
+
+/* Write v[0..n) in one transaction, replacing rows of the same group and
+ * minute; a malformed item (name, minute, load) refuses the whole batch
+ * (STORE_E_ERROR, nothing written). Fenced like every write. */
+int store_load_put(struct store *s, const struct store_load_minute *v,
+		   size_t n);
+/* The group's rows with minute >= from_minute, oldest first. */
+int store_load_get(struct store *s, const char *group, int64_t from_minute,
+		   struct store_load_list *out);
+/* Delete every group's rows older than before_minute (groups no longer
+ * configured too); *count (may be NULL) how many. */
+int store_load_prune(struct store *s, int64_t before_minute, int64_t *count);
 
 /* ---- housekeeping ------------------------------------------------------ */
 

@@ -990,11 +990,23 @@ static const char *const v4[] = {
 	NULL,
 };
 
+/* Predictive scaling's load history (store_load_put()). */
+static const char *const v5[] = {
+	"CREATE TABLE IF NOT EXISTS load_history ("
+	" group_name VARCHAR(63) NOT NULL,"
+	" minute BIGINT NOT NULL,"
+	" load_milli BIGINT NOT NULL,"
+	" PRIMARY KEY (group_name, minute),"
+	" KEY load_history_minute (minute))" TABLE_OPTS,
+	NULL,
+};
+
 static const struct store_migration migrations[] = {
 	{1, v1},
 	{2, v2},
 	{3, v3},
 	{4, v4},
+	{5, v5},
 };
 
 const struct store_driver store_driver_mysql = {

@@ -512,11 +512,23 @@ static const char *const v4[] = {
 	NULL,
 };
 
+/* Predictive scaling's load history (store_load_put()). */
+static const char *const v5[] = {
+	"CREATE TABLE load_history ("
+	" group_name TEXT NOT NULL,"
+	" minute INTEGER NOT NULL,"
+	" load_milli INTEGER NOT NULL,"
+	" PRIMARY KEY (group_name, minute))",
+	"CREATE INDEX load_history_minute ON load_history (minute)",
+	NULL,
+};
+
 static const struct store_migration migrations[] = {
 	{1, v1},
 	{2, v2},
 	{3, v3},
 	{4, v4},
+	{5, v5},
 };
 
 const struct store_driver store_driver_sqlite = {

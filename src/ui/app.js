@@ -256,11 +256,16 @@
 		 * start), but at least a minute */
 		const first = h.time.length ? h.time[0] : now;
 		const t0 = Math.max(now - g.window_s * 1000, Math.min(first, now - 60000));
-		fig.appendChild(plot(g.name + ': instances', h.time, t0, now, [
+		const sizes = [
 			{ name: 'desired', cls: 'desired', values: h.desired, step: true },
 			{ name: 'current', cls: 'current', values: h.current, step: true },
 			{ name: 'ready', cls: 'ready', values: h.ready, step: true },
-		], true));
+		];
+		/* predictive scaling's floor (also in forecast_only) */
+		if (h.forecast)
+			sizes.push({ name: 'forecast', cls: 'forecast', values: h.forecast,
+				     step: true });
+		fig.appendChild(plot(g.name + ': instances', h.time, t0, now, sizes, true));
 		for (const m of Object.keys(h.metrics)) {
 			const series = [{ name: m, cls: 'metric', values: h.metrics[m] }];
 			if (h.targets[m])

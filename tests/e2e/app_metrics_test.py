@@ -15,12 +15,19 @@ with a "requests_per_s" metric; the group's target is
     va_group_app_metric{stat="value"} 40 and {stat="target"} 30;
   - the guests stop reporting: after two intervals the decision holds with
     the reason, the size stays;
-  - 5 req/s each -> scale in.
+  - 5 req/s each -> scale in;
+  - with the test InfluxDB (VA_TEST_INFLUXDB_URL, scripts/services/
+    influxdb.sh; /tmp/env.sh starts it) as the daemon's sink: every
+    instance's reports are va_instance_app points (tag metric, field
+    value; 40 among them; the unnamed metric "other" is not written),
+    and the group's figure and target are va_group_metric points under
+    the metric's name. Without InfluxDB that part is skipped, and says so.
 
 usage: app_metrics_test.py VIRT_AUTOSCALER
 """
 import hashlib
 import http.client
+import json
 import os
 import re
 import secrets
@@ -28,6 +35,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -71,6 +79,26 @@ def prom(port, token):
         return r.read().decode()
 
 
+def influxql(base, q, db=None):
+    params = {"q": q}
+    if db:
+        params["db"] = db
+    req = urllib.request.Request(base + "/query",
+                                 data=urllib.parse.urlencode(params).encode())
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read().decode())
+
+
+def influx_rows(ans):
+    """The rows of every series of a one-statement answer, each with its
+    series' tags as a dict: [(tags, {column: value})]."""
+    out = []
+    for s in ans["results"][0].get("series", []):
+        for v in s["values"]:
+            out.append((s.get("tags", {}), dict(zip(s["columns"], v))))
+    return out
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__)
@@ -86,6 +114,20 @@ def main():
     sec = {i: secrets.token_urlsafe(32) for i in ids}
     harness.test_node_xml(node, GROUP, ids)
     harness.testdriver_config(cfg, port, state, node, GROUPS)
+    influx = os.environ.get("VA_TEST_INFLUXDB_URL", "").rstrip("/")
+    influx_db = "va_app_metrics_%d" % os.getpid()
+    if influx:
+        with open(cfg) as f:
+            text = f.read()
+        with open(cfg, "w") as f:
+            f.write(text.replace("daemon:\n", """daemon:
+  metrics:
+    influxdb: { url: "%s", database: %s, batch: 100 }
+""" % (influx, influx_db), 1))
+        influxql(influx, "CREATE DATABASE %s" % influx_db)
+    else:
+        log("VA_TEST_INFLUXDB_URL is not set: the InfluxDB part is skipped "
+            "(scripts/services/influxdb.sh start)")
     api = harness.Api("http://127.0.0.1:%d" % port, token)
     d = harness.Daemon(binary, cfg, os.path.join(work, "daemon.log"))
     problems = []
@@ -207,10 +249,48 @@ def main():
                    for e in decisions):
             problems.append("no scale-in decision naming requests_per_s 5: %s"
                             % decisions[-3:])
+
+        if influx:
+            # the reports as va_instance_app points, one per value
+            def points():
+                return influx_rows(influxql(
+                    influx, "SELECT value FROM va_instance_app WHERE "
+                    "metric = 'requests_per_s' GROUP BY instance, \"group\", "
+                    "metric", influx_db))
+            def complete(rows):
+                # every instance's 40 and 5 (InfluxDB gets a batch per
+                # turn of the loop: the last ones may still be on the way)
+                return all({40, 5} <= {r["value"] for t, r in rows
+                                        if t["instance"] == i} for i in ids)
+            t0 = time.time()
+            while time.time() - t0 < 20 and not complete(points()):
+                time.sleep(0.5)
+            rows = points()
+            seen = {t["instance"] for t, _ in rows}
+            log("va_instance_app: %d points of %d instances" % (len(rows), len(seen)))
+            if not complete(rows) or any(t["group"] != GROUP for t, _ in rows):
+                problems.append("va_instance_app points: %s, want 40 and 5 "
+                                "from each of %s" % (rows[:6], ids))
+            other = influx_rows(influxql(
+                influx, "SELECT value FROM va_instance_app WHERE metric = 'other'",
+                influx_db))
+            if other:
+                problems.append("the unnamed metric 'other' was written: %s" % other[:3])
+            grp = influx_rows(influxql(
+                influx, "SELECT value, target FROM va_group_metric WHERE "
+                "metric = 'requests_per_s' AND value = 40", influx_db))
+            if not grp or grp[0][1]["target"] != 30:
+                problems.append("va_group_metric of requests_per_s: %s, want "
+                                "value 40 with target 30" % grp[:3])
     except Fail as e:
         problems.append(str(e))
     finally:
         d.stop()
+        if influx:
+            try:
+                influxql(influx, "DROP DATABASE %s" % influx_db)
+            except OSError:
+                pass
     if problems:
         for p in problems:
             log("FAIL: " + p)

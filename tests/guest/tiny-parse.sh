@@ -128,5 +128,14 @@ check "load spec x refused" "1" 'log() { :; }; load_set x; echo $?'
 check "load spec 0 accepted" "0" 'log() { :; }; load_set 0; echo $?'
 check "mem spec refused" "1" 'log() { :; }; load_apply "0 mem=x"; echo $?'
 check "mem 0 and cpu 0 accepted" "0" 'log() { :; }; load_apply " 0%  mem=0 "; echo $?'
+check "heartbeat without rps" '{"busy": false}' 'hb_body false'
+check "rps reported in the heartbeat" '0 {"busy": true, "metrics": {"requests_per_s": 12.5}}' \
+	'log() { :; }; load_apply "0% rps=12.5"; echo "$? $(hb_body true)"'
+check "rps 0 is a value" '{"busy": false, "metrics": {"requests_per_s": 0}}' \
+	'log() { :; }; load_apply "rps=0"; hb_body false'
+for bad in x -1 1.2.3 .5 5. "" 1e3; do
+	check "rps '$bad' refused, the last value kept" '1 {"busy": false, "metrics": {"requests_per_s": 4}}' \
+		"log() { :; }; load_apply rps=4; load_apply 'rps=$bad'; echo \"\$? \$(hb_body false)\""
+done
 
 exit $failed

@@ -12,6 +12,7 @@
  *     they are changed), and two events of one series in the same
  *     millisecond both kept.
  */
+#include <math.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -100,11 +101,21 @@ test_write_and_query(void **state)
 	cap.domains = 2;
 	cap.vcpus_alloc = 4;
 	influx_add_host(ix, "kvm1", now, &cap);
+	/* application metrics of instances (issue 14): one point per value,
+	 * at the heartbeat's time; one that is not a number is not written */
+	influx_add_instance_app(ix, &(struct influx_app_value){
+		"web", "kvm1", "web-0001", "requests_per_s", 42.5, now - 2000});
+	influx_add_instance_app(ix, &(struct influx_app_value){
+		"web", "kvm1", "web-0001", "requests_per_s", 40, now - 1000});
+	influx_add_instance_app(ix, &(struct influx_app_value){
+		"web", NULL, "web-0002", "queue_length", 7, now - 1000});
+	influx_add_instance_app(ix, &(struct influx_app_value){
+		"web", "kvm1", "web-0002", "requests_per_s", NAN, now});
 	influx_poll(ix, util_now_ms());
 	assert_int_equal(influx_flush(ix, 15000), 0);
 	influx_get_counters(ix, &cnt);
 	/* The point without any field is not a point. */
-	assert_int_equal(cnt.sent, 3);
+	assert_int_equal(cnt.sent, 6);
 	assert_int_equal(cnt.dropped, 0);
 	assert_int_equal(cnt.queued, 0);
 	assert_int_equal(cnt.errors, 0);
@@ -121,6 +132,20 @@ test_write_and_query(void **state)
 	json = influxql(db, "SELECT cpus,mem_kib,cpu_util,vcpus_alloc FROM va_host "
 			    "WHERE host='kvm1'");
 	assert_non_null(strstr(json, "16,65536,12.5,4]"));
+	free(json);
+	json = influxql(db, "SELECT \"group\",host,instance,metric,value FROM "
+			    "va_instance_app WHERE metric='requests_per_s'");
+	fprintf(stderr, "influx: %s\n", json);
+	assert_non_null(strstr(json, "\"name\":\"va_instance_app\""));
+	assert_non_null(strstr(json, "\"web\",\"kvm1\",\"web-0001\","
+				     "\"requests_per_s\",42.5]"));
+	assert_non_null(strstr(json, "\"web\",\"kvm1\",\"web-0001\","
+				     "\"requests_per_s\",40]"));
+	assert_null(strstr(json, "web-0002"));
+	free(json);
+	json = influxql(db, "SELECT instance,value FROM va_instance_app WHERE "
+			    "metric='queue_length'");
+	assert_non_null(strstr(json, "\"web-0002\",7]"));
 	free(json);
 
 	free(influxql(NULL, (q = xasprintf("DROP DATABASE %s", db))));

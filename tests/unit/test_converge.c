@@ -21,6 +21,7 @@
  *   =A   its static address, the range's A-th (0-based)
  */
 #include <arpa/inet.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -778,6 +779,98 @@ test_app_source(void **state)
 }
 
 /*
+ * Predictive scaling (issue 14): the forecaster's floor reaches the
+ * engine through converge_input and combines with target tracking by
+ * taking the larger; forecast_only shows it without acting; the plan
+ * gives back the load the decision measured, which the daemon records.
+ */
+static void
+test_forecast_floor(void **state)
+{
+	static const struct {
+		int mode;
+		bool have;
+		int floor;
+		const char *inst;  /* cpu target 60 % */
+		int want;
+		const char *reason; /* in the decision's reason, or NULL */
+		double load;       /* plan.load; <0: NaN */
+	} cases[] = {
+		/* at target: tracking wants 2, the floor 5 wins */
+		{POLICY_PREDICTIVE_FORECAST_AND_SCALE, true, 5, "R60 R60", 5,
+		 "forecast: 5 needed in 5m..15m -> want 5", 2},
+		/* tracking wants more than the floor: tracking wins */
+		{POLICY_PREDICTIVE_FORECAST_AND_SCALE, true, 3, "R90 R90 R90",
+		 5, "cpu 90% > target 60%", 4.5},
+		/* a floor below the size never shrinks the group */
+		{POLICY_PREDICTIVE_FORECAST_AND_SCALE, true, 1, "R60 R60", 2,
+		 NULL, 2},
+		/* forecast only: shown, not acted on */
+		{POLICY_PREDICTIVE_FORECAST_ONLY, true, 5, "R60 R60", 2,
+		 "forecast: 5 needed in 5m..15m (forecast_only: not acting)",
+		 2},
+		/* no forecast (under a day of history): as with off */
+		{POLICY_PREDICTIVE_FORECAST_AND_SCALE, false, 0, "R60 R60", 2,
+		 NULL, 2},
+		/* off: a floor passed by mistake is ignored */
+		{POLICY_PREDICTIVE_OFF, true, 5, "R60 R60", 2, NULL, 2},
+		/* no data: no load to record, and the floor still acts */
+		{POLICY_PREDICTIVE_FORECAST_AND_SCALE, true, 4, "R R", 4,
+		 "forecast: 4 needed", -1},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		const struct row r = {.name = "forecast", .min = 1, .max = 10,
+				      .desired = 2, .inst = cases[i].inst,
+				      .cpu_target = 60};
+		struct fixture f;
+		struct converge_state st;
+		struct converge_plan plan;
+		struct converge_input in;
+
+		setup_fixture(&f, &r);
+		f.gc.policy.predictive.mode = cases[i].mode;
+		converge_state_init(&st);
+		memset(&in, 0, sizeof(in));
+		in.cfg = &f.gc;
+		in.now_ms = NOW;
+		in.wall_ms = WALL;
+		in.desired = r.desired;
+		in.v = f.v;
+		in.n = f.n;
+		in.hosts = f.ph;
+		in.n_hosts = f.gc.hosts.n;
+		in.place = f.place;
+		in.new_ids = (const char (*)[STORE_ID_LEN + 1])f.new_ids;
+		in.n_new_ids = CONVERGE_MAX_STARTS;
+		in.have_forecast = cases[i].have;
+		in.forecast = cases[i].floor;
+		converge_group(&in, &st, &plan);
+		assert_true(plan.decided);
+		if (plan.desired != cases[i].want ||
+		    (cases[i].reason &&
+		     !strstr(plan.decision.reason, cases[i].reason)))
+			fail_msg("case %zu: desired %d (want %d), reason '%s' "
+				 "(want '%s' in it)", i, plan.desired,
+				 cases[i].want, plan.decision.reason,
+				 cases[i].reason ? cases[i].reason : "");
+		/* the decision carries the floor whenever it was given */
+		assert_int_equal(plan.decision.forecast,
+				 cases[i].mode != POLICY_PREDICTIVE_OFF &&
+				 cases[i].have ? cases[i].floor : -1);
+		if (cases[i].load < 0)
+			assert_true(isnan(plan.load));
+		else if (fabs(plan.load - cases[i].load) > 1e-9)
+			fail_msg("case %zu: load %g, want %g", i, plan.load,
+				 cases[i].load);
+		converge_plan_release(&plan);
+		converge_state_release(&st);
+		release_fixture(&f);
+	}
+}
+
+/*
  * Issue 12: while busy guests vetoed their removal the group sat above
  * its desired size with no event at all. The veto is an event when it
  * starts (once, not every plan) and when it ends; the plan says how many
@@ -874,6 +967,7 @@ main(void)
 		cmocka_unit_test(test_held_decision_once),
 		cmocka_unit_test(test_busy_veto_once),
 		cmocka_unit_test(test_app_source),
+		cmocka_unit_test(test_forecast_floor),
 		cmocka_unit_test(test_addresses),
 	};
 

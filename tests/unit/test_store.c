@@ -14,6 +14,7 @@
  * (MariaDB) a dropped connection.
  */
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -101,7 +102,7 @@ fresh_db(void)
 		raw_exec("SET FOREIGN_KEY_CHECKS = 0");
 		raw_exec("DROP TABLE IF EXISTS journal, events, instances, "
 			 "instance_groups, leases, schema_version, "
-			 "installation, config_generation");
+			 "installation, config_generation, load_history");
 		raw_exec("SET FOREIGN_KEY_CHECKS = 1");
 		snprintf(url, sizeof(cur_url), "%s", base_url);
 	} else {
@@ -948,6 +949,8 @@ test_lease(void **state)
 	struct store_heartbeat hb = {id, 1000, false, 99};
 	assert_int_equal(store_instance_heartbeat_batch(a, &hb, 1),
 			 STORE_E_FENCED);
+	struct store_load_minute lm = {"web", 1000, 1.5};
+	assert_int_equal(store_load_put(a, &lm, 1), STORE_E_FENCED);
 	assert_int_equal(store_lease_renew(a, STORE_LEASE_LEADER, "node-a:1", ea,
 					   60000), STORE_E_FENCED);
 	assert_int_equal(store_lease_release(a, STORE_LEASE_LEADER, "node-a:1",
@@ -1052,6 +1055,121 @@ test_purge(void **state)
 	assert_int_equal(el.n, 5);
 	assert_int_equal(el.v[4].time_ms, 1005);
 	store_event_list_release(&el);
+}
+
+/* Predictive scaling's load history: one row per group and minute. */
+static void
+test_load_history(void **state)
+{
+	struct store *s = *state;
+	struct store_load_list l;
+	int64_t n = -1;
+	const struct store_load_minute v[] = {
+		{"web", 29000000, 2.5},
+		{"web", 29000001, 0},
+		{"web", 29000003, 123456.789},
+		{"api", 29000001, 7},
+	};
+
+	assert_int_equal(store_load_put(s, v, ARRAY_SIZE(v)), STORE_OK);
+	assert_int_equal(store_load_put(s, v, 0), STORE_OK);
+	assert_int_equal(store_load_get(s, "web", 0, &l), STORE_OK);
+	assert_int_equal(l.n, 3);
+	assert_int_equal(l.v[0].minute, 29000000);
+	assert_true(l.v[0].load == 2.5);
+	assert_true(l.v[1].load == 0);
+	assert_int_equal(l.v[2].minute, 29000003);
+	assert_true(fabs(l.v[2].load - 123456.789) < 1e-9);
+	store_load_list_release(&l);
+	/* from a minute on */
+	assert_int_equal(store_load_get(s, "web", 29000001, &l), STORE_OK);
+	assert_int_equal(l.n, 2);
+	assert_int_equal(l.v[0].minute, 29000001);
+	store_load_list_release(&l);
+	assert_int_equal(store_load_get(s, "none", 0, &l), STORE_OK);
+	assert_int_equal(l.n, 0);
+	store_load_list_release(&l);
+
+	/* a minute written again keeps the newest value */
+	struct store_load_minute again = {"web", 29000001, 4.25};
+	assert_int_equal(store_load_put(s, &again, 1), STORE_OK);
+	assert_int_equal(store_load_get(s, "web", 0, &l), STORE_OK);
+	assert_int_equal(l.n, 3);
+	assert_true(l.v[1].load == 4.25);
+	store_load_list_release(&l);
+
+	/* a malformed item refuses the whole batch */
+	const struct {
+		struct store_load_minute m;
+		const char *why;
+	} bad[] = {
+		{{"web", 29000010, NAN}, "is not a number from 0"},
+		{{"web", 29000010, INFINITY}, "is not a number from 0"},
+		{{"web", 29000010, -0.5}, "is not a number from 0"},
+		{{"web", 29000010, 2e9}, "is not a number from 0"},
+		{{"web", -1, 1}, "out of range"},
+		{{"we b", 29000010, 1}, "group name"},
+		{{NULL, 29000010, 1}, "group name"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct store_load_minute two[2] = {
+			{"web", 29000009, 1}, bad[i].m};
+
+		assert_int_equal(store_load_put(s, two, 2), STORE_E_ERROR);
+		expect_msg(bad[i].why);
+	}
+	assert_int_equal(store_load_get(s, "web", 29000004, &l), STORE_OK);
+	assert_int_equal(l.n, 0);
+	store_load_list_release(&l);
+	assert_int_equal(store_load_get(s, "we b", 0, &l), STORE_E_ERROR);
+
+	/* prune: every group's rows before the minute */
+	assert_int_equal(store_load_prune(s, 29000002, &n), STORE_OK);
+	assert_int_equal(n, 3);
+	assert_int_equal(store_load_get(s, "web", 0, &l), STORE_OK);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.v[0].minute, 29000003);
+	store_load_list_release(&l);
+	assert_int_equal(store_load_get(s, "api", 0, &l), STORE_OK);
+	assert_int_equal(l.n, 0);
+	store_load_list_release(&l);
+
+	/* a batch larger than one statement's chunk (200 rows), with
+	 * minutes already stored: every row written once, the newest wins */
+	{
+		struct store_load_minute big[450];
+		char names[3][8] = {"g0", "g1", "g2"};
+
+		for (size_t i = 0; i < ARRAY_SIZE(big); i++)
+			big[i] = (struct store_load_minute){
+				names[i % 3], 29100000 + (int64_t)(i / 3),
+				(double)i / 4};
+		assert_int_equal(store_load_put(s, big, 300), STORE_OK);
+		for (size_t i = 0; i < ARRAY_SIZE(big); i++)
+			big[i].load += 1000;
+		assert_int_equal(store_load_put(s, big, ARRAY_SIZE(big)),
+				 STORE_OK);
+		for (int g = 0; g < 3; g++) {
+			assert_int_equal(store_load_get(s, names[g], 0, &l),
+					 STORE_OK);
+			assert_int_equal(l.n, 150);
+			for (size_t i = 0; i < l.n; i++) {
+				assert_int_equal(l.v[i].minute,
+						 29100000 + (int64_t)i);
+				assert_true(l.v[i].load ==
+					    (double)(3 * i + (size_t)g) / 4 + 1000);
+			}
+			store_load_list_release(&l);
+		}
+	}
+
+	/* a damaged row is an error naming the table and the group */
+	raw_exec("INSERT INTO load_history (group_name, minute, load_milli) "
+		 "VALUES ('web', 29000005, -3)");
+	assert_int_equal(store_load_get(s, "web", 0, &l), STORE_E_ERROR);
+	expect_msg("load_history, group web");
+	expect_msg("load_milli");
+	assert_null(l.v);
 }
 
 /* ---- schema versions -------------------------------------------------- */
@@ -2212,6 +2330,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_journal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lease, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_load_history, setup,
+						teardown),
 		cmocka_unit_test(test_migrate_v1),
 		cmocka_unit_test(test_migrate_partial),
 		cmocka_unit_test_setup_teardown(test_owner_id, setup, teardown),
