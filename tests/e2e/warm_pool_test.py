@@ -57,7 +57,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import Fail, log  # noqa: E402
 
-POOLS = ("va-warm1", "va-warm2")
+TAG = "%d" % (os.getpid() % 100000)
+POOLS = ("va-warm1-" + TAG, "va-warm2-" + TAG)
+W, C = "w" + TAG, "c" + TAG   # group names: several runs may share a host
 
 
 CLOUD_TEMPLATE = """    template:
@@ -109,14 +111,15 @@ daemon:
   admin_token: { file: admin.token }
 hosts:
 %(hosts)sgroups:
-  w:
+  %(w)s:
     min: 1
     max: 4
 %(tw)s    warm_pool: { size: 2, state: %(ws)s, reuse_on_scale_in: true }
-  c:
+  %(c)s:
     min: 0
     max: 2
 %(tc)s""" % {"port": port, "state": state, "hosts": hosts, "ws": warm_state,
+             "w": W, "c": C,
              "tw": template % {"prefix": "w", "base": base, "kernel": kernel,
                                "initrd": initrd},
              "tc": template % {"prefix": "c", "base": base, "kernel": kernel,
@@ -161,11 +164,11 @@ def check_leaks(state, uris, warm_state):
     """The store's instances against both hosts (the daemon stopped)."""
     rows = harness.sqlite_query(
         state, "SELECT id, host, domain, state FROM instances "
-        "WHERE group_name IN ('w', 'c')")
+        "WHERE group_name IN (?, ?)", (W, C))
     problems = []
     doms, vols = {}, {}
     for n, uri in enumerate(uris):
-        for g in ("w", "c"):
+        for g in (W, C):
             for iid, (name, running) in harness.group_domains(uri, g).items():
                 doms[iid] = ("h%d" % (n + 1), name)
         for iid, names in harness.pool_volumes(uri, POOLS[n]).items():
@@ -206,7 +209,7 @@ def check_leaks(state, uris, warm_state):
 
 def cleanup(uris, work):
     for n, uri in enumerate(uris):
-        for g in ("w", "c"):
+        for g in (W, C):
             for name, _ in harness.group_domains(uri, g).values():
                 harness.virsh(uri, "destroy", name)
                 harness.virsh(uri, "undefine", "--managed-save", name)
@@ -258,45 +261,45 @@ def main():
         api.wait_up(60, d)
 
         log("1. prepare: 1 ready, 2 warm (%s)" % warm_state)
-        took = wait_group(api, "w", "1 ready and 2 warm",
+        took = wait_group(api, W, "1 ready and 2 warm",
                           lambda g: g["ready"] == 1 and
                           (g.get("warm_pool") or {}).get("warm") == 2, 300 * slow, d)
-        log("   prepared in %.0f s: %s" % (took, warm_of(api, "w")))
-        parked = api.events("w", "warm_parked")
+        log("   prepared in %.0f s: %s" % (took, warm_of(api, W)))
+        parked = api.events(W, "warm_parked")
         if len(parked) < 2:
             raise Fail("warm_parked events: %s" % parked)
         for e in parked[-2:]:
             log("   " + e["message"])
-        warm_ids = [i["id"] for i in api.instances("w") if i["state"] == "warm"]
-        for i in api.instances("w"):
+        warm_ids = [i["id"] for i in api.instances(W) if i["state"] == "warm"]
+        for i in api.instances(W):
             if i["state"] == "warm":
                 uri = uris[int(i["host"][1:]) - 1]
                 if not pooled_state_ok(uri, i["domain"], warm_state):
                     raise Fail("warm instance %s: domain %s is %s, want %s"
                                % (i["id"], i["domain"], dom_state(uri, i["domain"]),
                                   warm_state))
-        hosts = sorted({i["host"] for i in api.instances("w")})
+        hosts = sorted({i["host"] for i in api.instances(W)})
         log("   instances on hosts %s" % hosts)
 
         log("2. warm scale-out 1 -> 3")
         since = int(time.time() * 1000)
         t0 = time.time()
-        api.set_desired("w", 3)
-        wait_group(api, "w", "3 ready", lambda g: g["ready"] == 3, 120 * slow, d)
+        api.set_desired(W, 3)
+        wait_group(api, W, "3 ready", lambda g: g["ready"] == 3, 120 * slow, d)
         warm_s = time.time() - t0
-        draws = [e for e in api.events("w", "warm_draw") if e["time"] >= since]
-        ready = [e for e in api.events("w", "ready") if e["time"] >= since]
+        draws = [e for e in api.events(W, "warm_draw") if e["time"] >= since]
+        ready = [e for e in api.events(W, "ready") if e["time"] >= since]
         drawn = sorted(e["instance"] for e in draws)
         if drawn != sorted(warm_ids):
             raise Fail("drawn %s, want the warm ones %s" % (drawn, warm_ids))
-        dec = [e for e in api.events("w", "decision") if e["time"] >= since]
-        for e in ready + [e for e in api.events("w", "warm_resumed")
+        dec = [e for e in api.events(W, "decision") if e["time"] >= since]
+        for e in ready + [e for e in api.events(W, "warm_resumed")
                           if e["time"] >= since]:
             log("   " + e["message"])
         if cloud and warm_state != "stopped":
             # the guest's clock stood still in the pool: set through the
             # QEMU guest agent right after the resume (warm.c set_clock)
-            for i in api.instances("w"):
+            for i in api.instances(W):
                 if i["id"] not in warm_ids:
                     continue
                 uri = uris[int(i["host"][1:]) - 1]
@@ -315,8 +318,8 @@ def main():
 
         log("3. cold scale-out of c 0 -> 1")
         t0 = time.time()
-        api.set_desired("c", 1)
-        wait_group(api, "c", "1 ready", lambda g: g["ready"] == 1, 180 * slow, d)
+        api.set_desired(C, 1)
+        wait_group(api, C, "1 ready", lambda g: g["ready"] == 1, 180 * slow, d)
         cold_s = time.time() - t0
         print("FIGURES %s guest, state=%s: decision -> ready, warm (2 drawn): "
               "%.1f s; cold (1 new): %.1f s" % ("cloud-init" if cloud else "tiny",
@@ -324,35 +327,35 @@ def main():
         sys.stdout.flush()
 
         log("4. refill to the target (1 at desired 3)")
-        wait_group(api, "w", "the pool refilled",
+        wait_group(api, W, "the pool refilled",
                    lambda g: (g.get("warm_pool") or {}).get("warm") == 1 and
                    (g.get("warm_pool") or {}).get("target") == 1, 180 * slow, d)
-        refills = [e for e in api.events("w", "warm_refill") if e["time"] >= since]
+        refills = [e for e in api.events(W, "warm_refill") if e["time"] >= since]
         if not refills:
             raise Fail("the pool is at its target but no warm_refill event")
 
         log("5. scale-in 3 -> 1 with reuse")
-        ready_ids = {i["id"] for i in api.instances("w") if i["state"] == "ready"}
+        ready_ids = {i["id"] for i in api.instances(W) if i["state"] == "ready"}
         since = int(time.time() * 1000)
-        api.set_desired("w", 1)
-        wait_group(api, "w", "1 ready and 2 warm",
+        api.set_desired(W, 1)
+        wait_group(api, W, "1 ready and 2 warm",
                    lambda g: g["ready"] == 1 and g["current"] == 1 and
                    (g.get("warm_pool") or {}).get("warm") == 2, 180 * slow, d)
-        returns = [e for e in api.events("w", "warm_return") if e["time"] >= since]
-        back = {i["id"] for i in api.instances("w") if i["state"] == "warm"} & ready_ids
+        returns = [e for e in api.events(W, "warm_return") if e["time"] >= since]
+        back = {i["id"] for i in api.instances(W) if i["state"] == "warm"} & ready_ids
         log("   returned: %s" % [e["message"] for e in returns])
         if not returns or not back:
             raise Fail("no instance went back to the pool: returns %s, warm ids that "
                        "were ready %s" % (returns, back))
-        api.set_desired("c", 0)
-        wait_group(api, "c", "c at 0", lambda g: g["current"] == 0, 120 * slow, d)
+        api.set_desired(C, 0)
+        wait_group(api, C, "c at 0", lambda g: g["current"] == 0, 120 * slow, d)
         # removals finish (a graceful shutdown takes up to scale_in.drain)
         t0 = time.time()
-        while [i for g in ("w", "c") for i in api.instances(g)
+        while [i for g in (W, C) for i in api.instances(g)
                if i["state"] not in ("ready", "warm")]:
             if time.time() - t0 > 150 * slow:
                 raise Fail("removals not finished: %s" % [
-                    (i["id"][:8], i["state"]) for g in ("w", "c")
+                    (i["id"][:8], i["state"]) for g in (W, C)
                     for i in api.instances(g)])
             time.sleep(1)
 
