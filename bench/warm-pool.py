@@ -105,6 +105,8 @@ def report(tmp):
     hpa = os.path.join(ROOT, "bench", "hpa-baseline.yaml")
     web = os.path.join(ROOT, "examples", "web.yaml")
     warm = os.path.join(ROOT, "examples", "web-warm.yaml")
+    pred = os.path.join(ROOT, "bench", "predictive.yaml")
+    pred_warm = os.path.join(ROOT, "bench", "predictive-warm.yaml")
     print("| trace | policy | vm_hours | warm_vm_hours | under_s | "
           "warm_draws | x oracle |")
     print("|---|---|---|---|---|---|---|")
@@ -112,7 +114,10 @@ def report(tmp):
         rows = [("HPA baseline", run(hpa, path, report_from=frm)),
                 ("shipped defaults", run(web, path, report_from=frm)),
                 ("web-warm, warm boot 2 s", run(warm, path, "2s", frm)),
-                ("web-warm, warm boot 5 s", run(warm, path, "5s", frm))]
+                ("web-warm, warm boot 5 s", run(warm, path, "5s", frm)),
+                ("predictive + app", run(pred, path, report_from=frm)),
+                ("predictive + app + warm, 2 s",
+                 run(pred_warm, path, "2s", frm))]
         for i, (pname, r) in enumerate(rows):
             print(row("%s | %s" % (name if i == 0 else "", pname), r))
         print("| | oracle | %.1f | | 0 | | 1 |" % rows[0][1]["oracle_vm_hours"])
