@@ -65,6 +65,8 @@ struct control_group {
 	size_t n_targets, targets_pending;
 	int targets_port;                /* groups.*.targets.port, 0: none */
 	bool targets_known;              /* listed at least once */
+	bool launch_hook;                /* groups.*.hooks.launch: a check-in
+					    goes to launch_wait, not ready */
 };
 
 /* What the HTTP threads see of a host. */

@@ -47,6 +47,7 @@
 #include "provision.h"
 #include "rates.h"
 #include "sink.h"
+#include "hooks.h"
 #include "store.h"
 
 struct reconciler;
@@ -108,6 +109,9 @@ struct dgroup {
 	int64_t warm_backoff_until_ms;
 	char (*resumed)[STORE_ID_LEN + 1];
 	size_t n_resumed;
+	/* the lifecycle hooks' HMAC keys (groups.*.hooks.*.secret), read at
+	 * start and reload; NULL without the hook */
+	char *hook_key[STORE_HOOK_LAST];
 };
 
 struct daemon {
@@ -140,6 +144,7 @@ struct daemon {
 	size_t n_sinks;
 	struct http_server *http;
 	struct job_queue *jobs;
+	struct hooks *hooks;           /* lifecycle hooks' sender (hooks.h) */
 	struct reconciler *reconciler; /* reconcile.h */
 	struct members *members;       /* members.h: load-balancer members */
 	struct control *ctl;           /* http: the snapshot, commands */
