@@ -25,7 +25,10 @@ refuses a bad one.
   group c   launch hook to a receiver answering 500 with HTML, timeout
             6 s, default abandon: failed attempts counted
             (va_hook_calls_total{result="failed"}), retried, then
-            hook_timeout and removed.
+            hook_timeout and removed;
+  d         launch hook to the receiver docs/operations.md shows (its
+            code taken from the file, run on loopback): it completes the
+            hook and the instance is ready.
 A receiver that saw an instance in launch_wait must never see it counted
 ready in /v1/groups before the completion (ready stays below desired).
 
@@ -41,6 +44,7 @@ import os
 import secrets
 import shutil
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
@@ -82,7 +86,7 @@ def node_xml(path, doms):
 """ % (body, uuid.uuid4()))
 
 
-def config(path, port, state, node, good, refused, garbage):
+def config(path, port, state, node, good, refused, garbage, docs):
     harness.testdriver_config(path, port, state, node, """  a:
     min: 0
     max: 4
@@ -111,8 +115,45 @@ def config(path, port, state, node, good, refused, garbage):
     hooks:
       launch: { url: "%(garbage)s/launch", secret: { file: hook.key }, timeout: 6s,
                 backoff: 500ms, backoff_max: 1s }
-""" % {"good": good, "refused": refused, "garbage": garbage},
+  d:
+    min: 0
+    max: 1
+    desired: 1
+    template: { image: base.qcow2, memory: 128MiB }
+    health: { heartbeat_timeout: 0s, replace: false }
+    hooks:
+      launch: { url: "%(docs)s/launch", secret: { file: hook.key }, timeout: 60s }
+""" % {"good": good, "refused": refused, "garbage": garbage, "docs": docs},
         host_extra=", reserved_memory: 0")
+    # the hook calls' complete_url: this daemon on loopback
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(text.replace("daemon:\n", "daemon:\n  public_url: http://127.0.0.1:%d\n"
+                             % port, 1))
+
+
+def docs_receiver(work, keyfile):
+    """The receiver docs/operations.md shows, on loopback with the test's
+    key: (process, its URL)."""
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                       "docs", "operations.md")
+    with open(src) as f:
+        text = f.read()
+    start = text.index("```python\n", text.index("### A receiver")) + len("```python\n")
+    code = text[start:text.index("```\n", start)]
+    port = harness.free_port()
+    for old, new in (('"/etc/autoscaler/hook.key"', repr(keyfile)),
+                     ('("0.0.0.0", 8081)', '("127.0.0.1", %d)' % port)):
+        if old not in code:
+            raise Fail("docs/operations.md's receiver no longer has %s" % old)
+        code = code.replace(old, new)
+    path = os.path.join(work, "receiver.py")
+    with open(path, "w") as f:
+        f.write(code)
+    proc = subprocess.Popen([sys.executable, path], stdout=open(path + ".log", "w"),
+                            stderr=subprocess.STDOUT)
+    return proc, "http://127.0.0.1:%d" % port
 
 
 class Receiver:
@@ -252,11 +293,14 @@ def main():
     a = [str(uuid.uuid4()) for _ in range(4)]
     b = [str(uuid.uuid4())]
     c = [str(uuid.uuid4())]
-    node_xml(node, [("a", i) for i in a] + [("b", i) for i in b] + [("c", i) for i in c])
+    e = [str(uuid.uuid4())]
+    node_xml(node, [("a", i) for i in a] + [("b", i) for i in b] + [("c", i) for i in c]
+             + [("d", i) for i in e])
     good = Receiver()
     bad = Receiver(garbage=True)
     refused = "http://127.0.0.1:%d/launch" % harness.free_port()
-    config(cfg, port, state, node, good.url, refused, bad.url)
+    recv, recv_url = docs_receiver(work, keyfile)
+    config(cfg, port, state, node, good.url, refused, bad.url, recv_url)
     api = harness.Api("http://127.0.0.1:%d" % port, token)
     d = harness.Daemon(binary, cfg, os.path.join(work, "daemon.log"))
     problems = []
@@ -270,7 +314,7 @@ def main():
     try:
         d.start()
         api.wait_up(30, d)
-        for g, n in (("a", 4), ("b", 1), ("c", 1)):
+        for g, n in (("a", 4), ("b", 1), ("c", 1), ("d", 1)):
             harness.wait_for("group %s adopted" % g, lambda x, n=n: x["ready"] == n, 30,
                              api, g, period=0.2)
 
@@ -401,6 +445,17 @@ def main():
         check(sent and sent >= 1 and cont and cont >= 1,
               "A4: va_hook_calls_total terminate sent %s continue %s" % (sent, cont))
 
+        # --- D: the receiver docs/operations.md shows ---------------------
+        q = e[0]
+        checkin(port, q, make_booting(state, q))
+        wait("D: launch_wait", lambda: stored(state, q) in ("launch_wait", "ready"), 10)
+        t0 = time.time()
+        wait("D: completed by the docs' receiver", lambda: stored(state, q) == "ready", 30)
+        k = kinds(api, "d", q)
+        log("D: the docs' receiver completed it in %.1f s; events %s" % (time.time() - t0, k))
+        check("hook_completed" in k and "hook_timeout" not in k,
+              "D: events %s: want hook_completed" % k)
+
         bad_sigs = [x for x in good.calls if not x[2]]
         check(not bad_sigs, "%d calls with a bad signature" % len(bad_sigs))
         if problems:
@@ -411,6 +466,8 @@ def main():
     finally:
         good.close()
         bad.close()
+        recv.kill()
+        recv.wait()
         if d.running() and d.stop() != 0:
             ok = False
             log("the daemon did not stop cleanly:\n" + d.tail())
