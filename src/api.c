@@ -544,6 +544,22 @@ command_reply_error(const struct control_cmd *c, struct http_reply *out)
 }
 
 /*
+ * Ask the loop to plan group at its next turn (best effort: the result
+ * is in the store already, and the group's next plan takes it anyway).
+ */
+void
+api_plan_now(struct daemon *d, const char *group)
+{
+	struct control_cmd c = {
+		.kind = CONTROL_PLAN_NOW,
+		.group = group,
+	};
+
+	/* not taken (a stopping daemon, no lease): the next plan */
+	(void)control_submit(d->ctl, &c, 2000);
+}
+
+/*
  * POST /v1/instances/ID/lifecycle: the result goes into the wait's row
  * with a conditional update (the first completion wins), like a
  * check-in's booting -> ready; the loop acts on it at the group's next
@@ -558,6 +574,7 @@ api_lifecycle(void *ctx, const char *id, const char *result,
 	struct store_hook_wait w;
 	enum store_hook_result res;
 	unsigned char uuid[16];
+	char group[256];
 	int rc;
 
 	if (util_uuid_parse(id, uuid) != 0)
@@ -577,6 +594,7 @@ api_lifecycle(void *ctx, const char *id, const char *result,
 		store_instance_release(&si);
 		return out->status;
 	}
+	snprintf(group, sizeof(group), "%s", si.group);
 	store_instance_release(&si);
 	rc = store_hook_wait_get(d->store_http, id, &w);
 	if (rc == STORE_E_NOTFOUND)
@@ -599,6 +617,7 @@ api_lifecycle(void *ctx, const char *id, const char *result,
 		return http_reply_error(out, 409, "%s", err_msg());
 	if (rc != STORE_OK)
 		return http_reply_error(out, 503, "state store unavailable");
+	api_plan_now(d, group);
 	strbuf_adds(&out->body, "{\"instance\":");
 	http_json_string(&out->body, id);
 	strbuf_adds(&out->body, ",\"hook\":");
@@ -606,7 +625,7 @@ api_lifecycle(void *ctx, const char *id, const char *result,
 	strbuf_adds(&out->body, ",\"result\":");
 	http_json_string(&out->body, store_hook_result_name(res));
 	strbuf_adds(&out->body, ",\"note\":\"applied at the group's next "
-		    "plan\"}\n");
+		    "plan (at once)\"}\n");
 	return out->status = 200;
 }
 

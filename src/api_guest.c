@@ -292,6 +292,7 @@ mark_ready(struct daemon *d, struct store_instance *si, const char *how)
 			     "its launch hook", si->domain ? si->domain : si->id,
 			     how,
 			     (double)(util_wall_ms() - si->created_ms) / 1000.0);
+		api_plan_now(d, si->group); /* the hook goes out now */
 		return 0;
 	}
 	if (from == STORE_INSTANCE_BOOTING && si->created_ms > 0)

@@ -138,6 +138,9 @@ void control_snapshot_put(struct control_snapshot *s);
 enum control_cmd_kind {
 	CONTROL_SET_DESIRED,
 	CONTROL_SET_PAUSED,
+	CONTROL_PLAN_NOW,                /* plan the group at the loop's next
+					    turn (a lifecycle hook's wait
+					    began or was completed) */
 	CONTROL_CMD_LAST
 };
 

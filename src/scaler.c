@@ -94,6 +94,9 @@ scaler_commands(struct daemon *d, bool may_act)
 			c->status = 404;
 		} else if (c->kind == CONTROL_SET_DESIRED) {
 			command_set_desired(d, g, c);
+		} else if (c->kind == CONTROL_PLAN_NOW) {
+			g->next_decide_ms = 0;
+			c->status = 200;
 		} else {
 			command_set_paused(d, g, c);
 		}
