@@ -10,7 +10,8 @@ every signature in Python (hmac, the timestamp header covered) and
 refuses a bad one.
 
   group a   launch + terminate hooks to the good receiver, timeout 60 s:
-            A1 continue with the call's token: ready; the API's errors
+            A1 continue with the call's token: ready (meanwhile not a
+               load-balancer member: /targets); the API's errors
                (unknown instance 404, not waiting 409, bad result 400,
                no token 403, wrong token 403, completed twice 409);
             A2 abandon with the admin token: removed (deleting/gone);
@@ -340,6 +341,12 @@ def main():
         check(g["ready"] == 3 and g["current"] == 4,
               "A1: while it waits the group says current %s ready %s, want 4 and 3"
               % (g["current"], g["ready"]))
+        # not a load-balancer member while it waits (ready ones without an
+        # address on the test driver: counted in "pending")
+        tg = wait("A1: targets without the waiting one",
+                  lambda: (lambda t: t if t["pending"] == 3 and not t["targets"] else None)(
+                      api.call("GET", "/v1/groups/a/targets")), 10)
+        log("A1 targets while it waits: %s" % json.dumps(tg))
         insts = {i["id"]: i for i in api.instances("a")}
         check(insts[x]["state"] == "launch_wait",
               "A1: /v1/instances says %s, want launch_wait" % insts[x]["state"])
@@ -361,6 +368,7 @@ def main():
         check(st == 409, "A1: a second completion answered %s %s, want 409" % (st, body.strip()))
         wait("A1: ready", lambda: stored(state, x) == "ready", 20)
         wait("A1: group ready 4", lambda: api.group("a")["ready"] == 4, 10)
+        wait("A1: a member again", lambda: api.call("GET", "/v1/groups/a/targets")["pending"] == 4, 10)
         k = wait("A1: hook_completed", lambda: ("hook_completed" in kinds(api, "a", x)
                                                and kinds(api, "a", x)), 10)
         check("hook_sent" in k and "hook_completed" in k,
