@@ -841,14 +841,14 @@ plan_shrink(const struct converge_input *in, enum store_instance_state *state,
 				a->state = STORE_INSTANCE_WARMING;
 				a->event = "warm_return";
 				returns--;
-			} else if (a->state == STORE_INSTANCE_DRAINING &&
-				   in->cfg->hooks.terminate.present) {
-				hook_wait_terminate(in, i, a, plan);
-				a = NULL; /* plan->v may have moved */
 			}
-			state[i] = plan->v[plan->n - 1].kind == CONVERGE_HOOK_WAIT
-					   ? STORE_INSTANCE_TERMINATE_WAIT
-					   : plan->v[plan->n - 1].state;
+			state[i] = a->state;
+			if (a->state == STORE_INSTANCE_DRAINING &&
+			    in->cfg->hooks.terminate.present) {
+				/* its terminate hook first (a may move) */
+				hook_wait_terminate(in, i, a, plan);
+				state[i] = STORE_INSTANCE_TERMINATE_WAIT;
+			}
 			surplus--;
 		}
 	}
