@@ -11,7 +11,8 @@ refuses a bad one.
 
   group a   launch + terminate hooks to the good receiver, timeout 60 s:
             A1 continue with the call's token: ready (meanwhile not a
-               load-balancer member: /targets); the API's errors
+               load-balancer member: /targets; `status` shows it
+               launch_wait); the API's errors
                (unknown instance 404, not waiting 409, bad result 400,
                no token 403, wrong token 403, completed twice 409);
             A2 abandon with the admin token: removed (deleting/gone);
@@ -348,6 +349,12 @@ def main():
                       api.call("GET", "/v1/groups/a/targets")), 10)
         log("A1 targets while it waits: %s" % json.dumps(tg))
         insts = {i["id"]: i for i in api.instances("a")}
+        out = subprocess.run([binary, "-c", cfg, "status"], capture_output=True,
+                             text=True, timeout=30).stdout
+        line = [ln for ln in out.splitlines() if ln.startswith(x)]
+        log("A1 status: %s" % (line[0] if line else out))
+        check(line and line[0].split()[3] == "launch_wait",
+              "A1: `status` shows %s, want launch_wait" % (line or out))
         check(insts[x]["state"] == "launch_wait",
               "A1: /v1/instances says %s, want launch_wait" % insts[x]["state"])
         # the API's refusals
