@@ -884,6 +884,23 @@ apply(struct daemon *d, struct dgroup *g, struct tick *t, const size_t *rows,
 				  in->v[a->inst].hook_deadline_ms);
 			break;
 		case CONVERGE_HOOK_END:
+			/* a timeout is a completion like the others: the
+			 * first one wins, so a result posted at the same
+			 * moment is either refused (409) or applied by the
+			 * next plan, never answered 200 and then ignored */
+			if (strcmp(a->event, "hook_timeout") == 0 &&
+			    in->v[a->inst].hook_wait) {
+				int rc = store_hook_wait_complete(d->store, si->id,
+								  a->result);
+
+				if (rc == STORE_E_CONFLICT)
+					break; /* completed just now */
+				if (rc != STORE_OK) {
+					log_warn("instance %s: cannot time out its "
+						 "hook wait: %s", si->id, err_msg());
+					break;
+				}
+			}
 			if (!set_state(d, si, a->state, "end its hook wait"))
 				break;
 			hooks_forget(d->hooks, si->id);
