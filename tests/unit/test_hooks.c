@@ -81,8 +81,9 @@ test_refused_gives_up(void **state)
 		usleep(50000);
 	}
 	assert_int_equal(gave_up, 1);
-	/* 200, 400, 400, 400 ms apart within 1.5 s: 4 or 5 attempts */
-	assert_true(failed >= 3 && failed <= 5);
+	/* 200, 400, 400, 400 ms apart within 1.5 s: 4 or 5 attempts, the
+	 * last reported as given up (fewer on a loaded machine, never more) */
+	assert_true(failed >= 2 && failed <= 5);
 	assert_true(hooks_known(h, c.id));
 	hooks_forget(h, c.id);
 	assert_false(hooks_known(h, c.id));
