@@ -12,4 +12,9 @@ unsigned api_checkin(void *ctx, const struct http_checkin *in,
 unsigned api_heartbeat(void *ctx, const struct http_heartbeat *in,
 		       struct http_reply *out);
 
+struct daemon;
+/* HTTP thread: ask the loop to plan the group at its next turn (a
+ * lifecycle hook's wait began or was completed); best effort. */
+void api_plan_now(struct daemon *d, const char *group);
+
 #endif

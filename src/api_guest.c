@@ -259,11 +259,23 @@ mark_ready(struct daemon *d, struct store_instance *si, const char *how)
 	enum store_instance_state from = si->state;
 	int rc;
 
+	enum store_instance_state to = STORE_INSTANCE_READY;
+
 	if (from != STORE_INSTANCE_BOOTING && from != STORE_INSTANCE_UNHEALTHY &&
 	    from != STORE_INSTANCE_RESUMING)
 		return 0;
-	rc = store_instance_set_state(d->store_http, si->id, from,
-				      STORE_INSTANCE_READY);
+	if (from == STORE_INSTANCE_BOOTING) {
+		/* a new instance with a launch hook waits for it (the loop
+		 * records the wait and sends the hook, hooks.h) */
+		struct control_snapshot *s = control_snapshot_get(d->ctl);
+		const struct control_group *cg =
+			s ? control_snapshot_group(s, si->group) : NULL;
+
+		if (cg && cg->launch_hook)
+			to = STORE_INSTANCE_LAUNCH_WAIT;
+		control_snapshot_put(s);
+	}
+	rc = store_instance_set_state(d->store_http, si->id, from, to);
 	if (rc == STORE_E_CONFLICT || rc == STORE_E_NOTFOUND ||
 	    rc == STORE_E_ILLEGAL) {
 		log_debug("instance %s: not marked ready: %s", si->id, err_msg());
@@ -273,7 +285,16 @@ mark_ready(struct daemon *d, struct store_instance *si, const char *how)
 		store_complain(d, "instance %s: cannot mark it ready", si->id);
 		return -1;
 	}
-	si->state = STORE_INSTANCE_READY;
+	si->state = to;
+	if (to == STORE_INSTANCE_LAUNCH_WAIT) {
+		event_record(d->store_http, si->group, si->id, "launch_wait",
+			     NULL, "%s %s %.1f s after its creation; waits for "
+			     "its launch hook", si->domain ? si->domain : si->id,
+			     how,
+			     (double)(util_wall_ms() - si->created_ms) / 1000.0);
+		api_plan_now(d, si->group); /* the hook goes out now */
+		return 0;
+	}
 	if (from == STORE_INSTANCE_BOOTING && si->created_ms > 0)
 		metrics_instance_ready(si->group,
 				       (double)(util_wall_ms() - si->created_ms) / 1000.0);

@@ -752,7 +752,7 @@ cmd_status(int argc, char **argv)
 			       jstr(h, "domains"), jstr(h, "reason"));
 		}
 	}
-	printf("\n%-38s %-10s %-10s %-12s %-4s %-15s %-20s %s\n", "INSTANCE",
+	printf("\n%-38s %-10s %-10s %-14s %-4s %-15s %-20s %s\n", "INSTANCE",
 	       "GROUP", "HOST", "STATE", "BUSY", "ADDRESS", "CREATED",
 	       "LAST HEARTBEAT");
 	if (json_object_object_get_ex(insts, "instances", &arr)) {
@@ -765,7 +765,7 @@ cmd_status(int argc, char **argv)
 
 			format_time(jint(in, "created"), created, sizeof(created));
 			format_time(jint(in, "last_heartbeat"), hb, sizeof(hb));
-			printf("%-38s %-10s %-10s %-12s %-4s %-15s %-20s %s\n",
+			printf("%-38s %-10s %-10s %-14s %-4s %-15s %-20s %s\n",
 			       jstr(in, "id"), jstr(in, "group"), jstr(in, "host"),
 			       jstr(in, "state"), busy ? "yes" : "-",
 			       jstr(in, "address"), created, hb);

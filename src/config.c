@@ -3370,6 +3370,95 @@ static const struct opt warm_pool_opts[] = {
 static const struct section warm_pool_section = {"warm_pool",
 	warm_pool_opts, offsetof(struct config_warm_pool, present), NULL};
 
+static const char *const hook_results[] = {"continue", "abandon", NULL};
+
+static void
+check_hook(struct pctx *ctx, const struct ynode *map, void *base,
+	   const char *path)
+{
+	struct config_hook *h = base;
+
+	if (h->backoff_max_ms < h->backoff_ms)
+		nerr(ctx, ymap_key(map, "backoff_max"), path,
+		     "backoff_max (%" PRId64 " ms) is less than backoff (%" PRId64
+		     " ms)", h->backoff_max_ms, h->backoff_ms);
+	if (h->secret.source == CONFIG_SECRET_NONE)
+		nerr(ctx, map, path, "a hook needs a secret: { file: PATH } "
+		     "with the HMAC-SHA256 key its receiver verifies");
+}
+
+#define HOOK_OPTS(DEFAULT_RESULT, RESULT_DOC)                                  \
+	{.name = "url", .type = T_URL,                                         \
+	 .off = offsetof(struct config_hook, url), .flags = F_REQ | R,         \
+	 .doc = "where the event is POSTed (http:// or https://; TLS "          \
+		"certificates are verified against the system's CAs)"},         \
+	{.name = "secret", .type = T_SECRET,                                   \
+	 .off = offsetof(struct config_hook, secret), .flags = F_OMIT | R,     \
+	 .defdoc = "none (required)",                                          \
+	 .doc = "the HMAC-SHA256 key the event is signed with: { file: PATH } " \
+		"or { env: NAME }; read at start and reload, never logged"},    \
+	{.name = "timeout", .type = T_DURATION,                                \
+	 .off = offsetof(struct config_hook, timeout_ms), .flags = R,          \
+	 .min = SEC, .max = 48 * HOUR, .def = "5m",                            \
+	 .doc = "how long the instance waits for the hook to be completed "    \
+		"(POST /v1/instances/ID/lifecycle) before default_result "      \
+		"applies"},                                                     \
+	{.name = "default_result", .type = T_ENUM,                             \
+	 .off = offsetof(struct config_hook, default_result), .flags = R,      \
+	 .enums = hook_results, .def = DEFAULT_RESULT, .doc = RESULT_DOC},      \
+	{.name = "backoff", .type = T_DURATION,                                \
+	 .off = offsetof(struct config_hook, backoff_ms), .flags = R,          \
+	 .min = 100, .max = HOUR, .def = "1s",                                 \
+	 .doc = "a failed POST is retried after this, then twice as long "     \
+		"each time (up to backoff_max), until the timeout"},            \
+	{.name = "backoff_max", .type = T_DURATION,                            \
+	 .off = offsetof(struct config_hook, backoff_max_ms), .flags = R,      \
+	 .min = 100, .max = HOUR, .def = "30s",                                \
+	 .doc = "the longest wait between two attempts"},                      \
+	{0}
+
+static const struct opt hook_launch_opts[] = {
+	HOOK_OPTS("abandon",
+		  "applied at the timeout: continue (the instance goes into "
+		  "service) or abandon (it is removed and replaced, as AWS "
+		  "does by default)"),
+};
+static const struct opt hook_terminate_opts[] = {
+	HOOK_OPTS("continue",
+		  "applied at the timeout; the instance is removed either way "
+		  "(abandon only records that the hook did not finish)"),
+};
+#undef HOOK_OPTS
+static const struct section hook_launch_section = {"launch",
+	hook_launch_opts, offsetof(struct config_hook, present), check_hook};
+static const struct section hook_terminate_section = {"terminate",
+	hook_terminate_opts, offsetof(struct config_hook, present), check_hook};
+
+static const struct opt hooks_opts[] = {
+	{.name = "launch", .type = T_SECTION, .flags = R,
+	 .off = offsetof(struct config_hooks, launch),
+	 .sub = &hook_launch_section,
+	 .doc = "called when a new instance checked in, before it counts as "
+		"ready (state launch_wait)"},
+	{.name = "terminate", .type = T_SECTION, .flags = R,
+	 .off = offsetof(struct config_hooks, terminate),
+	 .sub = &hook_terminate_section,
+	 .doc = "called when scale-in chose a ready instance, before its "
+		"drain (state terminate_wait)"},
+	{0},
+};
+static const struct section hooks_section = {"hooks", hooks_opts,
+					     NO_PRESENT, NULL};
+
+/* `check` prints hooks only when the group has one */
+static bool
+show_hooks(const void *base)
+{
+	const struct config_group *g = base;
+
+	return g->hooks.launch.present || g->hooks.terminate.present;
+}
+
 static const struct opt group_opts[] = {
 	{.name = "min", .type = T_INT, .off = offsetof(struct config_group, min),
 	 .flags = F_REQ | R, .min = 0, .max = 1000, .doc = "fewest instances"},
@@ -3416,6 +3505,11 @@ static const struct opt group_opts[] = {
 	 .sub = &warm_pool_section,
 	 .doc = "prepared instances a scale-out resumes instead of booting "
 		"new ones"},
+	{.name = "hooks", .type = T_SECTION, .flags = F_RELOAD,
+	 .off = offsetof(struct config_group, hooks), .sub = &hooks_section,
+	 .show = show_hooks,
+	 .doc = "lifecycle hooks: a signed HTTP POST when an instance starts "
+		"or is about to be removed, which it waits for"},
 	{0},
 };
 static const struct section group_section = {"group", group_opts,

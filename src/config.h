@@ -260,6 +260,32 @@ struct config_warm_pool {
 /* "saved", "paused", "stopped"; NULL out of range. */
 const char *config_warm_state_name(enum config_warm_state st);
 
+/*
+ * groups.*.hooks: lifecycle hooks (hooks.h, docs/operations.md). An
+ * HTTP POST of a signed JSON event when an instance checked in (launch)
+ * or was chosen for removal (terminate); it waits until the receiver
+ * completes the hook or the timeout applies default_result.
+ */
+enum config_hook_result {
+	CONFIG_HOOK_CONTINUE,
+	CONFIG_HOOK_ABANDON,
+	CONFIG_HOOK_RESULT_LAST
+};
+
+struct config_hook {
+	bool present;         /* the mapping was given */
+	char *url;            /* http:// or https:// */
+	struct config_secret secret; /* the HMAC-SHA256 key */
+	int64_t timeout_ms;   /* how long the instance waits */
+	enum config_hook_result default_result; /* applied at the timeout */
+	int64_t backoff_ms;   /* first retry after this, doubling ... */
+	int64_t backoff_max_ms; /* ... up to this */
+};
+
+struct config_hooks {
+	struct config_hook launch, terminate;
+};
+
 struct config_health {
 	int64_t ready_within_ms;      /* a new instance must check in by then */
 	int64_t heartbeat_timeout_ms; /* 0 = heartbeats not required */
@@ -313,6 +339,7 @@ struct config_group {
 	struct config_scale_in scale_in;
 	struct config_targets targets;
 	struct config_warm_pool warm_pool;
+	struct config_hooks hooks;
 	int line;
 	/* the app target's outside source (policy.app[i].source names it) */
 	struct config_app_source app_source;

@@ -67,6 +67,8 @@ struct control_group {
 	size_t n_targets, targets_pending;
 	int targets_port;                /* groups.*.targets.port, 0: none */
 	bool targets_known;              /* listed at least once */
+	bool launch_hook;                /* groups.*.hooks.launch: a check-in
+					    goes to launch_wait, not ready */
 };
 
 /* What the HTTP threads see of a host. */
@@ -138,6 +140,9 @@ void control_snapshot_put(struct control_snapshot *s);
 enum control_cmd_kind {
 	CONTROL_SET_DESIRED,
 	CONTROL_SET_PAUSED,
+	CONTROL_PLAN_NOW,                /* plan the group at the loop's next
+					    turn (a lifecycle hook's wait
+					    began or was completed) */
 	CONTROL_CMD_LAST
 };
 

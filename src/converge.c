@@ -25,6 +25,7 @@ converge_state_live(enum store_instance_state st)
 	case STORE_INSTANCE_READY:
 	case STORE_INSTANCE_UNHEALTHY:
 	case STORE_INSTANCE_RESUMING:
+	case STORE_INSTANCE_LAUNCH_WAIT:
 		return true;
 	default:
 		return false;
@@ -64,6 +65,9 @@ converge_action_name(enum converge_action_kind k)
 		[CONVERGE_DRAW] = "draw",
 		[CONVERGE_PARK] = "park",
 		[CONVERGE_RESUME] = "resume",
+		[CONVERGE_HOOK_WAIT] = "hook_wait",
+		[CONVERGE_HOOK_SEND] = "hook_send",
+		[CONVERGE_HOOK_END] = "hook_end",
 	};
 
 	return (unsigned)k < CONVERGE_LAST ? names[k] : "?";
@@ -627,6 +631,124 @@ plan_pool(const struct converge_input *in, struct converge_state *st,
 	}
 }
 
+/* ---- lifecycle hooks ----------------------------------------------------- */
+
+/*
+ * Scale-in chose ready instance i (a: its REMOVE to draining): it waits
+ * for the terminate hook first. a becomes a REMOVE to terminate_wait and
+ * a HOOK_WAIT follows (a may move: the caller drops it).
+ */
+static void
+hook_wait_terminate(const struct converge_input *in, size_t i,
+		    struct converge_action *a, struct converge_plan *plan)
+{
+	const struct config_hook *hc = &in->cfg->hooks.terminate;
+	char *m = xasprintf("%s; its terminate hook runs first", a->message);
+	char *t = util_format_duration(hc->timeout_ms);
+	struct converge_action *w;
+
+	free(a->message);
+	a->message = m;
+	a->state = STORE_INSTANCE_TERMINATE_WAIT;
+	w = add(plan, CONVERGE_HOOK_WAIT, i, "waiting up to %s for the "
+		"terminate hook", t);
+	w->hook = STORE_HOOK_TERMINATE;
+	w->drain_ms = hc->timeout_ms;
+	w->state = STORE_INSTANCE_TERMINATE_WAIT;
+	free(t);
+}
+
+static void
+hook_end(const struct converge_input *in, enum store_instance_state *state,
+	 size_t i, enum store_hook hook, enum store_hook_result result,
+	 const char *event, const char *why, struct converge_plan *plan)
+{
+	const struct converge_instance *ci = &in->v[i];
+	const char *name = ci->domain ? ci->domain : ci->id;
+	struct converge_action *a;
+	enum store_instance_state to;
+	const char *then;
+
+	if (hook == STORE_HOOK_LAUNCH) {
+		to = result == STORE_HOOK_CONTINUE ? STORE_INSTANCE_READY
+						   : STORE_INSTANCE_DELETING;
+		then = result == STORE_HOOK_CONTINUE
+			       ? "it is in service"
+			       : "it is removed and replaced";
+	} else {
+		to = STORE_INSTANCE_DRAINING;
+		then = "its removal proceeds";
+	}
+	a = add(plan, CONVERGE_HOOK_END, i, "%s hook of %s: %s (%s); %s",
+		store_hook_name(hook), name, store_hook_result_name(result),
+		why, then);
+	a->hook = hook;
+	a->result = result;
+	a->state = to;
+	a->event = event;
+	a->drain_ms = in->cfg->scale_in.drain_ms;
+	state[i] = to;
+}
+
+static void
+plan_hooks(const struct converge_input *in, enum store_instance_state *state,
+	   struct converge_plan *plan)
+{
+	for (size_t i = 0; i < in->n; i++) {
+		const struct converge_instance *ci = &in->v[i];
+		enum store_hook hook;
+		const struct config_hook *hc;
+		struct converge_action *a;
+
+		if (state[i] == STORE_INSTANCE_LAUNCH_WAIT)
+			hook = STORE_HOOK_LAUNCH;
+		else if (state[i] == STORE_INSTANCE_TERMINATE_WAIT)
+			hook = STORE_HOOK_TERMINATE;
+		else
+			continue;
+		if (ci->job)
+			continue;
+		hc = hook == STORE_HOOK_LAUNCH ? &in->cfg->hooks.launch
+					       : &in->cfg->hooks.terminate;
+		if (!hc->present) {
+			hook_end(in, state, i, hook, STORE_HOOK_CONTINUE,
+				 "hook_completed",
+				 "the group has no such hook any more", plan);
+		} else if (!ci->hook_wait) {
+			char *t = util_format_duration(hc->timeout_ms);
+
+			a = add(plan, CONVERGE_HOOK_WAIT, i, "waiting up to %s "
+				"for the %s hook", t, store_hook_name(hook));
+			a->hook = hook;
+			a->drain_ms = hc->timeout_ms;
+			a->state = state[i];
+			free(t);
+		} else if (ci->hook_result != STORE_HOOK_PENDING) {
+			hook_end(in, state, i, hook, ci->hook_result,
+				 "hook_completed", "completed", plan);
+		} else if (in->wall_ms >= ci->hook_deadline_ms) {
+			char *t = util_format_duration(hc->timeout_ms);
+			char *why = xasprintf("not completed within %s: the "
+					      "default result", t);
+
+			hook_end(in, state, i, hook,
+				 hc->default_result == CONFIG_HOOK_CONTINUE
+					 ? STORE_HOOK_CONTINUE
+					 : STORE_HOOK_ABANDON,
+				 "hook_timeout", why, plan);
+			free(why);
+			free(t);
+		} else if (!ci->hook_sent) {
+			a = add(plan, CONVERGE_HOOK_SEND, i, "sending the %s hook "
+				"of %s again (its wait continues)",
+				store_hook_name(hook),
+				ci->domain ? ci->domain : ci->id);
+			a->hook = hook;
+			a->state = state[i];
+		}
+	}
+}
+
 static int
 state_rank(enum store_instance_state st)
 {
@@ -636,6 +758,7 @@ state_rank(enum store_instance_state st)
 		return 0;
 	case STORE_INSTANCE_BOOTING:
 	case STORE_INSTANCE_RESUMING:
+	case STORE_INSTANCE_LAUNCH_WAIT:
 		return 1;
 	default:
 		return 2;
@@ -724,6 +847,12 @@ plan_shrink(const struct converge_input *in, enum store_instance_state *state,
 				returns--;
 			}
 			state[i] = a->state;
+			if (a->state == STORE_INSTANCE_DRAINING &&
+			    in->cfg->hooks.terminate.present) {
+				/* its terminate hook first (a may move) */
+				hook_wait_terminate(in, i, a, plan);
+				state[i] = STORE_INSTANCE_TERMINATE_WAIT;
+			}
 			surplus--;
 		}
 	}
@@ -839,6 +968,7 @@ converge_group(const struct converge_input *in, struct converge_state *st,
 		policy_state_note_change(st->pst, in->now_ms, in->manual_from,
 					 in->desired);
 	if (!in->paused) {
+		plan_hooks(in, state, plan);
 		plan_health(in, state, plan);
 		plan_decision(in, state, st, plan);
 	}

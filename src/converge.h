@@ -47,6 +47,17 @@
  *      within health.ready_within, or a resuming one not ready within
  *      warm_pool.resume_within, is removed (the draw falls through to the
  *      next warm instance or a new one at the next plan).
+ *   6. lifecycle hooks (groups.*.hooks, hooks.h), first of all: an
+ *      instance in launch_wait (the check-in put it there) or
+ *      terminate_wait (step 4 put it there instead of draining, with
+ *      HOOK_WAIT at once) without a recorded wait -> HOOK_WAIT; with a
+ *      result (completed through the API) or past its deadline (the
+ *      hook's default_result) -> HOOK_END: launch continue -> ready,
+ *      launch abandon -> deleting (replaced by the convergence), a
+ *      terminate wait -> draining whatever the result; a wait whose
+ *      call this run has not made (after a restart) -> HOOK_SEND. A
+ *      wait whose hook was removed from the configuration ends as
+ *      continue. launch_wait counts towards the size, not as ready.
  * A paused group gets no action: only its counts.
  *
  * Threads: none of its own; the caller owns everything it passes.
@@ -81,6 +92,13 @@ struct converge_instance {
 	int64_t updated_ms;              /* last state change (wall) */
 	bool resumed;                    /* resuming: its resume job ended
 					    well in this run */
+	/* lifecycle hooks (launch_wait, terminate_wait): the wait's row in
+	 * the store (store_hook_wait_*) exists, its deadline (wall) and
+	 * result; this run has its call (queued, sent or given up) */
+	bool hook_wait;
+	int64_t hook_deadline_ms;
+	enum store_hook_result hook_result;
+	bool hook_sent;
 	/* ready instances: the means over the last interval */
 	double metric[POLICY_METRIC_LAST];
 	bool metric_present[POLICY_METRIC_LAST];
@@ -153,6 +171,13 @@ enum converge_action_kind {
 	CONVERGE_DRAW,           /* inst: warm -> resuming, resume it */
 	CONVERGE_PARK,           /* inst: warming, checked in: park it */
 	CONVERGE_RESUME,         /* inst: resuming: run its resume again */
+	CONVERGE_HOOK_WAIT,      /* inst waits for hook: record the wait
+				    (deadline = wall + drain_ms), send it */
+	CONVERGE_HOOK_SEND,      /* inst's wait is recorded, but this run
+				    has not sent it (a restart): send it */
+	CONVERGE_HOOK_END,       /* inst's wait ends with result: -> state
+				    (ready, deleting, draining: drain_ms);
+				    event: hook_completed or hook_timeout */
 	CONVERGE_LAST
 };
 
@@ -168,6 +193,8 @@ struct converge_action {
 					    event's kind when not scale_in
 					    (static strings) */
 	bool pool;                       /* START: for the warm pool */
+	enum store_hook hook;            /* HOOK_*: which hook */
+	enum store_hook_result result;   /* HOOK_END: continue or abandon */
 	char *message;                   /* owned; "" when none */
 };
 

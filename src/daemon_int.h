@@ -48,6 +48,7 @@
 #include "provision.h"
 #include "rates.h"
 #include "sink.h"
+#include "hooks.h"
 #include "store.h"
 
 struct reconciler;
@@ -114,6 +115,9 @@ struct dgroup {
 	struct predict *pred;
 	/* app metric values reported up to then went to the sinks */
 	int64_t app_sent_ms;
+	/* the lifecycle hooks' HMAC keys (groups.*.hooks.*.secret), read at
+	 * start and reload; NULL without the hook */
+	char *hook_key[STORE_HOOK_LAST];
 };
 
 struct daemon {
@@ -146,6 +150,7 @@ struct daemon {
 	size_t n_sinks;
 	struct http_server *http;
 	struct job_queue *jobs;
+	struct hooks *hooks;           /* lifecycle hooks' sender (hooks.h) */
 	struct reconciler *reconciler; /* reconcile.h */
 	struct members *members;       /* members.h: load-balancer members */
 	struct control *ctl;           /* http: the snapshot, commands */

@@ -29,6 +29,8 @@ static const struct {
 	{"addresses_full", LOG_LEVEL_WARN},
 	{"host_down", LOG_LEVEL_WARN},
 	{"app_source_error", LOG_LEVEL_WARN},
+	{"hook_failed", LOG_LEVEL_WARN},
+	{"hook_timeout", LOG_LEVEL_WARN},
 };
 
 enum log_level

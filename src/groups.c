@@ -41,6 +41,11 @@ group_release(struct dgroup *g)
 	promsrc_free(g->src);
 	free(g->resumed);
 	predict_free(g->pred);
+	for (int h = 0; h < STORE_HOOK_LAST; h++)
+		if (g->hook_key[h]) {
+			explicit_bzero(g->hook_key[h], strlen(g->hook_key[h]));
+			free(g->hook_key[h]);
+		}
 	memset(g, 0, sizeof(*g));
 }
 
@@ -149,6 +154,19 @@ group_init(struct dgroup *g, const struct config *cfg,
 	}
 	if (gc->app_source.present && app_source_start(g, gc) != 0)
 		goto fail;
+	/* the lifecycle hooks' keys, read now (start and reload) */
+	if (gc->hooks.launch.present &&
+	    config_secret_read(&gc->hooks.launch.secret,
+			       &g->hook_key[STORE_HOOK_LAUNCH]) != 0) {
+		err_prefix("group %s: hooks.launch.secret", gc->name);
+		goto fail;
+	}
+	if (gc->hooks.terminate.present &&
+	    config_secret_read(&gc->hooks.terminate.secret,
+			       &g->hook_key[STORE_HOOK_TERMINATE]) != 0) {
+		err_prefix("group %s: hooks.terminate.secret", gc->name);
+		goto fail;
+	}
 	if (old) {
 		/* what the loop knows of the group carries over, so that
 		 * neither the decisions nor what the API shows start afresh */

@@ -577,6 +577,49 @@ serve_asset(const char *name, struct http_reply *r)
 	return r->status = 200;
 }
 
+/* POST /v1/instances/ID/lifecycle {"result": ..., "token": ...} */
+static unsigned
+route_lifecycle(struct http_server *srv, struct MHD_Connection *c,
+		struct request *rq, const char *id, bool post,
+		struct http_reply *r)
+{
+	struct json_object *root, *res = NULL, *tok = NULL;
+	bool admin = false;
+	unsigned st;
+
+	if (!post)
+		return http_reply_error(r, 405, "use POST");
+	if (MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+					MHD_HTTP_HEADER_AUTHORIZATION)) {
+		if (auth_blocked(srv, rq->client, NULL))
+			return http_reply_error(r, 429, "too many failed authentications");
+		if (!admin_ok(srv, c, rq, r))
+			return r->status;
+		admin = true;
+	} else if (auth_blocked(srv, rq->client, id)) {
+		return http_reply_error(r, 429, "too many failed authentications");
+	}
+	root = json_tokener_parse(strbuf_str(&rq->body));
+	if (!root || !json_object_is_type(root, json_type_object) ||
+	    !json_object_object_get_ex(root, "result", &res) ||
+	    !json_object_is_type(res, json_type_string) ||
+	    (json_object_object_get_ex(root, "token", &tok) &&
+	     !json_object_is_type(tok, json_type_string))) {
+		json_object_put(root);
+		return http_reply_error(r, 400, "body must be {\"result\": "
+					"\"continue\" or \"abandon\", \"token\": "
+					"\"...\"} (the token unless the admin "
+					"token is presented)");
+	}
+	st = srv->api->lifecycle(srv->ctx, id, json_object_get_string(res),
+				 tok ? json_object_get_string(tok) : NULL,
+				 admin, r);
+	json_object_put(root);
+	if (st == 403)
+		auth_fail(srv, rq->client, id);
+	return st;
+}
+
 static unsigned
 route(struct http_server *srv, struct MHD_Connection *c, const char *url,
       const char *method, struct request *rq, struct http_reply *r)
@@ -641,6 +684,12 @@ route(struct http_server *srv, struct MHD_Connection *c, const char *url,
 		return handle_guest(srv, rq, segs[1][0] == 'c', segs[2],
 				    segs[3], r);
 	}
+
+	/* Completing a lifecycle hook: the admin token, or the hook call's
+	 * token in the body (docs/http-api.md). */
+	if (n == 4 && strcmp(segs[1], "instances") == 0 &&
+	    strcmp(segs[3], "lifecycle") == 0 && srv->api->lifecycle)
+		return route_lifecycle(srv, c, rq, segs[2], post, r);
 
 	/* Everything else is the admin API. */
 	if (auth_blocked(srv, rq->client, NULL))

@@ -126,6 +126,14 @@ struct http_api {
 	unsigned (*metrics)(void *ctx, bool admin, struct http_reply *out);
 	/* GET /v1/groups/NAME/targets: the group's load-balancer members */
 	unsigned (*targets)(void *ctx, const char *group, struct http_reply *out);
+	/* POST /v1/instances/ID/lifecycle: complete a lifecycle hook with
+	 * result ("continue"/"abandon", as sent: the callback checks it);
+	 * admin: the admin token was presented and right; otherwise token
+	 * (may be NULL) is the hook call's. 403 counts as an authentication
+	 * failure. */
+	unsigned (*lifecycle)(void *ctx, const char *id, const char *result,
+			      const char *token, bool admin,
+			      struct http_reply *out);
 };
 
 /* Fill defaults into every zero field. */

@@ -62,6 +62,12 @@ static struct mcount *counts;
 static size_t n_counts;
 static double tick_s;
 static unsigned long ticks;
+/* lifecycle hooks: [hook][result] (metrics_hook) */
+#define HOOK_RESULTS 6
+static const char *const hook_result_labels[HOOK_RESULTS] = {
+	"sent", "failed", "gave_up", "continue", "abandon", "timeout",
+};
+static unsigned long hook_counts[2][HOOK_RESULTS];
 
 static struct mcount *
 count_get(const char *group)
@@ -223,6 +229,18 @@ metrics_scale_action(const char *group, int from, int to)
 }
 
 void
+metrics_hook(const char *hook, const char *result)
+{
+	int h = strcmp(hook, "launch") == 0 ? 0 : 1;
+
+	pthread_mutex_lock(&lock);
+	for (int r = 0; r < HOOK_RESULTS; r++)
+		if (strcmp(result, hook_result_labels[r]) == 0)
+			hook_counts[h][r]++;
+	pthread_mutex_unlock(&lock);
+}
+
+void
 metrics_instance_ready(const char *group, double seconds)
 {
 	struct mcount *c;
@@ -274,6 +292,7 @@ metrics_reset(void)
 	n_counts = 0;
 	tick_s = 0;
 	ticks = 0;
+	memset(hook_counts, 0, sizeof(hook_counts));
 	pthread_mutex_unlock(&lock);
 }
 
@@ -694,6 +713,18 @@ metrics_render_prometheus(struct strbuf *out, bool instances)
 		render_instances(out);
 	render_groups(out);
 	render_counts(out);
+	family(out, "va_hook_calls_total", "counter",
+	       "Lifecycle hooks: POST attempts (sent, failed, gave_up) and "
+	       "how the waits ended (continue, abandon: completed; timeout: "
+	       "the default result applied).");
+	for (int h = 0; h < 2; h++)
+		for (int r = 0; r < HOOK_RESULTS; r++) {
+			strbuf_adds(out, "va_hook_calls_total{");
+			label(out, "hook", h ? "terminate" : "launch", true);
+			label(out, "result", hook_result_labels[r], false);
+			strbuf_addc(out, '}');
+			value(out, (double)hook_counts[h][r]);
+		}
 	render_hosts(out);
 	family(out, "va_tick_duration_seconds", "gauge",
 	       "Wall time of the daemon's last tick.");

@@ -54,6 +54,9 @@ void metrics_remove_group(const char *group);
 void metrics_scale_action(const char *group, int from, int to);
 /* An instance of the group became ready this long after its creation
  * (any thread). */
+/* A lifecycle hook's attempt or end: hook "launch"/"terminate", result
+ * "sent", "failed", "gave_up", "continue", "abandon" or "timeout". */
+void metrics_hook(const char *hook, const char *result);
 void metrics_instance_ready(const char *group, double seconds);
 /* The daemon's own loop. */
 void metrics_tick(double seconds);

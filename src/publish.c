@@ -272,6 +272,7 @@ daemon_publish(struct daemon *d)
 		cg->warm_pool = g->cfg->warm_pool.size > 0 || g->warming > 0 ||
 				g->warm > 0;
 		cg->warm_state = config_warm_state_name(g->cfg->warm_pool.state);
+		cg->launch_hook = g->cfg->hooks.launch.present;
 		cg->warm_target = g->warm_target;
 		cg->warming = g->warming;
 		cg->warm = g->warm;

@@ -415,7 +415,9 @@ plan_lost(const struct reconcile_input *in, const struct prep *p,
 			      STORE_STATE_BIT(STORE_INSTANCE_DRAINING) |
 			      STORE_STATE_BIT(STORE_INSTANCE_WARMING) |
 			      STORE_STATE_BIT(STORE_INSTANCE_WARM) |
-			      STORE_STATE_BIT(STORE_INSTANCE_RESUMING);
+			      STORE_STATE_BIT(STORE_INSTANCE_RESUMING) |
+			      STORE_STATE_BIT(STORE_INSTANCE_LAUNCH_WAIT) |
+			      STORE_STATE_BIT(STORE_INSTANCE_TERMINATE_WAIT);
 
 	if (!in->inv->listed || !in->inv->complete)
 		return;

@@ -15,6 +15,8 @@
 #include <time.h>
 
 #include "daemon_int.h"
+#include "http.h"
+#include "secret.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
@@ -92,6 +94,9 @@ scaler_commands(struct daemon *d, bool may_act)
 			c->status = 404;
 		} else if (c->kind == CONTROL_SET_DESIRED) {
 			command_set_desired(d, g, c);
+		} else if (c->kind == CONTROL_PLAN_NOW) {
+			g->next_decide_ms = 0;
+			c->status = 200;
 		} else {
 			command_set_paused(d, g, c);
 		}
@@ -228,6 +233,8 @@ struct tick {
 	uint64_t *pending_mem;
 	char (*busy)[STORE_ID_LEN + 1];  /* sorted */
 	size_t n_busy;
+	struct store_hook_wait *waits;   /* lifecycle hook waits, by id */
+	size_t n_waits;
 };
 
 static int
@@ -278,10 +285,16 @@ tick_gather(struct daemon *d, struct tick *t)
 	for (int st = 0; st < STORE_INSTANCE_LAST; st++)
 		if (converge_state_live((enum store_instance_state)st) ||
 		    converge_state_pooled((enum store_instance_state)st) ||
-		    st == STORE_INSTANCE_DRAINING || st == STORE_INSTANCE_DELETING)
+		    st == STORE_INSTANCE_DRAINING || st == STORE_INSTANCE_DELETING ||
+		    st == STORE_INSTANCE_TERMINATE_WAIT)
 			f.state_mask |= STORE_STATE_BIT(st);
 	if (store_instance_list(d->store, &f, &t->all) != STORE_OK) {
 		log_error("cannot list instances: %s", err_msg());
+		return -1;
+	}
+	if (store_hook_wait_list(d->store, &t->waits, &t->n_waits) != STORE_OK) {
+		log_error("cannot list the lifecycle hooks' waits: %s", err_msg());
+		store_instance_list_release(&t->all);
 		return -1;
 	}
 	t->group_of = xcalloc(t->all.n + 1, sizeof(*t->group_of));
@@ -328,6 +341,7 @@ tick_release(struct tick *t)
 	free(t->pending_vcpus);
 	free(t->pending_mem);
 	free(t->busy);
+	free(t->waits);
 }
 
 static int
@@ -536,6 +550,17 @@ group_instances(struct daemon *d, struct dgroup *g, const struct tick *t,
 		ci->resumed = si->state == STORE_INSTANCE_RESUMING &&
 			      bsearch(si->id, g->resumed, g->n_resumed,
 				      sizeof(*g->resumed), busy_cmp) != NULL;
+		if (si->state == STORE_INSTANCE_LAUNCH_WAIT ||
+		    si->state == STORE_INSTANCE_TERMINATE_WAIT) {
+			const struct store_hook_wait *hw =
+				bsearch(si->id, t->waits, t->n_waits,
+					sizeof(*t->waits), busy_cmp);
+
+			ci->hook_wait = hw != NULL;
+			ci->hook_deadline_ms = hw ? hw->deadline_ms : 0;
+			ci->hook_result = hw ? hw->result : STORE_HOOK_PENDING;
+			ci->hook_sent = hooks_known(d->hooks, si->id);
+		}
 		if (si->state == STORE_INSTANCE_READY && d->appm)
 			app_values(d, p, si->id, ci);
 		app_to_sinks(d, g, ci, &app_sent);
@@ -641,6 +666,170 @@ set_state(struct daemon *d, struct store_instance *si,
 	return true;
 }
 
+/* ---- lifecycle hooks ----------------------------------------------------- */
+
+/* The JSON event of a hook call (docs/operations.md); caller frees. */
+static char *
+hook_body(struct daemon *d, const struct store_instance *si,
+	  enum store_hook hook, const char *token, int64_t deadline_ms)
+{
+	struct strbuf sb = STRBUF_INIT;
+	const char *addr = si->address;
+	char *url;
+
+	if (!addr && d->ctl) {
+		struct control_snapshot *snap = control_snapshot_get(d->ctl);
+		const char *a = snap ? control_snapshot_address(snap, si->id) : NULL;
+
+		url = a ? xstrdup(a) : NULL;
+		control_snapshot_put(snap);
+	} else {
+		url = addr ? xstrdup(addr) : NULL;
+	}
+	strbuf_adds(&sb, "{\"event\":\"lifecycle_hook\",\"hook\":");
+	http_json_string(&sb, store_hook_name(hook));
+	strbuf_adds(&sb, ",\"transition\":");
+	http_json_string(&sb, hook == STORE_HOOK_LAUNCH ? "launch_wait"
+							: "terminate_wait");
+	strbuf_adds(&sb, ",\"instance\":");
+	http_json_string(&sb, si->id);
+	strbuf_adds(&sb, ",\"group\":");
+	http_json_string(&sb, si->group);
+	strbuf_adds(&sb, ",\"host\":");
+	if (si->host)
+		http_json_string(&sb, si->host);
+	else
+		strbuf_adds(&sb, "null");
+	strbuf_adds(&sb, ",\"domain\":");
+	if (si->domain)
+		http_json_string(&sb, si->domain);
+	else
+		strbuf_adds(&sb, "null");
+	strbuf_adds(&sb, ",\"address\":");
+	if (url)
+		http_json_string(&sb, url);
+	else
+		strbuf_adds(&sb, "null");
+	free(url);
+	strbuf_addf(&sb, ",\"time_ms\":%" PRId64 ",\"deadline_ms\":%" PRId64,
+		    util_wall_ms(), deadline_ms);
+	strbuf_adds(&sb, ",\"token\":");
+	http_json_string(&sb, token);
+	url = xasprintf("%s/v1/instances/%s/lifecycle",
+			d->cfg->daemon.public_url ? d->cfg->daemon.public_url : "",
+			si->id);
+	strbuf_adds(&sb, ",\"complete_url\":");
+	http_json_string(&sb, url);
+	free(url);
+	strbuf_adds(&sb, "}");
+	return strbuf_detach(&sb);
+}
+
+/*
+ * Record (begin) or renew the wait of si for hook and send its call with
+ * a new token (its hash in the store, the token only in the call).
+ */
+static void
+hook_send(struct daemon *d, struct dgroup *g, const struct store_instance *si,
+	  enum store_hook hook, bool begin, int64_t deadline_ms)
+{
+	const struct config_hook *hc = hook == STORE_HOOK_LAUNCH
+					       ? &g->cfg->hooks.launch
+					       : &g->cfg->hooks.terminate;
+	char token[SECRET_LEN + 1], hash[SECRET_HASH_LEN + 1], *body;
+	struct store_hook_wait w;
+	int rc;
+
+	if (!g->hook_key[hook] || secret_mint(token) != 0 ||
+	    secret_hash(token, strlen(token), hash) != 0) {
+		log_error("instance %s: cannot make a %s hook call: %s", si->id,
+			  store_hook_name(hook), err_msg());
+		return;
+	}
+	if (begin) {
+		memset(&w, 0, sizeof(w));
+		snprintf(w.id, sizeof(w.id), "%s", si->id);
+		w.hook = hook;
+		w.deadline_ms = deadline_ms;
+		snprintf(w.token_hash, sizeof(w.token_hash), "%s", hash);
+		rc = store_hook_wait_begin(d->store, &w);
+	} else {
+		rc = store_hook_wait_token(d->store, si->id, hash);
+	}
+	if (rc != STORE_OK) {
+		/* the next plan tries again */
+		log_warn("instance %s: cannot record its %s hook wait: %s",
+			 si->id, store_hook_name(hook), err_msg());
+		explicit_bzero(token, sizeof(token));
+		return;
+	}
+	body = hook_body(d, si, hook, token, deadline_ms);
+	hooks_send(d->hooks, &(struct hook_call){
+				     .id = si->id,
+				     .group = si->group,
+				     .hook = hook,
+				     .url = hc->url,
+				     .key = g->hook_key[hook],
+				     .body = body,
+				     .deadline_ms = deadline_ms,
+				     .backoff_ms = hc->backoff_ms,
+				     .backoff_max_ms = hc->backoff_max_ms,
+			     });
+	explicit_bzero(body, strlen(body));
+	free(body);
+	explicit_bzero(token, sizeof(token));
+}
+
+/* The workers' reports: events (the first failure and then every
+ * power-of-two attempt, not one per retry) and counters. */
+static void
+hook_reports(struct daemon *d)
+{
+	struct hook_report *v;
+	size_t n = hooks_reports(d->hooks, &v);
+
+	for (size_t i = 0; i < n; i++) {
+		const struct hook_report *r = &v[i];
+		const char *hook = store_hook_name(r->hook);
+
+		metrics_hook(hook, hook_outcome_name(r->outcome));
+		if (r->outcome == HOOK_SENT)
+			event_record(d->store, r->group, r->id, "hook_sent", NULL,
+				     "%s hook sent (attempt %u); waiting for its "
+				     "completion", hook, r->attempt);
+		else if (r->outcome == HOOK_GAVE_UP ||
+			 (r->attempt & (r->attempt - 1)) == 0)
+			event_record(d->store, r->group, r->id, "hook_failed",
+				     NULL, "%s hook: attempt %u failed: %s%s",
+				     hook, r->attempt, r->why,
+				     r->outcome == HOOK_GAVE_UP
+					     ? "; no time left before the "
+					       "timeout, not retried"
+					     : "; retried with backoff");
+	}
+	free(v);
+}
+
+/* Waits whose instance left its wait state (removed, lost) end. */
+static void
+hook_waits_prune(struct daemon *d, const struct tick *t)
+{
+	for (size_t k = 0; k < t->n_waits; k++) {
+		bool waiting = false;
+
+		for (size_t i = 0; i < t->all.n && !waiting; i++)
+			waiting = strcmp(t->all.v[i].id, t->waits[k].id) == 0 &&
+				  (t->all.v[i].state == STORE_INSTANCE_LAUNCH_WAIT ||
+				   t->all.v[i].state == STORE_INSTANCE_TERMINATE_WAIT);
+		if (waiting)
+			continue;
+		hooks_forget(d->hooks, t->waits[k].id);
+		if (store_hook_wait_end(d->store, t->waits[k].id) != STORE_OK)
+			log_warn("instance %s: cannot end its hook wait: %s",
+				 t->waits[k].id, err_msg());
+	}
+}
+
 static void
 apply(struct daemon *d, struct dgroup *g, struct tick *t, const size_t *rows,
       const struct converge_input *in, const struct converge_plan *plan)
@@ -700,6 +889,8 @@ apply(struct daemon *d, struct dgroup *g, struct tick *t, const size_t *rows,
 				     "%s", a->message);
 			if (a->state == STORE_INSTANCE_WARMING)
 				break; /* returned: parked at the next plan */
+			if (a->state == STORE_INSTANCE_TERMINATE_WAIT)
+				break; /* its hook first (HOOK_WAIT) */
 			if (scaler_remove(d, si, a->drain_ms) != 0)
 				log_warn("%s", err_msg());
 			break;
@@ -716,6 +907,55 @@ apply(struct daemon *d, struct dgroup *g, struct tick *t, const size_t *rows,
 			break;
 		case CONVERGE_RESUME:
 			warm_job(d, g, si, WARM_RESUME);
+			break;
+		case CONVERGE_HOOK_WAIT:
+			/* after a REMOVE to terminate_wait the store refused */
+			if (si->state != a->state)
+				break;
+			hook_send(d, g, si, a->hook, true,
+				  in->wall_ms + a->drain_ms);
+			break;
+		case CONVERGE_HOOK_SEND:
+			hook_send(d, g, si, a->hook, false,
+				  in->v[a->inst].hook_deadline_ms);
+			break;
+		case CONVERGE_HOOK_END:
+			/* a timeout is a completion like the others: the
+			 * first one wins, so a result posted at the same
+			 * moment is either refused (409) or applied by the
+			 * next plan, never answered 200 and then ignored */
+			if (strcmp(a->event, "hook_timeout") == 0 &&
+			    in->v[a->inst].hook_wait) {
+				int rc = store_hook_wait_complete(d->store, si->id,
+								  a->result);
+
+				if (rc == STORE_E_CONFLICT)
+					break; /* completed just now */
+				if (rc != STORE_OK) {
+					log_warn("instance %s: cannot time out its "
+						 "hook wait: %s", si->id, err_msg());
+					break;
+				}
+			}
+			if (!set_state(d, si, a->state, "end its hook wait"))
+				break;
+			hooks_forget(d->hooks, si->id);
+			if (store_hook_wait_end(d->store, si->id) != STORE_OK)
+				log_warn("instance %s: cannot end its hook wait "
+					 "(ended at the next plan): %s", si->id,
+					 err_msg());
+			metrics_hook(store_hook_name(a->hook),
+				     strcmp(a->event, "hook_timeout") == 0
+					     ? "timeout"
+					     : store_hook_result_name(a->result));
+			event_record(d->store, name, si->id, a->event, NULL, "%s",
+				     a->message);
+			if (a->state == STORE_INSTANCE_DELETING &&
+			    scaler_remove(d, si, 0) != 0)
+				log_warn("%s", err_msg());
+			else if (a->state == STORE_INSTANCE_DRAINING &&
+				 scaler_remove(d, si, a->drain_ms) != 0)
+				log_warn("%s", err_msg());
 			break;
 		default:
 			break;
@@ -876,6 +1116,7 @@ scaler_tick(struct daemon *d, int64_t now)
 	int64_t wall = util_wall_ms();
 	bool gathered = false;
 
+	hook_reports(d);
 	for (unsigned i = 0; i < d->n_groups; i++) {
 		struct dgroup *g = &d->groups[i];
 
@@ -885,6 +1126,8 @@ scaler_tick(struct daemon *d, int64_t now)
 		/* one list for every group: placement needs all hosts' counts */
 		if (!gathered && tick_gather(d, &t) != 0)
 			return;
+		if (!gathered)
+			hook_waits_prune(d, &t);
 		gathered = true;
 		group_tick(d, g, &t, now, wall);
 	}

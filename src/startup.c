@@ -270,6 +270,9 @@ daemon_setup(struct daemon *d)
 
 		d->jobs = jobs_start(&env, WORKER_THREADS);
 	}
+	d->hooks = hooks_new(2);
+	if (!d->hooks)
+		return -1;
 	/* Give the hosts a moment to connect, so that recovery sees them;
 	 * a host that refuses at once is not waited for. */
 	for (int64_t deadline = util_now_ms() + 10000; util_now_ms() < deadline;) {
@@ -327,6 +330,8 @@ daemon_free(struct daemon *d)
 		control_close(d->ctl);
 	if (d->jobs)
 		jobs_done = jobs_stop(d->jobs, STOP_WAIT_MS);
+	hooks_free(d->hooks); /* aborts a POST in flight */
+	d->hooks = NULL;
 	reconciler_free(d->reconciler);
 	http_stop(d->http);
 	hosts_release(d);

@@ -92,6 +92,8 @@ static const char *const state_names[STORE_INSTANCE_LAST] = {
 	[STORE_INSTANCE_WARMING] = "warming",
 	[STORE_INSTANCE_WARM] = "warm",
 	[STORE_INSTANCE_RESUMING] = "resuming",
+	[STORE_INSTANCE_LAUNCH_WAIT] = "launch_wait",
+	[STORE_INSTANCE_TERMINATE_WAIT] = "terminate_wait",
 };
 
 const char *
@@ -134,9 +136,9 @@ static const unsigned transitions[STORE_INSTANCE_LAST] = {
 	[STORE_INSTANCE_REQUESTED] = B(PROVISIONING) | B(DELETING) | B(GONE),
 	[STORE_INSTANCE_PROVISIONING] = B(BOOTING) | B(DELETING) | B(LOST),
 	[STORE_INSTANCE_BOOTING] = B(READY) | B(UNHEALTHY) | B(DRAINING) |
-				   B(DELETING) | B(LOST),
+				   B(DELETING) | B(LOST) | B(LAUNCH_WAIT),
 	[STORE_INSTANCE_READY] = B(DRAINING) | B(UNHEALTHY) | B(DELETING) |
-				 B(LOST) | B(WARMING),
+				 B(LOST) | B(WARMING) | B(TERMINATE_WAIT),
 	[STORE_INSTANCE_UNHEALTHY] = B(READY) | B(DRAINING) | B(DELETING) |
 				     B(LOST),
 	[STORE_INSTANCE_DRAINING] = B(READY) | B(DELETING) | B(LOST),
@@ -147,6 +149,10 @@ static const unsigned transitions[STORE_INSTANCE_LAST] = {
 	[STORE_INSTANCE_WARM] = B(RESUMING) | B(DELETING) | B(LOST),
 	[STORE_INSTANCE_RESUMING] = B(READY) | B(UNHEALTHY) | B(DRAINING) |
 				    B(DELETING) | B(LOST),
+	/* lifecycle hooks (hooks.h): continue -> ready, abandon -> deleting;
+	 * a terminate wait always ends in the removal */
+	[STORE_INSTANCE_LAUNCH_WAIT] = B(READY) | B(DELETING) | B(LOST),
+	[STORE_INSTANCE_TERMINATE_WAIT] = B(DRAINING) | B(DELETING) | B(LOST),
 };
 #undef B
 
@@ -3009,5 +3015,277 @@ cleanup:
 	unlock(s);
 	if (rc == STORE_OK && count)
 		*count = n;
+	return rc;
+}
+
+/* ---- lifecycle hook waits ---------------------------------------------- */
+
+static const char *const hook_names[STORE_HOOK_LAST] = {
+	[STORE_HOOK_LAUNCH] = "launch",
+	[STORE_HOOK_TERMINATE] = "terminate",
+};
+static const char *const hook_result_names[STORE_HOOK_RESULT_LAST] = {
+	[STORE_HOOK_PENDING] = "pending",
+	[STORE_HOOK_CONTINUE] = "continue",
+	[STORE_HOOK_ABANDON] = "abandon",
+};
+
+const char *
+store_hook_name(enum store_hook h)
+{
+	return (unsigned)h < STORE_HOOK_LAST ? hook_names[h] : NULL;
+}
+
+const char *
+store_hook_result_name(enum store_hook_result r)
+{
+	return (unsigned)r < STORE_HOOK_RESULT_LAST ? hook_result_names[r]
+						     : NULL;
+}
+
+int
+store_hook_result_parse(const char *s, enum store_hook_result *out)
+{
+	if (strcmp(s, "continue") == 0)
+		*out = STORE_HOOK_CONTINUE;
+	else if (strcmp(s, "abandon") == 0)
+		*out = STORE_HOOK_ABANDON;
+	else {
+		err_set("unknown hook result '%.32s' (continue or abandon)", s);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+hook_check_id(const char *id)
+{
+	if (!id || check_id_len(id, strlen(id)) < 0) {
+		err_prefix("hook wait");
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_hook_wait_begin(struct store *s, const struct store_hook_wait *w)
+{
+	int64_t now = util_wall_ms();
+	int rc;
+
+	if (hook_check_id(w->id) < 0 || (unsigned)w->hook >= STORE_HOOK_LAST ||
+	    check_hash_len(w->token_hash, strlen(w->token_hash)) < 0)
+		return STORE_E_ERROR;
+	s = lock(s);
+	rc = tx_begin(s);
+	if (rc < 0)
+		goto cleanup;
+	rc = x(s, "INSERT INTO hook_waits (instance_id, hook, deadline_ms, "
+		  "token_hash, result, created_ms, updated_ms) "
+		  "VALUES (?, ?, ?, ?, NULL, ?, ?)",
+	       (struct store_val[]){SV_TEXT(w->id), SV_TEXT(hook_names[w->hook]),
+				    SV_INT(w->deadline_ms),
+				    SV_TEXT(w->token_hash), SV_INT(now),
+				    SV_INT(now)},
+	       6, NULL, NULL);
+	if (rc == STORE_E_EXISTS)
+		err_set("instance %s already waits for a hook", w->id);
+	else if (rc < 0)
+		rc = STORE_E_ERROR;
+	rc = tx_end(s, rc);
+cleanup:
+	unlock(s);
+	return rc;
+}
+
+int
+store_hook_wait_token(struct store *s, const char *id, const char *token_hash)
+{
+	int64_t changes = 0;
+	int rc;
+
+	if (hook_check_id(id) < 0 ||
+	    check_hash_len(token_hash, strlen(token_hash)) < 0)
+		return STORE_E_ERROR;
+	s = lock(s);
+	rc = tx_begin(s);
+	if (rc < 0)
+		goto cleanup;
+	if (x(s, "UPDATE hook_waits SET token_hash = ?, updated_ms = ? "
+		 "WHERE instance_id = ?",
+	      (struct store_val[]){SV_TEXT(token_hash), SV_INT(util_wall_ms()),
+				   SV_TEXT(id)},
+	      3, &changes, NULL) < 0)
+		rc = STORE_E_ERROR;
+	else if (changes != 1) {
+		err_set("instance %s waits for no hook", id);
+		rc = STORE_E_NOTFOUND;
+	}
+	rc = tx_end(s, rc);
+cleanup:
+	unlock(s);
+	return rc;
+}
+
+struct hook_ctx {
+	struct store_hook_wait *v;
+	size_t n, alloc;
+};
+
+#define HOOK_COLS \
+	"instance_id, hook, deadline_ms, token_hash, result, created_ms, " \
+	"updated_ms"
+
+static int
+hook_cb(void *ctx, const struct store_row *r)
+{
+	struct hook_ctx *c = ctx;
+	struct store_hook_wait *w;
+	char *id = NULL, *hook = NULL, *hash = NULL, *res = NULL;
+	int rc = -1;
+
+	if (c->n == c->alloc) {
+		c->alloc = c->alloc ? c->alloc * 2 : 8;
+		c->v = xreallocarray(c->v, c->alloc, sizeof(*c->v));
+	}
+	w = &c->v[c->n];
+	memset(w, 0, sizeof(*w));
+	if (col_str(r, 0, "instance_id", COL_ID, 0, false, &id) < 0 ||
+	    col_str(r, 1, "hook", COL_KIND, 0, false, &hook) < 0 ||
+	    col_int(r, 2, "deadline_ms", 0, INT64_MAX, &w->deadline_ms) < 0 ||
+	    col_str(r, 3, "token_hash", COL_HASH, 0, false, &hash) < 0 ||
+	    col_str(r, 4, "result", COL_KIND, 0, true, &res) < 0 ||
+	    col_int(r, 5, "created_ms", 0, INT64_MAX, &w->created_ms) < 0 ||
+	    col_int(r, 6, "updated_ms", 0, INT64_MAX, &w->updated_ms) < 0)
+		goto cleanup;
+	snprintf(w->id, sizeof(w->id), "%s", id);
+	snprintf(w->token_hash, sizeof(w->token_hash), "%s", hash);
+	if (strcmp(hook, "launch") == 0)
+		w->hook = STORE_HOOK_LAUNCH;
+	else if (strcmp(hook, "terminate") == 0)
+		w->hook = STORE_HOOK_TERMINATE;
+	else {
+		err_set("column hook: unknown hook '%.32s'", hook);
+		goto cleanup;
+	}
+	if (!res)
+		w->result = STORE_HOOK_PENDING;
+	else if (store_hook_result_parse(res, &w->result) < 0)
+		goto cleanup;
+	c->n++;
+	rc = 0;
+cleanup:
+	free(id);
+	free(hook);
+	free(hash);
+	free(res);
+	return rc < 0 ? corrupt(r, "hook_waits", 0) : 0;
+}
+
+int
+store_hook_wait_get(struct store *s, const char *id,
+		    struct store_hook_wait *out)
+{
+	struct hook_ctx c = {NULL, 0, 0};
+	int rc = STORE_OK;
+
+	if (hook_check_id(id) < 0)
+		return STORE_E_ERROR;
+	s = lock(s);
+	if (q(s, "SELECT " HOOK_COLS " FROM hook_waits WHERE instance_id = ?",
+	      (struct store_val[]){SV_TEXT(id)}, 1, hook_cb, &c) < 0)
+		rc = STORE_E_ERROR;
+	unlock(s);
+	if (rc == STORE_OK && !c.n) {
+		err_set("instance %s waits for no hook", id);
+		rc = STORE_E_NOTFOUND;
+	}
+	if (rc == STORE_OK)
+		*out = c.v[0];
+	free(c.v);
+	return rc;
+}
+
+int
+store_hook_wait_list(struct store *s, struct store_hook_wait **v, size_t *n)
+{
+	struct hook_ctx c = {NULL, 0, 0};
+	int rc = STORE_OK;
+
+	s = lock(s);
+	if (q(s, "SELECT " HOOK_COLS " FROM hook_waits ORDER BY instance_id",
+	      NULL, 0, hook_cb, &c) < 0)
+		rc = STORE_E_ERROR;
+	unlock(s);
+	if (rc != STORE_OK) {
+		free(c.v);
+		return rc;
+	}
+	*v = c.v;
+	*n = c.n;
+	return STORE_OK;
+}
+
+int
+store_hook_wait_complete(struct store *s, const char *id,
+			 enum store_hook_result result)
+{
+	int64_t changes = 0;
+	struct store_hook_wait w;
+	struct store *l;
+	int rc;
+
+	if (hook_check_id(id) < 0 || (result != STORE_HOOK_CONTINUE &&
+				      result != STORE_HOOK_ABANDON)) {
+		err_set("hook result must be continue or abandon");
+		return STORE_E_ERROR;
+	}
+	l = lock(s);
+	rc = tx_begin(l);
+	if (rc < 0)
+		goto cleanup;
+	if (x(l, "UPDATE hook_waits SET result = ?, updated_ms = ? "
+		 "WHERE instance_id = ? AND result IS NULL",
+	      (struct store_val[]){SV_TEXT(hook_result_names[result]),
+				   SV_INT(util_wall_ms()), SV_TEXT(id)},
+	      3, &changes, NULL) < 0)
+		rc = STORE_E_ERROR;
+	else if (changes != 1)
+		rc = STORE_E_CONFLICT; /* told apart below */
+	rc = tx_end(l, rc);
+cleanup:
+	unlock(l);
+	if (rc == STORE_E_CONFLICT) {
+		int g = store_hook_wait_get(s, id, &w);
+
+		if (g == STORE_E_NOTFOUND)
+			rc = STORE_E_NOTFOUND;
+		else if (g == STORE_OK)
+			err_set("the %s hook of instance %s was completed "
+				"already (%s)", hook_names[w.hook], id,
+				hook_result_names[w.result]);
+		else
+			rc = g;
+	}
+	return rc;
+}
+
+int
+store_hook_wait_end(struct store *s, const char *id)
+{
+	int rc;
+
+	if (hook_check_id(id) < 0)
+		return STORE_E_ERROR;
+	s = lock(s);
+	rc = tx_begin(s);
+	if (rc < 0)
+		goto cleanup;
+	if (x(s, "DELETE FROM hook_waits WHERE instance_id = ?",
+	      (struct store_val[]){SV_TEXT(id)}, 1, NULL, NULL) < 0)
+		rc = STORE_E_ERROR;
+	rc = tx_end(s, rc);
+cleanup:
+	unlock(s);
 	return rc;
 }

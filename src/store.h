@@ -78,7 +78,7 @@ const char *store_rc_name(int rc);
 #define STORE_HOLDER_MAX 255    /* lease holder ids */
 
 /* Newest schema version this binary knows (see docs/state.md). */
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 /* ---- opening ---------------------------------------------------------- */
 
@@ -196,6 +196,10 @@ enum store_instance_state {
 	STORE_INSTANCE_WARM,     /* in the pool: saved, paused or stopped */
 	STORE_INSTANCE_RESUMING, /* drawn from the pool: ready on its first
 				    heartbeat or check-in after the resume */
+	STORE_INSTANCE_LAUNCH_WAIT,    /* checked in; its launch hook runs
+					  (hooks.h): live, not serving */
+	STORE_INSTANCE_TERMINATE_WAIT, /* chosen for removal; its terminate
+					  hook runs before the drain */
 	STORE_INSTANCE_LAST
 };
 /* "requested", "provisioning", ...; NULL for an out-of-range value. */
@@ -524,5 +528,57 @@ int store_load_prune(struct store *s, int64_t before_minute, int64_t *count);
 int store_instance_purge(struct store *s, int64_t before_ms, int64_t *count);
 /* Delete events older than before_ms; *count (may be NULL) how many. */
 int store_event_prune(struct store *s, int64_t before_ms, int64_t *count);
+
+/*
+ * Lifecycle hook waits (hooks.h, docs/state.md): one row per instance in
+ * launch_wait or terminate_wait, written by the loop when the wait
+ * begins: which hook, the wall-clock deadline at which the default
+ * result applies, the SHA-256 (hex) of the current call's token, and the
+ * result once someone completed it (an HTTP thread, conditionally: only
+ * the first completion counts). The loop deletes the row when the wait
+ * ends. Schema version 5.
+ */
+enum store_hook {
+	STORE_HOOK_LAUNCH,
+	STORE_HOOK_TERMINATE,
+	STORE_HOOK_LAST
+};
+enum store_hook_result {
+	STORE_HOOK_PENDING,  /* not completed yet */
+	STORE_HOOK_CONTINUE,
+	STORE_HOOK_ABANDON,
+	STORE_HOOK_RESULT_LAST
+};
+/* "launch", "terminate"; "pending", "continue", "abandon"; NULL out of range */
+const char *store_hook_name(enum store_hook h);
+const char *store_hook_result_name(enum store_hook_result r);
+/* "continue" or "abandon" (not "pending"); 0 or -1 with err_set() */
+int store_hook_result_parse(const char *s, enum store_hook_result *out);
+
+struct store_hook_wait {
+	char id[STORE_ID_LEN + 1];
+	enum store_hook hook;
+	int64_t deadline_ms;          /* wall clock */
+	char token_hash[65];          /* secret_hash() of the call's token */
+	enum store_hook_result result;
+	int64_t created_ms, updated_ms;
+};
+/* Begin a wait: insert the row (STORE_E_EXISTS if the instance has one). */
+int store_hook_wait_begin(struct store *s, const struct store_hook_wait *w);
+/* A new call's token for the wait of id (a re-send after a restart). */
+int store_hook_wait_token(struct store *s, const char *id,
+			  const char *token_hash);
+/* The wait of id; STORE_E_NOTFOUND when it has none. */
+int store_hook_wait_get(struct store *s, const char *id,
+			struct store_hook_wait *out);
+/* Every wait (ordered by id); *v freed by the caller. */
+int store_hook_wait_list(struct store *s, struct store_hook_wait **v,
+			 size_t *n);
+/* Record the result of a pending wait: STORE_E_NOTFOUND without a
+ * wait, STORE_E_CONFLICT when it was completed already. */
+int store_hook_wait_complete(struct store *s, const char *id,
+			     enum store_hook_result result);
+/* End the wait of id (delete its row; no row is fine). */
+int store_hook_wait_end(struct store *s, const char *id);
 
 #endif

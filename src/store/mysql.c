@@ -1001,12 +1001,26 @@ static const char *const v5[] = {
 	NULL,
 };
 
+/* Lifecycle hook waits (store_hook_wait_*): one row per waiting instance. */
+static const char *const v6[] = {
+	"CREATE TABLE IF NOT EXISTS hook_waits ("
+	" instance_id VARCHAR(64) NOT NULL PRIMARY KEY,"
+	" hook VARCHAR(16) NOT NULL,"
+	" deadline_ms BIGINT NOT NULL,"
+	" token_hash VARCHAR(64) NOT NULL,"
+	" result VARCHAR(16) NULL,"
+	" created_ms BIGINT NOT NULL,"
+	" updated_ms BIGINT NOT NULL)" TABLE_OPTS,
+	NULL,
+};
+
 static const struct store_migration migrations[] = {
 	{1, v1},
 	{2, v2},
 	{3, v3},
 	{4, v4},
 	{5, v5},
+	{6, v6},
 };
 
 const struct store_driver store_driver_mysql = {

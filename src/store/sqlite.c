@@ -523,12 +523,26 @@ static const char *const v5[] = {
 	NULL,
 };
 
+/* Lifecycle hook waits (store_hook_wait_*): one row per waiting instance. */
+static const char *const v6[] = {
+	"CREATE TABLE hook_waits ("
+	" instance_id TEXT NOT NULL PRIMARY KEY,"
+	" hook TEXT NOT NULL,"
+	" deadline_ms INTEGER NOT NULL,"
+	" token_hash TEXT NOT NULL,"
+	" result TEXT NULL,"
+	" created_ms INTEGER NOT NULL,"
+	" updated_ms INTEGER NOT NULL)",
+	NULL,
+};
+
 static const struct store_migration migrations[] = {
 	{1, v1},
 	{2, v2},
 	{3, v3},
 	{4, v4},
 	{5, v5},
+	{6, v6},
 };
 
 const struct store_driver store_driver_sqlite = {

@@ -8,6 +8,7 @@
  *   r requested  p provisioning  B booting  R ready  U unhealthy
  *   D draining   X deleting      G gone
  *   m warming (created for the warm pool)  W warm  Z resuming (drawn 5 s ago)
+ *   L launch_wait  T terminate_wait (lifecycle hooks)
  *   NN   its CPU % (ready ones; none: no metrics)
  *   !    busy (heartbeat said so, just now)   ~ busy for an hour
  *   j    a worker job runs for it
@@ -17,6 +18,9 @@
  *   h    warming: checked in (a heartbeat; warming ones have none else)
  *   k    resuming: its resume job ended in this run
  *   w    warming: ready for 5 s only
+ *   q    hook wait recorded (deadline in 4 minutes)  x its deadline passed
+ *   n    its hook call is known in this run (sent)
+ *   c    completed: continue   a completed: abandon
  *   @N   on host N (default host 0)
  *   =A   its static address, the range's A-th (0-based)
  */
@@ -74,6 +78,16 @@ struct row {
 	int draws, pool_starts, returns, parks, resumes;
 	const char *draw_hosts;     /* the hosts DRAW uses, "1 0" */
 	const char *decision_has;   /* in the SET_DESIRED message */
+	/* lifecycle hooks: configured (1 launch, 2 terminate), launch's
+	 * default result continue (else abandon); HOOK_WAIT, HOOK_SEND,
+	 * HOOK_END actions, the state the first HOOK_END goes to; the
+	 * plan's ready count when check_ready */
+	int hooks;
+	bool launch_continue;
+	int hook_waits, hook_sends, hook_ends;
+	const char *hook_end_to;
+	bool check_ready;
+	int want_ready;
 };
 
 static const struct row rows[] = {
@@ -257,6 +271,43 @@ static const struct row rows[] = {
 	{"warm pool: warm ones are not removed for the surplus", 1, 8, 1,
 	 "R R W", 0, .warm_size = 1, .want_desired = 1, .removes = 1,
 	 .removed = "1"},
+	/* lifecycle hooks (issue 16) */
+	{"hooks: a new launch wait is recorded and sent; live, not ready", 1, 8,
+	 2, "R L", 0, .hooks = 1, .want_desired = 2, .hook_waits = 1,
+	 .check_ready = true, .want_ready = 1},
+	{"hooks: waiting, its call made: nothing", 1, 8, 2, "R Lqn", 0,
+	 .hooks = 1, .want_desired = 2},
+	{"hooks: waiting after a restart: sent again", 1, 8, 2, "R Lq", 0,
+	 .hooks = 1, .want_desired = 2, .hook_sends = 1},
+	{"hooks: launch continue: ready", 1, 8, 2, "R Lqnc", 0, .hooks = 1,
+	 .want_desired = 2, .hook_ends = 1, .hook_end_to = "ready",
+	 .check_ready = true, .want_ready = 2},
+	{"hooks: launch abandon: removed and replaced", 1, 8, 2, "R Lqna", 0,
+	 .hooks = 1, .want_desired = 2, .hook_ends = 1,
+	 .hook_end_to = "deleting", .starts = 1},
+	{"hooks: launch timeout: default abandon, replaced", 1, 8, 2, "R Lqnx",
+	 0, .hooks = 1, .want_desired = 2, .hook_ends = 1,
+	 .hook_end_to = "deleting", .starts = 1},
+	{"hooks: launch timeout: default continue, ready", 1, 8, 2, "R Lqx", 0,
+	 .hooks = 1, .launch_continue = true, .want_desired = 2,
+	 .hook_ends = 1, .hook_end_to = "ready"},
+	{"hooks: the hook left the configuration: continue", 1, 8, 2, "R Lq", 0,
+	 .want_desired = 2, .hook_ends = 1, .hook_end_to = "ready"},
+	{"hooks: scale-in waits for the terminate hook", 1, 8, 1, "R R R", 0,
+	 .hooks = 2, .want_desired = 1, .removes = 2, .hook_waits = 2},
+	{"hooks: terminate abandon: the removal proceeds", 1, 8, 1, "R Tqna", 0,
+	 .hooks = 2, .want_desired = 1, .hook_ends = 1,
+	 .hook_end_to = "draining"},
+	{"hooks: terminate timeout: the removal proceeds", 1, 8, 1, "R Tqnx", 0,
+	 .hooks = 2, .want_desired = 1, .hook_ends = 1,
+	 .hook_end_to = "draining"},
+	{"hooks: terminate_wait is not live: no start, no removal", 1, 8, 1,
+	 "R Tqn", 0, .hooks = 2, .want_desired = 1},
+	{"hooks: scale-in takes launch_wait first, no terminate hook", 1, 8, 2,
+	 "R R Lqn", 0, .hooks = 3, .want_desired = 2, .removes = 1,
+	 .removed = "2"},
+	{"hooks: paused group: nothing, not even a timeout", 1, 8, 2, "R Lqx",
+	 0, .hooks = 1, .paused = true, .want_desired = 2},
 };
 
 struct fixture {
@@ -321,6 +372,8 @@ parse_instances(struct fixture *f, const struct row *r)
 		case 'm': ci->state = STORE_INSTANCE_WARMING; break;
 		case 'W': ci->state = STORE_INSTANCE_WARM; break;
 		case 'Z': ci->state = STORE_INSTANCE_RESUMING; break;
+		case 'L': ci->state = STORE_INSTANCE_LAUNCH_WAIT; break;
+		case 'T': ci->state = STORE_INSTANCE_TERMINATE_WAIT; break;
 		default: fail_msg("bad state in '%s'", r->inst);
 		}
 		if (ci->state == STORE_INSTANCE_BOOTING)
@@ -359,6 +412,17 @@ parse_instances(struct fixture *f, const struct row *r)
 				ci->heartbeat_ms = WALL - 1000;
 			} else if (c == 'k') {
 				ci->resumed = true;
+			} else if (c == 'q') {
+				ci->hook_wait = true;
+				ci->hook_deadline_ms = WALL + 240000;
+			} else if (c == 'x') {
+				ci->hook_deadline_ms = WALL - 1;
+			} else if (c == 'n') {
+				ci->hook_sent = true;
+			} else if (c == 'c') {
+				ci->hook_result = STORE_HOOK_CONTINUE;
+			} else if (c == 'a') {
+				ci->hook_result = STORE_HOOK_ABANDON;
 			} else if (c == 'w') {
 				ci->ready_ms = WALL - 5000;
 			} else if (c == '@') {
@@ -406,6 +470,14 @@ setup_fixture(struct fixture *f, const struct row *r)
 	f->gc.warm_pool.max_prepared = r->max_prepared;
 	f->gc.warm_pool.reuse_on_scale_in = r->reuse;
 	f->gc.warm_pool.resume_within_ms = 120000;
+	f->gc.hooks.launch.present = r->hooks & 1;
+	f->gc.hooks.launch.timeout_ms = 300000;
+	f->gc.hooks.launch.default_result = r->launch_continue
+						    ? CONFIG_HOOK_CONTINUE
+						    : CONFIG_HOOK_ABANDON;
+	f->gc.hooks.terminate.present = (r->hooks & 2) != 0;
+	f->gc.hooks.terminate.timeout_ms = 300000;
+	f->gc.hooks.terminate.default_result = CONFIG_HOOK_CONTINUE;
 	if (r->range) {
 		static char first[46], last[46];
 		const char *dash = strchr(r->range, '-');
@@ -501,7 +573,7 @@ check_row(const struct row *r)
 	struct converge_plan plan;
 	int count[CONVERGE_LAST] = {0}, pool_starts = 0, returns = 0;
 	char removed[128] = "", hosts[128] = "", draw_hosts[128] = "";
-	const char *address = NULL, *event = NULL;
+	const char *address = NULL, *event = NULL, *hook_end_to = NULL;
 
 	setup_fixture(&f, r);
 	converge_state_init(&st);
@@ -524,7 +596,20 @@ check_row(const struct row *r)
 			snprintf(removed + len, sizeof(removed) - len, "%s%zu",
 				 len ? " " : "", a->inst);
 			assert_true(a->state == STORE_INSTANCE_DRAINING ||
-				    a->state == STORE_INSTANCE_DELETING);
+				    a->state == STORE_INSTANCE_DELETING ||
+				    a->state == STORE_INSTANCE_TERMINATE_WAIT);
+			/* a terminate hook: only for ready ones, and then
+			 * always (the wait follows at once) */
+			if (a->state == STORE_INSTANCE_TERMINATE_WAIT ||
+			    ((r->hooks & 2) && a->state == STORE_INSTANCE_DRAINING))
+				assert_true(k + 1 < plan.n &&
+					    plan.v[k + 1].kind == CONVERGE_HOOK_WAIT &&
+					    plan.v[k + 1].inst == a->inst &&
+					    f.v[a->inst].state == STORE_INSTANCE_READY);
+			break;
+		case CONVERGE_HOOK_END:
+			if (!hook_end_to)
+				hook_end_to = store_instance_state_name(a->state);
 			break;
 		case CONVERGE_DRAW:
 			assert_int_equal(f.v[a->inst].state, STORE_INSTANCE_WARM);
@@ -582,6 +667,20 @@ check_row(const struct row *r)
 			 r->pool_starts, returns, r->returns,
 			 count[CONVERGE_PARK], r->parks, count[CONVERGE_RESUME],
 			 r->resumes);
+	if (count[CONVERGE_HOOK_WAIT] != r->hook_waits ||
+	    count[CONVERGE_HOOK_SEND] != r->hook_sends ||
+	    count[CONVERGE_HOOK_END] != r->hook_ends ||
+	    (r->hook_end_to && (!hook_end_to ||
+				strcmp(hook_end_to, r->hook_end_to) != 0)) ||
+	    (r->check_ready && plan.ready != r->want_ready))
+		fail_msg("case '%s': hook wait %d (want %d), send %d (%d), "
+			 "end %d (%d) to %s (%s), ready %d (%d)", r->name,
+			 count[CONVERGE_HOOK_WAIT], r->hook_waits,
+			 count[CONVERGE_HOOK_SEND], r->hook_sends,
+			 count[CONVERGE_HOOK_END], r->hook_ends,
+			 hook_end_to ? hook_end_to : "-",
+			 r->hook_end_to ? r->hook_end_to : "-", plan.ready,
+			 r->want_ready);
 	if (r->draw_hosts && strcmp(draw_hosts, r->draw_hosts) != 0)
 		fail_msg("case '%s': drawn on '%s', want '%s'", r->name,
 			 draw_hosts, r->draw_hosts);

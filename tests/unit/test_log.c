@@ -170,6 +170,9 @@ test_event_levels(void **state)
 	assert_int_equal(event_level("replace"), LOG_LEVEL_WARN);
 	assert_int_equal(event_level("hosts_full"), LOG_LEVEL_WARN);
 	assert_int_equal(event_level("host_down"), LOG_LEVEL_WARN);
+	assert_int_equal(event_level("hook_failed"), LOG_LEVEL_WARN);
+	assert_int_equal(event_level("hook_timeout"), LOG_LEVEL_WARN);
+	assert_int_equal(event_level("hook_sent"), LOG_LEVEL_INFO);
 	assert_int_equal(event_level("decision"), LOG_LEVEL_INFO);
 	assert_int_equal(event_level("ready"), LOG_LEVEL_INFO);
 	assert_int_equal(event_level(NULL), LOG_LEVEL_INFO);

@@ -102,7 +102,7 @@ fresh_db(void)
 		raw_exec("SET FOREIGN_KEY_CHECKS = 0");
 		raw_exec("DROP TABLE IF EXISTS journal, events, instances, "
 			 "instance_groups, leases, schema_version, "
-			 "installation, config_generation, load_history");
+			 "installation, config_generation, load_history, hook_waits");
 		raw_exec("SET FOREIGN_KEY_CHECKS = 1");
 		snprintf(url, sizeof(cur_url), "%s", base_url);
 	} else {
@@ -2315,6 +2315,84 @@ read_password(void)
 	return s;
 }
 
+/* Lifecycle hook waits: begin once, read back, a new token, the first
+ * completion wins (a second is a conflict, a missing wait not found), end. */
+static void
+test_hook_waits(void **state)
+{
+	struct store *s = *state, *s2;
+	const char *id = "0b1e6c3a-2f4d-4e5a-9b8c-7d6e5f4a3b21";
+	const char *id2 = "5b0c6e1e-8f0a-4c39-9d7e-2f1b8a3c4d5e";
+	struct store_hook_wait w = {0}, got, *v = NULL;
+	enum store_hook_result r;
+	char h1[65], h2[65];
+	size_t n = 0;
+
+	memset(h1, 'a', 64);
+	h1[64] = '\0';
+	memset(h2, 'b', 64);
+	h2[64] = '\0';
+	assert_int_equal(store_hook_wait_get(s, id, &got), STORE_E_NOTFOUND);
+	snprintf(w.id, sizeof(w.id), "%s", id);
+	w.hook = STORE_HOOK_LAUNCH;
+	w.deadline_ms = 1800000000000LL;
+	snprintf(w.token_hash, sizeof(w.token_hash), "%s", h1);
+	assert_int_equal(store_hook_wait_begin(s, &w), STORE_OK);
+	assert_int_equal(store_hook_wait_begin(s, &w), STORE_E_EXISTS);
+	snprintf(w.id, sizeof(w.id), "%s", id2);
+	w.hook = STORE_HOOK_TERMINATE;
+	assert_int_equal(store_hook_wait_begin(s, &w), STORE_OK);
+	assert_int_equal(store_hook_wait_get(s, id, &got), STORE_OK);
+	assert_string_equal(got.id, id);
+	assert_int_equal(got.hook, STORE_HOOK_LAUNCH);
+	assert_int_equal(got.deadline_ms, 1800000000000LL);
+	assert_string_equal(got.token_hash, h1);
+	assert_int_equal(got.result, STORE_HOOK_PENDING);
+	/* a new call's token (after a restart) */
+	assert_int_equal(store_hook_wait_token(s, id, h2), STORE_OK);
+	assert_int_equal(store_hook_wait_token(s, "7b0c6e1e-8f0a-4c39-9d7e-2f1b8a3c4d5e",
+					       h2), STORE_E_NOTFOUND);
+	/* another handle (the HTTP threads') completes it, once */
+	s2 = open_ok(cur_url);
+	assert_int_equal(store_hook_wait_complete(s2, id, STORE_HOOK_ABANDON),
+			 STORE_OK);
+	assert_int_equal(store_hook_wait_complete(s2, id, STORE_HOOK_CONTINUE),
+			 STORE_E_CONFLICT);
+	assert_non_null(strstr(err_msg(), "completed already (abandon)"));
+	assert_int_equal(store_hook_wait_complete(s2, "7b0c6e1e-8f0a-4c39-9d7e-2f1b8a3c4d5e",
+						  STORE_HOOK_CONTINUE),
+			 STORE_E_NOTFOUND);
+	assert_int_equal(store_hook_wait_complete(s2, id2, STORE_HOOK_PENDING),
+			 STORE_E_ERROR);
+	store_close(s2);
+	assert_int_equal(store_hook_wait_list(s, &v, &n), STORE_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].id, id); /* by id */
+	assert_string_equal(v[0].token_hash, h2);
+	assert_int_equal(v[0].result, STORE_HOOK_ABANDON);
+	assert_string_equal(v[1].id, id2);
+	assert_int_equal(v[1].hook, STORE_HOOK_TERMINATE);
+	assert_int_equal(v[1].result, STORE_HOOK_PENDING);
+	free(v);
+	assert_int_equal(store_hook_wait_end(s, id), STORE_OK);
+	assert_int_equal(store_hook_wait_end(s, id), STORE_OK);
+	assert_int_equal(store_hook_wait_get(s, id, &got), STORE_E_NOTFOUND);
+	/* kept across a restart */
+	store_close(s);
+	*state = s = open_ok(cur_url);
+	assert_int_equal(store_hook_wait_get(s, id2, &got), STORE_OK);
+	assert_int_equal(got.deadline_ms, 1800000000000LL);
+	assert_int_equal(store_hook_result_parse("maybe", &r), -1);
+	assert_string_equal(store_instance_state_name(STORE_INSTANCE_LAUNCH_WAIT),
+			    "launch_wait");
+	assert_true(store_instance_transition_ok(STORE_INSTANCE_BOOTING,
+						 STORE_INSTANCE_LAUNCH_WAIT));
+	assert_true(store_instance_transition_ok(STORE_INSTANCE_READY,
+						 STORE_INSTANCE_TERMINATE_WAIT));
+	assert_false(store_instance_transition_ok(STORE_INSTANCE_TERMINATE_WAIT,
+						  STORE_INSTANCE_READY));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -2339,6 +2417,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_migrate_v3_partial),
 		cmocka_unit_test(test_owner_damaged),
 		cmocka_unit_test_setup_teardown(test_config_gen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hook_waits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_gen_fenced, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_config_gen_concurrent, setup,
