@@ -255,6 +255,9 @@ main(int argc, char **argv)
 	run(s, ids, "instance list, 100 rows (read)", op_list);
 	fill(s);
 	run(s, ids, "instance list, 5,000 rows, all groups", op_list_all);
+	/* the loop's handle: from memory while no instance changed */
+	if (store_instance_cache(s, 60000))
+		run(s, ids, "... the same, unchanged, cached", op_list_all);
 	store_close(s);
 	if (argc == 1) {
 		char *cmd = xasprintf("rm -rf '%s'", tmp);
