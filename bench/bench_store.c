@@ -7,7 +7,8 @@
  *   bench_store mysql://va@127.0.0.1:3307/va_test_bench
  *                                    MariaDB; password from
  *                                    VA_TEST_MARIADB_PASSWORD_FILE
- * Each figure runs for about BENCH_SECONDS (default 2).
+ * Each figure runs for about BENCH_SECONDS (default 2); BENCH_ONLY=TEXT
+ * runs only the figures whose name contains TEXT (for a profiler).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -15,11 +16,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "converge.h"
 #include "log.h"
 #include "store.h"
 #include "util.h"
 
 #define NINST 100
+/* The scaler's listing: every live, draining and deleting instance of
+ * every group, as scaler_tick() asks for it once per decision. */
+#define NLIST 5000
 
 static double seconds = 2.0;
 
@@ -90,12 +95,84 @@ op_list(struct store *s, char (*ids)[STORE_ID_LEN + 1], long i)
 	return rc;
 }
 
+static int
+op_list_all(struct store *s, char (*ids)[STORE_ID_LEN + 1], long i)
+{
+	struct store_instance_filter f = {NULL, NULL, 0};
+	struct store_instance_list l;
+	int rc;
+
+	(void)ids;
+	(void)i;
+	for (int st = 0; st < STORE_INSTANCE_LAST; st++)
+		if (converge_state_live((enum store_instance_state)st) ||
+		    st == STORE_INSTANCE_DRAINING || st == STORE_INSTANCE_DELETING)
+			f.state_mask |= STORE_STATE_BIT(st);
+	rc = store_instance_list(s, &f, &l);
+	if (rc == STORE_OK && l.n != NLIST) {
+		fprintf(stderr, "bench_store: listed %zu instances, not %d\n",
+			l.n, NLIST);
+		rc = STORE_E_ERROR;
+	}
+	store_instance_list_release(&l);
+	return rc;
+}
+
+/* NLIST - NINST more instances, in five groups, with what adopted ones
+ * carry (host, domain, secret hash, address), created in a shuffled
+ * order of created_ms like adoption's. */
+static void
+fill(struct store *s)
+{
+	char id[STORE_ID_LEN + 1], dom[32], addr[32];
+	char hash[STORE_HASH_LEN + 1];
+
+	for (int k = 0; k < 5; k++) {
+		char name[16];
+		struct store_group g = {name, 1000, false, 1, 0, 0};
+
+		snprintf(name, sizeof(name), "bench%d", k);
+		if (store_group_upsert(s, &g) != STORE_OK)
+			goto fail;
+	}
+	memset(hash, 'a', STORE_HASH_LEN);
+	hash[STORE_HASH_LEN] = '\0';
+	for (int i = NINST; i < NLIST; i++) {
+		char group[16];
+		struct store_instance in = {0};
+
+		snprintf(group, sizeof(group), "bench%d", i / 1000);
+		snprintf(dom, sizeof(dom), "va-scale-%04d", i);
+		snprintf(addr, sizeof(addr), "10.0.%d.%d", i / 256, i % 256);
+		store_instance_new_id(id);
+		in.id = id;
+		in.group = group;
+		in.host = (char *)"kvm1";
+		in.domain = dom;
+		in.secret_hash = hash;
+		in.address = addr;
+		in.state = STORE_INSTANCE_READY;
+		in.config_gen = 1;
+		in.created_ms = 1700000000000 + (int64_t)((i * 7919) % NLIST);
+		if (store_instance_put(s, &in) != STORE_OK)
+			goto fail;
+	}
+	return;
+fail:
+	fprintf(stderr, "bench_store: %s\n", err_msg());
+	exit(1);
+}
+
 static void
 run(struct store *s, char (*ids)[STORE_ID_LEN + 1], const char *name,
     op_fn fn)
 {
 	int64_t start = util_now_ms(), end = start + (int64_t)(seconds * 1000);
+	const char *only = getenv("BENCH_ONLY");
 	long n = 0;
+
+	if (only && !strstr(name, only))
+		return;
 
 	/* the state machine op needs an even count per instance: go on in
 	 * whole rounds of NINST */
@@ -176,6 +253,11 @@ main(int argc, char **argv)
 	run(s, ids, "event append (write)", op_event);
 	run(s, ids, "instance get (read)", op_get);
 	run(s, ids, "instance list, 100 rows (read)", op_list);
+	fill(s);
+	run(s, ids, "instance list, 5,000 rows, all groups", op_list_all);
+	/* the loop's handle: from memory while no instance changed */
+	if (store_instance_cache(s, 60000))
+		run(s, ids, "... the same, unchanged, cached", op_list_all);
 	store_close(s);
 	if (argc == 1) {
 		char *cmd = xasprintf("rm -rf '%s'", tmp);

@@ -519,11 +519,15 @@ group_instances(struct daemon *d, struct dgroup *g, const struct tick *t,
 		size_t **rows, size_t *n_out, int64_t now)
 {
 	const struct policy_params *p = &g->cfg->policy;
-	size_t gi = (size_t)(g - d->groups), n = 0;
-	struct converge_instance *v = xcalloc(t->all.n + 1, sizeof(*v));
+	size_t gi = (size_t)(g - d->groups), n = 0, room = 0;
+	struct converge_instance *v;
 	int64_t app_sent = g->app_sent_ms;
 
-	*rows = xcalloc(t->all.n + 1, sizeof(**rows));
+	/* room for the group's instances, not for every group's */
+	for (size_t i = 0; i < t->all.n; i++)
+		room += t->group_of[i] == (int)gi;
+	v = xcalloc(room + 1, sizeof(*v));
+	*rows = xcalloc(room + 1, sizeof(**rows));
 	rates_group_init(&g->agg);
 	for (size_t i = 0; i < t->all.n; i++) {
 		const struct store_instance *si = &t->all.v[i];

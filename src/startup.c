@@ -206,6 +206,10 @@ daemon_setup(struct daemon *d)
 	}
 	log_info("state store %s: installation id %s", store_backend(d->store),
 		 d->owner);
+	/* the loop lists every instance every few seconds (scaler, members):
+	 * from memory while no instance changed (store.h), and from the
+	 * table at least once a minute; MariaDB: always from the table */
+	store_instance_cache(d->store, 60000);
 	if (dc->ha.node_id)
 		snprintf(d->holder, sizeof(d->holder), "%s:%ld", dc->ha.node_id,
 			 (long)getpid());

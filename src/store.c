@@ -62,6 +62,14 @@ struct store {
 	char owner[STORE_ID_LEN + 1]; /* installation id, "" until read */
 	char *fence_name;          /* NULL: unfenced; see above */
 	int64_t fence_epoch;
+
+	/* store_instance_cache(): every instance but the gone ones as of
+	 * generation cache_gen of the instances table, read at cache_ms. */
+	pthread_mutex_t cache_mu;  /* guards the fields below */
+	int64_t cache_max_age_ms;  /* 0: no cache */
+	bool cache_valid;
+	int64_t cache_gen, cache_ms;
+	struct store_instance_list cache;
 };
 
 /* ---- names and enums --------------------------------------------------- */
@@ -485,12 +493,31 @@ bad:
  * handed back (NULLs, lengths, embedded NULs, numbers) and says which
  * column is wrong. Row callbacks prefix the table and key.
  */
+/* Whether the backend gave column i as a number (store_row). */
+static bool
+col_typed_int(const struct store_row *r, size_t i)
+{
+	return i < r->ncols && r->is_int && r->is_int[i];
+}
+
+/* Whether column i is SQL NULL. */
+static bool
+col_null(const struct store_row *r, size_t i)
+{
+	return i < r->ncols && !r->vals[i] && !col_typed_int(r, i);
+}
+
 static int
 col_raw(const struct store_row *r, size_t i, const char *col, bool nullable,
 	const char **s, size_t *len)
 {
 	if (i >= r->ncols) {
 		err_set("column %s is missing from the result", col);
+		return -1;
+	}
+	if (col_typed_int(r, i)) {
+		err_set("column %s is the number %" PRId64 ", not text", col,
+			r->ints[i]);
 		return -1;
 	}
 	*s = r->vals[i];
@@ -516,6 +543,16 @@ col_int(const struct store_row *r, size_t i, const char *col, int64_t min,
 	size_t len;
 	char buf[32];
 
+	if (col_typed_int(r, i)) {
+		/* the backend read a number: only its range to check */
+		if (r->ints[i] < min || r->ints[i] > max) {
+			err_set("column %s: %" PRId64 " is out of range (%" PRId64
+				" to %" PRId64 ")", col, r->ints[i], min, max);
+			return -1;
+		}
+		*out = r->ints[i];
+		return 0;
+	}
 	if (col_raw(r, i, col, false, &s, &len) < 0)
 		return -1;
 	if (len == 0 || len >= sizeof(buf)) {
@@ -551,9 +588,14 @@ enum col_kind {
 	COL_TEXT,   /* text with newlines, max */
 };
 
+static char *arena_strndup(struct store_instance_arena **a, const char *s,
+			   size_t len);
+
+/* col_str(), the copy in *arena when arena is not NULL. */
 static int
-col_str(const struct store_row *r, size_t i, const char *col,
-	enum col_kind kind, size_t max, bool nullable, char **out)
+col_str_in(const struct store_row *r, size_t i, const char *col,
+	   enum col_kind kind, size_t max, bool nullable,
+	   struct store_instance_arena **arena, char **out)
 {
 	const char *s;
 	size_t len;
@@ -588,8 +630,15 @@ col_str(const struct store_row *r, size_t i, const char *col,
 		err_prefix("column %s", col);
 		return -1;
 	}
-	*out = xstrndup(s, len);
+	*out = arena ? arena_strndup(arena, s, len) : xstrndup(s, len);
 	return 0;
+}
+
+static int
+col_str(const struct store_row *r, size_t i, const char *col,
+	enum col_kind kind, size_t max, bool nullable, char **out)
+{
+	return col_str_in(r, i, col, kind, max, nullable, NULL, out);
 }
 
 /* A column holding the name of an enum value. */
@@ -646,6 +695,10 @@ row_key(const struct store_row *r, size_t i, char *buf, size_t size)
 {
 	size_t n = 0;
 
+	if (col_typed_int(r, i)) {
+		snprintf(buf, size, "%" PRId64, r->ints[i]);
+		return;
+	}
 	if (i < r->ncols && r->vals[i]) {
 		n = r->lens[i] < size - 1 ? r->lens[i] : size - 1;
 		memcpy(buf, r->vals[i], n);
@@ -932,7 +985,7 @@ max_gen_cb(void *ctx, const struct store_row *r)
 {
 	int64_t *max = ctx, v = 0;
 
-	if (r->vals[0] &&
+	if (!col_null(r, 0) &&
 	    col_int(r, 0, "config_gen", 0, INT64_MAX, &v) < 0)
 		return corrupt(r, "config_gen", 0);
 	if (v > *max)
@@ -1110,6 +1163,7 @@ store_open_pool(const char *url, const char *password, unsigned max_conns)
 	s->drv = drv;
 	s->pool = s;
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->cache_mu, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	s->max_lanes = max_conns < drv->max_conns ? max_conns : drv->max_conns;
 	if (s->max_lanes > MAX_LANES)
@@ -1151,7 +1205,9 @@ store_close(struct store *s)
 		free(s->lanes[i]);
 	}
 	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->cache_mu);
 	pthread_cond_destroy(&s->cond);
+	store_instance_list_release(&s->cache);
 	if (s->password) {
 		explicit_bzero(s->password, strlen(s->password));
 		free(s->password);
@@ -1560,13 +1616,53 @@ store_instance_release(struct store_instance *inst)
 	memset(inst, 0, sizeof(*inst));
 }
 
+/* The strings of a listing, in blocks that never move (store.h). */
+#define ARENA_BLOCK (32 * 1024)
+struct store_instance_arena {
+	struct store_instance_arena *next;
+	size_t used, cap;
+	char data[];
+};
+
+/* A copy of s[0..len) with its NUL, in *a (a new block when full). */
+static char *
+arena_strndup(struct store_instance_arena **a, const char *s, size_t len)
+{
+	struct store_instance_arena *b = *a;
+	char *p;
+
+	if (!b || b->cap - b->used < len + 1) {
+		size_t cap = len + 1 > ARENA_BLOCK ? len + 1 : ARENA_BLOCK;
+
+		b = xmalloc(sizeof(*b) + cap);
+		b->next = *a;
+		b->used = 0;
+		b->cap = cap;
+		*a = b;
+	}
+	p = b->data + b->used;
+	memcpy(p, s, len);
+	p[len] = '\0';
+	b->used += len + 1;
+	return p;
+}
+
 void
 store_instance_list_release(struct store_instance_list *l)
 {
 	if (!l)
 		return;
-	for (size_t i = 0; i < l->n; i++)
-		store_instance_release(&l->v[i]);
+	if (l->arena) {
+		while (l->arena) {
+			struct store_instance_arena *next = l->arena->next;
+
+			free(l->arena);
+			l->arena = next;
+		}
+	} else {
+		for (size_t i = 0; i < l->n; i++)
+			store_instance_release(&l->v[i]);
+	}
 	free(l->v);
 	l->v = NULL;
 	l->n = 0;
@@ -1600,18 +1696,22 @@ store_instance_new_id(char out[STORE_ID_LEN + 1])
 	"updated_ms, ready_ms, heartbeat_ms, busy, busy_since_ms, "        \
 	"config_gen, address, notes"
 
+/* The instance of row r; its strings are allocated one by one, or in
+ * *arena when arena is not NULL (a listing's). */
 static int
-instance_from_row(const struct store_row *r, struct store_instance *in)
+instance_from_row(const struct store_row *r, struct store_instance *in,
+		  struct store_instance_arena **arena)
 {
 	memset(in, 0, sizeof(*in));
-	if (col_str(r, 0, "id", COL_ID, 0, false, &in->id) < 0 ||
-	    col_str(r, 1, "group_name", COL_NAME, 0, false, &in->group) < 0 ||
-	    col_str(r, 2, "host", COL_NAME, 0, true, &in->host) < 0 ||
-	    col_str(r, 3, "domain", COL_LINE, STORE_DOMAIN_MAX, true,
-		    &in->domain) < 0 ||
+	if (col_str_in(r, 0, "id", COL_ID, 0, false, arena, &in->id) < 0 ||
+	    col_str_in(r, 1, "group_name", COL_NAME, 0, false, arena,
+		       &in->group) < 0 ||
+	    col_str_in(r, 2, "host", COL_NAME, 0, true, arena, &in->host) < 0 ||
+	    col_str_in(r, 3, "domain", COL_LINE, STORE_DOMAIN_MAX, true, arena,
+		       &in->domain) < 0 ||
 	    col_enum(r, 4, "state", parse_state_cb, &in->state) < 0 ||
-	    col_str(r, 5, "secret_hash", COL_HASH, 0, true,
-		    &in->secret_hash) < 0 ||
+	    col_str_in(r, 5, "secret_hash", COL_HASH, 0, true, arena,
+		       &in->secret_hash) < 0 ||
 	    col_int(r, 6, "created_ms", 0, INT64_MAX, &in->created_ms) < 0 ||
 	    col_int(r, 7, "updated_ms", 0, INT64_MAX, &in->updated_ms) < 0 ||
 	    col_int(r, 8, "ready_ms", 0, INT64_MAX, &in->ready_ms) < 0 ||
@@ -1620,10 +1720,10 @@ instance_from_row(const struct store_row *r, struct store_instance *in)
 	    col_int(r, 11, "busy_since_ms", 0, INT64_MAX,
 		    &in->busy_since_ms) < 0 ||
 	    col_int(r, 12, "config_gen", 0, INT64_MAX, &in->config_gen) < 0 ||
-	    col_str(r, 13, "address", COL_LINE, STORE_ADDRESS_MAX, true,
-		    &in->address) < 0 ||
-	    col_str(r, 14, "notes", COL_TEXT, STORE_TEXT_MAX, true,
-		    &in->notes) < 0)
+	    col_str_in(r, 13, "address", COL_LINE, STORE_ADDRESS_MAX, true,
+		       arena, &in->address) < 0 ||
+	    col_str_in(r, 14, "notes", COL_TEXT, STORE_TEXT_MAX, true, arena,
+		       &in->notes) < 0)
 		goto bad;
 	if (!in->host && state_needs_host(in->state)) {
 		err_set("column host is NULL but the instance is %s",
@@ -1632,8 +1732,24 @@ instance_from_row(const struct store_row *r, struct store_instance *in)
 	}
 	return 0;
 bad:
-	store_instance_release(in);
+	if (arena)
+		memset(in, 0, sizeof(*in)); /* the list's release frees it */
+	else
+		store_instance_release(in);
 	return corrupt(r, "instances", 0);
+}
+
+/* store_instance_get(): one instance that owns its strings. */
+static int
+instance_get_cb(void *ctx, const struct store_row *r)
+{
+	struct store_instance *out = ctx;
+
+	if (out->id) {
+		err_set("state store: two instances with id %s", out->id);
+		return -1;
+	}
+	return instance_from_row(r, out, NULL);
 }
 
 static int
@@ -1642,7 +1758,7 @@ instance_list_cb(void *ctx, const struct store_row *r)
 	struct store_instance_list *l = ctx;
 	struct store_instance in;
 
-	if (instance_from_row(r, &in) < 0)
+	if (instance_from_row(r, &in, &l->arena) < 0)
 		return -1;
 	if (l->n == l->alloc) {
 		/* doubling: one row at a time was a realloc per row, 5,000
@@ -1807,7 +1923,6 @@ cleanup:
 int
 store_instance_get(struct store *s, const char *id, struct store_instance *out)
 {
-	struct store_instance_list l = {NULL, 0, 0};
 	int rc = STORE_OK;
 
 	memset(out, 0, sizeof(*out));
@@ -1815,18 +1930,170 @@ store_instance_get(struct store *s, const char *id, struct store_instance *out)
 		return STORE_E_ERROR;
 	s = lock(s);
 	if (q(s, "SELECT " INST_COLS " FROM instances WHERE id = ?",
-	      (struct store_val[]){SV_TEXT(id)}, 1, instance_list_cb, &l) < 0)
+	      (struct store_val[]){SV_TEXT(id)}, 1, instance_get_cb, out) < 0)
 		rc = STORE_E_ERROR;
 	unlock(s);
-	if (rc == STORE_OK && l.n == 0) {
+	if (rc == STORE_OK && !out->id) {
 		err_set("no instance %s in the state store", id);
 		rc = STORE_E_NOTFOUND;
 	}
-	if (rc == STORE_OK) {
-		*out = l.v[0];
-		l.n = 0;
+	if (rc != STORE_OK)
+		store_instance_release(out);
+	return rc;
+}
+
+bool
+store_instance_cache(struct store *s, int64_t max_age_ms)
+{
+	if (!s->drv->instances_gen || max_age_ms <= 0)
+		return false;
+	pthread_mutex_lock(&s->cache_mu);
+	s->cache_max_age_ms = max_age_ms;
+	s->cache_valid = false;
+	pthread_mutex_unlock(&s->cache_mu);
+	return true;
+}
+
+static int
+instances_gen_cb(void *ctx, const struct store_row *r)
+{
+	struct version_ctx *v = ctx;
+
+	v->rows++;
+	if (col_int(r, 0, "gen", 0, INT64_MAX, &v->version) < 0)
+		return corrupt(r, "instances_version", 0);
+	return 0;
+}
+
+/* The generation of the instances table (store/driver.h, instances_gen). */
+static int
+instances_gen(struct store *s, int64_t *out)
+{
+	struct version_ctx v = {0, 0};
+
+	if (q(s, "SELECT gen FROM instances_version WHERE singleton = 1", NULL,
+	      0, instances_gen_cb, &v) < 0)
+		return -1;
+	if (v.rows != 1) {
+		err_set("state store: table instances_version has %zu rows, "
+			"not 1", v.rows);
+		return -1;
 	}
-	store_instance_list_release(&l);
+	*out = v.version;
+	return 0;
+}
+
+static bool
+instance_matches(const struct store_instance *in,
+		 const struct store_instance_filter *f)
+{
+	return (!f->group || strcmp(in->group, f->group) == 0) &&
+	       (!f->host || (in->host && strcmp(in->host, f->host) == 0)) &&
+	       (f->state_mask & STORE_STATE_BIT(in->state));
+}
+
+static char *
+arena_copy(struct store_instance_arena **a, const char *s)
+{
+	return s ? arena_strndup(a, s, strlen(s)) : NULL;
+}
+
+/* Fill out from the cache (cache_mu held): the instances f matches, in
+ * the cache's order (the listing's). */
+static void
+cache_copy(struct store *s, const struct store_instance_filter *f,
+	   struct store_instance_list *out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->cache.n; i++)
+		n += instance_matches(&s->cache.v[i], f);
+	out->v = xcalloc(n + 1, sizeof(*out->v));
+	out->alloc = n + 1;
+	for (size_t i = 0; i < s->cache.n; i++) {
+		const struct store_instance *c = &s->cache.v[i];
+		struct store_instance *o = &out->v[out->n];
+
+		if (!instance_matches(c, f))
+			continue;
+		*o = *c;
+		o->id = arena_copy(&out->arena, c->id);
+		o->group = arena_copy(&out->arena, c->group);
+		o->host = arena_copy(&out->arena, c->host);
+		o->domain = arena_copy(&out->arena, c->domain);
+		o->secret_hash = arena_copy(&out->arena, c->secret_hash);
+		o->address = arena_copy(&out->arena, c->address);
+		o->notes = arena_copy(&out->arena, c->notes);
+		out->n++;
+	}
+}
+
+#define INST_NOT_GONE_SQL                                                  \
+	"SELECT " INST_COLS " FROM instances WHERE state <> 'gone' "        \
+	"ORDER BY created_ms, id"
+
+/*
+ * store_instance_list() from the cache: the table's generation first; when
+ * it is the cache's and the cache is young enough, the cache answers, else
+ * the generation and every instance but the gone ones are read again in
+ * one read transaction (so the cache is exactly the table at that
+ * generation). Returns 1 when the cache cannot serve f (gone instances),
+ * else STORE_OK or STORE_E_ERROR.
+ */
+static int
+cached_list(struct store *s, const struct store_instance_filter *f,
+	    struct store_instance_list *out)
+{
+	struct store_instance_list fresh = {0};
+	int64_t gen, now = util_now_ms();
+	struct store *l;
+	int rc = STORE_OK;
+
+	if (!f->state_mask ||
+	    (f->state_mask & STORE_STATE_BIT(STORE_INSTANCE_GONE)) ||
+	    (f->state_mask & ~(unsigned)((1u << STORE_INSTANCE_LAST) - 1)))
+		return 1;
+	pthread_mutex_lock(&s->cache_mu);
+	if (s->cache_max_age_ms <= 0) {
+		pthread_mutex_unlock(&s->cache_mu);
+		return 1;
+	}
+	l = lock(s);
+	if (instances_gen(l, &gen) < 0) {
+		rc = STORE_E_ERROR;
+		goto done;
+	}
+	if (s->cache_valid && gen == s->cache_gen &&
+	    now - s->cache_ms < s->cache_max_age_ms)
+		goto copy;
+	if (s->drv->begin(l->conn, false) < 0) {
+		rc = STORE_E_ERROR;
+		goto done;
+	}
+	if (instances_gen(l, &gen) < 0 ||
+	    q(l, INST_NOT_GONE_SQL, NULL, 0, instance_list_cb, &fresh) < 0) {
+		s->drv->rollback(l->conn);
+		store_instance_list_release(&fresh);
+		rc = STORE_E_ERROR;
+		goto done;
+	}
+	if (s->drv->commit(l->conn) < 0) {
+		store_instance_list_release(&fresh);
+		rc = STORE_E_ERROR;
+		goto done;
+	}
+	store_instance_list_release(&s->cache);
+	s->cache = fresh;
+	s->cache_gen = gen;
+	s->cache_ms = now;
+	s->cache_valid = true;
+copy:
+	cache_copy(s, f, out);
+done:
+	unlock(l);
+	if (rc != STORE_OK)
+		s->cache_valid = false;
+	pthread_mutex_unlock(&s->cache_mu);
 	return rc;
 }
 
@@ -1840,14 +2107,18 @@ store_instance_list(struct store *s, const struct store_instance_filter *f,
 	size_t n = 0;
 	int rc = STORE_OK;
 
-	out->v = NULL;
-	out->n = 0;
-	out->alloc = 0;
+	memset(out, 0, sizeof(*out));
 	if (!f)
 		f = &all;
 	if ((f->group && check_name(f->group, "group name") < 0) ||
 	    (f->host && check_name(f->host, "host name") < 0))
 		return STORE_E_ERROR;
+	if (s->drv->instances_gen && s->pool == s) {
+		rc = cached_list(s, f, out);
+		if (rc <= 0)
+			return rc;
+		rc = STORE_OK;
+	}
 	strbuf_adds(&sql, "SELECT " INST_COLS " FROM instances WHERE 1 = 1");
 	if (f->group) {
 		strbuf_adds(&sql, " AND group_name = ?");

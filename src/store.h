@@ -78,7 +78,7 @@ const char *store_rc_name(int rc);
 #define STORE_HOLDER_MAX 255    /* lease holder ids */
 
 /* Newest schema version this binary knows (see docs/state.md). */
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 /* ---- opening ---------------------------------------------------------- */
 
@@ -234,10 +234,19 @@ struct store_instance {
 };
 void store_instance_release(struct store_instance *inst);
 
+struct store_instance_arena;
+/*
+ * A list store_instance_list() filled: its strings live in one arena
+ * (a few blocks, not seven allocations per instance), so they must not be
+ * freed or replaced one by one; copy what outlives the list. A list built
+ * by hand (arena NULL) owns each element's strings, which
+ * store_instance_list_release() frees.
+ */
 struct store_instance_list {
 	struct store_instance *v;
 	size_t n;
 	size_t alloc; /* room in v (the store's business) */
+	struct store_instance_arena *arena; /* the store's business */
 };
 void store_instance_list_release(struct store_instance_list *l);
 
@@ -264,6 +273,21 @@ struct store_instance_filter {
 };
 int store_instance_list(struct store *s, const struct store_instance_filter *f,
 			struct store_instance_list *out);
+
+/*
+ * Let s answer store_instance_list() from memory (SQLite; false, and
+ * nothing changes, on a backend without it): every instance but the gone
+ * ones is kept as last listed, with the instances table's generation,
+ * which the schema's triggers bump in the transaction of every change to
+ * the table, by any handle or process. A listing reads the generation
+ * (one row) and copies from memory while it is the same and the copy is
+ * younger than max_age_ms; otherwise it reads the table again. So a
+ * listing is never older than the table at the time of the call, exactly
+ * as without the cache. Listings of gone instances (state_mask 0 or with
+ * STORE_STATE_BIT(STORE_INSTANCE_GONE)) always read the table. For the
+ * daemon's loop, which lists every instance every few seconds.
+ */
+bool store_instance_cache(struct store *s, int64_t max_age_ms);
 
 /*
  * Compare-and-set the state: succeeds only if the instance is in `from`

@@ -35,12 +35,20 @@ struct store_val {
 
 /*
  * One result row: vals[i] is the column as text (NULL for SQL NULL),
- * lens[i] its length in bytes. Valid only during the callback.
+ * lens[i] its length in bytes. A backend that reads integers as such
+ * (SQLite's INTEGER values, MariaDB's integer columns) gives them in
+ * ints[i] with is_int[i] set, and vals[i] NULL: a number is then not
+ * turned into text and parsed back (at 5,000 instances that was a good
+ * part of the scaler's listing each tick). ints and is_int are NULL when
+ * the backend gives only text. store.c's column readers accept both.
+ * Valid only during the callback.
  */
 struct store_row {
 	size_t ncols;
 	const char *const *vals;
 	const size_t *lens;
+	const int64_t *ints;
+	const bool *is_int;
 };
 /* Return 0 to go on, -1 (after err_set()) to stop the query with an error. */
 typedef int (*store_row_fn)(void *ctx, const struct store_row *row);
@@ -97,6 +105,10 @@ struct store_driver {
 	int (*migrate_end)(struct store_conn *c, bool ok);
 	/* Whether a table exists (to tell an empty database from a v0 one). */
 	int (*table_exists)(struct store_conn *c, const char *table, bool *out);
+	/* The schema keeps instances_version.gen, bumped (by triggers) in
+	 * the transaction of every change to the instances table, whoever
+	 * makes it: store_instance_cache() relies on it. */
+	bool instances_gen;
 	const struct store_migration *migrations; /* in version order */
 	size_t nmigrations;
 };

@@ -1754,6 +1754,161 @@ test_foreign_db(void **state)
 
 /* ---- corrupted rows --------------------------------------------------- */
 
+/* ---- the loop's listing from memory (store_instance_cache) ------------- */
+
+/* The address store_instance_list(s, f) gives instance id ("" for none,
+ * "(absent)" when id is not listed). */
+static const char *
+listed_address(struct store *s, const struct store_instance_filter *f,
+	       const char *id, char *buf, size_t size)
+{
+	struct store_instance_list l;
+
+	if (store_instance_list(s, f, &l) != STORE_OK)
+		fail_msg("list: %s", err_msg());
+	snprintf(buf, size, "(absent)");
+	for (size_t i = 0; i < l.n; i++)
+		if (strcmp(l.v[i].id, id) == 0)
+			snprintf(buf, size, "%s",
+				 l.v[i].address ? l.v[i].address : "");
+	store_instance_list_release(&l);
+	return buf;
+}
+
+/* Both listings alike: ids in the same order, every field equal. */
+static void
+same_listing(struct store *a, struct store *b,
+	     const struct store_instance_filter *f)
+{
+	struct store_instance_list la, lb;
+
+	assert_int_equal(store_instance_list(a, f, &la), STORE_OK);
+	assert_int_equal(store_instance_list(b, f, &lb), STORE_OK);
+	assert_int_equal(la.n, lb.n);
+	for (size_t i = 0; i < la.n; i++) {
+		const struct store_instance *x = &la.v[i], *y = &lb.v[i];
+
+		assert_string_equal(x->id, y->id);
+		assert_string_equal(x->group, y->group);
+		assert_true((!x->host && !y->host) ||
+			    (x->host && y->host && !strcmp(x->host, y->host)));
+		assert_true((!x->address && !y->address) ||
+			    (x->address && y->address &&
+			     !strcmp(x->address, y->address)));
+		assert_int_equal(x->state, y->state);
+		assert_int_equal(x->created_ms, y->created_ms);
+		assert_int_equal(x->heartbeat_ms, y->heartbeat_ms);
+		assert_int_equal(x->busy, y->busy);
+	}
+	store_instance_list_release(&la);
+	store_instance_list_release(&lb);
+}
+
+static void
+test_instance_cache(void **state)
+{
+	struct store *s = *state, *b;
+	struct store_instance_filter live = {NULL, NULL, STORE_STATES_NOT_GONE};
+	struct store_instance_filter web_ready = {
+		"web", NULL, STORE_STATE_BIT(STORE_INSTANCE_READY)};
+	struct store_instance_filter on_kvm1 = {NULL, "kvm1",
+						STORE_STATES_NOT_GONE};
+	struct store_instance_filter all = {NULL, NULL, 0};
+	struct store_instance_list l;
+	struct store_instance in;
+	char id[STORE_ID_LEN + 1], id2[STORE_ID_LEN + 1], id3[STORE_ID_LEN + 1];
+	char buf[64];
+
+	put_group(s, "web", 2);
+	put_group(s, "db", 1);
+	put_instance(s, "web", STORE_INSTANCE_READY, id);
+	put_instance(s, "db", STORE_INSTANCE_BOOTING, id2);
+	put_instance(s, "web", STORE_INSTANCE_REQUESTED, id3);
+	raw_exec("INSERT INTO instances (id, group_name, host, state, created_ms, "
+		 "updated_ms) VALUES ('" ID1 "', 'web', 'kvm1', 'gone', 1, 1)");
+	b = open_ok(cur_url); /* another handle: no cache */
+	if (mariadb) {
+		/* no generation to tell a change: every listing reads */
+		assert_false(store_instance_cache(s, 60000));
+		same_listing(s, b, &live);
+		store_close(b);
+		return;
+	}
+	assert_true(store_instance_cache(s, 60000));
+	same_listing(s, b, &live);
+	same_listing(s, b, &web_ready);
+	same_listing(s, b, &on_kvm1);
+	/* gone ones are not kept: such a listing reads the table */
+	assert_int_equal(store_instance_list(s, &all, &l), STORE_OK);
+	assert_int_equal(l.n, 4);
+	store_instance_list_release(&l);
+	assert_int_equal(store_instance_list(s, &live, &l), STORE_OK);
+	assert_int_equal(l.n, 3);
+	store_instance_list_release(&l);
+
+	/* a change through another handle */
+	assert_int_equal(store_instance_set_state(b, id, STORE_INSTANCE_READY,
+						  STORE_INSTANCE_UNHEALTHY),
+			 STORE_OK);
+	same_listing(s, b, &live);
+	assert_string_equal(listed_address(s, &web_ready, id, buf, sizeof(buf)),
+			    "(absent)");
+	/* through this handle */
+	assert_int_equal(store_instance_heartbeat(s, id2, 12345, true),
+			 STORE_OK);
+	same_listing(s, b, &live);
+	/* by anyone else, bypassing the store's code: the triggers */
+	raw_exec("UPDATE instances SET address = '192.0.2.7'");
+	assert_string_equal(listed_address(s, &live, id2, buf, sizeof(buf)),
+			    "192.0.2.7");
+	raw_exec("DELETE FROM instances WHERE state = 'requested'");
+	assert_string_equal(listed_address(s, &live, id3, buf, sizeof(buf)),
+			    "(absent)");
+	put_instance(b, "db", STORE_INSTANCE_READY, id3);
+	same_listing(s, b, &live);
+
+	/* while the generation stays the listing is the copy in memory:
+	 * without the trigger, a change is not seen until it moves */
+	raw_exec("DROP TRIGGER instances_gen_update");
+	raw_exec("UPDATE instances SET address = '192.0.2.8'");
+	assert_string_equal(listed_address(s, &live, id2, buf, sizeof(buf)),
+			    "192.0.2.7");
+	assert_string_equal(listed_address(b, &live, id2, buf, sizeof(buf)),
+			    "192.0.2.8");
+	raw_exec("UPDATE instances_version SET gen = gen + 1");
+	assert_string_equal(listed_address(s, &live, id2, buf, sizeof(buf)),
+			    "192.0.2.8");
+	/* and no older than max_age_ms */
+	assert_true(store_instance_cache(s, 1));
+	assert_string_equal(listed_address(s, &live, id2, buf, sizeof(buf)),
+			    "192.0.2.8");
+	raw_exec("UPDATE instances SET address = '192.0.2.9'");
+	usleep(5000);
+	assert_string_equal(listed_address(s, &live, id2, buf, sizeof(buf)),
+			    "192.0.2.9");
+
+	/* a damaged generation is an error that names it, not a stale list */
+	raw_exec("DELETE FROM instances_version");
+	assert_int_equal(store_instance_list(s, &live, &l), STORE_E_ERROR);
+	expect_msg("instances_version");
+	assert_null(l.v);
+	/* and a bad row one that names the row and the column */
+	raw_exec("INSERT INTO instances_version VALUES (1, 100)");
+	raw_exec("UPDATE instances SET created_ms = 'soon' WHERE id = '" ID1 "'");
+	raw_exec("UPDATE instances SET state = 'ready' WHERE id = '" ID1 "'");
+	raw_exec("UPDATE instances_version SET gen = gen + 1");
+	assert_int_equal(store_instance_list(s, &live, &l), STORE_E_ERROR);
+	expect_msg("created_ms");
+	expect_msg("soon");
+	expect_msg(ID1);
+	assert_int_equal(store_instance_get(s, ID1, &in), STORE_E_ERROR);
+	expect_msg("created_ms");
+	raw_exec("UPDATE instances SET created_ms = 2.5 WHERE id = '" ID1 "'");
+	assert_int_equal(store_instance_get(s, ID1, &in), STORE_E_ERROR);
+	expect_msg("created_ms");
+	store_close(b);
+}
+
 static void
 test_corrupt_rows(void **state)
 {
@@ -2402,6 +2557,8 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test_setup_teardown(test_groups, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_instances, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_instance_cache, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_cas, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_heartbeat, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_events, setup, teardown),
