@@ -28,6 +28,8 @@ LOG_TAG("host");
 static pthread_mutex_t ev_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool ev_registered;
 static atomic_bool ev_running;
+/* detached threads of this file still running (attempts, link drops) */
+static atomic_int detached_running;
 static atomic_bool ev_stop;
 static pthread_t ev_thread;
 
@@ -276,6 +278,7 @@ attempt_main(void *arg)
 	a->done = true;
 	pthread_mutex_unlock(&a->lock);
 	link_unref(a);
+	atomic_fetch_sub(&detached_running, 1);
 	return NULL;
 }
 
@@ -422,7 +425,21 @@ static void *
 unref_main(void *arg)
 {
 	link_unref(arg);
+	atomic_fetch_sub(&detached_running, 1);
 	return NULL;
+}
+
+bool
+host_threads_wait(int64_t timeout_ms)
+{
+	int64_t end = util_now_ms() + timeout_ms;
+
+	while (atomic_load(&detached_running) > 0) {
+		if (util_now_ms() >= end)
+			return false;
+		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+	}
+	return true;
 }
 
 /*
@@ -452,8 +469,11 @@ drop_link(struct link *a)
 	}
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &attr, unref_main, a) != 0)
+	atomic_fetch_add(&detached_running, 1);
+	if (pthread_create(&t, &attr, unref_main, a) != 0) {
+		atomic_fetch_sub(&detached_running, 1);
 		link_unref(a);
+	}
 	pthread_attr_destroy(&attr);
 }
 
@@ -512,7 +532,9 @@ start_attempt_locked(struct host *h)
 	a->cb->host = h;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	atomic_fetch_add(&detached_running, 1);
 	if (pthread_create(&t, &attr, attempt_main, a) != 0) {
+		atomic_fetch_sub(&detached_running, 1);
 		a->refs = 1;
 		snprintf(a->err, sizeof(a->err), "cannot start a thread");
 		a->done = true;

@@ -65,6 +65,15 @@ int host_events_start(void);
 /* Stop and join the event loop thread (connections stay registered). */
 void host_events_stop(void);
 
+/*
+ * Wait up to timeout_ms for the threads host_free() and failed
+ * connections leave behind (attempts still connecting, connections being
+ * closed) to end: before the process exits, so that none is inside
+ * libvirt or libxml2 while their global state is torn down. True when
+ * none is left.
+ */
+bool host_threads_wait(int64_t timeout_ms);
+
 /* A host that is not yet connected. Copies name and uri. Never NULL. */
 struct host *host_new(const char *name, const char *uri);
 /* Close the connection (if any) and free. Accepts NULL. */

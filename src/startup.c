@@ -338,7 +338,11 @@ daemon_free(struct daemon *d)
 	d->hooks = NULL;
 	reconciler_free(d->reconciler);
 	http_stop(d->http);
-	hosts_release(d);
+	/* threads that close connections or still connect may outlive the
+	 * hosts: a moment for them, so that none is inside libvirt while
+	 * the process exits (a half-dead host is not waited for) */
+	if (hosts_release(d))
+		host_threads_wait(1000);
 	free(d->hosts);
 	for (unsigned i = 0; i < d->n_groups; i++)
 		group_release(&d->groups[i]);
