@@ -19,14 +19,14 @@
 #                      no sanitizers, no fuzzing)
 #   --heavy            also the long runs kept out of CI (see README, "Tests")
 #   --fuzz-seconds N   seconds for the configuration parser's fuzz target
-#                      (default 60); every other target gets a third of it
+#                      (default 30); every other target gets a third of it
 #   --no-setup         do not install packages or start services
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-quick=0 heavy=0 fuzz_seconds=60 setup=1
+quick=0 heavy=0 fuzz_seconds=30 setup=1
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) quick=1 ;;
