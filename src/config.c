@@ -3623,6 +3623,10 @@ group_release(struct config_group *g)
 	strlist_release(&g->cloud_init.static_addresses.dns);
 	free(g->targets.file);
 	free(g->targets.reload_url);
+	free(g->hooks.launch.url);
+	secret_release(&g->hooks.launch.secret);
+	free(g->hooks.terminate.url);
+	secret_release(&g->hooks.terminate.secret);
 	app_source_release(&g->app_source);
 	policy_params_release(&g->policy);
 }
