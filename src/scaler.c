@@ -552,13 +552,16 @@ group_instances(struct daemon *d, struct dgroup *g, const struct tick *t,
 				  busy_cmp) != NULL;
 		ci->updated_ms = si->updated_ms;
 		ci->resumed = si->state == STORE_INSTANCE_RESUMING &&
+			      g->n_resumed > 0 &&
 			      bsearch(si->id, g->resumed, g->n_resumed,
 				      sizeof(*g->resumed), busy_cmp) != NULL;
 		if (si->state == STORE_INSTANCE_LAUNCH_WAIT ||
 		    si->state == STORE_INSTANCE_TERMINATE_WAIT) {
+			/* bsearch() must not be given NULL, even for 0 */
 			const struct store_hook_wait *hw =
-				bsearch(si->id, t->waits, t->n_waits,
-					sizeof(*t->waits), busy_cmp);
+				t->n_waits == 0 ? NULL
+				: bsearch(si->id, t->waits, t->n_waits,
+					  sizeof(*t->waits), busy_cmp);
 
 			ci->hook_wait = hw != NULL;
 			ci->hook_deadline_ms = hw ? hw->deadline_ms : 0;
