@@ -3370,6 +3370,102 @@ static const struct opt warm_pool_opts[] = {
 static const struct section warm_pool_section = {"warm_pool",
 	warm_pool_opts, offsetof(struct config_warm_pool, present), NULL};
 
+/* "N" or "P%": 0 and the count, or -1 */
+int
+config_refresh_amount(const char *s, int desired, int *out)
+{
+	char *end;
+	long v;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || v > 1000000)
+		return -1;
+	if (*end == '%' && !end[1] && v <= 100) {
+		/* a share of desired, rounded down: "25%" of 3 is 0 */
+		*out = (int)(v * desired / 100);
+		return 0;
+	}
+	if (*end)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+static void
+check_refresh(struct pctx *ctx, const struct ynode *map, void *base,
+	      const char *path)
+{
+	struct config_refresh *r = base;
+	int n = 0, last = 0;
+
+	if (config_refresh_amount(r->max_unavailable, 100, &n) < 0) {
+		nerr(ctx, ymap_get(map, "max_unavailable"), path,
+		     "max_unavailable must be a number of instances (1) or a "
+		     "percentage of desired (25%%), got '%s'",
+		     r->max_unavailable);
+		return;
+	}
+	if (strcmp(r->max_unavailable, "0") == 0 ||
+	    strcmp(r->max_unavailable, "0%") == 0) {
+		if (r->surge == 0)
+			nerr(ctx, ymap_get(map, "surge"), path,
+			     "max_unavailable and surge are both 0: a refresh "
+			     "could never replace an instance");
+	}
+	for (unsigned i = 0; i < r->checkpoints.n; i++) {
+		const char *c = r->checkpoints.v[i];
+		char *end;
+		long v = strtol(c, &end, 10);
+
+		if (end == c || strcmp(end, "%") != 0 || v < 1 || v > 100 ||
+		    v <= last) {
+			nerr(ctx, ymap_get(map, "checkpoints"), path,
+			     "checkpoints must be ascending percentages "
+			     "between 1%% and 100%%, got '%s'", c);
+			return;
+		}
+		last = (int)v;
+	}
+}
+
+static const struct opt refresh_opts[] = {
+	{.name = "auto", .type = T_BOOL,
+	 .off = offsetof(struct config_refresh, automatic), .flags = R,
+	 .def = "true",
+	 .doc = "refresh the group when its template (image, vcpus, memory, "
+		"disk, kernel, user-data, network-config, domain template) "
+		"changes; false: only `virt-autoscaler refresh GROUP`"},
+	{.name = "max_unavailable", .type = T_STR,
+	 .off = offsetof(struct config_refresh, max_unavailable), .flags = R,
+	 .def = "1",
+	 .doc = "ready instances a refresh may take below desired at any "
+		"moment: a number, or a percentage of desired (rounded down)"},
+	{.name = "surge", .type = T_INT,
+	 .off = offsetof(struct config_refresh, surge), .flags = R,
+	 .min = 0, .max = 1000, .def = "1",
+	 .doc = "new instances a refresh starts beyond desired (within max)"},
+	{.name = "min_healthy", .type = T_PERCENT,
+	 .off = offsetof(struct config_refresh, min_healthy), .flags = R,
+	 .min = 0, .max = 100, .def = "90%",
+	 .doc = "the health gate: old instances are removed only while at "
+		"least this share of desired stays ready"},
+	{.name = "checkpoints", .type = T_STRLIST,
+	 .off = offsetof(struct config_refresh, checkpoints), .flags = R,
+	 .doc = "pause at these shares of instances replaced (e.g. [50%]) "
+		"until `virt-autoscaler refresh GROUP --resume`"},
+	{.name = "rollback_after", .type = T_INT,
+	 .off = offsetof(struct config_refresh, rollback_after), .flags = R,
+	 .min = 0, .max = 1000, .def = "1",
+	 .doc = "roll back to the previous template when this many new "
+		"instances failed to become ready (0: never)"},
+	{0},
+};
+static const struct section refresh_section = {"refresh", refresh_opts,
+	offsetof(struct config_refresh, present), check_refresh};
+
 static const char *const hook_results[] = {"continue", "abandon", NULL};
 
 static void
@@ -3505,6 +3601,10 @@ static const struct opt group_opts[] = {
 	 .sub = &warm_pool_section,
 	 .doc = "prepared instances a scale-out resumes instead of booting "
 		"new ones"},
+	{.name = "refresh", .type = T_SECTION, .flags = F_RELOAD,
+	 .off = offsetof(struct config_group, refresh), .sub = &refresh_section,
+	 .doc = "instance refresh: replacing the group's instances in batches "
+		"when its template changes"},
 	{.name = "hooks", .type = T_SECTION, .flags = F_RELOAD,
 	 .off = offsetof(struct config_group, hooks), .sub = &hooks_section,
 	 .show = show_hooks,

@@ -261,6 +261,25 @@ struct config_warm_pool {
 const char *config_warm_state_name(enum config_warm_state st);
 
 /*
+ * groups.*.refresh: instance refresh (refresh.h, docs/operations.md): how
+ * a changed template (template.h) is rolled through the group, and the
+ * defaults of `virt-autoscaler refresh GROUP`.
+ */
+struct config_refresh {
+	bool present;         /* the mapping was given */
+	bool automatic;       /* `auto`: refresh when the template changes */
+	char *max_unavailable;/* "N" or "P%" of desired, as written */
+	int surge;            /* new instances beyond desired */
+	double min_healthy;   /* percent of desired kept ready */
+	struct config_strlist checkpoints; /* "P%" each, ascending */
+	int rollback_after;   /* failed new instances that roll back; 0 never */
+};
+
+/* groups.*.refresh.max_unavailable and the like ("N" or "P%" of desired,
+ * rounded down) as a count: 0, or -1 when s is neither. */
+int config_refresh_amount(const char *s, int desired, int *out);
+
+/*
  * groups.*.hooks: lifecycle hooks (hooks.h, docs/operations.md). An
  * HTTP POST of a signed JSON event when an instance checked in (launch)
  * or was chosen for removal (terminate); it waits until the receiver
@@ -339,6 +358,7 @@ struct config_group {
 	struct config_scale_in scale_in;
 	struct config_targets targets;
 	struct config_warm_pool warm_pool;
+	struct config_refresh refresh;
 	struct config_hooks hooks;
 	int line;
 	/* the app target's outside source (policy.app[i].source names it) */

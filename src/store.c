@@ -1613,6 +1613,7 @@ store_instance_release(struct store_instance *inst)
 	free(inst->secret_hash);
 	free(inst->address);
 	free(inst->notes);
+	free(inst->template_hash);
 	memset(inst, 0, sizeof(*inst));
 }
 
@@ -1694,7 +1695,7 @@ store_instance_new_id(char out[STORE_ID_LEN + 1])
 #define INST_COLS                                                          \
 	"id, group_name, host, domain, state, secret_hash, created_ms, "   \
 	"updated_ms, ready_ms, heartbeat_ms, busy, busy_since_ms, "        \
-	"config_gen, address, notes"
+	"config_gen, address, notes, template_hash"
 
 /* The instance of row r; its strings are allocated one by one, or in
  * *arena when arena is not NULL (a listing's). */
@@ -1723,7 +1724,9 @@ instance_from_row(const struct store_row *r, struct store_instance *in,
 	    col_str_in(r, 13, "address", COL_LINE, STORE_ADDRESS_MAX, true,
 		       arena, &in->address) < 0 ||
 	    col_str_in(r, 14, "notes", COL_TEXT, STORE_TEXT_MAX, true, arena,
-		       &in->notes) < 0)
+		       &in->notes) < 0 ||
+	    col_str_in(r, 15, "template_hash", COL_HASH, 0, true, arena,
+		       &in->template_hash) < 0)
 		goto bad;
 	if (!in->host && state_needs_host(in->state)) {
 		err_set("column host is NULL but the instance is %s",
@@ -1783,7 +1786,9 @@ check_instance(const struct store_instance *in)
 		       false) < 0 ||
 	    check_text(in->notes, STORE_TEXT_MAX, "notes", true, true) < 0 ||
 	    (in->secret_hash &&
-	     check_hash_len(in->secret_hash, strlen(in->secret_hash)) < 0))
+	     check_hash_len(in->secret_hash, strlen(in->secret_hash)) < 0) ||
+	    (in->template_hash &&
+	     check_hash_len(in->template_hash, strlen(in->template_hash)) < 0))
 		goto bad;
 	if (in->domain && !*in->domain) {
 		err_set("domain name is empty (use NULL for none)");
@@ -1869,14 +1874,16 @@ store_instance_put(struct store *s, const struct store_instance *in)
 		}
 		if (x(s, "UPDATE instances SET host = ?, domain = ?, "
 			 "secret_hash = ?, config_gen = ?, address = ?, "
-			 "notes = ?, updated_ms = ? WHERE id = ? AND state = ?",
+			 "notes = ?, template_hash = ?, updated_ms = ? "
+			 "WHERE id = ? AND state = ?",
 		      (struct store_val[]){
 			      SV_OPT(in->host), SV_OPT(in->domain),
 			      SV_OPT(in->secret_hash), SV_INT(in->config_gen),
 			      SV_OPT(in->address), SV_OPT(in->notes),
+			      SV_OPT(in->template_hash),
 			      SV_INT(now), SV_TEXT(in->id),
 			      SV_TEXT(state_names[in->state])},
-		      9, &changes, NULL) < 0) {
+		      10, &changes, NULL) < 0) {
 			rc = STORE_E_ERROR;
 		} else if (changes != 1) {
 			err_set("its state changed meanwhile");
@@ -1896,7 +1903,7 @@ store_instance_put(struct store *s, const struct store_instance *in)
 		goto end;
 	}
 	rc = x(s, "INSERT INTO instances (" INST_COLS ") VALUES "
-		  "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		  "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 	       (struct store_val[]){
 		       SV_TEXT(in->id), SV_TEXT(in->group), SV_OPT(in->host),
 		       SV_OPT(in->domain), SV_TEXT(state_names[in->state]),
@@ -1906,8 +1913,8 @@ store_instance_put(struct store *s, const struct store_instance *in)
 		       SV_INT(in->heartbeat_ms), SV_INT(in->busy),
 		       SV_INT(in->busy ? in->busy_since_ms : 0),
 		       SV_INT(in->config_gen), SV_OPT(in->address),
-		       SV_OPT(in->notes)},
-	       15, NULL, NULL);
+		       SV_OPT(in->notes), SV_OPT(in->template_hash)},
+	       16, NULL, NULL);
 	if (rc == STORE_E_EXISTS)
 		err_set("it was created concurrently");
 end:
@@ -2024,6 +2031,7 @@ cache_copy(struct store *s, const struct store_instance_filter *f,
 		o->secret_hash = arena_copy(&out->arena, c->secret_hash);
 		o->address = arena_copy(&out->arena, c->address);
 		o->notes = arena_copy(&out->arena, c->notes);
+		o->template_hash = arena_copy(&out->arena, c->template_hash);
 		out->n++;
 	}
 }
@@ -3554,6 +3562,333 @@ store_hook_wait_end(struct store *s, const char *id)
 		goto cleanup;
 	if (x(s, "DELETE FROM hook_waits WHERE instance_id = ?",
 	      (struct store_val[]){SV_TEXT(id)}, 1, NULL, NULL) < 0)
+		rc = STORE_E_ERROR;
+	rc = tx_end(s, rc);
+cleanup:
+	unlock(s);
+	return rc;
+}
+
+/* ---- instance refresh ------------------------------------------------------ */
+
+static int
+template_key_check(const char *group, const char *hash)
+{
+	if (check_name(group, "group name") < 0 || !hash ||
+	    check_hash_len(hash, strlen(hash)) < 0) {
+		err_prefix("template");
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_template_put(struct store *s, const char *group, const char *hash,
+		   const char *body)
+{
+	int rc;
+
+	if (template_key_check(group, hash) < 0)
+		return STORE_E_ERROR;
+	if (!body || check_text(body, STORE_TEMPLATE_MAX, "template body",
+				false, true) < 0)
+		return STORE_E_ERROR;
+	s = lock(s);
+	rc = tx_begin(s);
+	if (rc < 0)
+		goto cleanup;
+	rc = x(s, "INSERT INTO group_templates (group_name, hash, body, "
+		  "created_ms) VALUES (?, ?, ?, ?)",
+	       (struct store_val[]){SV_TEXT(group), SV_TEXT(hash),
+				    SV_TEXT(body), SV_INT(util_wall_ms())},
+	       4, NULL, NULL);
+	if (rc == STORE_E_EXISTS)
+		rc = STORE_OK; /* the hash names the body */
+	else if (rc < 0)
+		rc = STORE_E_ERROR;
+	rc = tx_end(s, rc);
+cleanup:
+	unlock(s);
+	return rc;
+}
+
+static int
+template_cb(void *ctx, const struct store_row *r)
+{
+	char **body = ctx;
+
+	free(*body);
+	*body = NULL;
+	if (col_str(r, 0, "body", COL_TEXT, STORE_TEMPLATE_MAX, false,
+		    body) < 0)
+		return corrupt(r, "group_templates", 0);
+	return 0;
+}
+
+int
+store_template_get(struct store *s, const char *group, const char *hash,
+		   char **body)
+{
+	char *b = NULL;
+	int rc = STORE_OK;
+
+	if (template_key_check(group, hash) < 0)
+		return STORE_E_ERROR;
+	s = lock(s);
+	if (q(s, "SELECT body FROM group_templates WHERE group_name = ? "
+		 "AND hash = ?",
+	      (struct store_val[]){SV_TEXT(group), SV_TEXT(hash)}, 2,
+	      template_cb, &b) < 0)
+		rc = STORE_E_ERROR;
+	unlock(s);
+	if (rc == STORE_OK && !b) {
+		err_set("group %s has no template %.12s in the state store",
+			group, hash);
+		rc = STORE_E_NOTFOUND;
+	}
+	if (rc == STORE_OK)
+		*body = b;
+	else
+		free(b);
+	return rc;
+}
+
+static const char *const refresh_state_names[STORE_REFRESH_LAST] = {
+	[STORE_REFRESH_RUNNING] = "running",
+	[STORE_REFRESH_PAUSED] = "paused",
+	[STORE_REFRESH_ROLLING_BACK] = "rolling_back",
+	[STORE_REFRESH_DONE] = "done",
+	[STORE_REFRESH_CANCELLED] = "cancelled",
+	[STORE_REFRESH_ROLLED_BACK] = "rolled_back",
+	[STORE_REFRESH_FAILED] = "failed",
+};
+
+const char *
+store_refresh_state_name(enum store_refresh_state st)
+{
+	return (unsigned)st < STORE_REFRESH_LAST ? refresh_state_names[st]
+						   : NULL;
+}
+
+bool
+store_refresh_active(enum store_refresh_state st)
+{
+	return st == STORE_REFRESH_RUNNING || st == STORE_REFRESH_PAUSED ||
+	       st == STORE_REFRESH_ROLLING_BACK;
+}
+
+#define REFRESH_COLS                                                       \
+	"group_name, state, config_template, target, previous, "           \
+	"all_instances, max_unavailable, surge, min_healthy, "             \
+	"rollback_after, checkpoints, checkpoint_done, total, failures, "  \
+	"batches, started_ms, updated_ms, message"
+
+/* "N" or "P%" (P <= 100), N <= 1000000 */
+static bool
+amount_valid(const char *s)
+{
+	size_t n = strspn(s, "0123456789");
+
+	if (n == 0 || n > 7)
+		return false;
+	if (s[n] == '%')
+		return s[n + 1] == '\0' && strtol(s, NULL, 10) <= 100;
+	return s[n] == '\0';
+}
+
+/* "P,P,..." with 0 < P <= 100, or "" */
+static bool
+checkpoints_valid(const char *s)
+{
+	while (*s) {
+		size_t n = strspn(s, "0123456789");
+		long v = strtol(s, NULL, 10);
+
+		if (n == 0 || n > 3 || v < 1 || v > 100)
+			return false;
+		s += n;
+		if (*s == ',')
+			s++;
+		else if (*s)
+			return false;
+	}
+	return true;
+}
+
+static int
+refresh_check(const struct store_refresh *r)
+{
+	if (check_name(r->group, "group name") < 0)
+		goto bad;
+	if ((unsigned)r->state >= STORE_REFRESH_LAST) {
+		err_set("state %d is out of range", (int)r->state);
+		goto bad;
+	}
+	if (check_hash_len(r->config_template, strlen(r->config_template)) < 0 ||
+	    check_hash_len(r->target, strlen(r->target)) < 0 ||
+	    (r->previous[0] &&
+	     check_hash_len(r->previous, strlen(r->previous)) < 0))
+		goto bad;
+	if (!amount_valid(r->max_unavailable)) {
+		err_set("max_unavailable '%.16s' is not N or P%%",
+			r->max_unavailable);
+		goto bad;
+	}
+	if (!checkpoints_valid(r->checkpoints)) {
+		err_set("checkpoints '%.64s' are not percentages 1-100",
+			r->checkpoints);
+		goto bad;
+	}
+	if (r->surge < 0 || r->surge > 1000 || r->min_healthy < 0 ||
+	    r->min_healthy > 100 || r->rollback_after < 0 ||
+	    r->rollback_after > 1000 || r->checkpoint_done < 0 ||
+	    r->checkpoint_done > 100 || r->total < 0 || r->failures < 0 ||
+	    r->batches < 0 || r->started_ms < 0) {
+		err_set("a number is out of range");
+		goto bad;
+	}
+	if (check_text(r->message, STORE_TEXT_MAX, "message", false, true) < 0)
+		goto bad;
+	return 0;
+bad:
+	err_prefix("refresh of group %s", r->group);
+	return -1;
+}
+
+static void
+copy_col(char *dst, size_t size, const char *src)
+{
+	snprintf(dst, size, "%s", src ? src : "");
+}
+
+static int
+refresh_cb(void *ctx, const struct store_row *r)
+{
+	struct store_refresh *o = ctx;
+	char *group = NULL, *state = NULL, *cfg = NULL, *target = NULL,
+	     *prev = NULL, *maxu = NULL, *cps = NULL, *msg = NULL;
+	int rc = -1;
+
+	memset(o, 0, sizeof(*o));
+	if (col_str(r, 0, "group_name", COL_NAME, 0, false, &group) < 0 ||
+	    col_str(r, 1, "state", COL_KIND, 0, false, &state) < 0 ||
+	    col_str(r, 2, "config_template", COL_HASH, 0, false, &cfg) < 0 ||
+	    col_str(r, 3, "target", COL_HASH, 0, false, &target) < 0 ||
+	    col_str(r, 4, "previous", COL_HASH, 0, true, &prev) < 0 ||
+	    col_bool(r, 5, "all_instances", &o->all) < 0 ||
+	    col_str(r, 6, "max_unavailable", COL_LINE, 15, false, &maxu) < 0 ||
+	    col_int(r, 7, "surge", 0, 1000, &o->surge) < 0 ||
+	    col_int(r, 8, "min_healthy", 0, 100, &o->min_healthy) < 0 ||
+	    col_int(r, 9, "rollback_after", 0, 1000, &o->rollback_after) < 0 ||
+	    col_str(r, 10, "checkpoints", COL_LINE, 255, true, &cps) < 0 ||
+	    col_int(r, 11, "checkpoint_done", 0, 100, &o->checkpoint_done) < 0 ||
+	    col_int(r, 12, "total", 0, INT64_MAX, &o->total) < 0 ||
+	    col_int(r, 13, "failures", 0, INT64_MAX, &o->failures) < 0 ||
+	    col_int(r, 14, "batches", 0, INT64_MAX, &o->batches) < 0 ||
+	    col_int(r, 15, "started_ms", 0, INT64_MAX, &o->started_ms) < 0 ||
+	    col_int(r, 16, "updated_ms", 0, INT64_MAX, &o->updated_ms) < 0 ||
+	    col_str(r, 17, "message", COL_TEXT, STORE_TEXT_MAX, true, &msg) < 0)
+		goto cleanup;
+	copy_col(o->group, sizeof(o->group), group);
+	copy_col(o->config_template, sizeof(o->config_template), cfg);
+	copy_col(o->target, sizeof(o->target), target);
+	copy_col(o->previous, sizeof(o->previous), prev);
+	copy_col(o->max_unavailable, sizeof(o->max_unavailable), maxu);
+	copy_col(o->checkpoints, sizeof(o->checkpoints), cps);
+	copy_col(o->message, sizeof(o->message), msg);
+	o->state = STORE_REFRESH_LAST;
+	for (int i = 0; i < STORE_REFRESH_LAST; i++)
+		if (strcmp(state, refresh_state_names[i]) == 0)
+			o->state = (enum store_refresh_state)i;
+	if (o->state == STORE_REFRESH_LAST) {
+		err_set("column state: unknown refresh state '%.32s'", state);
+		goto cleanup;
+	}
+	if (!amount_valid(o->max_unavailable) ||
+	    !checkpoints_valid(o->checkpoints)) {
+		err_set("column max_unavailable or checkpoints is malformed");
+		goto cleanup;
+	}
+	rc = 0;
+cleanup:
+	free(group);
+	free(state);
+	free(cfg);
+	free(target);
+	free(prev);
+	free(maxu);
+	free(cps);
+	free(msg);
+	return rc < 0 ? corrupt(r, "refreshes", 0) : 0;
+}
+
+int
+store_refresh_get(struct store *s, const char *group, struct store_refresh *out)
+{
+	struct store_refresh *r = xcalloc(1, sizeof(*r));
+	int rc = STORE_OK;
+
+	if (check_name(group, "group name") < 0) {
+		free(r);
+		return STORE_E_ERROR;
+	}
+	r->group[0] = '\0';
+	s = lock(s);
+	if (q(s, "SELECT " REFRESH_COLS " FROM refreshes WHERE group_name = ?",
+	      (struct store_val[]){SV_TEXT(group)}, 1, refresh_cb, r) < 0)
+		rc = STORE_E_ERROR;
+	unlock(s);
+	if (rc == STORE_OK && !r->group[0]) {
+		err_set("group %s has no refresh", group);
+		rc = STORE_E_NOTFOUND;
+	}
+	if (rc == STORE_OK)
+		*out = *r;
+	free(r);
+	return rc;
+}
+
+int
+store_refresh_put(struct store *s, const struct store_refresh *r)
+{
+	struct store_val v[18] = {
+		SV_TEXT(r->group),
+		SV_TEXT(refresh_state_names[(unsigned)r->state < STORE_REFRESH_LAST
+						    ? r->state
+						    : 0]),
+		SV_TEXT(r->config_template),
+		SV_TEXT(r->target),
+		SV_OPT(r->previous[0] ? r->previous : NULL),
+		SV_INT(r->all),
+		SV_TEXT(r->max_unavailable),
+		SV_INT(r->surge),
+		SV_INT(r->min_healthy),
+		SV_INT(r->rollback_after),
+		SV_TEXT(r->checkpoints),
+		SV_INT(r->checkpoint_done),
+		SV_INT(r->total),
+		SV_INT(r->failures),
+		SV_INT(r->batches),
+		SV_INT(r->started_ms),
+		SV_INT(util_wall_ms()),
+		SV_TEXT(r->message),
+	};
+	int rc;
+
+	if (refresh_check(r) < 0)
+		return STORE_E_ERROR;
+	s = lock(s);
+	rc = tx_begin(s);
+	if (rc < 0)
+		goto cleanup;
+	/* delete + insert: one statement for both backends' upsert */
+	rc = x(s, "DELETE FROM refreshes WHERE group_name = ?",
+	       (struct store_val[]){SV_TEXT(r->group)}, 1, NULL, NULL);
+	if (rc >= 0)
+		rc = x(s, "INSERT INTO refreshes (" REFRESH_COLS ") VALUES "
+			  "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		       v, 18, NULL, NULL);
+	if (rc < 0)
 		rc = STORE_E_ERROR;
 	rc = tx_end(s, rc);
 cleanup:

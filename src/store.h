@@ -78,7 +78,7 @@ const char *store_rc_name(int rc);
 #define STORE_HOLDER_MAX 255    /* lease holder ids */
 
 /* Newest schema version this binary knows (see docs/state.md). */
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 
 /* ---- opening ---------------------------------------------------------- */
 
@@ -231,6 +231,9 @@ struct store_instance {
 	int64_t config_gen;  /* config generation it was built from */
 	char *address;       /* reported address, or NULL */
 	char *notes;         /* free text, or NULL */
+	char *template_hash; /* the template it was built from
+				(template.h: 64 hex), or NULL: unknown
+				(built before schema version 8) */
 };
 void store_instance_release(struct store_instance *inst);
 
@@ -255,7 +258,8 @@ int store_instance_new_id(char out[STORE_ID_LEN + 1]);
 
 /*
  * Put an instance: insert it, or, if the id exists, overwrite its
- * attributes (host, domain, secret_hash, config_gen, address, notes; NULL
+ * attributes (host, domain, secret_hash, config_gen, address, notes,
+ * template_hash; NULL
  * clears one) with inst's, typically after store_instance_get(). The
  * state of an existing instance only changes with store_instance_set_state();
  * a put whose state differs from the stored one is STORE_E_CONFLICT.
@@ -604,5 +608,69 @@ int store_hook_wait_complete(struct store *s, const char *id,
 			     enum store_hook_result result);
 /* End the wait of id (delete its row; no row is fine). */
 int store_hook_wait_end(struct store *s, const char *id);
+
+/* ---- instance refresh ------------------------------------------------------ */
+
+/*
+ * Templates (template.h): every template a group's instances were built
+ * from, by its hash, so that a rollback after a restart can build from
+ * the previous one although the configuration names the new one. body is
+ * the template's canonical JSON (at most STORE_TEMPLATE_MAX bytes).
+ * put: insert; a row that exists already is kept (same hash, same body).
+ * get: *body (free it), or STORE_E_NOTFOUND. Schema version 8.
+ */
+#define STORE_TEMPLATE_MAX (4 * 1024 * 1024)
+int store_template_put(struct store *s, const char *group, const char *hash,
+		       const char *body);
+int store_template_get(struct store *s, const char *group, const char *hash,
+		       char **body);
+
+/*
+ * A group's instance refresh (refresh.h, docs/operations.md): one row per
+ * group, its last refresh, active or ended. Written only by the leader's
+ * loop. Schema version 8.
+ */
+enum store_refresh_state {
+	STORE_REFRESH_RUNNING,      /* replacing */
+	STORE_REFRESH_PAUSED,       /* at a checkpoint: `refresh --resume` */
+	STORE_REFRESH_ROLLING_BACK, /* new instances failed: back to previous */
+	STORE_REFRESH_DONE,
+	STORE_REFRESH_CANCELLED,
+	STORE_REFRESH_ROLLED_BACK,  /* the group runs the previous template
+				       until the configuration's changes */
+	STORE_REFRESH_FAILED,       /* failed with nothing to roll back to */
+	STORE_REFRESH_LAST
+};
+/* "running", "paused", ...; NULL out of range */
+const char *store_refresh_state_name(enum store_refresh_state st);
+/* running, paused or rolling_back */
+bool store_refresh_active(enum store_refresh_state st);
+
+struct store_refresh {
+	char group[STORE_NAME_MAX + 1];
+	enum store_refresh_state state;
+	char config_template[65]; /* the configuration's template at the start */
+	char target[65];          /* the template new instances get */
+	char previous[65];        /* the one to roll back to; "" none */
+	bool all;                 /* replace every instance created before
+				     started_ms (a manual refresh), not only
+				     those of another template */
+	char max_unavailable[16]; /* "N" or "P%" of desired */
+	int64_t surge;            /* new instances beyond desired, >= 0 */
+	int64_t min_healthy;      /* percent of desired kept ready */
+	int64_t rollback_after;   /* failed new instances that roll back; 0 never */
+	char checkpoints[256];    /* "P,P,..." percentages, "" none */
+	int64_t checkpoint_done;  /* the last checkpoint paused at, percent */
+	int64_t total;            /* instances to replace when it began */
+	int64_t failures;         /* new instances that failed so far */
+	int64_t batches;          /* batches begun */
+	int64_t started_ms, updated_ms;
+	char message[STORE_TEXT_MAX + 1]; /* what it did last, or why it ended */
+};
+/* The group's refresh into *out, or STORE_E_NOTFOUND. */
+int store_refresh_get(struct store *s, const char *group,
+		      struct store_refresh *out);
+/* Insert or overwrite the group's row (updated_ms is set to now). */
+int store_refresh_put(struct store *s, const struct store_refresh *r);
 
 #endif

@@ -1062,6 +1062,40 @@ static const char *const v7[] = {
 	NULL,
 };
 
+/* Instance refresh (store_refresh_*, store_template_*): the template each
+ * instance was built from, every template a group used (a rollback
+ * builds from the previous one after a restart), and each group's last
+ * refresh. */
+static const char *const v8[] = {
+	"ALTER TABLE instances ADD COLUMN IF NOT EXISTS template_hash VARCHAR(64) NULL",
+	"CREATE TABLE IF NOT EXISTS group_templates ("
+	" group_name VARCHAR(63) NOT NULL,"
+	" hash VARCHAR(64) NOT NULL,"
+	" body MEDIUMTEXT NOT NULL,"
+	" created_ms BIGINT NOT NULL,"
+	" PRIMARY KEY (group_name, hash))" TABLE_OPTS,
+	"CREATE TABLE IF NOT EXISTS refreshes ("
+	" group_name VARCHAR(63) NOT NULL PRIMARY KEY,"
+	" state VARCHAR(16) NOT NULL,"
+	" config_template VARCHAR(64) NOT NULL,"
+	" target VARCHAR(64) NOT NULL,"
+	" previous VARCHAR(64) NULL,"
+	" all_instances TINYINT NOT NULL,"
+	" max_unavailable VARCHAR(16) NOT NULL,"
+	" surge INT NOT NULL,"
+	" min_healthy INT NOT NULL,"
+	" rollback_after INT NOT NULL,"
+	" checkpoints VARCHAR(255) NOT NULL,"
+	" checkpoint_done INT NOT NULL,"
+	" total INT NOT NULL,"
+	" failures INT NOT NULL,"
+	" batches INT NOT NULL,"
+	" started_ms BIGINT NOT NULL,"
+	" updated_ms BIGINT NOT NULL,"
+	" message TEXT NOT NULL)" TABLE_OPTS,
+	NULL,
+};
+
 static const struct store_migration migrations[] = {
 	{1, v1},
 	{2, v2},
@@ -1070,6 +1104,7 @@ static const struct store_migration migrations[] = {
 	{5, v5},
 	{6, v6},
 	{7, v7},
+	{8, v8},
 };
 
 const struct store_driver store_driver_mysql = {

@@ -571,6 +571,40 @@ static const char *const v7[] = {
 	NULL,
 };
 
+/* Instance refresh (store_refresh_*, store_template_*): the template each
+ * instance was built from, every template a group used (a rollback
+ * builds from the previous one after a restart), and each group's last
+ * refresh. */
+static const char *const v8[] = {
+	"ALTER TABLE instances ADD COLUMN template_hash TEXT NULL",
+	"CREATE TABLE group_templates ("
+	" group_name TEXT NOT NULL,"
+	" hash TEXT NOT NULL,"
+	" body TEXT NOT NULL,"
+	" created_ms INTEGER NOT NULL,"
+	" PRIMARY KEY (group_name, hash))",
+	"CREATE TABLE refreshes ("
+	" group_name TEXT NOT NULL PRIMARY KEY,"
+	" state TEXT NOT NULL,"
+	" config_template TEXT NOT NULL,"
+	" target TEXT NOT NULL,"
+	" previous TEXT NULL,"
+	" all_instances INTEGER NOT NULL,"
+	" max_unavailable TEXT NOT NULL,"
+	" surge INTEGER NOT NULL,"
+	" min_healthy INTEGER NOT NULL,"
+	" rollback_after INTEGER NOT NULL,"
+	" checkpoints TEXT NOT NULL,"
+	" checkpoint_done INTEGER NOT NULL,"
+	" total INTEGER NOT NULL,"
+	" failures INTEGER NOT NULL,"
+	" batches INTEGER NOT NULL,"
+	" started_ms INTEGER NOT NULL,"
+	" updated_ms INTEGER NOT NULL,"
+	" message TEXT NOT NULL)",
+	NULL,
+};
+
 static const struct store_migration migrations[] = {
 	{1, v1},
 	{2, v2},
@@ -579,6 +613,7 @@ static const struct store_migration migrations[] = {
 	{5, v5},
 	{6, v6},
 	{7, v7},
+	{8, v8},
 };
 
 const struct store_driver store_driver_sqlite = {
