@@ -59,6 +59,10 @@ group_json(const struct control_group *g, struct strbuf *sb)
 		strbuf_adds(sb, ",\"predictive\":");
 		strbuf_adds(sb, g->predictive);
 	}
+	if (g->refresh) {
+		strbuf_adds(sb, ",\"refresh\":");
+		strbuf_adds(sb, g->refresh);
+	}
 	strbuf_adds(sb, "}");
 }
 
@@ -685,6 +689,34 @@ api_set_paused(void *ctx, const char *name, bool paused, struct http_reply *out)
 	return out->status = 200;
 }
 
+static unsigned
+api_refresh(void *ctx, const char *name, const struct http_refresh *rq,
+	    struct http_reply *out)
+{
+	struct daemon *d = ctx;
+	struct control_cmd c = {
+		.kind = CONTROL_REFRESH,
+		.group = name,
+		.surge = rq->surge,
+		.min_healthy = rq->min_healthy,
+	};
+
+	snprintf(c.refresh_action, sizeof(c.refresh_action), "%s", rq->action);
+	snprintf(c.max_unavailable, sizeof(c.max_unavailable), "%s",
+		 rq->max_unavailable);
+	snprintf(c.checkpoints, sizeof(c.checkpoints), "%s", rq->checkpoints);
+	if (control_submit(d->ctl, &c, COMMAND_TIMEOUT_MS) != 0 || c.status != 200)
+		return command_reply_error(&c, out);
+	strbuf_adds(&out->body, "{\"group\":");
+	http_json_string(&out->body, name);
+	strbuf_adds(&out->body, ",\"action\":");
+	http_json_string(&out->body, rq->action);
+	strbuf_adds(&out->body, ",\"note\":");
+	http_json_string(&out->body, c.note[0] ? c.note : "ok");
+	strbuf_adds(&out->body, "}\n");
+	return out->status = 200;
+}
+
 /*
  * /metrics is open (a scraper holds no token). The per-instance series
  * name every VM of the installation, so they are only shown with the
@@ -716,6 +748,7 @@ const struct http_api daemon_http_api = {
 	.events = api_events,
 	.set_desired = api_set_desired,
 	.set_paused = api_set_paused,
+	.refresh = api_refresh,
 	.metrics = api_metrics,
 	.targets = api_targets,
 	.lifecycle = api_lifecycle,

@@ -640,6 +640,7 @@ print_events(struct json_object *events, bool decisions_only)
 }
 
 static double jdouble(struct json_object *o, const char *key, bool *present);
+static void print_refresh_short(struct json_object *g);
 
 /* status: ", forecast N (MODE)" or ", no forecast (MODE)" for a group
  * with predictive scaling. */
@@ -736,6 +737,7 @@ cmd_status(int argc, char **argv)
 				       (long long)jint(p, "warming"),
 				       (long long)jint(p, "target"));
 			print_forecast_short(g);
+			print_refresh_short(g);
 			printf("\n");
 		}
 	}
@@ -1120,6 +1122,155 @@ int
 cmd_resume(int argc, char **argv)
 {
 	return pause_common(argc, argv, false);
+}
+
+/*
+ * refresh GROUP [--max-unavailable N|P%] [--surge N] [--min-healthy P]
+ *               [--checkpoint P]... | --cancel | --resume
+ */
+int
+cmd_refresh(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		CLIENT_LONGOPTS,
+		{"max-unavailable", required_argument, NULL, 'M'},
+		{"surge", required_argument, NULL, 'S'},
+		{"min-healthy", required_argument, NULL, 'H'},
+		{"checkpoint", required_argument, NULL, 'P'},
+		{"cancel", no_argument, NULL, 'X'},
+		{"resume", no_argument, NULL, 'R'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *usage =
+		"refresh " CLIENT_USAGE " GROUP [--max-unavailable N|P%] "
+		"[--surge N] [--min-healthy P%] [--checkpoint P%]... | "
+		"refresh GROUP --cancel | refresh GROUP --resume";
+	struct client_args a = {0};
+	struct json_object *doc, *cps = NULL, *reply;
+	const char *action = "start";
+	struct client c;
+	char *path;
+	int opt, taken, n;
+	int64_t v;
+
+	doc = json_object_new_object();
+	while ((opt = getopt_long(argc, argv, CLIENT_OPTSTRING, longopts,
+				  NULL)) != -1) {
+		if ((taken = client_opt(opt, &a)) > 0)
+			continue;
+		if (taken < 0)
+			goto usage;
+		switch (opt) {
+		case 'M':
+			if (config_refresh_amount(optarg, 100, &n) != 0) {
+				fprintf(stderr, "virt-autoscaler: --max-unavailable: "
+					"a number of instances (1) or a percentage "
+					"of desired (25%%), not '%s'\n", optarg);
+				goto bad;
+			}
+			json_object_object_add(doc, "max_unavailable",
+					       json_object_new_string(optarg));
+			break;
+		case 'S':
+		case 'H':
+		case 'P': {
+			char buf[16];
+			size_t len = strlen(optarg);
+
+			snprintf(buf, sizeof(buf), "%s", optarg);
+			if (opt != 'S' && len && buf[len - 1] == '%')
+				buf[len - 1] = '\0';
+			if (util_parse_int64(buf, opt == 'P' ? 1 : 0,
+					     opt == 'S' ? 1000 : 100, &v) != 0) {
+				fprintf(stderr, "virt-autoscaler: --%s: %s\n",
+					opt == 'S' ? "surge" : opt == 'H'
+						? "min-healthy" : "checkpoint",
+					err_msg());
+				goto bad;
+			}
+			if (opt == 'P') {
+				if (!cps)
+					cps = json_object_new_array();
+				json_object_array_add(cps,
+						      json_object_new_int64(v));
+			} else {
+				json_object_object_add(doc, opt == 'S' ? "surge"
+								       : "min_healthy",
+						       json_object_new_int64(v));
+			}
+			break;
+		}
+		case 'X':
+			action = "cancel";
+			break;
+		case 'R':
+			action = "resume";
+			break;
+		case 'h':
+			printf("usage: virt-autoscaler %s\n", usage);
+			json_object_put(doc);
+			json_object_put(cps);
+			return 0;
+		default:
+			goto usage;
+		}
+	}
+	if (optind != argc - 1)
+		goto usage;
+	if (strcmp(action, "start") != 0 &&
+	    (json_object_object_length(doc) || cps)) {
+		fprintf(stderr, "virt-autoscaler: refresh --%s takes no other "
+			"option\n", action);
+		goto bad;
+	}
+	if (cps)
+		json_object_object_add(doc, "checkpoints", cps);
+	cps = NULL;
+	json_object_object_add(doc, "action", json_object_new_string(action));
+	if (client_init(&c, &a) != 0) {
+		json_object_put(doc);
+		return 1;
+	}
+	path = xasprintf("/v1/groups/%s/refresh", argv[optind]);
+	reply = client_call(&c, "POST", path,
+			    json_object_to_json_string_ext(doc,
+							   JSON_C_TO_STRING_PLAIN));
+	if (reply)
+		printf("group %s: refresh %s (%s)\n", argv[optind],
+		       strcmp(action, "start") == 0 ? "started" : jstr(reply, "note"),
+		       jstr(reply, "note"));
+	json_object_put(reply);
+	json_object_put(doc);
+	free(path);
+	client_release(&c);
+	return reply ? 0 : 1;
+usage:
+	fprintf(stderr, "usage: virt-autoscaler %s\n", usage);
+bad:
+	json_object_put(doc);
+	json_object_put(cps);
+	return 2;
+}
+
+/* status: the group's instance refresh, when it has had one */
+static void
+print_refresh_short(struct json_object *g)
+{
+	struct json_object *r;
+	const char *st;
+
+	if (!json_object_object_get_ex(g, "refresh", &r) ||
+	    !json_object_is_type(r, json_type_object))
+		return;
+	st = jstr(r, "state");
+	if (strcmp(st, "running") == 0 || strcmp(st, "paused") == 0 ||
+	    strcmp(st, "rolling_back") == 0)
+		printf(", refresh %s: %lld of %lld to replace, batch %lld, "
+		       "template %s", st, (long long)jint(r, "remaining"),
+		       (long long)jint(r, "total"), (long long)jint(r, "batches"),
+		       jstr(r, "target"));
+	else
+		printf(", last refresh %s", st);
 }
 
 /* A metric's value with its unit, by the metric's name (rates.h). */

@@ -26,6 +26,7 @@ int cmd_explain(int argc, char **argv);
 int cmd_scale(int argc, char **argv);
 int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
+int cmd_refresh(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);
 /* the names bash completion offers (groups, instances); not in the help */
 int cmd_complete(int argc, char **argv);

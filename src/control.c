@@ -83,6 +83,7 @@ snapshot_free(struct control_snapshot *s)
 		free(s->groups[i].last_decision);
 		free(s->groups[i].app_source);
 		free(s->groups[i].predictive);
+		free(s->groups[i].refresh);
 		history_put(s->groups[i].history);
 		free(s->groups[i].targets);
 	}

@@ -69,6 +69,8 @@ struct control_group {
 	bool targets_known;              /* listed at least once */
 	bool launch_hook;                /* groups.*.hooks.launch: a check-in
 					    goes to launch_wait, not ready */
+	char *refresh;                   /* JSON of the group's instance
+					    refresh (refresh_json()), or NULL */
 };
 
 /* What the HTTP threads see of a host. */
@@ -143,6 +145,8 @@ enum control_cmd_kind {
 	CONTROL_PLAN_NOW,                /* plan the group at the loop's next
 					    turn (a lifecycle hook's wait
 					    began or was completed) */
+	CONTROL_REFRESH,                 /* instance refresh: start, cancel
+					    or resume (refresh.h) */
 	CONTROL_CMD_LAST
 };
 
@@ -151,8 +155,14 @@ struct control_cmd {
 	const char *group;               /* borrowed for the call */
 	int desired;                     /* SET_DESIRED */
 	bool paused;                     /* SET_PAUSED */
+	/* REFRESH: "start", "cancel" or "resume"; start's settings ("" or
+	 * -1: the group's groups.*.refresh) */
+	char refresh_action[8];
+	char max_unavailable[16];
+	int surge, min_healthy;
+	char checkpoints[256];
 	/* the loop's answer */
-	unsigned status;                 /* 200, 404, 503 */
+	unsigned status;                 /* 200, 404, 409, 503 */
 	int from, to;                    /* SET_DESIRED: sizes before, after */
 	char note[128];                  /* e.g. "raised to the group's min 1" */
 	char error[512];                 /* when status != 200 */

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "converge.h"
+#include "converge_int.h"
 #include "scalein.h"
 #include "util.h"
 
@@ -97,13 +98,11 @@ converge_plan_release(struct converge_plan *plan)
 	memset(plan, 0, sizeof(*plan));
 }
 
-static struct converge_action *
-add(struct converge_plan *plan, enum converge_action_kind kind, size_t inst,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+#define add converge_add
 
-static struct converge_action *
-add(struct converge_plan *plan, enum converge_action_kind kind, size_t inst,
-    const char *fmt, ...)
+struct converge_action *
+converge_add(struct converge_plan *plan, enum converge_action_kind kind,
+	     size_t inst, const char *fmt, ...)
 {
 	struct converge_action *a;
 	struct strbuf sb = STRBUF_INIT;
@@ -638,9 +637,10 @@ plan_pool(const struct converge_input *in, struct converge_state *st,
  * for the terminate hook first. a becomes a REMOVE to terminate_wait and
  * a HOOK_WAIT follows (a may move: the caller drops it).
  */
-static void
-hook_wait_terminate(const struct converge_input *in, size_t i,
-		    struct converge_action *a, struct converge_plan *plan)
+void
+converge_hook_wait_terminate(const struct converge_input *in, size_t i,
+			     struct converge_action *a,
+			     struct converge_plan *plan)
 {
 	const struct config_hook *hc = &in->cfg->hooks.terminate;
 	char *m = xasprintf("%s; its terminate hook runs first", a->message);
@@ -767,7 +767,7 @@ state_rank(enum store_instance_state st)
 
 static void
 plan_shrink(const struct converge_input *in, enum store_instance_state *state,
-	    int surplus, struct converge_plan *plan)
+	    const bool *due, int surplus, struct converge_plan *plan)
 {
 	size_t m = in->n ? in->n : 1;
 	struct scalein_instance *cand = xcalloc(m, sizeof(*cand));
@@ -789,13 +789,20 @@ plan_shrink(const struct converge_input *in, enum store_instance_state *state,
 		    state[i] == STORE_INSTANCE_PROVISIONING)
 			surplus--;
 	/* Unhealthy and booting instances go first, then the group's order
-	 * among ready ones (busy ones are protected by scalein_choose). */
-	for (int rank = 0; rank <= 2 && surplus > 0; rank++) {
+	 * among ready ones (busy ones are protected by scalein_choose);
+	 * during a refresh, old instances before new ones (pass 0). */
+	for (int pr = 0; pr < 6 && surplus > 0; pr++) {
+		int rank = pr % 3;
+		bool old_pass = pr < 3;
 		size_t n = 0, chosen;
 
 		for (size_t i = 0; i < in->n; i++) {
 			const struct converge_instance *ci = &in->v[i];
 
+			if (due && due[i] != old_pass)
+				continue;
+			if (!due && !old_pass)
+				continue;
 			if (!converge_state_live(state[i]) ||
 			    state_rank(state[i]) != rank ||
 			    state[i] == STORE_INSTANCE_REQUESTED ||
@@ -850,7 +857,7 @@ plan_shrink(const struct converge_input *in, enum store_instance_state *state,
 			if (a->state == STORE_INSTANCE_DRAINING &&
 			    in->cfg->hooks.terminate.present) {
 				/* its terminate hook first (a may move) */
-				hook_wait_terminate(in, i, a, plan);
+				converge_hook_wait_terminate(in, i, a, plan);
 				state[i] = STORE_INSTANCE_TERMINATE_WAIT;
 			}
 			surplus--;
@@ -956,12 +963,15 @@ converge_group(const struct converge_input *in, struct converge_state *st,
 	       struct converge_plan *plan)
 {
 	enum store_instance_state *state;
+	bool *due;
+	int extra = 0;
 
 	memset(plan, 0, sizeof(*plan));
 	plan->desired = in->desired;
 	plan->load = NAN;
 	/* the states as the plan changes them */
 	state = xcalloc(in->n ? in->n : 1, sizeof(*state));
+	due = xcalloc(in->n ? in->n : 1, sizeof(*due));
 	for (size_t i = 0; i < in->n; i++)
 		state[i] = in->v[i].state;
 	if (in->manual)
@@ -979,14 +989,16 @@ converge_group(const struct converge_input *in, struct converge_state *st,
 			plan->ready++;
 	}
 	if (!in->paused) {
-		if (plan->live < plan->desired) {
-			int missing = plan->desired - plan->live;
+		extra = converge_refresh(in, state, due, plan);
+		if (plan->live < plan->desired + extra) {
+			int missing = plan->desired + extra - plan->live;
 
 			missing -= plan_draw(in, state, missing, plan);
 			plan_grow(in, st, missing, false, plan);
 			note_served(in, state, plan);
-		} else if (plan->live > plan->desired) {
-			plan_shrink(in, state, plan->live - plan->desired, plan);
+		} else if (plan->live > plan->desired + extra) {
+			plan_shrink(in, state, plan->have_refresh ? due : NULL,
+				    plan->live - plan->desired - extra, plan);
 		}
 		plan_busy_veto(in, st, plan);
 		plan_pool(in, st, state, plan);
@@ -998,4 +1010,5 @@ converge_group(const struct converge_input *in, struct converge_state *st,
 			plan->warm++;
 	}
 	free(state);
+	free(due);
 }

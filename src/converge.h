@@ -92,6 +92,8 @@ struct converge_instance {
 	int64_t updated_ms;              /* last state change (wall) */
 	bool resumed;                    /* resuming: its resume job ended
 					    well in this run */
+	const char *template;            /* template hash it was built
+					    from (template.h); NULL unknown */
 	/* lifecycle hooks (launch_wait, terminate_wait): the wait's row in
 	 * the store (store_hook_wait_*) exists, its deadline (wall) and
 	 * result; this run has its call (queued, sent or given up) */
@@ -145,6 +147,14 @@ struct converge_input {
 	 * window ahead (policy_input.forecast), when have_forecast */
 	bool have_forecast;
 	int forecast;
+	/* instance refresh (converge_refresh.c): the template the
+	 * configuration names (template_hash(); NULL: none known, no
+	 * refresh), the group's refresh row (NULL: none ever), and new
+	 * instances of the refresh whose provisioning failed since the
+	 * last plan (the scaler counts them as its jobs end) */
+	const char *template;
+	const struct store_refresh *refresh;
+	int refresh_failed_starts;
 };
 
 /* What the planner remembers of a group between plans (the caller keeps it). */
@@ -214,6 +224,14 @@ struct converge_plan {
 	/* the warm pool after the plan: warming (incl. checked in), warm,
 	 * the pool's target, and this plan's draws and cold starts */
 	int warming, warm, warm_target, draws, cold_starts;
+	/* instance refresh: the group's refresh row after the plan, to be
+	 * written first when refresh_changed (a refresh began, made a
+	 * batch, paused, rolled back or ended); the template START actions
+	 * build from (""; none known: the configuration's) */
+	struct store_refresh refresh;
+	bool refresh_changed, have_refresh;
+	char start_template[65];
+	int refresh_old;                 /* instances still to replace */
 	/* the load the decision measured, in instances
 	 * (policy_load_instances()): what predictive scaling records; NaN
 	 * when none (no decision, no data) */
@@ -235,6 +253,19 @@ const char *converge_action_name(enum converge_action_kind k);
 bool converge_state_live(enum store_instance_state st);
 /* In the warm pool (warming or warm): not live, not serving. */
 bool converge_state_pooled(enum store_instance_state st);
+/*
+ * Instance refresh, the planner's step before convergence (called by
+ * converge_group(); here for the tests): begins a refresh when the
+ * template changed (groups.*.refresh.auto), ends, pauses or rolls back
+ * the group's refresh, and removes old instances as the health gate
+ * allows (max_unavailable, min_healthy). due[] gets which instances are
+ * old (scale-in takes them first). Returns how many instances beyond
+ * desired convergence may start now (the surge).
+ */
+int converge_refresh(const struct converge_input *in,
+		     enum store_instance_state *state, bool *due,
+		     struct converge_plan *plan);
+
 /* The pool's target size for a desired size: min(size, max - desired,
  * max_prepared - desired), 0 without a pool. */
 int converge_warm_target(const struct config_group *cfg, int desired);

@@ -118,6 +118,17 @@ struct dgroup {
 	/* the lifecycle hooks' HMAC keys (groups.*.hooks.*.secret), read at
 	 * start and reload; NULL without the hook */
 	char *hook_key[STORE_HOOK_LAST];
+	/* instance refresh (refresh.h): the configuration's template and
+	 * its hash; the group's refresh row (NULL: never had one); failed
+	 * provisionings since the last plan; the stored template last built
+	 * from (a rollback), by hash */
+	char *template_body;
+	char template_hash[65];
+	struct store_refresh *refresh;
+	int refresh_failed_starts;
+	int refresh_old;               /* instances still to replace (last plan) */
+	struct template_copy *tcopy;
+	char tcopy_hash[65];
 };
 
 struct daemon {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "groups.h"
+#include "refresh.h"
 #include "log.h"
 #include "util.h"
 
@@ -41,6 +42,7 @@ group_release(struct dgroup *g)
 	promsrc_free(g->src);
 	free(g->resumed);
 	predict_free(g->pred);
+	refresh_release(g);
 	for (int h = 0; h < STORE_HOOK_LAST; h++)
 		if (g->hook_key[h]) {
 			explicit_bzero(g->hook_key[h], strlen(g->hook_key[h]));
@@ -194,6 +196,8 @@ group_init(struct dgroup *g, const struct config *cfg,
 		old->resumed = NULL;
 		old->n_resumed = 0;
 		g->next_decide_ms = old->next_decide_ms;
+		g->refresh_failed_starts = old->refresh_failed_starts;
+		g->refresh_old = old->refresh_old;
 	} else {
 		converge_state_init(&g->cs);
 		g->desired = gc->desired;
@@ -224,6 +228,9 @@ groups_setup(struct daemon *d, const struct config *cfg, int64_t gen,
 			if (old[j].cfg && strcmp(old[j].cfg->name, gc->name) == 0)
 				prev = &old[j];
 		if (group_init(&groups[i], cfg, gc, prev) != 0)
+			goto fail;
+		/* the template it builds from, and its refresh */
+		if (refresh_setup(d, &groups[i]) != 0)
 			goto fail;
 		/* predictive scaling's history: carried over, or loaded */
 		if (predict_setup(d->store, gc, prev ? prev->pred : NULL,

@@ -1,6 +1,7 @@
 /*
  * http.c: see http.h.
  */
+#include "config.h"
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -577,6 +578,116 @@ serve_asset(const char *name, struct http_reply *r)
 	return r->status = 200;
 }
 
+/* POST /v1/groups/NAME/refresh: the body, checked (http.h) */
+static unsigned
+route_refresh(struct http_server *srv, struct request *rq, const char *group,
+	      bool post, struct http_reply *r)
+{
+	struct http_refresh h = {.surge = -1, .min_healthy = -1};
+	struct json_object *root;
+	const char *bad = NULL;
+	unsigned st;
+
+	if (!post)
+		return http_reply_error(r, 405, "use POST");
+	root = json_tokener_parse(strbuf_str(&rq->body));
+	if (!root || !json_object_is_type(root, json_type_object)) {
+		json_object_put(root);
+		return http_reply_error(r, 400, "body must be a JSON object: "
+					"{\"action\": \"start\", \"cancel\" "
+					"or \"resume\", ...}");
+	}
+	json_object_object_foreach(root, key, val) {
+		if (strcmp(key, "action") == 0) {
+			const char *a = json_object_is_type(val, json_type_string)
+						? json_object_get_string(val)
+						: "";
+
+			if (strcmp(a, "start") && strcmp(a, "cancel") &&
+			    strcmp(a, "resume"))
+				bad = "action must be \"start\", \"cancel\" or "
+				      "\"resume\"";
+			else
+				snprintf(h.action, sizeof(h.action), "%s", a);
+		} else if (strcmp(key, "max_unavailable") == 0) {
+			const char *m = json_object_is_type(val, json_type_string)
+						? json_object_get_string(val)
+						: NULL;
+			char buf[16];
+			int n;
+
+			if (json_object_is_type(val, json_type_int)) {
+				snprintf(buf, sizeof(buf), "%d",
+					 json_object_get_int(val));
+				m = buf;
+			}
+			if (!m || strlen(m) >= sizeof(h.max_unavailable) ||
+			    config_refresh_amount(m, 100, &n) != 0)
+				bad = "max_unavailable must be a number of "
+				      "instances or a percentage like \"25%\"";
+			else
+				snprintf(h.max_unavailable,
+					 sizeof(h.max_unavailable), "%s", m);
+		} else if (strcmp(key, "surge") == 0 ||
+			   strcmp(key, "min_healthy") == 0) {
+			bool surge = key[0] == 's';
+			int64_t n = json_object_is_type(val, json_type_int)
+					    ? json_object_get_int64(val)
+					    : -1;
+
+			if (n < 0 || n > (surge ? 1000 : 100))
+				bad = surge ? "surge must be a whole number "
+					      "0-1000"
+					    : "min_healthy must be a percentage "
+					      "0-100";
+			else if (surge)
+				h.surge = (int)n;
+			else
+				h.min_healthy = (int)n;
+		} else if (strcmp(key, "checkpoints") == 0) {
+			size_t n = json_object_is_type(val, json_type_array)
+					   ? json_object_array_length(val)
+					   : 0;
+			int last = 0;
+
+			if (!json_object_is_type(val, json_type_array) || n > 20)
+				bad = "checkpoints must be a list of at most "
+				      "20 percentages";
+			for (size_t i = 0; !bad && i < n; i++) {
+				struct json_object *e =
+					json_object_array_get_idx(val, i);
+				int p = json_object_is_type(e, json_type_int)
+						? json_object_get_int(e)
+						: -1;
+
+				if (p <= last || p > 100) {
+					bad = "checkpoints must be ascending "
+					      "percentages 1-100";
+					break;
+				}
+				last = p;
+				snprintf(h.checkpoints + strlen(h.checkpoints),
+					 sizeof(h.checkpoints) -
+						 strlen(h.checkpoints),
+					 "%s%d", i ? "," : "", p);
+			}
+		} else {
+			bad = "unknown field (action, max_unavailable, surge, "
+			      "min_healthy, checkpoints)";
+		}
+		if (bad)
+			break;
+	}
+	json_object_put(root);
+	if (!bad && !h.action[0])
+		bad = "action is missing (\"start\", \"cancel\" or "
+		      "\"resume\")";
+	if (bad)
+		return http_reply_error(r, 400, "%s", bad);
+	st = srv->api->refresh(srv->ctx, group, &h, r);
+	return st;
+}
+
 /* POST /v1/instances/ID/lifecycle {"result": ..., "token": ...} */
 static unsigned
 route_lifecycle(struct http_server *srv, struct MHD_Connection *c,
@@ -753,6 +864,9 @@ route(struct http_server *srv, struct MHD_Connection *c, const char *url,
 			return bad;
 		return srv->api->set_desired(srv->ctx, segs[2], desired, r);
 	}
+	if (n == 4 && strcmp(segs[1], "groups") == 0 &&
+	    strcmp(segs[3], "refresh") == 0 && srv->api->refresh)
+		return route_refresh(srv, rq, segs[2], post, r);
 	if (n == 4 && strcmp(segs[1], "groups") == 0 &&
 	    (strcmp(segs[3], "pause") == 0 || strcmp(segs[3], "resume") == 0) &&
 	    srv->api->set_paused) {

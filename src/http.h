@@ -96,6 +96,14 @@ struct http_heartbeat {
  * heartbeat counts as an authentication failure for rate limiting.
  * A NULL callback answers 404.
  */
+/* An instance refresh command (http_api.refresh); "" or -1: not given. */
+struct http_refresh {
+	char action[8];
+	char max_unavailable[16];
+	int surge, min_healthy;
+	char checkpoints[256];
+};
+
 struct http_api {
 	unsigned (*checkin)(void *ctx, const struct http_checkin *in,
 			    struct http_reply *out);
@@ -120,6 +128,12 @@ struct http_api {
 				struct http_reply *out);
 	unsigned (*set_paused)(void *ctx, const char *group, bool paused,
 			       struct http_reply *out);
+	/* POST /v1/groups/NAME/refresh {"action": "start"|"cancel"|"resume",
+	 * "max_unavailable": "N"|"P%", "surge": N, "min_healthy": P,
+	 * "checkpoints": [P, ...]}: parsed and checked by http.c */
+	unsigned (*refresh)(void *ctx, const char *group,
+			    const struct http_refresh *rq,
+			    struct http_reply *out);
 	/* Prometheus text into out->body; content type is set by http.c.
 	 * admin: the request carried the right admin token (one with a wrong
 	 * token is refused before). */

@@ -29,6 +29,7 @@ static const struct command commands[] = {
 	{"scale", cmd_scale, "set a group's desired size by hand"},
 	{"pause", cmd_pause, "stop scaling and repairing a group"},
 	{"resume", cmd_resume, "resume scaling and repairing a group"},
+	{"refresh", cmd_refresh, "replace a group's instances in batches (rolling update)"},
 	{"metrics", cmd_metrics, "show an instance's recent CPU, memory, disk and network figures"},
 	{"simulate", cmd_simulate, "replay a load trace through a group's scaling policy"},
 	/* no summary: not in the help (for bash completion) */

@@ -14,6 +14,7 @@
 #include "daemon_int.h"
 #include "log.h"
 #include "members.h"
+#include "refresh.h"
 #include "metrics.h"
 #include "promsrc.h"
 #include "rates.h"
@@ -273,6 +274,7 @@ daemon_publish(struct daemon *d)
 				g->warm > 0;
 		cg->warm_state = config_warm_state_name(g->cfg->warm_pool.state);
 		cg->launch_hook = g->cfg->hooks.launch.present;
+		cg->refresh = refresh_json(g);
 		cg->warm_target = g->warm_target;
 		cg->warming = g->warming;
 		cg->warm = g->warm;

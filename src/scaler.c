@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "daemon_int.h"
+#include "refresh.h"
 #include "http.h"
 #include "secret.h"
 #include "log.h"
@@ -94,6 +95,8 @@ scaler_commands(struct daemon *d, bool may_act)
 			c->status = 404;
 		} else if (c->kind == CONTROL_SET_DESIRED) {
 			command_set_desired(d, g, c);
+		} else if (c->kind == CONTROL_REFRESH) {
+			refresh_command(d, g, c);
 		} else if (c->kind == CONTROL_PLAN_NOW) {
 			g->next_decide_ms = 0;
 			c->status = 200;
@@ -185,6 +188,7 @@ scaler_reap(struct daemon *d)
 			continue;
 		}
 		g->failures++;
+		refresh_start_failed(g);
 		for (unsigned k = 1; k < g->failures && wait < PROVISION_BACKOFF_MAX_MS; k++)
 			wait *= 2;
 		if (wait > PROVISION_BACKOFF_MAX_MS)
@@ -551,6 +555,7 @@ group_instances(struct daemon *d, struct dgroup *g, const struct tick *t,
 		ci->job = bsearch(si->id, t->busy, t->n_busy, sizeof(*t->busy),
 				  busy_cmp) != NULL;
 		ci->updated_ms = si->updated_ms;
+		ci->template = si->template_hash;
 		ci->resumed = si->state == STORE_INSTANCE_RESUMING &&
 			      g->n_resumed > 0 &&
 			      bsearch(si->id, g->resumed, g->n_resumed,
@@ -596,15 +601,23 @@ group_instances(struct daemon *d, struct dgroup *g, const struct tick *t,
 static void
 start_instance(struct daemon *d, struct dgroup *g, const char *id,
 	       const struct va_placement_host *ph, const char *address,
-	       bool pool)
+	       bool pool, const char *template)
 {
 	struct dhost *h = daemon_host(d, ph->name);
+	const struct config_group *gc;
+	const struct provision_files *files;
 	struct provision_spec *spec;
 	struct store_instance si;
 
 	if (!h)
 		return;
-	spec = provision_spec_new(d->cfg, g->cfg, h->cfg, &g->files, id,
+	/* the template the plan names: the configuration's, or a stored
+	 * one (a refresh rolling back, a group rolled back) */
+	if (refresh_template(d, g, template, &gc, &files) != 0) {
+		log_error("group %s: %s", g->cfg->name, err_msg());
+		return;
+	}
+	spec = provision_spec_new(d->cfg, gc, h->cfg, files, id,
 				  address[0] ? address : NULL, d->config_gen,
 				  d->owner);
 	if (!spec) {
@@ -619,6 +632,8 @@ start_instance(struct daemon *d, struct dgroup *g, const char *id,
 	si.state = pool ? STORE_INSTANCE_WARMING : STORE_INSTANCE_REQUESTED;
 	si.config_gen = d->config_gen;
 	si.address = address[0] ? (char *)address : NULL;
+	si.template_hash = template && *template ? (char *)template
+						 : g->template_hash;
 	if (store_instance_put(d->store, &si) != STORE_OK) {
 		log_error("group %s: cannot record a new instance: %s",
 			  g->cfg->name, err_msg());
@@ -839,9 +854,11 @@ hook_waits_prune(struct daemon *d, const struct tick *t)
 
 static void
 apply(struct daemon *d, struct dgroup *g, struct tick *t, const size_t *rows,
-      const struct converge_input *in, const struct converge_plan *plan)
+      const struct converge_input *in, const struct converge_plan *plan,
+      bool sized)
 {
-	bool sized = true; /* the store took the plan's desired size */
+	/* sized: the store took the plan's refresh row, and (below) its
+	 * desired size: else no start or removal */
 
 	for (size_t k = 0; k < plan->n; k++) {
 		const struct converge_action *a = &plan->v[k];
@@ -886,7 +903,7 @@ apply(struct daemon *d, struct dgroup *g, struct tick *t, const size_t *rows,
 			if (sized)
 				start_instance(d, g, in->new_ids[a->inst],
 					       &in->hosts[a->host], a->address,
-					       a->pool);
+					       a->pool, plan->start_template);
 			break;
 		case CONVERGE_REMOVE:
 			if (!sized || !set_state(d, si, a->state, "start removal"))
@@ -1077,10 +1094,12 @@ group_tick(struct daemon *d, struct dgroup *g, struct tick *t, int64_t now,
 	g->manual = false;
 	source_values(d, g, &in, now, src_why, sizeof(src_why));
 	in.have_forecast = predict_floor(g->pred, &in.forecast);
+	refresh_input(g, &in);
 
 	converge_group(&in, &g->cs, &plan);
 	predict_note(g->pred, &g->cfg->policy, wall, plan.load);
-	apply(d, g, t, rows, &in, &plan);
+	apply(d, g, t, rows, &in, &plan, refresh_commit(d, g, &plan));
+	g->refresh_old = plan.refresh_old;
 	if (g->cs.full)
 		log_complain(&g->full_complaint, LOG_LEVEL_WARN, log_tag,
 			     "group %s: cannot place a new instance: %s",
