@@ -21,6 +21,7 @@
  *   q    hook wait recorded (deadline in 4 minutes)  x its deadline passed
  *   n    its hook call is known in this run (sent)
  *   c    completed: continue   a completed: abandon
+ *   +    built from the new template (rows with .refresh; else old)
  *   @N   on host N (default host 0)
  *   =A   its static address, the range's A-th (0-based)
  */
@@ -88,7 +89,21 @@ struct row {
 	const char *hook_end_to;
 	bool check_ready;
 	int want_ready;
+	/* instance refresh: the configuration names template "new", the
+	 * instances are "old" unless marked +. refresh_state: the group's
+	 * row (NULL: none); rolled: its target is "old", previous "new" (a
+	 * rollback); no_previous: nothing to roll back to; all: begun by
+	 * hand a second ago. max_unavail NULL: "1"; min_healthy -1: 0 */
+	bool refresh, auto_off, all, rolled, no_previous;
+	const char *refresh_state;
+	int surge, min_healthy, rollback_after, total, failures, failed_starts;
+	const char *max_unavail, *checkpoints;
+	const char *refresh_to;     /* the row's state after (NULL: unchanged) */
+	const char *start_tmpl;     /* "old"/"new": what STARTs build from */
 };
+
+#define TMPL_OLD "0ld0000000000000000000000000000000000000000000000000000000000000"
+#define TMPL_NEW "0e00000000000000000000000000000000000000000000000000000000000000"
 
 static const struct row rows[] = {
 	/* steady state */
@@ -308,6 +323,92 @@ static const struct row rows[] = {
 	 .removed = "2"},
 	{"hooks: paused group: nothing, not even a timeout", 1, 8, 2, "R Lqx",
 	 0, .hooks = 1, .paused = true, .want_desired = 2},
+	/* instance refresh (converge_refresh.c) */
+	{"refresh: template changed: begins, first batch", 1, 8, 3, "R R R", 0,
+	 .refresh = true, .surge = 1, .min_healthy = 90, .want_desired = 3,
+	 .removes = 1, .removed = "0", .starts = 2, .event = "refresh_batch",
+	 .refresh_to = "running", .start_tmpl = "new"},
+	{"refresh: auto off: nothing", 1, 8, 3, "R R R", 0, .refresh = true,
+	 .auto_off = true, .surge = 1, .want_desired = 3, .start_tmpl = "new"},
+	{"refresh: every instance current: nothing", 1, 8, 3, "R+ R+ R+", 0,
+	 .refresh = true, .surge = 1, .want_desired = 3},
+	{"refresh: new ones ready: next batch, no double start", 1, 8, 3,
+	 "R R R+ B+", 0, .refresh = true, .refresh_state = "running",
+	 .total = 3, .surge = 1, .want_desired = 3, .removes = 1,
+	 .removed = "0", .starts = 1, .event = "refresh_batch",
+	 .refresh_to = "running"},
+	{"refresh: the health gate holds while new ones boot", 1, 8, 3,
+	 "R R B+ B+", 0, .refresh = true, .refresh_state = "running",
+	 .total = 3, .surge = 1, .want_desired = 3},
+	{"refresh: max_unavailable 0: new ones first", 1, 8, 2, "R R", 0,
+	 .refresh = true, .surge = 2, .max_unavail = "0", .want_desired = 2,
+	 .starts = 2, .event = "refresh_started", .refresh_to = "running"},
+	{"refresh: old ones not ready go at once", 1, 8, 3, "R B U", 0,
+	 .refresh = true, .refresh_state = "running", .total = 3, .surge = 1,
+	 .want_desired = 3, .removes = 1, .removed = "1", .replaces = 1,
+	 .starts = 3, .event = "refresh_batch"},
+	{"refresh: done when all new are ready", 1, 8, 3, "R+ R+ R+", 0,
+	 .refresh = true, .refresh_state = "running", .total = 3,
+	 .want_desired = 3, .event = "refresh_done", .refresh_to = "done"},
+	{"refresh: not done while a new one boots", 1, 8, 3, "R+ R+ B+", 0,
+	 .refresh = true, .refresh_state = "running", .total = 3,
+	 .want_desired = 3},
+	{"refresh: paused at a checkpoint: nothing", 1, 8, 3, "R R R+", 0,
+	 .refresh = true, .refresh_state = "paused", .total = 3, .surge = 1,
+	 .checkpoints = "30", .want_desired = 3},
+	{"refresh: checkpoint reached: pauses", 1, 8, 4, "R R R+ R+", 0,
+	 .refresh = true, .refresh_state = "running", .total = 4, .surge = 1,
+	 .checkpoints = "50,100", .want_desired = 4,
+	 .event = "refresh_checkpoint", .refresh_to = "paused"},
+	{"refresh: a new one never checks in: rolls back", 1, 8, 3, "R R B+o", 0,
+	 .refresh = true, .refresh_state = "running", .total = 3, .surge = 1,
+	 .rollback_after = 1, .want_desired = 3, .unhealthy = 1,
+	 .replaces = 1, .starts = 1, .event = "refresh_rollback",
+	 .refresh_to = "rolling_back", .start_tmpl = "old"},
+	{"refresh: failed provisionings count: rolls back", 1, 8, 3, "R R R", 0,
+	 .refresh = true, .refresh_state = "running", .total = 3, .surge = 1,
+	 .rollback_after = 2, .failures = 1, .failed_starts = 1,
+	 .want_desired = 3, .event = "refresh_rollback",
+	 .refresh_to = "rolling_back"},
+	{"refresh: nothing to roll back to: fails", 1, 8, 3, "R R B+o", 0,
+	 .refresh = true, .refresh_state = "running", .total = 3, .surge = 1,
+	 .rollback_after = 1, .no_previous = true, .want_desired = 3,
+	 .unhealthy = 1, .replaces = 1, .starts = 1, .event = "refresh_failed",
+	 .refresh_to = "failed"},
+	{"refresh: rolling back replaces the new ones", 1, 8, 3, "R R B+", 0,
+	 .refresh = true, .refresh_state = "rolling_back", .rolled = true,
+	 .total = 1, .surge = 1, .want_desired = 3, .removes = 1,
+	 .removed = "2", .starts = 1, .event = "refresh_batch",
+	 .start_tmpl = "old"},
+	{"refresh: rolled back: starts build from the old template", 1, 8, 3,
+	 "R R", 0, .refresh = true, .refresh_state = "rolled_back",
+	 .rolled = true, .want_desired = 3, .starts = 1, .start_tmpl = "old"},
+	{"refresh: cancelled: not begun again for the same template", 1, 8, 3,
+	 "R R R", 0, .refresh = true, .refresh_state = "cancelled", .total = 3,
+	 .want_desired = 3, .start_tmpl = "new"},
+	{"refresh: paused: scale-in takes old ones first", 1, 8, 2,
+	 "R R+ R R+", 0, .refresh = true, .refresh_state = "paused",
+	 .total = 4, .checkpoints = "50", .want_desired = 2, .removes = 2,
+	 .removed = "2 0"},
+	{"refresh: warm pool: old warm ones removed, refilled", 1, 8, 2,
+	 "R+ R+ W", 0, .refresh = true, .refresh_state = "running", .total = 2,
+	 .warm_size = 1, .want_desired = 2, .removes = 1, .removed = "2",
+	 .pool_starts = 1},
+	{"refresh: by hand: current ones replaced too", 1, 8, 2, "R+ R+", 0,
+	 .refresh = true, .refresh_state = "running", .all = true, .total = 2,
+	 .surge = 1, .want_desired = 2, .removes = 1, .removed = "0",
+	 .starts = 2, .event = "refresh_batch"},
+	{"refresh: surge bounded by max: one out, one in", 1, 3, 3, "R R R", 0,
+	 .refresh = true, .surge = 1, .want_desired = 3, .removes = 1,
+	 .starts = 1, .event = "refresh_batch", .refresh_to = "running"},
+	{"refresh: max_unavailable 50%: half at once", 1, 8, 4, "R R R R", 0,
+	 .refresh = true, .max_unavail = "50%", .want_desired = 4,
+	 .removes = 2, .removed = "0 1", .starts = 2, .event = "refresh_batch",
+	 .refresh_to = "running"},
+	{"refresh: scaling out during a refresh builds new ones", 1, 8, 3,
+	 "R90 R90 R+90", 60, .refresh = true, .refresh_state = "paused",
+	 .total = 3, .checkpoints = "30", .want_desired = 5, .starts = 2,
+	 .start_tmpl = "new"},
 };
 
 struct fixture {
@@ -378,6 +479,8 @@ parse_instances(struct fixture *f, const struct row *r)
 		}
 		if (ci->state == STORE_INSTANCE_BOOTING)
 			ci->created_ms = WALL - 60000 + (int64_t)i * 1000;
+		if (r->refresh)
+			ci->template = TMPL_OLD;
 		ci->ready_ms = WALL - 600000;
 		ci->heartbeat_ms = WALL - 1000;
 		ci->updated_ms = WALL - 5000;
@@ -425,6 +528,8 @@ parse_instances(struct fixture *f, const struct row *r)
 				ci->hook_result = STORE_HOOK_ABANDON;
 			} else if (c == 'w') {
 				ci->ready_ms = WALL - 5000;
+			} else if (c == '+') {
+				ci->template = TMPL_NEW;
 			} else if (c == '@') {
 				ci->host = f->host_names[*p++ - '0'];
 			} else if (c == '=') {
@@ -538,12 +643,62 @@ release_fixture(struct fixture *f)
 }
 
 static void
+refresh_row(const struct row *r, struct config_group *gc,
+	    struct store_refresh *rr, struct converge_input *in)
+{
+	static struct config_strlist none;
+	const char *state = r->refresh_state;
+
+	gc->refresh.automatic = !r->auto_off;
+	gc->refresh.max_unavailable = (char *)(r->max_unavail ? r->max_unavail
+							      : "1");
+	gc->refresh.surge = r->surge;
+	gc->refresh.min_healthy = r->min_healthy;
+	gc->refresh.rollback_after = r->rollback_after;
+	gc->refresh.checkpoints = none;
+	in->template = TMPL_NEW;
+	in->refresh_failed_starts = r->failed_starts;
+	if (!state)
+		return;
+	memset(rr, 0, sizeof(*rr));
+	snprintf(rr->group, sizeof(rr->group), "web");
+	for (int k = 0; k < STORE_REFRESH_LAST; k++)
+		if (strcmp(store_refresh_state_name((enum store_refresh_state)k),
+			   state) == 0)
+			rr->state = (enum store_refresh_state)k;
+	snprintf(rr->config_template, sizeof(rr->config_template), TMPL_NEW);
+	snprintf(rr->target, sizeof(rr->target), "%s",
+		 r->rolled ? TMPL_OLD : TMPL_NEW);
+	snprintf(rr->previous, sizeof(rr->previous), "%s",
+		 r->no_previous ? "" : r->rolled ? TMPL_NEW : TMPL_OLD);
+	rr->all = r->all;
+	snprintf(rr->max_unavailable, sizeof(rr->max_unavailable), "%s",
+		 r->max_unavail ? r->max_unavail : "1");
+	rr->surge = r->surge;
+	rr->min_healthy = r->min_healthy;
+	rr->rollback_after = r->rollback_after;
+	snprintf(rr->checkpoints, sizeof(rr->checkpoints), "%s",
+		 r->checkpoints ? r->checkpoints : "");
+	rr->checkpoint_done = strcmp(state, "paused") == 0 && r->checkpoints
+				      ? atoi(r->checkpoints)
+				      : 0;
+	rr->total = r->total;
+	rr->failures = r->failures;
+	/* a refresh by hand began a second ago: every instance is older */
+	rr->started_ms = r->all ? WALL - 1000 : WALL - 3600000;
+	in->refresh = rr;
+}
+
+static void
 plan_row(struct fixture *f, const struct row *r, struct converge_state *st,
 	 struct converge_plan *plan)
 {
 	struct converge_input in;
+	static struct store_refresh rr;
 
 	memset(&in, 0, sizeof(in));
+	if (r->refresh)
+		refresh_row(r, &f->gc, &rr, &in);
 	in.cfg = &f->gc;
 	in.now_ms = NOW;
 	in.wall_ms = WALL;
@@ -704,6 +859,25 @@ check_row(const struct row *r)
 	} else if (event) {
 		fail_msg("case '%s': unexpected event %s", r->name, event);
 	}
+	if (r->refresh_to &&
+	    (!plan.refresh_changed ||
+	     strcmp(store_refresh_state_name(plan.refresh.state),
+		    r->refresh_to) != 0))
+		fail_msg("case '%s': refresh %s, want %s", r->name,
+			 plan.refresh_changed
+				 ? store_refresh_state_name(plan.refresh.state)
+				 : "unchanged", r->refresh_to);
+	if (!r->refresh_to && plan.refresh_changed &&
+	    (!r->refresh_state ||
+	     strcmp(store_refresh_state_name(plan.refresh.state),
+		    r->refresh_state) != 0))
+		fail_msg("case '%s': refresh became %s", r->name,
+			 store_refresh_state_name(plan.refresh.state));
+	if (r->start_tmpl &&
+	    strcmp(plan.start_template,
+		   strcmp(r->start_tmpl, "old") == 0 ? TMPL_OLD : TMPL_NEW) != 0)
+		fail_msg("case '%s': starts build from %.4s, want %s", r->name,
+			 plan.start_template, r->start_tmpl);
 	if (r->removed && strcmp(removed, r->removed) != 0)
 		fail_msg("case '%s': removed '%s', want '%s'", r->name, removed,
 			 r->removed);
