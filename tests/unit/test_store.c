@@ -102,7 +102,8 @@ fresh_db(void)
 		raw_exec("SET FOREIGN_KEY_CHECKS = 0");
 		raw_exec("DROP TABLE IF EXISTS journal, events, instances, "
 			 "instance_groups, leases, schema_version, "
-			 "installation, config_generation, load_history, hook_waits");
+			 "installation, config_generation, load_history, hook_waits, "
+			 "group_templates, refreshes");
 		raw_exec("SET FOREIGN_KEY_CHECKS = 1");
 		snprintf(url, sizeof(cur_url), "%s", base_url);
 	} else {
@@ -2548,6 +2549,97 @@ test_hook_waits(void **state)
 						  STORE_INSTANCE_READY));
 }
 
+/* Instance refresh: templates by hash (kept, never replaced), the
+ * refresh row (upsert, validated both ways), an instance's template. */
+static void
+test_refresh(void **state)
+{
+	struct store *s = *state;
+	struct store_refresh r, got;
+	struct store_group g = {.name = (char *)"web", .desired = 2};
+	struct store_instance in = {0}, out;
+	char h1[65], h2[65], *body = NULL;
+
+	memset(h1, 'a', 64);
+	h1[64] = '\0';
+	memset(h2, 'b', 64);
+	h2[64] = '\0';
+	assert_int_equal(store_template_get(s, "web", h1, &body),
+			 STORE_E_NOTFOUND);
+	assert_int_equal(store_template_put(s, "web", h1, "{\"v\":1}"), STORE_OK);
+	/* the hash names the body: a second put keeps the first */
+	assert_int_equal(store_template_put(s, "web", h1, "{\"v\":2}"), STORE_OK);
+	assert_int_equal(store_template_get(s, "web", h1, &body), STORE_OK);
+	assert_string_equal(body, "{\"v\":1}");
+	free(body);
+	assert_int_equal(store_template_put(s, "web", "nothex", "{}"),
+			 STORE_E_ERROR);
+
+	assert_int_equal(store_refresh_get(s, "web", &got), STORE_E_NOTFOUND);
+	memset(&r, 0, sizeof(r));
+	snprintf(r.group, sizeof(r.group), "web");
+	r.state = STORE_REFRESH_RUNNING;
+	snprintf(r.config_template, sizeof(r.config_template), "%s", h2);
+	snprintf(r.target, sizeof(r.target), "%s", h2);
+	snprintf(r.previous, sizeof(r.previous), "%s", h1);
+	snprintf(r.max_unavailable, sizeof(r.max_unavailable), "25%%");
+	r.surge = 2;
+	r.min_healthy = 90;
+	r.rollback_after = 1;
+	snprintf(r.checkpoints, sizeof(r.checkpoints), "50,100");
+	r.total = 6;
+	r.started_ms = 1800000000000LL;
+	snprintf(r.message, sizeof(r.message), "began");
+	assert_int_equal(store_refresh_put(s, &r), STORE_OK);
+	r.state = STORE_REFRESH_PAUSED;
+	r.checkpoint_done = 50;
+	r.batches = 3;
+	assert_int_equal(store_refresh_put(s, &r), STORE_OK);
+	assert_int_equal(store_refresh_get(s, "web", &got), STORE_OK);
+	assert_int_equal(got.state, STORE_REFRESH_PAUSED);
+	assert_string_equal(got.previous, h1);
+	assert_string_equal(got.max_unavailable, "25%");
+	assert_string_equal(got.checkpoints, "50,100");
+	assert_int_equal(got.checkpoint_done, 50);
+	assert_int_equal(got.batches, 3);
+	assert_int_equal(got.started_ms, 1800000000000LL);
+	assert_true(got.updated_ms > 0);
+	assert_true(store_refresh_active(got.state));
+	assert_false(store_refresh_active(STORE_REFRESH_ROLLED_BACK));
+	/* malformed rows are refused on write */
+	snprintf(r.max_unavailable, sizeof(r.max_unavailable), "lots");
+	assert_int_equal(store_refresh_put(s, &r), STORE_E_ERROR);
+	snprintf(r.max_unavailable, sizeof(r.max_unavailable), "1");
+	snprintf(r.checkpoints, sizeof(r.checkpoints), "50,x");
+	assert_int_equal(store_refresh_put(s, &r), STORE_E_ERROR);
+	snprintf(r.checkpoints, sizeof(r.checkpoints), "%s", "");
+	r.previous[0] = '\0';
+	r.state = STORE_REFRESH_DONE;
+	assert_int_equal(store_refresh_put(s, &r), STORE_OK);
+	assert_int_equal(store_refresh_get(s, "web", &got), STORE_OK);
+	assert_string_equal(got.previous, "");
+	assert_int_equal(got.state, STORE_REFRESH_DONE);
+
+	/* an instance's template hash round-trips; NULL stays NULL */
+	assert_int_equal(store_group_upsert(s, &g), STORE_OK);
+	in.id = (char *)"0b1e6c3a-2f4d-4e5a-9b8c-7d6e5f4a3b21";
+	in.group = (char *)"web";
+	in.state = STORE_INSTANCE_REQUESTED;
+	in.template_hash = h1;
+	assert_int_equal(store_instance_put(s, &in), STORE_OK);
+	assert_int_equal(store_instance_get(s, in.id, &out), STORE_OK);
+	assert_string_equal(out.template_hash, h1);
+	store_instance_release(&out);
+	in.template_hash = (char *)"short";
+	assert_int_equal(store_instance_put(s, &in), STORE_E_ERROR);
+	in.id = (char *)"5b0c6e1e-8f0a-4c39-9d7e-2f1b8a3c4d5e";
+	in.template_hash = NULL;
+	assert_int_equal(store_instance_put(s, &in), STORE_OK);
+	assert_int_equal(store_instance_get(s, in.id, &out), STORE_OK);
+	assert_null(out.template_hash);
+	store_instance_release(&out);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -2591,6 +2683,7 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_ha_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
 		cmocka_unit_test(test_mariadb_auth),
+		cmocka_unit_test_setup_teardown(test_refresh, setup, teardown),
 	};
 	int rc;
 
