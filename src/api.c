@@ -380,6 +380,12 @@ api_instances(void *ctx, const char *group, struct http_reply *out)
 			else
 				strbuf_adds(&out->body, "null");
 		}
+		/* the template it was built from (instance refresh) */
+		if (si->template_hash)
+			strbuf_addf(&out->body, ",\"template\":\"%.12s\"",
+				    si->template_hash);
+		else
+			strbuf_adds(&out->body, ",\"template\":null");
 		strbuf_addc(&out->body, '}');
 	}
 	strbuf_adds(&out->body, "]}\n");

@@ -510,14 +510,15 @@ format_time(int64_t ms, char *buf, size_t len)
  */
 static const char *const json_group_keys[] = {
 	"name", "min", "max", "desired", "current", "ready", "paused",
-	"metrics", "last_decision", "busy_held", "waiting_for_hosts", NULL};
+	"metrics", "last_decision", "busy_held", "waiting_for_hosts",
+	"refresh", NULL};
 static const char *const json_host_keys[] = {
 	"name", "state", "since", "reason", "cpus", "memory_bytes",
 	"free_memory_bytes", "domains", "vcpus_allocated",
 	"memory_allocated_bytes", NULL};
 static const char *const json_instance_keys[] = {
 	"id", "group", "host", "domain", "state", "created", "ready_at",
-	"last_heartbeat", "busy", "address", NULL};
+	"last_heartbeat", "busy", "address", "template", NULL};
 static const char *const json_event_keys[] = {
 	"id", "time", "group", "instance", "kind", "message", NULL};
 static const char *const json_metrics_keys[] = {
@@ -1143,8 +1144,8 @@ cmd_refresh(int argc, char **argv)
 	};
 	const char *usage =
 		"refresh " CLIENT_USAGE " GROUP [--max-unavailable N|P%] "
-		"[--surge N] [--min-healthy P%] [--checkpoint P%]... | "
-		"refresh GROUP --cancel | refresh GROUP --resume";
+		"[--surge N] [--min-healthy P%] [--checkpoint P%]... "
+		"[--cancel | --resume]";
 	struct client_args a = {0};
 	struct json_object *doc, *cps = NULL, *reply;
 	const char *action = "start";

@@ -24,7 +24,7 @@ import sys
 
 CLIENT_OPTS = " [--url URL] [--ca FILE | --insecure] [--token-file FILE]"
 COMMANDS = ("run", "check", "status", "events", "explain", "scale", "pause",
-            "resume", "metrics", "simulate")
+            "resume", "refresh", "metrics", "simulate")
 # A key path: a section word, then dotted words (a group's name as *).
 KEY_RE = re.compile(r"(?<![\w/.\-])((?:daemon|hosts\[\]|groups\.\*|groups|scaling|health|"
                     r"scale_in|cloud_init|template)(?:\.[a-z_*]+|\[\])+)")
