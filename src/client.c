@@ -910,6 +910,46 @@ print_forecast(struct client *c, const char *group, struct json_object *doc)
 	json_object_put(reply);
 }
 
+/* explain: the group's instance refresh, when it had one (into doc with
+ * --json) */
+static void
+print_refresh(struct client *c, const char *group, struct json_object *doc)
+{
+	struct json_object *reply, *r;
+	struct strbuf path = STRBUF_INIT;
+	char *esc = curl_easy_escape(NULL, group, 0);
+	char when[32];
+
+	strbuf_addf(&path, "/v1/groups/%s", esc);
+	curl_free(esc);
+	reply = client_call(c, "GET", strbuf_str(&path), NULL);
+	strbuf_release(&path);
+	if (!reply)
+		return;
+	if (!json_object_object_get_ex(reply, "refresh", &r) ||
+	    !json_object_is_type(r, json_type_object)) {
+		json_object_put(reply);
+		return;
+	}
+	if (doc) {
+		json_object_object_add(doc, "refresh", json_object_get(r));
+		json_object_put(reply);
+		return;
+	}
+	format_time(jint(r, "started"), when, sizeof(when));
+	printf("refresh %s (begun %s): %lld of %lld still to replace, %lld "
+	       "batch%s, %lld failed; template %s (previous %s); "
+	       "max_unavailable %s, surge %lld, min_healthy %lld%%: %s\n",
+	       jstr(r, "state"), when, (long long)jint(r, "remaining"),
+	       (long long)jint(r, "total"), (long long)jint(r, "batches"),
+	       jint(r, "batches") == 1 ? "" : "es",
+	       (long long)jint(r, "failures"), jstr(r, "target"),
+	       jstr(r, "previous"), jstr(r, "max_unavailable"),
+	       (long long)jint(r, "surge"), (long long)jint(r, "min_healthy"),
+	       jstr(r, "message"));
+	json_object_put(reply);
+}
+
 static int
 events_common(int argc, char **argv, bool explain)
 {
@@ -1013,6 +1053,7 @@ events_common(int argc, char **argv, bool explain)
 			json_object_object_add(doc, "decisions", d);
 			print_app_source(&c, group, doc);
 			print_forecast(&c, group, doc);
+			print_refresh(&c, group, doc);
 		} else {
 			json_object_object_add(doc, "events", json_object_get(arr));
 		}
@@ -1026,6 +1067,7 @@ events_common(int argc, char **argv, bool explain)
 	if (explain) {
 		print_app_source(&c, group, NULL);
 		print_forecast(&c, group, NULL);
+		print_refresh(&c, group, NULL);
 		print_hosts_down(&c);
 	}
 	rc = 0;

@@ -32,6 +32,7 @@ struct mgroup {
 	char *name;
 	int desired, current, ready;
 	int warming, warm;                 /* the warm pool */
+	int refresh_remaining;             /* instance refresh: still to replace */
 	bool have_agg;
 	struct rates_group agg;
 	double target[POLICY_METRIC_LAST]; /* the policy's; 0: not tracked */
@@ -178,6 +179,16 @@ metrics_set_group_warm(const char *group, int warming, int warm)
 			groups[i].warming = warming;
 			groups[i].warm = warm;
 		}
+	pthread_mutex_unlock(&lock);
+}
+
+void
+metrics_set_group_refresh(const char *group, int remaining)
+{
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < n_groups; i++)
+		if (strcmp(groups[i].name, group) == 0)
+			groups[i].refresh_remaining = remaining;
 	pthread_mutex_unlock(&lock);
 }
 
@@ -474,6 +485,9 @@ render_groups(struct strbuf *sb)
 		 "or stopped), ready to be drawn.", offsetof(struct mgroup, warm)},
 		{"va_group_warming", "Warm pool instances being prepared (not "
 		 "parked yet).", offsetof(struct mgroup, warming)},
+		{"va_group_refresh_remaining", "Instances an active instance "
+		 "refresh still has to replace (0: none running).",
+		 offsetof(struct mgroup, refresh_remaining)},
 	};
 	static const struct {
 		const char *name, *help;

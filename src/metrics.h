@@ -43,6 +43,8 @@ void metrics_update_host(const struct collect_host_result *r);
 void metrics_host_down(const char *host);
 /* A group's sizes and aggregated metrics (agg may be NULL). */
 /* The group's warm pool: instances being prepared, and parked. */
+/* Instances the group's active refresh still has to replace (0: none). */
+void metrics_set_group_refresh(const char *group, int remaining);
 void metrics_set_group_warm(const char *group, int warming, int warm);
 void metrics_set_group(const char *group, int desired, int current, int ready,
 		       const struct rates_group *agg);

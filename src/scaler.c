@@ -1126,6 +1126,10 @@ group_tick(struct daemon *d, struct dgroup *g, struct tick *t, int64_t now,
 	}
 	metrics_set_group(g->cfg->name, g->desired, plan.live, plan.ready, &g->agg);
 	metrics_set_group_warm(g->cfg->name, plan.warming, plan.warm);
+	metrics_set_group_refresh(g->cfg->name,
+				  g->refresh && store_refresh_active(g->refresh->state)
+					  ? plan.refresh_old
+					  : 0);
 	metrics_set_group_targets(g->cfg->name, g->cfg->policy.target);
 	group_to_sinks(d, g, &plan, wall);
 	history_note(g, &plan, wall);

@@ -215,6 +215,16 @@ def wait(what, pred, timeout, d, period=1):
     raise Fail("%s: not within %d s\n%s" % (what, timeout, d.tail()))
 
 
+def metric(api, name, group):
+    """The sample of name{group="GROUP"} in /metrics, or None."""
+    import urllib.request
+    with urllib.request.urlopen(api.base + "/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith('%s{group="%s"} ' % (name, group)):
+                return float(line.split()[-1])
+    return None
+
+
 def refresh_of(api):
     return api.group(GROUP).get("refresh") or {}
 
@@ -336,6 +346,8 @@ def main():
         batches = api.events(GROUP, "refresh_batch")
         done = api.events(GROUP, "refresh_done")
         log("refresh done in %.0f s, %d batches: %s" % (dt, len(batches), done[0]["message"]))
+        wait("the old instances removed", lambda: all(
+            i["state"] in harness.LIVE for i in api.instances(GROUP)), 60, d)
         harness.check_consistent(api, uri, pool, GROUP, all_volumes=False)
         log("worst shortfall so far: %d (%s), %d samples" % (
             sampler.worst, sampler.worst_at, sampler.samples))
@@ -378,7 +390,22 @@ def main():
         if sampler.worst > MAX_UNAVAILABLE:
             raise Fail("ready fell %d below desired (max_unavailable %d) at %s" % (
                 sampler.worst, MAX_UNAVAILABLE, sampler.worst_at))
+        wait("the failed instances removed", lambda: all(
+            i["state"] in harness.LIVE for i in api.instances(GROUP)), 60, d)
         harness.check_consistent(api, uri, pool, GROUP, all_volumes=False)
+        # what the operator sees: status, explain, /metrics
+        cli = [binary, "-c", cfg]
+        opts = ["--url", "http://127.0.0.1:%d" % port, "--token-file",
+                os.path.join(work, "admin.token")]
+        out = subprocess.run(cli + ["status"] + opts, capture_output=True, text=True).stdout
+        if "last refresh rolled_back" not in out:
+            raise Fail("status does not show the refresh:\n" + out)
+        out = subprocess.run(cli + ["explain"] + opts + [GROUP], capture_output=True,
+                             text=True).stdout
+        if not re.search(r"refresh rolled_back .*template [0-9a-f]{12} \(previous [0-9a-f]{12}\)", out):
+            raise Fail("explain does not show the refresh:\n" + out)
+        if metric(api, "va_group_refresh_remaining", GROUP) != 0:
+            raise Fail("va_group_refresh_remaining is not 0 after the refresh")
 
         # 6. scale to 0: nothing left
         api.set_desired(GROUP, 0)
