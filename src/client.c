@@ -819,30 +819,48 @@ static double jdouble(struct json_object *o, const char *key, bool *present);
  * last decision (a hold for want of that figure is no decision event).
  * Nothing for a group without a source, or a daemon before them.
  */
-static void
-print_app_source(struct client *c, const char *group, struct json_object *doc)
+/*
+ * explain's parts: GET /v1/groups/GROUP and its object `key`. NULL when
+ * there is none (a group without it, a daemon before it, no answer) or
+ * when doc is given (the object then went into doc under key); else the
+ * reply (json_object_put() it), with the object in *obj.
+ */
+static struct json_object *
+group_part(struct client *c, const char *group, const char *key,
+	   struct json_object *doc, struct json_object **obj)
 {
-	struct json_object *reply, *src;
+	struct json_object *reply;
 	struct strbuf path = STRBUF_INIT;
 	char *esc = curl_easy_escape(NULL, group, 0);
-	bool p;
 
 	strbuf_addf(&path, "/v1/groups/%s", esc);
 	curl_free(esc);
 	reply = client_call(c, "GET", strbuf_str(&path), NULL);
 	strbuf_release(&path);
 	if (!reply)
-		return;
-	if (!json_object_object_get_ex(reply, "app_source", &src) ||
-	    !json_object_is_type(src, json_type_object)) {
+		return NULL;
+	if (!json_object_object_get_ex(reply, key, obj) ||
+	    !json_object_is_type(*obj, json_type_object)) {
 		json_object_put(reply);
-		return;
+		return NULL;
 	}
 	if (doc) {
-		json_object_object_add(doc, "app_source", json_object_get(src));
+		json_object_object_add(doc, key, json_object_get(*obj));
 		json_object_put(reply);
-		return;
+		return NULL;
 	}
+	return reply;
+}
+
+static void
+print_app_source(struct client *c, const char *group, struct json_object *doc)
+{
+	struct json_object *src, *reply = group_part(c, group, "app_source",
+						     doc, &src);
+	bool p;
+
+	if (!reply)
+		return;
 	printf("app metric %s from %s %s, query %s: ", jstr(src, "metric"),
 	       jstr(src, "source"), jstr(src, "url"), jstr(src, "query"));
 	if (strcmp(jstr(src, "error"), "-") != 0) {
@@ -869,28 +887,13 @@ print_app_source(struct client *c, const char *group, struct json_object *doc)
 static void
 print_forecast(struct client *c, const char *group, struct json_object *doc)
 {
-	struct json_object *reply, *pr;
-	struct strbuf path = STRBUF_INIT;
-	char *esc = curl_easy_escape(NULL, group, 0);
+	struct json_object *pr, *reply = group_part(c, group, "predictive",
+						    doc, &pr);
 	double f, peak, buffer, window;
 	bool have, p;
 
-	strbuf_addf(&path, "/v1/groups/%s", esc);
-	curl_free(esc);
-	reply = client_call(c, "GET", strbuf_str(&path), NULL);
-	strbuf_release(&path);
 	if (!reply)
 		return;
-	if (!json_object_object_get_ex(reply, "predictive", &pr) ||
-	    !json_object_is_type(pr, json_type_object)) {
-		json_object_put(reply);
-		return;
-	}
-	if (doc) {
-		json_object_object_add(doc, "predictive", json_object_get(pr));
-		json_object_put(reply);
-		return;
-	}
 	f = jdouble(pr, "forecast", &have);
 	peak = jdouble(pr, "peak", &p);
 	buffer = jdouble(pr, "buffer_s", &p) / 60;
@@ -915,27 +918,11 @@ print_forecast(struct client *c, const char *group, struct json_object *doc)
 static void
 print_refresh(struct client *c, const char *group, struct json_object *doc)
 {
-	struct json_object *reply, *r;
-	struct strbuf path = STRBUF_INIT;
-	char *esc = curl_easy_escape(NULL, group, 0);
+	struct json_object *r, *reply = group_part(c, group, "refresh", doc, &r);
 	char when[32];
 
-	strbuf_addf(&path, "/v1/groups/%s", esc);
-	curl_free(esc);
-	reply = client_call(c, "GET", strbuf_str(&path), NULL);
-	strbuf_release(&path);
 	if (!reply)
 		return;
-	if (!json_object_object_get_ex(reply, "refresh", &r) ||
-	    !json_object_is_type(r, json_type_object)) {
-		json_object_put(reply);
-		return;
-	}
-	if (doc) {
-		json_object_object_add(doc, "refresh", json_object_get(r));
-		json_object_put(reply);
-		return;
-	}
 	format_time(jint(r, "started"), when, sizeof(when));
 	printf("refresh %s (begun %s): %lld of %lld still to replace, %lld "
 	       "batch%s, %lld failed; template %s (previous %s); "

@@ -85,6 +85,7 @@ refresh_commit(struct daemon *d, struct dgroup *g,
 			 store_refresh_state_name(plan->refresh.state),
 			 plan->refresh.message);
 	*g->refresh = plan->refresh;
+	g->refresh->updated_ms = util_wall_ms(); /* as the store set it */
 	g->refresh_failed_starts = 0;
 	return true;
 }
@@ -152,7 +153,10 @@ static int
 count_live(struct daemon *d, struct dgroup *g, int *n)
 {
 	struct store_instance_list l = {0};
-	struct store_instance_filter f = {.group = g->cfg->name};
+	struct store_instance_filter f = {
+		.group = g->cfg->name,
+		.state_mask = STORE_STATES_NOT_GONE,
+	};
 
 	*n = 0;
 	if (store_instance_list(d->store, &f, &l) != STORE_OK)

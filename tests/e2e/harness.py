@@ -233,6 +233,21 @@ def wait_for(what, pred, timeout, api, group, period=3):
     raise Fail("timed out after %d s waiting for: %s" % (timeout, what))
 
 
+def wait_until(what, pred, timeout, daemon, period=1):
+    """Poll pred() until it returns something true (returned), while the
+    daemon runs; Fail with the daemon's log after timeout seconds."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if not daemon.running():
+            raise Fail("the daemon exited while waiting for %s:\n%s" % (what, daemon.tail()))
+        v = pred()
+        if v:
+            log("%s after %.0f s" % (what, time.time() - t0))
+            return v
+        time.sleep(period)
+    raise Fail("%s: not within %d s\n%s" % (what, timeout, daemon.tail()))
+
+
 def wait_ticks(api, n, timeout, daemon=None):
     """Wait until the daemon's loop has completed n more ticks
     (va_ticks_total); the time it took."""

@@ -8,14 +8,16 @@ The daemon runs on the test driver with SQLite; group web has 3 running
 domains of ours in the node file, adopted at start as ready instances
 (built before the daemon knew templates: no template recorded).
 
-  1. `virt-autoscaler refresh web --checkpoint 34%` starts a refresh by
+  1. `virt-autoscaler refresh web --checkpoint 30%` starts a refresh by
      hand (all=true: every instance created before it is replaced, even
      without a template): GET /v1/groups/web shows it running with its
      settings and total 3; a refresh_started event; the first batch
      removes one adopted instance (at most max_unavailable 1 below
      desired) and starts new ones, which record the configuration's
      template (the test driver cannot upload a volume: their
-     provisioning fails, which rollback_after 0 lets be).
+     provisioning fails, which rollback_after 0 lets be). With one of 3
+     replaced it pauses at its checkpoint (refresh_checkpoint);
+     `refresh web --resume` resumes it (refresh_resumed).
   2. Bad input: a second start 409 ("already"); resume while running 409
      ("not paused"); malformed bodies 400; an unknown group 404; the CLI
      refuses --cancel with other options (exit 2) and a bad
@@ -49,6 +51,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import Fail, log  # noqa: E402
 
+wait = harness.wait_until
+
 
 def config(path, port, state, node, work, extra=""):
     harness.testdriver_config(path, port, state, node, """  web:
@@ -59,18 +63,6 @@ def config(path, port, state, node, work, extra=""):
     cloud_init: { user_data: user-data }
     health: { ready_within: 10m, heartbeat_timeout: 0s }
 %s""" % (work, extra or "    refresh: { rollback_after: 0 }\n"))
-
-
-def wait(what, pred, timeout, d, period=0.5):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if not d.running():
-            raise Fail("the daemon exited while waiting for %s:\n%s" % (what, d.tail()))
-        v = pred()
-        if v:
-            return v
-        time.sleep(period)
-    raise Fail("%s: not within %d s\n%s" % (what, timeout, d.tail()))
 
 
 def main():
@@ -105,15 +97,15 @@ def main():
         wait("3 adopted, ready", lambda: api.group("web")["ready"] == 3, 30, d)
 
         # 1. a refresh by hand
-        p = subprocess.run(cli + ["refresh"] + opts + ["web", "--checkpoint", "34%"],
+        p = subprocess.run(cli + ["refresh"] + opts + ["web", "--checkpoint", "30%"],
                            capture_output=True, text=True)
         if p.returncode != 0 or "refresh started (replacing 3 instances)" not in p.stdout:
             raise Fail("refresh: rc %d: %s %s" % (p.returncode, p.stdout, p.stderr))
         # the loop publishes what the API shows at the end of its turn
         r = wait("the refresh in GET /v1/groups/web",
                  lambda: api.group("web").get("refresh"), 10, d)
-        if (r.get("state") != "running" or r.get("total") != 3 or r.get("all") is not True
-                or r.get("checkpoints") != [34] or r.get("max_unavailable") != "1"
+        if (r.get("state") not in ("running", "paused") or r.get("total") != 3 or r.get("all") is not True
+                or r.get("checkpoints") != [30] or r.get("max_unavailable") != "1"
                 or r.get("surge") != 1 or r.get("min_healthy") != 90):
             raise Fail("GET /v1/groups/web refresh: %s" % r)
         wait("the first batch", lambda: api.events("web", "refresh_batch"), 20, d)
@@ -128,6 +120,16 @@ def main():
         if any(i["template"] is not None for i in api.instances("web") if i["id"] in ids):
             raise Fail("an adopted instance has a template")
         log("refresh by hand: batch 1 removed %s, %d new" % (removed[0][:8], len(new)))
+        wait("the checkpoint", lambda: api.events("web", "refresh_checkpoint"), 20, d)
+        wait("paused in GET /v1/groups/web",
+             lambda: api.group("web")["refresh"]["state"] == "paused", 10, d)
+        p = subprocess.run(cli + ["refresh"] + opts + ["web", "--resume"],
+                           capture_output=True, text=True)
+        if p.returncode != 0 or "resumed" not in p.stdout:
+            raise Fail("refresh --resume: rc %d: %s %s" % (p.returncode, p.stdout, p.stderr))
+        wait("running again", lambda: api.group("web")["refresh"]["state"] == "running", 10, d)
+        if not api.events("web", "refresh_resumed"):
+            raise Fail("no refresh_resumed event")
 
         # 2. bad input
         for body, want, text in (({"action": "start"}, 409, "already"),

@@ -55,6 +55,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import Fail, log  # noqa: E402
 
+wait = harness.wait_until
+
 TAG = "%d" % (os.getpid() % 100000)
 GROUP = "rf" + TAG
 DESIRED = 3
@@ -107,55 +109,26 @@ def serve(fetches):
 
 def write_config(path, port, state, uri, pool, kernel, initrd, base,
                  memory="128MiB", broken_image=None):
-    template = """    template:
-      name_prefix: rf
-      vcpus: 1
-      memory: %(memory)s
-      image: %(base)s
-      disk: 64MiB
-      kernel: %(kernel)s
-      initrd: %(initrd)s
-      cmdline: "console=ttyS0 panic=-1"
-""" % dict(memory=memory, base=base, kernel=kernel, initrd=initrd)
-    if broken_image:
-        # no kernel: the BIOS boots the disk, which is empty
-        template = """    template:
-      name_prefix: rf
-      vcpus: 1
-      memory: %s
-      image: %s
-      disk: 64MiB
-""" % (memory, broken_image)
-    with open(path, "w") as f:
-        f.write("""version: 1
-daemon:
-  interval: 1s
-  listen: 127.0.0.1:%(port)d
-  public_url: http://10.0.2.2:%(port)d
-  state: sqlite://%(state)s
-  admin_token: { file: admin.token }
-hosts:
-  - name: local
-    uri: %(uri)s
-    pool: %(pool)s
-    user_net: true
-    domain_type: qemu
-    cpu_overcommit: 64
-    memory_overcommit: 16
-    reserved_memory: 0
-groups:
-  %(group)s:
-    min: 0
-    max: 5
-    desired: %(desired)d
-%(template)s    cloud_init:
+    harness.tiny_config(
+        path, port=port, state="sqlite://" + state, uri=uri, pool=pool,
+        group=GROUP, base=base, kernel=kernel, initrd=initrd, min_size=0,
+        max_size=5, name_prefix="rf", group_extra="""    desired: %d
+    cloud_init:
       user_data: user-data
     health:
       ready_within: 45s
       heartbeat_timeout: 60s
     scale_in: { drain: 2s }
-""" % dict(port=port, state=state, uri=uri, pool=pool, group=GROUP,
-           desired=DESIRED, template=template))
+""" % DESIRED)
+    with open(path) as f:
+        text = f.read()
+    text = text.replace("memory: 128MiB", "memory: " + memory)
+    if broken_image:
+        # no kernel: the BIOS boots the disk, which is empty
+        text = re.sub(r"\n      (kernel|initrd|cmdline): [^\n]*", "", text)
+        text = text.replace("image: " + base, "image: " + broken_image)
+    with open(path, "w") as f:
+        f.write(text)
 
 
 def write_user_data(work, version, fport):
@@ -200,19 +173,6 @@ def live(api):
 
 def ready(api):
     return [i for i in api.instances(GROUP) if i["state"] == "ready"]
-
-
-def wait(what, pred, timeout, d, period=1):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if not d.running():
-            raise Fail("the daemon exited while waiting for %s:\n%s" % (what, d.tail()))
-        v = pred()
-        if v:
-            log("%s after %.0f s" % (what, time.time() - t0))
-            return v
-        time.sleep(period)
-    raise Fail("%s: not within %d s\n%s" % (what, timeout, d.tail()))
 
 
 def metric(api, name, group):
