@@ -3723,6 +3723,8 @@ group_release(struct config_group *g)
 	strlist_release(&g->cloud_init.static_addresses.dns);
 	free(g->targets.file);
 	free(g->targets.reload_url);
+	free(g->refresh.max_unavailable);
+	strlist_release(&g->refresh.checkpoints);
 	free(g->hooks.launch.url);
 	secret_release(&g->hooks.launch.secret);
 	free(g->hooks.terminate.url);
