@@ -1,19 +1,19 @@
 /*
  * converge.c: the pure planner of one group (converge.h). Data in,
- * actions out; the scaler (scaler.c) does the I/O.
+ * actions out; the scaler (scaler.c) does the I/O. This file has the
+ * plan's steps in order (converge_group()), health, the decision and
+ * growing; scale-in is in converge_shrink.c, the warm pool in
+ * converge_warm.c, lifecycle hooks in converge_hooks.c (converge_int.h).
  */
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
-#include <sys/types.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "converge.h"
 #include "converge_int.h"
-#include "scalein.h"
 #include "util.h"
 
 bool
@@ -98,11 +98,9 @@ converge_plan_release(struct converge_plan *plan)
 	memset(plan, 0, sizeof(*plan));
 }
 
-#define add converge_add
-
 struct converge_action *
-converge_add(struct converge_plan *plan, enum converge_action_kind kind,
-	     size_t inst, const char *fmt, ...)
+converge_add(struct converge_plan *plan, enum converge_action_kind kind, size_t inst,
+	     const char *fmt, ...)
 {
 	struct converge_action *a;
 	struct strbuf sb = STRBUF_INIT;
@@ -141,7 +139,7 @@ plan_health(const struct converge_input *in, enum store_instance_state *state,
 		if (state[i] == STORE_INSTANCE_WARMING && !ci->job &&
 		    !ci->heartbeat_ms &&
 		    in->wall_ms - ci->created_ms > h->ready_within_ms) {
-			struct converge_action *a = add(plan, CONVERGE_REMOVE, i,
+			struct converge_action *a = converge_add(plan, CONVERGE_REMOVE, i,
 				"warm pool: %s did not check in within %" PRId64
 				" s of its creation; removed",
 				ci->domain ? ci->domain : ci->id,
@@ -155,7 +153,7 @@ plan_health(const struct converge_input *in, enum store_instance_state *state,
 		if (state[i] == STORE_INSTANCE_RESUMING && !ci->job &&
 		    in->wall_ms - ci->updated_ms >
 			    in->cfg->warm_pool.resume_within_ms) {
-			struct converge_action *a = add(plan, CONVERGE_REMOVE, i,
+			struct converge_action *a = converge_add(plan, CONVERGE_REMOVE, i,
 				"warm pool: %s was not ready within %" PRId64
 				" s of its draw; removed, the next warm instance "
 				"or a new one takes its place",
@@ -170,9 +168,9 @@ plan_health(const struct converge_input *in, enum store_instance_state *state,
 		}
 		if (state[i] == STORE_INSTANCE_BOOTING &&
 		    in->wall_ms - ci->created_ms > h->ready_within_ms) {
-			add(plan, CONVERGE_MARK_UNHEALTHY, i,
-			    "did not check in within %" PRId64 " s of its creation",
-			    h->ready_within_ms / 1000);
+			converge_add(plan, CONVERGE_MARK_UNHEALTHY, i,
+				     "did not check in within %" PRId64 " s of its creation",
+				     h->ready_within_ms / 1000);
 			state[i] = STORE_INSTANCE_UNHEALTHY;
 			continue;
 		}
@@ -180,9 +178,9 @@ plan_health(const struct converge_input *in, enum store_instance_state *state,
 		if (state[i] == STORE_INSTANCE_READY &&
 		    h->heartbeat_timeout_ms > 0 &&
 		    in->wall_ms - last > h->heartbeat_timeout_ms) {
-			add(plan, CONVERGE_MARK_UNHEALTHY, i,
-			    "no heartbeat for more than %" PRId64 " s",
-			    h->heartbeat_timeout_ms / 1000);
+			converge_add(plan, CONVERGE_MARK_UNHEALTHY, i,
+				     "no heartbeat for more than %" PRId64 " s",
+				     h->heartbeat_timeout_ms / 1000);
 			state[i] = STORE_INSTANCE_UNHEALTHY;
 		}
 	}
@@ -201,8 +199,8 @@ plan_health(const struct converge_input *in, enum store_instance_state *state,
 	for (size_t i = 0; i < in->n && replacing < budget; i++) {
 		if (state[i] != STORE_INSTANCE_UNHEALTHY || in->v[i].job)
 			continue;
-		add(plan, CONVERGE_REPLACE, i,
-		    "removing unhealthy instance; a new one takes its place");
+		converge_add(plan, CONVERGE_REPLACE, i,
+			     "removing unhealthy instance; a new one takes its place");
 		state[i] = STORE_INSTANCE_DELETING;
 		replacing++;
 	}
@@ -296,7 +294,7 @@ plan_decision(const struct converge_input *in, const enum store_instance_state *
 		struct converge_action *a;
 
 		policy_decision_format(dec, p, &msg);
-		a = add(plan, CONVERGE_SET_DESIRED, 0, "%s", strbuf_str(&msg));
+		a = converge_add(plan, CONVERGE_SET_DESIRED, 0, "%s", strbuf_str(&msg));
 		a->to = dec->to;
 		plan->desired = dec->to;
 		memset(st->hold_key, 0xff, sizeof(st->hold_key));
@@ -312,7 +310,7 @@ plan_decision(const struct converge_input *in, const enum store_instance_state *
 			struct converge_action *a;
 
 			policy_decision_format(dec, p, &msg);
-			a = add(plan, CONVERGE_EVENT, 0, "%s", strbuf_str(&msg));
+			a = converge_add(plan, CONVERGE_EVENT, 0, "%s", strbuf_str(&msg));
 			a->event = "decision";
 			memcpy(st->hold_key, key, sizeof(key));
 			strbuf_release(&msg);
@@ -382,7 +380,7 @@ converge_allocate_address(const struct config_static_addresses *sa,
 	return rc;
 }
 
-/* ---- growing and shrinking ------------------------------------------------ */
+/* ---- growing ------------------------------------------------------------- */
 
 /* START actions in the plan so far: the next new id's index. */
 static size_t
@@ -403,7 +401,7 @@ starts_planned(const struct converge_plan *plan, char (*taken)[46],
 }
 
 /* Start up to `missing` new instances (for the warm pool when pool). */
-static void
+void
 plan_grow(const struct converge_input *in, struct converge_state *st,
 	  int missing, bool pool, struct converge_plan *plan)
 {
@@ -438,7 +436,7 @@ plan_grow(const struct converge_input *in, struct converge_state *st,
 			snprintf(st->why, sizeof(st->why),
 				 "every address of %s is in use", sa->range);
 			if (!st->full) {
-				a = add(plan, CONVERGE_EVENT, 0, "%s", st->why);
+				a = converge_add(plan, CONVERGE_EVENT, 0, "%s", st->why);
 				a->event = "addresses_full";
 			}
 			st->full = true;
@@ -456,7 +454,7 @@ plan_grow(const struct converge_input *in, struct converge_state *st,
 			 * rate-limited, while it lasts) */
 			snprintf(st->why, sizeof(st->why), "%s", err_msg());
 			if (!st->full) {
-				a = add(plan, CONVERGE_EVENT, 0, "%s", st->why);
+				a = converge_add(plan, CONVERGE_EVENT, 0, "%s", st->why);
 				a->event = pr == PLACE_FULL ? "hosts_full"
 							    : "placement_error";
 			}
@@ -466,9 +464,9 @@ plan_grow(const struct converge_input *in, struct converge_state *st,
 		st->full = false;
 		st->why[0] = '\0';
 		place_host_commit(&in->hosts[chosen], &req);
-		a = add(plan, CONVERGE_START, (size_t)k, "placed on %s%s",
-			in->hosts[chosen].name,
-			pool ? " for the warm pool" : "");
+		a = converge_add(plan, CONVERGE_START, (size_t)k, "placed on %s%s",
+				 in->hosts[chosen].name,
+				 pool ? " for the warm pool" : "");
 		a->host = chosen;
 		a->pool = pool;
 		if (!pool)
@@ -479,484 +477,6 @@ plan_grow(const struct converge_input *in, struct converge_state *st,
 	}
 }
 
-/* ---- the warm pool ---------------------------------------------------------- */
-
-static int
-host_index(const struct converge_input *in, const char *name)
-{
-	for (size_t h = 0; name && h < in->n_hosts; h++)
-		if (strcmp(in->hosts[h].name, name) == 0)
-			return (int)h;
-	return -1;
-}
-
-/* A warm instance (not busy with a job) on host h, the oldest; or -1. */
-static ssize_t
-warm_on(const struct converge_input *in, const enum store_instance_state *state,
-	int h)
-{
-	ssize_t best = -1;
-
-	for (size_t i = 0; i < in->n; i++) {
-		if (state[i] != STORE_INSTANCE_WARM || in->v[i].job ||
-		    host_index(in, in->v[i].host) != h)
-			continue;
-		if (best < 0 || in->v[i].created_ms < in->v[best].created_ms)
-			best = (ssize_t)i;
-	}
-	return best;
-}
-
-/*
- * Scale-out draws warm instances first: the group's strategy chooses
- * among the connected hosts that hold one (a host whose free memory the
- * strategy finds short still gets its warm instance drawn when no other
- * holds one: the VM is there already, and resuming it is the quickest
- * capacity there is). Returns how many were drawn.
- */
-static int
-plan_draw(const struct converge_input *in, enum store_instance_state *state,
-	  int missing, struct converge_plan *plan)
-{
-	struct va_placement_host *cand;
-	int drawn = 0;
-
-	if (missing <= 0)
-		return 0;
-	cand = xcalloc(in->n_hosts + 1, sizeof(*cand));
-	while (drawn < missing) {
-		struct va_placement_request req = {
-			.group = in->cfg->name,
-			.vcpus = (uint32_t)in->cfg->template.vcpus,
-			.memory = in->cfg->template.memory,
-			.seq = (uint32_t)drawn,
-		};
-		struct converge_action *a;
-		size_t chosen = 0;
-		ssize_t i = -1;
-		bool any = false;
-
-		memcpy(cand, in->hosts, in->n_hosts * sizeof(*cand));
-		for (size_t h = 0; h < in->n_hosts; h++) {
-			cand[h].up = cand[h].up && warm_on(in, state, (int)h) >= 0;
-			any = any || cand[h].up;
-		}
-		if (!any)
-			break;
-		if (place_choose(in->place, &req, cand, in->n_hosts, &chosen) !=
-			    PLACE_OK || !cand[chosen].up)
-			for (chosen = 0; !cand[chosen].up; chosen++)
-				;
-		i = warm_on(in, state, (int)chosen);
-		a = add(plan, CONVERGE_DRAW, (size_t)i,
-			"drawing %s from the warm pool on %s",
-			in->v[i].domain ? in->v[i].domain : in->v[i].id,
-			in->hosts[chosen].name);
-		a->host = chosen;
-		/* a paused VM holds its memory already; a saved or stopped
-		 * one takes it back */
-		if (in->cfg->warm_pool.state != CONFIG_WARM_PAUSED)
-			place_host_commit(&in->hosts[chosen], &req);
-		state[i] = STORE_INSTANCE_RESUMING;
-		drawn++;
-		plan->draws++;
-	}
-	free(cand);
-	return drawn;
-}
-
-static int
-count_pooled(const struct converge_input *in,
-	     const enum store_instance_state *state)
-{
-	int n = 0;
-
-	for (size_t i = 0; i < in->n; i++)
-		if (converge_state_pooled(state[i]))
-			n++;
-	return n;
-}
-
-/*
- * Keep the pool at its target: refill (new instances for the pool) or
- * trim (not checked in first, then the newest); then park the warming
- * ones that checked in, and run again the resume of resuming ones whose
- * job this run has not seen end.
- */
-static void
-plan_pool(const struct converge_input *in, struct converge_state *st,
-	  enum store_instance_state *state, struct converge_plan *plan)
-{
-	int target = converge_warm_target(in->cfg, plan->desired);
-	int have = count_pooled(in, state);
-
-	plan->warm_target = target;
-	if (have < target && !in->warm_backoff && !plan->waiting_for_hosts)
-		plan_grow(in, st, target - have, true, plan);
-	for (int pass = 0; pass < 3 && have > target; pass++) {
-		for (size_t i = in->n; i-- > 0 && have > target;) {
-			const struct converge_instance *ci = &in->v[i];
-			struct converge_action *a;
-			bool pick = pass == 0 ? state[i] == STORE_INSTANCE_WARMING &&
-						       !ci->heartbeat_ms
-				  : pass == 1 ? state[i] == STORE_INSTANCE_WARMING
-					      : state[i] == STORE_INSTANCE_WARM;
-
-			if (!pick || ci->job)
-				continue;
-			a = add(plan, CONVERGE_REMOVE, i,
-				"warm pool: %d prepared for a target of %d; "
-				"removing %s", have, target,
-				ci->domain ? ci->domain : ci->id);
-			a->state = STORE_INSTANCE_DELETING;
-			a->event = "warm_trim";
-			state[i] = STORE_INSTANCE_DELETING;
-			have--;
-		}
-	}
-	for (size_t i = 0; i < in->n; i++) {
-		const struct converge_instance *ci = &in->v[i];
-
-		if (ci->job || !ci->host)
-			continue;
-		if (state[i] == STORE_INSTANCE_WARMING && ci->heartbeat_ms)
-			add(plan, CONVERGE_PARK, i, "parking %s (%s)",
-			    ci->domain ? ci->domain : ci->id,
-			    config_warm_state_name(in->cfg->warm_pool.state));
-		else if (ci->state == STORE_INSTANCE_RESUMING &&
-			 state[i] == STORE_INSTANCE_RESUMING && !ci->resumed)
-			add(plan, CONVERGE_RESUME, i, "resuming %s again",
-			    ci->domain ? ci->domain : ci->id);
-	}
-}
-
-/* ---- lifecycle hooks ----------------------------------------------------- */
-
-/*
- * Scale-in chose ready instance i (a: its REMOVE to draining): it waits
- * for the terminate hook first. a becomes a REMOVE to terminate_wait and
- * a HOOK_WAIT follows (a may move: the caller drops it).
- */
-void
-converge_hook_wait_terminate(const struct converge_input *in, size_t i,
-			     struct converge_action *a,
-			     struct converge_plan *plan)
-{
-	const struct config_hook *hc = &in->cfg->hooks.terminate;
-	char *m = xasprintf("%s; its terminate hook runs first", a->message);
-	char *t = util_format_duration(hc->timeout_ms);
-	struct converge_action *w;
-
-	free(a->message);
-	a->message = m;
-	a->state = STORE_INSTANCE_TERMINATE_WAIT;
-	w = add(plan, CONVERGE_HOOK_WAIT, i, "waiting up to %s for the "
-		"terminate hook", t);
-	w->hook = STORE_HOOK_TERMINATE;
-	w->drain_ms = hc->timeout_ms;
-	w->state = STORE_INSTANCE_TERMINATE_WAIT;
-	free(t);
-}
-
-static void
-hook_end(const struct converge_input *in, enum store_instance_state *state,
-	 size_t i, enum store_hook hook, enum store_hook_result result,
-	 const char *event, const char *why, struct converge_plan *plan)
-{
-	const struct converge_instance *ci = &in->v[i];
-	const char *name = ci->domain ? ci->domain : ci->id;
-	struct converge_action *a;
-	enum store_instance_state to;
-	const char *then;
-
-	if (hook == STORE_HOOK_LAUNCH) {
-		to = result == STORE_HOOK_CONTINUE ? STORE_INSTANCE_READY
-						   : STORE_INSTANCE_DELETING;
-		then = result == STORE_HOOK_CONTINUE
-			       ? "it is in service"
-			       : "it is removed and replaced";
-	} else {
-		to = STORE_INSTANCE_DRAINING;
-		then = "its removal proceeds";
-	}
-	a = add(plan, CONVERGE_HOOK_END, i, "%s hook of %s: %s (%s); %s",
-		store_hook_name(hook), name, store_hook_result_name(result),
-		why, then);
-	a->hook = hook;
-	a->result = result;
-	a->state = to;
-	a->event = event;
-	a->drain_ms = in->cfg->scale_in.drain_ms;
-	state[i] = to;
-}
-
-static void
-plan_hooks(const struct converge_input *in, enum store_instance_state *state,
-	   struct converge_plan *plan)
-{
-	for (size_t i = 0; i < in->n; i++) {
-		const struct converge_instance *ci = &in->v[i];
-		enum store_hook hook;
-		const struct config_hook *hc;
-		struct converge_action *a;
-
-		if (state[i] == STORE_INSTANCE_LAUNCH_WAIT)
-			hook = STORE_HOOK_LAUNCH;
-		else if (state[i] == STORE_INSTANCE_TERMINATE_WAIT)
-			hook = STORE_HOOK_TERMINATE;
-		else
-			continue;
-		if (ci->job)
-			continue;
-		hc = hook == STORE_HOOK_LAUNCH ? &in->cfg->hooks.launch
-					       : &in->cfg->hooks.terminate;
-		if (!hc->present) {
-			hook_end(in, state, i, hook, STORE_HOOK_CONTINUE,
-				 "hook_completed",
-				 "the group has no such hook any more", plan);
-		} else if (!ci->hook_wait) {
-			char *t = util_format_duration(hc->timeout_ms);
-
-			a = add(plan, CONVERGE_HOOK_WAIT, i, "waiting up to %s "
-				"for the %s hook", t, store_hook_name(hook));
-			a->hook = hook;
-			a->drain_ms = hc->timeout_ms;
-			a->state = state[i];
-			free(t);
-		} else if (ci->hook_result != STORE_HOOK_PENDING) {
-			hook_end(in, state, i, hook, ci->hook_result,
-				 "hook_completed", "completed", plan);
-		} else if (in->wall_ms >= ci->hook_deadline_ms) {
-			char *t = util_format_duration(hc->timeout_ms);
-			char *why = xasprintf("not completed within %s: the "
-					      "default result", t);
-
-			hook_end(in, state, i, hook,
-				 hc->default_result == CONFIG_HOOK_CONTINUE
-					 ? STORE_HOOK_CONTINUE
-					 : STORE_HOOK_ABANDON,
-				 "hook_timeout", why, plan);
-			free(why);
-			free(t);
-		} else if (!ci->hook_sent) {
-			a = add(plan, CONVERGE_HOOK_SEND, i, "sending the %s hook "
-				"of %s again (its wait continues)",
-				store_hook_name(hook),
-				ci->domain ? ci->domain : ci->id);
-			a->hook = hook;
-			a->state = state[i];
-		}
-	}
-}
-
-static int
-state_rank(enum store_instance_state st)
-{
-	/* who goes first on scale-in: not yet serving before serving */
-	switch (st) {
-	case STORE_INSTANCE_UNHEALTHY:
-		return 0;
-	case STORE_INSTANCE_BOOTING:
-	case STORE_INSTANCE_RESUMING:
-	case STORE_INSTANCE_LAUNCH_WAIT:
-		return 1;
-	default:
-		return 2;
-	}
-}
-
-static void
-plan_shrink(const struct converge_input *in, enum store_instance_state *state,
-	    const bool *due, int surplus, struct converge_plan *plan)
-{
-	size_t m = in->n ? in->n : 1;
-	struct scalein_instance *cand = xcalloc(m, sizeof(*cand));
-	size_t *order = xcalloc(m, sizeof(*order));
-	size_t *map = xcalloc(m, sizeof(*map));
-	enum scalein_order how = (enum scalein_order)in->cfg->scale_in.order;
-	/* with reuse_on_scale_in, ready ones go back to the pool while it
-	 * has room (at the size after this plan) */
-	int returns = in->cfg->warm_pool.reuse_on_scale_in
-			      ? converge_warm_target(in->cfg, plan->desired) -
-					count_pooled(in, state)
-			      : 0;
-
-	/* Instances still being created cannot be removed yet; they will
-	 * be booting (and go first) at a later plan. Until then they stand
-	 * for the surplus: a serving instance is not removed for them. */
-	for (size_t i = 0; i < in->n; i++)
-		if (state[i] == STORE_INSTANCE_REQUESTED ||
-		    state[i] == STORE_INSTANCE_PROVISIONING)
-			surplus--;
-	/* Unhealthy and booting instances go first, then the group's order
-	 * among ready ones (busy ones are protected by scalein_choose);
-	 * during a refresh, old instances before new ones (pass 0). */
-	for (int pr = 0; pr < 6 && surplus > 0; pr++) {
-		int rank = pr % 3;
-		bool old_pass = pr < 3;
-		size_t n = 0, chosen;
-
-		for (size_t i = 0; i < in->n; i++) {
-			const struct converge_instance *ci = &in->v[i];
-
-			if (due && due[i] != old_pass)
-				continue;
-			if (!due && !old_pass)
-				continue;
-			if (!converge_state_live(state[i]) ||
-			    state_rank(state[i]) != rank ||
-			    state[i] == STORE_INSTANCE_REQUESTED ||
-			    state[i] == STORE_INSTANCE_PROVISIONING || ci->job)
-				continue;
-			cand[n].id = ci->id;
-			cand[n].host = ci->host;
-			cand[n].created_ms = ci->created_ms;
-			cand[n].busy = ci->busy;
-			cand[n].busy_since_ms = ci->busy_since_ms;
-			map[n++] = i;
-		}
-		if (!n)
-			continue;
-		chosen = scalein_choose(cand, n, how, (size_t)surplus, in->wall_ms,
-					in->cfg->health.busy_max_ms, order);
-		if (chosen < (size_t)surplus)
-			for (size_t k = 0; k < n; k++)
-				if (cand[k].busy &&
-				    !(in->cfg->health.busy_max_ms > 0 &&
-				      in->wall_ms - cand[k].busy_since_ms >
-					      in->cfg->health.busy_max_ms))
-					plan->busy_spared++;
-		for (size_t k = 0; k < chosen; k++) {
-			size_t i = map[order[k]];
-			const struct converge_instance *ci = &in->v[i];
-			struct converge_action *a;
-
-			a = add(plan, CONVERGE_REMOVE, i,
-				"removing %s from %s (order %s%s)",
-				ci->domain ? ci->domain : ci->id,
-				ci->host ? ci->host : "?", scalein_order_name(how),
-				ci->busy ? ", busy for too long" : "");
-			a->state = state[i] == STORE_INSTANCE_READY
-					   ? STORE_INSTANCE_DRAINING
-					   : STORE_INSTANCE_DELETING;
-			a->drain_ms = in->cfg->scale_in.drain_ms;
-			if (a->state == STORE_INSTANCE_DRAINING && returns > 0) {
-				char *ret = xasprintf("returning %s on %s to the "
-						    "warm pool (order %s)",
-						    ci->domain ? ci->domain : ci->id,
-						    ci->host ? ci->host : "?",
-						    scalein_order_name(how));
-
-				free(a->message);
-				a->message = ret;
-				a->state = STORE_INSTANCE_WARMING;
-				a->event = "warm_return";
-				returns--;
-			}
-			state[i] = a->state;
-			if (a->state == STORE_INSTANCE_DRAINING &&
-			    in->cfg->hooks.terminate.present) {
-				/* its terminate hook first (a may move) */
-				converge_hook_wait_terminate(in, i, a, plan);
-				state[i] = STORE_INSTANCE_TERMINATE_WAIT;
-			}
-			surplus--;
-		}
-	}
-	if (surplus > 0 && plan->busy_spared > 0)
-		plan->busy_held = surplus;
-	free(cand);
-	free(order);
-	free(map);
-}
-
-/*
- * Busy guests veto their removal (up to health.busy_max): while they do,
- * the group stays above its desired size with nothing else to show for
- * it. Say so once when the veto starts and once when it ends.
- */
-static void
-plan_busy_veto(const struct converge_input *in, struct converge_state *st,
-	       struct converge_plan *plan)
-{
-	struct converge_action *a;
-
-	if (plan->busy_held > 0 && !st->busy_held) {
-		char *max = util_format_duration(in->cfg->health.busy_max_ms);
-
-		a = add(plan, CONVERGE_EVENT, 0,
-			"scale-in held: %d live for a desired %d, but %d "
-			"instance%s that could go %s busy (spared %s%s)",
-			plan->live, plan->desired, plan->busy_spared,
-			plan->busy_spared == 1 ? "" : "s",
-			plan->busy_spared == 1 ? "is" : "are",
-			in->cfg->health.busy_max_ms > 0
-				? "until busy for longer than health.busy_max "
-				: "as long as busy: health.busy_max is 0",
-			in->cfg->health.busy_max_ms > 0 ? max : "");
-		free(max);
-		a->event = "scale_in_blocked";
-	} else if (plan->busy_held == 0 && st->busy_held) {
-		int removing = 0;
-
-		for (size_t k = 0; k < plan->n; k++)
-			if (plan->v[k].kind == CONVERGE_REMOVE)
-				removing++;
-		a = removing ? add(plan, CONVERGE_EVENT, 0,
-				   "scale-in no longer held by busy instances: "
-				   "removing %d", removing)
-			     : add(plan, CONVERGE_EVENT, 0,
-				   "scale-in no longer held by busy instances "
-				   "(%d live, desired %d)", plan->live, plan->desired);
-		a->event = "scale_in_unblocked";
-	}
-	st->busy_held = plan->busy_held > 0;
-}
-
-/*
- * With a warm pool, the decision says how its scale-out was served (what
- * `explain` shows): drawn warm, started cold, and why cold.
- */
-static void
-note_served(const struct converge_input *in,
-	    const enum store_instance_state *state, struct converge_plan *plan)
-{
-	struct converge_action *dec = NULL;
-	int warming = 0;
-	char *m;
-
-	if (!in->cfg->warm_pool.size && !plan->draws)
-		return;
-	if (!plan->draws && !plan->cold_starts)
-		return;
-	for (size_t k = 0; k < plan->n && !dec; k++)
-		if (plan->v[k].kind == CONVERGE_SET_DESIRED)
-			dec = &plan->v[k];
-	if (!dec) {
-		/* a manual scale, or instances to replace: said on its own */
-		dec = add(plan, CONVERGE_EVENT, 0, "%d more instance%s for the "
-			  "desired %d", plan->draws + plan->cold_starts,
-			  plan->draws + plan->cold_starts == 1 ? "" : "s",
-			  plan->desired);
-		dec->event = "decision";
-	}
-	for (size_t i = 0; i < in->n; i++)
-		if (state[i] == STORE_INSTANCE_WARMING)
-			warming++;
-	if (!plan->cold_starts)
-		m = xasprintf("%s; served warm: %d drawn from the warm pool",
-			      dec->message, plan->draws);
-	else
-		m = xasprintf("%s; served %d warm, %d cold: %s", dec->message,
-			      plan->draws, plan->cold_starts,
-			      warming ? "the rest of the pool is still being "
-					"prepared"
-			      : in->warm_backoff ? "the pool is not refilled "
-						   "after a failed park"
-			      : "the warm pool is empty");
-	free(dec->message);
-	dec->message = m;
-}
 
 void
 converge_group(const struct converge_input *in, struct converge_state *st,

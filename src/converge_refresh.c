@@ -178,7 +178,7 @@ remove_old(const struct converge_input *in, enum store_instance_state *state,
 	state[i] = a->state;
 	if (a->state == STORE_INSTANCE_DRAINING &&
 	    in->cfg->hooks.terminate.present) {
-		converge_hook_wait_terminate(in, i, a, plan);
+		hook_wait_terminate(in, i, a, plan);
 		state[i] = STORE_INSTANCE_TERMINATE_WAIT;
 	}
 }

@@ -1,7 +1,8 @@
 /*
  * daemon_int.h: what the daemon's shell shares (daemon.c: setup, the loop,
- * signals, lease and reload; scaler.c: gathers each group's inputs, runs
- * the converge planner, applies its actions and the operators' commands;
+ * signals, lease and reload; scaler.c, with scaler_inputs.c and
+ * scaler_actions.c: gathers each group's inputs, runs the converge
+ * planner, applies its actions and the operators' commands;
  * reconcile.c: recovery at start and the periodic comparison with
  * libvirt; api.c: the HTTP callbacks and the snapshot they read). The
  * decisions themselves are pure planners (converge.h, policy.h); the

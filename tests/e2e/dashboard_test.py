@@ -249,7 +249,7 @@ def source_names():
     """The daemon's source where measurement, field and metric names are
     spelled out as C strings (checked as "NAME", quotes included)."""
     text = ""
-    for f in ("influx.c", "metrics.c", "rates.c", "api.c"):
+    for f in ("influx.c", "metrics.c", "rates.c", "api.c", "api_command.c"):
         with open(os.path.join(harness.TOP, "src", f)) as fh:
             text += fh.read()
     return text
