@@ -58,6 +58,15 @@
  *      call this run has not made (after a restart) -> HOOK_SEND. A
  *      wait whose hook was removed from the configuration ends as
  *      continue. launch_wait counts towards the size, not as ready.
+ *   7. instance refresh (converge_refresh.c, docs/operations.md), between
+ *      the decision and convergence: a refresh begins when the template
+ *      changed (groups.*.refresh.auto), old instances are removed while
+ *      max(desired - max_unavailable, min_healthy% of desired) stay
+ *      ready, and convergence may start up to `surge` beyond desired
+ *      while old ones remain (so new ones come first); scale-in takes
+ *      old ones first; checkpoints pause it, rollback_after failed new
+ *      instances roll it back to the previous template. The row it
+ *      leaves in plan.refresh is written before the plan is applied.
  * A paused group gets no action: only its counts.
  *
  * Threads: none of its own; the caller owns everything it passes.
