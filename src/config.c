@@ -610,6 +610,8 @@ enum ctype {
 #define F_RELOAD 0x02     /* a SIGHUP reload may change it */
 #define F_OMIT 0x04       /* printed only when set (non-NULL, non-zero) */
 #define F_MIN_EXCL 0x08   /* the minimum itself is not allowed */
+#define F_NO_REFRESH 0x10 /* groups.*.template: changing it replaces no
+			     instance (not part of template.h's template) */
 
 struct section;
 struct opt;
@@ -2846,18 +2848,54 @@ static const struct opt template_opts[] = {
 	 .flags = F_OMIT | R, .defdoc = "none", .doc = "initrd path on the host (needs kernel)"},
 	{.name = "cmdline", .type = T_STR, .off = offsetof(struct config_template, cmdline),
 	 .flags = F_OMIT | R, .defdoc = "none", .doc = "kernel command line (needs kernel)"},
+	/* its contents are the template's, not its path (template.c) */
 	{.name = "domain_xml", .type = T_PATH,
-	 .off = offsetof(struct config_template, domain_xml), .flags = F_OMIT | R,
+	 .off = offsetof(struct config_template, domain_xml),
+	 .flags = F_OMIT | R | F_NO_REFRESH,
 	 .defdoc = "none",
 	 .doc = "libvirt domain XML template used instead of vcpus, memory, "
 		"kernel, initrd and cmdline"},
 	{.name = "name_prefix", .type = T_NAME,
-	 .off = offsetof(struct config_template, name_prefix), .flags = R,
+	 .off = offsetof(struct config_template, name_prefix),
+	 .flags = R | F_NO_REFRESH,
 	 .defdoc = "the group's name", .doc = "instances are named PREFIX-SUFFIX"},
 	{0},
 };
 static const struct section template_section = {"template", template_opts,
 						NO_PRESENT, check_template};
+
+size_t
+config_template_keys(struct config_template_key *out, size_t max)
+{
+	size_t n = 0;
+
+	for (const struct opt *o = template_opts; o->name; o++) {
+		enum config_key_kind k;
+
+		if (o->flags & F_NO_REFRESH)
+			continue;
+		switch (o->type) {
+		case T_INT:
+			k = CONFIG_KEY_INT;
+			break;
+		case T_SIZE:
+			k = CONFIG_KEY_SIZE;
+			break;
+		case T_STR:
+		case T_PATH:
+		case T_NAME:
+			k = CONFIG_KEY_STR;
+			break;
+		default:
+			fatal("config: template key %s: a type template.c does "
+			      "not know", o->name);
+		}
+		if (n < max)
+			out[n] = (struct config_template_key){o->name, k, o->off};
+		n++;
+	}
+	return n;
+}
 
 static const struct opt static_opts[] = {
 	{.name = "range", .type = T_CUSTOM, .parse = parse_range,

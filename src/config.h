@@ -204,6 +204,25 @@ struct config_template {
 	char *name_prefix;    /* domain names are PREFIX-SUFFIX */
 };
 
+/*
+ * The keys of groups.*.template that make the template (template.h):
+ * every row of config.c's table but those marked as replacing no
+ * instance (name_prefix; domain_xml, whose file contents count instead),
+ * each with its kind and its place in struct config_template. Fills up
+ * to max, returns how many there are.
+ */
+enum config_key_kind {
+	CONFIG_KEY_INT,   /* int */
+	CONFIG_KEY_SIZE,  /* uint64_t */
+	CONFIG_KEY_STR,   /* char *, NULL when not set */
+};
+struct config_template_key {
+	const char *name;
+	enum config_key_kind kind;
+	size_t off;
+};
+size_t config_template_keys(struct config_template_key *out, size_t max);
+
 struct config_static_addresses {
 	bool present;
 	char *range;          /* "FIRST-LAST" as written */

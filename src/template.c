@@ -23,23 +23,62 @@ put_str(struct json_object *o, const char *key, const char *v, size_t len)
 					 : NULL);
 }
 
+/* groups.*.template's keys that make the template, from config.c's table:
+ * a new key there is a new key here, with no edit */
+#define MAX_KEYS 32
+
+static size_t
+keys(struct config_template_key k[MAX_KEYS])
+{
+	size_t n = config_template_keys(k, MAX_KEYS);
+
+	if (n > MAX_KEYS)
+		fatal("template: more than %d template keys", MAX_KEYS);
+	return n;
+}
+
 char *
 template_body(const struct config_group *gc, const struct provision_files *f)
 {
-	const struct config_template *t = &gc->template;
+	struct config_template_key k[MAX_KEYS];
+	size_t nk = keys(k);
 	struct json_object *o = json_object_new_object();
+	struct json_object *t = json_object_new_object();
 	char *out;
 
-	/* keys in a fixed order: the same template, the same text */
-	json_object_object_add(o, "version", json_object_new_int(1));
-	put_str(o, "image", t->image, t->image ? strlen(t->image) : 0);
-	json_object_object_add(o, "disk", json_object_new_int64((int64_t)t->disk));
-	json_object_object_add(o, "vcpus", json_object_new_int(t->vcpus));
-	json_object_object_add(o, "memory",
-			       json_object_new_int64((int64_t)t->memory));
-	put_str(o, "kernel", t->kernel, t->kernel ? strlen(t->kernel) : 0);
-	put_str(o, "initrd", t->initrd, t->initrd ? strlen(t->initrd) : 0);
-	put_str(o, "cmdline", t->cmdline, t->cmdline ? strlen(t->cmdline) : 0);
+	/* keys in a fixed order (the table's): the same template, the same
+	 * text */
+	for (size_t i = 0; i < nk; i++) {
+		const char *base = (const char *)&gc->template + k[i].off;
+
+		switch (k[i].kind) {
+		case CONFIG_KEY_INT: {
+			int v;
+
+			memcpy(&v, base, sizeof(v));
+			json_object_object_add(t, k[i].name,
+					       json_object_new_int(v));
+			break;
+		}
+		case CONFIG_KEY_SIZE: {
+			uint64_t v;
+
+			memcpy(&v, base, sizeof(v));
+			json_object_object_add(t, k[i].name,
+					       json_object_new_int64((int64_t)v));
+			break;
+		}
+		case CONFIG_KEY_STR: {
+			const char *v;
+
+			memcpy(&v, base, sizeof(v));
+			put_str(t, k[i].name, v, v ? strlen(v) : 0);
+			break;
+		}
+		}
+	}
+	json_object_object_add(o, "version", json_object_new_int(2));
+	json_object_object_add(o, "template", t);
 	put_str(o, "user_data", f->user_data, f->user_data_len);
 	put_str(o, "network_config", f->network_config, f->network_config_len);
 	put_str(o, "domain_template", f->domain_template,
@@ -143,37 +182,75 @@ int
 template_parse(const char *body, const struct config_group *gc,
 	       struct template_copy *c)
 {
-	struct json_object *o = json_tokener_parse(body);
-	struct config_template *t;
-	int64_t disk, vcpus, memory, version;
+	struct config_template_key k[MAX_KEYS];
+	size_t nk = keys(k);
+	struct json_object *o = json_tokener_parse(body), *t = NULL;
+	int64_t version;
 	size_t ulen = 0, nlen = 0, dlen = 0;
 	char *ud = NULL, *nc = NULL, *dt = NULL;
 	int rc = -1;
 
 	memset(c, 0, sizeof(*c));
 	c->gc = *gc;
-	t = &c->gc.template;
 	if (!o || !json_object_is_type(o, json_type_object)) {
 		err_set("template: not a JSON object");
 		goto out;
 	}
-	if (get_int(o, "version", 1, 1, &version) < 0 ||
-	    get_str(o, "image", c, &t->image, NULL) < 0 ||
-	    get_int(o, "disk", 0, INT64_MAX, &disk) < 0 ||
-	    get_int(o, "vcpus", 1, 4096, &vcpus) < 0 ||
-	    get_int(o, "memory", 0, INT64_MAX, &memory) < 0 ||
-	    get_str(o, "kernel", c, &t->kernel, NULL) < 0 ||
-	    get_str(o, "initrd", c, &t->initrd, NULL) < 0 ||
-	    get_str(o, "cmdline", c, &t->cmdline, NULL) < 0 ||
-	    get_str(o, "user_data", c, &ud, &ulen) < 0 ||
+	if (get_int(o, "version", 2, 2, &version) < 0)
+		goto out;
+	if (!json_object_object_get_ex(o, "template", &t) ||
+	    !json_object_is_type(t, json_type_object)) {
+		err_set("template: template is missing or not an object");
+		goto out;
+	}
+	/* every key the table has now: a body without one is from another
+	 * version (an older template is rolled back to only by a daemon
+	 * that wrote it) */
+	for (size_t i = 0; i < nk; i++) {
+		char *base = (char *)&c->gc.template + k[i].off;
+		int64_t v;
+		char *str;
+
+		switch (k[i].kind) {
+		case CONFIG_KEY_INT: {
+			int iv;
+
+			if (get_int(t, k[i].name, 0, INT32_MAX, &v) < 0)
+				goto out;
+			iv = (int)v;
+			memcpy(base, &iv, sizeof(iv));
+			break;
+		}
+		case CONFIG_KEY_SIZE: {
+			uint64_t uv;
+
+			if (get_int(t, k[i].name, 0, INT64_MAX, &v) < 0)
+				goto out;
+			uv = (uint64_t)v;
+			memcpy(base, &uv, sizeof(uv));
+			break;
+		}
+		case CONFIG_KEY_STR:
+			if (!json_object_object_get_ex(t, k[i].name, NULL)) {
+				err_set("template: %s is missing", k[i].name);
+				goto out;
+			}
+			if (get_str(t, k[i].name, c, &str, NULL) < 0)
+				goto out;
+			memcpy(base, &str, sizeof(str));
+			break;
+		}
+	}
+	if (get_str(o, "user_data", c, &ud, &ulen) < 0 ||
 	    get_str(o, "network_config", c, &nc, &nlen) < 0 ||
 	    get_str(o, "domain_template", c, &dt, &dlen) < 0 ||
 	    get_bool(o, "phone_home", &c->gc.cloud_init.phone_home) < 0 ||
 	    get_bool(o, "agent", &c->gc.cloud_init.agent) < 0)
 		goto out;
-	t->disk = (uint64_t)disk;
-	t->vcpus = (int)vcpus;
-	t->memory = (uint64_t)memory;
+	if (!c->gc.template.image || c->gc.template.vcpus < 1) {
+		err_set("template: no image, or no vCPU");
+		goto out;
+	}
 	c->files.user_data = ud;
 	c->files.user_data_len = ulen;
 	c->files.network_config = nc;

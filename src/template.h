@@ -38,7 +38,7 @@ void template_hash(const char *body, char out[65]);
 struct template_copy {
 	struct config_group gc;
 	struct provision_files files;
-	char *owned[8]; /* the strings gc and files point to */
+	char *owned[40]; /* the strings gc and files point to */
 };
 /* 0, or -1 with err_set() naming what is wrong (a damaged store row). */
 int template_parse(const char *body, const struct config_group *gc,

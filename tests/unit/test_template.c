@@ -70,9 +70,11 @@ test_what_changes_it(void **state)
 	f.network_config_len = strlen(f.network_config);
 	hash_of(&gc, &f, h);
 	assert_string_not_equal(h0, h);
-	/* not the template: the name prefix, the bounds, the policy */
+	/* not the template: the name prefix, the domain XML's path (its
+	 * contents are), the bounds, the policy */
 	group(&gc, &f);
 	gc.template.name_prefix = (char *)"other";
+	gc.template.domain_xml = (char *)"/etc/autoscaler/web.xml";
 	gc.min = 3;
 	gc.max = 9;
 	hash_of(&gc, &f, h);
@@ -116,16 +118,26 @@ static void
 test_damaged(void **state)
 {
 	static const char *const bad[] = {
-		"", "[]", "{", "{\"version\":2}", "{\"version\":1}",
-		"{\"version\":1,\"image\":3,\"disk\":0,\"vcpus\":1,\"memory\":0,"
+		"", "[]", "{", "{\"version\":1}", "{\"version\":2}",
+		"{\"version\":2,\"template\":[]}",
+		/* a key missing, of the wrong type, out of range */
+		"{\"version\":2,\"template\":{\"vcpus\":1,\"memory\":0,"
+		"\"image\":\"i\",\"disk\":0,\"kernel\":null,\"initrd\":null},"
 		"\"phone_home\":true,\"agent\":true}",
-		"{\"version\":1,\"disk\":0,\"vcpus\":0,\"memory\":0,"
-		"\"phone_home\":true,\"agent\":true}",
-		"{\"version\":1,\"disk\":-1,\"vcpus\":1,\"memory\":0,"
-		"\"phone_home\":true,\"agent\":true}",
-		"{\"version\":1,\"disk\":0,\"vcpus\":1,\"memory\":0,"
-		"\"phone_home\":1,\"agent\":true}",
+		"{\"version\":2,\"template\":{\"vcpus\":1,\"memory\":0,"
+		"\"image\":3,\"disk\":0,\"kernel\":null,\"initrd\":null,"
+		"\"cmdline\":null},\"phone_home\":true,\"agent\":true}",
+		"{\"version\":2,\"template\":{\"vcpus\":1,\"memory\":-1,"
+		"\"image\":\"i\",\"disk\":0,\"kernel\":null,\"initrd\":null,"
+		"\"cmdline\":null},\"phone_home\":true,\"agent\":true}",
+		"{\"version\":2,\"template\":{\"vcpus\":0,\"memory\":0,"
+		"\"image\":\"i\",\"disk\":0,\"kernel\":null,\"initrd\":null,"
+		"\"cmdline\":null},\"phone_home\":true,\"agent\":true}",
+		"{\"version\":2,\"template\":{\"vcpus\":1,\"memory\":0,"
+		"\"image\":\"i\",\"disk\":0,\"kernel\":null,\"initrd\":null,"
+		"\"cmdline\":null},\"phone_home\":1,\"agent\":true}",
 	};
+
 	struct config_group gc;
 	struct provision_files f;
 	struct template_copy c;
