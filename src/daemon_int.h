@@ -18,7 +18,7 @@
  *   http      libmicrohttpd's threads run api.c's callbacks: they read the
  *             snapshot and post commands and heartbeats (d->ctl), use
  *             d->store_http, and touch only the fields marked "http"
- *   libvirt   host.c's event loop thread; collect.c's per-host threads
+ *   libvirt   host_events.c's event loop thread; collect.c's per-host threads
  *   lease     lease.c's renewal thread, on its own store handle
  */
 #ifndef VA_DAEMON_INT_H

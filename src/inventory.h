@@ -31,7 +31,7 @@
  *
  * The connection: the inventory has one of its own to the host, opened
  * by the first pass (virConnectOpen on the host's URI, keepalive as
- * host.c sets it) and kept for the next ones; a pass that finds it dead
+ * host_link.c sets it) and kept for the next ones; a pass that finds it dead
  * closes it and the next pass opens another. Only one pass runs at a
  * time, so no call on it ever waits behind another thread's call, and
  * keepalive bounds each call to about 20 s on a host that stops

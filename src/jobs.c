@@ -21,7 +21,7 @@
 
 LOG_TAG("jobs");
 
-/* as host.c: a peer silent for 3 x 5 s is dead */
+/* as host_link.c: a peer silent for 3 x 5 s is dead */
 #define KEEPALIVE_INTERVAL_S 5
 #define KEEPALIVE_COUNT 3
 

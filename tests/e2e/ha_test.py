@@ -73,7 +73,7 @@ from harness import (Api, Daemon, Fail, Forwarder, GUEST_ENV, GUEST_HINT, MARIAD
 LEASE_S = 6
 TICK_S = 1
 STALL_S = 2.5 * LEASE_S
-# src/host.c: keepalive every 5 s, dead after 3 unanswered (5 x (3 + 1))
+# src/host_link.c: keepalive every 5 s, dead after 3 unanswered (5 x (3 + 1))
 KEEPALIVE_BOUND_S = 20
 # B's loop must run again, with the host down, within this of the pause:
 # the keepalive bound, B's reconciliation period (5 s), a few ticks and a

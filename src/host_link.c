@@ -1,0 +1,369 @@
+/*
+ * host_link.c: a host's connection attempts and the connections they
+ * open (links): the attempt's thread opens both connections with
+ * keepalive and registers the close and lifecycle callbacks; the
+ * callbacks reach the host until it lets go of the link; a fresh
+ * connection is adopted by the host, and a link the host drops is
+ * closed in a thread of its own. See host.h for the threading model.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libvirt/virterror.h>
+
+#include "host.h"
+#include "host_int.h"
+#include "log.h"
+#include "util.h"
+
+LOG_TAG("host");
+
+#define KEEPALIVE_INTERVAL_S 5
+#define KEEPALIVE_COUNT 3
+
+/* detached threads of this file still running (attempts, link drops) */
+static atomic_int detached_running;
+
+/* ---- connection attempts ------------------------------------------------ */
+
+static void on_close(virConnectPtr conn, int reason, void *opaque);
+static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event,
+			int detail, void *opaque);
+
+/*
+ * A link (host_int.h) is shared by its attempt's thread and the host.
+ * The callbacks reach the host through link->host, read and cleared under
+ * cb_lock: host_free() clears it, after which no callback touches the
+ * host. Lock order: cb_lock, then host->lock.
+ */
+static pthread_mutex_t cb_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/*
+ * The lifecycle callback's opaque. Deregistering a domain event callback
+ * does not wait for a dispatch in flight on the event thread: libvirt
+ * marks it deleted and calls its free function once that dispatch is
+ * over. So the callback gets a context of its own, released through that
+ * free function, rather than the link, which may be gone by then (found
+ * by AddressSanitizer: on_lifecycle read a link that host_link_unref()
+ * had just freed). The close callbacks keep the link: unregistering one
+ * waits for it under libvirt's lock. refs and host: guarded by cb_lock.
+ */
+struct link_cb {
+	int refs;
+	struct host *host;
+};
+
+static void
+link_cb_release(void *opaque)
+{
+	struct link_cb *c = opaque;
+	bool last;
+
+	pthread_mutex_lock(&cb_lock);
+	last = --c->refs == 0;
+	pthread_mutex_unlock(&cb_lock);
+	if (last)
+		free(c);
+}
+
+void
+host_link_unref(struct link *a)
+{
+	int left;
+
+	pthread_mutex_lock(&a->lock);
+	left = --a->refs;
+	pthread_mutex_unlock(&a->lock);
+	if (left > 0)
+		return;
+	if (a->conn) {
+		if (a->lifecycle_id >= 0)
+			virConnectDomainEventDeregisterAny(a->conn, a->lifecycle_id);
+		if (a->close_cb)
+			virConnectUnregisterCloseCallback(a->conn, on_close);
+		virConnectClose(a->conn);
+	}
+	if (a->own) {
+		if (a->own_close_cb)
+			virConnectUnregisterCloseCallback(a->own, on_close);
+		virConnectClose(a->own);
+	}
+	link_cb_release(a->cb);
+	pthread_mutex_destroy(&a->lock);
+	free(a->uri);
+	free(a);
+}
+
+void
+host_link_detach(struct link *a)
+{
+	if (!a)
+		return;
+	pthread_mutex_lock(&cb_lock);
+	a->host = NULL;
+	a->cb->host = NULL;
+	pthread_mutex_unlock(&cb_lock);
+}
+
+/*
+ * Open one connection with keepalive and the close callback. Keepalive
+ * fails for drivers without it (local ones): fine.
+ */
+static virConnectPtr
+open_conn(struct link *a, bool *close_cb, char *err, size_t err_size)
+{
+	virConnectPtr conn = virConnectOpen(a->uri);
+
+	*close_cb = false;
+	if (!conn) {
+		snprintf(err, err_size, "%s", virGetLastErrorMessage());
+		return NULL;
+	}
+	if (virConnectSetKeepAlive(conn, KEEPALIVE_INTERVAL_S,
+				   KEEPALIVE_COUNT) < 0)
+		log_debug("%s: no keepalive: %s", a->uri,
+			  virGetLastErrorMessage());
+	*close_cb = virConnectRegisterCloseCallback(conn, on_close, a,
+						    NULL) == 0;
+	if (!*close_cb)
+		log_debug("%s: no close callback: %s", a->uri,
+			  virGetLastErrorMessage());
+	return conn;
+}
+
+static void *
+attempt_main(void *arg)
+{
+	struct link *a = arg;
+	virConnectPtr conn, own = NULL;
+	bool close_cb = false, own_close_cb = false;
+	int id = -1;
+	char err[512] = "";
+
+	conn = open_conn(a, &close_cb, err, sizeof(err));
+	if (conn) {
+		pthread_mutex_lock(&cb_lock);
+		a->cb->refs++; /* the registration's, dropped by libvirt */
+		pthread_mutex_unlock(&cb_lock);
+		id = virConnectDomainEventRegisterAny(
+			conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+			VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), a->cb,
+			link_cb_release);
+		if (id < 0)
+			link_cb_release(a->cb);
+		if (id < 0)
+			log_warn("%s: cannot register for domain lifecycle "
+				 "events: %s", a->uri, virGetLastErrorMessage());
+		own = open_conn(a, &own_close_cb, err, sizeof(err));
+	}
+	pthread_mutex_lock(&a->lock);
+	a->conn = conn;
+	a->own = own;
+	a->close_cb = close_cb;
+	a->own_close_cb = own_close_cb;
+	a->lifecycle_id = id;
+	memcpy(a->err, err, sizeof(err));
+	a->done = true;
+	pthread_mutex_unlock(&a->lock);
+	host_link_unref(a);
+	atomic_fetch_sub(&detached_running, 1);
+	return NULL;
+}
+
+/* ---- callbacks ---------------------------------------------------------- */
+
+/*
+ * Under cb_lock too: the lifecycle callback runs fn under cb_lock (and
+ * host_adopt() does as well), so when this returns no call of the
+ * previous fn is in flight and the caller may free what its opaque
+ * points to. (Under h->lock alone, notify() could have read the old fn
+ * just before and call it after: collector_free() freed the collector's
+ * host while a lifecycle event still wrote into it, found by
+ * ThreadSanitizer.)
+ */
+void
+host_set_domain_event_cb(struct host *h, host_domain_event_fn fn,
+			 void *opaque)
+{
+	pthread_mutex_lock(&cb_lock);
+	pthread_mutex_lock(&h->lock);
+	h->ev_fn = fn;
+	h->ev_opaque = opaque;
+	pthread_mutex_unlock(&h->lock);
+	pthread_mutex_unlock(&cb_lock);
+}
+
+static void
+on_close(virConnectPtr conn, int reason, void *opaque)
+{
+	struct link *a = opaque;
+	struct host *h;
+
+	pthread_mutex_lock(&cb_lock);
+	h = a->host;
+	if (h) {
+		pthread_mutex_lock(&h->lock);
+		if (conn && (h->conn == conn || h->own == conn))
+			h->closed = true;
+		pthread_mutex_unlock(&h->lock);
+		log_debug("%s: connection closed (reason %d)", h->name, reason);
+	}
+	pthread_mutex_unlock(&cb_lock);
+}
+
+static void
+notify(struct host *h, const unsigned char *uuid, int event)
+{
+	static const unsigned char zero[VIR_UUID_BUFLEN];
+	host_domain_event_fn fn;
+	void *opaque;
+
+	pthread_mutex_lock(&h->lock);
+	fn = h->ev_fn;
+	opaque = h->ev_opaque;
+	if (event >= 0)
+		h->counters.events++;
+	pthread_mutex_unlock(&h->lock);
+	if (fn)
+		fn(h, uuid ? uuid : zero, event, opaque);
+}
+
+static int
+on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail,
+	     void *opaque)
+{
+	struct link_cb *c = opaque;
+	unsigned char uuid[VIR_UUID_BUFLEN];
+
+	(void)conn;
+	(void)detail;
+	if (virDomainGetUUID(dom, uuid) < 0)
+		return 0;
+	pthread_mutex_lock(&cb_lock);
+	if (c->host)
+		notify(c->host, uuid, event);
+	pthread_mutex_unlock(&cb_lock);
+	return 0;
+}
+
+/* ---- links let go, a fresh one adopted, an attempt started ------------ */
+
+static void *
+unref_main(void *arg)
+{
+	host_link_unref(arg);
+	atomic_fetch_sub(&detached_running, 1);
+	return NULL;
+}
+
+bool
+host_threads_wait(int64_t timeout_ms)
+{
+	int64_t end = util_now_ms() + timeout_ms;
+
+	while (atomic_load(&detached_running) > 0) {
+		if (util_now_ms() >= end)
+			return false;
+		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+	}
+	return true;
+}
+
+/*
+ * The host's reference goes. Dropping the last one deregisters the
+ * callbacks and closes the connections, which are calls to the remote
+ * side: on a half-dead host they block like any other, and on the shared
+ * connection they wait behind other threads' calls (see host.h), possibly
+ * for good. So a link with connections is let go in a thread of its own,
+ * and the owner thread never waits for it.
+ */
+void
+host_drop_link(struct link *a)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	bool has_conn;
+
+	if (!a)
+		return;
+	host_link_detach(a);
+	pthread_mutex_lock(&a->lock);
+	has_conn = a->conn || a->own;
+	pthread_mutex_unlock(&a->lock);
+	if (!has_conn) {
+		host_link_unref(a);
+		return;
+	}
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	atomic_fetch_add(&detached_running, 1);
+	if (pthread_create(&t, &attr, unref_main, a) != 0) {
+		atomic_fetch_sub(&detached_running, 1);
+		host_link_unref(a);
+	}
+	pthread_attr_destroy(&attr);
+}
+
+/* Publish a fresh connection (no call to the remote side). */
+void
+host_adopt(struct host *h, struct link *a, virConnectPtr conn,
+	   virConnectPtr own)
+{
+	/* It may have died before its close callback could tell. Asked
+	 * without h->lock: libvirt may run on_close (which takes it) while
+	 * holding the driver lock that virConnectIsAlive() wants. */
+	bool dead = virConnectIsAlive(conn) != 1 || virConnectIsAlive(own) != 1;
+
+	pthread_mutex_lock(&h->lock);
+	h->conn = conn;
+	h->own = own;
+	h->link = a;
+	h->closed = dead;
+	h->backoff_ms = BACKOFF_FIRST_MS;
+	h->next_attempt_ms = 0;
+	h->last_err[0] = '\0';
+	h->counters.connects++;
+	pthread_mutex_unlock(&h->lock);
+
+	log_complain_clear(&h->complain, log_tag, "%s: connected to %s",
+			   h->name, h->uri);
+	log_debug("%s: connected to %s", h->name, h->uri);
+	/* Whatever was cached for this host may be stale now. */
+	pthread_mutex_lock(&cb_lock);
+	notify(h, NULL, -1);
+	pthread_mutex_unlock(&cb_lock);
+}
+
+void
+host_start_attempt_locked(struct host *h)
+{
+	struct link *a = xcalloc(1, sizeof(*a));
+	pthread_attr_t attr;
+	pthread_t t;
+
+	pthread_mutex_init(&a->lock, NULL);
+	a->refs = 2;
+	a->uri = xstrdup(h->uri);
+	a->lifecycle_id = -1;
+	a->host = h; /* read by callbacks under cb_lock */
+	a->cb = xcalloc(1, sizeof(*a->cb));
+	a->cb->refs = 1;
+	a->cb->host = h;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	atomic_fetch_add(&detached_running, 1);
+	if (pthread_create(&t, &attr, attempt_main, a) != 0) {
+		atomic_fetch_sub(&detached_running, 1);
+		a->refs = 1;
+		snprintf(a->err, sizeof(a->err), "cannot start a thread");
+		a->done = true;
+	}
+	pthread_attr_destroy(&attr);
+	h->attempt = a;
+	h->attempt_due_now = false;
+	h->counters.attempts++;
+}
