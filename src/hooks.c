@@ -17,6 +17,7 @@
 #include <gnutls/gnutls.h>
 
 #include "log.h"
+#include "url.h"
 #include "util.h"
 
 
@@ -213,22 +214,13 @@ report(struct hooks *h, const struct call *c, enum hook_outcome o,
 	snprintf(r->why, sizeof(r->why), "%s", why ? why : "");
 }
 
-static size_t
-discard(char *ptr, size_t size, size_t nmemb, void *opaque)
-{
-	(void)ptr;
-	(void)opaque;
-	return size * nmemb;
-}
-
-/* Abort a transfer when the module stops. */
-static int
-progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+/* Abandon a transfer when the module stops. */
+static bool
+stopping(void *arg)
 {
 	struct hooks *h = arg;
 	bool quit;
 
-	(void)a, (void)b, (void)c, (void)d;
 	pthread_mutex_lock(&h->m);
 	quit = h->stop;
 	pthread_mutex_unlock(&h->m);
@@ -240,58 +232,20 @@ static int
 post(struct hooks *h, const char *url, const char *key, const char *body,
      enum store_hook hook, long timeout_ms, char *why, size_t whylen)
 {
-	CURL *e = curl_easy_init();
-	struct curl_slist *hdr = NULL;
-	char errbuf[CURL_ERROR_SIZE] = "", ts[32], sig[65], line[160];
-	long code = 0;
-	CURLcode rc;
+	char ts[32], sig[65], stamp[64], signature[96], name[64];
+	const char *const headers[] = {"Content-Type: application/json", stamp,
+				       signature, name, NULL};
 
-	if (!e) {
-		snprintf(why, whylen, "libcurl: cannot make a handle");
-		return -1;
-	}
 	snprintf(ts, sizeof(ts), "%" PRId64, util_wall_ms() / 1000);
 	if (hooks_sign(key, strlen(key), ts, body, strlen(body), sig) < 0) {
 		snprintf(why, whylen, "%s", err_msg());
-		curl_easy_cleanup(e);
 		return -1;
 	}
-	hdr = curl_slist_append(hdr, "Content-Type: application/json");
-	snprintf(line, sizeof(line), "X-VA-Timestamp: %s", ts);
-	hdr = curl_slist_append(hdr, line);
-	snprintf(line, sizeof(line), "X-VA-Signature: sha256=%s", sig);
-	hdr = curl_slist_append(hdr, line);
-	snprintf(line, sizeof(line), "X-VA-Hook: %s", store_hook_name(hook));
-	hdr = curl_slist_append(hdr, line);
-	hdr = curl_slist_append(hdr, "Expect:");
-	curl_easy_setopt(e, CURLOPT_URL, url);
-	curl_easy_setopt(e, CURLOPT_POST, 1L);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdr);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, progress);
-	curl_easy_setopt(e, CURLOPT_XFERINFODATA, h);
-	rc = curl_easy_perform(e);
-	if (rc == CURLE_OK)
-		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
-	curl_easy_cleanup(e);
-	curl_slist_free_all(hdr);
-	if (rc != CURLE_OK) {
-		snprintf(why, whylen, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
-		return -1;
-	}
-	if (code < 200 || code > 299) {
-		snprintf(why, whylen, "answered HTTP %ld", code);
-		return -1;
-	}
-	return 0;
+	snprintf(stamp, sizeof(stamp), "X-VA-Timestamp: %s", ts);
+	snprintf(signature, sizeof(signature), "X-VA-Signature: sha256=%s", sig);
+	snprintf(name, sizeof(name), "X-VA-Hook: %s", store_hook_name(hook));
+	return url_post(url, body, strlen(body), headers, timeout_ms, stopping,
+			h, why, whylen);
 }
 
 /* The due call with the earliest next attempt (lock held), or NULL and

@@ -17,9 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 
 #include "log.h"
+#include "url.h"
 
 LOG_TAG("targets");
 
@@ -186,22 +186,13 @@ struct targets_writer {
 	char *path, *content, *url;
 };
 
-static size_t
-discard(char *ptr, size_t size, size_t nmemb, void *opaque)
-{
-	(void)ptr;
-	(void)opaque;
-	return size * nmemb;
-}
-
-/* Abort a transfer when the writer stops or newer content waits. */
-static int
-progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+/* Abandon a transfer when the writer stops or newer content waits. */
+static bool
+superseded(void *arg)
 {
 	struct targets_writer *w = arg;
 	bool quit;
 
-	(void)a, (void)b, (void)c, (void)d;
 	pthread_mutex_lock(&w->m);
 	quit = w->stop || w->pending;
 	pthread_mutex_unlock(&w->m);
@@ -212,41 +203,8 @@ progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
 static int
 post(struct targets_writer *w, const char *url, char *why, size_t whylen)
 {
-	CURL *h = curl_easy_init();
-	char errbuf[CURL_ERROR_SIZE] = "";
-	long code = 0;
-	CURLcode rc;
-
-	if (!h) {
-		snprintf(why, whylen, "libcurl: cannot make a handle");
-		return -1;
-	}
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_POST, 1L);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
-	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)TARGETS_POST_TIMEOUT_MS);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)TARGETS_POST_TIMEOUT_MS);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, progress);
-	curl_easy_setopt(h, CURLOPT_XFERINFODATA, w);
-	rc = curl_easy_perform(h);
-	if (rc == CURLE_OK)
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-	curl_easy_cleanup(h);
-	if (rc != CURLE_OK) {
-		snprintf(why, whylen, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
-		return -1;
-	}
-	if (code < 200 || code > 299) {
-		snprintf(why, whylen, "answered HTTP %ld", code);
-		return -1;
-	}
-	return 0;
+	return url_post(url, "", 0, NULL, (long)TARGETS_POST_TIMEOUT_MS,
+			superseded, w, why, whylen);
 }
 
 static void *
@@ -301,7 +259,7 @@ writer_main(void *arg)
 		/* url set, its time has come */
 		pthread_mutex_unlock(&w->m);
 		{
-			char why[CURL_ERROR_SIZE + 64];
+			char why[URL_POST_WHY_MAX];
 
 			if (post(w, url, why, sizeof(why)) == 0) {
 				if (failures)

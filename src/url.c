@@ -4,6 +4,7 @@
 #include "url.h"
 
 #include <curl/curl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -128,5 +129,79 @@ url_endpoint(const char *base, const char *path, const char *name,
 	curl_free(s);
 	curl_free(bpath);
 	curl_url_cleanup(u);
+	return 0;
+}
+
+static size_t
+post_discard(char *ptr, size_t size, size_t nmemb, void *opaque)
+{
+	(void)ptr;
+	(void)opaque;
+	return size * nmemb;
+}
+
+struct post_stop {
+	bool (*stop)(void *);
+	void *arg;
+};
+
+static int
+post_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c,
+	      curl_off_t d)
+{
+	const struct post_stop *ps = arg;
+
+	(void)a, (void)b, (void)c, (void)d;
+	return ps->stop && ps->stop(ps->arg);
+}
+
+int
+url_post(const char *url, const char *body, size_t len,
+	 const char *const *headers, long timeout_ms, bool (*stop)(void *),
+	 void *arg, char *why, size_t whylen)
+{
+	CURL *e = curl_easy_init();
+	struct curl_slist *hdr = NULL;
+	struct post_stop ps = {stop, arg};
+	_Static_assert(URL_POST_WHY_MAX >= CURL_ERROR_SIZE, "room for libcurl's errors");
+	char errbuf[CURL_ERROR_SIZE] = "";
+	long code = 0;
+	CURLcode rc;
+
+	if (!e) {
+		snprintf(why, whylen, "libcurl: cannot make a handle");
+		return -1;
+	}
+	for (size_t i = 0; headers && headers[i]; i++)
+		hdr = curl_slist_append(hdr, headers[i]);
+	hdr = curl_slist_append(hdr, "Expect:");
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_POST, 1L);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)len);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, post_discard);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, post_progress);
+	curl_easy_setopt(e, CURLOPT_XFERINFODATA, &ps);
+	rc = curl_easy_perform(e);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_cleanup(e);
+	curl_slist_free_all(hdr);
+	if (rc != CURLE_OK) {
+		snprintf(why, whylen, "%s",
+			 errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		return -1;
+	}
+	if (code < 200 || code > 299) {
+		snprintf(why, whylen, "answered HTTP %ld", code);
+		return -1;
+	}
 	return 0;
 }

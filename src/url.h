@@ -34,4 +34,23 @@ char *url_from_host_port(const char *scheme, const char *host, int port);
 int url_endpoint(const char *base, const char *path, const char *name,
 		 const char *value, const char *raw, char **full, char **shown);
 
+/*
+ * One HTTP POST of body (len bytes; "" and 0 for an empty one) to url,
+ * http:// or https:// only (certificates verified), with the extra
+ * header lines of headers (NULL-terminated; may be NULL), the connection
+ * and the whole exchange each bounded by timeout_ms; the answer's body is
+ * discarded. stop(arg), when stop is not NULL, is asked while it runs:
+ * true abandons the transfer. 0 on a 2xx answer; -1 with why filled
+ * (libcurl's error, or "answered HTTP N"). Any thread (libcurl's global
+ * setup done).
+ */
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Room enough for url_post()'s why (libcurl's CURL_ERROR_SIZE and more). */
+#define URL_POST_WHY_MAX 512
+int url_post(const char *url, const char *body, size_t len,
+	     const char *const *headers, long timeout_ms,
+	     bool (*stop)(void *), void *arg, char *why, size_t whylen);
+
 #endif
