@@ -322,22 +322,34 @@
 		return box;
 	}
 
+	/* the group's state; an instance refresh in progress (admin) */
+	function stateText(g, r) {
+		let s = g.paused ? 'paused' : 'scaling';
+		if (r && ['running', 'paused', 'rolling_back'].includes(r.state))
+			s += ', refresh ' + r.state.replace('_', ' ') + ' ' +
+				(r.total - r.remaining) + '/' + r.total;
+		return s;
+	}
+
 	function renderGroups(ov, admin) {
 		const body = $('groups').tBodies[0];
 		/* an operator typing a size: leave the rows alone this time */
 		if (body.contains(document.activeElement))
 			return;
-		const last = new Map();
+		const last = new Map(), refresh = new Map();
 		if (admin && admin.groups)
-			for (const g of admin.groups.groups)
+			for (const g of admin.groups.groups) {
 				last.set(g.name, g.last_decision);
+				if (g.refresh)
+					refresh.set(g.name, g.refresh);
+			}
 		const f = document.createDocumentFragment();
 		for (const g of ov.groups) {
 			const tr = el('tr');
 			tr.setAttribute('data-group', g.name);
 			tr.append(td(g.name, 'name'), td(g.min), td(g.max), td(g.desired),
 				  td(g.current), td(g.ready),
-				  td(g.paused ? 'paused' : 'scaling', g.paused ? 'warn' : ''),
+				  td(stateText(g, refresh.get(g.name)), g.paused ? 'warn' : ''),
 				  td(metricsText(g)));
 			if (admin) {
 				tr.append(td(last.get(g.name) || '-', 'admin reason'),
