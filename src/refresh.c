@@ -217,7 +217,8 @@ command_start(struct daemon *d, struct dgroup *g, struct control_cmd *c)
 	r.min_healthy = c->min_healthy >= 0 ? c->min_healthy
 					    : (int64_t)cr->min_healthy;
 	r.rollback_after = cr->rollback_after;
-	if (c->checkpoints[0] || c->surge >= 0 || c->max_unavailable[0])
+	/* each setting the command does not give is the group's */
+	if (c->checkpoints[0])
 		snprintf(r.checkpoints, sizeof(r.checkpoints), "%s",
 			 c->checkpoints);
 	else
