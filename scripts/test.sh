@@ -12,6 +12,7 @@
 #   5. build with ThreadSanitizer and run the unit suite and the daemon's
 #      tests on libvirt's test driver (suite testdriver),
 #   6. build the libFuzzer targets with clang and fuzz each for a bounded time,
+#   then print the ten slowest tests,
 # and end with one line "N passed, N failed" (exit status 0 only if none failed).
 #
 # Options:
@@ -20,20 +21,24 @@
 #   --heavy            also the long runs kept out of CI (see README, "Tests")
 #   --fuzz-seconds N   seconds for the configuration parser's fuzz target
 #                      (default 30); every other target gets a third of it
+#   --jobs N           tests meson runs at once in each build (default 6;
+#                      they wait on timers and guests far more than they
+#                      compute; tests marked is_parallel: false run alone)
 #   --no-setup         do not install packages or start services
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-quick=0 heavy=0 fuzz_seconds=30 setup=1
+quick=0 heavy=0 fuzz_seconds=30 setup=1 jobs=6
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) quick=1 ;;
 	--heavy) heavy=1 ;;
 	--fuzz-seconds) fuzz_seconds=$2; shift ;;
+	--jobs) jobs=$2; shift ;;
 	--no-setup) setup=0 ;;
-	-h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,27p' "$0"; exit 0 ;;
 	*) echo "test.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -61,13 +66,16 @@ fi
 results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
 
-# meson test, recording the per-test results of this build for the summary.
+# meson test, recording the per-test results of this build for the summary
+# (LABEL.json; the build's log is meson-logs/LABEL.txt). Tests marked
+# is_parallel: false still run alone: meson starts nothing beside them.
 run_suites() {
 	local builddir=$1 label=$2
 	shift 2
 	local rc=0
-	meson test -C "$builddir" --print-errorlogs --num-processes 2 "$@" || rc=$?
-	cp "$builddir/meson-logs/testlog.json" "$results/$label.json" 2>/dev/null || true
+	meson test -C "$builddir" --print-errorlogs --num-processes "$jobs" \
+		--logbase "$label" "$@" || rc=$?
+	cp "$builddir/meson-logs/$label.json" "$results/$label.json" 2>/dev/null || true
 	return $rc
 }
 
@@ -244,6 +252,19 @@ for f in sorted(glob.glob(os.path.join(d, 'fuzz-*.result'))):
     else:
         failed += 1
         bad.append('fuzz: %s' % name)
+# Where the time went: the ten slowest tests of all builds (meson's
+# testlog.json).
+durations = []
+for f in sorted(glob.glob(os.path.join(d, '*.json'))):
+    label = os.path.basename(f)[:-5]
+    for line in open(f):
+        if line.strip():
+            t = json.loads(line)
+            durations.append((t.get('duration') or 0, label, t.get('name')))
+if durations:
+    print('ten slowest tests:')
+    for secs, label, name in sorted(durations, reverse=True)[:10]:
+        print('  %7.1f s  %s: %s' % (secs, label, name))
 for b in bad:
     print('FAILED ' + b)
 line = '%d passed, %d failed' % (passed, failed)
