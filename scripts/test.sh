@@ -8,12 +8,13 @@
 #      it, a warning fails the run), AddressSanitizer +
 #      UndefinedBehaviorSanitizer, ThreadSanitizer, the libFuzzer targets
 #      with clang,
-#   4. on the gcc build the Debian package's suite 'package' (only here),
+#   4. on the gcc build every suite but the real-guest one (the Debian
+#      package's suite 'package' only here),
 #   5. the gcc build's real-guest suite in the background, one test at a
-#      time, and beside it: the gcc build's other suites; each fuzz
-#      target for a bounded time; on the ASan+UBSan build every suite but
-#      the real-guest one again; on the TSan build the unit suite and the
-#      daemon's tests on libvirt's test driver (suite testdriver),
+#      time, and beside it: each fuzz target for a bounded time; on the
+#      ASan+UBSan build every suite but the real-guest one again; on the
+#      TSan build the unit suite and the daemon's tests on libvirt's test
+#      driver (suite testdriver),
 #   6. print the wall time of each step and the ten slowest tests,
 # and end with one line "N passed, N failed" (exit status 0 only if none failed).
 #
@@ -219,20 +220,17 @@ if [ "$quick" = 0 ]; then
 		-Db_lundef=false
 	step_end "fuzz build"
 
-	# The Debian package: it compiles the project once more and runs the
-	# unit suite (dpkg-buildpackage), the one test that keeps both cores
-	# busy for a minute; alone, before the real-guest suite starts.
-	say "gcc build: package"
-	step_begin "gcc: package"
-	run_suites build-test gcc-package --suite package || failed_steps+=(package)
-	step_end "gcc: package"
+	say "gcc build: unit, fuzz-corpus, integration, package"
+	step_begin "gcc: unit, fuzz-corpus, integration, package"
+	run_suites build-test gcc --no-suite guest --no-suite heavy ||
+		failed_steps+=(gcc)
+	step_end "gcc: unit, fuzz-corpus, integration, package"
 
 	# The real-guest suite (and --heavy's long runs, most of them on
 	# real guests too) is the long pole: one test at a time, each mostly
-	# waiting on QEMU, its guests' boots and the daemon's timers (about
-	# 17 minutes). It runs in the background, and every other suite runs
-	# beside it (they wait on timers too: the three builds' suites take
-	# well under a core); its output is printed when it is done.
+	# waiting on QEMU, its guests' boots and the daemon's timers. It runs
+	# in the background while the sanitizer builds' suites and the
+	# fuzzing run beside it; its output is printed when it is done.
 	guest_suites=(--suite guest)
 	[ "$heavy" = 0 ] || guest_suites+=(--suite heavy)
 	say "gcc build: real-guest suite (in the background; output at the end)"
@@ -245,12 +243,6 @@ if [ "$quick" = 0 ]; then
 		exit $rc
 	) &
 	guest_pid=$!
-
-	say "gcc build: unit, fuzz-corpus, integration"
-	step_begin "gcc: unit, fuzz-corpus, integration"
-	run_suites build-test gcc --no-suite guest --no-suite heavy \
-		--no-suite package || failed_steps+=(gcc)
-	step_end "gcc: unit, fuzz-corpus, integration"
 
 	say "libFuzzer targets: config ${fuzz_seconds}s, others $((fuzz_seconds / 3))s each"
 	step_begin "fuzzing"
