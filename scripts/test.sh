@@ -2,16 +2,20 @@
 # Set up and run virt-autoscaler's whole test suite:
 #   1. install the Debian packages the project needs (scripts/setup.sh),
 #   2. start the services the integration tests use (project scripts),
-#   3. build with gcc (warnings as errors) and run every suite (the
-#      Debian package's suite 'package' only here),
-#      then build once more the way distributions build (release build
-#      type and Debian's hardening flags; not with --quick): a warning
-#      fails the run,
-#   4. build with AddressSanitizer + UndefinedBehaviorSanitizer and run
-#      every suite but the slow real-guest one again,
-#   5. build with ThreadSanitizer and run the unit suite and the daemon's
-#      tests on libvirt's test driver (suite testdriver),
-#   6. build the libFuzzer targets with clang and fuzz each for a bounded time,
+#   3. build with gcc (warnings as errors); then, not with --quick, the
+#      other builds, before any test runs: as distributions build
+#      (release build type and Debian's hardening flags; no test runs on
+#      it, a warning fails the run), AddressSanitizer +
+#      UndefinedBehaviorSanitizer, ThreadSanitizer, the libFuzzer targets
+#      with clang,
+#   4. on the gcc build every suite but the real-guest one (the Debian
+#      package's suite 'package' only here),
+#   5. the gcc build's real-guest suite in the background, one test at a
+#      time, and beside it: each fuzz target for a bounded time; on the
+#      ASan+UBSan build every suite but the real-guest one again; on the
+#      TSan build the unit suite and the daemon's tests on libvirt's test
+#      driver (suite testdriver),
+#   6. print the wall time of each step and the ten slowest tests,
 # and end with one line "N passed, N failed" (exit status 0 only if none failed).
 #
 # Options:
@@ -20,20 +24,24 @@
 #   --heavy            also the long runs kept out of CI (see README, "Tests")
 #   --fuzz-seconds N   seconds for the configuration parser's fuzz target
 #                      (default 30); every other target gets a third of it
+#   --jobs N           tests meson runs at once in each build (default 6;
+#                      they wait on timers and guests far more than they
+#                      compute; tests marked is_parallel: false run alone)
 #   --no-setup         do not install packages or start services
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-quick=0 heavy=0 fuzz_seconds=30 setup=1
+quick=0 heavy=0 fuzz_seconds=30 setup=1 jobs=6
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) quick=1 ;;
 	--heavy) heavy=1 ;;
 	--fuzz-seconds) fuzz_seconds=$2; shift ;;
+	--jobs) jobs=$2; shift ;;
 	--no-setup) setup=0 ;;
-	-h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,30p' "$0"; exit 0 ;;
 	*) echo "test.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -61,13 +69,23 @@ fi
 results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
 
-# meson test, recording the per-test results of this build for the summary.
+# Wall time of each step, for the summary: step_begin NAME ... step_end NAME.
+step_begin() { printf -v "step_t0_${1//[^A-Za-z0-9]/_}" '%s' "$SECONDS"; }
+step_end() {
+	local var="step_t0_${1//[^A-Za-z0-9]/_}"
+	echo "$((SECONDS - ${!var})) $1" >>"$results/steps.txt"
+}
+
+# meson test, recording the per-test results of this build for the summary
+# (LABEL.json; the build's log is meson-logs/LABEL.txt). Tests marked
+# is_parallel: false still run alone: meson starts nothing beside them.
 run_suites() {
 	local builddir=$1 label=$2
 	shift 2
 	local rc=0
-	meson test -C "$builddir" --print-errorlogs --num-processes 2 "$@" || rc=$?
-	cp "$builddir/meson-logs/testlog.json" "$results/$label.json" 2>/dev/null || true
+	meson test -C "$builddir" --print-errorlogs --num-processes "$jobs" \
+		--logbase "$label" "$@" || rc=$?
+	cp "$builddir/meson-logs/$label.json" "$results/$label.json" 2>/dev/null || true
 	return $rc
 }
 
@@ -85,14 +103,14 @@ setup_build() {
 failed_steps=()
 
 say "gcc build (warnings as errors)"
+step_begin "gcc build"
 setup_build build-test -Dbuildtype=debugoptimized
-heavy_args=()
-[ "$heavy" = 1 ] || heavy_args=(--no-suite heavy)
+step_end "gcc build"
 if [ "$quick" = 1 ]; then
+	step_begin "gcc: unit, fuzz-corpus, integration"
 	run_suites build-test gcc --no-suite guest --no-suite heavy \
 		--no-suite package || failed_steps+=(gcc)
-else
-	run_suites build-test gcc "${heavy_args[@]}" || failed_steps+=(gcc)
+	step_end "gcc: unit, fuzz-corpus, integration"
 fi
 
 # As distributions build: the release build type (-O3, NDEBUG: GCC warns
@@ -140,53 +158,10 @@ release_build() {
 	fi
 	echo "release build: no warning, hardened" >&2
 }
-if [ "$quick" = 0 ]; then
-	say "release build with Debian's flags (warnings as errors)"
-	if release_build; then
-		echo pass >"$results/build-release.result"
-	else
-		echo fail >"$results/build-release.result"
-		failed_steps+=(release)
-	fi
-
-	say "AddressSanitizer + UndefinedBehaviorSanitizer build"
-	setup_build build-asan -Dbuildtype=debug -Db_sanitize=address,undefined \
-		-Db_lundef=false
-	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
-	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-	# (not the package suite: it builds its own .deb, which the sanitizers
-	# do not look into)
-	run_suites build-asan asan --no-suite guest --no-suite heavy \
-		--no-suite package || failed_steps+=(asan)
-
-	# ThreadSanitizer (gcc's; Debian 12's libvirt, GLib and libmicrohttpd
-	# are not instrumented: tests/tsan.supp says which of their own
-	# races are suppressed, and why none of ours can be). The unit suite
-	# and every test on libvirt's test driver, the daemon's included.
-	# history_size=7: libvirt's object races need both stacks to be
-	# matched by the suppressions. Reports go to build-tsan/tsan/ and are
-	# printed below; any report fails its test (halt_on_error).
-	say "ThreadSanitizer build"
-	setup_build build-tsan -Dbuildtype=debug -Db_sanitize=thread \
-		-Db_lundef=false
-	rm -rf build-tsan/tsan
-	mkdir -p build-tsan/tsan
-	tsan_options="halt_on_error=1 second_deadlock_stack=1 history_size=7"
-	tsan_options+=" suppressions=$top/tests/tsan.supp"
-	tsan_options+=" log_path=$top/build-tsan/tsan/report"
-	TSAN_OPTIONS=$tsan_options \
-		run_suites build-tsan tsan --suite unit --suite testdriver ||
-		failed_steps+=(tsan)
-	for report in build-tsan/tsan/report.*; do
-		[ -f "$report" ] || continue
-		echo "ThreadSanitizer: $report" >&2
-		cat "$report" >&2
-	done
-
-	say "libFuzzer targets (clang): config ${fuzz_seconds}s, others $((fuzz_seconds / 3))s each"
-	CC=clang setup_build build-fuzz -Dfuzz=true -Dtests=false \
-		-Dbuildtype=debugoptimized -Db_sanitize=address,undefined \
-		-Db_lundef=false
+# The libFuzzer targets, each fuzzed for a bounded (wall) time; one
+# process, one core.
+fuzz_all() {
+	local exe name work log secs
 	for exe in build-fuzz/fuzz/fuzz_*; do
 		[ -f "$exe" ] && [ -x "$exe" ] || continue
 		name=$(basename "$exe")
@@ -208,8 +183,112 @@ if [ "$quick" = 0 ]; then
 			echo fail >"$results/fuzz-$name.result"
 		fi
 	done
+}
+
+if [ "$quick" = 0 ]; then
+	# Every build first, before any test: compiling keeps both cores
+	# busy (about 75 s for the five from scratch), which the tests
+	# running side by side below should not have to share; a build that
+	# breaks stops the run before the long suites (the release build's
+	# warnings are counted, and the run goes on).
+	say "release build with Debian's flags (warnings as errors)"
+	step_begin "release build"
+	if release_build; then
+		echo pass >"$results/build-release.result"
+	else
+		echo fail >"$results/build-release.result"
+		failed_steps+=(release)
+	fi
+	step_end "release build"
+
+	say "AddressSanitizer + UndefinedBehaviorSanitizer build"
+	step_begin "ASan+UBSan build"
+	setup_build build-asan -Dbuildtype=debug -Db_sanitize=address,undefined \
+		-Db_lundef=false
+	step_end "ASan+UBSan build"
+
+	say "ThreadSanitizer build"
+	step_begin "TSan build"
+	setup_build build-tsan -Dbuildtype=debug -Db_sanitize=thread \
+		-Db_lundef=false
+	step_end "TSan build"
+
+	say "libFuzzer targets (clang)"
+	step_begin "fuzz build"
+	CC=clang setup_build build-fuzz -Dfuzz=true -Dtests=false \
+		-Dbuildtype=debugoptimized -Db_sanitize=address,undefined \
+		-Db_lundef=false
+	step_end "fuzz build"
+
+	say "gcc build: unit, fuzz-corpus, integration, package"
+	step_begin "gcc: unit, fuzz-corpus, integration, package"
+	run_suites build-test gcc --no-suite guest --no-suite heavy ||
+		failed_steps+=(gcc)
+	step_end "gcc: unit, fuzz-corpus, integration, package"
+
+	# The real-guest suite (and --heavy's long runs, most of them on
+	# real guests too) is the long pole: one test at a time, each mostly
+	# waiting on QEMU, its guests' boots and the daemon's timers. It runs
+	# in the background while the sanitizer builds' suites and the
+	# fuzzing run beside it; its output is printed when it is done.
+	guest_suites=(--suite guest)
+	[ "$heavy" = 0 ] || guest_suites+=(--suite heavy)
+	say "gcc build: real-guest suite (in the background; output at the end)"
+	(
+		step_begin "gcc: guest (background)"
+		rc=0
+		run_suites build-test gcc-guest "${guest_suites[@]}" \
+			>"$results/guest.out" 2>&1 || rc=$?
+		step_end "gcc: guest (background)"
+		exit $rc
+	) &
+	guest_pid=$!
+
+	say "libFuzzer targets: config ${fuzz_seconds}s, others $((fuzz_seconds / 3))s each"
+	step_begin "fuzzing"
+	fuzz_all
+	step_end "fuzzing"
+
+	say "AddressSanitizer + UndefinedBehaviorSanitizer: unit, fuzz-corpus, integration"
+	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+	# (not the package suite: it builds its own .deb, which the sanitizers
+	# do not look into)
+	step_begin "ASan+UBSan: unit, fuzz-corpus, integration"
+	run_suites build-asan asan --no-suite guest --no-suite heavy \
+		--no-suite package || failed_steps+=(asan)
+	step_end "ASan+UBSan: unit, fuzz-corpus, integration"
+
+	# ThreadSanitizer (gcc's; Debian 12's libvirt, GLib and libmicrohttpd
+	# are not instrumented: tests/tsan.supp says which of their own
+	# races are suppressed, and why none of ours can be). The unit suite
+	# and every test on libvirt's test driver, the daemon's included.
+	# history_size=7: libvirt's object races need both stacks to be
+	# matched by the suppressions. Reports go to build-tsan/tsan/ and are
+	# printed below; any report fails its test (halt_on_error).
+	say "ThreadSanitizer: unit, testdriver"
+	rm -rf build-tsan/tsan
+	mkdir -p build-tsan/tsan
+	tsan_options="halt_on_error=1 second_deadlock_stack=1 history_size=7"
+	tsan_options+=" suppressions=$top/tests/tsan.supp"
+	tsan_options+=" log_path=$top/build-tsan/tsan/report"
+	step_begin "TSan: unit, testdriver"
+	TSAN_OPTIONS=$tsan_options \
+		run_suites build-tsan tsan --suite unit --suite testdriver ||
+		failed_steps+=(tsan)
+	step_end "TSan: unit, testdriver"
+	for report in build-tsan/tsan/report.*; do
+		[ -f "$report" ] || continue
+		echo "ThreadSanitizer: $report" >&2
+		cat "$report" >&2
+	done
+
+	say "gcc build: real-guest suite (waiting for it)"
+	wait "$guest_pid" || failed_steps+=(guest)
+	cat "$results/guest.out" >&2
 fi
 
+echo "$SECONDS whole run (setup included)" >>"$results/steps.txt"
 python3 - "$results" <<'PY'
 import glob, json, os, sys
 d = sys.argv[1]
@@ -244,6 +323,25 @@ for f in sorted(glob.glob(os.path.join(d, 'fuzz-*.result'))):
     else:
         failed += 1
         bad.append('fuzz: %s' % name)
+# Where the time went: each step's wall time (steps.txt) and the ten
+# slowest tests of all builds (meson's testlog.json).
+steps = os.path.join(d, 'steps.txt')
+if os.path.exists(steps):
+    print('time per step:')
+    for line in open(steps):
+        secs, name = line.rstrip('\n').split(' ', 1)
+        print('  %4d:%02d  %s' % (int(secs) // 60, int(secs) % 60, name))
+durations = []
+for f in sorted(glob.glob(os.path.join(d, '*.json'))):
+    label = os.path.basename(f)[:-5]
+    for line in open(f):
+        if line.strip():
+            t = json.loads(line)
+            durations.append((t.get('duration') or 0, label, t.get('name')))
+if durations:
+    print('ten slowest tests:')
+    for secs, label, name in sorted(durations, reverse=True)[:10]:
+        print('  %7.1f s  %s: %s' % (secs, label, name))
 for b in bad:
     print('FAILED ' + b)
 line = '%d passed, %d failed' % (passed, failed)
