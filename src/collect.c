@@ -354,6 +354,7 @@ struct centry {
 	unsigned no_balloon; /* consecutive samples without balloon stats */
 	unsigned long seen;  /* round it was last seen in */
 	char *name, *group, *id;
+	size_t name_len, group_len, id_len; /* copied every round */
 	uint64_t generation;
 	unsigned vcpus;
 	uint64_t mem_kib;
@@ -470,13 +471,13 @@ result_reset(struct result *r)
 	memset(&r->pub, 0, sizeof(r->pub));
 }
 
+/* Copy s (len bytes, or NULL) with its NUL into the arena. */
 static size_t
-arena_add(struct result *r, const char *s)
+arena_add(struct result *r, const char *s, size_t len)
 {
 	size_t off = r->arena.len;
 
-	strbuf_adds(&r->arena, s ? s : "");
-	strbuf_addc(&r->arena, '\0');
+	strbuf_add(&r->arena, s ? s : "", s ? len + 1 : 1);
 	return off;
 }
 
@@ -510,9 +511,9 @@ result_add(struct result *r, const struct centry *e)
 	memset(i, 0, sizeof(*i));
 	memcpy(i->uuid, e->uuid, VIR_UUID_BUFLEN);
 	uuid_format(e->uuid, i->uuid_str);
-	r->str_off[r->n_inst * 3] = arena_add(r, e->name);
-	r->str_off[r->n_inst * 3 + 1] = arena_add(r, e->group);
-	r->str_off[r->n_inst * 3 + 2] = arena_add(r, e->id);
+	r->str_off[r->n_inst * 3] = arena_add(r, e->name, e->name_len);
+	r->str_off[r->n_inst * 3 + 1] = arena_add(r, e->group, e->group_len);
+	r->str_off[r->n_inst * 3 + 2] = arena_add(r, e->id, e->id_len);
 	i->generation = e->generation;
 	i->vcpus = e->vcpus;
 	r->n_inst++;
@@ -726,6 +727,9 @@ refresh_facts(struct chost *ch, struct centry *e, virDomainPtr dom,
 		e->group = xstrdup("bench");
 		e->id = xstrdup(e->name);
 	}
+	e->name_len = strlen(e->name);
+	e->group_len = e->group ? strlen(e->group) : 0;
+	e->id_len = e->id ? strlen(e->id) : 0;
 	e->vcpus = f.vcpus;
 	e->mem_kib = f.mem_kib;
 	e->stale = false;
