@@ -24,8 +24,10 @@ struct mhost {
 	bool have_cap;
 	unsigned long rounds, errors, calls;
 	double duration_s;
-	struct minstance *inst;
-	size_t n_inst;
+	struct minstance *inst; /* group and id point into strs */
+	size_t n_inst, a_inst;
+	char *strs;             /* the instances' strings, reused each round */
+	size_t a_strs;
 };
 
 struct mgroup {
@@ -97,13 +99,59 @@ host_get(const char *name)
 static void
 host_clear_instances(struct mhost *h)
 {
-	for (size_t i = 0; i < h->n_inst; i++) {
-		free(h->inst[i].group);
-		free(h->inst[i].id);
-	}
 	free(h->inst);
+	free(h->strs);
 	h->inst = NULL;
-	h->n_inst = 0;
+	h->strs = NULL;
+	h->n_inst = h->a_inst = h->a_strs = 0;
+}
+
+/*
+ * Copy a round's instances into h, reusing its arrays: one string buffer
+ * for all ids and groups (a group's name is stored once per run of
+ * instances of that group), no allocation per instance. Called every
+ * round with every instance of the host.
+ */
+static void
+host_set_instances(struct mhost *h, const struct collect_host_result *r)
+{
+	size_t need = 0, off = 0;
+	const char *prev_group = NULL;
+
+	for (size_t i = 0; i < r->n_inst; i++)
+		need += strlen(r->inst[i].group) + strlen(r->inst[i].id) + 2;
+	if (need > h->a_strs) {
+		h->a_strs = need + need / 4;
+		free(h->strs);
+		h->strs = xmalloc(h->a_strs);
+	}
+	if (r->n_inst > h->a_inst) {
+		h->a_inst = r->n_inst + r->n_inst / 4;
+		free(h->inst);
+		h->inst = xcalloc(h->a_inst, sizeof(*h->inst));
+	}
+	for (size_t i = 0; i < r->n_inst; i++) {
+		const struct collect_instance *ci = &r->inst[i];
+		struct minstance *mi = &h->inst[i];
+		size_t n;
+
+		if (prev_group && strcmp(prev_group, ci->group) == 0) {
+			mi->group = h->inst[i - 1].group;
+		} else {
+			n = strlen(ci->group) + 1;
+			memcpy(h->strs + off, ci->group, n);
+			mi->group = h->strs + off;
+			off += n;
+		}
+		prev_group = ci->group;
+		n = strlen(ci->id) + 1;
+		memcpy(h->strs + off, ci->id, n);
+		mi->id = h->strs + off;
+		off += n;
+		mi->rates = ci->rates;
+		mi->sample = ci->sample;
+	}
+	h->n_inst = r->n_inst;
 }
 
 void
@@ -124,15 +172,7 @@ metrics_update_host(const struct collect_host_result *r)
 	if (r->ok) {
 		h->cap = r->cap;
 		h->have_cap = true;
-		host_clear_instances(h);
-		h->inst = xcalloc(r->n_inst ? r->n_inst : 1, sizeof(*h->inst));
-		for (size_t i = 0; i < r->n_inst; i++) {
-			h->inst[i].group = xstrdup(r->inst[i].group);
-			h->inst[i].id = xstrdup(r->inst[i].id);
-			h->inst[i].rates = r->inst[i].rates;
-			h->inst[i].sample = r->inst[i].sample;
-		}
-		h->n_inst = r->n_inst;
+		host_set_instances(h, r);
 	}
 	pthread_mutex_unlock(&lock);
 }

@@ -48,10 +48,19 @@ mstore_encode(double v)
 	return (uint16_t)((unsigned)e << 11 | (unsigned)m);
 }
 
+/* 2^(e - MF_BIAS) for every exponent e: m * 2^k is exact in a double, so
+ * this is ldexp()'s result, without its call on every decoded value. */
+static const double mf_scale[MF_MAX_E + 1] = {
+	0x1p-8, 0x1p-7, 0x1p-6, 0x1p-5, 0x1p-4, 0x1p-3, 0x1p-2, 0x1p-1,
+	0x1p0, 0x1p1, 0x1p2, 0x1p3, 0x1p4, 0x1p5, 0x1p6, 0x1p7, 0x1p8, 0x1p9,
+	0x1p10, 0x1p11, 0x1p12, 0x1p13, 0x1p14, 0x1p15, 0x1p16, 0x1p17,
+	0x1p18, 0x1p19, 0x1p20, 0x1p21, 0x1p22, 0x1p23
+};
+
 double
 mstore_decode(uint16_t x)
 {
-	return ldexp((double)(x & 0x7ff), (int)(x >> 11) - MF_BIAS);
+	return (double)(x & 0x7ff) * mf_scale[x >> 11];
 }
 
 struct minst {
@@ -278,6 +287,16 @@ window_add(struct rates_window *w, enum rates_metric m, double v, bool newest)
 	w->present |= 1u << m;
 }
 
+/* Add one sample's value of the derived metric sum = a + b to w when
+ * both parts are in it (as rates_derive() does). */
+static void
+window_add_sum(struct rates_window *w, unsigned have, const double *v,
+	       enum rates_metric sum, enum rates_metric a, enum rates_metric b)
+{
+	if (((have >> a) & 1u) && ((have >> b) & 1u))
+		window_add(w, sum, v[a] + v[b], false);
+}
+
 int
 mstore_query(struct mstore *s, const unsigned char uuid[MSTORE_UUID_LEN],
 	     int64_t from_ms, int64_t to_ms, struct rates_window *out)
@@ -285,8 +304,13 @@ mstore_query(struct mstore *s, const unsigned char uuid[MSTORE_UUID_LEN],
 	struct minst *i;
 	int rc = -1;
 	int32_t from, to;
+	size_t pos[RATES_N_BASE], k = 0;
 
 	memset(out, 0, sizeof(*out));
+	/* Where each kept metric's value sits in a slot. */
+	for (int m = 0; m < RATES_N_BASE; m++)
+		if ((s->keep >> m) & 1u)
+			pos[m] = SLOT_V + 2 * k++;
 	pthread_rwlock_rdlock(&s->lock);
 	i = *find_slot(s, uuid);
 	if (!i)
@@ -294,12 +318,18 @@ mstore_query(struct mstore *s, const unsigned char uuid[MSTORE_UUID_LEN],
 	rc = 0;
 	from = to_ds(s, from_ms);
 	to = to_ds(s, to_ms);
-	/* Newest first; stop at the first sample older than the window. */
-	for (uint32_t k = 0; k < i->count; k++) {
-		uint32_t idx = (i->head + (uint32_t)s->cap - 1 - k) % (uint32_t)s->cap;
+	/*
+	 * Newest first; stop at the first sample older than the window. Runs
+	 * for every instance at every decision: only the metrics present in
+	 * a slot are decoded (slot_read() and rates_derive() do the same
+	 * work for all of them); decoded values are always finite.
+	 */
+	for (uint32_t n = 0; n < i->count; n++) {
+		uint32_t idx = (i->head + (uint32_t)s->cap - 1 - n) % (uint32_t)s->cap;
 		const unsigned char *sl = slot_at(s, i, idx);
 		int32_t t = slot_t(sl);
-		struct rates r;
+		unsigned have = sl[SLOT_PRESENT] & s->keep & ((1u << RATES_N_BASE) - 1);
+		double v[RATES_N_BASE] = {0};
 
 		if (t < from)
 			break;
@@ -308,11 +338,20 @@ mstore_query(struct mstore *s, const unsigned char uuid[MSTORE_UUID_LEN],
 		out->samples++;
 		if (!out->last_t_ms)
 			out->last_t_ms = s->base_ms + (int64_t)t * 100;
-		slot_read(s->keep, sl, &r);
-		rates_derive(&r);
-		for (int m = 0; m < RATES_LAST; m++)
-			if (rates_has(&r, m))
-				window_add(out, m, r.v[m], false);
+		for (unsigned b = have; b; b &= b - 1) {
+			int m = __builtin_ctz(b);
+			uint16_t x;
+
+			memcpy(&x, sl + pos[m], sizeof(x));
+			v[m] = mstore_decode(x);
+			window_add(out, (enum rates_metric)m, v[m], false);
+		}
+		window_add_sum(out, have, v, RATES_DISK_BPS, RATES_DISK_RD_BPS,
+			       RATES_DISK_WR_BPS);
+		window_add_sum(out, have, v, RATES_DISK_IOPS, RATES_DISK_RD_IOPS,
+			       RATES_DISK_WR_IOPS);
+		window_add_sum(out, have, v, RATES_NET_BPS, RATES_NET_RX_BPS,
+			       RATES_NET_TX_BPS);
 	}
 	for (int m = 0; m < RATES_LAST; m++)
 		if (out->n[m])

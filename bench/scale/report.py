@@ -11,6 +11,10 @@ Per size, from watch.py's measurements and the bare client's:
 - CPU per round: the daemon's CPU over the window (all threads: collector,
   loop with reconciliation, HTTP) divided by the collector's rounds, and
   its ratio to the bare call's client CPU; libvirtd's CPU per round;
+  the bare client's CPU to free the records (virDomainStatsRecordListFree,
+  not in the call's CPU: libvirt formats each domain's UUID twice there,
+  more than the call's own client CPU on the test driver) and the daemon's
+  CPU per round against the call's and the free's together;
   The CPU per round depends on the interval (the loop wakes every second
   whatever it is, reconciliation runs every 30 s): compare with the goal
   at the default interval (INTERVAL=10s);
@@ -45,6 +49,9 @@ for path in sys.argv[1:]:
     bw = med([c["wall_ms"] for c in calls])
     bc = med([c["cpu_ms"] for c in calls])
     bs = med([c["server_cpu_ms"] for c in calls])
+    # freeing the records (older results: not measured)
+    bf = med([c["free_cpu_ms"] for c in calls if "free_cpu_ms" in c]) \
+        if any("free_cpu_ms" in c for c in calls) else float("nan")
     rounds = max(r.get("rounds", 0), 1)
     dur = r["duration_s"]
     cpu_round = r["daemon_cpu_s"] * 1e3 / rounds
@@ -75,7 +82,8 @@ for path in sys.argv[1:]:
         size=r["size"], n=r["n"], adopt=r["adopt_s"], stop=r["stop_s"],
         bw=bw, bc=bc, bs=bs, coll=coll, tick=tick, busy=busy_s / dur * 100,
         cpu_round=cpu_round, loop_round=loop_round, srv_round=srv_round,
-        cpu_ratio=cpu_round / bc if bc else float("nan"),
+        cpu_ratio=cpu_round / bc if bc else float("nan"), bf=bf,
+        cpu_ratio_free=cpu_round / (bc + bf) if bc + bf > 0 else float("nan"),
         tot_ratio=(cpu_round + srv_round) / (bc + bs) if bc + bs > 0 else float("nan"),
         wall_round=wall_round, wall_ratio=wall_round / bw if bw else float("nan"),
         rec_n=passes or len(lt), rec_rpcs=(rpcs - stats) / passes if passes else float("nan"), rec_wall=rec_wall, rec_cpu=rec_cpu,
@@ -103,6 +111,7 @@ cols = [
     ("loop turn (median), busy share", lambda r: "%s ms, %s %%" % (fmt(r["tick"], 1), fmt(r["busy"], 1))),
     ("daemon CPU per round (loop thread)", lambda r: "%s ms (%s)" % (fmt(r["cpu_round"], 1), fmt(r["loop_round"], 1))),
     ("daemon CPU / bare client CPU", lambda r: "%sx" % fmt(r["cpu_ratio"], 1)),
+    ("bare client CPU to free the records; daemon / (call + free)", lambda r: "%s ms; %sx" % (fmt(r["bf"], 1), fmt(r["cpu_ratio_free"], 2))),
     ("(daemon + libvirtd) / (bare + libvirtd) CPU", lambda r: "%sx" % fmt(r["tot_ratio"], 2)),
     ("wall per round (collector + loop busy) / bare wall", lambda r: "%s ms, %sx" % (fmt(r["wall_round"], 1), fmt(r["wall_ratio"], 2))),
     ("reconciliation: passes, wall, loop CPU, RPCs per pass", lambda r: "%d, %s ms, %s ms, %s" % (r["rec_n"], fmt(r["rec_wall"]), fmt(r["rec_cpu"]), fmt(r["rec_rpcs"]))),

@@ -314,6 +314,8 @@ for line in open(sys.argv[7]):
     if f[:2] == ["bare", "call"]:
         bare["calls"].append({"domains": int(f[4]), "wall_ms": float(f[6]),
                               "cpu_ms": float(f[8]), "server_cpu_ms": float(f[10])})
+        if f[11:12] == ["free_cpu_ms"]:
+            bare["calls"][-1]["free_cpu_ms"] = float(f[12])
     elif f[:2] == ["bare", "mem"]:
         bare[f[2]] = {"VmRSS": int(f[4]), "RssAnon": int(f[6]), "RssFile": int(f[8])}
 w.update(size=sys.argv[3], n=int(sys.argv[4]), adopt_s=float(sys.argv[5]),

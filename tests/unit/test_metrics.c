@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -280,11 +281,91 @@ test_calls_counted_once(void **state)
 	metrics_reset();
 }
 
+/* Count the lines of text that contain needle. */
+static int
+count_lines(const char *text, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = text; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+/*
+ * Rounds of different sizes and group orders on one host: metrics.c keeps
+ * the instances' strings in one buffer reused from round to round, and a
+ * group's name once per run of instances of that group. Each round's
+ * labels must be exactly that round's, whatever came before.
+ */
+static void
+test_rounds_reuse(void **state)
+{
+	static const size_t sizes[] = {3, 40, 1, 0, 25, 40};
+	struct host *h = host_new("kvm1", "test:///default");
+	struct collect_instance inst[40];
+	char ids[40][32], groups[40][32];
+	struct collect_host_result r;
+	struct strbuf sb = STRBUF_INIT;
+
+	(void)state;
+	metrics_reset();
+	for (size_t round = 0; round < ARRAY_SIZE(sizes); round++) {
+		size_t n = sizes[round];
+		const char *t;
+
+		memset(inst, 0, sizeof(inst));
+		for (size_t i = 0; i < n; i++) {
+			/* runs of 1-3 instances per group, groups recurring,
+			 * names of different lengths every round */
+			snprintf(groups[i], sizeof(groups[i]), "g%zu%.*s",
+				 (i / (1 + round % 3)) % 4, (int)(round % 5),
+				 "xxxxx");
+			snprintf(ids[i], sizeof(ids[i]), "r%zu-i%zu", round, i);
+			inst[i].group = groups[i];
+			inst[i].id = ids[i];
+			rates_set(&inst[i].rates, RATES_CPU, (double)i);
+		}
+		memset(&r, 0, sizeof(r));
+		r.host = h;
+		r.ok = true;
+		r.inst = inst;
+		r.n_inst = n;
+		r.rounds = round + 1;
+		metrics_update_host(&r);
+		/* the caller's strings may go once the call returned */
+		memset(groups, 'z', sizeof(groups));
+		memset(ids, 'z', sizeof(ids));
+
+		strbuf_reset(&sb);
+		metrics_render_prometheus(&sb, true);
+		t = strbuf_str(&sb);
+		check_grammar(t);
+		assert_int_equal(count_lines(t, "va_instance_cpu_ratio{"),
+				 (int)n);
+		for (size_t i = 0; i < n; i++) {
+			char want[160];
+
+			snprintf(want, sizeof(want),
+				 "va_instance_cpu_ratio{group=\"g%zu%.*s\","
+				 "host=\"kvm1\",instance_id=\"r%zu-i%zu\"} ",
+				 (i / (1 + round % 3)) % 4, (int)(round % 5),
+				 "xxxxx", round, i);
+			if (!strstr(t, want))
+				fail_msg("round %zu: no '%s'", round, want);
+		}
+	}
+	metrics_reset();
+	strbuf_release(&sb);
+	host_free(h);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_render),
+		cmocka_unit_test(test_rounds_reuse),
 		cmocka_unit_test(test_calls_counted_once),
 	};
 

@@ -354,6 +354,28 @@ test_encoding(void **state)
 	assert_int_equal(mstore_encode(1e15), mstore_encode(1e20));
 }
 
+/* Every one of the 65,536 codes decodes to m * 2^(e - 8) exactly (the
+ * decoder multiplies by a table of powers of two instead of calling
+ * ldexp()), and encoding that value gives the code back unless another
+ * code is the value's canonical form (m < 1024 with e > 0). */
+static void
+test_decode_all(void **state)
+{
+	(void)state;
+	for (unsigned x = 0; x <= 0xffff; x++) {
+		double m = (double)(x & 0x7ff), d = mstore_decode((uint16_t)x);
+		int e = (int)(x >> 11);
+
+		if (d != ldexp(m, e - 8))
+			fail_msg("code %#x decoded as %a, not %a", x, d,
+				 ldexp(m, e - 8));
+		if (x != 0 && ((x & 0x7ff) >= 1024 || e == 0) &&
+		    mstore_encode(d) != x)
+			fail_msg("code %#x: %a encodes as %#x", x, d,
+				 mstore_encode(d));
+	}
+}
+
 int
 main(void)
 {
@@ -364,6 +386,7 @@ main(void)
 		cmocka_unit_test(test_kept_metrics),
 		cmocka_unit_test(test_foreach_negative_time),
 		cmocka_unit_test(test_encoding),
+		cmocka_unit_test(test_decode_all),
 		cmocka_unit_test(test_group),
 	};
 
