@@ -275,6 +275,13 @@ int converge_refresh(const struct converge_input *in,
 		     enum store_instance_state *state, bool *due,
 		     struct converge_plan *plan);
 
+/* A running refresh of gc to template (the configuration's) from
+ * wall_ms, with the group's groups.*.refresh settings, into *r (no
+ * previous template, total 0: the caller's). */
+void converge_refresh_begin(const struct config_group *gc,
+			    const char *template, int64_t wall_ms,
+			    struct store_refresh *r);
+
 /* The pool's target size for a desired size: min(size, max - desired,
  * max_prepared - desired), 0 without a pool. */
 int converge_warm_target(const struct config_group *cfg, int desired);

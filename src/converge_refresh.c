@@ -77,20 +77,42 @@ is_due(const struct store_refresh *r, const struct converge_instance *ci)
 	return r->all && ci->created_ms < r->started_ms;
 }
 
+void
+converge_refresh_begin(const struct config_group *gc, const char *template,
+		       int64_t wall_ms, struct store_refresh *r)
+{
+	const struct config_refresh *cr = &gc->refresh;
+
+	memset(r, 0, sizeof(*r));
+	snprintf(r->group, sizeof(r->group), "%s", gc->name);
+	r->state = STORE_REFRESH_RUNNING;
+	snprintf(r->config_template, sizeof(r->config_template), "%s",
+		 template);
+	snprintf(r->target, sizeof(r->target), "%s", template);
+	snprintf(r->max_unavailable, sizeof(r->max_unavailable), "%s",
+		 cr->max_unavailable);
+	r->surge = cr->surge;
+	r->min_healthy = (int64_t)cr->min_healthy;
+	r->rollback_after = cr->rollback_after;
+	for (unsigned k = 0; k < cr->checkpoints.n; k++)
+		snprintf(r->checkpoints + strlen(r->checkpoints),
+			 sizeof(r->checkpoints) - strlen(r->checkpoints),
+			 "%s%d", k ? "," : "", atoi(cr->checkpoints.v[k]));
+	r->started_ms = wall_ms;
+}
+
 /* Begin a refresh because the template changed: 0, or -1 when there is
  * nothing to replace (or no automatic refresh). */
 static int
 begin_auto(const struct converge_input *in,
 	   const enum store_instance_state *state, struct converge_plan *plan)
 {
-	const struct config_refresh *cr = &in->cfg->refresh;
 	struct store_refresh *r = &plan->refresh;
 	const char *prev;
 	int stale = 0;
-	char cps[256] = "";
 	char *msg;
 
-	if (!cr->automatic)
+	if (!in->cfg->refresh.automatic)
 		return -1;
 	/* this template's refresh ran already (done, cancelled, rolled
 	 * back or failed): not again until the template changes */
@@ -104,24 +126,9 @@ begin_auto(const struct converge_input *in,
 	if (!stale)
 		return -1;
 	prev = previous_template(in, state);
-	memset(r, 0, sizeof(*r));
-	snprintf(r->group, sizeof(r->group), "%s", in->cfg->name);
-	r->state = STORE_REFRESH_RUNNING;
-	snprintf(r->config_template, sizeof(r->config_template), "%s",
-		 in->template);
-	snprintf(r->target, sizeof(r->target), "%s", in->template);
+	converge_refresh_begin(in->cfg, in->template, in->wall_ms, r);
 	snprintf(r->previous, sizeof(r->previous), "%s", prev ? prev : "");
-	snprintf(r->max_unavailable, sizeof(r->max_unavailable), "%s",
-		 cr->max_unavailable);
-	r->surge = cr->surge;
-	r->min_healthy = (int64_t)cr->min_healthy;
-	r->rollback_after = cr->rollback_after;
-	for (unsigned k = 0; k < cr->checkpoints.n; k++)
-		snprintf(cps + strlen(cps), sizeof(cps) - strlen(cps), "%s%d",
-			 k ? "," : "", atoi(cr->checkpoints.v[k]));
-	snprintf(r->checkpoints, sizeof(r->checkpoints), "%s", cps);
 	r->total = stale;
-	r->started_ms = in->wall_ms;
 	msg = xasprintf("the template changed (%.12s -> %.12s): replacing %d "
 			"instance%s, max_unavailable %s, surge %" PRId64
 			", min_healthy %" PRId64 "%%",

@@ -171,9 +171,8 @@ count_live(struct daemon *d, struct dgroup *g, int *n)
 static void
 command_start(struct daemon *d, struct dgroup *g, struct control_cmd *c)
 {
-	const struct config_refresh *cr = &g->cfg->refresh;
 	struct store_refresh r;
-	int total = 0, probe = 0;
+	int total = 0;
 
 	if (g->refresh && store_refresh_active(g->refresh->state)) {
 		snprintf(c->error, sizeof(c->error),
@@ -185,48 +184,30 @@ command_start(struct daemon *d, struct dgroup *g, struct control_cmd *c)
 		c->status = 409;
 		return;
 	}
-	if (c->max_unavailable[0] &&
-	    config_refresh_amount(c->max_unavailable, 100, &probe) != 0) {
-		snprintf(c->error, sizeof(c->error),
-			 "max_unavailable must be a number (1) or a percentage "
-			 "of desired (25%%), got '%s'", c->max_unavailable);
-		c->status = 400;
-		return;
-	}
 	if (count_live(d, g, &total) != 0) {
 		snprintf(c->error, sizeof(c->error), "state store: %s", err_msg());
 		c->status = 503;
 		return;
 	}
-	memset(&r, 0, sizeof(r));
-	snprintf(r.group, sizeof(r.group), "%s", g->cfg->name);
-	r.state = STORE_REFRESH_RUNNING;
-	snprintf(r.config_template, sizeof(r.config_template), "%s",
-		 g->template_hash);
-	snprintf(r.target, sizeof(r.target), "%s", g->template_hash);
+	/* the group's settings, where the command (checked by http.c)
+	 * gives none */
+	converge_refresh_begin(g->cfg, g->template_hash, util_wall_ms(), &r);
 	/* a group rolled back runs its previous template: that is what a
 	 * failing new one rolls back to again */
 	if (g->refresh && g->refresh->state == STORE_REFRESH_ROLLED_BACK)
 		snprintf(r.previous, sizeof(r.previous), "%s",
 			 g->refresh->target);
 	r.all = true;
-	snprintf(r.max_unavailable, sizeof(r.max_unavailable), "%s",
-		 c->max_unavailable[0] ? c->max_unavailable
-				       : cr->max_unavailable);
-	r.surge = c->surge >= 0 ? c->surge : cr->surge;
-	r.min_healthy = c->min_healthy >= 0 ? c->min_healthy
-					    : (int64_t)cr->min_healthy;
-	r.rollback_after = cr->rollback_after;
-	/* each setting the command does not give is the group's */
+	if (c->max_unavailable[0])
+		snprintf(r.max_unavailable, sizeof(r.max_unavailable), "%s",
+			 c->max_unavailable);
+	if (c->surge >= 0)
+		r.surge = c->surge;
+	if (c->min_healthy >= 0)
+		r.min_healthy = c->min_healthy;
 	if (c->checkpoints[0])
 		snprintf(r.checkpoints, sizeof(r.checkpoints), "%s",
 			 c->checkpoints);
-	else
-		for (unsigned k = 0; k < cr->checkpoints.n; k++)
-			snprintf(r.checkpoints + strlen(r.checkpoints),
-				 sizeof(r.checkpoints) - strlen(r.checkpoints),
-				 "%s%d", k ? "," : "",
-				 atoi(cr->checkpoints.v[k]));
 	if ((strcmp(r.max_unavailable, "0") == 0 ||
 	     strcmp(r.max_unavailable, "0%") == 0) && r.surge == 0) {
 		snprintf(c->error, sizeof(c->error),
@@ -236,7 +217,6 @@ command_start(struct daemon *d, struct dgroup *g, struct control_cmd *c)
 		return;
 	}
 	r.total = total;
-	r.started_ms = util_wall_ms();
 	r.updated_ms = r.started_ms;
 	snprintf(r.message, sizeof(r.message),
 		 "refresh by an operator: replacing %d instance%s with template "

@@ -30,6 +30,8 @@ domains of ours in the node file, adopted at start as ready instances
      changes and the daemon reloads: a refresh begins on its own
      (refresh_started "the template changed (abababababab -> ...)"), for
      those instances.
+     A refresh by hand with --surge 2 takes the group's other settings
+     (checkpoints [90%] from the configuration).
   6. A configuration with refresh.max_unavailable 0 and surge 0 fails
      `check`, naming the key.
 
@@ -62,7 +64,7 @@ def config(path, port, state, node, work, extra=""):
     template: { image: %s/base.qcow2, name_prefix: va-t }
     cloud_init: { user_data: user-data }
     health: { ready_within: 10m, heartbeat_timeout: 0s }
-%s""" % (work, extra or "    refresh: { rollback_after: 0 }\n"))
+%s""" % (work, extra or "    refresh: { rollback_after: 0, checkpoints: [90%] }\n"))
 
 
 def main():
@@ -201,10 +203,22 @@ def main():
         r = wait("the automatic refresh in GET /v1/groups/web",
                  lambda: api.group("web")["refresh"]["state"] == "running" and
                  api.group("web")["refresh"], 10, d)
-        if r["all"] is not False or r["total"] != len(left) or r["previous"] != "abababababab":
+        if (r["all"] is not False or r["total"] != len(left)
+                or r["previous"] != "abababababab" or r["checkpoints"] != [90]):
             raise Fail("automatic refresh: %s (instances of the old template: %d)" % (
                 r, len(left)))
         log("automatic: %s" % ev[0]["message"])
+        # a command's settings override the group's one by one
+        for args in (["--cancel"], ["--surge", "2"]):
+            p = subprocess.run(cli + ["refresh"] + opts + ["web"] + args,
+                               capture_output=True, text=True)
+            if p.returncode != 0:
+                raise Fail("refresh %s: %s" % (args, p.stderr))
+        r = wait("the refresh by hand", lambda: api.group("web")["refresh"]["all"] and
+                 api.group("web")["refresh"], 10, d)
+        if (r["surge"] != 2 or r["checkpoints"] != [90] or r["max_unavailable"] != "1"
+                or r["min_healthy"] != 90):
+            raise Fail("refresh --surge 2: %s, want surge 2 and the group's others" % r)
 
         # 6. a refresh that could never replace anything fails check
         bad = os.path.join(work, "bad.yaml")
