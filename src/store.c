@@ -1617,11 +1617,18 @@ store_instance_release(struct store_instance *inst)
 	memset(inst, 0, sizeof(*inst));
 }
 
-/* The strings of a listing, in blocks that never move (store.h). */
+/*
+ * The strings of a listing, in blocks that never move (store.h). The
+ * newest block (the list's `arena`) counts the lists that share the
+ * blocks: the instance cache lends its strings to every listing it
+ * answers (cache_copy()), which therefore copies no string; a block that
+ * is shared is never written again (the cache is replaced, not updated).
+ */
 #define ARENA_BLOCK (32 * 1024)
 struct store_instance_arena {
 	struct store_instance_arena *next;
 	size_t used, cap;
+	unsigned refs; /* in the newest block: the lists sharing them */
 	char data[];
 };
 
@@ -1639,6 +1646,7 @@ arena_strndup(struct store_instance_arena **a, const char *s, size_t len)
 		b->next = *a;
 		b->used = 0;
 		b->cap = cap;
+		b->refs = 1;
 		*a = b;
 	}
 	p = b->data + b->used;
@@ -1654,6 +1662,9 @@ store_instance_list_release(struct store_instance_list *l)
 	if (!l)
 		return;
 	if (l->arena) {
+		/* the last list that shares the blocks frees them */
+		if (__atomic_sub_fetch(&l->arena->refs, 1, __ATOMIC_ACQ_REL) > 0)
+			l->arena = NULL;
 		while (l->arena) {
 			struct store_instance_arena *next = l->arena->next;
 
@@ -1999,14 +2010,9 @@ instance_matches(const struct store_instance *in,
 	       (f->state_mask & STORE_STATE_BIT(in->state));
 }
 
-static char *
-arena_copy(struct store_instance_arena **a, const char *s)
-{
-	return s ? arena_strndup(a, s, strlen(s)) : NULL;
-}
-
 /* Fill out from the cache (cache_mu held): the instances f matches, in
- * the cache's order (the listing's). */
+ * the cache's order (the listing's), their strings the cache's (shared,
+ * counted in the arena: no copy). */
 static void
 cache_copy(struct store *s, const struct store_instance_filter *f,
 	   struct store_instance_list *out)
@@ -2024,15 +2030,11 @@ cache_copy(struct store *s, const struct store_instance_filter *f,
 		if (!instance_matches(c, f))
 			continue;
 		*o = *c;
-		o->id = arena_copy(&out->arena, c->id);
-		o->group = arena_copy(&out->arena, c->group);
-		o->host = arena_copy(&out->arena, c->host);
-		o->domain = arena_copy(&out->arena, c->domain);
-		o->secret_hash = arena_copy(&out->arena, c->secret_hash);
-		o->address = arena_copy(&out->arena, c->address);
-		o->notes = arena_copy(&out->arena, c->notes);
-		o->template_hash = arena_copy(&out->arena, c->template_hash);
 		out->n++;
+	}
+	if (s->cache.arena) {
+		__atomic_add_fetch(&s->cache.arena->refs, 1, __ATOMIC_RELAXED);
+		out->arena = s->cache.arena;
 	}
 }
 

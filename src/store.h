@@ -240,8 +240,9 @@ void store_instance_release(struct store_instance *inst);
 struct store_instance_arena;
 /*
  * A list store_instance_list() filled: its strings live in one arena
- * (a few blocks, not seven allocations per instance), so they must not be
- * freed or replaced one by one; copy what outlives the list. A list built
+ * (a few blocks, not seven allocations per instance), possibly shared with
+ * the store's instance cache and other listings, so they must not be
+ * written, freed or replaced one by one; copy what outlives the list. A list built
  * by hand (arena NULL) owns each element's strings, which
  * store_instance_list_release() frees.
  */

@@ -1847,6 +1847,26 @@ test_instance_cache(void **state)
 	assert_int_equal(l.n, 3);
 	store_instance_list_release(&l);
 
+	/* a listing shares the cache's strings: it outlives the copy in
+	 * memory it came from (replaced after a change), and a second one
+	 * taken meanwhile stays whole when the first is released (ASan) */
+	{
+		struct store_instance_list l1, l2;
+
+		assert_int_equal(store_instance_list(s, &live, &l1), STORE_OK);
+		assert_int_equal(store_instance_list(s, &web_ready, &l2),
+				 STORE_OK);
+		raw_exec("UPDATE instances SET notes = 'moved' WHERE id = '" ID1 "'");
+		assert_int_equal(store_instance_list(s, &live, &l), STORE_OK);
+		store_instance_list_release(&l);
+		assert_int_equal(l1.n, 3);
+		assert_int_equal(l2.n, 1);
+		store_instance_list_release(&l1);
+		assert_string_equal(l2.v[0].id, id);
+		assert_string_equal(l2.v[0].group, "web");
+		store_instance_list_release(&l2);
+	}
+
 	/* a change through another handle */
 	assert_int_equal(store_instance_set_state(b, id, STORE_INSTANCE_READY,
 						  STORE_INSTANCE_UNHEALTHY),
