@@ -2036,6 +2036,7 @@ cache_copy(struct store *s, const struct store_instance_filter *f,
 		__atomic_add_fetch(&s->cache.arena->refs, 1, __ATOMIC_RELAXED);
 		out->arena = s->cache.arena;
 	}
+	out->gen = s->cache_gen > 0 ? s->cache_gen : 0;
 }
 
 #define INST_NOT_GONE_SQL                                                  \

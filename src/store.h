@@ -251,6 +251,10 @@ struct store_instance_list {
 	size_t n;
 	size_t alloc; /* room in v (the store's business) */
 	struct store_instance_arena *arena; /* the store's business */
+	/* > 0 when the instance cache answered (store_instance_cache()):
+	 * the instances table's generation it is. Two listings with the same
+	 * filter and the same gen > 0 are alike; 0 tells nothing. */
+	int64_t gen;
 };
 void store_instance_list_release(struct store_instance_list *l);
 
