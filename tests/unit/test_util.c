@@ -3,9 +3,11 @@
  * constant-time secret comparison.
  */
 #include <setjmp.h>
+#include <ctype.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -243,6 +245,32 @@ test_uuid_parse(void **state)
 	assert_memory_equal(out, want, 16);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(util_uuid_parse(bad[i], out), -1);
+	/* every byte value at every place, and every character at every
+	 * place of the text: only hex digits, and '-' where it belongs */
+	for (int pos = 0; pos < 16; pos++)
+		for (int b = 0; b < 256; b++) {
+			unsigned char u[16], back[16];
+			char text[40];
+
+			memcpy(u, want, 16);
+			u[pos] = (unsigned char)b;
+			snprintf(text, sizeof(text),
+				 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+				 "%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2], u[3],
+				 u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11],
+				 u[12], u[13], u[14], u[15]);
+			assert_int_equal(util_uuid_parse(text, back), 0);
+			assert_memory_equal(back, u, 16);
+		}
+	for (int pos = 0; pos < 36; pos++)
+		for (int c = 1; c < 256; c++) {
+			char text[] = "825cb72c-59c2-4eae-9b01-8452ac594c3f";
+			bool dash = pos == 8 || pos == 13 || pos == 18 || pos == 23;
+			bool ok = dash ? c == '-' : isxdigit(c) != 0;
+
+			text[pos] = (char)c;
+			assert_int_equal(util_uuid_parse(text, out), ok ? 0 : -1);
+		}
 }
 
 int
