@@ -1,7 +1,7 @@
 /*
  * collect_int.h: what the parts of the collector share: collect.c (the
  * collector, its worker threads and its interface), collect_round.c (one
- * host's round: the bulk call, the per-UUID cache, rates, capacity and the
+ * host's round: the bulk call, the per-domain cache, rates, capacity and the
  * result). collect_parse.c needs only collect.h. Nothing outside them
  * includes it.
  */
@@ -22,6 +22,7 @@ struct centry;
 struct cache {
 	struct centry **b;
 	size_t n_b, count;
+	unsigned seq; /* entries made so far (spreads the UUID checks) */
 };
 
 /* Instances whose strings live in an arena (offsets until published). */

@@ -1,6 +1,6 @@
 /*
  * collect_round.c: one host's collection round: the bulk stats call, the
- * per-UUID cache of the facts from domain XML, rates from deltas, host
+ * per-domain cache of the facts from domain XML, rates from deltas, host
  * capacity, and the result handed to the loop (see collect_int.h).
  */
 #include <errno.h>
@@ -23,13 +23,32 @@ LOG_TAG("collect");
 
 /* ---- the per-host cache --------------------------------------------------- */
 
+/*
+ * Keyed by domain name, which is unique on a host at any moment and which
+ * virDomainGetName() returns as it is, where virDomainGetUUID() formats
+ * the UUID for a debug line whether or not anything logs (2.5 ms a round
+ * at 5,000 domains, on the round's wall time). The UUID is still what
+ * identifies a domain: it is read for a new entry, for one a lifecycle
+ * event named (by UUID), and for every entry once in CACHE_VERIFY_EVERY
+ * rounds; when it changed, the name now belongs to another domain and the
+ * entry starts again (ours reported gone). The round asks only for active
+ * domains, and an entry not seen in a round is dropped: a name can only
+ * come back with another UUID unseen if a domain was stopped, undefined,
+ * defined again under its name and started within one interval, and
+ * its lifecycle events were not taken in the round before; then the
+ * entry is wrong for at most CACHE_VERIFY_EVERY rounds.
+ */
+#define CACHE_VERIFY_EVERY 16
+
 struct centry {
 	struct centry *next;
+	size_t hash;         /* of name */
 	unsigned char uuid[VIR_UUID_BUFLEN];
 	bool stale;          /* re-read the XML next time */
 	bool ours;
 	bool period_set;     /* we set its stats period */
 	bool told_no_balloon;
+	unsigned verify;     /* its UUID is read when round % EVERY is this */
 	unsigned no_balloon; /* consecutive samples without balloon stats */
 	unsigned long seen;  /* round it was last seen in */
 	char *name, *group, *id;
@@ -42,12 +61,12 @@ struct centry {
 };
 
 static size_t
-uuid_hash(const unsigned char *u)
+name_hash(const char *s, size_t len)
 {
 	uint64_t h = 1469598103934665603ull;
 
-	for (int i = 0; i < VIR_UUID_BUFLEN; i++) {
-		h ^= u[i];
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)s[i];
 		h *= 1099511628211ull;
 	}
 	return (size_t)h;
@@ -62,8 +81,24 @@ centry_free(struct centry *e)
 	free(e);
 }
 
+/* Forget what e knew of the domain it named (another one has its name). */
+static void
+centry_reset(struct centry *e)
+{
+	free(e->group);
+	free(e->id);
+	e->group = e->id = NULL;
+	e->group_len = e->id_len = 0;
+	e->stale = true;
+	e->ours = e->period_set = e->told_no_balloon = e->have_prev = false;
+	e->no_balloon = 0;
+	e->generation = 0;
+	e->vcpus = 0;
+	e->mem_kib = 0;
+}
+
 static struct centry **
-cache_slot(struct cache *c, const unsigned char *uuid)
+cache_slot(struct cache *c, const char *name, size_t len, size_t hash)
 {
 	struct centry **p;
 
@@ -71,39 +106,48 @@ cache_slot(struct cache *c, const unsigned char *uuid)
 		c->n_b = 64;
 		c->b = xcalloc(c->n_b, sizeof(*c->b));
 	}
-	p = &c->b[uuid_hash(uuid) & (c->n_b - 1)];
-	while (*p && memcmp((*p)->uuid, uuid, VIR_UUID_BUFLEN) != 0)
+	p = &c->b[hash & (c->n_b - 1)];
+	while (*p && ((*p)->hash != hash || (*p)->name_len != len ||
+		      memcmp((*p)->name, name, len) != 0))
 		p = &(*p)->next;
 	return p;
 }
 
+/* The entry of domain `name` (len bytes); *fresh when it was made now. */
 static struct centry *
-cache_get(struct cache *c, const unsigned char *uuid)
+cache_get(struct cache *c, const char *name, size_t len, bool *fresh)
 {
-	struct centry **p = cache_slot(c, uuid);
+	size_t hash = name_hash(name, len);
+	struct centry **p = cache_slot(c, name, len, hash);
 
+	*fresh = !*p;
 	if (!*p) {
-		*p = xcalloc(1, sizeof(**p));
-		memcpy((*p)->uuid, uuid, VIR_UUID_BUFLEN);
-		(*p)->stale = true;
+		struct centry *e = xcalloc(1, sizeof(*e));
+
+		e->hash = hash;
+		e->name = xstrndup(name, len);
+		e->name_len = len;
+		e->stale = true;
+		e->verify = c->seq++ % CACHE_VERIFY_EVERY;
+		*p = e;
 		if (++c->count > c->n_b) {
 			size_t n = c->n_b * 2;
 			struct centry **nb = xcalloc(n, sizeof(*nb));
-			struct centry *e, *next;
+			struct centry *next;
 
 			for (size_t i = 0; i < c->n_b; i++)
-				for (e = c->b[i]; e; e = next) {
-					size_t k = uuid_hash(e->uuid) & (n - 1);
+				for (struct centry *x = c->b[i]; x; x = next) {
+					size_t k = x->hash & (n - 1);
 
-					next = e->next;
-					e->next = nb[k];
-					nb[k] = e;
+					next = x->next;
+					x->next = nb[k];
+					nb[k] = x;
 				}
 			free(c->b);
 			c->b = nb;
 			c->n_b = n;
 		}
-		p = cache_slot(c, uuid);
+		return e;
 	}
 	return *p;
 }
@@ -217,7 +261,14 @@ collect_result_release(struct result *r)
 	strbuf_release(&r->arena);
 }
 
-/* Mark the entries named by lifecycle events stale. */
+static int
+uuid_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, VIR_UUID_BUFLEN);
+}
+
+/* Mark the entries named by lifecycle events stale (by UUID: one walk of
+ * the cache, a binary search each). */
 static void
 apply_invalidations(struct chost *ch)
 {
@@ -236,20 +287,15 @@ apply_invalidations(struct chost *ch)
 		ch->have_nodeinfo = false;
 	pthread_mutex_unlock(&ch->lock);
 
-	if (all) {
+	if (n > 1)
+		qsort(inval, n, sizeof(*inval), uuid_cmp);
+	if (all || n > 0)
 		for (size_t i = 0; i < ch->cache.n_b; i++)
 			for (struct centry *e = ch->cache.b[i]; e; e = e->next)
-				e->stale = true;
-	}
-	for (size_t k = 0; k < n; k++) {
-		struct centry **p;
-
-		if (!ch->cache.b)
-			break;
-		p = cache_slot(&ch->cache, inval[k]);
-		if (*p)
-			(*p)->stale = true;
-	}
+				if (all || (n > 0 && bsearch(e->uuid, inval, n,
+							     sizeof(*inval),
+							     uuid_cmp)))
+					e->stale = true;
 	free(inval);
 }
 
@@ -442,14 +488,32 @@ one_record(struct chost *ch, virDomainStatsRecordPtr rec, int64_t t_ms,
 	   struct result *r)
 {
 	struct collect_host_result *p = &r->pub;
-	unsigned char uuid[VIR_UUID_BUFLEN];
+	const char *name = virDomainGetName(rec->dom);
 	struct rates_sample s;
 	struct collect_instance *inst;
 	struct centry *e;
+	bool fresh;
 
-	if (virDomainGetUUID(rec->dom, uuid) < 0)
+	if (!name)
 		return;
-	e = cache_get(&ch->cache, uuid);
+	e = cache_get(&ch->cache, name, strlen(name), &fresh);
+	if (fresh || e->stale ||
+	    e->verify == ch->round % CACHE_VERIFY_EVERY) {
+		unsigned char uuid[VIR_UUID_BUFLEN];
+
+		if (virDomainGetUUID(rec->dom, uuid) < 0) {
+			e->seen = ch->round; /* kept, read again next round */
+			e->stale = true;
+			return;
+		}
+		if (!fresh && memcmp(uuid, e->uuid, VIR_UUID_BUFLEN) != 0) {
+			/* the name is another domain's now */
+			if (e->ours)
+				result_gone(r, e->uuid);
+			centry_reset(e);
+		}
+		memcpy(e->uuid, uuid, VIR_UUID_BUFLEN);
+	}
 	if (e->stale) {
 		unsigned xml_calls = 0;
 

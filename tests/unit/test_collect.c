@@ -432,6 +432,122 @@ test_owner(void **state)
 	host_free(h);
 }
 
+struct renamed {
+	size_t n_inst, n_gone;
+	char id[32];
+	unsigned char gone[VIR_UUID_BUFLEN];
+};
+
+static void
+renamed_cb(const struct collect_host_result *r, void *opaque)
+{
+	struct renamed *s = opaque;
+
+	s->n_inst = r->n_inst;
+	s->n_gone = r->n_gone;
+	s->id[0] = '\0';
+	if (r->n_inst)
+		snprintf(s->id, sizeof(s->id), "%s", r->inst[0].id);
+	if (r->n_gone)
+		memcpy(s->gone, r->gone[0], VIR_UUID_BUFLEN);
+}
+
+static void
+renamed_round(struct collector *c, struct renamed *s)
+{
+	memset(s, 0, sizeof(*s));
+	collect_tick(c, util_now_ms());
+	assert_true(collect_wait(c, 10000));
+	collect_take(c, renamed_cb, s);
+}
+
+/*
+ * The cache is keyed by name: a domain stopped and another started under
+ * its name between two rounds is a new domain (the old one reported gone
+ * once), at once when its lifecycle events came first, else within the
+ * rounds that check every entry's UUID.
+ */
+static void
+test_name_reused(void **state)
+{
+	static const char *const uuids[] = {
+		"0f6e7c2a-1b3d-4e5f-8a9b-0c1d2e3f4a5b",
+		"1f6e7c2a-1b3d-4e5f-8a9b-0c1d2e3f4a5c",
+		"2f6e7c2a-1b3d-4e5f-8a9b-0c1d2e3f4a5d",
+	};
+	struct collect_opts o;
+	struct collector *c;
+	struct host *h = host_new("test", "test:///default");
+	virConnectPtr conn;
+	struct renamed s;
+
+	(void)state;
+	collect_opts_defaults(&o);
+	o.threads = false;
+	o.capacity_period_ms = 3600000;
+	o.stats_period_s = 0;
+	c = collector_new(&o);
+	collector_add_host(c, h);
+	assert_int_equal(host_connect_wait(h, 10000), 0);
+	conn = host_conn(h);
+	for (int k = 0; k < 3; k++) {
+		char xml[1024], id[32];
+		unsigned char old[VIR_UUID_BUFLEN];
+		unsigned long events = host_events(h);
+		virDomainPtr dom;
+		int rounds = 0;
+
+		snprintf(id, sizeof(id), "web-000%d", k + 1);
+		snprintf(xml, sizeof(xml),
+			 "<domain type='test'><name>web-1</name><uuid>%s</uuid>"
+			 "<memory>131072</memory><vcpu>1</vcpu><os><type>hvm"
+			 "</type></os><metadata><va:instance xmlns:va="
+			 "'https://virt-autoscaler.org/xmlns/1' group='web' "
+			 "id='%s' generation='1'/></metadata></domain>",
+			 uuids[k], id);
+		if (k > 0) {
+			dom = virDomainLookupByName(conn, "web-1");
+			assert_non_null(dom);
+			assert_int_equal(virDomainGetUUID(dom, old), 0);
+			assert_int_equal(virDomainDestroy(dom), 0);
+			virDomainFree(dom);
+		}
+		dom = virDomainCreateXML(conn, xml, 0);
+		assert_non_null(dom);
+		virDomainFree(dom);
+		/* the second time the round may come before the events */
+		if (k != 2)
+			wait_event(h, events);
+		do {
+			renamed_round(c, &s);
+			assert_int_equal(s.n_inst, 1);
+			if (k > 0 && strcmp(s.id, id) == 0) {
+				assert_int_equal(s.n_gone, 1);
+				assert_memory_equal(s.gone, old, VIR_UUID_BUFLEN);
+			} else {
+				assert_int_equal(s.n_gone, 0);
+			}
+			rounds++;
+		} while (strcmp(s.id, id) != 0 && rounds <= 16);
+		assert_string_equal(s.id, id);
+		if (k < 2)
+			assert_int_equal(rounds, 1);
+		renamed_round(c, &s);
+		assert_string_equal(s.id, id);
+		assert_int_equal(s.n_gone, 0);
+	}
+	{
+		virDomainPtr dom = virDomainLookupByName(conn, "web-1");
+
+		assert_non_null(dom);
+		assert_int_equal(virDomainDestroy(dom), 0);
+		virDomainFree(dom);
+	}
+	virConnectClose(conn);
+	collector_free(c);
+	host_free(h);
+}
+
 struct updown {
 	unsigned results, up, down;
 };
@@ -491,6 +607,7 @@ main(void)
 		cmocka_unit_test(test_dead_host),
 		cmocka_unit_test(test_owner_facts),
 		cmocka_unit_test(test_owner),
+		cmocka_unit_test(test_name_reused),
 	};
 	int rc;
 
