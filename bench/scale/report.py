@@ -20,6 +20,11 @@ Per size, from watch.py's measurements and the bare client's:
   at the default interval (INTERVAL=10s);
 - wall per round: collector round + the loop's busy time per round
   (reconciliation included), and its ratio to the bare call's wall time;
+- the bare call beside the daemon: the same call at the daemon's interval,
+  half an interval after its rounds, once watch.py's window is over
+  (median of calls 2 and on), and the wall per round against it: the
+  like-for-like ratio (the first bare call ran 0.5 s apart on a libvirtd
+  just started, which answers faster than one asked every 10 s);
 - reconciliation: the loop's turns during which it listed the domains
   (ConnectListAllDomains, one a pass, every 30 s): their mean wall time
   and loop CPU, and the RPCs other than stats calls per pass;
@@ -52,6 +57,12 @@ for path in sys.argv[1:]:
     # freeing the records (older results: not measured)
     bf = med([c["free_cpu_ms"] for c in calls if "free_cpu_ms" in c]) \
         if any("free_cpu_ms" in c for c in calls) else float("nan")
+    # the same call beside the daemon, at its interval (newer results)
+    ba = r.get("bare_along", {}).get("calls", [])
+    ba = ba[1:] or ba
+    aw = med([c["wall_ms"] for c in ba])
+    ac = med([c["cpu_ms"] for c in ba])
+    asrv = med([c["server_cpu_ms"] for c in ba])
     rounds = max(r.get("rounds", 0), 1)
     dur = r["duration_s"]
     cpu_round = r["daemon_cpu_s"] * 1e3 / rounds
@@ -86,6 +97,9 @@ for path in sys.argv[1:]:
         cpu_ratio_free=cpu_round / (bc + bf) if bc + bf > 0 else float("nan"),
         tot_ratio=(cpu_round + srv_round) / (bc + bs) if bc + bs > 0 else float("nan"),
         wall_round=wall_round, wall_ratio=wall_round / bw if bw else float("nan"),
+        aw=aw, ac=ac, asrv=asrv, a_n=len(ba),
+        wall_ratio_along=wall_round / aw if aw == aw and aw else float("nan"),
+        coll_ratio_along=coll / aw if aw == aw and aw else float("nan"),
         rec_n=passes or len(lt), rec_rpcs=(rpcs - stats) / passes if passes else float("nan"), rec_wall=rec_wall, rec_cpu=rec_cpu,
         stall=r["longest_turn_s"] * 1e3,
         rpm=rpcs / dur * 60, rpm_stats=stats / dur * 60,
@@ -114,6 +128,8 @@ cols = [
     ("bare client CPU to free the records; daemon / (call + free)", lambda r: "%s ms; %sx" % (fmt(r["bf"], 1), fmt(r["cpu_ratio_free"], 2))),
     ("(daemon + libvirtd) / (bare + libvirtd) CPU", lambda r: "%sx" % fmt(r["tot_ratio"], 2)),
     ("wall per round (collector + loop busy) / bare wall", lambda r: "%s ms, %sx" % (fmt(r["wall_round"], 1), fmt(r["wall_ratio"], 2))),
+    ("bare call beside the daemon, at its interval: wall / client CPU / libvirtd CPU (calls)", lambda r: "%s / %s / %s ms (%d)" % (fmt(r["aw"], 1), fmt(r["ac"], 1), fmt(r["asrv"]), r["a_n"])),
+    ("**wall per round / bare call beside**; collector round alone", lambda r: "**%sx**; %sx" % (fmt(r["wall_ratio_along"], 2), fmt(r["coll_ratio_along"], 2))),
     ("reconciliation: passes, wall, loop CPU, RPCs per pass", lambda r: "%d, %s ms, %s ms, %s" % (r["rec_n"], fmt(r["rec_wall"]), fmt(r["rec_cpu"]), fmt(r["rec_rpcs"]))),
     ("longest stall of the loop", lambda r: "%s ms" % fmt(r["stall"])),
     ("libvirt RPCs per minute: all (stats calls, others)", lambda r: "%s (%s, %s) [%s]" % (fmt(r["rpm"]), fmt(r["rpm_stats"]), fmt(r["rpm_other"]), r["rpc_side"])),

@@ -15,8 +15,8 @@
 #   3. a bare libvirt client (scale_helper bare) on the same host, before
 #      the daemon starts (so that its calls do not queue behind the
 #      collector's): its memory once connected, and BARE_CALLS bulk calls
-#      with the collector's stats groups and flags, 0.5 s apart (wall
-#      time, its CPU, libvirtd's);
+#      with the collector's stats groups and flags, BARE_EVERY_MS (500)
+#      apart (wall time, its CPU, libvirtd's);
 #   4. `virt-autoscaler run` with one host and groups bench0, bench1, ...
 #      of at most 1,000 instances each (a group's max is at most 1,000),
 #      min = max = their share of N (nothing to scale), heartbeats not
@@ -28,13 +28,19 @@
 #      daemon is its only client meanwhile; client side on the shared
 #      libvirtd of the QEMU sizes, LIBVIRT_LOG_FILTERS in the daemon's
 #      environment), memory at the end;
-#   6. SIGTERM (the stop time is printed), domains and libvirtd gone.
+#   6. the bare client again, beside the daemon: ALONG_CALLS (6) bulk
+#      calls at the daemon's interval, half an interval after its rounds
+#      (the same libvirtd, as long running and as recently asked as for
+#      the daemon's calls; outside watch.py's window, so that its calls
+#      are not counted as the daemon's);
+#   7. SIGTERM (the stop time is printed), domains and libvirtd gone.
 # Then one table (bench/scale/report.py). Reconciliation runs at its own
 # period (30 s; VA_TEST_RECONCILE_MS overrides it, docs/testing.md).
 #
 # Settings (environment): DURATION=180 INTERVAL=2s RETENTION=3m (92
 # samples per instance, the ring of the defaults, 15m at 10s, full within
-# the run), SCRAPE=5, BARE_CALLS=10, VA_SCALE_DIR=/run/va-sc (the private
+# the run), SCRAPE=5, BARE_CALLS=10, BARE_EVERY_MS=500, ALONG_CALLS=6,
+# VA_SCALE_DIR=/run/va-sc (the private
 # libvirtd's directory: short, UNIX socket paths). Root. Asserts nothing.
 # Everything it made (domains, libvirtd, files) is removed at the end, also
 # on failure or Ctrl-C.
@@ -50,6 +56,7 @@ interval=${INTERVAL:-2s}
 retention=${RETENTION:-3m}
 scrape=${SCRAPE:-5}
 bare_calls=${BARE_CALLS:-10}
+along_calls=${ALONG_CALLS:-6}
 pdir=${VA_SCALE_DIR:-/run/va-sc}
 GROUP_MAX=1000
 bin=$build/src/virt-autoscaler
@@ -114,6 +121,14 @@ metric() { # PORT NAME: the value of one metric line, or empty
 groupsum() { # PORT NAME: the sum of NAME{group="..."} over the groups
 	get "http://127.0.0.1:$1/metrics" |
 		awk -v k="$2{" 'index($1, k) == 1 {s += $2; n++} END {if (n) print s}'
+}
+interval_ms() { # 10s, 2s, 500ms, 1m -> milliseconds
+	case $1 in
+	*ms) echo "${1%ms}" ;;
+	*s) echo $(( ${1%s} * 1000 )) ;;
+	*m) echo $(( ${1%m} * 60000 )) ;;
+	*) echo "run.sh: INTERVAL $1: not a duration like 10s" >&2; exit 1 ;;
+	esac
 }
 avail_mib() { awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo; }
 
@@ -268,7 +283,7 @@ for size in $sizes; do
 	fi
 	# The bare client, before the daemon starts: its calls must not
 	# queue behind the collector's (QEMU answers one domain at a time).
-	"$helper" bare "$host_uri" "$bare_calls" 500 ${server_pid:-} >"$dir/bare.txt"
+	"$helper" bare "$host_uri" "$bare_calls" "${BARE_EVERY_MS:-500}" ${server_pid:-} >"$dir/bare.txt"
 	cat "$dir/bare.txt" >&2
 	port=$(free_port)
 	config "$dir" "$port" "$host_uri" "$pool" "$n"
@@ -293,6 +308,19 @@ for size in $sizes; do
 	python3 "$here/watch.py" --pid "$pid" --port "$port" --duration "$duration" \
 		--scrape "$scrape" ${server_pid:+--server-pid "$server_pid"} \
 		"${rpc_args[@]}" --json "$dir/watch.json" >/dev/null
+	# The bare client again, now beside the daemon: the same call at the
+	# daemon's interval, half an interval after one of its rounds, on the
+	# libvirtd the daemon uses at that moment (as long running, as
+	# recently asked). The call before the daemon ran 0.5 s apart on a
+	# libvirtd just started; 10 s apart the same call takes up to twice as
+	# long (libvirtd's CPU too). report.py gives the ratios against both.
+	iv_ms=$(interval_ms "$interval")
+	log "N=$size: $along_calls bare calls beside the daemon, ${iv_ms} ms apart"
+	timeout $(( iv_ms / 1000 * 2 + 30 )) bash -c \
+		'tail -n0 -F "$1" 2>/dev/null | grep -q -m1 "proc=344 type=0"' _ "${rpc_args[1]}" || true
+	sleep "$(( iv_ms / 2000 )).$(( (iv_ms / 2) % 1000 / 100 ))"
+	"$helper" bare "$host_uri" "$along_calls" "$iv_ms" ${server_pid:-} >"$dir/bare-along.txt"
+	grep 'bare call' "$dir/bare-along.txt" >&2 || true
 	if [ -n "${OUT:-}" ]; then
 		# where the memory is, for whoever wants to make it smaller
 		mkdir -p "$OUT"
@@ -305,27 +333,36 @@ for size in $sizes; do
 	pid=
 	stop_s=$(echo "$(date +%s.%N) - $t1" | bc)
 	python3 - "$dir/watch.json" "$results/$size.json" "$size" "$n" "$adopt_s" "$stop_s" \
-		"$dir/bare.txt" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(grep -c . "$dir/daemon.log")" <<'PY'
+		"$dir/bare.txt" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(grep -c . "$dir/daemon.log")" \
+		"$dir/bare-along.txt" "$iv_ms" <<'PY'
 import json, sys
 w = json.load(open(sys.argv[1]))
-bare = {"calls": []}
-for line in open(sys.argv[7]):
-    f = line.split()
-    if f[:2] == ["bare", "call"]:
-        bare["calls"].append({"domains": int(f[4]), "wall_ms": float(f[6]),
-                              "cpu_ms": float(f[8]), "server_cpu_ms": float(f[10])})
-        if f[11:12] == ["free_cpu_ms"]:
-            bare["calls"][-1]["free_cpu_ms"] = float(f[12])
-    elif f[:2] == ["bare", "mem"]:
-        bare[f[2]] = {"VmRSS": int(f[4]), "RssAnon": int(f[6]), "RssFile": int(f[8])}
+
+
+def bare_of(path):
+    bare = {"calls": []}
+    for line in open(path):
+        f = line.split()
+        if f[:2] == ["bare", "call"]:
+            bare["calls"].append({"domains": int(f[4]), "wall_ms": float(f[6]),
+                                  "cpu_ms": float(f[8]), "server_cpu_ms": float(f[10])})
+            if f[11:12] == ["free_cpu_ms"]:
+                bare["calls"][-1]["free_cpu_ms"] = float(f[12])
+        elif f[:2] == ["bare", "mem"]:
+            bare[f[2]] = {"VmRSS": int(f[4]), "RssAnon": int(f[6]), "RssFile": int(f[8])}
+    return bare
+
+
 w.update(size=sys.argv[3], n=int(sys.argv[4]), adopt_s=float(sys.argv[5]),
-         stop_s=float(sys.argv[6]), bare=bare, load_after=sys.argv[8],
-         daemon_log_lines=int(sys.argv[9]))
+         stop_s=float(sys.argv[6]), bare=bare_of(sys.argv[7]),
+         bare_along=bare_of(sys.argv[10]), interval_ms=int(sys.argv[11]),
+         load_after=sys.argv[8], daemon_log_lines=int(sys.argv[9]))
 json.dump(w, open(sys.argv[2], "w"), indent=1)
 PY
 	if [ -n "${OUT:-}" ]; then
 		mkdir -p "$OUT"
 		cp "$results/$size.json" "$OUT"/
+		cp "$dir/daemon.log" "$OUT/$size.daemon.log"
 	fi
 	log "N=$size: stopped in ${stop_s}s; $(grep -c . "$dir/daemon.log") daemon log lines"
 	grep -E ' (warn|error) ' "$dir/daemon.log" | sort | uniq -c | sort -rn | head -5 >&2 || true
