@@ -2001,6 +2001,24 @@ instances_gen(struct store *s, int64_t *out)
 	return 0;
 }
 
+int
+store_instance_generation(struct store *s, int64_t *gen)
+{
+	struct store *l;
+	int rc = STORE_OK;
+
+	*gen = 0;
+	if (!s->drv->instances_gen)
+		return STORE_OK;
+	l = lock(s);
+	if (instances_gen(l, gen) < 0) {
+		*gen = 0;
+		rc = STORE_E_ERROR;
+	}
+	unlock(l);
+	return rc;
+}
+
 static bool
 instance_matches(const struct store_instance *in,
 		 const struct store_instance_filter *f)

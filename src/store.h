@@ -297,6 +297,14 @@ int store_instance_list(struct store *s, const struct store_instance_filter *f,
  * daemon's loop, which lists every instance every few seconds.
  */
 bool store_instance_cache(struct store *s, int64_t max_age_ms);
+/*
+ * The instances table's generation now (one row), into *gen: what a
+ * listing from the cache would carry (store_instance_list.gen), so that a
+ * caller that keeps what it made of the last listing can tell whether to
+ * list again. 0 on a backend without a generation (MariaDB: list again).
+ * STORE_E_ERROR (and 0) when it cannot be read.
+ */
+int store_instance_generation(struct store *s, int64_t *gen);
 
 /*
  * Compare-and-set the state: succeeds only if the instance is in `from`

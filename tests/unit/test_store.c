@@ -1829,7 +1829,11 @@ test_instance_cache(void **state)
 		 "updated_ms) VALUES ('" ID1 "', 'web', 'kvm1', 'gone', 1, 1)");
 	b = open_ok(cur_url); /* another handle: no cache */
 	if (mariadb) {
+		int64_t g = -1;
+
 		/* no generation to tell a change: every listing reads */
+		assert_int_equal(store_instance_generation(s, &g), STORE_OK);
+		assert_int_equal(g, 0);
 		assert_false(store_instance_cache(s, 60000));
 		same_listing(s, b, &live);
 		store_close(b);
@@ -1865,6 +1869,25 @@ test_instance_cache(void **state)
 		assert_string_equal(l2.v[0].id, id);
 		assert_string_equal(l2.v[0].group, "web");
 		store_instance_list_release(&l2);
+	}
+
+	/* the generation a listing carries is the table's now, and moves
+	 * with any change (here through another handle) */
+	{
+		int64_t g0, g1;
+
+		assert_int_equal(store_instance_list(s, &live, &l), STORE_OK);
+		assert_int_equal(store_instance_generation(s, &g0), STORE_OK);
+		assert_true(g0 > 0);
+		assert_int_equal(l.gen, g0);
+		store_instance_list_release(&l);
+		assert_int_equal(store_instance_heartbeat(b, id, 777, false),
+				 STORE_OK);
+		assert_int_equal(store_instance_generation(s, &g1), STORE_OK);
+		assert_true(g1 > g0);
+		assert_int_equal(store_instance_list(s, &live, &l), STORE_OK);
+		assert_int_equal(l.gen, g1);
+		store_instance_list_release(&l);
 	}
 
 	/* a change through another handle */
