@@ -91,7 +91,8 @@ struct inventory_domain {
 
 /* What one pass found; inventory_result_free(). */
 struct inventory_result {
-	struct inventory_domain *domains;
+	struct inventory_domain *domains; /* by meta->id, those without
+					     metadata last, then by name */
 	size_t n_domains;
 	char **volumes;           /* names in the pool */
 	size_t n_volumes;

@@ -71,6 +71,20 @@ failed(struct inventory_result *r, const char *host, const char *what)
  * Our metadata of dom into *meta (NULL: none of ours). 0; 1 when the domain
  * went away meanwhile; -1 when libvirt could not say (recorded in r).
  */
+/* By our metadata's id, those without it last; then by name. */
+static int
+domain_cmp(const void *a, const void *b)
+{
+	const struct inventory_domain *x = a, *y = b;
+	int c;
+
+	if (!x->meta != !y->meta)
+		return x->meta ? -1 : 1;
+	if (x->meta && (c = strcmp(x->meta->id, y->meta->id)) != 0)
+		return c;
+	return strcmp(x->name ? x->name : "", y->name ? y->name : "");
+}
+
 static int
 read_meta(struct pass *p, virDomainPtr dom, const char *name,
 	  struct domxml_meta **meta)
@@ -268,6 +282,8 @@ list_domains(struct pass *p)
 	inventory_cache_release(&p->old);
 	qsort(p->cache.v, p->cache.n, sizeof(*p->cache.v),
 	      inventory_centry_cmp);
+	/* here, off the loop: the reconcile planner wants them by id */
+	qsort(r->domains, r->n_domains, sizeof(*r->domains), domain_cmp);
 	for (int i = 0; i < n; i++)
 		virDomainFree(doms[i]);
 	free(doms);

@@ -132,6 +132,18 @@ sorted_copy(const char *const *v, size_t n)
 	return c;
 }
 
+/* Sorted already (the reconciler lists both by id): no qsort. */
+static bool
+is_sorted(const void *v, size_t n, size_t size,
+	  int (*cmp)(const void *, const void *))
+{
+	for (size_t i = 1; i < n; i++)
+		if (cmp((const char *)v + (i - 1) * size,
+			(const char *)v + i * size) > 0)
+			return false;
+	return true;
+}
+
 static void
 prep_init(struct prep *p, const struct reconcile_input *in)
 {
@@ -144,7 +156,8 @@ prep_init(struct prep *p, const struct reconcile_input *in)
 		p->rows[n] = (struct rowref){&in->rows[i], n, true};
 	for (size_t i = 0; i < in->n_more; i++, n++)
 		p->rows[n] = (struct rowref){&in->more[i], n, false};
-	qsort(p->rows, n, sizeof(*p->rows), rowref_cmp);
+	if (!is_sorted(p->rows, n, sizeof(*p->rows), rowref_cmp))
+		qsort(p->rows, n, sizeof(*p->rows), rowref_cmp);
 	for (size_t i = 0; i < n; i++) /* one row per id: the first */
 		if (!p->n_rows ||
 		    strcmp(p->rows[p->n_rows - 1].si->id, p->rows[i].si->id) != 0)
@@ -174,7 +187,8 @@ prep_init(struct prep *p, const struct reconcile_input *in)
 			break;
 		}
 	}
-	qsort(p->ours, p->n_ours, sizeof(*p->ours), domref_cmp);
+	if (!is_sorted(p->ours, p->n_ours, sizeof(*p->ours), domref_cmp))
+		qsort(p->ours, p->n_ours, sizeof(*p->ours), domref_cmp);
 	qsort(p->foreign_ids, p->n_foreign, sizeof(*p->foreign_ids), str_cmp);
 }
 
