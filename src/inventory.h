@@ -105,6 +105,11 @@ struct inventory_result {
 	bool call_failed;         /* a call failed: the caller may want to
 				     check the host's other connections */
 	bool connected;           /* this pass opened the connection */
+	/* SHA-256 of every field above and of every domain and volume (in
+	 * their order), when listed: two passes with the same digest found
+	 * the same (reconcile.c then plans nothing new) */
+	unsigned char digest[32];
+	bool have_digest;
 	char *error;              /* the first failure, NULL when none */
 	unsigned calls;           /* libvirt calls that went to the host
 				     (opening the connection not counted) */

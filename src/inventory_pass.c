@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <gnutls/crypto.h>
 #include <libvirt/virterror.h>
 
 #include "inventory.h"
@@ -391,6 +392,59 @@ connect_host(struct pass *p)
 	return true;
 }
 
+static void
+digest_add(gnutls_hash_hd_t h, const void *v, size_t len)
+{
+	uint64_t n = len;
+
+	/* the length first: no two lists of fields hash alike */
+	gnutls_hash(h, &n, sizeof(n));
+	if (len)
+		gnutls_hash(h, v, len);
+}
+
+static void
+digest_str(gnutls_hash_hd_t h, const char *s)
+{
+	digest_add(h, s ? s : "", s ? strlen(s) + 1 : 0);
+}
+
+/* r->digest: every field of what was found (inventory.h). */
+static void
+digest(struct inventory_result *r)
+{
+	gnutls_hash_hd_t h;
+	unsigned char flags[4] = {r->listed, r->complete, r->volumes_listed,
+				  r->call_failed};
+
+	if (!r->listed || gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0)
+		return;
+	digest_add(h, flags, sizeof(flags));
+	digest_add(h, &r->n_domains, sizeof(r->n_domains));
+	for (size_t i = 0; i < r->n_domains; i++) {
+		const struct inventory_domain *d = &r->domains[i];
+		unsigned char active = d->active, meta = d->meta != NULL;
+
+		digest_str(h, d->uuid);
+		digest_str(h, d->name);
+		digest_add(h, &active, 1);
+		digest_str(h, d->address);
+		digest_add(h, &meta, 1);
+		if (d->meta) {
+			digest_str(h, d->meta->group);
+			digest_str(h, d->meta->id);
+			digest_str(h, d->meta->owner);
+			digest_add(h, &d->meta->generation,
+				   sizeof(d->meta->generation));
+		}
+	}
+	digest_add(h, &r->n_volumes, sizeof(r->n_volumes));
+	for (size_t i = 0; i < r->n_volumes; i++)
+		digest_str(h, r->volumes[i]);
+	gnutls_hash_deinit(h, r->digest);
+	r->have_digest = true;
+}
+
 void *
 inventory_pass_main(void *arg)
 {
@@ -410,6 +464,7 @@ inventory_pass_main(void *arg)
 		p->cache = p->old; /* unchanged */
 		memset(&p->old, 0, sizeof(p->old));
 	}
+	digest(p->res);
 	p->res->duration_ms = util_now_ms() - t0;
 	if (p->res->error)
 		log_debug("%s", p->res->error);

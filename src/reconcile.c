@@ -87,6 +87,12 @@ struct rhost {
 	char **reported;                   /* foreign keys said once */
 	size_t n_reported;
 	bool warned_unknown_volumes;
+	/* the last pass planned nothing, from these: the same again plans
+	 * nothing again (the planner is pure), so it is not run */
+	bool settled;
+	unsigned char settled_digest[32]; /* the inventory's */
+	int64_t settled_gen;               /* the rows' (store generation) */
+	int64_t settled_config_gen;
 	struct log_complain claim_complaint; /* owner id not written */
 	struct log_complain dup_complaint;   /* copies of one instance */
 	struct log_complain pass_complaint;  /* listing failed or stuck */
@@ -419,6 +425,7 @@ reconcile_host(struct daemon *d, struct rhost *rh,
 	char (*ids)[STORE_ID_LEN + 1] = NULL;
 	struct reconcile_plan plan;
 	size_t n_ids;
+	int64_t gen;
 
 	ba.n_now = jobs_busy(d->jobs, &ba.now);
 	for (unsigned i = 0; i < d->n_groups; i++)
@@ -448,6 +455,17 @@ reconcile_host(struct daemon *d, struct rhost *rh,
 	for (size_t i = 0; i < plan.n; i++)
 		apply(d, rh, &plan.v[i]);
 	remember_foreign(rh, &plan);
+	/* the rows read after the pass (more) were those of the store at
+	 * the pass's start too: its generation did not move meanwhile */
+	rh->settled = res->have_digest && rh->rows.gen > 0 && plan.n == 0 &&
+		      rh->n_busy == 0 && ba.n_now == 0 &&
+		      store_instance_generation(d->store, &gen) == STORE_OK &&
+		      gen == rh->rows.gen;
+	if (rh->settled) {
+		memcpy(rh->settled_digest, res->digest, sizeof(res->digest));
+		rh->settled_gen = rh->rows.gen;
+		rh->settled_config_gen = d->config_gen;
+	}
 	log_debug("host %s: reconciled: %zu domains, %zu volumes, %zu rows (+%zu), %zu actions; %u libvirt calls (%u for metadata) in %" PRId64 " ms",
 		  in.host, res->n_domains, res->n_volumes, rh->rows.n, more.n,
 		  plan.n, res->calls, res->meta_calls, res->duration_ms);
@@ -495,6 +513,35 @@ pass_start(struct daemon *d, struct rhost *rh)
 	}
 }
 
+/*
+ * The pass found what the last one found, which planned nothing, and
+ * nothing the plan reads changed since: the store (its generation: the
+ * host's rows, and those of other ids the pass found), the
+ * configuration, no job busy then or now. At 5,000
+ * domains planning was about 8 ms of the loop a pass, for nothing.
+ */
+static bool
+unchanged(struct daemon *d, struct rhost *rh,
+	  const struct inventory_result *res)
+{
+	char (*now)[STORE_ID_LEN + 1] = NULL;
+	size_t n_now;
+	int64_t gen;
+
+	if (!rh->settled || !res->have_digest || rh->rows.gen <= 0 ||
+	    rh->rows.gen != rh->settled_gen ||
+	    d->config_gen != rh->settled_config_gen || rh->n_busy ||
+	    memcmp(res->digest, rh->settled_digest, sizeof(res->digest)) != 0)
+		return false;
+	/* nor since (the rows the plan would read by id) */
+	if (store_instance_generation(d->store, &gen) != STORE_OK ||
+	    gen != rh->settled_gen)
+		return false;
+	n_now = jobs_busy(d->jobs, &now);
+	free(now);
+	return n_now == 0;
+}
+
 /* Apply the passes that have finished; report those that hang. */
 static void
 take_finished(struct reconciler *r, int64_t now_ms)
@@ -521,6 +568,12 @@ take_finished(struct reconciler *r, int64_t now_ms)
 		if (!res->listed) {
 			log_complain(&rh->pass_complaint, LOG_LEVEL_WARN, log_tag,
 				     "%s", res->error);
+		} else if (unchanged(d, rh, res)) {
+			/* the addresses too: the members have them */
+			log_debug("host %s: reconciled: %zu domains, %zu volumes, as the last pass found them, which needed nothing: not planned again; %u libvirt calls (%u for metadata) in %" PRId64 " ms",
+				  rh->dh->cfg->name, res->n_domains,
+				  res->n_volumes, res->calls, res->meta_calls,
+				  res->duration_ms);
 		} else {
 			reconcile_host(d, rh, res);
 			members_host_addresses(d, rh->dh->cfg->name, res);

@@ -16,7 +16,8 @@ paused (the scaler leaves it alone; reconciliation does not):
      once, however many passes see it;
   6. every pass costs a few libvirt calls, not a few per domain: the
      daemon's debug line "reconciled: ... N libvirt calls (M for
-     metadata)" shows 4 calls in steady state.
+     metadata)" shows 4 calls in steady state; a pass that found what
+     the last one found (which needed nothing) is not planned again.
 
 usage: reconcile_test.py VIRT_AUTOSCALER_BINARY [--keep]
 Needs VA_TEST_LIBVIRT_URI (scripts/services/libvirt.sh start); exits 77
@@ -230,10 +231,16 @@ def main():
         if not steady or any(p[2] != 4 for p in steady):
             raise Fail("passes without metadata reads should cost 4 calls: %s"
                        % passes)
+        # a pass that found what the last one found, which needed
+        # nothing, is not planned again; steps 2-5 above show that one
+        # that found something else is
+        again = run_log(daemon).count("needed nothing: not planned again")
+        if again < 1:
+            raise Fail("no steady pass was left unplanned: %s" % passes)
         log("6. %d passes; steady ones cost %d calls over %d domains, the "
-            "first %d calls (%d for metadata)"
+            "first %d calls (%d for metadata); %d not planned again"
             % (len(passes), steady[-1][2], steady[-1][0], passes[0][2],
-               passes[0][3]))
+               passes[0][3], again))
         if daemon.stop() != 0:
             raise Fail("the daemon did not stop cleanly")
         rc = 0
