@@ -105,9 +105,10 @@ struct inventory_result {
 	bool call_failed;         /* a call failed: the caller may want to
 				     check the host's other connections */
 	bool connected;           /* this pass opened the connection */
-	/* SHA-256 of every field above and of every domain and volume (in
-	 * their order), when listed: two passes with the same digest found
-	 * the same (reconcile.c then plans nothing new) */
+	/* SHA-256 of listed, complete, volumes_listed, every domain (but its
+	 * address) and volume, in their order, when listed: two passes with
+	 * the same digest found the same for the reconcile planner, which
+	 * then plans nothing new (reconcile.c) */
 	unsigned char digest[32];
 	bool have_digest;
 	char *error;              /* the first failure, NULL when none */

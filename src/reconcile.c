@@ -569,7 +569,7 @@ take_finished(struct reconciler *r, int64_t now_ms)
 			log_complain(&rh->pass_complaint, LOG_LEVEL_WARN, log_tag,
 				     "%s", res->error);
 		} else if (unchanged(d, rh, res)) {
-			/* the addresses too: the members have them */
+			members_host_addresses(d, rh->dh->cfg->name, res);
 			log_debug("host %s: reconciled: %zu domains, %zu volumes, as the last pass found them, which needed nothing: not planned again; %u libvirt calls (%u for metadata) in %" PRId64 " ms",
 				  rh->dh->cfg->name, res->n_domains,
 				  res->n_volumes, res->calls, res->meta_calls,
