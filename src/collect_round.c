@@ -695,7 +695,7 @@ done:
 	 * quarter of the bulk call at 5,000 domains (about 6 ms of a
 	 * 22-29 ms call at the 10 s interval). Resident memory stays flat
 	 * all the same, about 1 KiB per domain higher (bench/README.md,
-	 * "The loop and the collector's memory, third pass").
+	 * "The loop and the collector, third pass").
 	 */
 	if (recs)
 		virDomainStatsRecordListFree(recs);
