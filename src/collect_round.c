@@ -686,10 +686,10 @@ done:
 	pthread_cond_broadcast(&ch->c->done);
 	pthread_mutex_unlock(&ch->c->lock);
 
-	/* The records are freed once the result is out: the loop decides
-	 * meanwhile (a domain each: libvirt formats its UUID for a debug
-	 * line even when nobody logs, a few ms at 5,000). */
 	/*
+	 * The records are freed once the result is out: the loop decides
+	 * meanwhile (a domain each: libvirt formats its UUID for a debug
+	 * line even when nobody logs, a few ms at 5,000).
 	 * The reply's memory is not handed back (malloc_trim()): the next
 	 * round needs as much again, and faulting it in again cost a
 	 * quarter of the bulk call at 5,000 domains (about 6 ms of a

@@ -68,10 +68,6 @@ failed(struct inventory_result *r, const char *host, const char *what)
 	virResetLastError();
 }
 
-/*
- * Our metadata of dom into *meta (NULL: none of ours). 0; 1 when the domain
- * went away meanwhile; -1 when libvirt could not say (recorded in r).
- */
 /* By our metadata's id, those without it last; then by name. */
 static int
 domain_cmp(const void *a, const void *b)
@@ -86,6 +82,10 @@ domain_cmp(const void *a, const void *b)
 	return strcmp(x->name ? x->name : "", y->name ? y->name : "");
 }
 
+/*
+ * Our metadata of dom into *meta (NULL: none of ours). 0; 1 when the domain
+ * went away meanwhile; -1 when libvirt could not say (recorded in r).
+ */
 static int
 read_meta(struct pass *p, virDomainPtr dom, const char *name,
 	  struct domxml_meta **meta)

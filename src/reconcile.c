@@ -427,6 +427,7 @@ reconcile_host(struct daemon *d, struct rhost *rh,
 	size_t n_ids;
 	int64_t gen;
 
+	rh->settled = false; /* until this plan says otherwise */
 	ba.n_now = jobs_busy(d->jobs, &ba.now);
 	for (unsigned i = 0; i < d->n_groups; i++)
 		groups[i] = d->groups[i].cfg->name;
