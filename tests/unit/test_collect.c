@@ -138,13 +138,21 @@ take_cb(const struct collect_host_result *r, void *opaque)
 	}
 }
 
+/* One round of c, its result given to cb. */
+static void
+round_with(struct collector *c,
+	   void (*cb)(const struct collect_host_result *, void *), void *arg)
+{
+	collect_tick(c, util_now_ms());
+	assert_true(collect_wait(c, 10000));
+	collect_take(c, cb, arg);
+}
+
 static void
 round_of(struct collector *c, struct seen *s)
 {
 	memset(s, 0, sizeof(*s));
-	collect_tick(c, util_now_ms());
-	assert_true(collect_wait(c, 10000));
-	collect_take(c, take_cb, s);
+	round_with(c, take_cb, s);
 }
 
 static const char our_xml[] =
@@ -456,9 +464,7 @@ static void
 renamed_round(struct collector *c, struct renamed *s)
 {
 	memset(s, 0, sizeof(*s));
-	collect_tick(c, util_now_ms());
-	assert_true(collect_wait(c, 10000));
-	collect_take(c, renamed_cb, s);
+	round_with(c, renamed_cb, s);
 }
 
 /*
