@@ -138,6 +138,35 @@ take_cb(const struct collect_host_result *r, void *opaque)
 	}
 }
 
+/* A collector of host h (test driver, connected), threads or not, with
+ * no capacity calls and no stats period to set. */
+static struct collector *
+test_collector(struct host *h, bool threads)
+{
+	struct collect_opts o;
+	struct collector *c;
+
+	collect_opts_defaults(&o);
+	o.threads = threads;
+	o.capacity_period_ms = 3600000;
+	o.stats_period_s = 0;
+	c = collector_new(&o);
+	collector_add_host(c, h);
+	assert_int_equal(host_connect_wait(h, 10000), 0);
+	return c;
+}
+
+/* Stop the running domain of that name (test driver: it goes). */
+static void
+destroy_named(virConnectPtr conn, const char *name)
+{
+	virDomainPtr dom = virDomainLookupByName(conn, name);
+
+	assert_non_null(dom);
+	assert_int_equal(virDomainDestroy(dom), 0);
+	virDomainFree(dom);
+}
+
 /* One round of c, its result given to cb. */
 static void
 round_with(struct collector *c,
@@ -186,21 +215,12 @@ wait_event(struct host *h, unsigned long before)
 static void
 run_collector(bool threads)
 {
-	struct collect_opts o;
-	struct collector *c;
 	struct host *h = host_new("test", "test:///default");
+	struct collector *c = test_collector(h, threads);
 	struct seen s;
 	virConnectPtr conn;
 	virDomainPtr dom;
 	unsigned long events;
-
-	collect_opts_defaults(&o);
-	o.threads = threads;
-	o.capacity_period_ms = 3600000;
-	o.stats_period_s = 0;
-	c = collector_new(&o);
-	collector_add_host(c, h);
-	assert_int_equal(host_connect_wait(h, 10000), 0);
 
 	/* Round 1: the default "test" domain is not ours. */
 	round_of(c, &s);
@@ -429,11 +449,8 @@ test_owner(void **state)
 	for (size_t i = 0; i < ARRAY_SIZE(xml); i++) {
 		static const char *const names[] = {"own-1", "foreign-1",
 						    "legacy-1"};
-		virDomainPtr dom = virDomainLookupByName(conn, names[i]);
 
-		assert_non_null(dom);
-		assert_int_equal(virDomainDestroy(dom), 0);
-		virDomainFree(dom);
+		destroy_named(conn, names[i]);
 	}
 	virConnectClose(conn);
 	collector_free(c);
@@ -481,20 +498,12 @@ test_name_reused(void **state)
 		"1f6e7c2a-1b3d-4e5f-8a9b-0c1d2e3f4a5c",
 		"2f6e7c2a-1b3d-4e5f-8a9b-0c1d2e3f4a5d",
 	};
-	struct collect_opts o;
-	struct collector *c;
 	struct host *h = host_new("test", "test:///default");
+	struct collector *c = test_collector(h, false);
 	virConnectPtr conn;
 	struct renamed s;
 
 	(void)state;
-	collect_opts_defaults(&o);
-	o.threads = false;
-	o.capacity_period_ms = 3600000;
-	o.stats_period_s = 0;
-	c = collector_new(&o);
-	collector_add_host(c, h);
-	assert_int_equal(host_connect_wait(h, 10000), 0);
 	conn = host_conn(h);
 	for (int k = 0; k < 3; k++) {
 		char xml[1024], id[32];
@@ -542,13 +551,7 @@ test_name_reused(void **state)
 		assert_string_equal(s.id, id);
 		assert_int_equal(s.n_gone, 0);
 	}
-	{
-		virDomainPtr dom = virDomainLookupByName(conn, "web-1");
-
-		assert_non_null(dom);
-		assert_int_equal(virDomainDestroy(dom), 0);
-		virDomainFree(dom);
-	}
+	destroy_named(conn, "web-1");
 	virConnectClose(conn);
 	collector_free(c);
 	host_free(h);
