@@ -4103,7 +4103,11 @@ check_daemon(struct pctx *ctx, const struct ynode *map, void *base,
 			d->public_url = url_from_host_port(scheme,
 							   d->listen_host,
 							   d->listen_port);
-		if (d->public_url && url_check_http(d->public_url) != 0)
+		/* the URL made from listen obeys public_url's rules: else
+		 * it is accepted here and refused once printed (`check`'s
+		 * round trip; the config fuzzer found one with a '#') */
+		if (d->public_url && (url_check_http(d->public_url) != 0 ||
+				      guest_url_valid(d->public_url) != 0))
 			nerr(ctx, ymap_get(map, "listen"), path,
 			     "listen gives no URL guests can use (%s): set "
 			     "public_url", err_msg());
