@@ -37,6 +37,9 @@
 # Then one table (bench/scale/report.py). Reconciliation runs at its own
 # period (30 s; VA_TEST_RECONCILE_MS overrides it, docs/testing.md).
 #
+# OUT=DIR keeps, per size, the results, the daemon's log, /proc/PID/smaps and
+# status of the daemon (SIZE.smaps) and of the bare client (SIZE.bare.connected,
+# SIZE.bare.after); WRAP=CMD runs the daemon under CMD (heaptrack, perf).
 # Settings (environment): DURATION=180 INTERVAL=2s RETENTION=3m (92
 # samples per instance, the ring of the defaults, 15m at 10s, full within
 # the run), SCRAPE=5, BARE_CALLS=10, BARE_EVERY_MS=500, ALONG_CALLS=6,
@@ -283,7 +286,9 @@ for size in $sizes; do
 	fi
 	# The bare client, before the daemon starts: its calls must not
 	# queue behind the collector's (QEMU answers one domain at a time).
-	"$helper" bare "$host_uri" "$bare_calls" "${BARE_EVERY_MS:-500}" ${server_pid:-} >"$dir/bare.txt"
+	if [ -n "${OUT:-}" ]; then mkdir -p "$OUT"; fi
+	VA_BARE_SMAPS=${OUT:+$OUT/$size.bare} \
+		"$helper" bare "$host_uri" "$bare_calls" "${BARE_EVERY_MS:-500}" ${server_pid:-} >"$dir/bare.txt"
 	cat "$dir/bare.txt" >&2
 	port=$(free_port)
 	config "$dir" "$port" "$host_uri" "$pool" "$n"

@@ -104,6 +104,30 @@ proc_cpu_ms(long pid)
 	return sum;
 }
 
+/* With VA_BARE_SMAPS=PREFIX, /proc/self/smaps goes to PREFIX.WHEN: where
+ * the bare client's pages are, to compare with the daemon's mapping by
+ * mapping (run.sh's OUT=). */
+static void
+copy_smaps(const char *when)
+{
+	const char *prefix = getenv("VA_BARE_SMAPS");
+	char path[4096], buf[8192];
+	FILE *in, *out;
+	size_t n;
+
+	if (!prefix || !*prefix)
+		return;
+	snprintf(path, sizeof(path), "%s.%s", prefix, when);
+	in = fopen("/proc/self/smaps", "r");
+	out = fopen(path, "w");
+	while (in && out && (n = fread(buf, 1, sizeof(buf), in)) > 0)
+		fwrite(buf, 1, n, out);
+	if (in)
+		fclose(in);
+	if (out)
+		fclose(out);
+}
+
 static void
 print_mem(const char *when)
 {
@@ -121,6 +145,7 @@ print_mem(const char *when)
 	printf("bare mem %s VmRSS %ld RssAnon %ld RssFile %ld\n", when, rss,
 	       anon, file);
 	fflush(stdout);
+	copy_smaps(when);
 }
 
 static int

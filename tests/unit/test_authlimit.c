@@ -99,6 +99,46 @@ test_cycling_cannot_evict(void **state)
 	authlimit_free(t);
 }
 
+/*
+ * The table grows as keys fail (16, 32, 64, then its capacity): every
+ * entry must survive each growth, the capacity is still the limit, and
+ * expired entries are reused before the table grows again.
+ */
+static void
+test_grows_to_capacity(void **state)
+{
+	enum { SLOTS = 100 };
+	struct authlimit *t = authlimit_new(SLOTS, 2, 1000);
+	char k[64];
+
+	(void)state;
+	for (unsigned i = 0; i < SLOTS; i++) {
+		key(k, sizeof(k), i);
+		assert_int_equal(authlimit_fail(t, k, 0), AUTHLIMIT_COUNTED);
+	}
+	key(k, sizeof(k), SLOTS);
+	assert_int_equal(authlimit_fail(t, k, 0), AUTHLIMIT_FULL);
+	for (unsigned i = 0; i < SLOTS; i++) {
+		key(k, sizeof(k), i);
+		assert_int_equal(authlimit_check(t, k, 1), AUTHLIMIT_COUNTING);
+		assert_int_equal(authlimit_fail(t, k, 1), AUTHLIMIT_REACHED);
+		assert_int_equal(authlimit_check(t, k, 2), AUTHLIMIT_BLOCKED);
+	}
+	assert_int_equal(authlimit_live(t, 2), SLOTS);
+	/* all expired: new keys take the old slots, and there is room for
+	 * as many as the capacity again, no more */
+	for (unsigned i = 0; i < SLOTS; i++) {
+		key(k, sizeof(k), 1000 + i);
+		assert_int_equal(authlimit_fail(t, k, 1000), AUTHLIMIT_COUNTED);
+	}
+	key(k, sizeof(k), 5000);
+	assert_int_equal(authlimit_fail(t, k, 1000), AUTHLIMIT_FULL);
+	key(k, sizeof(k), 3);
+	assert_int_equal(authlimit_check(t, k, 1000), AUTHLIMIT_ABSENT);
+	assert_int_equal(authlimit_live(t, 1000), SLOTS);
+	authlimit_free(t);
+}
+
 static void
 test_long_keys(void **state)
 {
@@ -145,6 +185,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_limit_and_window),
 		cmocka_unit_test(test_cycling_cannot_evict),
+		cmocka_unit_test(test_grows_to_capacity),
 		cmocka_unit_test(test_long_keys),
 		cmocka_unit_test(test_ratelimit),
 	};
