@@ -30,8 +30,10 @@
  * on a fresh connection; inside a transaction the loss fails the
  * operation (the server rolled it back) and the next one reconnects.
  */
+#include <dlfcn.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +44,7 @@
 #include "log.h"
 #include "store/driver.h"
 #include "util.h"
+#include "va_config.h"
 
 LOG_TAG("store-mysql");
 
@@ -75,13 +78,92 @@ struct store_conn {
 	struct log_complain lost;
 };
 
+/*
+ * The client library is loaded when the first mysql:// store is opened,
+ * not linked: a daemon on SQLite (the default) never maps libmariadb nor
+ * the OpenSSL it brings, about 450 KiB resident (bench/README.md,
+ * "Memory, fourth pass"). Every function is looked up at once, so a
+ * library without one of them is refused whole, before any use.
+ * VA_MARIADB_LIB (va_config.h) is the soname the build compiled against.
+ */
+#define MYSQL_SYMS(X) \
+	X(mysql_affected_rows) \
+	X(mysql_close) \
+	X(mysql_errno) \
+	X(mysql_error) \
+	X(mysql_fetch_fields) \
+	X(mysql_fetch_lengths) \
+	X(mysql_fetch_row) \
+	X(mysql_field_count) \
+	X(mysql_free_result) \
+	X(mysql_init) \
+	X(mysql_insert_id) \
+	X(mysql_num_fields) \
+	X(mysql_options) \
+	X(mysql_query) \
+	X(mysql_real_connect) \
+	X(mysql_real_escape_string) \
+	X(mysql_real_query) \
+	X(mysql_server_init) \
+	X(mysql_stmt_affected_rows) \
+	X(mysql_stmt_attr_set) \
+	X(mysql_stmt_bind_param) \
+	X(mysql_stmt_bind_result) \
+	X(mysql_stmt_close) \
+	X(mysql_stmt_errno) \
+	X(mysql_stmt_error) \
+	X(mysql_stmt_execute) \
+	X(mysql_stmt_fetch) \
+	X(mysql_stmt_fetch_column) \
+	X(mysql_stmt_field_count) \
+	X(mysql_stmt_free_result) \
+	X(mysql_stmt_init) \
+	X(mysql_stmt_insert_id) \
+	X(mysql_stmt_param_count) \
+	X(mysql_stmt_prepare) \
+	X(mysql_stmt_result_metadata) \
+	X(mysql_stmt_store_result) \
+	X(mysql_store_result)
+
+#define MYSQL_SYM_PTR(f) static __typeof__(f) *sym_##f;
+MYSQL_SYMS(MYSQL_SYM_PTR)
+
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
-static int lib_rc;
+static int lib_rc = -1;
+static char lib_error[512];
 
 static void
 lib_init(void)
 {
-	lib_rc = mysql_library_init(0, NULL, NULL);
+	void *h = dlopen(VA_MARIADB_LIB, RTLD_NOW | RTLD_LOCAL);
+	const char *missing = NULL;
+
+	if (!h) {
+		snprintf(lib_error, sizeof(lib_error),
+			 "cannot load the MariaDB client library: %s "
+			 "(Debian: apt install libmariadb3)", dlerror());
+		return;
+	}
+#define MYSQL_SYM_GET(f) \
+	if (!missing && !(*(void **)&sym_##f = dlsym(h, #f))) \
+		missing = #f;
+	MYSQL_SYMS(MYSQL_SYM_GET)
+#undef MYSQL_SYM_GET
+	if (missing) {
+		snprintf(lib_error, sizeof(lib_error),
+			 "%s has no function %s", VA_MARIADB_LIB, missing);
+		dlclose(h);
+		return;
+	}
+	/* kept loaded for the process's life: connections may be opened
+	 * and closed at any time, and the library has its own threads'
+	 * state to keep */
+	if (sym_mysql_server_init(0, NULL, NULL) != 0) {
+		snprintf(lib_error, sizeof(lib_error),
+			 "cannot initialise the client library");
+		return;
+	}
+	lib_rc = 0;
 }
 
 /* ---- URL --------------------------------------------------------------- */
@@ -216,9 +298,9 @@ parse_url(struct store_conn *c, const char *rest)
 static int
 my_error(struct store_conn *c, MYSQL *my, const char *what)
 {
-	unsigned e = mysql_errno(my);
+	unsigned e = sym_mysql_errno(my);
 
-	err_set("mysql %s: %s: %s (error %u)", c->where, what, mysql_error(my),
+	err_set("mysql %s: %s: %s (error %u)", c->where, what, sym_mysql_error(my),
 		e);
 	return e == ER_DUP_ENTRY ? STORE_E_EXISTS : STORE_E_ERROR;
 }
@@ -236,33 +318,33 @@ my_connect(struct store_conn *c)
 	unsigned connect_to = CONNECT_TIMEOUT_S, io_to = IO_TIMEOUT_S;
 	MYSQL *my;
 
-	my = mysql_init(NULL);
+	my = sym_mysql_init(NULL);
 	if (!my)
 		fatal("mysql_init: out of memory");
-	mysql_options(my, MYSQL_OPT_CONNECT_TIMEOUT, &connect_to);
-	mysql_options(my, MYSQL_OPT_READ_TIMEOUT, &io_to);
-	mysql_options(my, MYSQL_OPT_WRITE_TIMEOUT, &io_to);
-	mysql_options(my, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+	sym_mysql_options(my, MYSQL_OPT_CONNECT_TIMEOUT, &connect_to);
+	sym_mysql_options(my, MYSQL_OPT_READ_TIMEOUT, &io_to);
+	sym_mysql_options(my, MYSQL_OPT_WRITE_TIMEOUT, &io_to);
+	sym_mysql_options(my, MYSQL_SET_CHARSET_NAME, "utf8mb4");
 	if (c->socket) {
 		unsigned proto = MYSQL_PROTOCOL_SOCKET;
 
-		mysql_options(my, MYSQL_OPT_PROTOCOL, &proto);
+		sym_mysql_options(my, MYSQL_OPT_PROTOCOL, &proto);
 	} else {
 		unsigned proto = MYSQL_PROTOCOL_TCP;
 
-		mysql_options(my, MYSQL_OPT_PROTOCOL, &proto);
+		sym_mysql_options(my, MYSQL_OPT_PROTOCOL, &proto);
 	}
-	if (!mysql_real_connect(my, c->socket ? "localhost" : c->host, c->user,
+	if (!sym_mysql_real_connect(my, c->socket ? "localhost" : c->host, c->user,
 				c->password, c->db, c->socket ? 0 : c->port,
 				c->socket, CLIENT_FOUND_ROWS)) {
 		my_error(c, my, "connect");
-		mysql_close(my);
+		sym_mysql_close(my);
 		return -1;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(session); i++) {
-		if (mysql_query(my, session[i]) != 0) {
+		if (sym_mysql_query(my, session[i]) != 0) {
 			my_error(c, my, session[i]);
-			mysql_close(my);
+			sym_mysql_close(my);
 			return -1;
 		}
 	}
@@ -273,11 +355,11 @@ my_connect(struct store_conn *c)
 	 * long; our transactions last milliseconds. MySQL lacks the
 	 * variable: a takeover there waits for the connection to die.
 	 */
-	if (mysql_query(my, "SET SESSION idle_transaction_timeout = "
+	if (sym_mysql_query(my, "SET SESSION idle_transaction_timeout = "
 			    STR(IDLE_TX_TIMEOUT_S)) != 0) {
-		if (mysql_errno(my) != ER_UNKNOWN_SYSTEM_VARIABLE) {
+		if (sym_mysql_errno(my) != ER_UNKNOWN_SYSTEM_VARIABLE) {
 			my_error(c, my, "SET idle_transaction_timeout");
-			mysql_close(my);
+			sym_mysql_close(my);
 			return -1;
 		}
 		log_debug("%s: no idle_transaction_timeout (not MariaDB)",
@@ -292,12 +374,12 @@ static void
 drop(struct store_conn *c)
 {
 	for (size_t i = 0; i < c->ncache; i++) {
-		mysql_stmt_close(c->cache[i].st);
+		sym_mysql_stmt_close(c->cache[i].st);
 		free(c->cache[i].sql);
 	}
 	c->ncache = 0;
 	if (c->my)
-		mysql_close(c->my);
+		sym_mysql_close(c->my);
 	c->my = NULL;
 	c->in_tx = false;
 }
@@ -311,7 +393,7 @@ my_open(const char *rest, const char *password)
 
 	pthread_once(&lib_once, lib_init);
 	if (lib_rc != 0) {
-		err_set("mysql: cannot initialise the client library");
+		err_set("%s", lib_error);
 		return NULL;
 	}
 	c = xcalloc(1, sizeof(*c));
@@ -393,7 +475,7 @@ build(struct store_conn *c, const char *sql, const struct store_val *p,
 			char *esc = xmalloc(2 * len + 1);
 			unsigned long m;
 
-			m = mysql_real_escape_string(c->my, esc, p[k].s,
+			m = sym_mysql_real_escape_string(c->my, esc, p[k].s,
 						     (unsigned long)len);
 			strbuf_addc(&c->sql, '\'');
 			strbuf_add(&c->sql, esc, m);
@@ -434,13 +516,13 @@ run(struct store_conn *c, const char *sql, const struct store_val *p,
 			return STORE_E_ERROR;
 		if (build(c, sql, p, n) < 0)
 			return STORE_E_ERROR;
-		if (mysql_real_query(c->my, c->sql.buf,
+		if (sym_mysql_real_query(c->my, c->sql.buf,
 				     (unsigned long)c->sql.len) == 0) {
 			log_complain_clear(&c->lost, log_tag,
 					   "mysql %s: connected again", c->where);
 			return 0;
 		}
-		e = mysql_errno(c->my);
+		e = sym_mysql_errno(c->my);
 		if (!lost_error(e))
 			return my_error(c, c->my, "query");
 		my_error(c, c->my, "query");
@@ -460,7 +542,7 @@ stmt_evict(struct store_conn *c, MYSQL_STMT *st)
 	for (size_t i = 0; i < c->ncache; i++) {
 		if (c->cache[i].st != st)
 			continue;
-		mysql_stmt_close(st);
+		sym_mysql_stmt_close(st);
 		free(c->cache[i].sql);
 		c->cache[i] = c->cache[--c->ncache];
 		return;
@@ -470,10 +552,10 @@ stmt_evict(struct store_conn *c, MYSQL_STMT *st)
 static int
 stmt_error(struct store_conn *c, MYSQL_STMT *st, const char *what)
 {
-	unsigned e = mysql_stmt_errno(st);
+	unsigned e = sym_mysql_stmt_errno(st);
 
 	err_set("mysql %s: %s: %s (error %u)", c->where, what,
-		mysql_stmt_error(st), e);
+		sym_mysql_stmt_error(st), e);
 	return e == ER_DUP_ENTRY ? STORE_E_EXISTS : STORE_E_ERROR;
 }
 
@@ -497,16 +579,16 @@ stmt_get(struct store_conn *c, const char *sql, bool *full, bool *lost,
 		*full = true;
 		return NULL;
 	}
-	st = mysql_stmt_init(c->my);
+	st = sym_mysql_stmt_init(c->my);
 	if (!st)
 		fatal("mysql_stmt_init: out of memory");
 	/* max_length of each column after store_result: buffer sizes */
-	mysql_stmt_attr_set(st, STMT_ATTR_UPDATE_MAX_LENGTH, &one);
-	if (mysql_stmt_prepare(st, sql, (unsigned long)strlen(sql)) != 0) {
+	sym_mysql_stmt_attr_set(st, STMT_ATTR_UPDATE_MAX_LENGTH, &one);
+	if (sym_mysql_stmt_prepare(st, sql, (unsigned long)strlen(sql)) != 0) {
 		*rc = stmt_error(c, st, "prepare");
 		err_prefix("%.120s", sql);
-		*lost = lost_error(mysql_stmt_errno(st));
-		mysql_stmt_close(st);
+		*lost = lost_error(sym_mysql_stmt_errno(st));
+		sym_mysql_stmt_close(st);
 		return NULL;
 	}
 	c->cache[c->ncache].sql = xstrdup(sql);
@@ -547,7 +629,7 @@ prun(struct store_conn *c, const char *sql, const struct store_val *p,
 				return rc;
 			goto lost;
 		}
-		if (mysql_stmt_param_count(st) != n) {
+		if (sym_mysql_stmt_param_count(st) != n) {
 			err_set("mysql: statement and parameters do not match "
 				"(%zu given)", n);
 			return STORE_E_ERROR;
@@ -571,15 +653,15 @@ prun(struct store_conn *c, const char *sql, const struct store_val *p,
 				break;
 			}
 		}
-		if (mysql_stmt_bind_param(st, b) != 0)
+		if (sym_mysql_stmt_bind_param(st, b) != 0)
 			return stmt_error(c, st, "bind");
-		if (mysql_stmt_execute(st) == 0) {
+		if (sym_mysql_stmt_execute(st) == 0) {
 			log_complain_clear(&c->lost, log_tag,
 					   "mysql %s: connected again", c->where);
 			*out = st;
 			return 0;
 		}
-		e = mysql_stmt_errno(st);
+		e = sym_mysql_stmt_errno(st);
 		rc = stmt_error(c, st, "query");
 		if (e == ER_NEED_REPREPARE && attempt == 0) {
 			/* the table changed under the statement */
@@ -633,23 +715,23 @@ stmt_rows(struct store_conn *c, MYSQL_STMT *st, store_row_fn fn, void *ctx)
 	size_t total = 0, off = 0;
 	int frc, ret = -1;
 
-	meta = mysql_stmt_result_metadata(st);
+	meta = sym_mysql_stmt_result_metadata(st);
 	if (!meta) {
-		if (mysql_stmt_field_count(st) == 0)
+		if (sym_mysql_stmt_field_count(st) == 0)
 			return 0;
 		stmt_error(c, st, "result");
 		return -1;
 	}
-	row.ncols = mysql_num_fields(meta);
+	row.ncols = sym_mysql_num_fields(meta);
 	if (row.ncols > MAX_COLS)
 		fatal("store-mysql: query with %zu columns", row.ncols);
-	if (mysql_stmt_store_result(st) != 0) {
+	if (sym_mysql_stmt_store_result(st) != 0) {
 		stmt_error(c, st, "result");
-		if (lost_error(mysql_stmt_errno(st)))
+		if (lost_error(sym_mysql_stmt_errno(st)))
 			drop(c);
 		goto cleanup;
 	}
-	fields = mysql_fetch_fields(meta);
+	fields = sym_mysql_fetch_fields(meta);
 	for (size_t i = 0; i < row.ncols; i++) {
 		typed[i] = field_int(&fields[i]);
 		if (!typed[i])
@@ -682,11 +764,11 @@ stmt_rows(struct store_conn *c, MYSQL_STMT *st, store_row_fn fn, void *ctx)
 		b[i].error = &trunc[i];
 		off += cap;
 	}
-	if (mysql_stmt_bind_result(st, b) != 0) {
+	if (sym_mysql_stmt_bind_result(st, b) != 0) {
 		stmt_error(c, st, "bind result");
 		goto cleanup;
 	}
-	while ((frc = mysql_stmt_fetch(st)) == 0 || frc == MYSQL_DATA_TRUNCATED) {
+	while ((frc = sym_mysql_stmt_fetch(st)) == 0 || frc == MYSQL_DATA_TRUNCATED) {
 		for (size_t i = 0; i < row.ncols; i++) {
 			char *v = b[i].buffer;
 
@@ -703,7 +785,7 @@ stmt_rows(struct store_conn *c, MYSQL_STMT *st, store_row_fn fn, void *ctx)
 				big[i] = xreallocarray(big[i], len[i] + 1, 1);
 				one.buffer = big[i];
 				one.buffer_length = len[i] + 1;
-				if (mysql_stmt_fetch_column(st, &one, (unsigned)i,
+				if (sym_mysql_stmt_fetch_column(st, &one, (unsigned)i,
 							    0) != 0) {
 					stmt_error(c, st, "fetch");
 					goto cleanup;
@@ -719,15 +801,15 @@ stmt_rows(struct store_conn *c, MYSQL_STMT *st, store_row_fn fn, void *ctx)
 	}
 	if (frc != MYSQL_NO_DATA) {
 		stmt_error(c, st, "fetch");
-		if (lost_error(mysql_stmt_errno(st)))
+		if (lost_error(sym_mysql_stmt_errno(st)))
 			drop(c);
 		goto cleanup;
 	}
 	ret = 0;
 cleanup:
 	if (c->my)
-		mysql_stmt_free_result(st);
-	mysql_free_result(meta);
+		sym_mysql_stmt_free_result(st);
+	sym_mysql_free_result(meta);
 	for (size_t i = 0; i < row.ncols; i++)
 		free(big[i]);
 	free(buf);
@@ -746,29 +828,29 @@ my_exec(struct store_conn *c, const char *sql, const struct store_val *p,
 	if (rc < 0)
 		return rc;
 	if (rc == 0) {
-		if (mysql_stmt_field_count(st) != 0 &&
-		    (mysql_stmt_store_result(st) != 0 ||
-		     mysql_stmt_free_result(st) != 0))
+		if (sym_mysql_stmt_field_count(st) != 0 &&
+		    (sym_mysql_stmt_store_result(st) != 0 ||
+		     sym_mysql_stmt_free_result(st) != 0))
 			return stmt_error(c, st, "result");
 		if (changes)
-			*changes = (int64_t)mysql_stmt_affected_rows(st);
+			*changes = (int64_t)sym_mysql_stmt_affected_rows(st);
 		if (last_id)
-			*last_id = (int64_t)mysql_stmt_insert_id(st);
+			*last_id = (int64_t)sym_mysql_stmt_insert_id(st);
 		return 0;
 	}
 	rc = run(c, sql, p, n, false);
 	if (rc < 0)
 		return rc;
 	/* A statement that returns rows (SELECT GET_LOCK) must be drained. */
-	res = mysql_store_result(c->my);
+	res = sym_mysql_store_result(c->my);
 	if (res)
-		mysql_free_result(res);
-	else if (mysql_field_count(c->my) != 0)
+		sym_mysql_free_result(res);
+	else if (sym_mysql_field_count(c->my) != 0)
 		return my_error(c, c->my, "result");
 	if (changes)
-		*changes = (int64_t)mysql_affected_rows(c->my);
+		*changes = (int64_t)sym_mysql_affected_rows(c->my);
 	if (last_id)
-		*last_id = (int64_t)mysql_insert_id(c->my);
+		*last_id = (int64_t)sym_mysql_insert_id(c->my);
 	return 0;
 }
 
@@ -792,20 +874,20 @@ my_query(struct store_conn *c, const char *sql, const struct store_val *p,
 	ret = 0;
 	if (run(c, sql, p, n, !c->in_tx) < 0)
 		return -1;
-	res = mysql_store_result(c->my);
+	res = sym_mysql_store_result(c->my);
 	if (!res) {
-		if (mysql_field_count(c->my) == 0)
+		if (sym_mysql_field_count(c->my) == 0)
 			return 0;
 		my_error(c, c->my, "result");
-		if (lost_error(mysql_errno(c->my)))
+		if (lost_error(sym_mysql_errno(c->my)))
 			drop(c);
 		return -1;
 	}
-	row.ncols = mysql_num_fields(res);
+	row.ncols = sym_mysql_num_fields(res);
 	if (row.ncols > MAX_COLS)
 		fatal("store-mysql: query with %zu columns", row.ncols);
-	while ((r = mysql_fetch_row(res))) {
-		unsigned long *l = mysql_fetch_lengths(res);
+	while ((r = sym_mysql_fetch_row(res))) {
+		unsigned long *l = sym_mysql_fetch_lengths(res);
 
 		for (size_t i = 0; i < row.ncols; i++) {
 			vals[i] = r[i];
@@ -816,7 +898,7 @@ my_query(struct store_conn *c, const char *sql, const struct store_val *p,
 			break;
 		}
 	}
-	mysql_free_result(res);
+	sym_mysql_free_result(res);
 	return ret;
 }
 
@@ -844,9 +926,9 @@ my_commit(struct store_conn *c)
 static void
 my_rollback(struct store_conn *c)
 {
-	if (c->my && c->in_tx && mysql_query(c->my, "ROLLBACK") != 0) {
-		log_warn("mysql %s: ROLLBACK: %s", c->where, mysql_error(c->my));
-		if (lost_error(mysql_errno(c->my)))
+	if (c->my && c->in_tx && sym_mysql_query(c->my, "ROLLBACK") != 0) {
+		log_warn("mysql %s: ROLLBACK: %s", c->where, sym_mysql_error(c->my));
+		if (lost_error(sym_mysql_errno(c->my)))
 			drop(c);
 	}
 	c->in_tx = false;
