@@ -31,7 +31,9 @@ Per size, from watch.py's measurements and the bare client's:
 - longest stall: the longest busy run of the loop thread;
 - RPCs per minute from libvirt's log: the stats calls and all others;
 - memory: the daemon's VmRSS and RssAnon at the end, minus those of the
-  bare client once connected.
+  bare client once connected (the figure of issue 11's goal), and minus
+  those of the bare client after its calls (which then holds a bulk
+  reply's memory as the daemon's collector does).
 """
 import json
 import statistics
@@ -89,6 +91,7 @@ for path in sys.argv[1:]:
                 if k.startswith("344 "))
     m = r["memory_kib"]
     bm = b.get("connected", {})
+    ba_ = b.get("after", {})
     rows.append(dict(
         size=r["size"], n=r["n"], adopt=r["adopt_s"], stop=r["stop_s"],
         bw=bw, bc=bc, bs=bs, coll=coll, tick=tick, busy=busy_s / dur * 100,
@@ -107,6 +110,7 @@ for path in sys.argv[1:]:
         calls_metric=r.get("calls_metric", 0) / dur * 60,
         rss=m["VmRSS"], anon=m["RssAnon"], brss=bm.get("VmRSS", 0),
         banon=bm.get("RssAnon", 0), rounds=rounds, dur=dur,
+        arss=ba_.get("VmRSS", float("nan")), aanon=ba_.get("RssAnon", float("nan")),
         load=r.get("load_after", "?"), procs=r.get("rpcs_by_proc", {}),
         idle=r["idle_syscall"]))
 
@@ -136,6 +140,7 @@ cols = [
     ("va_host_libvirt_calls_total per minute", lambda r: fmt(r["calls_metric"])),
     ("VmRSS: daemon - bare = own", lambda r: "%s - %s = %s KiB" % (fmt(r["rss"]), fmt(r["brss"]), fmt(r["rss"] - r["brss"]))),
     ("RssAnon: daemon - bare = own", lambda r: "%s - %s = %s KiB" % (fmt(r["anon"]), fmt(r["banon"]), fmt(r["anon"] - r["banon"]))),
+    ("VmRSS (RssAnon): daemon - bare after its calls", lambda r: "%s (%s) KiB" % (fmt(r["rss"] - r["arss"]), fmt(r["anon"] - r["aanon"]))),
     ("SIGTERM to exit", lambda r: "%s s" % fmt(r["stop"], 1)),
 ]
 print("| | " + " | ".join(r["size"] for r in rows) + " |")

@@ -39,7 +39,11 @@
 #
 # OUT=DIR keeps, per size, the results, the daemon's log, /proc/PID/smaps and
 # status of the daemon (SIZE.smaps) and of the bare client (SIZE.bare.connected,
-# SIZE.bare.after); WRAP=CMD runs the daemon under CMD (heaptrack, perf).
+# SIZE.bare.after); WRAP=CMD runs the daemon under CMD, which must exec it
+# (its PID is the one watched and stopped): for heaptrack, WRAP="env
+# LD_PRELOAD=/usr/lib/heaptrack/libheaptrack_preload.so
+# DUMP_HEAPTRACK_OUTPUT=FIFO" with heaptrack_interpret reading the FIFO
+# (the heaptrack script forks and does not pass SIGTERM on).
 # Settings (environment): DURATION=180 INTERVAL=2s RETENTION=3m (92
 # samples per instance, the ring of the defaults, 15m at 10s, full within
 # the run), SCRAPE=5, BARE_CALLS=10, BARE_EVERY_MS=500, ALONG_CALLS=6,

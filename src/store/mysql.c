@@ -862,7 +862,7 @@ my_query(struct store_conn *c, const char *sql, const struct store_val *p,
 	size_t lens[MAX_COLS];
 	struct store_row row = {.vals = vals, .lens = lens};
 	MYSQL_RES *res;
-	MYSQL_STMT *st;
+	MYSQL_STMT *st = NULL;
 	MYSQL_ROW r;
 	int ret = 0;
 
