@@ -85,9 +85,9 @@ snapshot_free(struct control_snapshot *s)
 		free(s->groups[i].predictive);
 		free(s->groups[i].refresh);
 		history_put(s->groups[i].history);
-		free(s->groups[i].targets);
+		xrc_put(s->groups[i].targets);
 	}
-	free(s->addrs);
+	xrc_put(s->addrs);
 	free(s->groups);
 	for (size_t i = 0; i < s->n_hosts; i++) {
 		free(s->hosts[i].name);
@@ -95,7 +95,7 @@ snapshot_free(struct control_snapshot *s)
 	}
 	free(s->hosts);
 	free(s->prom);
-	free(s->ready);
+	xrc_put(s->ready);
 	free(s);
 }
 

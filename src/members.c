@@ -72,7 +72,7 @@ mgroup_release(struct mgroup *g)
 {
 	targets_writer_free(g->w);
 	free(g->name);
-	free(g->v);
+	xrc_put(g->v);
 	free(g->rendered);
 	free(g->file);
 }
@@ -87,7 +87,7 @@ members_free(struct members *m)
 		free(m->hosts[i].v);
 	}
 	free(m->hosts);
-	free(m->addrs);
+	xrc_put(m->addrs);
 	for (size_t i = 0; i < m->n_groups; i++)
 		mgroup_release(&m->groups[i]);
 	free(m->groups);
@@ -260,13 +260,14 @@ members_tick(struct daemon *d, int64_t now)
 
 		g->seen = true;
 		g->n = g->pending = 0;
-		free(g->v);
+		xrc_put(g->v);
 		/* room for this group's instances, not for all of them: a
 		 * calloc of every instance per group every 2 s was a good part
 		 * of the loop's time at 5,000 instances in five groups */
 		for (size_t i = 0; i < l.n; i++)
 			room += strcmp(l.v[i].group, gc->name) == 0;
-		g->v = xcalloc(room + 1, sizeof(*g->v));
+		/* counted: the snapshots of every turn share it */
+		g->v = xrc_calloc(room + 1, sizeof(*g->v));
 		for (size_t i = 0; i < l.n; i++) {
 			const struct store_instance *si = &l.v[i];
 			const char *a;
@@ -318,9 +319,7 @@ members_publish(struct daemon *d, struct control_snapshot *s)
 
 			if (strcmp(g->name, cg->name) != 0 || !g->known)
 				continue;
-			cg->targets = xcalloc(g->n + 1, sizeof(*cg->targets));
-			if (g->n)
-				memcpy(cg->targets, g->v, g->n * sizeof(*g->v));
+			cg->targets = xrc_ref(g->v);
 			cg->n_targets = g->n;
 			cg->targets_pending = g->pending;
 			cg->targets_known = true;
@@ -330,8 +329,8 @@ members_publish(struct daemon *d, struct control_snapshot *s)
 	if (m->addrs_stale) {
 		for (size_t i = 0; i < m->n_hosts; i++)
 			n += m->hosts[i].n;
-		free(m->addrs);
-		m->addrs = xcalloc(n + 1, sizeof(*m->addrs));
+		xrc_put(m->addrs);
+		m->addrs = xrc_calloc(n + 1, sizeof(*m->addrs));
 		m->n_addrs = 0;
 		for (size_t i = 0; i < m->n_hosts; i++) {
 			if (m->hosts[i].n)
@@ -344,8 +343,7 @@ members_publish(struct daemon *d, struct control_snapshot *s)
 			      entry_cmp);
 		m->addrs_stale = false;
 	}
-	s->addrs = xcalloc(m->n_addrs + 1, sizeof(*s->addrs));
-	if (m->n_addrs)
-		memcpy(s->addrs, m->addrs, m->n_addrs * sizeof(*s->addrs));
+	/* shared with the snapshot, not copied (control.h) */
+	s->addrs = xrc_ref(m->addrs);
 	s->n_addrs = m->n_addrs;
 }

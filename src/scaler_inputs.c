@@ -35,26 +35,43 @@ ready_cmp(const void *a, const void *b)
 		      ((const struct control_instance *)b)->id);
 }
 
-/* The ready instances and their secrets' hashes, for the HTTP threads. */
+static bool
+ready_entry(const struct store_instance *si)
+{
+	return si->state == STORE_INSTANCE_READY && si->secret_hash &&
+	       strlen(si->id) <= STORE_ID_LEN &&
+	       strlen(si->secret_hash) <
+		       sizeof(((struct control_instance *)0)->secret_hash);
+}
+
+/*
+ * The ready instances and their secrets' hashes, for the HTTP threads:
+ * a new counted table each time (xrc_calloc()), never changed once
+ * built, so that the snapshots of every turn share it (publish.c).
+ */
 static void
 ready_table(struct daemon *d, const struct store_instance_list *all)
 {
+	struct control_instance *v;
 	size_t n = 0;
 
-	d->ready = xreallocarray(d->ready, all->n + 1, sizeof(*d->ready));
+	for (size_t i = 0; i < all->n; i++)
+		n += ready_entry(&all->v[i]);
+	v = xrc_calloc(n + 1, sizeof(*v));
+	n = 0;
 	for (size_t i = 0; i < all->n; i++) {
 		const struct store_instance *si = &all->v[i];
 
-		if (si->state != STORE_INSTANCE_READY || !si->secret_hash ||
-		    strlen(si->id) > STORE_ID_LEN ||
-		    strlen(si->secret_hash) >= sizeof(d->ready[0].secret_hash))
+		if (!ready_entry(si))
 			continue;
-		memcpy(d->ready[n].id, si->id, strlen(si->id) + 1);
-		memcpy(d->ready[n].secret_hash, si->secret_hash,
+		memcpy(v[n].id, si->id, strlen(si->id) + 1);
+		memcpy(v[n].secret_hash, si->secret_hash,
 		       strlen(si->secret_hash) + 1);
 		n++;
 	}
-	qsort(d->ready, n, sizeof(*d->ready), ready_cmp);
+	qsort(v, n, sizeof(*v), ready_cmp);
+	xrc_put(d->ready);
+	d->ready = v;
 	d->n_ready = n;
 }
 

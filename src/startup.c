@@ -370,6 +370,6 @@ daemon_free(struct daemon *d)
 	}
 	members_free(d->members);
 	control_free(d->ctl);
-	free(d->ready);
+	xrc_put(d->ready);
 	config_free(d->cfg);
 }

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,42 @@ xcalloc(size_t nmemb, size_t size)
 	if (!p)
 		fatal("out of memory allocating %zu x %zu bytes", nmemb, size);
 	return p;
+}
+
+/* The count before a counted block, aligned as malloc() aligns. */
+union rc_head {
+	int refs;
+	max_align_t align;
+};
+
+void *
+xrc_calloc(size_t nmemb, size_t size)
+{
+	union rc_head *h;
+
+	if (size && nmemb > (SIZE_MAX - sizeof(*h)) / size)
+		fatal("allocation overflow: %zu x %zu", nmemb, size);
+	h = xcalloc(1, sizeof(*h) + (nmemb && size ? nmemb * size : 1));
+	h->refs = 1;
+	return h + 1;
+}
+
+void *
+xrc_ref(void *p)
+{
+	if (p)
+		__atomic_add_fetch(&((union rc_head *)p - 1)->refs, 1,
+				   __ATOMIC_ACQ_REL);
+	return p;
+}
+
+void
+xrc_put(void *p)
+{
+	union rc_head *h = p ? (union rc_head *)p - 1 : NULL;
+
+	if (h && __atomic_sub_fetch(&h->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		free(h);
 }
 
 void *

@@ -25,6 +25,18 @@ char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
+ * Counted memory, for tables one thread builds and others then only read
+ * (the loop's ready table and members' addresses, carried by every
+ * snapshot it publishes, control.h). xrc_calloc() returns zeroed room
+ * for nmemb x size (at least one byte) holding one reference;
+ * xrc_ref() adds one and returns p; xrc_put() drops one and frees on the
+ * last. The count is atomic; both accept NULL. Never free() such a block.
+ */
+void *xrc_calloc(size_t nmemb, size_t size);
+void *xrc_ref(void *p);
+void xrc_put(void *p);
+
+/*
  * Growable NUL-terminated buffer (git's strbuf). STRBUF_INIT or
  * strbuf_init(); strbuf_release() frees the contents; strbuf_detach()
  * hands the string to the caller (who frees it) and resets the buffer.

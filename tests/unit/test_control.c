@@ -168,12 +168,12 @@ test_snapshot(void **state)
 static void
 test_ready_table(void **state)
 {
-	struct control_snapshot *s = control_snapshot_new(0);
+	struct control_snapshot *s = control_snapshot_new(0), *s2;
 	static const char *ids[] = {"0000000a", "0000000b", "0000000c"};
 
 	(void)state;
 	assert_null(control_snapshot_ready(s, "0000000a")); /* empty */
-	s->ready = xcalloc(3, sizeof(*s->ready));
+	s->ready = xrc_calloc(3, sizeof(*s->ready)); /* counted, as the loop's */
 	s->n_ready = 3;
 	for (int i = 0; i < 3; i++) {
 		snprintf(s->ready[i].id, sizeof(s->ready[i].id), "%s", ids[i]);
@@ -186,7 +186,15 @@ test_ready_table(void **state)
 	assert_null(control_snapshot_ready(s, "00000009"));
 	assert_null(control_snapshot_ready(s, "0000000d"));
 	assert_null(control_snapshot_ready(NULL, "0000000a"));
+	/* the next turn's snapshot shares the table (publish.c): it
+	 * outlives the snapshot it came with */
+	s2 = control_snapshot_new(0);
+	s2->ready = xrc_ref(s->ready);
+	s2->n_ready = s->n_ready;
 	control_snapshot_put(s);
+	for (int i = 0; i < 3; i++)
+		assert_non_null(control_snapshot_ready(s2, ids[i]));
+	control_snapshot_put(s2);
 }
 
 static void
