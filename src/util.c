@@ -68,6 +68,18 @@ xrc_calloc(size_t nmemb, size_t size)
 	return h + 1;
 }
 
+uint64_t
+util_str_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ull; /* FNV's offset basis */
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
 void *
 xrc_ref(void *p)
 {

@@ -94,6 +94,9 @@ char *util_format_duration(int64_t ms);
 char *util_format_size(uint64_t bytes);
 char *util_format_percent(double pct);
 
+/* FNV-1a over a string: a cheap key for caches (not against attackers). */
+uint64_t util_str_hash(const char *s);
+
 /* Compare secrets without leaking where they differ; lengths may differ. */
 bool util_secret_equal(const void *a, size_t alen, const void *b, size_t blen);
 

@@ -59,8 +59,10 @@ LOG_TAG("store-mysql");
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
-/* A server-side prepared statement, kept per connection by SQL text. */
+/* A server-side prepared statement, kept per connection by SQL text
+ * (found by the text's hash first, as store/sqlite.c's). */
 struct stmt_slot {
+	uint64_t hash;
 	char *sql;
 	MYSQL_STMT *st;
 };
@@ -570,10 +572,11 @@ stmt_get(struct store_conn *c, const char *sql, bool *full, bool *lost,
 {
 	my_bool one = 1;
 	MYSQL_STMT *st;
+	uint64_t h = util_str_hash(sql);
 
 	*full = *lost = false;
 	for (size_t i = 0; i < c->ncache; i++)
-		if (strcmp(c->cache[i].sql, sql) == 0)
+		if (c->cache[i].hash == h && strcmp(c->cache[i].sql, sql) == 0)
 			return c->cache[i].st;
 	if (c->ncache == STMT_CACHE) {
 		*full = true;
@@ -591,6 +594,7 @@ stmt_get(struct store_conn *c, const char *sql, bool *full, bool *lost,
 		sym_mysql_stmt_close(st);
 		return NULL;
 	}
+	c->cache[c->ncache].hash = h;
 	c->cache[c->ncache].sql = xstrdup(sql);
 	c->cache[c->ncache].st = st;
 	c->ncache++;

@@ -27,7 +27,11 @@ LOG_TAG("store-sqlite");
 #define STMT_CACHE 64
 #define MAX_COLS 32
 
+/* A cached statement, found by its text's hash first: a strcmp() of
+ * every cached text, which share long prefixes, was most of a one-row
+ * query's client time. */
 struct stmt_slot {
+	uint64_t hash;
 	char *sql;
 	sqlite3_stmt *st;
 };
@@ -210,10 +214,11 @@ static sqlite3_stmt *
 prepare(struct store_conn *c, const char *sql, bool *owned)
 {
 	sqlite3_stmt *st = NULL;
+	uint64_t h = util_str_hash(sql);
 
 	*owned = false;
 	for (size_t i = 0; i < c->ncache; i++)
-		if (strcmp(c->cache[i].sql, sql) == 0)
+		if (c->cache[i].hash == h && strcmp(c->cache[i].sql, sql) == 0)
 			return c->cache[i].st;
 	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
 		sq_error(c, "prepare");
@@ -221,6 +226,7 @@ prepare(struct store_conn *c, const char *sql, bool *owned)
 		return NULL;
 	}
 	if (c->ncache < STMT_CACHE) {
+		c->cache[c->ncache].hash = h;
 		c->cache[c->ncache].sql = xstrdup(sql);
 		c->cache[c->ncache].st = st;
 		c->ncache++;

@@ -250,6 +250,17 @@ test_counted(void **state)
 	xrc_put(NULL);
 }
 
+/* FNV-1a's published 64-bit values; the statement caches key on it. */
+static void
+test_str_hash(void **state)
+{
+	(void)state;
+	assert_true(util_str_hash("") == 0xcbf29ce484222325ull);
+	assert_true(util_str_hash("a") == 0xaf63dc4c8601ec8cull);
+	assert_true(util_str_hash("foobar") == 0x85944171f73967e8ull);
+	assert_true(util_str_hash("SELECT 1") != util_str_hash("SELECT 2"));
+}
+
 static void
 test_uuid_parse(void **state)
 {
@@ -316,6 +327,7 @@ main(void)
 		cmocka_unit_test(test_err_prefix),
 		cmocka_unit_test(test_uuid_parse),
 		cmocka_unit_test(test_counted),
+		cmocka_unit_test(test_str_hash),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
