@@ -188,8 +188,15 @@ def main():
         virsh(uri, "define", xml, check=True)
         wait("the domain of the gone instance removed",
              lambda: name not in defined(uri))
-        removed = [e for e in events("reconcile")
-                   if "although the instance is gone" in e.get("message", "")]
+
+        def removed_events():
+            return [e for e in events("reconcile")
+                    if "although the instance is gone" in e.get("message", "")]
+        # the loop records the event after the undefine and the store's
+        # end of the instance (remove_domain()): a few ms later, which
+        # the domain's absence alone does not wait for
+        wait("the 'although the instance is gone' event", removed_events)
+        removed = removed_events()
         if len(removed) != 1:
             raise Fail("expected one 'still on ... although gone' event: %s"
                        % events("reconcile"))
