@@ -70,6 +70,9 @@ struct store {
 	bool cache_valid;
 	int64_t cache_gen, cache_ms;
 	struct store_instance_list cache;
+	/* positions in cache.v sorted by id, for cache_follow(); built on
+	 * first need after each refresh (NULL until then) */
+	uint32_t *cache_by_id;
 };
 
 /* ---- names and enums --------------------------------------------------- */
@@ -1208,6 +1211,7 @@ store_close(struct store *s)
 	pthread_mutex_destroy(&s->cache_mu);
 	pthread_cond_destroy(&s->cond);
 	store_instance_list_release(&s->cache);
+	free(s->cache_by_id);
 	if (s->password) {
 		explicit_bzero(s->password, strlen(s->password));
 		free(s->password);
@@ -2115,6 +2119,8 @@ cached_list(struct store *s, const struct store_instance_filter *f,
 		goto done;
 	}
 	store_instance_list_release(&s->cache);
+	free(s->cache_by_id);
+	s->cache_by_id = NULL;
 	s->cache = fresh;
 	s->cache_gen = gen;
 	s->cache_ms = now;
@@ -2269,7 +2275,8 @@ cleanup:
  * opposed to a bad item.
  */
 static int
-heartbeat_one(struct store *s, const struct store_heartbeat *h, bool *fatal)
+heartbeat_one(struct store *s, const struct store_heartbeat *h,
+	      int64_t now_wall, bool *fatal)
 {
 	struct state_ctx cur = {false, 0, NULL, false};
 	int64_t changes = 0;
@@ -2294,7 +2301,7 @@ heartbeat_one(struct store *s, const struct store_heartbeat *h, bool *fatal)
 		 "WHERE id = ? AND state NOT IN ('deleting', 'gone')",
 	      (struct store_val[]){SV_INT(h->busy), SV_INT(h->time_ms),
 				   SV_INT(h->busy), SV_INT(h->time_ms),
-				   SV_INT(h->time_ms), SV_INT(util_wall_ms()),
+				   SV_INT(h->time_ms), SV_INT(now_wall),
 				   SV_TEXT(h->id)},
 	      7, &changes, NULL) < 0) {
 		*fatal = true;
@@ -2314,28 +2321,130 @@ heartbeat_one(struct store *s, const struct store_heartbeat *h, bool *fatal)
 	return rc;
 }
 
+static int
+by_id_cmp(const void *a, const void *b, void *ctx)
+{
+	const struct store_instance *v = ctx;
+
+	return strcmp(v[*(const uint32_t *)a].id, v[*(const uint32_t *)b].id);
+}
+
+/* The cache's row of id, or NULL (cache_mu held). */
+static struct store_instance *
+cache_row(struct store *s, const char *id)
+{
+	size_t lo = 0, hi = s->cache.n;
+
+	if (!s->cache_by_id) {
+		s->cache_by_id = xreallocarray(NULL, s->cache.n + 1,
+					       sizeof(*s->cache_by_id));
+		for (size_t i = 0; i < s->cache.n; i++)
+			s->cache_by_id[i] = (uint32_t)i;
+		qsort_r(s->cache_by_id, s->cache.n, sizeof(*s->cache_by_id),
+			by_id_cmp, s->cache.v);
+	}
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		struct store_instance *in = &s->cache.v[s->cache_by_id[mid]];
+		int c = strcmp(id, in->id);
+
+		if (c == 0)
+			return in;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+/*
+ * The cache follows a heartbeat batch of its own handle: when it was the
+ * table as of gen0, the generation the batch's transaction started from,
+ * and the batch changed exactly one row per accepted heartbeat (gen1 =
+ * gen0 + that many), it becomes the table as of gen1 by applying the same
+ * changes as heartbeat_one()'s UPDATE. Otherwise nothing: the next
+ * listing compares generations and reads the table again, as before.
+ *
+ * Why: heartbeats change instance rows every turn, so without this every
+ * listing of a daemon whose guests send heartbeats read the whole table
+ * again (bench/README.md, "The loop and the collector, fourth pass").
+ * Rows a listing already copied are its own (cache_copy()); the strings,
+ * shared, do not change.
+ */
+static void
+cache_follow(struct store *s, const struct store_heartbeat *v, size_t n,
+	     int64_t now_wall, int64_t gen0, int64_t gen1)
+{
+	size_t ok = 0;
+
+	for (size_t i = 0; i < n; i++)
+		ok += v[i].rc == STORE_OK;
+	pthread_mutex_lock(&s->cache_mu);
+	if (!s->cache_valid || s->cache_gen != gen0)
+		goto out;
+	if (gen1 != gen0 + (int64_t)ok) {
+		s->cache_valid = false;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct store_heartbeat *h = &v[i];
+		struct store_instance *in;
+
+		if (h->rc != STORE_OK)
+			continue;
+		in = cache_row(s, h->id);
+		if (!in) {
+			s->cache_valid = false; /* cannot be: read it again */
+			goto out;
+		}
+		/* heartbeat_one()'s SET, from the old values */
+		in->busy_since_ms = !h->busy ? 0
+				    : in->busy ? in->busy_since_ms : h->time_ms;
+		in->busy = h->busy;
+		if (in->heartbeat_ms <= h->time_ms)
+			in->heartbeat_ms = h->time_ms;
+		in->updated_ms = now_wall;
+	}
+	s->cache_gen = gen1;
+out:
+	pthread_mutex_unlock(&s->cache_mu);
+}
+
 int
 store_instance_heartbeat_batch(struct store *s, struct store_heartbeat *v,
 			       size_t n)
 {
+	struct store *l;
+	int64_t now_wall = util_wall_ms(), gen0 = -1, gen1 = -1;
+	bool follow = s->drv->instances_gen && s->pool == s;
 	int rc;
 
-	s = lock(s);
-	rc = tx_begin(s);
+	l = lock(s);
+	rc = tx_begin(l);
 	if (rc < 0)
 		goto cleanup;
+	/* the generations around the batch, for cache_follow(): a failed
+	 * read only means the cache does not follow */
+	if (follow && instances_gen(l, &gen0) < 0)
+		follow = false;
 	for (size_t i = 0; i < n; i++) {
 		bool fatal = false;
 
-		v[i].rc = heartbeat_one(s, &v[i], &fatal);
+		v[i].rc = heartbeat_one(l, &v[i], now_wall, &fatal);
 		if (fatal) {
 			rc = STORE_E_ERROR;
 			break;
 		}
 	}
-	rc = tx_end(s, rc);
+	if (rc == STORE_OK && follow && instances_gen(l, &gen1) < 0)
+		follow = false;
+	rc = tx_end(l, rc);
 cleanup:
-	unlock(s);
+	unlock(l);
+	/* after unlock(): cached_list() takes cache_mu before the lane */
+	if (rc == STORE_OK && follow)
+		cache_follow(s, v, n, now_wall, gen0, gen1);
 	return rc;
 }
 

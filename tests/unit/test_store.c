@@ -1800,6 +1800,8 @@ same_listing(struct store *a, struct store *b,
 		assert_int_equal(x->created_ms, y->created_ms);
 		assert_int_equal(x->heartbeat_ms, y->heartbeat_ms);
 		assert_int_equal(x->busy, y->busy);
+		assert_int_equal(x->busy_since_ms, y->busy_since_ms);
+		assert_int_equal(x->updated_ms, y->updated_ms);
 	}
 	store_instance_list_release(&la);
 	store_instance_list_release(&lb);
@@ -1950,6 +1952,128 @@ test_instance_cache(void **state)
 	raw_exec("UPDATE instances SET created_ms = 2.5 WHERE id = '" ID1 "'");
 	assert_int_equal(store_instance_get(s, ID1, &in), STORE_E_ERROR);
 	expect_msg("created_ms");
+	store_close(b);
+}
+
+/*
+ * The cache follows its own handle's heartbeat batches (store.c,
+ * cache_follow()): the listing after one is the table's, field by field,
+ * without reading the table again; a batch after someone else's change,
+ * or one that changed what it should not have, leaves the cache to be
+ * read again.
+ */
+static void
+test_cache_follows_heartbeats(void **state)
+{
+	struct store *s = *state, *b;
+	struct store_instance_filter live = {NULL, NULL, STORE_STATES_NOT_GONE};
+	char id1[STORE_ID_LEN + 1], id2[STORE_ID_LEN + 1], id3[STORE_ID_LEN + 1];
+	char buf[64];
+	int64_t g0, g1;
+
+	if (mariadb)
+		skip(); /* no cache (test_instance_cache) */
+	put_group(s, "web", 3);
+	put_instance(s, "web", STORE_INSTANCE_READY, id1);
+	put_instance(s, "web", STORE_INSTANCE_BOOTING, id2);
+	put_instance(s, "web", STORE_INSTANCE_DELETING, id3);
+	b = open_ok(cur_url);
+	assert_true(store_instance_cache(s, 60000));
+	same_listing(s, b, &live);
+	{
+		struct store_heartbeat hb[] = {
+			{id1, 1000, true, -1},
+			{id2, 2000, false, -1},
+			{id1, 900, true, -1},  /* older: heartbeat_ms stays */
+			{id3, 3000, false, -1}, /* deleting: refused */
+			{ID1, 4000, false, -1}, /* unknown */
+			{id2, 2500, true, -1},  /* busy from 2500 */
+			{id1, 1600, false, -1}, /* no longer busy */
+		};
+
+		assert_int_equal(store_instance_generation(s, &g0), STORE_OK);
+		assert_int_equal(store_instance_heartbeat_batch(s, hb, 7), STORE_OK);
+		assert_int_equal(hb[0].rc, STORE_OK);
+		assert_int_equal(hb[3].rc, STORE_E_CONFLICT);
+		assert_int_equal(hb[4].rc, STORE_E_NOTFOUND);
+		assert_int_equal(store_instance_generation(s, &g1), STORE_OK);
+		assert_int_equal(g1, g0 + 5);
+	}
+	/* The listing now is the cache, not a new read of the table: a
+	 * change that does not move the generation is not in it (an
+	 * address here), and the heartbeats' fields are the table's, one
+	 * by one, with the values the batch meant. */
+	raw_exec("DROP TRIGGER instances_gen_update");
+	raw_exec("UPDATE instances SET address = '192.0.2.60'");
+	{
+		struct store_instance_list la, lb;
+
+		assert_int_equal(store_instance_list(s, &live, &la), STORE_OK);
+		assert_int_equal(store_instance_list(b, &live, &lb), STORE_OK);
+		assert_int_equal(la.gen, g1);
+		assert_int_equal(la.n, 3);
+		assert_int_equal(lb.n, 3);
+		for (size_t i = 0; i < la.n; i++) {
+			const struct store_instance *x = &la.v[i], *y = &lb.v[i];
+
+			assert_string_equal(x->id, y->id);
+			assert_null(x->address);
+			assert_string_equal(y->address, "192.0.2.60");
+			assert_int_equal(x->heartbeat_ms, y->heartbeat_ms);
+			assert_int_equal(x->busy, y->busy);
+			assert_int_equal(x->busy_since_ms, y->busy_since_ms);
+			assert_int_equal(x->updated_ms, y->updated_ms);
+			if (!strcmp(x->id, id1)) {
+				assert_int_equal(x->heartbeat_ms, 1600);
+				assert_false(x->busy);
+				assert_int_equal(x->busy_since_ms, 0);
+			} else if (!strcmp(x->id, id2)) {
+				assert_int_equal(x->heartbeat_ms, 2500);
+				assert_true(x->busy);
+				assert_int_equal(x->busy_since_ms, 2500);
+			} else {
+				assert_int_equal(x->heartbeat_ms, 0);
+			}
+		}
+		store_instance_list_release(&la);
+		store_instance_list_release(&lb);
+	}
+	raw_exec("CREATE TRIGGER instances_gen_update AFTER UPDATE ON instances "
+		 "BEGIN UPDATE instances_version SET gen = gen + 1; END");
+	raw_exec("UPDATE instances_version SET gen = gen + 1");
+	same_listing(s, b, &live);
+
+	/* someone else's change first: the batch does not make the cache
+	 * current (it would keep the old address under the new generation) */
+	raw_exec("UPDATE instances SET address = '192.0.2.61'"); /* trigger */
+	{
+		struct store_heartbeat hb = {id1, 5000, false, -1};
+
+		assert_int_equal(store_instance_heartbeat_batch(s, &hb, 1), STORE_OK);
+	}
+	assert_string_equal(listed_address(s, &live, id1, buf, sizeof(buf)),
+			    "192.0.2.61");
+	same_listing(s, b, &live);
+
+	/* a batch whose rows moved the generation more than one each (a
+	 * trigger of someone's own here): not followed */
+	raw_exec("CREATE TRIGGER extra AFTER UPDATE OF heartbeat_ms ON instances "
+		 "BEGIN UPDATE instances SET notes = 'x' WHERE id = NEW.id; END");
+	{
+		struct store_heartbeat hb = {id2, 6000, false, -1};
+
+		assert_int_equal(store_instance_heartbeat_batch(s, &hb, 1), STORE_OK);
+	}
+	same_listing(s, b, &live);
+	{
+		struct store_instance_list l;
+
+		assert_int_equal(store_instance_list(s, &live, &l), STORE_OK);
+		for (size_t i = 0; i < l.n; i++)
+			if (!strcmp(l.v[i].id, id2))
+				assert_string_equal(l.v[i].notes, "x");
+		store_instance_list_release(&l);
+	}
 	store_close(b);
 }
 
@@ -2694,6 +2818,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_instances, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_instance_cache, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_cache_follows_heartbeats,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cas, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_heartbeat, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_events, setup, teardown),
