@@ -118,6 +118,20 @@ op_list_all(struct store *s, char (*ids)[STORE_ID_LEN + 1], long i)
 	return rc;
 }
 
+/* One turn of a daemon whose guests send heartbeats: the turn's batch of
+ * NINST heartbeats through the loop's handle, then the scaler's listing;
+ * counts as one op. The cache follows its own handle's batches (store.c,
+ * cache_follow()); before that, each listing read the table again. */
+static int
+op_batch_list_all(struct store *s, char (*ids)[STORE_ID_LEN + 1], long i)
+{
+	int rc = STORE_OK;
+
+	for (long k = 0; k < NINST && rc == STORE_OK; k++)
+		rc = op_heartbeat_batch(s, ids, i * NINST + k);
+	return rc == STORE_OK ? op_list_all(s, ids, i) : rc;
+}
+
 /* NLIST - NINST more instances, in five groups, with what adopted ones
  * carry (host, domain, secret hash, address), created in a shuffled
  * order of created_ms like adoption's. */
@@ -256,8 +270,10 @@ main(int argc, char **argv)
 	fill(s);
 	run(s, ids, "instance list, 5,000 rows, all groups", op_list_all);
 	/* the loop's handle: from memory while no instance changed */
-	if (store_instance_cache(s, 60000))
+	if (store_instance_cache(s, 60000)) {
 		run(s, ids, "... the same, unchanged, cached", op_list_all);
+		run(s, ids, "100 heartbeats, then that listing", op_batch_list_all);
+	}
 	store_close(s);
 	if (argc == 1) {
 		char *cmd = xasprintf("rm -rf '%s'", tmp);
