@@ -70,9 +70,9 @@ struct store {
 	bool cache_valid;
 	int64_t cache_gen, cache_ms;
 	struct store_instance_list cache;
-	/* positions in cache.v sorted by id, for cache_follow(); built on
-	 * first need after each refresh (NULL until then) */
-	uint32_t *cache_by_id;
+	/* cache.v's rows sorted by id, for cache_follow(); built on first
+	 * need after each refresh (NULL until then) */
+	struct store_instance **cache_by_id;
 };
 
 /* ---- names and enums --------------------------------------------------- */
@@ -2322,40 +2322,36 @@ heartbeat_one(struct store *s, const struct store_heartbeat *h,
 }
 
 static int
-by_id_cmp(const void *a, const void *b, void *ctx)
+by_id_cmp(const void *a, const void *b)
 {
-	const struct store_instance *v = ctx;
+	return strcmp((*(struct store_instance *const *)a)->id,
+		      (*(struct store_instance *const *)b)->id);
+}
 
-	return strcmp(v[*(const uint32_t *)a].id, v[*(const uint32_t *)b].id);
+static int
+id_key_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, (*(struct store_instance *const *)elem)->id);
 }
 
 /* The cache's row of id, or NULL (cache_mu held). */
 static struct store_instance *
 cache_row(struct store *s, const char *id)
 {
-	size_t lo = 0, hi = s->cache.n;
+	struct store_instance **found;
 
 	if (!s->cache_by_id) {
 		s->cache_by_id = xreallocarray(NULL, s->cache.n + 1,
 					       sizeof(*s->cache_by_id));
 		for (size_t i = 0; i < s->cache.n; i++)
-			s->cache_by_id[i] = (uint32_t)i;
-		qsort_r(s->cache_by_id, s->cache.n, sizeof(*s->cache_by_id),
-			by_id_cmp, s->cache.v);
+			s->cache_by_id[i] = &s->cache.v[i];
+		qsort(s->cache_by_id, s->cache.n, sizeof(*s->cache_by_id),
+		      by_id_cmp);
 	}
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		struct store_instance *in = &s->cache.v[s->cache_by_id[mid]];
-		int c = strcmp(id, in->id);
-
-		if (c == 0)
-			return in;
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return NULL;
+	found = s->cache.n == 0 ? NULL
+		: bsearch(id, s->cache_by_id, s->cache.n,
+			  sizeof(*s->cache_by_id), id_key_cmp);
+	return found ? *found : NULL;
 }
 
 /*
