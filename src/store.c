@@ -2364,7 +2364,8 @@ cache_row(struct store *s, const char *id)
  *
  * Why: heartbeats change instance rows every turn, so without this every
  * listing of a daemon whose guests send heartbeats read the whole table
- * again (bench/README.md, "The loop and the collector, fourth pass").
+ * again (bench/README.md, "Memory, fourth pass, and what the loop does
+ * each turn").
  * Rows a listing already copied are its own (cache_copy()); the strings,
  * shared, do not change.
  */
@@ -2407,13 +2408,28 @@ out:
 	pthread_mutex_unlock(&s->cache_mu);
 }
 
+/* Whether s keeps a copy to follow (taken and dropped before the lane:
+ * cached_list() takes cache_mu first). A hint; cache_follow() decides. */
+static bool
+cache_kept(struct store *s)
+{
+	bool kept;
+
+	if (!s->drv->instances_gen || s->pool != s)
+		return false;
+	pthread_mutex_lock(&s->cache_mu);
+	kept = s->cache_max_age_ms > 0 && s->cache_valid;
+	pthread_mutex_unlock(&s->cache_mu);
+	return kept;
+}
+
 int
 store_instance_heartbeat_batch(struct store *s, struct store_heartbeat *v,
 			       size_t n)
 {
 	struct store *l;
 	int64_t now_wall = util_wall_ms(), gen0 = -1, gen1 = -1;
-	bool follow = s->drv->instances_gen && s->pool == s;
+	bool follow = cache_kept(s);
 	int rc;
 
 	l = lock(s);

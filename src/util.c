@@ -6,8 +6,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stddef.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,18 +66,6 @@ xrc_calloc(size_t nmemb, size_t size)
 	h = xcalloc(1, sizeof(*h) + (nmemb && size ? nmemb * size : 1));
 	h->refs = 1;
 	return h + 1;
-}
-
-uint64_t
-util_str_hash(const char *s)
-{
-	uint64_t h = 14695981039346656037ull; /* FNV's offset basis */
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ull;
-	}
-	return h;
 }
 
 void *
@@ -500,6 +488,18 @@ char *
 util_format_percent(double pct)
 {
 	return xasprintf("%g%%", pct);
+}
+
+uint64_t
+util_str_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ull; /* FNV's offset basis */
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ull;
+	}
+	return h;
 }
 
 bool
