@@ -403,10 +403,10 @@ daemon_loop(struct daemon *d)
 			d->next_collect_ms = now + d->cfg->daemon.interval_ms;
 		}
 		/* Instances without a sample for the whole retention leave
-		 * the built-in store: a walk of every ring (a cache miss
-		 * each, 1-2 ms at 5,000), so once a minute, not each round;
-		 * a gone instance's ring outlives the retention by at most
-		 * that minute. */
+		 * the built-in store (those the collector saw go are removed
+		 * at once, sink.c): a walk of every ring (a cache miss each,
+		 * 1-2 ms at 5,000), so once a minute, not each round; such a
+		 * ring outlives the retention by at most that minute. */
 		if (now >= next_prune) {
 			mstore_prune(d->mstore,
 				     now - d->cfg->daemon.metrics.retention_ms);
