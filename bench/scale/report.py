@@ -21,10 +21,12 @@ Per size, from watch.py's measurements and the bare client's:
 - wall per round: collector round + the loop's busy time per round
   (reconciliation included), and its ratio to the bare call's wall time;
 - the bare call beside the daemon: the same call at the daemon's interval,
-  half an interval after its rounds, once watch.py's window is over
-  (median of calls 2 and on), and the wall per round against it: the
-  like-for-like ratio (the first bare call ran 0.5 s apart on a libvirtd
-  just started, which answers faster than one asked every 10 s);
+  half an interval after its rounds, during watch.py's window (results
+  before 2026-12-07's session 9: once the window was over; median of
+  calls 2 and on), and the wall per round against it: the like-for-like
+  ratio (the first bare call ran 0.5 s apart on a libvirtd just started,
+  which answers faster than one asked every 10 s); libvirtd's CPU for
+  these calls is not counted as the daemon's;
 - reconciliation: the loop's turns during which it listed the domains
   (ConnectListAllDomains, one a pass, every 30 s): their mean wall time
   and loop CPU, and the RPCs other than stats calls per pass;
@@ -69,7 +71,12 @@ for path in sys.argv[1:]:
     dur = r["duration_s"]
     cpu_round = r["daemon_cpu_s"] * 1e3 / rounds
     loop_round = r["loop_cpu_s"] * 1e3 / rounds
-    srv_round = r.get("libvirtd_cpu_s", float("nan")) * 1e3 / rounds
+    srv_cpu_s = r.get("libvirtd_cpu_s", float("nan"))
+    if r.get("along_during"):
+        # libvirtd's CPU for the bare calls made during the window
+        srv_cpu_s -= sum(max(c["server_cpu_ms"], 0)
+                         for c in r["bare_along"]["calls"]) / 1e3
+    srv_round = srv_cpu_s * 1e3 / rounds
     busy_s = (1 - r["idle_share"]) * dur
     coll = med(r.get("collect_s_samples", [])) * 1e3
     tick = med(r.get("tick_s_samples", [])) * 1e3
@@ -112,6 +119,7 @@ for path in sys.argv[1:]:
         banon=bm.get("RssAnon", 0), rounds=rounds, dur=dur,
         arss=ba_.get("VmRSS", float("nan")), aanon=ba_.get("RssAnon", float("nan")),
         load=r.get("load_after", "?"), procs=r.get("rpcs_by_proc", {}),
+        rpcs_bare=r.get("rpcs_bare"),
         idle=r["idle_syscall"]))
 
 
@@ -151,5 +159,7 @@ print()
 for r in rows:
     top = ", ".join("%s: %d" % (k.strip(), v) for k, v in list(r["procs"].items())[:8])
     print("%s: %d collector rounds in %.0f s; idle wait = syscall %s; load after %s; "
-          "RPCs by procedure: %s" % (r["size"], r["rounds"], r["dur"], r["idle"],
-                                     r["load"], top))
+          "RPCs by procedure: %s%s" % (r["size"], r["rounds"], r["dur"], r["idle"],
+                                       r["load"], top,
+                                       "; the bare client's, not counted: %d" % r["rpcs_bare"]
+                                       if r["rpcs_bare"] is not None else ""))

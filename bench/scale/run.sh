@@ -28,11 +28,12 @@
 #      daemon is its only client meanwhile; client side on the shared
 #      libvirtd of the QEMU sizes, LIBVIRT_LOG_FILTERS in the daemon's
 #      environment), memory at the end;
-#   6. the bare client again, beside the daemon: ALONG_CALLS (6) bulk
-#      calls at the daemon's interval, half an interval after its rounds
-#      (the same libvirtd, as long running and as recently asked as for
-#      the daemon's calls; outside watch.py's window, so that its calls
-#      are not counted as the daemon's);
+#   6. meanwhile, the bare client again, beside the daemon: bulk calls at
+#      the daemon's interval, half an interval after its rounds, through
+#      the window (ALONG_CALLS overrides how many; the same libvirtd, as
+#      long running and as recently asked as for the daemon's calls, over
+#      the same minutes); its RPCs are told apart by a call the daemon
+#      never makes, and its libvirtd CPU is taken off the daemon's;
 #   7. SIGTERM (the stop time is printed), domains and libvirtd gone.
 # Then one table (bench/scale/report.py). Reconciliation runs at its own
 # period (30 s; VA_TEST_RECONCILE_MS overrides it, docs/testing.md).
@@ -63,7 +64,6 @@ interval=${INTERVAL:-2s}
 retention=${RETENTION:-3m}
 scrape=${SCRAPE:-5}
 bare_calls=${BARE_CALLS:-10}
-along_calls=${ALONG_CALLS:-6}
 pdir=${VA_SCALE_DIR:-/run/va-sc}
 GROUP_MAX=1000
 bin=$build/src/virt-autoscaler
@@ -99,6 +99,7 @@ private_stop() {
 }
 cleanup() {
 	set +e
+	[ -n "${along_pid:-}" ] && pkill -P "$along_pid" 2>/dev/null && kill "$along_pid" 2>/dev/null
 	if [ -n "$pid" ]; then
 		stop_pid "$pid" "virt-autoscaler" 40
 		wait "$pid" 2>/dev/null
@@ -313,22 +314,34 @@ for size in $sizes; do
 	[ "${ready:-0}" -ge "$n" ] 2>/dev/null || { echo "run.sh: not all $n domains adopted" >&2; exit 1; }
 	# let the collector warm up (facts of every domain on its first round)
 	sleep 5
-	log "N=$size: watching for ${duration}s"
+	# The bare client beside the daemon, during watch.py's window: the
+	# same call at the daemon's interval, half an interval after one of
+	# its rounds, on the libvirtd the daemon uses at that moment (as long
+	# running, as recently asked). The call before the daemon ran 0.5 s
+	# apart on a libvirtd just started; 10 s apart the same call takes up
+	# to twice as long (libvirtd's CPU too). During the window, not after
+	# it: this machine's speed drifts by 2-4x over minutes, and the ratio
+	# is only like for like when both are measured over the same minute.
+	# Its RPCs are told from the daemon's by its mark (watch.py), and
+	# its calls' libvirtd CPU is taken off the daemon's (report.py).
+	# report.py gives the ratios against both.
+	iv_ms=$(interval_ms "$interval")
+	along_calls=${ALONG_CALLS:-$(( (duration * 1000 - iv_ms * 3 / 2) / iv_ms + 1 ))}
+	[ "$along_calls" -ge 2 ] || along_calls=2
+	log "N=$size: watching for ${duration}s; $along_calls bare calls beside the daemon, ${iv_ms} ms apart"
+	(
+		timeout $(( iv_ms / 1000 * 2 + 30 )) bash -c \
+			'tail -n0 -F "$1" 2>/dev/null | grep -q -m1 "proc=344 type=0"' _ "${rpc_args[1]}" || true
+		sleep "$(( iv_ms / 2000 )).$(( (iv_ms / 2) % 1000 / 100 ))"
+		exec "$helper" bare "$host_uri" "$along_calls" "$iv_ms" ${server_pid:-} >"$dir/bare-along.txt"
+	) &
+	along_pid=$!
 	python3 "$here/watch.py" --pid "$pid" --port "$port" --duration "$duration" \
 		--scrape "$scrape" ${server_pid:+--server-pid "$server_pid"} \
 		"${rpc_args[@]}" --json "$dir/watch.json" >/dev/null
-	# The bare client again, now beside the daemon: the same call at the
-	# daemon's interval, half an interval after one of its rounds, on the
-	# libvirtd the daemon uses at that moment (as long running, as
-	# recently asked). The call before the daemon ran 0.5 s apart on a
-	# libvirtd just started; 10 s apart the same call takes up to twice as
-	# long (libvirtd's CPU too). report.py gives the ratios against both.
-	iv_ms=$(interval_ms "$interval")
-	log "N=$size: $along_calls bare calls beside the daemon, ${iv_ms} ms apart"
-	timeout $(( iv_ms / 1000 * 2 + 30 )) bash -c \
-		'tail -n0 -F "$1" 2>/dev/null | grep -q -m1 "proc=344 type=0"' _ "${rpc_args[1]}" || true
-	sleep "$(( iv_ms / 2000 )).$(( (iv_ms / 2) % 1000 / 100 ))"
-	"$helper" bare "$host_uri" "$along_calls" "$iv_ms" ${server_pid:-} >"$dir/bare-along.txt"
+	# the bare calls end with the window or soon after
+	wait "$along_pid" || { along_pid=; echo "run.sh: the bare client beside the daemon failed" >&2; exit 1; }
+	along_pid=
 	grep 'bare call' "$dir/bare-along.txt" >&2 || true
 	if [ -n "${OUT:-}" ]; then
 		# where the memory is, for whoever wants to make it smaller
@@ -364,7 +377,8 @@ def bare_of(path):
 
 w.update(size=sys.argv[3], n=int(sys.argv[4]), adopt_s=float(sys.argv[5]),
          stop_s=float(sys.argv[6]), bare=bare_of(sys.argv[7]),
-         bare_along=bare_of(sys.argv[10]), interval_ms=int(sys.argv[11]),
+         bare_along=bare_of(sys.argv[10]), along_during=True,
+         interval_ms=int(sys.argv[11]),
          load_after=sys.argv[8], daemon_log_lines=int(sys.argv[9]))
 json.dump(w, open(sys.argv[2], "w"), indent=1)
 PY

@@ -157,6 +157,15 @@ cmd_bare(const char *uri, int calls, int every_ms, long server)
 
 	if (!conn)
 		die("connect");
+	/* a call the daemon never makes: watch.py tells this client's
+	 * RPCs from the daemon's by it in libvirtd's log, as the calls may
+	 * run during its window */
+	{
+		unsigned long lib;
+
+		if (virConnectGetLibVersion(conn, &lib) < 0)
+			die("virConnectGetLibVersion");
+	}
 	print_mem("connected");
 	for (int i = 0; i < calls; i++) {
 		virDomainStatsRecordPtr *recs = NULL;

@@ -126,6 +126,7 @@ RX = re.compile(r"^(\S+ \S+): .*RPC_(SERVER_CLIENT_MSG_RX|CLIENT_MSG_TX_QUEUE): 
                 r"client=(\S+) len=\d+ prog=(\d+) vers=\d+ proc=(\d+) type=(\d+)",
                 re.M)
 LIST_ALL_DOMAINS = 273  # one a reconciliation pass
+GET_LIB_VERSION = 157  # the bare client's mark; the daemon never sends it
 
 
 def log_time(stamp):
@@ -135,9 +136,11 @@ def log_time(stamp):
 
 
 def count_rpcs(path, start, end):
-    procs = collections.Counter()
-    clients = collections.Counter()
-    lists = []  # when each ConnectListAllDomains was sent
+    """The daemon's RPCs in the log between two offsets: those of a client
+    that sent ConnectGetLibVersion (the bare client's mark, scale_helper.c:
+    its calls run during the window) are counted apart."""
+    msgs = []
+    marked = set()
     with open(path, "rb") as f:
         f.seek(start)
         data = f.read(end - start).decode(errors="replace")
@@ -145,11 +148,22 @@ def count_rpcs(path, start, end):
         if int(m.group(4)) != REMOTE_PROG or m.group(6) != "0":
             continue
         proc = int(m.group(5))
+        if proc == GET_LIB_VERSION:
+            marked.add(m.group(3))
+        msgs.append((m.group(1), m.group(3), proc))
+    procs = collections.Counter()
+    clients = collections.Counter()
+    others = collections.Counter()
+    lists = []  # when each ConnectListAllDomains was sent
+    for stamp, client, proc in msgs:
+        if client in marked:
+            others[proc] += 1
+            continue
         procs[proc] += 1
-        clients[m.group(3)] += 1
+        clients[client] += 1
         if proc == LIST_ALL_DOMAINS:
-            lists.append(log_time(m.group(1)))
-    return procs, clients, lists
+            lists.append(log_time(stamp))
+    return procs, clients, lists, others
 
 
 def main():
@@ -252,7 +266,8 @@ def main():
         r["group_current"] = {k: v for k, v in mb.items()
                               if k.startswith("va_group_current")}
     if a.rpc_log:
-        procs, clients, lists = count_rpcs(a.rpc_log, rpc0, rpc1)
+        procs, clients, lists, others = count_rpcs(a.rpc_log, rpc0, rpc1)
+        r["rpcs_bare"] = sum(others.values())
         # the loop's turn during which each pass listed the domains
         rec = []
         for w in lists:
