@@ -685,6 +685,9 @@ done:
 	pthread_mutex_lock(&ch->c->lock);
 	pthread_cond_broadcast(&ch->c->done);
 	pthread_mutex_unlock(&ch->c->lock);
+	/* the last round in flight: the loop may take every result */
+	if (ch->c->opts.on_result && !collect_running(ch->c, false))
+		ch->c->opts.on_result(ch->c->opts.on_result_arg);
 
 	/*
 	 * The records are freed once the result is out: the loop decides
