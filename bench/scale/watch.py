@@ -50,7 +50,7 @@ PROC_NAMES = {
     228: "NodeGetMemoryStats", 264: "DomainSetMetadata",
     265: "DomainGetMetadata", 273: "ConnectListAllDomains",
     282: "StoragePoolListAllVolumes",
-    344: "ConnectGetAllDomainStats",
+    344: "ConnectGetAllDomainStats", 353: "DomainInterfaceAddresses",
 }
 
 
