@@ -318,15 +318,17 @@ newest_round(struct daemon *d, const struct dgroup *g)
 }
 
 /* How old the figures behind this decision were
- * (va_group_decision_data_age_seconds). */
+ * (va_group_decision_data_age_seconds): now, not the turn's start, which
+ * may come before a round the turn took. */
 static void
-data_age(struct daemon *d, const struct dgroup *g, int64_t now)
+data_age(struct daemon *d, const struct dgroup *g)
 {
-	int64_t newest = newest_round(d, g);
+	int64_t newest = newest_round(d, g), now = util_now_ms();
 
 	if (newest > 0)
 		metrics_set_group_data_age(g->cfg->name,
-					   (double)(now - newest) / 1000.0);
+					   newest < now ? (double)(now - newest) / 1000.0
+							: 0.0);
 }
 
 static void
@@ -399,7 +401,7 @@ group_tick(struct daemon *d, struct dgroup *g, struct tick *t, int64_t now,
 					  ? plan.refresh_old
 					  : 0);
 	metrics_set_group_targets(g->cfg->name, g->cfg->policy.target);
-	data_age(d, g, now);
+	data_age(d, g);
 	group_to_sinks(d, g, &plan, wall);
 	history_note(g, &plan, wall);
 	converge_plan_release(&plan);
@@ -453,8 +455,9 @@ scaler_tick(struct daemon *d, int64_t now)
 
 			/* on the rounds' beat: an interval after the round
 			 * decided on, this one stretched or shortened by at
-			 * most half an interval to get there */
-			if (newest > 0 && newest <= now && now - newest < iv)
+			 * most half an interval to get there (a round the
+			 * turn took may be newer than its start, now) */
+			if (newest > 0 && now - newest < iv)
 				g->next_decide_ms = newest + (now - newest <= iv / 2
 							      ? iv : 2 * iv);
 			else

@@ -249,6 +249,8 @@ def main():
         # for its result: the figures behind it are that round's, not
         # the round before's (about one interval, 1 s here, older)
         rx = re.compile(r'^va_group_decision_data_age_seconds\{group="web"\} (\S+)$', re.M)
+        wait("va_group_decision_data_age_seconds for web",
+             lambda: rx.search(scrape(base)), timeout=15)
         ages = []
         for _ in range(10):
             m = rx.search(scrape(base))
