@@ -31,6 +31,8 @@ LOG_TAG("scaler");
 /* how long past its due time a decision waits for a collector round in
  * flight (scaler_tick) */
 #define DECIDE_WAIT_MS 2000
+/* a collector round due within this long is waited for as well */
+#define BEAT_SLACK_MS 250
 
 /* ---- commands ------------------------------------------------------------ */
 
@@ -438,8 +440,13 @@ scaler_tick(struct daemon *d, int64_t now)
 		 * default). A decision forced now (next_decide_ms 0) does
 		 * not wait.
 		 */
+		/* a round about to start counts too: the loop's turns come
+		 * a little late, so the collector's beat drifts behind the
+		 * rounds a decision is anchored on */
 		if (collecting < 0)
-			collecting = collect_pending(d->collector);
+			collecting = collect_pending(d->collector) ||
+				     (d->next_collect_ms >= now &&
+				      d->next_collect_ms - now <= BEAT_SLACK_MS);
 		if (g->decide_deferred) {
 			if (collecting && now < g->next_decide_ms)
 				continue;
