@@ -326,7 +326,10 @@ for size in $sizes; do
 	# its calls' libvirtd CPU is taken off the daemon's (report.py).
 	# report.py gives the ratios against both.
 	iv_ms=$(interval_ms "$interval")
-	along_calls=${ALONG_CALLS:-$(( (duration * 1000 - iv_ms * 3 / 2) / iv_ms + 1 ))}
+	# the first call starts at most 1.5 intervals in (a round, then half
+	# an interval), so the last one starts half an interval before the
+	# window ends: its libvirtd CPU, taken off the daemon's, is inside it
+	along_calls=${ALONG_CALLS:-$(( (duration * 1000 - iv_ms * 2) / iv_ms + 1 ))}
 	[ "$along_calls" -ge 2 ] || along_calls=2
 	log "N=$size: watching for ${duration}s; $along_calls bare calls beside the daemon, ${iv_ms} ms apart"
 	(
