@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "log.h"
@@ -470,9 +471,24 @@ test_names(void **state)
 
 /*
  * A host of 20,000 domains, half of them known and running, a quarter
- * missing, many foreign, two volumes each: the plan is right and takes
- * well under a second (the old scans were quadratic: minutes).
+ * missing, many foreign, two volumes each: the plan is right, and its
+ * cost is not quadratic. The old scans were: minutes of CPU here. A linear
+ * plan takes about 30 ms on the gcc build and up to 2 s under TSan on a
+ * busy 2-core machine, so the bound is on the thread's own CPU time (not
+ * wall time, which a busy machine stretches) and set 10x above the
+ * slowest build: it cannot flake, and a quadratic scan still fails it.
+ * The figure is printed; bench/ measures the daemon's cost.
  */
+/* CPU time this thread has used, in milliseconds. */
+static int64_t
+thread_cpu_ms(void)
+{
+	struct timespec ts;
+
+	assert_int_equal(clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts), 0);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void
 test_large(void **state)
 {
@@ -487,7 +503,7 @@ test_large(void **state)
 	struct reconcile_input in = {0};
 	struct reconcile_plan p;
 	size_t n_doms = 0, n_rows = 0, lost = 0, foreign = 0, other = 0;
-	int64_t t0;
+	int64_t cpu_ms;
 
 	(void)state;
 	for (size_t i = 0; i < N; i++) {
@@ -530,8 +546,9 @@ test_large(void **state)
 	in.n_rows = n_rows;
 	in.groups = groups;
 	in.n_groups = ARRAY_SIZE(groups);
-	t0 = util_now_ms();
+	cpu_ms = thread_cpu_ms();
 	reconcile_plan_make(&in, &p);
+	cpu_ms = thread_cpu_ms() - cpu_ms;
 	for (size_t i = 0; i < p.n; i++) {
 		if (p.v[i].kind == RECONCILE_MARK_LOST)
 			lost++;
@@ -541,12 +558,12 @@ test_large(void **state)
 			other++; /* adoptions of i % 4 == 1, one volume warning */
 	}
 	fprintf(stderr, "20,000 domains, 40,000 volumes: %zu actions in %" PRId64
-			" ms\n", p.n, util_now_ms() - t0);
+			" ms of CPU\n", p.n, cpu_ms);
 	assert_int_equal(lost, N / 4);
 	assert_int_equal(foreign, N / 4);
 	assert_int_equal(p.n_foreign, N / 4);
 	assert_int_equal(other, N / 4 + 1);
-	assert_true(util_now_ms() - t0 < 2000);
+	assert_true(cpu_ms < 20000);
 	reconcile_plan_release(&p);
 	for (size_t i = 0; i < 2 * N; i++)
 		free(vols[i]);
