@@ -15,6 +15,7 @@ BUILD_PKGS=(
 	libcmocka-dev zlib1g-dev libjson-c-dev wrk gnutls-bin
 	python3 ca-certificates prometheus groff-base haproxy nginx-light
 	dpkg-dev bash-completion
+	gdb   # a daemon that dies by a signal in a test: backtraces from its core
 	# the status page's test and benchmark (tests/e2e/ui_test.py, bench/ui)
 	chromium
 	systemd   # systemd-analyze: the unit test of the generated unit (offline)

@@ -5,8 +5,10 @@ virsh, never through the daemon).
 Used by every test in this directory.
 """
 import json
+import glob
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -87,6 +89,57 @@ def tiny_disk(work, name):
     return base
 
 
+CORE_SIGNALS = (signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGFPE,
+                signal.SIGILL, signal.SIGTRAP, signal.SIGSYS, signal.SIGQUIT)
+
+
+def core_pattern_relative():
+    try:
+        with open("/proc/sys/kernel/core_pattern") as f:
+            pat = f.read().strip()
+    except OSError:
+        return False
+    return bool(pat) and not pat.startswith(("/", "|"))
+
+
+def allow_core_dumps():
+    """In the child before exec: cores as large as they come (the hard
+    limit permitting)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
+    except (ValueError, OSError):
+        pass
+
+
+def core_backtrace(binary, pid, core_dir):
+    """Every thread's backtrace from the core that process pid left in
+    core_dir (Debian's default pattern "core", or "core.PID"), read with
+    gdb; a line saying why not, when there is none."""
+    cores = [c for c in glob.glob(os.path.join(core_dir or ".", "core*"))
+             if os.path.basename(c) in ("core", "core.%d" % pid)]
+    if not cores:
+        try:
+            with open("/proc/sys/kernel/core_pattern") as f:
+                pat = f.read().strip()
+        except OSError:
+            pat = "?"
+        return ("\n(no core file of process %d in %s; core_pattern is %r)\n"
+                % (pid, core_dir, pat))
+    if not shutil.which("gdb"):
+        return "\n(core file %s kept; gdb is not installed)\n" % cores[0]
+    try:
+        r = subprocess.run(["gdb", "-batch", "-nx", "-ex", "thread apply all bt 30",
+                            binary, cores[0]], capture_output=True, text=True,
+                           timeout=120)
+        out = r.stdout
+    except (OSError, subprocess.TimeoutExpired) as e:
+        out = "gdb failed: %s" % e
+    keep = [ln for ln in out.splitlines()
+            if ln.startswith(("#", "Thread ", "Program terminated", "Core was"))]
+    return ("\n==== backtraces from %s\n%s\n" % (cores[0], "\n".join(keep[:400])))
+
+
 class Daemon:
     """`virt-autoscaler -c CFG run` as a child process, logging to a file."""
 
@@ -105,8 +158,17 @@ class Daemon:
         self.logf.write("==== %s start %s\n" % (time.strftime("%H:%M:%S"),
                                                  extra_env or ""))
         self.logf.flush()
-        self.proc = subprocess.Popen([self.binary, "-c", self.cfg, "run"],
-                                     stdout=self.logf, stderr=self.logf, env=env)
+        # A daemon that dies by a signal leaves its core in its working
+        # directory (the log's) when the kernel writes cores to a relative
+        # path, as Debian's default "core" does; tail() then prints the
+        # threads' backtraces. The test's own working directory is kept
+        # where cores go elsewhere (an absolute path or a pipe).
+        self.core_dir = os.path.dirname(os.path.abspath(self.logpath))
+        self.proc = subprocess.Popen([os.path.abspath(self.binary), "-c",
+                                      os.path.abspath(self.cfg), "run"],
+                                     stdout=self.logf, stderr=self.logf, env=env,
+                                     cwd=self.core_dir if core_pattern_relative() else None,
+                                     preexec_fn=allow_core_dumps)
         return self.proc
 
     def running(self):
@@ -136,9 +198,20 @@ class Daemon:
     def tail(self, n=60):
         try:
             with open(self.logpath) as f:
-                return "".join(f.readlines()[-n:])
+                text = "".join(f.readlines()[-n:])
         except OSError:
+            text = ""
+        return text + self.backtrace()
+
+    def backtrace(self):
+        """The threads' backtraces from the core of a daemon that died by
+        a signal ("" if it did not, or left no core); printed once."""
+        if (self.proc is None or self.proc.returncode is None or
+                -self.proc.returncode not in CORE_SIGNALS or
+                getattr(self, "bt_done", False)):
             return ""
+        self.bt_done = True
+        return core_backtrace(self.binary, self.proc.pid, self.core_dir)
 
 
 class Api:
