@@ -42,8 +42,8 @@ struct link {
 	bool close_cb;        /* close callback registered on conn */
 	bool own_close_cb;    /* ... on own */
 	int lifecycle_id;     /* -1: not registered */
-	struct host *host;    /* guarded by cb_lock */
-	struct link_cb *cb;   /* the lifecycle callback's; one ref is ours */
+	struct link_cb *cb;   /* the callbacks' opaque (host_link.c); one
+				 ref is ours, one each registration's */
 	char err[512];
 };
 

@@ -36,21 +36,30 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event,
 
 /*
  * A link (host_int.h) is shared by its attempt's thread and the host.
- * The callbacks reach the host through link->host, read and cleared under
- * cb_lock: host_free() clears it, after which no callback touches the
- * host. Lock order: cb_lock, then host->lock.
+ * The callbacks reach the host through link->cb->host, read and cleared
+ * under cb_lock: host_link_detach() clears it, after which no callback
+ * touches the host. Lock order: cb_lock, then host->lock.
  */
 static pthread_mutex_t cb_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /*
- * The lifecycle callback's opaque. Deregistering a domain event callback
- * does not wait for a dispatch in flight on the event thread: libvirt
- * marks it deleted and calls its free function once that dispatch is
- * over. So the callback gets a context of its own, released through that
- * free function, rather than the link, which may be gone by then (found
- * by AddressSanitizer: on_lifecycle read a link that host_link_unref()
- * had just freed). The close callbacks keep the link: unregistering one
- * waits for it under libvirt's lock. refs and host: guarded by cb_lock.
+ * The callbacks' opaque: never the link, which libvirt may call back
+ * after host_link_unref() freed it. Every registration holds a reference
+ * that libvirt drops through the free function, exactly once, whenever
+ * it is done with the callback:
+ * - a lifecycle callback: deregistering does not wait for a dispatch in
+ *   flight on the event thread; libvirt marks it deleted and calls the
+ *   free function once that dispatch is over (found by AddressSanitizer:
+ *   on_lifecycle read a link that host_link_unref() had just freed);
+ * - a close callback: unregistering is a call to the remote side, and it
+ *   fails at once ("client socket is closed") once keepalive has given up
+ *   on the connection but the thread that holds its socket has not closed
+ *   it yet, which on a stopped host lasts until the host answers again.
+ *   The callback then stays armed and fires at that close, after the
+ *   host has dropped the link (CI: SIGSEGV about 1 s after a stopped
+ *   host resumed, host_outage_test.py). Fired, unregistered or its
+ *   connection disposed, libvirt calls the free function once.
+ * refs and host: guarded by cb_lock.
  */
 struct link_cb {
 	int refs;
@@ -70,6 +79,14 @@ link_cb_release(void *opaque)
 		free(c);
 }
 
+static void
+link_cb_ref(struct link_cb *c)
+{
+	pthread_mutex_lock(&cb_lock);
+	c->refs++;
+	pthread_mutex_unlock(&cb_lock);
+}
+
 void
 host_link_unref(struct link *a)
 {
@@ -80,16 +97,27 @@ host_link_unref(struct link *a)
 	pthread_mutex_unlock(&a->lock);
 	if (left > 0)
 		return;
+	/* Deregistering may fail on a connection whose close is pending
+	 * (see struct link_cb): the callback then keeps its own reference,
+	 * and finds the host gone when it fires. */
 	if (a->conn) {
-		if (a->lifecycle_id >= 0)
-			virConnectDomainEventDeregisterAny(a->conn, a->lifecycle_id);
-		if (a->close_cb)
-			virConnectUnregisterCloseCallback(a->conn, on_close);
+		if (a->lifecycle_id >= 0 &&
+		    virConnectDomainEventDeregisterAny(a->conn,
+						       a->lifecycle_id) < 0)
+			virResetLastError();
+		if (a->close_cb &&
+		    virConnectUnregisterCloseCallback(a->conn, on_close) < 0) {
+			log_debug("%s: the close callback stays registered until "
+				  "the connection closes: %s", a->uri,
+				  virGetLastErrorMessage());
+			virResetLastError();
+		}
 		virConnectClose(a->conn);
 	}
 	if (a->own) {
-		if (a->own_close_cb)
-			virConnectUnregisterCloseCallback(a->own, on_close);
+		if (a->own_close_cb &&
+		    virConnectUnregisterCloseCallback(a->own, on_close) < 0)
+			virResetLastError();
 		virConnectClose(a->own);
 	}
 	link_cb_release(a->cb);
@@ -104,7 +132,6 @@ host_link_detach(struct link *a)
 	if (!a)
 		return;
 	pthread_mutex_lock(&cb_lock);
-	a->host = NULL;
 	a->cb->host = NULL;
 	pthread_mutex_unlock(&cb_lock);
 }
@@ -127,11 +154,16 @@ open_conn(struct link *a, bool *close_cb, char *err, size_t err_size)
 				   KEEPALIVE_COUNT) < 0)
 		log_debug("%s: no keepalive: %s", a->uri,
 			  virGetLastErrorMessage());
-	*close_cb = virConnectRegisterCloseCallback(conn, on_close, a,
-						    NULL) == 0;
-	if (!*close_cb)
+	link_cb_ref(a->cb); /* the registration's, dropped by libvirt */
+	*close_cb = virConnectRegisterCloseCallback(conn, on_close, a->cb,
+						    link_cb_release) == 0;
+	if (!*close_cb) {
+		/* libvirt calls the free function only for a registration
+		 * that succeeded */
+		link_cb_release(a->cb);
 		log_debug("%s: no close callback: %s", a->uri,
 			  virGetLastErrorMessage());
+	}
 	return conn;
 }
 
@@ -146,9 +178,7 @@ attempt_main(void *arg)
 
 	conn = open_conn(a, &close_cb, err, sizeof(err));
 	if (conn) {
-		pthread_mutex_lock(&cb_lock);
-		a->cb->refs++; /* the registration's, dropped by libvirt */
-		pthread_mutex_unlock(&cb_lock);
+		link_cb_ref(a->cb); /* the registration's, dropped by libvirt */
 		id = virConnectDomainEventRegisterAny(
 			conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
 			VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), a->cb,
@@ -200,11 +230,11 @@ host_set_domain_event_cb(struct host *h, host_domain_event_fn fn,
 static void
 on_close(virConnectPtr conn, int reason, void *opaque)
 {
-	struct link *a = opaque;
+	struct link_cb *c = opaque;
 	struct host *h;
 
 	pthread_mutex_lock(&cb_lock);
-	h = a->host;
+	h = c->host;
 	if (h) {
 		pthread_mutex_lock(&h->lock);
 		if (conn && (h->conn == conn || h->own == conn))
@@ -349,7 +379,6 @@ host_start_attempt_locked(struct host *h)
 	a->refs = 2;
 	a->uri = xstrdup(h->uri);
 	a->lifecycle_id = -1;
-	a->host = h; /* read by callbacks under cb_lock */
 	a->cb = xcalloc(1, sizeof(*a->cb));
 	a->cb->refs = 1;
 	a->cb->host = h;
