@@ -237,6 +237,26 @@ collect_tick(struct collector *c, int64_t now_ms)
 	}
 }
 
+/* collect_int.h */
+bool
+collect_running(struct collector *c, bool or_untaken)
+{
+	bool busy = false;
+
+	for (size_t i = 0; i < c->n_hosts && !busy; i++) {
+		pthread_mutex_lock(&c->hosts[i]->lock);
+		busy = c->hosts[i]->busy || (or_untaken && c->hosts[i]->pub_new);
+		pthread_mutex_unlock(&c->hosts[i]->lock);
+	}
+	return busy;
+}
+
+bool
+collect_pending(struct collector *c)
+{
+	return collect_running(c, true);
+}
+
 bool
 collect_wait(struct collector *c, int64_t timeout_ms)
 {

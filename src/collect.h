@@ -171,6 +171,12 @@ struct collect_opts {
 	 * Without BALLOON, memory comes from the domain XML and no stats
 	 * period is set. */
 	unsigned stats;
+	/* Called (from a host's thread, no lock held) when a host's round
+	 * ended and no other host's is in flight: the results are ready for
+	 * collect_take(). Two hosts ending at once may both call it. NULL:
+	 * nobody is told. */
+	void (*on_result)(void *arg);
+	void *on_result_arg;
 };
 void collect_opts_defaults(struct collect_opts *o);
 
@@ -203,6 +209,9 @@ void collect_tick(struct collector *c, int64_t now_ms);
 /* Wait until every round started by collect_tick() finished, at most
  * timeout_ms. Returns true when all finished. */
 bool collect_wait(struct collector *c, int64_t timeout_ms);
+/* Whether a round collect_tick() started is still running on some host,
+ * or its result waits for collect_take() (never, without opts.threads). */
+bool collect_pending(struct collector *c);
 /*
  * Call fn once per host that finished a round since the last
  * collect_take(), or that was down at the last collect_tick() (ok false,

@@ -89,6 +89,9 @@ struct collector {
 /* collect_round.c */
 /* One round of host ch: the bulk call, the result published in ch->pub. */
 void collect_host_round(struct chost *ch, int64_t now_ms);
+/* Whether a host's round is running (or, with or_untaken, its result not
+ * taken yet); collect_pending() is (c, true). */
+bool collect_running(struct collector *c, bool or_untaken);
 void collect_cache_release(struct cache *c);
 void collect_result_reset(struct result *r);
 /* Turn arena offsets into pointers (the arena no longer grows). */

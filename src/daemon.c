@@ -161,6 +161,7 @@ on_collect(const struct collect_host_result *r, void *opaque)
 		return;
 	}
 	host_set_state(dh, DHOST_UP, NULL);
+	dh->collected_ms = r->t_ms;
 	dh->cap = r->cap;
 	dh->cap_ok = true;
 	/* the built-in store, InfluxDB when configured, and /metrics */
@@ -356,9 +357,8 @@ events_to_sinks(struct daemon *d)
 			 "in one turn of the loop", dropped, EVENT_TAP_MAX);
 }
 
-/* control.h: a command was posted (any thread) */
-static void
-wake_loop(void *arg)
+void
+daemon_wake(void *arg)
 {
 	const struct daemon *d = arg;
 
@@ -469,7 +469,8 @@ daemon_loop(struct daemon *d)
 		} else if (sig == SIGHUP) {
 			daemon_reload(d);
 		}
-		/* SIGUSR1: a command came (control.h); the next turn takes it */
+		/* SIGUSR1: a command came (control.h) or a collector round
+		 * finished; the next turn takes it */
 	}
 	notify("STOPPING=1");
 	/* deposed: the fence would refuse these writes (warnings only) */
@@ -532,7 +533,7 @@ cmd_run(int argc, char **argv)
 	memset(&d, 0, sizeof(d));
 	d.loop_thread = pthread_self();
 	d.started_ms = util_now_ms();
-	d.ctl = control_new(wake_loop, &d);
+	d.ctl = control_new(daemon_wake, &d);
 	d.crash_at = getenv("VA_TEST_CRASH_AT");
 	d.reconcile_period_ms = RECONCILE_PERIOD_MS;
 	{

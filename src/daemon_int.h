@@ -70,6 +70,8 @@ struct dhost {
 	struct host *h;
 	struct collect_capacity cap;   /* from the last collection round */
 	bool cap_ok;
+	int64_t collected_ms;          /* when the last round's call was made
+					  (monotonic); 0: none yet */
 	enum dhost_state state;
 	int64_t state_since_ms;        /* wall clock; 0: since the start */
 	char why[256];                 /* DOWN: why */
@@ -91,7 +93,9 @@ struct dgroup {
 	int current, ready;            /* at the last plan */
 	int busy_held;                 /* removals held by busy instances (plan.busy_held) */
 	bool waiting_for_hosts;        /* placement waits for hosts not measured yet */
-	int64_t next_decide_ms;
+	int64_t next_decide_ms;        /* or, while decide_deferred, the
+					  latest it waits to (scaler_tick) */
+	bool decide_deferred;          /* due, waiting for the round in flight */
 	struct policy_decision last;   /* the last decision */
 	bool have_last;
 	struct rates_group agg;        /* last window's aggregates */
@@ -219,6 +223,9 @@ int scaler_remove(struct daemon *d, const struct store_instance *si,
 /* daemon.c: record host_down / host_up events for changes of the hosts'
  * states (the leader only). */
 void daemon_host_events(struct daemon *d);
+/* daemon.c: wake the loop from its wait (any thread; arg: the daemon):
+ * a command was posted, a collector round finished. */
+void daemon_wake(void *arg);
 
 /* api.c */
 extern const struct http_api daemon_http_api;

@@ -196,6 +196,7 @@ group_init(struct dgroup *g, const struct config *cfg,
 		old->resumed = NULL;
 		old->n_resumed = 0;
 		g->next_decide_ms = old->next_decide_ms;
+		g->decide_deferred = old->decide_deferred;
 		g->refresh_failed_starts = old->refresh_failed_starts;
 		g->refresh_old = old->refresh_old;
 	} else {

@@ -35,6 +35,7 @@ struct mgroup {
 	int desired, current, ready;
 	int warming, warm;                 /* the warm pool */
 	int refresh_remaining;             /* instance refresh: still to replace */
+	double data_age_s;                 /* at the last decision; < 0: none */
 	bool have_agg;
 	struct rates_group agg;
 	double target[POLICY_METRIC_LAST]; /* the policy's; 0: not tracked */
@@ -200,6 +201,7 @@ metrics_set_group(const char *group, int desired, int current, int ready,
 		g = &groups[n_groups++];
 		memset(g, 0, sizeof(*g));
 		g->name = xstrdup(group);
+		g->data_age_s = -1;
 	}
 	g->desired = desired;
 	g->current = current;
@@ -229,6 +231,16 @@ metrics_set_group_refresh(const char *group, int remaining)
 	for (size_t i = 0; i < n_groups; i++)
 		if (strcmp(groups[i].name, group) == 0)
 			groups[i].refresh_remaining = remaining;
+	pthread_mutex_unlock(&lock);
+}
+
+void
+metrics_set_group_data_age(const char *group, double age_s)
+{
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < n_groups; i++)
+		if (strcmp(groups[i].name, group) == 0)
+			groups[i].data_age_s = age_s;
 	pthread_mutex_unlock(&lock);
 }
 
@@ -572,6 +584,18 @@ render_groups(struct strbuf *sb)
 			strbuf_addc(sb, '}');
 			value(sb, v);
 		}
+	}
+	for (size_t g = 0, any = 0; g < n_groups; g++) {
+		if (groups[g].data_age_s < 0)
+			continue;
+		if (!any++)
+			family(sb, "va_group_decision_data_age_seconds", "gauge",
+			       "At the group's last decision: how old the newest "
+			       "collector round of its hosts was.");
+		strbuf_adds(sb, "va_group_decision_data_age_seconds{");
+		label(sb, "group", groups[g].name, true);
+		strbuf_addc(sb, '}');
+		value(sb, groups[g].data_age_s);
 	}
 	/* the engine's input, one family per metric: one unit per name */
 	for (int pm = 0; pm < POLICY_METRIC_LAST; pm++) {

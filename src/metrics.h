@@ -51,6 +51,9 @@ void metrics_set_group(const char *group, int desired, int current, int ready,
 /* The policy's targets of an existing group, per policy metric in the
  * engine's unit (0: not tracked): shown as stat="target". */
 void metrics_set_group_targets(const char *group, const double *target);
+/* How old the newest collector round of the group's hosts was at its last
+ * decision (va_group_decision_data_age_seconds). */
+void metrics_set_group_data_age(const char *group, double age_s);
 void metrics_remove_group(const char *group);
 /* The group's desired size changed from -> to (the policy or by hand). */
 void metrics_scale_action(const char *group, int from, int to);

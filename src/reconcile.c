@@ -76,6 +76,8 @@ LOG_TAG("reconcile");
 #define STARTUP_WAIT_MS 30000
 /* A pass running longer than this many periods is reported. */
 #define STUCK_PERIODS 3
+/* how long past its due time a pass waits for a collector round (reconciler_tick) */
+#define PASS_WAIT_MS 2000
 
 /* A host's reconciliation state. */
 struct rhost {
@@ -592,6 +594,12 @@ reconciler_tick(struct reconciler *r, int64_t now_ms)
 {
 	take_finished(r, now_ms);
 	if (now_ms < r->next_ms)
+		return;
+	/* not while a collector round is in flight: the inventory's calls
+	 * and the bulk stats call would ask libvirtd at once (the collector
+	 * wakes the loop when its round ends); at most PASS_WAIT_MS late, so
+	 * a half-dead host does not hold the pass */
+	if (now_ms - r->next_ms < PASS_WAIT_MS && collect_pending(r->d->collector))
 		return;
 	r->next_ms = now_ms + r->d->reconcile_period_ms;
 	recover_journal(r->d);

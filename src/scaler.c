@@ -28,6 +28,11 @@ LOG_TAG("scaler");
 /* After a failed provisioning, wait this long (doubling) before retrying. */
 #define PROVISION_BACKOFF_MS 10000
 #define PROVISION_BACKOFF_MAX_MS 300000
+/* how long past its due time a decision waits for a collector round in
+ * flight (scaler_tick) */
+#define DECIDE_WAIT_MS 2000
+/* a collector round due within this long is waited for as well */
+#define BEAT_SLACK_MS 250
 
 /* ---- commands ------------------------------------------------------------ */
 
@@ -298,6 +303,36 @@ history_note(struct dgroup *g, const struct converge_plan *plan, int64_t wall)
 	history_add(g->hist, &p);
 }
 
+/* When the newest collector round of the group's hosts made its call
+ * (monotonic); 0: none yet. */
+static int64_t
+newest_round(struct daemon *d, const struct dgroup *g)
+{
+	int64_t newest = 0;
+
+	for (unsigned i = 0; i < g->cfg->hosts.n; i++) {
+		const struct dhost *dh = daemon_host(d, g->cfg->host_ptrs[i]->name);
+
+		if (dh && dh->collected_ms > newest)
+			newest = dh->collected_ms;
+	}
+	return newest;
+}
+
+/* How old the figures behind this decision were
+ * (va_group_decision_data_age_seconds): now, not the turn's start, which
+ * may come before a round the turn took. */
+static void
+data_age(struct daemon *d, const struct dgroup *g)
+{
+	int64_t newest = newest_round(d, g), now = util_now_ms();
+
+	if (newest > 0)
+		metrics_set_group_data_age(g->cfg->name,
+					   newest < now ? (double)(now - newest) / 1000.0
+							: 0.0);
+}
+
 static void
 group_tick(struct daemon *d, struct dgroup *g, struct tick *t, int64_t now,
 	   int64_t wall)
@@ -368,6 +403,7 @@ group_tick(struct daemon *d, struct dgroup *g, struct tick *t, int64_t now,
 					  ? plan.refresh_old
 					  : 0);
 	metrics_set_group_targets(g->cfg->name, g->cfg->policy.target);
+	data_age(d, g);
 	group_to_sinks(d, g, &plan, wall);
 	history_note(g, &plan, wall);
 	converge_plan_release(&plan);
@@ -383,13 +419,57 @@ scaler_tick(struct daemon *d, int64_t now)
 	int64_t wall = util_wall_ms();
 	bool gathered = false;
 
+	int collecting = -1; /* collect_pending(), asked once when needed */
+
 	hook_reports(d);
 	for (unsigned i = 0; i < d->n_groups; i++) {
 		struct dgroup *g = &d->groups[i];
 
-		if (now < g->next_decide_ms)
+		if (now < g->next_decide_ms && !g->decide_deferred)
 			continue;
-		g->next_decide_ms = now + g->cfg->policy.interval_ms;
+		/*
+		 * Decisions keep the collector's beat. One that falls due
+		 * while a round is in flight (or its result not taken yet)
+		 * waits for that result, at most DECIDE_WAIT_MS (a half-dead
+		 * host must not hold it): it decides on figures one round
+		 * fresher, and does not compete for the CPU with the bulk
+		 * call and libvirtd's answer to it. The collector wakes the
+		 * loop when a round ends (daemon_wake). The next one falls
+		 * due an interval after the round it decided on, so just
+		 * after a round starts when both intervals are equal (the
+		 * default). A decision forced now (next_decide_ms 0) does
+		 * not wait.
+		 */
+		/* a round about to start counts too: the loop's turns come
+		 * a little late, so the collector's beat drifts behind the
+		 * rounds a decision is anchored on */
+		if (collecting < 0)
+			collecting = collect_pending(d->collector) ||
+				     (d->next_collect_ms >= now &&
+				      d->next_collect_ms - now <= BEAT_SLACK_MS);
+		if (g->decide_deferred) {
+			if (collecting && now < g->next_decide_ms)
+				continue;
+			g->decide_deferred = false;
+		} else if (collecting && g->next_decide_ms > 0) {
+			g->decide_deferred = true;
+			g->next_decide_ms = now + DECIDE_WAIT_MS;
+			continue;
+		}
+		{
+			int64_t iv = g->cfg->policy.interval_ms;
+			int64_t newest = newest_round(d, g);
+
+			/* on the rounds' beat: an interval after the round
+			 * decided on, this one stretched or shortened by at
+			 * most half an interval to get there (a round the
+			 * turn took may be newer than its start, now) */
+			if (newest > 0 && now - newest < iv)
+				g->next_decide_ms = newest + (now - newest <= iv / 2
+							      ? iv : 2 * iv);
+			else
+				g->next_decide_ms = now + iv;
+		}
 		/* one list for every group: placement needs all hosts' counts */
 		if (!gathered && tick_gather(d, &t) != 0)
 			return;

@@ -253,6 +253,10 @@ daemon_setup(struct daemon *d)
 	co.stats_period_s = 5;
 	co.owner = d->owner;
 	co.stats = collect_stats_needed(d->cfg);
+	/* a decision waiting for the round in flight (scaler_tick) is
+	 * taken as soon as its result is */
+	co.on_result = daemon_wake;
+	co.on_result_arg = d;
 	d->collector = collector_new(&co);
 	d->mstore = mstore_new(dc->metrics.retention_ms, dc->interval_ms);
 	d->appm = appm_new();

@@ -38,6 +38,10 @@ Checked, each of which failed on the code before issue 12:
      unhealthy-type events are logged at warning (<4>) with their
      instance ids, and a reload rejected for a configuration with two
      errors logs them on one line.
+  F. va_group_decision_data_age_seconds: a decision due while a
+     collector round is in flight waits for its result, so it stands on
+     figures well under one interval old (the code before decided on the
+     round before: one interval, 1 s here).
 
 Suite ['integration', 'testdriver'], about 20 s. Needs promtool
 (Debian package prometheus, installed by scripts/setup.sh).
@@ -240,6 +244,26 @@ def main():
         except urllib.error.HTTPError as e:
             if e.code != 401:
                 raise Fail("/metrics with a wrong token: %d" % e.code)
+
+        # F. a decision due while a collector round is in flight waits
+        # for its result: the figures behind it are that round's, not
+        # the round before's (about one interval, 1 s here, older)
+        rx = re.compile(r'^va_group_decision_data_age_seconds\{group="web"\} (\S+)$', re.M)
+        wait("va_group_decision_data_age_seconds for web",
+             lambda: rx.search(scrape(base)), timeout=15)
+        ages = []
+        for _ in range(10):
+            m = rx.search(scrape(base))
+            if not m:
+                raise Fail("no va_group_decision_data_age_seconds for web")
+            ages.append(float(m.group(1)))
+            time.sleep(0.35)
+        ages.sort()
+        if ages[len(ages) // 2] > 0.5:
+            raise Fail("decisions on figures %s s old (median), interval 1 s: %s"
+                       % (ages[len(ages) // 2], ages))
+        log("F: decisions on figures %.3f s old (median of %d scrapes)"
+            % (ages[len(ages) // 2], len(ages)))
 
         # D. one instance booting, made ready by its first heartbeat
         hashed = hashlib.sha256(SECRET.encode()).hexdigest()

@@ -306,6 +306,53 @@ test_collector_threads(void **state)
 }
 
 static void
+count_result(void *arg)
+{
+	__atomic_add_fetch((int *)arg, 1, __ATOMIC_SEQ_CST);
+}
+
+/* The daemon's loop is told when a round's result is ready
+ * (opts.on_result) and can ask whether one is in flight or not taken yet
+ * (collect_pending):
+ * a decision waits for the round in flight (scaler.c). */
+static void
+test_collector_on_result(void **state)
+{
+	struct host *h = host_new("test", "test:///default");
+	struct collect_opts o;
+	struct collector *c;
+	struct timespec ts = {0, 5 * 1000 * 1000};
+	struct seen s;
+	int told = 0;
+
+	collect_opts_defaults(&o);
+	o.threads = true;
+	o.capacity_period_ms = 3600000;
+	o.stats_period_s = 0;
+	o.on_result = count_result;
+	o.on_result_arg = &told;
+	c = collector_new(&o);
+	collector_add_host(c, h);
+	assert_int_equal(host_connect_wait(h, 10000), 0);
+	assert_false(collect_pending(c));
+	for (int round = 1; round <= 2; round++) {
+		collect_tick(c, util_now_ms());
+		for (int i = 0; i < 2000 && __atomic_load_n(&told, __ATOMIC_SEQ_CST) < round; i++)
+			nanosleep(&ts, NULL);
+		assert_int_equal(__atomic_load_n(&told, __ATOMIC_SEQ_CST), round);
+		/* told once the result is out: pending until it is taken */
+		assert_true(collect_pending(c));
+		memset(&s, 0, sizeof(s));
+		collect_take(c, take_cb, &s);
+		assert_int_equal(s.results, 1);
+		assert_true(s.ok);
+		assert_false(collect_pending(c));
+	}
+	collector_free(c);
+	host_free(h);
+}
+
+static void
 test_collector_inline(void **state)
 {
 	run_collector(false);
@@ -611,6 +658,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_domain_xml),
 		cmocka_unit_test(test_collector_threads),
+		cmocka_unit_test(test_collector_on_result),
 		cmocka_unit_test(test_collector_inline),
 		cmocka_unit_test(test_name_prefix),
 		cmocka_unit_test(test_dead_host),
