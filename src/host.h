@@ -27,11 +27,14 @@
  * which from a half-dead host may be never (measured: > 2 minutes while
  * the first call failed after 19 s). So each host has two connections,
  * opened, kept alive, watched and reconnected together: host_conn(),
- * shared by any number of threads (collector, provisioning workers), and
- * host_conn_own(), on which only the owner thread (the daemon's loop)
- * makes calls, one at a time, so that its calls are always the ones
- * keepalive bounds. Callers that must not wait even that long run
- * per-host work in a thread of their own (collect.c does).
+ * on which the daemon makes calls from the collector's thread of the
+ * host only, and host_conn_own(), on which only the owner thread (the
+ * daemon's loop) makes calls, one at a time, so that its calls are
+ * always the ones keepalive bounds. Callers that must not wait even that
+ * long run per-host work in a thread of their own (collect.c does;
+ * provisioning workers open connections of their own). Two threads
+ * calling on one connection are not only slow when it dies: in libvirt
+ * 9.0 the one that inherits it may crash (host_link.c, attempt_main()).
  *
  * Connection errors are logged once, then rate-limited (log_complain);
  * the recovery is logged once.

@@ -24,13 +24,13 @@ struct link_cb;
 
 /*
  * A link is one connection attempt and, when it succeeded, the two
- * connections with their callbacks (the shared one and the owner
- * thread's own, see host.h). Its thread opens them, sets keepalive and
- * registers the close callbacks (opaque: the link) and, on the shared
- * one, the lifecycle callback, so that nothing the host's owner calls
- * ever waits for the remote side. It is shared by the thread and the
- * host; whoever drops the last reference unregisters the callbacks and
- * closes the connections (the host does so in a thread: host_drop_link()).
+ * connections (the shared one and the owner thread's own, see host.h).
+ * Its thread opens them, sets keepalive and registers, on own only (see
+ * host_link.c, attempt_main()), the close and lifecycle callbacks, so
+ * that nothing the host's owner calls ever waits for the remote side. It
+ * is shared by the thread and the host; whoever drops the last reference
+ * unregisters the callbacks and closes the connections (the host does so
+ * in a thread: host_drop_link()).
  */
 struct link {
 	pthread_mutex_t lock; /* guards refs, done, conn, own, err */
@@ -39,9 +39,8 @@ struct link {
 	char *uri;
 	virConnectPtr conn;   /* shared: host_conn() */
 	virConnectPtr own;    /* the owner thread's: host_conn_own() */
-	bool close_cb;        /* close callback registered on conn */
-	bool own_close_cb;    /* ... on own */
-	int lifecycle_id;     /* -1: not registered */
+	bool close_cb;        /* close callback registered on own */
+	int lifecycle_id;     /* on own; -1: not registered */
 	struct link_cb *cb;   /* the callbacks' opaque (host_link.c); one
 				 ref is ours, one each registration's */
 	char err[512];

@@ -97,27 +97,28 @@ host_link_unref(struct link *a)
 	pthread_mutex_unlock(&a->lock);
 	if (left > 0)
 		return;
-	/* Deregistering may fail on a connection whose close is pending
-	 * (see struct link_cb): the callback then keeps its own reference,
-	 * and finds the host gone when it fires. */
-	if (a->conn) {
+	/*
+	 * The callbacks are on own (see attempt_main()): the shared
+	 * connection only loses this reference, which makes no call on it
+	 * unless it is the last one, and then no other thread is in a call
+	 * on it. Deregistering may fail on a connection whose close is
+	 * pending (see struct link_cb): the callback then keeps its own
+	 * reference, and finds the host gone when it fires.
+	 */
+	if (a->conn)
+		virConnectClose(a->conn);
+	if (a->own) {
 		if (a->lifecycle_id >= 0 &&
-		    virConnectDomainEventDeregisterAny(a->conn,
+		    virConnectDomainEventDeregisterAny(a->own,
 						       a->lifecycle_id) < 0)
 			virResetLastError();
 		if (a->close_cb &&
-		    virConnectUnregisterCloseCallback(a->conn, on_close) < 0) {
+		    virConnectUnregisterCloseCallback(a->own, on_close) < 0) {
 			log_debug("%s: the close callback stays registered until "
 				  "the connection closes: %s", a->uri,
 				  virGetLastErrorMessage());
 			virResetLastError();
 		}
-		virConnectClose(a->conn);
-	}
-	if (a->own) {
-		if (a->own_close_cb &&
-		    virConnectUnregisterCloseCallback(a->own, on_close) < 0)
-			virResetLastError();
 		virConnectClose(a->own);
 	}
 	link_cb_release(a->cb);
@@ -137,15 +138,14 @@ host_link_detach(struct link *a)
 }
 
 /*
- * Open one connection with keepalive and the close callback. Keepalive
- * fails for drivers without it (local ones): fine.
+ * Open one connection with keepalive. Keepalive fails for drivers without
+ * it (local ones): fine.
  */
 static virConnectPtr
-open_conn(struct link *a, bool *close_cb, char *err, size_t err_size)
+open_conn(struct link *a, char *err, size_t err_size)
 {
 	virConnectPtr conn = virConnectOpen(a->uri);
 
-	*close_cb = false;
 	if (!conn) {
 		snprintf(err, err_size, "%s", virGetLastErrorMessage());
 		return NULL;
@@ -154,47 +154,68 @@ open_conn(struct link *a, bool *close_cb, char *err, size_t err_size)
 				   KEEPALIVE_COUNT) < 0)
 		log_debug("%s: no keepalive: %s", a->uri,
 			  virGetLastErrorMessage());
-	link_cb_ref(a->cb); /* the registration's, dropped by libvirt */
-	*close_cb = virConnectRegisterCloseCallback(conn, on_close, a->cb,
-						    link_cb_release) == 0;
-	if (!*close_cb) {
-		/* libvirt calls the free function only for a registration
-		 * that succeeded */
-		link_cb_release(a->cb);
-		log_debug("%s: no close callback: %s", a->uri,
-			  virGetLastErrorMessage());
-	}
 	return conn;
 }
 
+/*
+ * Both connections, and the close and lifecycle callbacks on own only.
+ *
+ * Not on the shared connection, because deregistering them when the link
+ * is dropped is a call to the remote side from the thread that drops it,
+ * and the collector may be in its bulk call on the shared connection
+ * then. In libvirt 9.0's RPC client (virNetClientIOEventLoop()) the
+ * thread doing a connection's I/O watches the socket with a GSource
+ * whose data is on its stack, and leaves that source attached to the
+ * connection's GLib context when another thread's call or keepalive
+ * wakes it before the socket was ready. If its call then fails
+ * (keepalive gave up) while a second thread waits to make a call, the
+ * second thread inherits the connection and the stale sources: when the
+ * host answers again, GLib dispatches them with the first thread's dead
+ * stack frame as their data. AddressSanitizer showed it: a SEGV in
+ * libvirt under virConnectDomainEventDeregisterAny() in the thread that
+ * dropped the link, as the stopped host resumed (host_outage_test.py,
+ * both rounds of two runs). On own, only the owner thread makes calls,
+ * and it does not while it drops the link (host_tick()), so no second
+ * thread ever waits on a connection this module makes calls on.
+ */
 static void *
 attempt_main(void *arg)
 {
 	struct link *a = arg;
 	virConnectPtr conn, own = NULL;
-	bool close_cb = false, own_close_cb = false;
+	bool close_cb = false;
 	int id = -1;
 	char err[512] = "";
 
-	conn = open_conn(a, &close_cb, err, sizeof(err));
-	if (conn) {
+	conn = open_conn(a, err, sizeof(err));
+	if (conn)
+		own = open_conn(a, err, sizeof(err));
+	if (own) {
 		link_cb_ref(a->cb); /* the registration's, dropped by libvirt */
+		close_cb = virConnectRegisterCloseCallback(own, on_close, a->cb,
+							   link_cb_release) == 0;
+		if (!close_cb) {
+			/* libvirt calls the free function only for a
+			 * registration that succeeded */
+			link_cb_release(a->cb);
+			log_debug("%s: no close callback: %s", a->uri,
+				  virGetLastErrorMessage());
+		}
+		link_cb_ref(a->cb);
 		id = virConnectDomainEventRegisterAny(
-			conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+			own, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
 			VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), a->cb,
 			link_cb_release);
-		if (id < 0)
+		if (id < 0) {
 			link_cb_release(a->cb);
-		if (id < 0)
 			log_warn("%s: cannot register for domain lifecycle "
 				 "events: %s", a->uri, virGetLastErrorMessage());
-		own = open_conn(a, &own_close_cb, err, sizeof(err));
+		}
 	}
 	pthread_mutex_lock(&a->lock);
 	a->conn = conn;
 	a->own = own;
 	a->close_cb = close_cb;
-	a->own_close_cb = own_close_cb;
 	a->lifecycle_id = id;
 	memcpy(a->err, err, sizeof(err));
 	a->done = true;
