@@ -56,9 +56,10 @@ static pthread_mutex_t cb_lock = PTHREAD_MUTEX_INITIALIZER;
  *   on the connection but the thread that holds its socket has not closed
  *   it yet, which on a stopped host lasts until the host answers again.
  *   The callback then stays armed and fires at that close, after the
- *   host has dropped the link (CI: SIGSEGV about 1 s after a stopped
- *   host resumed, host_outage_test.py). Fired, unregistered or its
- *   connection disposed, libvirt calls the free function once.
+ *   host has dropped the link (with the link as opaque, a read of freed
+ *   memory: found by reading libvirt, while looking for the crash that
+ *   attempt_main() explains). Fired, unregistered or its connection
+ *   disposed, libvirt calls the free function once.
  * refs and host: guarded by cb_lock.
  */
 struct link_cb {
