@@ -44,28 +44,41 @@ static pthread_mutex_t cb_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /*
  * The callbacks' opaque: never the link, which libvirt may call back
- * after host_link_unref() freed it. Every registration holds a reference
- * that libvirt drops through the free function, exactly once, whenever
- * it is done with the callback:
- * - a lifecycle callback: deregistering does not wait for a dispatch in
- *   flight on the event thread; libvirt marks it deleted and calls the
- *   free function once that dispatch is over (found by AddressSanitizer:
- *   on_lifecycle read a link that host_link_unref() had just freed);
- * - a close callback: unregistering is a call to the remote side, and it
- *   fails at once ("client socket is closed") once keepalive has given up
- *   on the connection but the thread that holds its socket has not closed
- *   it yet, which on a stopped host lasts until the host answers again.
- *   The callback then stays armed and fires at that close, after the
- *   host has dropped the link (with the link as opaque, a read of freed
- *   memory: found by reading libvirt, while looking for the crash that
- *   attempt_main() explains). Fired, unregistered or its connection
- *   disposed, libvirt calls the free function once.
- * refs and host: guarded by cb_lock.
+ * after host_link_unref() freed it. Every registration holds a reference:
+ * - a lifecycle callback's is dropped by libvirt through the free
+ *   function: deregistering does not wait for a dispatch in flight on the
+ *   event thread; libvirt marks it deleted and calls the free function
+ *   once that dispatch is over (found by AddressSanitizer: on_lifecycle
+ *   read a link that host_link_unref() had just freed);
+ * - the close callback's is dropped here, because libvirt cannot be
+ *   relied on for it: drivers without close callbacks (the test driver)
+ *   accept the registration and never call the free function, and the
+ *   remote driver's unregistration, a call to the remote side, fails at
+ *   once ("client socket is closed") once keepalive has given up on the
+ *   connection but the thread that holds its socket has not closed it
+ *   yet, which on a stopped host lasts until the host answers again: the
+ *   callback then stays armed and fires at that close, after the host
+ *   has dropped the link (found by reading libvirt). So the reference
+ *   goes when the unregistration succeeded or the callback has fired
+ *   (it fires at most once); after a failed one, the callback drops it
+ *   itself when it fires (close_orphaned).
+ * All fields: guarded by cb_lock.
  */
 struct link_cb {
 	int refs;
 	struct host *host;
+	bool close_fired;    /* on_close() ran */
+	bool close_orphaned; /* unregistering failed: on_close() drops the
+				registration's reference */
 };
+
+/* Drop one reference with cb_lock held; true when it was the last (the
+ * caller frees c after unlocking). */
+static bool
+link_cb_put_locked(struct link_cb *c)
+{
+	return --c->refs == 0;
+}
 
 static void
 link_cb_release(void *opaque)
@@ -74,7 +87,7 @@ link_cb_release(void *opaque)
 	bool last;
 
 	pthread_mutex_lock(&cb_lock);
-	last = --c->refs == 0;
+	last = link_cb_put_locked(c);
 	pthread_mutex_unlock(&cb_lock);
 	if (last)
 		free(c);
@@ -86,6 +99,31 @@ link_cb_ref(struct link_cb *c)
 	pthread_mutex_lock(&cb_lock);
 	c->refs++;
 	pthread_mutex_unlock(&cb_lock);
+}
+
+/* Unregister the close callback from own and settle its reference
+ * (struct link_cb). */
+static void
+close_cb_unregister(struct link *a)
+{
+	struct link_cb *c = a->cb;
+	bool ok = virConnectUnregisterCloseCallback(a->own, on_close) == 0;
+	bool last = false;
+
+	if (!ok) {
+		log_debug("%s: the close callback stays registered until the "
+			  "connection closes: %s", a->uri,
+			  virGetLastErrorMessage());
+		virResetLastError();
+	}
+	pthread_mutex_lock(&cb_lock);
+	if (ok || c->close_fired)
+		last = link_cb_put_locked(c);
+	else
+		c->close_orphaned = true;
+	pthread_mutex_unlock(&cb_lock);
+	if (last)
+		free(c);
 }
 
 void
@@ -113,13 +151,8 @@ host_link_unref(struct link *a)
 		    virConnectDomainEventDeregisterAny(a->own,
 						       a->lifecycle_id) < 0)
 			virResetLastError();
-		if (a->close_cb &&
-		    virConnectUnregisterCloseCallback(a->own, on_close) < 0) {
-			log_debug("%s: the close callback stays registered until "
-				  "the connection closes: %s", a->uri,
-				  virGetLastErrorMessage());
-			virResetLastError();
-		}
+		if (a->close_cb)
+			close_cb_unregister(a);
 		virConnectClose(a->own);
 	}
 	link_cb_release(a->cb);
@@ -192,12 +225,10 @@ attempt_main(void *arg)
 	if (conn)
 		own = open_conn(a, err, sizeof(err));
 	if (own) {
-		link_cb_ref(a->cb); /* the registration's, dropped by libvirt */
+		link_cb_ref(a->cb); /* the registration's (struct link_cb) */
 		close_cb = virConnectRegisterCloseCallback(own, on_close, a->cb,
-							   link_cb_release) == 0;
+							   NULL) == 0;
 		if (!close_cb) {
-			/* libvirt calls the free function only for a
-			 * registration that succeeded */
 			link_cb_release(a->cb);
 			log_debug("%s: no close callback: %s", a->uri,
 				  virGetLastErrorMessage());
@@ -254,8 +285,10 @@ on_close(virConnectPtr conn, int reason, void *opaque)
 {
 	struct link_cb *c = opaque;
 	struct host *h;
+	bool last = false;
 
 	pthread_mutex_lock(&cb_lock);
+	c->close_fired = true;
 	h = c->host;
 	if (h) {
 		pthread_mutex_lock(&h->lock);
@@ -264,7 +297,13 @@ on_close(virConnectPtr conn, int reason, void *opaque)
 		pthread_mutex_unlock(&h->lock);
 		log_debug("%s: connection closed (reason %d)", h->name, reason);
 	}
+	/* the link let go of its callback when unregistering failed: its
+	 * reference is ours to drop (it fires at most once) */
+	if (c->close_orphaned)
+		last = link_cb_put_locked(c);
 	pthread_mutex_unlock(&cb_lock);
+	if (last)
+		free(c);
 }
 
 static void
