@@ -289,9 +289,9 @@ if [ "$quick" = 0 ]; then
 	# there depends on which thread inherits a dead connection
 	# (src/host_link.c), and AddressSanitizer turns a read of a stale
 	# pointer, which the gcc build survives some of the time, into a
-	# failure every time (it found that crash where the gcc build failed
-	# in some CI runs only). About 4 minutes, while the gcc guest suite
-	# runs.
+	# failure every time it happens (it showed that crash in every round
+	# where the gcc build failed in some CI runs only). About 4 minutes,
+	# while the gcc guest suite runs.
 	say "ASan+UBSan: host-outage (a libvirtd of its own, stopped and resumed)"
 	step_begin "ASan+UBSan: host-outage"
 	run_suites build-asan asan-outage host-outage || failed_steps+=(asan-outage)

@@ -469,16 +469,6 @@ test_names(void **state)
 	assert_null(reconcile_act_name(RECONCILE_ACT_LAST));
 }
 
-/*
- * A host of 20,000 domains, half of them known and running, a quarter
- * missing, many foreign, two volumes each: the plan is right, and its
- * cost is not quadratic. The old scans were: minutes of CPU here. A linear
- * plan takes about 30 ms on the gcc build and up to 2 s under TSan on a
- * busy 2-core machine, so the bound is on the thread's own CPU time (not
- * wall time, which a busy machine stretches) and set 10x above the
- * slowest build: it cannot flake, and a quadratic scan still fails it.
- * The figure is printed; bench/ measures the daemon's cost.
- */
 /* CPU time this thread has used, in milliseconds. */
 static int64_t
 thread_cpu_ms(void)
@@ -489,6 +479,16 @@ thread_cpu_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * A host of 20,000 domains, half of them known and running, a quarter
+ * missing, many foreign, two volumes each: the plan is right, and its
+ * cost is not quadratic. The old scans were: minutes of CPU here. A linear
+ * plan takes about 30 ms on the gcc build and up to 2 s under TSan on a
+ * busy 2-core machine, so the bound is on the thread's own CPU time (not
+ * wall time, which a busy machine stretches) and set 10x above the
+ * slowest build: it cannot flake, and a quadratic scan still fails it.
+ * The figure is printed; bench/ measures the daemon's cost.
+ */
 static void
 test_large(void **state)
 {
