@@ -93,13 +93,18 @@ CORE_SIGNALS = (signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGFPE,
                 signal.SIGILL, signal.SIGTRAP, signal.SIGSYS, signal.SIGQUIT)
 
 
-def core_pattern_relative():
+def core_pattern():
+    """The kernel's core_pattern ("?" when it cannot be read)."""
     try:
         with open("/proc/sys/kernel/core_pattern") as f:
-            pat = f.read().strip()
+            return f.read().strip()
     except OSError:
-        return False
-    return bool(pat) and not pat.startswith(("/", "|"))
+        return "?"
+
+
+def core_pattern_relative():
+    pat = core_pattern()
+    return bool(pat) and pat != "?" and not pat.startswith(("/", "|"))
 
 
 def allow_core_dumps():
@@ -119,13 +124,8 @@ def core_backtrace(binary, pid, core_dir):
     cores = [c for c in glob.glob(os.path.join(core_dir or ".", "core*"))
              if os.path.basename(c) in ("core", "core.%d" % pid)]
     if not cores:
-        try:
-            with open("/proc/sys/kernel/core_pattern") as f:
-                pat = f.read().strip()
-        except OSError:
-            pat = "?"
         return ("\n(no core file of process %d in %s; core_pattern is %r)\n"
-                % (pid, core_dir, pat))
+                % (pid, core_dir, core_pattern()))
     if not shutil.which("gdb"):
         return "\n(core file %s kept; gdb is not installed)\n" % cores[0]
     try:
