@@ -64,7 +64,7 @@ static struct mgroup *groups;
 static size_t n_groups;
 static struct mcount *counts;
 static size_t n_counts;
-static double tick_s;
+static double tick_s, tick_sum_s;
 static unsigned long ticks;
 /* lifecycle hooks: [hook][result] (metrics_hook) */
 #define HOOK_RESULTS 6
@@ -328,6 +328,7 @@ metrics_tick(double seconds)
 {
 	pthread_mutex_lock(&lock);
 	tick_s = seconds;
+	tick_sum_s += seconds;
 	ticks++;
 	pthread_mutex_unlock(&lock);
 }
@@ -354,6 +355,7 @@ metrics_reset(void)
 	counts = NULL;
 	n_counts = 0;
 	tick_s = 0;
+	tick_sum_s = 0;
 	ticks = 0;
 	memset(hook_counts, 0, sizeof(hook_counts));
 	pthread_mutex_unlock(&lock);
@@ -810,5 +812,9 @@ metrics_render_prometheus(struct strbuf *out, bool instances)
 	value(out, tick_s);
 	family(out, "va_ticks_total", "counter", "Ticks of the daemon's loop.");
 	strbuf_addf(out, "va_ticks_total %lu\n", ticks);
+	family(out, "va_tick_seconds_total", "counter",
+	       "Wall time of the daemon's ticks, summed: the loop's busy time.");
+	strbuf_adds(out, "va_tick_seconds_total");
+	value(out, tick_sum_s);
 	pthread_mutex_unlock(&lock);
 }

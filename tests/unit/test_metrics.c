@@ -191,6 +191,7 @@ test_render(void **state)
 	assert_null(strstr(t, "va_host_cpu_utilization_ratio{"));
 	assert_non_null(strstr(t, "va_tick_duration_seconds 0.125\n"));
 	assert_non_null(strstr(t, "va_ticks_total 1\n"));
+	assert_non_null(strstr(t, "va_tick_seconds_total 0.125\n"));
 
 	/* A failed round keeps the last capacity and instances but says down. */
 	r.ok = false;
