@@ -7,7 +7,11 @@ Per size, from watch.py's measurements and the bare client's:
 - collector round: median of va_host_collect_duration_seconds samples;
 - loop: median of va_tick_duration_seconds samples (one turn of the loop, not
   counting the collector's call, which runs on its own thread), and the
-  share of time the loop thread was busy (not in its idle wait);
+  share of time the loop was busy: from va_tick_seconds_total (the sum of
+  its turns' wall time) where the daemon has it, else from watch.py's
+  /proc samples of the loop thread (not in its idle wait), which see a
+  few ms a round in steps of their period; per round, against the loop
+  thread's CPU;
 - CPU per round: the daemon's CPU over the window (all threads: collector,
   loop with reconciliation, HTTP) divided by the collector's rounds, and
   its ratio to the bare call's client CPU; libvirtd's CPU per round;
@@ -80,7 +84,15 @@ for path in sys.argv[1:]:
     busy_s = (1 - r["idle_share"]) * dur
     coll = med(r.get("collect_s_samples", [])) * 1e3
     tick = med(r.get("tick_s_samples", [])) * 1e3
-    wall_round = coll + busy_s * 1e3 / rounds
+    if "tick_sum_s" in r:
+        # the loop's own sum of its turns (va_tick_seconds_total) over
+        # the scrapes' window, in which the rounds were counted too
+        busy_round = r["tick_sum_s"] * 1e3 / rounds
+        busy_share = r["tick_sum_s"] / r["metrics_window_s"] * 100
+    else:
+        busy_round = busy_s * 1e3 / rounds
+        busy_share = busy_s / dur * 100
+    wall_round = coll + busy_round
     # reconciliation passes: the loop's turns during which a
     # ConnectListAllDomains was sent (one a pass; watch.py matches the
     # RPC log's time stamps); older results: that many longest turns
@@ -101,7 +113,8 @@ for path in sys.argv[1:]:
     ba_ = b.get("after", {})
     rows.append(dict(
         size=r["size"], n=r["n"], adopt=r["adopt_s"], stop=r["stop_s"],
-        bw=bw, bc=bc, bs=bs, coll=coll, tick=tick, busy=busy_s / dur * 100,
+        bw=bw, bc=bc, bs=bs, coll=coll, tick=tick, busy=busy_share,
+        busy_round=busy_round,
         cpu_round=cpu_round, loop_round=loop_round, srv_round=srv_round,
         cpu_ratio=cpu_round / bc if bc else float("nan"), bf=bf,
         cpu_ratio_free=cpu_round / (bc + bf) if bc + bf > 0 else float("nan"),
@@ -134,7 +147,8 @@ cols = [
     ("adopted at start in", lambda r: "%s s" % fmt(r["adopt"], 1)),
     ("bare call: wall / client CPU / libvirtd CPU", lambda r: "%s / %s / %s ms" % (fmt(r["bw"], 1), fmt(r["bc"], 1), fmt(r["bs"]))),
     ("collector round, wall (median)", lambda r: "%s ms" % fmt(r["coll"], 1)),
-    ("loop turn (median), busy share", lambda r: "%s ms, %s %%" % (fmt(r["tick"], 1), fmt(r["busy"], 1))),
+    ("loop turn (median), busy share", lambda r: "%s ms, %s %%" % (fmt(r["tick"], 1), fmt(r["busy"], 2))),
+    ("loop busy per round: wall (its CPU)", lambda r: "%s ms (%s ms)" % (fmt(r["busy_round"], 1), fmt(r["loop_round"], 1))),
     ("daemon CPU per round (loop thread)", lambda r: "%s ms (%s)" % (fmt(r["cpu_round"], 1), fmt(r["loop_round"], 1))),
     ("daemon CPU / bare client CPU", lambda r: "%sx" % fmt(r["cpu_ratio"], 1)),
     ("bare client CPU to free the records; daemon / (call + free)", lambda r: "%s ms; %sx" % (fmt(r["bf"], 1), fmt(r["cpu_ratio_free"], 2))),

@@ -15,11 +15,16 @@
 #   3. a bare libvirt client (scale_helper bare) on the same host, before
 #      the daemon starts (so that its calls do not queue behind the
 #      collector's): its memory once connected, and BARE_CALLS bulk calls
-#      with the collector's stats groups and flags, BARE_EVERY_MS (500)
-#      apart (wall time, its CPU, libvirtd's);
+#      with the collector's stats groups (BARE_STATS, default
+#      state,cpu-total: those of the CPU-only policy the groups have; the
+#      daemon logs its own at start, and run.sh stops when they differ)
+#      and flags, BARE_EVERY_MS (500) apart (wall time, its CPU,
+#      libvirtd's);
 #   4. `virt-autoscaler run` with one host and groups bench0, bench1, ...
 #      of at most 1,000 instances each (a group's max is at most 1,000),
-#      min = max = their share of N (nothing to scale), heartbeats not
+#      min = max = their share of N (nothing to scale; a CPU target of
+#      60 %, so that every decision reads every instance's CPU from the
+#      built-in store, as a production group's would), heartbeats not
 #      required, until it has adopted all N (the time is printed);
 #   5. DURATION seconds (default 180) of watch.py: the loop's turns from
 #      /proc (longest stall), the CPU of the daemon, its loop thread and
@@ -48,6 +53,7 @@
 # Settings (environment): DURATION=180 INTERVAL=2s RETENTION=3m (92
 # samples per instance, the ring of the defaults, 15m at 10s, full within
 # the run), SCRAPE=5, BARE_CALLS=10, BARE_EVERY_MS=500, ALONG_CALLS=6,
+# BARE_STATS=state,cpu-total,
 # VA_SCALE_DIR=/run/va-sc (the private
 # libvirtd's directory: short, UNIX socket paths). Root. Asserts nothing.
 # Everything it made (domains, libvirtd, files) is removed at the end, also
@@ -64,6 +70,7 @@ interval=${INTERVAL:-2s}
 retention=${RETENTION:-3m}
 scrape=${SCRAPE:-5}
 bare_calls=${BARE_CALLS:-10}
+bare_stats=${BARE_STATS:-state,cpu-total}
 pdir=${VA_SCALE_DIR:-/run/va-sc}
 GROUP_MAX=1000
 bin=$build/src/virt-autoscaler
@@ -168,6 +175,7 @@ YAML
     min: $sz
     max: $sz
     template: { image: base.qcow2 }
+    scaling: { target: { cpu: 60% } }
     health: { heartbeat_timeout: 0s, replace: false }
 YAML
 	done
@@ -293,7 +301,7 @@ for size in $sizes; do
 	# queue behind the collector's (QEMU answers one domain at a time).
 	if [ -n "${OUT:-}" ]; then mkdir -p "$OUT"; fi
 	VA_BARE_SMAPS=${OUT:+$OUT/$size.bare} \
-		"$helper" bare "$host_uri" "$bare_calls" "${BARE_EVERY_MS:-500}" ${server_pid:-} >"$dir/bare.txt"
+		"$helper" bare "$host_uri" "$bare_stats" "$bare_calls" "${BARE_EVERY_MS:-500}" ${server_pid:-} >"$dir/bare.txt"
 	cat "$dir/bare.txt" >&2
 	port=$(free_port)
 	config "$dir" "$port" "$host_uri" "$pool" "$n"
@@ -312,6 +320,13 @@ for size in $sizes; do
 	adopted=$(grep -c 'adopted' "$dir/daemon.log" || true)
 	log "N=$size: ready ${ready:-0}, current ${current:-?} after ${adopt_s}s ($adopted log lines mention adoption)"
 	[ "${ready:-0}" -ge "$n" ] 2>/dev/null || { echo "run.sh: not all $n domains adopted" >&2; exit 1; }
+	# like for like: the bare client's call asks for the groups the
+	# daemon's collector asks for
+	asked=$(sed -n 's/.*stats groups asked of libvirt: //p' "$dir/daemon.log" | head -1)
+	[ "$asked" = "$bare_stats" ] || {
+		echo "run.sh: the daemon asks libvirt for stats groups '$asked', the bare client for '$bare_stats' (BARE_STATS)" >&2
+		exit 1
+	}
 	# let the collector warm up (facts of every domain on its first round)
 	sleep 5
 	# The bare client beside the daemon, during watch.py's window: the
@@ -336,7 +351,7 @@ for size in $sizes; do
 		timeout $(( iv_ms / 1000 * 2 + 30 )) bash -c \
 			'tail -n0 -F "$1" 2>/dev/null | grep -q -m1 "proc=344 type=0"' _ "${rpc_args[1]}" || true
 		sleep "$(( iv_ms / 2000 )).$(( (iv_ms / 2) % 1000 / 100 ))"
-		exec "$helper" bare "$host_uri" "$along_calls" "$iv_ms" ${server_pid:-} >"$dir/bare-along.txt"
+		exec "$helper" bare "$host_uri" "$bare_stats" "$along_calls" "$iv_ms" ${server_pid:-} >"$dir/bare-along.txt"
 	) &
 	along_pid=$!
 	python3 "$here/watch.py" --pid "$pid" --port "$port" --duration "$duration" \

@@ -12,12 +12,14 @@
  *   scale_helper teardown URI
  *       destroy (and undefine, if persistent) every va-scale-* domain,
  *       8 threads.
- *   scale_helper bare URI CALLS EVERY_MS [SERVER_PID]
+ *   scale_helper bare URI GROUPS CALLS EVERY_MS [SERVER_PID]
  *       a bare libvirt client: connect, print its memory, then make CALLS
  *       virConnectGetAllDomainStats calls EVERY_MS apart with the stats
- *       groups and flags of the daemon's collector (state, cpu-total,
- *       balloon, interface, block; ACTIVE | NOWAIT, without NOWAIT on a
- *       driver that refuses it), printing per call its wall time, this
+ *       GROUPS (a comma-separated list of state, cpu-total, balloon,
+ *       interface, block, vcpu; "all" for the first five: run.sh passes
+ *       the groups the daemon's collector asks for) and the collector's
+ *       flags (ACTIVE | NOWAIT, without NOWAIT on a driver that refuses
+ *       it), printing per call its wall time, this
  *       process's CPU time and, with SERVER_PID, libvirtd's, and this
  *       process's CPU time to free the records (free_cpu_ms, after the
  *       timed call); then its memory again. Lines start with "bare".
@@ -37,7 +39,7 @@
 
 #define PREFIX "va-scale-"
 #define VA_XMLNS_URI "https://virt-autoscaler.org/xmlns/1"
-#define STATS                                                                \
+#define STATS_ALL                                                            \
 	(VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_CPU_TOTAL |               \
 	 VIR_DOMAIN_STATS_BALLOON | VIR_DOMAIN_STATS_INTERFACE |             \
 	 VIR_DOMAIN_STATS_BLOCK)
@@ -148,8 +150,47 @@ print_mem(const char *when)
 	copy_smaps(when);
 }
 
+/* "state,cpu-total" -> the virDomainStatsTypes bits; 0 when a name is
+ * unknown */
+static unsigned
+parse_groups(const char *list)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} names[] = {
+		{"state", VIR_DOMAIN_STATS_STATE},
+		{"cpu-total", VIR_DOMAIN_STATS_CPU_TOTAL},
+		{"balloon", VIR_DOMAIN_STATS_BALLOON},
+		{"interface", VIR_DOMAIN_STATS_INTERFACE},
+		{"block", VIR_DOMAIN_STATS_BLOCK},
+		{"vcpu", VIR_DOMAIN_STATS_VCPU},
+	};
+	unsigned bits = 0;
+	const char *p = list;
+
+	if (strcmp(list, "all") == 0)
+		return STATS_ALL;
+	while (*p) {
+		size_t len = strcspn(p, ","), i;
+
+		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (strlen(names[i].name) == len &&
+			    strncmp(p, names[i].name, len) == 0)
+				break;
+		if (i == sizeof(names) / sizeof(names[0]))
+			return 0;
+		bits |= names[i].bit;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return bits;
+}
+
 static int
-cmd_bare(const char *uri, int calls, int every_ms, long server)
+cmd_bare(const char *uri, unsigned stats, int calls, int every_ms,
+	 long server)
 {
 	unsigned flags = VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE |
 			 VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT;
@@ -177,13 +218,13 @@ cmd_bare(const char *uri, int calls, int every_ms, long server)
 		w0 = now_ms();
 		c0 = self_cpu_ms();
 		s0 = server > 0 ? proc_cpu_ms(server) : -1;
-		n = virConnectGetAllDomainStats(conn, STATS, &recs, flags);
+		n = virConnectGetAllDomainStats(conn, stats, &recs, flags);
 		if (n < 0 && virGetLastErrorCode() == VIR_ERR_INVALID_ARG &&
 		    (flags & VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT)) {
 			/* the test driver refuses NOWAIT, as the collector
 			 * finds out on its first call */
 			flags &= ~(unsigned)VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT;
-			n = virConnectGetAllDomainStats(conn, STATS, &recs, flags);
+			n = virConnectGetAllDomainStats(conn, stats, &recs, flags);
 		}
 		w1 = now_ms();
 		c1 = self_cpu_ms();
@@ -386,12 +427,22 @@ main(int argc, char **argv)
 	}
 	if (argc == 3 && strcmp(argv[1], "teardown") == 0)
 		return cmd_teardown(argv[2]);
-	if ((argc == 5 || argc == 6) && strcmp(argv[1], "bare") == 0)
-		return cmd_bare(argv[2], atoi(argv[3]), atoi(argv[4]),
-				argc == 6 ? atol(argv[5]) : 0);
+	if ((argc == 6 || argc == 7) && strcmp(argv[1], "bare") == 0) {
+		unsigned stats = parse_groups(argv[3]);
+
+		if (!stats) {
+			fprintf(stderr, "scale_helper: unknown stats groups "
+					"'%s' (state, cpu-total, balloon, "
+					"interface, block, vcpu or all)\n",
+				argv[3]);
+			return 2;
+		}
+		return cmd_bare(argv[2], stats, atoi(argv[4]), atoi(argv[5]),
+				argc == 7 ? atol(argv[6]) : 0);
+	}
 	fprintf(stderr,
 		"usage: scale_helper setup URI N DISK GROUP OWNER\n"
 		"       scale_helper teardown URI\n"
-		"       scale_helper bare URI CALLS EVERY_MS [SERVER_PID]\n");
+		"       scale_helper bare URI GROUPS CALLS EVERY_MS [SERVER_PID]\n");
 	return 2;
 }

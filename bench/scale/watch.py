@@ -256,6 +256,11 @@ def main():
         r["calls_metric"] = hostsum(mb, "va_host_libvirt_calls_total") - \
             hostsum(ma, "va_host_libvirt_calls_total")
         r["metrics_window_s"] = tb - ta
+        # the loop's own sum of its turns' wall time (newer daemons):
+        # exact, where the /proc samples above see a few ms a round in
+        # steps of the sampling period
+        if "va_tick_seconds_total" in mb and "va_tick_seconds_total" in ma:
+            r["tick_sum_s"] = mb["va_tick_seconds_total"] - ma["va_tick_seconds_total"]
         td = [m.get("va_tick_duration_seconds") for _, m in good
               if m.get("va_tick_duration_seconds") is not None]
         cd = [hostmax(m, "va_host_collect_duration_seconds") for _, m in good]
