@@ -151,7 +151,9 @@ print_mem(const char *when)
 }
 
 /* "state,cpu-total" -> the virDomainStatsTypes bits; 0 when a name is
- * unknown */
+ * unknown. The names are libvirt's (virsh domstats), as the daemon logs
+ * them; the table is this program's own, as it links none of the
+ * daemon's code (bench_collect's names the same groups for its timings). */
 static unsigned
 parse_groups(const char *list)
 {
