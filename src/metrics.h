@@ -26,7 +26,7 @@
  *     memory_allocated_bytes}{host}
  *   va_host_collect_{rounds,errors}_total{host},
  *   va_host_libvirt_calls_total{host}, va_host_collect_duration_seconds{host}
- *   va_tick_duration_seconds, va_ticks_total, va_tick_seconds_total
+ *   va_tick_duration_seconds, va_ticks_total, va_tick_seconds (histogram)
  */
 #ifndef VA_METRICS_H
 #define VA_METRICS_H

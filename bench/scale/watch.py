@@ -256,11 +256,22 @@ def main():
         r["calls_metric"] = hostsum(mb, "va_host_libvirt_calls_total") - \
             hostsum(ma, "va_host_libvirt_calls_total")
         r["metrics_window_s"] = tb - ta
-        # the loop's own sum of its turns' wall time (newer daemons):
-        # exact, where the /proc samples above see a few ms a round in
-        # steps of the sampling period
-        if "va_tick_seconds_total" in mb and "va_tick_seconds_total" in ma:
-            r["tick_sum_s"] = mb["va_tick_seconds_total"] - ma["va_tick_seconds_total"]
+        # the loop's own histogram of its turns' wall time (newer
+        # daemons): the sum is exact, where the /proc samples above see a
+        # few ms a round in steps of the sampling period; the longest
+        # turn in the window is at most the lowest bound whose bucket
+        # grew by as many turns as the count
+        if "va_tick_seconds_sum" in mb and "va_tick_seconds_sum" in ma:
+            r["tick_sum_s"] = mb["va_tick_seconds_sum"] - ma["va_tick_seconds_sum"]
+            n = mb["va_tick_seconds_count"] - ma["va_tick_seconds_count"]
+            les = sorted(float(k.split('"')[1]) for k in mb
+                         if k.startswith("va_tick_seconds_bucket{")
+                         and "+Inf" not in k)
+            for le in les:
+                k = 'va_tick_seconds_bucket{le="%g"}' % le
+                if mb.get(k, 0) - ma.get(k, 0) >= n:
+                    r["tick_max_le_s"] = le
+                    break
         td = [m.get("va_tick_duration_seconds") for _, m in good
               if m.get("va_tick_duration_seconds") is not None]
         cd = [hostmax(m, "va_host_collect_duration_seconds") for _, m in good]

@@ -191,7 +191,11 @@ test_render(void **state)
 	assert_null(strstr(t, "va_host_cpu_utilization_ratio{"));
 	assert_non_null(strstr(t, "va_tick_duration_seconds 0.125\n"));
 	assert_non_null(strstr(t, "va_ticks_total 1\n"));
-	assert_non_null(strstr(t, "va_tick_seconds_total 0.125\n"));
+	assert_non_null(strstr(t, "va_tick_seconds_bucket{le=\"0.1\"} 0\n"));
+	assert_non_null(strstr(t, "va_tick_seconds_bucket{le=\"0.25\"} 1\n"));
+	assert_non_null(strstr(t, "va_tick_seconds_bucket{le=\"+Inf\"} 1\n"));
+	assert_non_null(strstr(t, "va_tick_seconds_sum 0.125\n"));
+	assert_non_null(strstr(t, "va_tick_seconds_count 1\n"));
 
 	/* A failed round keeps the last capacity and instances but says down. */
 	r.ok = false;
