@@ -310,6 +310,18 @@ metrics_hook(const char *hook, const char *result)
 	pthread_mutex_unlock(&lock);
 }
 
+/* Count v in the first bucket whose upper bound holds it (none: only in
+ * +Inf, which is the histogram's count). */
+static void
+observe(const double *bounds, unsigned long *bucket, size_t n, double v)
+{
+	for (size_t b = 0; b < n; b++)
+		if (v <= bounds[b]) {
+			bucket[b]++;
+			return;
+		}
+}
+
 void
 metrics_instance_ready(const char *group, double seconds)
 {
@@ -319,12 +331,7 @@ metrics_instance_ready(const char *group, double seconds)
 		seconds = 0;
 	pthread_mutex_lock(&lock);
 	c = count_get(group);
-	for (size_t b = 0; b < N_READY_BUCKETS; b++) {
-		if (seconds <= ready_buckets[b]) {
-			c->bucket[b]++;
-			break;
-		}
-	}
+	observe(ready_buckets, c->bucket, N_READY_BUCKETS, seconds);
 	c->ready_count++;
 	c->ready_sum += seconds;
 	pthread_mutex_unlock(&lock);
@@ -337,11 +344,7 @@ metrics_tick(double seconds)
 	tick_s = seconds;
 	tick_sum_s += seconds;
 	ticks++;
-	for (size_t b = 0; b < N_TICK_BUCKETS; b++)
-		if (seconds <= tick_buckets[b]) {
-			tick_bucket[b]++;
-			break;
-		}
+	observe(tick_buckets, tick_bucket, N_TICK_BUCKETS, seconds);
 	pthread_mutex_unlock(&lock);
 }
 
@@ -410,6 +413,43 @@ static void
 family(struct strbuf *sb, const char *name, const char *type, const char *help)
 {
 	strbuf_addf(sb, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* One series of histogram name (its family line is the caller's): the
+ * cumulative buckets (not cumulative in bucket[]), +Inf = count, the sum
+ * and the count, each with the label key=val when key is not NULL. */
+static void
+histogram(struct strbuf *sb, const char *name, const char *key,
+	  const char *val, const double *bounds, const unsigned long *bucket,
+	  size_t n, unsigned long count, double sum)
+{
+	static const char *const part[] = {"_sum", "_count"};
+	unsigned long cum = 0;
+
+	for (size_t b = 0; b <= n; b++) {
+		char le[32];
+
+		cum = b < n ? cum + bucket[b] : count;
+		if (b < n)
+			snprintf(le, sizeof(le), "%g", bounds[b]);
+		else
+			snprintf(le, sizeof(le), "+Inf");
+		strbuf_addf(sb, "%s_bucket{", name);
+		if (key)
+			label(sb, key, val, true);
+		label(sb, "le", le, !key);
+		strbuf_addc(sb, '}');
+		value(sb, (double)cum);
+	}
+	for (size_t k = 0; k < 2; k++) {
+		strbuf_addf(sb, "%s%s", name, part[k]);
+		if (key) {
+			strbuf_addc(sb, '{');
+			label(sb, key, val, true);
+			strbuf_addc(sb, '}');
+		}
+		value(sb, k ? (double)count : sum);
+	}
 }
 
 /*
@@ -674,7 +714,6 @@ render_counts(struct strbuf *sb)
 	}
 	for (size_t i = 0; i < n_counts; i++) {
 		const struct mcount *c = &counts[i];
-		unsigned long cum = 0;
 
 		if (!c->ready_count)
 			continue;
@@ -683,30 +722,9 @@ render_counts(struct strbuf *sb)
 			       "Time from an instance's creation to its first "
 			       "check-in (ready).");
 		any = true;
-		for (size_t b = 0; b <= N_READY_BUCKETS; b++) {
-			char le[32];
-
-			if (b < N_READY_BUCKETS) {
-				cum += c->bucket[b];
-				snprintf(le, sizeof(le), "%g", ready_buckets[b]);
-			} else {
-				cum = c->ready_count;
-				snprintf(le, sizeof(le), "+Inf");
-			}
-			strbuf_adds(sb, "va_instance_ready_seconds_bucket{");
-			label(sb, "group", c->group, true);
-			label(sb, "le", le, false);
-			strbuf_addc(sb, '}');
-			value(sb, (double)cum);
-		}
-		strbuf_adds(sb, "va_instance_ready_seconds_sum{");
-		label(sb, "group", c->group, true);
-		strbuf_addc(sb, '}');
-		value(sb, c->ready_sum);
-		strbuf_adds(sb, "va_instance_ready_seconds_count{");
-		label(sb, "group", c->group, true);
-		strbuf_addc(sb, '}');
-		value(sb, (double)c->ready_count);
+		histogram(sb, "va_instance_ready_seconds", "group", c->group,
+			  ready_buckets, c->bucket, N_READY_BUCKETS,
+			  c->ready_count, c->ready_sum);
 	}
 }
 
@@ -828,19 +846,7 @@ metrics_render_prometheus(struct strbuf *out, bool instances)
 	family(out, "va_tick_seconds", "histogram",
 	       "Wall time of the daemon's ticks: the sum is the loop's busy "
 	       "time, the highest bucket its longest stall.");
-	{
-		unsigned long cum = 0;
-
-		for (size_t b = 0; b < N_TICK_BUCKETS; b++) {
-			cum += tick_bucket[b];
-			strbuf_addf(out, "va_tick_seconds_bucket{le=\"%g\"} %lu\n",
-				    tick_buckets[b], cum);
-		}
-		strbuf_addf(out, "va_tick_seconds_bucket{le=\"+Inf\"} %lu\n",
-			    ticks);
-	}
-	strbuf_adds(out, "va_tick_seconds_sum");
-	value(out, tick_sum_s);
-	strbuf_addf(out, "va_tick_seconds_count %lu\n", ticks);
+	histogram(out, "va_tick_seconds", NULL, NULL, tick_buckets, tick_bucket,
+		  N_TICK_BUCKETS, ticks, tick_sum_s);
 	pthread_mutex_unlock(&lock);
 }
